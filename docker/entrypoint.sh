@@ -1,0 +1,37 @@
+#!/bin/sh
+# Container entrypoint for the SPD image.
+#   web    -> apply migrations, then gunicorn
+#   worker -> Celery worker
+#   beat   -> Celery beat
+#   mqtt   -> MQTT bridge management command
+#   *      -> exec the command as given (e.g. the image's default gunicorn CMD,
+#             or "python manage.py createsuperuser")
+set -eu
+
+case "${1:-}" in
+    web)
+        shift
+        python manage.py migrate --noinput
+        exec gunicorn spd.wsgi:application \
+            --bind 0.0.0.0:8000 \
+            --workers "${GUNICORN_WORKERS:-3}" \
+            --access-logfile - \
+            "$@"
+        ;;
+    worker)
+        shift
+        exec celery -A spd worker -l info "$@"
+        ;;
+    beat)
+        shift
+        exec celery -A spd beat -l info \
+            --schedule /var/lib/spd/celerybeat-schedule "$@"
+        ;;
+    mqtt)
+        shift
+        exec python manage.py mqtt_bridge "$@"
+        ;;
+    *)
+        exec "$@"
+        ;;
+esac

@@ -1,0 +1,158 @@
+"""Domain errors: every refusal has a stable code, an HTTP status and a message in zh and en.
+
+Services raise `Refused`; the API turns it into `{"code", "detail", "problems"}` and the UI into a
+message. This file is the one place where a refusal's wording lives.
+"""
+from dataclasses import dataclass, field
+from enum import Enum
+
+from django.utils.translation import get_language
+
+
+class Refusal(Enum):
+    """(HTTP status, English message, Chinese message). Messages may use {placeholders}."""
+
+    # Request shape and scope
+    INVALID_REQUEST = (400, "The request is invalid: {detail}", "请求无效：{detail}")
+    NOT_FOUND = (404, "{what} not found.", "未找到{what}。")
+    NOT_ALLOWED = (403, "You are not allowed to {action}.", "您无权{action}。")
+    IDEMPOTENCY_CONFLICT = (
+        409,
+        "Idempotency key {key} was already used for a different request.",
+        "幂等键 {key} 已用于另一个不同的请求。",
+    )
+    # Receiving and acceptance (验收)
+    DUPLICATE_DELIVERY_NOTE = (
+        409, "Delivery note {number} of this supplier already exists.", "该供应商的送货单 {number} 已存在。"
+    )
+    DELIVERY_ALREADY_ACCEPTED = (409, "Delivery note {number} has already been accepted.", "送货单 {number} 已验收。")
+    UDI_UNPARSEABLE = (400, "The UDI cannot be read: {detail}", "UDI 无法识别：{detail}")
+    PRODUCT_UNKNOWN = (
+        400, "No product with UDI-DI {di} is in this hospital's catalog.", "本院目录中没有 UDI-DI 为 {di} 的产品。"
+    )
+    UDI_DI_MISMATCH = (
+        400, "The UDI-DI {di} does not match product {product}.", "UDI-DI {di} 与产品 {product} 不符。"
+    )
+    NO_ACTIVE_AGREEMENT = (
+        400,
+        "Product {product} is not in an active supply agreement with {supplier}.",
+        "产品 {product} 与供应商 {supplier} 没有有效的供货协议。",
+    )
+    SUPPLIER_CERTIFICATE_MISSING = (
+        400, "Supplier {supplier} has no {certificate}.", "供应商 {supplier} 缺少{certificate}。"
+    )
+    SUPPLIER_CERTIFICATE_EXPIRED = (
+        400, "The {certificate} of supplier {supplier} expired on {date}.", "供应商 {supplier} 的{certificate}已于 {date} 过期。"
+    )
+    PRODUCT_CERTIFICATE_MISSING = (
+        400, "Product {product} has no registration certificate.", "产品 {product} 缺少注册证。"
+    )
+    PRODUCT_CERTIFICATE_EXPIRED = (
+        400,
+        "The registration certificate {number} of product {product} expired on {date}.",
+        "产品 {product} 的注册证 {number} 已于 {date} 过期。",
+    )
+    SERIAL_MISSING = (400, "A unit-tracked product needs a serial number in its UDI.", "按单件管理的产品需要序列号。")
+    LOT_MISSING = (400, "The lot number and expiry date are required.", "需要批号和有效期。")
+    UNIT_EXPIRED = (400, "The unit expired on {expiry}.", "该耗材已于 {expiry} 过期。")
+    SHELF_LIFE_TOO_SHORT = (
+        400,
+        "Only {days} days of shelf life remain; at least {minimum} are required.",
+        "剩余效期仅 {days} 天，至少需要 {minimum} 天。",
+    )
+    DUPLICATE_SERIAL = (
+        409, "Serial {serial} of UDI-DI {di} is already in the system.", "UDI-DI {di} 的序列号 {serial} 已存在。"
+    )
+    PRICE_MISMATCH = (
+        400, "Price {price} differs from the agreement price {agreed}.", "价格 {price} 与协议价 {agreed} 不一致。"
+    )
+    TEMPERATURE_MISSING = (
+        400, "Cold-chain product: the arrival temperature was not recorded.", "冷链产品：未记录到货温度。"
+    )
+    TEMPERATURE_OUT_OF_RANGE = (
+        400,
+        "Arrival temperature {temperature} °C is outside {low}–{high} °C.",
+        "到货温度 {temperature} °C 超出 {low}–{high} °C 范围。",
+    )
+    GIFT_NOT_AUTHORISED = (
+        403, "Only an SPD operator or an administrator may accept a gift line.", "只有 SPD 运营人员或管理员可以验收赠送品。"
+    )
+    # Stock
+    ILLEGAL_TRANSITION = (
+        409, "Unit {unit} cannot go from {current} to {target}.", "耗材 {unit} 不能从{current}变为{target}。"
+    )
+    UNIT_NOT_AT_LOCATION = (
+        409, "Unit {unit} is not at {location}.", "耗材 {unit} 不在{location}。"
+    )
+    ALREADY_AT_LOCATION = (409, "Unit {unit} is already at {location}.", "耗材 {unit} 已在{location}。")
+    INSUFFICIENT_STOCK = (
+        409,
+        "Only {available} of lot {lot} are at {location}; {requested} requested.",
+        "{location} 批号 {lot} 仅有 {available}，请求 {requested}。",
+    )
+    REASON_REQUIRED = (400, "A reason code is required.", "必须填写原因代码。")
+    WRONG_SUPPLIER = (
+        409, "Unit {unit} was supplied by {supplier}, not by this supplier.", "耗材 {unit} 的供应商是 {supplier}，不是该供应商。"
+    )
+    LOCATION_INACTIVE = (409, "Location {location} is not active.", "库位 {location} 已停用。")
+
+    @property
+    def status(self) -> int:
+        return self.value[0]
+
+    def message(self, **params: object) -> str:
+        template = self.value[2] if (get_language() or "").startswith("zh") else self.value[1]
+        try:
+            return template.format(**params)
+        except (KeyError, IndexError):
+            return template
+
+
+@dataclass
+class Problem:
+    """One reason a request cannot be done, e.g. one unit of a transfer that is not in stock."""
+
+    refusal: Refusal
+    params: dict = field(default_factory=dict)
+    item: object = None
+
+    @property
+    def code(self) -> str:
+        return self.refusal.name
+
+    @property
+    def detail(self) -> str:
+        return self.refusal.message(**self.params)
+
+    def as_dict(self) -> dict:
+        data = {"code": self.code, "detail": self.detail}
+        if self.item is not None:
+            data["item"] = self.item
+        return data
+
+
+class Refused(Exception):
+    """A service refused a request; nothing was changed. Carries every problem found, not just one."""
+
+    def __init__(self, refusal: Refusal | list[Problem], item: object = None, **params: object) -> None:
+        if isinstance(refusal, list):
+            self.problems = refusal
+        else:
+            self.problems = [Problem(refusal, params, item)]
+        super().__init__(self.detail)
+
+    @property
+    def refusal(self) -> Refusal:
+        return self.problems[0].refusal
+
+    @property
+    def code(self) -> str:
+        return self.problems[0].code
+
+    @property
+    def detail(self) -> str:
+        return "; ".join(problem.detail for problem in self.problems)
+
+    @property
+    def status(self) -> int:
+        return max(problem.refusal.status for problem in self.problems)

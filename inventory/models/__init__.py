@@ -1,0 +1,15 @@
+"""The SPD domain model. Each module holds one part of it; import from here."""
+from inventory.models.catalog import Product, SupplyAgreement, TrackingMode
+from inventory.models.documents import AcceptanceRecord, DeliveryLine, DeliveryNote, StockOrder
+from inventory.models.idempotency import IdempotencyRecord
+from inventory.models.organisation import Department, Hospital, Location
+from inventory.models.parties import Certificate, Manufacturer, Supplier
+from inventory.models.people import Role, User
+from inventory.models.stock import UNIT_TRANSITIONS, LotBalance, Movement, Owner, Unit, UnitStatus
+
+__all__ = [
+    "AcceptanceRecord", "Certificate", "DeliveryLine", "DeliveryNote", "Department", "Hospital",
+    "IdempotencyRecord", "Location", "LotBalance", "Manufacturer", "Movement", "Owner", "Product", "Role",
+    "StockOrder", "Supplier", "SupplyAgreement", "TrackingMode", "UNIT_TRANSITIONS", "Unit", "UnitStatus",
+    "User",
+]

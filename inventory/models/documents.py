@@ -1,0 +1,130 @@
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class DeliveryNote(models.Model):
+    """A supplier's delivery note (送货单). Its lines are accepted or rejected one by one (验收)."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "RECEIVED", _("Received, awaiting acceptance")
+        ACCEPTED = "ACCEPTED", _("Acceptance done")
+
+    hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="delivery_notes")
+    supplier = models.ForeignKey("inventory.Supplier", on_delete=models.PROTECT, related_name="delivery_notes")
+    number = models.CharField(_("delivery note number"), max_length=64)
+    receiving_location = models.ForeignKey(
+        "inventory.Location", on_delete=models.PROTECT, related_name="delivery_notes"
+    )
+    delivered_at = models.DateTimeField(_("delivered at"), default=timezone.now)
+    temperature_c = models.DecimalField(
+        _("temperature on arrival °C"), max_digits=5, decimal_places=1, null=True, blank=True
+    )
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.RECEIVED)
+    received_by = models.ForeignKey("inventory.User", on_delete=models.PROTECT, related_name="+")
+    accepted_by = models.ForeignKey(
+        "inventory.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    accepted_at = models.DateTimeField(_("accepted at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("delivery note")
+        ordering = ["-delivered_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["hospital", "supplier", "number"], name="delivery_note_number_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.supplier} {self.number}"
+
+
+class DeliveryLine(models.Model):
+    """One line of a delivery note: one scanned unit, or a quantity of one lot."""
+
+    note = models.ForeignKey(DeliveryNote, on_delete=models.PROTECT, related_name="lines")
+    line_no = models.PositiveIntegerField(_("line"))
+    raw_udi = models.CharField(_("UDI as scanned"), max_length=300, blank=True)
+    product = models.ForeignKey(
+        "inventory.Product", null=True, blank=True, on_delete=models.PROTECT, related_name="delivery_lines"
+    )
+    lot = models.CharField(_("lot"), max_length=64, blank=True)
+    serial = models.CharField(_("serial"), max_length=64, blank=True)
+    expiry = models.DateField(_("expiry"), null=True, blank=True)
+    production_date = models.DateField(_("production date"), null=True, blank=True)
+    quantity = models.PositiveIntegerField(_("quantity"), default=1)
+    unit_price = models.DecimalField(_("unit price"), max_digits=12, decimal_places=2)
+
+    class Meta:
+        verbose_name = _("delivery line")
+        ordering = ["note", "line_no"]
+        constraints = [
+            models.UniqueConstraint(fields=["note", "line_no"], name="delivery_line_no_unique"),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="delivery_line_quantity_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.note} #{self.line_no}"
+
+
+class AcceptanceRecord(models.Model):
+    """The acceptance decision (验收记录) on one delivery line, with every reason when rejected."""
+
+    class Decision(models.TextChoices):
+        ACCEPTED = "ACCEPTED", _("Accepted")
+        REJECTED = "REJECTED", _("Rejected")
+
+    line = models.OneToOneField(DeliveryLine, on_delete=models.PROTECT, related_name="acceptance")
+    decision = models.CharField(_("decision"), max_length=16, choices=Decision.choices)
+    reason_code = models.CharField(_("reason code"), max_length=48, blank=True)
+    reasons = models.JSONField(_("all reasons"), default=list, blank=True)
+    is_gift = models.BooleanField(_("gift (赠送)"), default=False)
+    decided_by = models.ForeignKey("inventory.User", on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(_("decided at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("acceptance record")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(decision="ACCEPTED", reason_code="") | (Q(decision="REJECTED") & ~Q(reason_code="")),
+                name="rejection_has_reason",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.line}: {self.get_decision_display()} {self.reason_code}".strip()
+
+
+class StockOrder(models.Model):
+    """The document behind a transfer, a return to the supplier or a scrap (移库单/退货单/报损单)."""
+
+    class Kind(models.TextChoices):
+        PUTAWAY = "PUTAWAY", _("Put away")
+        TRANSFER = "TRANSFER", _("Transfer")
+        RETURN_TO_SUPPLIER = "RETURN_TO_SUPPLIER", _("Return to supplier")
+        SCRAP = "SCRAP", _("Scrap")
+
+    hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="stock_orders")
+    kind = models.CharField(_("kind"), max_length=24, choices=Kind.choices)
+    to_location = models.ForeignKey(
+        "inventory.Location", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    supplier = models.ForeignKey(
+        "inventory.Supplier", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reason_code = models.CharField(_("reason code"), max_length=32, blank=True)
+    note = models.CharField(_("note"), max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        "inventory.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_by_device = models.ForeignKey(
+        "devices.Device", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    occurred_at = models.DateTimeField(_("occurred at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("stock order")
+        ordering = ["-occurred_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk}"

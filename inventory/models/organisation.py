@@ -1,0 +1,76 @@
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Hospital(models.Model):
+    """A hospital; several of them may form one county alliance (医共体) in one instance."""
+
+    code = models.CharField(_("code"), max_length=32, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    alliance = models.CharField(_("county alliance (医共体)"), max_length=200, blank=True)
+    is_lead = models.BooleanField(_("lead hospital"), default=False)
+
+    class Meta:
+        verbose_name = _("hospital")
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Department(models.Model):
+    class Kind(models.TextChoices):
+        CLINICAL = "CLINICAL", _("Clinical department")
+        OPERATING_THEATRE = "OPERATING_THEATRE", _("Operating theatre / cath lab")
+        WAREHOUSE = "WAREHOUSE", _("Warehouse")
+        ADMINISTRATIVE = "ADMINISTRATIVE", _("Administrative")
+
+    hospital = models.ForeignKey(Hospital, on_delete=models.PROTECT, related_name="departments")
+    code = models.CharField(_("code"), max_length=32)
+    name = models.CharField(_("name"), max_length=200)
+    kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices, default=Kind.CLINICAL)
+
+    class Meta:
+        verbose_name = _("department")
+        ordering = ["hospital", "code"]
+        constraints = [models.UniqueConstraint(fields=["hospital", "code"], name="department_code_per_hospital")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Location(models.Model):
+    """A place stock can be: central warehouse (中心库), department store (二级库), smart cabinet…"""
+
+    class Kind(models.TextChoices):
+        CENTRAL_WAREHOUSE = "CENTRAL_WAREHOUSE", _("Central warehouse (中心库)")
+        DEPARTMENT_STORE = "DEPARTMENT_STORE", _("Department store (二级库)")
+        SMART_CABINET = "SMART_CABINET", _("Smart cabinet (智能柜)")
+        OPERATING_ROOM = "OPERATING_ROOM", _("Operating room")
+        QUARANTINE = "QUARANTINE", _("Quarantine")
+        IN_TRANSIT = "IN_TRANSIT", _("In transit")
+
+    hospital = models.ForeignKey(Hospital, on_delete=models.PROTECT, related_name="locations")
+    department = models.ForeignKey(
+        Department, null=True, blank=True, on_delete=models.PROTECT, related_name="locations"
+    )
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    code = models.CharField(_("code"), max_length=32)
+    name = models.CharField(_("name"), max_length=200)
+    kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("location")
+        ordering = ["hospital", "code"]
+        constraints = [models.UniqueConstraint(fields=["hospital", "code"], name="location_code_per_hospital")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def holds_units_as(self) -> str:
+        """The status a unit has while it sits here."""
+        from inventory.models.stock import UnitStatus
+
+        return UnitStatus.IN_CABINET if self.kind == self.Kind.SMART_CABINET else UnitStatus.IN_STOCK

@@ -1,0 +1,34 @@
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Role(models.TextChoices):
+    """The groups a user can belong to; permissions follow from them (inventory.api.permissions)."""
+
+    ADMIN = "admin", _("Administrator")
+    WAREHOUSE = "warehouse", _("Warehouse keeper (库管员)")
+    SPD_OPERATOR = "spd_operator", _("SPD operator")
+    NURSE = "nurse", _("Nurse")
+    AUDITOR = "auditor", _("Auditor")
+
+
+class User(AbstractUser):
+    """A person. Bound to one hospital: everything they see and do is scoped to it.
+
+    Superusers without a hospital are alliance-level administrators and see every hospital.
+    """
+
+    hospital = models.ForeignKey(
+        "inventory.Hospital", null=True, blank=True, on_delete=models.PROTECT, related_name="users"
+    )
+    departments = models.ManyToManyField("inventory.Department", blank=True, related_name="users")
+
+    class Meta:
+        verbose_name = _("user")
+
+    def has_role(self, *roles: Role) -> bool:
+        if self.is_superuser:
+            return True
+        names = {role.value for role in roles}
+        return any(group.name in names for group in self.groups.all())

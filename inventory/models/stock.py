@@ -1,0 +1,224 @@
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class UnitStatus(models.TextChoices):
+    RECEIVED = "RECEIVED", _("Received")
+    ACCEPTED = "ACCEPTED", _("Accepted")
+    REJECTED = "REJECTED", _("Rejected")
+    IN_STOCK = "IN_STOCK", _("In stock")
+    IN_CABINET = "IN_CABINET", _("In smart cabinet")
+    TAKEN = "TAKEN", _("Taken from cabinet")
+    CONSUMED = "CONSUMED", _("Consumed")
+    RETURNED_TO_SUPPLIER = "RETURNED_TO_SUPPLIER", _("Returned to supplier")
+    SCRAPPED = "SCRAPPED", _("Scrapped")
+    EXPIRED = "EXPIRED", _("Expired (locked)")
+
+
+# The unit status machine (DESIGN.md §3). A move between two locations keeps IN_STOCK or
+# IN_CABINET, hence the self-transitions.
+UNIT_TRANSITIONS: dict[str, frozenset[str]] = {
+    UnitStatus.RECEIVED: frozenset({UnitStatus.ACCEPTED, UnitStatus.REJECTED}),
+    UnitStatus.ACCEPTED: frozenset(
+        {UnitStatus.IN_STOCK, UnitStatus.IN_CABINET, UnitStatus.RETURNED_TO_SUPPLIER, UnitStatus.SCRAPPED}
+    ),
+    UnitStatus.IN_STOCK: frozenset(
+        {
+            UnitStatus.IN_STOCK, UnitStatus.IN_CABINET, UnitStatus.CONSUMED, UnitStatus.RETURNED_TO_SUPPLIER,
+            UnitStatus.SCRAPPED, UnitStatus.EXPIRED,
+        }
+    ),
+    UnitStatus.IN_CABINET: frozenset(
+        {
+            UnitStatus.IN_CABINET, UnitStatus.IN_STOCK, UnitStatus.TAKEN, UnitStatus.RETURNED_TO_SUPPLIER,
+            UnitStatus.SCRAPPED, UnitStatus.EXPIRED,
+        }
+    ),
+    UnitStatus.TAKEN: frozenset({UnitStatus.IN_CABINET, UnitStatus.IN_STOCK, UnitStatus.CONSUMED}),
+    UnitStatus.CONSUMED: frozenset({UnitStatus.IN_STOCK}),
+    UnitStatus.EXPIRED: frozenset({UnitStatus.RETURNED_TO_SUPPLIER, UnitStatus.SCRAPPED}),
+    UnitStatus.REJECTED: frozenset(),
+    UnitStatus.RETURNED_TO_SUPPLIER: frozenset(),
+    UnitStatus.SCRAPPED: frozenset(),
+}
+
+
+class Owner(models.TextChoices):
+    HOSPITAL = "HOSPITAL", _("Hospital")
+    SUPPLIER = "SUPPLIER", _("Supplier (consignment 寄售)")
+
+
+class Unit(models.Model):
+    """One physical high-value item (一物一码). Its location and status change only with a Movement."""
+
+    hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="units")
+    product = models.ForeignKey("inventory.Product", on_delete=models.PROTECT, related_name="units")
+    supplier = models.ForeignKey("inventory.Supplier", on_delete=models.PROTECT, related_name="units")
+    delivery_line = models.OneToOneField(
+        "inventory.DeliveryLine", null=True, blank=True, on_delete=models.PROTECT, related_name="unit"
+    )
+    udi_raw = models.CharField(_("UDI as scanned"), max_length=300)
+    udi = models.CharField(_("UDI (normalised)"), max_length=300)
+    di = models.CharField(_("UDI-DI"), max_length=64)
+    lot = models.CharField(_("lot"), max_length=64, blank=True)
+    serial = models.CharField(_("serial"), max_length=64)
+    expiry = models.DateField(_("expiry"), null=True, blank=True)
+    production_date = models.DateField(_("production date"), null=True, blank=True)
+    epc = models.CharField(_("RFID EPC"), max_length=64, null=True, blank=True, unique=True)
+    owner = models.CharField(_("owner"), max_length=16, choices=Owner.choices, default=Owner.HOSPITAL)
+    unit_cost = models.DecimalField(_("unit cost"), max_digits=12, decimal_places=2)
+    is_gift = models.BooleanField(_("gift (赠送)"), default=False)
+    status = models.CharField(_("status"), max_length=24, choices=UnitStatus.choices)
+    location = models.ForeignKey(
+        "inventory.Location", null=True, blank=True, on_delete=models.PROTECT, related_name="units"
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("unit")
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["di", "serial"], name="unit_serial_unique_per_di"),
+            models.CheckConstraint(condition=Q(unit_cost__gte=0), name="unit_cost_not_negative"),
+        ]
+        indexes = [
+            models.Index(fields=["hospital", "status"]),
+            models.Index(fields=["location", "status"]),
+            models.Index(fields=["expiry"]),
+            models.Index(fields=["product", "lot"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product.name} SN {self.serial}"
+
+
+class LotBalance(models.Model):
+    """Quantity of one lot of a lot-tracked product at one location. Changes only with a Movement."""
+
+    hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="lot_balances")
+    product = models.ForeignKey("inventory.Product", on_delete=models.PROTECT, related_name="lot_balances")
+    lot = models.CharField(_("lot"), max_length=64)
+    expiry = models.DateField(_("expiry"), null=True, blank=True)
+    location = models.ForeignKey("inventory.Location", on_delete=models.PROTECT, related_name="lot_balances")
+    owner = models.CharField(_("owner"), max_length=16, choices=Owner.choices, default=Owner.HOSPITAL)
+    unit_cost = models.DecimalField(_("unit cost"), max_digits=12, decimal_places=2)
+    quantity = models.IntegerField(_("quantity"))
+
+    class Meta:
+        verbose_name = _("lot balance")
+        ordering = ["product", "expiry", "lot"]
+        constraints = [
+            models.UniqueConstraint(fields=["product", "lot", "location"], name="one_balance_per_lot_and_location"),
+            models.CheckConstraint(condition=Q(quantity__gte=0), name="lot_quantity_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product} lot {self.lot} @ {self.location}: {self.quantity}"
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise TypeError("The ledger is append-only: movements cannot be updated.")
+
+    def delete(self):
+        raise TypeError("The ledger is append-only: movements cannot be deleted.")
+
+
+class Movement(models.Model):
+    """The ledger (台账): one row per change of quantity, location, status or owner.
+
+    Append-only: never updated or deleted (this model refuses it, and on PostgreSQL a trigger does
+    too); a mistake is corrected by a reversing movement. Balances (Unit.location/status,
+    LotBalance.quantity) are changed in the same transaction as the row that explains them.
+    """
+
+    class Kind(models.TextChoices):
+        RECEIPT = "RECEIPT", _("Receipt (入库)")
+        PUTAWAY = "PUTAWAY", _("Put away (上架)")
+        TRANSFER = "TRANSFER", _("Transfer (移库)")
+        CABINET_TAKE = "CABINET_TAKE", _("Taken from cabinet")
+        CABINET_RETURN = "CABINET_RETURN", _("Returned to cabinet")
+        CONSUME = "CONSUME", _("Consumed (使用)")
+        UNCONSUME = "UNCONSUME", _("Consumption refunded (退费)")
+        RETURN_TO_SUPPLIER = "RETURN_TO_SUPPLIER", _("Returned to supplier (退货)")
+        SCRAP = "SCRAP", _("Scrapped (报损)")
+        EXPIRE = "EXPIRE", _("Expired and locked")
+        ADJUSTMENT = "ADJUSTMENT", _("Stocktake adjustment (盘点调整)")
+
+    KINDS_REQUIRING_REASON = frozenset({Kind.RETURN_TO_SUPPLIER, Kind.SCRAP, Kind.UNCONSUME, Kind.ADJUSTMENT})
+
+    class DocumentType(models.TextChoices):
+        DELIVERY_NOTE = "DELIVERY_NOTE", _("Delivery note")
+        STOCK_ORDER = "STOCK_ORDER", _("Stock order")
+
+    hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="movements")
+    kind = models.CharField(_("kind"), max_length=24, choices=Kind.choices)
+    product = models.ForeignKey("inventory.Product", on_delete=models.PROTECT, related_name="movements")
+    unit = models.ForeignKey(
+        Unit, null=True, blank=True, on_delete=models.PROTECT, related_name="movements"
+    )
+    lot = models.CharField(_("lot"), max_length=64, blank=True)
+    quantity = models.PositiveIntegerField(_("quantity"), default=1)
+    from_location = models.ForeignKey(
+        "inventory.Location", null=True, blank=True, on_delete=models.PROTECT, related_name="movements_out"
+    )
+    to_location = models.ForeignKey(
+        "inventory.Location", null=True, blank=True, on_delete=models.PROTECT, related_name="movements_in"
+    )
+    from_status = models.CharField(_("status before"), max_length=24, choices=UnitStatus.choices, blank=True)
+    to_status = models.CharField(_("status after"), max_length=24, choices=UnitStatus.choices, blank=True)
+    actor_user = models.ForeignKey(
+        "inventory.User", null=True, blank=True, on_delete=models.PROTECT, related_name="movements"
+    )
+    actor_device = models.ForeignKey(
+        "devices.Device", null=True, blank=True, on_delete=models.PROTECT, related_name="movements"
+    )
+    occurred_at = models.DateTimeField(_("occurred at"))
+    recorded_at = models.DateTimeField(_("recorded at"), default=timezone.now)
+    reason_code = models.CharField(_("reason code"), max_length=32, blank=True)
+    note = models.CharField(_("note"), max_length=500, blank=True)
+    document_type = models.CharField(_("source document type"), max_length=24, choices=DocumentType.choices)
+    document_id = models.BigIntegerField(_("source document id"))
+    idempotency_key = models.CharField(_("idempotency key"), max_length=200, unique=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("movement")
+        ordering = ["id"]
+        db_table = "inventory_movement"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(actor_user__isnull=False, actor_device__isnull=True)
+                | Q(actor_user__isnull=True, actor_device__isnull=False),
+                name="movement_has_one_actor",
+            ),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="movement_quantity_positive"),
+            models.CheckConstraint(
+                condition=~Q(kind__in=["RETURN_TO_SUPPLIER", "SCRAP", "UNCONSUME", "ADJUSTMENT"])
+                | ~Q(reason_code=""),
+                name="movement_reason_where_required",
+            ),
+            models.CheckConstraint(
+                condition=Q(unit__isnull=False, quantity=1) | Q(unit__isnull=True, lot__gt=""),
+                name="movement_moves_a_unit_or_a_lot",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["hospital", "occurred_at"]),
+            models.Index(fields=["product", "occurred_at"]),
+            models.Index(fields=["document_type", "document_id"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise TypeError("The ledger is append-only: a saved movement cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("The ledger is append-only: movements cannot be deleted.")

@@ -1,0 +1,53 @@
+"""Idempotent execution of stock operations.
+
+Every operation that moves stock takes a caller-chosen idempotency key. The same key with the same
+request returns the first outcome and writes nothing; with a different request it is refused (409).
+"""
+import hashlib
+import json
+from collections.abc import Callable
+from typing import TypeVar
+
+from django.apps import apps
+from django.db import IntegrityError, models, transaction
+
+from inventory.errors import Refusal, Refused
+from inventory.models import Hospital, IdempotencyRecord
+
+T = TypeVar("T", bound=models.Model)
+
+
+def fingerprint(operation: str, payload: object) -> str:
+    canonical = json.dumps({"operation": operation, "payload": payload}, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def run_once(
+    *, hospital: Hospital, key: str, operation: str, payload: object, perform: Callable[[], T]
+) -> tuple[T, bool]:
+    """Run `perform` once per (hospital, key), atomically; return (outcome, performed_now).
+
+    The record is inserted before the work, inside the same transaction: a concurrent request with
+    the same key blocks on the unique index until the first commits, then replays its outcome. If
+    the work fails, the record is rolled back with it and the key stays free.
+    """
+    if not key or len(key) > 128:
+        raise Refused(Refusal.INVALID_REQUEST, detail="idempotency_key must be 1 to 128 characters")
+    request_fingerprint = fingerprint(operation, payload)
+    try:
+        with transaction.atomic():
+            record = IdempotencyRecord.objects.create(
+                hospital=hospital, key=key, operation=operation, fingerprint=request_fingerprint
+            )
+            outcome = perform()
+            record.result_model = outcome._meta.label
+            record.result_id = outcome.pk
+            record.save(update_fields=["result_model", "result_id"])
+            return outcome, True
+    except IntegrityError:
+        first = IdempotencyRecord.objects.filter(hospital=hospital, key=key).first()
+        if first is None:
+            raise
+    if first.operation != operation or first.fingerprint != request_fingerprint:
+        raise Refused(Refusal.IDEMPOTENCY_CONFLICT, key=key)
+    return apps.get_model(first.result_model).objects.get(pk=first.result_id), False

@@ -1,0 +1,84 @@
+"""The only code that writes Movement rows and the balances they explain.
+
+Callers hold the transaction and have locked the rows (units first, then lot balances ordered by
+primary key, then locations); these functions check the unit status machine, write the movement
+and update the balance in that same transaction.
+"""
+import datetime
+
+from django.db.models import F
+from django.utils import timezone
+
+from inventory.actors import Actor
+from inventory.errors import Problem, Refusal, Refused
+from inventory.models import UNIT_TRANSITIONS, Location, LotBalance, Movement, Product, Unit, UnitStatus
+
+
+def transition_problem(unit: Unit, target: str) -> Problem | None:
+    """Why the unit status machine forbids `unit` to go to `target`, or None if it may."""
+    if target in UNIT_TRANSITIONS[unit.status]:
+        return None
+    return Problem(
+        Refusal.ILLEGAL_TRANSITION,
+        {"unit": unit.serial, "current": unit.get_status_display(), "target": UnitStatus(target).label},
+        unit.pk,
+    )
+
+
+def move_unit(
+    *, unit: Unit, kind: str, to_status: str, to_location: Location | None, actor: Actor,
+    idempotency_key: str, document: tuple[str, int], occurred_at: datetime.datetime | None = None,
+    reason_code: str = "", note: str = "",
+) -> Movement:
+    """Change one unit's status/location and record why. `unit` must be locked by the caller."""
+    if problem := transition_problem(unit, to_status):
+        raise Refused([problem])
+    movement = Movement.objects.create(
+        hospital_id=unit.hospital_id, kind=kind, product_id=unit.product_id, unit=unit, lot=unit.lot,
+        quantity=1, from_location_id=unit.location_id, to_location=to_location,
+        from_status=unit.status, to_status=to_status, occurred_at=occurred_at or timezone.now(),
+        reason_code=reason_code, note=note, document_type=document[0], document_id=document[1],
+        idempotency_key=idempotency_key, **actor.movement_fields(),
+    )
+    unit.status = to_status
+    unit.location = to_location
+    unit.save(update_fields=["status", "location"])
+    return movement
+
+
+def move_lot(
+    *, product: Product, lot: str, quantity: int, source: LotBalance | None, to_location: Location | None,
+    kind: str, actor: Actor, idempotency_key: str, document: tuple[str, int],
+    new_balance_defaults: dict | None = None, occurred_at: datetime.datetime | None = None,
+    reason_code: str = "", note: str = "",
+) -> Movement:
+    """Move `quantity` of a lot out of `source` (locked by the caller) and/or into `to_location`.
+
+    The decrement is an F() update guarded by the CHECK constraint, so stock can never go negative
+    even if a caller forgot to lock; the caller checks first to give a clear refusal.
+    """
+    if source is not None:
+        if source.quantity < quantity:
+            raise Refused(
+                Refusal.INSUFFICIENT_STOCK, lot=lot, location=source.location, available=source.quantity,
+                requested=quantity,
+            )
+        LotBalance.objects.filter(pk=source.pk).update(quantity=F("quantity") - quantity)
+        source.refresh_from_db(fields=["quantity"])
+    if to_location is not None:
+        template = source or LotBalance(**(new_balance_defaults or {}))
+        target, _ = LotBalance.objects.select_for_update().get_or_create(
+            product=product, lot=lot, location=to_location,
+            defaults={
+                "hospital_id": product.hospital_id, "expiry": template.expiry, "owner": template.owner,
+                "unit_cost": template.unit_cost, "quantity": 0,
+            },
+        )
+        LotBalance.objects.filter(pk=target.pk).update(quantity=F("quantity") + quantity)
+    return Movement.objects.create(
+        hospital_id=product.hospital_id, kind=kind, product=product, lot=lot, quantity=quantity,
+        from_location_id=source.location_id if source else None, to_location=to_location,
+        occurred_at=occurred_at or timezone.now(), reason_code=reason_code, note=note,
+        document_type=document[0], document_id=document[1], idempotency_key=idempotency_key,
+        **actor.movement_fields(),
+    )

@@ -1,0 +1,356 @@
+"""Receiving (收货) and acceptance (验收): where a supplier's delivery becomes hospital stock.
+
+Acceptance is decided here and only here: `acceptance_problems` lists every reason a line cannot
+be accepted; accepted lines enter stock with a RECEIPT movement, rejected lines keep their reasons
+and never enter stock.
+"""
+import datetime
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError
+from django.utils import timezone
+
+from devices.udi import ParsedUDI, ParseError, parse_udi
+from inventory.actors import Actor
+from inventory.errors import Problem, Refusal, Refused
+from inventory.models import (
+    AcceptanceRecord,
+    Certificate,
+    DeliveryLine,
+    DeliveryNote,
+    Hospital,
+    Location,
+    Movement,
+    Owner,
+    Product,
+    Role,
+    Supplier,
+    SupplyAgreement,
+    TrackingMode,
+    Unit,
+    UnitStatus,
+)
+from inventory.services.idempotency import run_once
+from inventory.services.ledger import move_lot, move_unit
+
+REQUIRED_SUPPLIER_CERTIFICATES = (Certificate.Kind.BUSINESS_LICENCE, Certificate.Kind.DISTRIBUTION_LICENCE)
+
+
+@dataclass(frozen=True)
+class LineInput:
+    """One delivery line as sent: a scanned UDI, or product + lot + expiry + quantity."""
+
+    unit_price: Decimal
+    udi: str = ""
+    product: Product | None = None
+    lot: str = ""
+    expiry: datetime.date | None = None
+    quantity: int = 1
+
+    def as_payload(self) -> dict:
+        return {
+            "udi": self.udi, "product": self.product.pk if self.product else None, "lot": self.lot,
+            "expiry": self.expiry, "quantity": self.quantity, "unit_price": str(self.unit_price),
+        }
+
+
+def receive_delivery_note(
+    *, actor: Actor, hospital: Hospital, supplier: Supplier, number: str, receiving_location: Location,
+    lines: list[LineInput], idempotency_key: str, temperature_c: Decimal | None = None,
+    delivered_at: datetime.datetime | None = None,
+) -> DeliveryNote:
+    """Record a delivery note and its lines as delivered; nothing enters stock until acceptance.
+
+    Lines whose UDI cannot be read are kept (they will be rejected with the reason at acceptance),
+    so that what the supplier delivered is recorded exactly.
+    """
+    problems = _delivery_request_problems(hospital, receiving_location, lines)
+    if problems:
+        raise Refused(problems)
+    payload = {
+        "supplier": supplier.pk, "number": number, "location": receiving_location.pk,
+        "temperature_c": str(temperature_c) if temperature_c is not None else None,
+        "lines": [line.as_payload() for line in lines],
+    }
+
+    def perform() -> DeliveryNote:
+        if DeliveryNote.objects.filter(hospital=hospital, supplier=supplier, number=number).exists():
+            raise Refused(Refusal.DUPLICATE_DELIVERY_NOTE, number=number)
+        note = DeliveryNote.objects.create(
+            hospital=hospital, supplier=supplier, number=number, receiving_location=receiving_location,
+            temperature_c=temperature_c, delivered_at=delivered_at or timezone.now(), received_by=actor.user,
+        )
+        scans = [_read_udi(line.udi) for line in lines]
+        catalog = {
+            product.udi_di: product
+            for product in Product.objects.filter(hospital=hospital, udi_di__in={scan.di for scan in scans if scan})
+        }
+        DeliveryLine.objects.bulk_create(
+            _delivery_line(note, line_no, line, scan, catalog)
+            for line_no, (line, scan) in enumerate(zip(lines, scans, strict=True), start=1)
+        )
+        return note
+
+    note, _ = run_once(
+        hospital=hospital, key=idempotency_key, operation="receive_delivery_note", payload=payload, perform=perform
+    )
+    return note
+
+
+def _delivery_request_problems(hospital: Hospital, location: Location, lines: list[LineInput]) -> list[Problem]:
+    problems = []
+    if location.hospital_id != hospital.pk:
+        problems.append(Problem(Refusal.NOT_FOUND, {"what": "location"}))
+    if not lines:
+        problems.append(Problem(Refusal.INVALID_REQUEST, {"detail": "a delivery note needs at least one line"}))
+    for line_no, line in enumerate(lines, start=1):
+        if bool(line.udi) == bool(line.product):
+            detail = "give either a scanned udi or a product with lot, expiry and quantity"
+        elif line.product is not None and line.product.hospital_id != hospital.pk:
+            detail = "product not in this hospital's catalog"
+        elif line.quantity < 1:
+            detail = "quantity must be at least 1"
+        elif line.unit_price < 0:
+            detail = "unit_price cannot be negative"
+        else:
+            continue
+        problems.append(Problem(Refusal.INVALID_REQUEST, {"detail": f"line {line_no}: {detail}"}, line_no))
+    return problems
+
+
+def _read_udi(raw: str) -> ParsedUDI | None:
+    """The parsed UDI, or None when there is none or it cannot be read (acceptance says why)."""
+    if not raw:
+        return None
+    try:
+        return parse_udi(raw)
+    except ParseError:
+        return None
+
+
+def _delivery_line(
+    note: DeliveryNote, line_no: int, line: LineInput, scan: ParsedUDI | None, catalog: dict[str, Product]
+) -> DeliveryLine:
+    delivery_line = DeliveryLine(
+        note=note, line_no=line_no, raw_udi=line.udi, product=line.product, lot=line.lot, expiry=line.expiry,
+        quantity=line.quantity, unit_price=line.unit_price,
+    )
+    if scan is not None:
+        delivery_line.product = catalog.get(scan.di)
+        delivery_line.lot = scan.lot
+        delivery_line.serial = scan.serial
+        delivery_line.expiry = scan.expiry
+        delivery_line.production_date = scan.production_date
+    return delivery_line
+
+
+def accept_delivery_note(
+    *, actor: Actor, note: DeliveryNote, idempotency_key: str, gift_line_nos: frozenset[int] = frozenset(),
+    put_away_to: Location | None = None,
+) -> DeliveryNote:
+    """Decide every line of a delivery note: accepted units and lots enter stock, others keep reasons.
+
+    Accepted units get a RECEIPT movement (RECEIVED → ACCEPTED at the receiving location) and a
+    PUTAWAY movement into `put_away_to` (default: the receiving location). Gift lines need an
+    authorised user and enter stock at zero cost.
+    """
+    if gift_line_nos and not actor.user.has_role(Role.ADMIN, Role.SPD_OPERATOR):
+        raise Refused(Refusal.GIFT_NOT_AUTHORISED)
+    put_away_to = put_away_to or note.receiving_location
+    if put_away_to.hospital_id != note.hospital_id:
+        raise Refused(Refusal.NOT_FOUND, what="location")
+    payload = {"note": note.pk, "gifts": sorted(gift_line_nos), "put_away_to": put_away_to.pk}
+
+    def perform() -> DeliveryNote:
+        locked = DeliveryNote.objects.select_for_update().get(pk=note.pk)
+        if locked.status == DeliveryNote.Status.ACCEPTED:
+            raise Refused(Refusal.DELIVERY_ALREADY_ACCEPTED, number=locked.number)
+        _decide_lines(locked, actor, gift_line_nos, put_away_to, idempotency_key)
+        locked.status = DeliveryNote.Status.ACCEPTED
+        locked.accepted_by = actor.user
+        locked.accepted_at = timezone.now()
+        locked.save(update_fields=["status", "accepted_by", "accepted_at"])
+        return locked
+
+    try:
+        accepted, _ = run_once(
+            hospital=note.hospital, key=idempotency_key, operation="accept_delivery_note", payload=payload,
+            perform=perform,
+        )
+    except IntegrityError as error:
+        # Another delivery accepted the same serial at the same moment; the unique index kept it
+        # single. A retry will reject the line with DUPLICATE_SERIAL.
+        raise Refused(Refusal.DUPLICATE_SERIAL, serial="?", di="?") from error
+    return accepted
+
+
+def _decide_lines(
+    note: DeliveryNote, actor: Actor, gift_line_nos: frozenset[int], put_away_to: Location, key: str
+) -> None:
+    lines = list(note.lines.select_related("product__registration_certificate").order_by("line_no"))
+    context = _AcceptanceContext.load(note, lines)
+    document = (Movement.DocumentType.DELIVERY_NOTE, note.pk)
+    for line in lines:
+        is_gift = line.line_no in gift_line_nos
+        problems = acceptance_problems(line, note=note, context=context, is_gift=is_gift)
+        AcceptanceRecord.objects.create(
+            line=line, is_gift=is_gift, decided_by=actor.user,
+            decision=AcceptanceRecord.Decision.REJECTED if problems else AcceptanceRecord.Decision.ACCEPTED,
+            reason_code=problems[0].code if problems else "",
+            reasons=[problem.as_dict() for problem in problems],
+        )
+        if problems:
+            continue
+        unit_cost = Decimal("0") if is_gift else line.unit_price
+        owner = Owner.SUPPLIER if line.product.is_consignment else Owner.HOSPITAL
+        movement_key = f"{note.hospital_id}:{key}:{line.line_no}"
+        if line.product.tracking == TrackingMode.UNIT:
+            context.serials_taken.add((line.product.udi_di, line.serial))
+            _receive_unit(line, note, actor, document, movement_key, unit_cost, owner, is_gift, put_away_to)
+        else:
+            move_lot(
+                product=line.product, lot=line.lot, quantity=line.quantity, source=None, to_location=put_away_to,
+                kind=Movement.Kind.RECEIPT, actor=actor, idempotency_key=movement_key, document=document,
+                new_balance_defaults={"expiry": line.expiry, "owner": owner, "unit_cost": unit_cost},
+            )
+
+
+def _receive_unit(
+    line: DeliveryLine, note: DeliveryNote, actor: Actor, document: tuple[str, int], movement_key: str,
+    unit_cost: Decimal, owner: str, is_gift: bool, put_away_to: Location,
+) -> Unit:
+    parsed = parse_udi(line.raw_udi)
+    unit = Unit.objects.create(
+        hospital_id=note.hospital_id, product=line.product, supplier_id=note.supplier_id, delivery_line=line,
+        udi_raw=line.raw_udi, udi=parsed.normalized, di=parsed.di, lot=parsed.lot, serial=parsed.serial,
+        expiry=parsed.expiry, production_date=parsed.production_date, owner=owner, unit_cost=unit_cost,
+        is_gift=is_gift, status=UnitStatus.RECEIVED, location=None,
+    )
+    move_unit(
+        unit=unit, kind=Movement.Kind.RECEIPT, to_status=UnitStatus.ACCEPTED, to_location=note.receiving_location,
+        actor=actor, idempotency_key=f"{movement_key}:receipt", document=document,
+    )
+    move_unit(
+        unit=unit, kind=Movement.Kind.PUTAWAY, to_status=put_away_to.holds_units_as, to_location=put_away_to,
+        actor=actor, idempotency_key=f"{movement_key}:putaway", document=document,
+    )
+    return unit
+
+
+@dataclass
+class _AcceptanceContext:
+    """What acceptance checks need, read once per delivery note rather than once per line."""
+
+    today: datetime.date
+    agreements: dict[int, list[SupplyAgreement]]
+    supplier_certificates: dict[str, list[Certificate]]
+    serials_taken: set[tuple[str, str]]
+
+    @classmethod
+    def load(cls, note: DeliveryNote, lines: list[DeliveryLine]) -> "_AcceptanceContext":
+        today = timezone.localdate()
+        product_ids = {line.product_id for line in lines if line.product_id}
+        agreements: dict[int, list[SupplyAgreement]] = {}
+        for agreement in SupplyAgreement.objects.filter(
+            hospital_id=note.hospital_id, supplier_id=note.supplier_id, product_id__in=product_ids, is_active=True,
+            valid_from__lte=today, valid_to__gte=today,
+        ):
+            agreements.setdefault(agreement.product_id, []).append(agreement)
+        certificates: dict[str, list[Certificate]] = {}
+        for certificate in Certificate.objects.filter(supplier_id=note.supplier_id):
+            certificates.setdefault(certificate.kind, []).append(certificate)
+        serials = {(line.product.udi_di, line.serial) for line in lines if line.product and line.serial}
+        taken = set(
+            Unit.objects.filter(
+                di__in={di for di, _ in serials}, serial__in={serial for _, serial in serials}
+            ).values_list("di", "serial")
+        )
+        return cls(today, agreements, certificates, taken)
+
+
+def acceptance_problems(
+    line: DeliveryLine, *, note: DeliveryNote, context: _AcceptanceContext, is_gift: bool = False
+) -> list[Problem]:
+    """Every reason this line cannot be accepted (empty: accept it). The order is the check order."""
+    if line.raw_udi:
+        try:
+            parsed = parse_udi(line.raw_udi)
+        except ParseError as error:
+            return [Problem(Refusal.UDI_UNPARSEABLE, {"detail": str(error)})]
+        if line.product is None:
+            return [Problem(Refusal.PRODUCT_UNKNOWN, {"di": parsed.di})]
+        if parsed.di != line.product.udi_di:
+            return [Problem(Refusal.UDI_DI_MISMATCH, {"di": parsed.di, "product": line.product})]
+    product = line.product
+    problems = []
+    agreements = context.agreements.get(product.pk, [])
+    if not agreements:
+        problems.append(Problem(Refusal.NO_ACTIVE_AGREEMENT, {"product": product, "supplier": note.supplier}))
+    problems += _certificate_problems(product, note.supplier, context)
+    if product.tracking == TrackingMode.UNIT:
+        if not line.serial:
+            problems.append(Problem(Refusal.SERIAL_MISSING))
+        elif (product.udi_di, line.serial) in context.serials_taken:
+            problems.append(Problem(Refusal.DUPLICATE_SERIAL, {"serial": line.serial, "di": product.udi_di}))
+    elif not line.lot or not line.expiry:
+        problems.append(Problem(Refusal.LOT_MISSING))
+    problems += _shelf_life_problems(product, line.expiry, context.today)
+    if agreements and not is_gift and all(line.unit_price != agreement.unit_price for agreement in agreements):
+        problems.append(Problem(Refusal.PRICE_MISMATCH, {"price": line.unit_price, "agreed": agreements[0].unit_price}))
+    problems += _temperature_problems(product, note.temperature_c)
+    return problems
+
+
+def _certificate_problems(product: Product, supplier: Supplier, context: _AcceptanceContext) -> list[Problem]:
+    problems = []
+    for kind in REQUIRED_SUPPLIER_CERTIFICATES:
+        held = context.supplier_certificates.get(kind, [])
+        label = Certificate.Kind(kind).label
+        if not held:
+            problems.append(Problem(Refusal.SUPPLIER_CERTIFICATE_MISSING, {"supplier": supplier, "certificate": label}))
+        elif not any(certificate.is_valid_on(context.today) for certificate in held):
+            latest = max(certificate.valid_to for certificate in held)
+            problems.append(
+                Problem(
+                    Refusal.SUPPLIER_CERTIFICATE_EXPIRED, {"supplier": supplier, "certificate": label, "date": latest}
+                )
+            )
+    registration = product.registration_certificate
+    if registration is None:
+        problems.append(Problem(Refusal.PRODUCT_CERTIFICATE_MISSING, {"product": product}))
+    elif not registration.is_valid_on(context.today):
+        problems.append(
+            Problem(
+                Refusal.PRODUCT_CERTIFICATE_EXPIRED,
+                {"product": product, "number": registration.number, "date": registration.valid_to},
+            )
+        )
+    return problems
+
+
+def _shelf_life_problems(product: Product, expiry: datetime.date | None, today: datetime.date) -> list[Problem]:
+    if expiry is None:
+        return []
+    if expiry < today:
+        return [Problem(Refusal.UNIT_EXPIRED, {"expiry": expiry})]
+    minimum = product.min_shelf_life_days
+    if minimum is None:
+        minimum = settings.SPD_MIN_SHELF_LIFE_DAYS
+    days_left = (expiry - today).days
+    if days_left < minimum:
+        return [Problem(Refusal.SHELF_LIFE_TOO_SHORT, {"days": days_left, "minimum": minimum})]
+    return []
+
+
+def _temperature_problems(product: Product, temperature_c: Decimal | None) -> list[Problem]:
+    if not product.is_cold_chain:
+        return []
+    if temperature_c is None:
+        return [Problem(Refusal.TEMPERATURE_MISSING)]
+    low, high = product.storage_min_c, product.storage_max_c
+    if (low is not None and temperature_c < low) or (high is not None and temperature_c > high):
+        return [Problem(Refusal.TEMPERATURE_OUT_OF_RANGE, {"temperature": temperature_c, "low": low, "high": high})]
+    return []
+

@@ -1,0 +1,212 @@
+"""Moving stock that is already in the hospital: put away, transfer, return to supplier, scrap.
+
+One function per document kind, all built on `_execute_order`: validate, lock (units by primary
+key, then lot balances by primary key), collect every problem before refusing, then write one
+StockOrder and one movement per unit or lot line — all or nothing, once per idempotency key.
+"""
+import datetime
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from inventory.actors import Actor
+from inventory.errors import Problem, Refusal, Refused
+from inventory.models import Hospital, Location, LotBalance, Movement, Product, StockOrder, Supplier, Unit, UnitStatus
+from inventory.services.idempotency import run_once
+from inventory.services.ledger import move_lot, move_unit, transition_problem
+
+
+@dataclass(frozen=True)
+class LotQuantity:
+    """A quantity of one lot of a lot-tracked product, taken from one location."""
+
+    product: Product
+    lot: str
+    quantity: int
+    from_location: Location
+
+
+@dataclass(frozen=True)
+class _OrderSpec:
+    kind: str
+    movement_kind: str
+    unit_status: str | None  # None: the destination location decides (IN_STOCK or IN_CABINET)
+    to_location: Location | None = None
+    supplier: Supplier | None = None
+    reason_code: str = ""
+    note: str = ""
+
+
+def put_away(
+    *, actor: Actor, hospital: Hospital, units: list[Unit], to_location: Location, idempotency_key: str,
+    from_location: Location | None = None,
+) -> StockOrder:
+    """Shelve accepted units (ACCEPTED → IN_STOCK, or IN_CABINET when put straight into a cabinet)."""
+    spec = _OrderSpec(StockOrder.Kind.PUTAWAY, Movement.Kind.PUTAWAY, None, to_location=to_location)
+    return _execute_order(
+        actor=actor, hospital=hospital, spec=spec, units=units, lots=[], from_location=from_location,
+        idempotency_key=idempotency_key,
+    )
+
+
+def transfer_stock(
+    *, actor: Actor, hospital: Hospital, to_location: Location, idempotency_key: str, units: list[Unit] = (),
+    lots: list[LotQuantity] = (), from_location: Location | None = None, note: str = "",
+) -> StockOrder:
+    """Move units and lot quantities to another location (a department store, a smart cabinet…).
+
+    `from_location`, when given, is where the caller believes the units are (the scan was made
+    there): a unit that has moved meanwhile is refused rather than silently moved again.
+    """
+    spec = _OrderSpec(StockOrder.Kind.TRANSFER, Movement.Kind.TRANSFER, None, to_location=to_location, note=note)
+    return _execute_order(
+        actor=actor, hospital=hospital, spec=spec, units=list(units), lots=list(lots),
+        from_location=from_location, idempotency_key=idempotency_key,
+    )
+
+
+def return_to_supplier(
+    *, actor: Actor, hospital: Hospital, supplier: Supplier, reason_code: str, idempotency_key: str,
+    units: list[Unit] = (), lots: list[LotQuantity] = (), note: str = "",
+) -> StockOrder:
+    """Send units or lot quantities back to the supplier that delivered them (退货); reason required."""
+    spec = _OrderSpec(
+        StockOrder.Kind.RETURN_TO_SUPPLIER, Movement.Kind.RETURN_TO_SUPPLIER, UnitStatus.RETURNED_TO_SUPPLIER,
+        supplier=supplier, reason_code=reason_code, note=note,
+    )
+    return _execute_order(
+        actor=actor, hospital=hospital, spec=spec, units=list(units), lots=list(lots), from_location=None,
+        idempotency_key=idempotency_key,
+    )
+
+
+def scrap(
+    *, actor: Actor, hospital: Hospital, reason_code: str, idempotency_key: str, units: list[Unit] = (),
+    lots: list[LotQuantity] = (), note: str = "",
+) -> StockOrder:
+    """Write off damaged, contaminated or expired stock (报损); reason required."""
+    spec = _OrderSpec(
+        StockOrder.Kind.SCRAP, Movement.Kind.SCRAP, UnitStatus.SCRAPPED, reason_code=reason_code, note=note
+    )
+    return _execute_order(
+        actor=actor, hospital=hospital, spec=spec, units=list(units), lots=list(lots), from_location=None,
+        idempotency_key=idempotency_key,
+    )
+
+
+def _execute_order(
+    *, actor: Actor, hospital: Hospital, spec: _OrderSpec, units: list[Unit], lots: list[LotQuantity],
+    from_location: Location | None, idempotency_key: str, occurred_at: datetime.datetime | None = None,
+) -> StockOrder:
+    _refuse_bad_request(hospital, spec, units, lots, from_location)
+    payload = {
+        "kind": spec.kind, "to": spec.to_location.pk if spec.to_location else None,
+        "supplier": spec.supplier.pk if spec.supplier else None, "reason": spec.reason_code, "note": spec.note,
+        "from": from_location.pk if from_location else None, "units": sorted(unit.pk for unit in units),
+        "lots": sorted((lot.product.pk, lot.lot, lot.quantity, lot.from_location.pk) for lot in lots),
+    }
+
+    def perform() -> StockOrder:
+        locked_units = list(Unit.objects.select_for_update().filter(pk__in=[unit.pk for unit in units]).order_by("pk"))
+        balances = _lock_balances(lots)
+        problems = [p for unit in locked_units for p in _unit_problems(unit, spec, from_location)]
+        problems += _lot_problems(lots, balances)
+        if problems:
+            raise Refused(problems)
+        order = StockOrder.objects.create(
+            hospital=hospital, kind=spec.kind, to_location=spec.to_location, supplier=spec.supplier,
+            reason_code=spec.reason_code, note=spec.note, created_by=actor.user, created_by_device=actor.device,
+            occurred_at=occurred_at or timezone.now(),
+        )
+        document = (Movement.DocumentType.STOCK_ORDER, order.pk)
+        common = {
+            "actor": actor, "document": document, "occurred_at": order.occurred_at,
+            "reason_code": spec.reason_code, "note": spec.note,
+        }
+        for unit in locked_units:
+            move_unit(
+                unit=unit, kind=spec.movement_kind, to_location=spec.to_location,
+                to_status=spec.unit_status or spec.to_location.holds_units_as,
+                idempotency_key=f"{hospital.pk}:{idempotency_key}:unit:{unit.pk}", **common,
+            )
+        for index, lot in enumerate(lots):
+            move_lot(
+                product=lot.product, lot=lot.lot, quantity=lot.quantity,
+                source=balances[(lot.product.pk, lot.lot, lot.from_location.pk)], to_location=spec.to_location,
+                kind=spec.movement_kind, idempotency_key=f"{hospital.pk}:{idempotency_key}:lot:{index}", **common,
+            )
+        return order
+
+    order, _ = run_once(
+        hospital=hospital, key=idempotency_key, operation=f"stock_order:{spec.kind}", payload=payload, perform=perform
+    )
+    return order
+
+
+def _refuse_bad_request(
+    hospital: Hospital, spec: _OrderSpec, units: list[Unit], lots: list[LotQuantity], from_location: Location | None
+) -> None:
+    problems = []
+    if not units and not lots:
+        problems.append(Problem(Refusal.INVALID_REQUEST, {"detail": "name at least one unit or lot"}))
+    if spec.kind in (StockOrder.Kind.RETURN_TO_SUPPLIER, StockOrder.Kind.SCRAP) and not spec.reason_code:
+        problems.append(Problem(Refusal.REASON_REQUIRED))
+    locations = [spec.to_location, from_location, *(lot.from_location for lot in lots)]
+    if any(location is not None and location.hospital_id != hospital.pk for location in locations):
+        problems.append(Problem(Refusal.NOT_FOUND, {"what": "location"}))
+    if spec.to_location is not None and not spec.to_location.is_active:
+        problems.append(Problem(Refusal.LOCATION_INACTIVE, {"location": spec.to_location}))
+    if any(unit.hospital_id != hospital.pk for unit in units):
+        problems.append(Problem(Refusal.NOT_FOUND, {"what": "unit"}))
+    for lot in lots:
+        if lot.product.hospital_id != hospital.pk:
+            problems.append(Problem(Refusal.NOT_FOUND, {"what": "product"}))
+        if lot.quantity < 1:
+            problems.append(Problem(Refusal.INVALID_REQUEST, {"detail": "quantity must be at least 1"}))
+    if len({unit.pk for unit in units}) != len(units):
+        problems.append(Problem(Refusal.INVALID_REQUEST, {"detail": "a unit is named twice"}))
+    if problems:
+        raise Refused(problems)
+
+
+def _lock_balances(lots: list[LotQuantity]) -> dict[tuple[int, str, int], LotBalance]:
+    if not lots:
+        return {}
+    keys = {(lot.product.pk, lot.lot, lot.from_location.pk) for lot in lots}
+    candidates = LotBalance.objects.select_for_update().filter(
+        product_id__in={key[0] for key in keys}, lot__in={key[1] for key in keys},
+        location_id__in={key[2] for key in keys},
+    ).order_by("pk")
+    found = {(b.product_id, b.lot, b.location_id): b for b in candidates}
+    return {key: found[key] for key in keys if key in found}
+
+
+def _unit_problems(unit: Unit, spec: _OrderSpec, from_location: Location | None) -> list[Problem]:
+    target_status = spec.unit_status or spec.to_location.holds_units_as
+    if from_location is not None and unit.location_id != from_location.pk:
+        return [Problem(Refusal.UNIT_NOT_AT_LOCATION, {"unit": unit.serial, "location": from_location}, unit.pk)]
+    if spec.to_location is not None and unit.location_id == spec.to_location.pk and unit.status == target_status:
+        return [Problem(Refusal.ALREADY_AT_LOCATION, {"unit": unit.serial, "location": spec.to_location}, unit.pk)]
+    if spec.supplier is not None and unit.supplier_id != spec.supplier.pk:
+        return [Problem(Refusal.WRONG_SUPPLIER, {"unit": unit.serial, "supplier": unit.supplier}, unit.pk)]
+    problem = transition_problem(unit, target_status)
+    return [problem] if problem else []
+
+
+def _lot_problems(lots: list[LotQuantity], balances: dict[tuple[int, str, int], LotBalance]) -> list[Problem]:
+    requested: dict[tuple[int, str, int], int] = {}
+    for lot in lots:
+        key = (lot.product.pk, lot.lot, lot.from_location.pk)
+        requested[key] = requested.get(key, 0) + lot.quantity
+    problems = []
+    for lot in lots:
+        key = (lot.product.pk, lot.lot, lot.from_location.pk)
+        available = balances[key].quantity if key in balances else 0
+        if requested.pop(key, 0) > available:
+            problems.append(
+                Problem(
+                    Refusal.INSUFFICIENT_STOCK,
+                    {"lot": lot.lot, "location": lot.from_location, "available": available, "requested": lot.quantity},
+                )
+            )
+    return problems

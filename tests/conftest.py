@@ -1,0 +1,146 @@
+"""Shared fixtures, and the rule for real services.
+
+Tests marked `postgres`, `redis` or `mqtt` need that real service. They are skipped when it is not
+configured — unless SPD_REQUIRE_SERVICES=1 (CI), where a missing service is a failure.
+"""
+import os
+import socket
+from urllib.parse import urlparse
+
+import pytest
+from rest_framework.test import APIClient
+
+from inventory.actors import Actor
+from tests import factories
+
+REQUIRE_SERVICES = os.environ.get("SPD_REQUIRE_SERVICES") == "1"
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _service_missing(marker: str) -> str | None:
+    from django.db import connection
+
+    if marker == "postgres" and connection.vendor != "postgresql":
+        return "PostgreSQL is not configured (set DATABASE_URL=postgres://…)"
+    if marker == "redis":
+        url = os.environ.get("REDIS_URL", "")
+        if not url or not _reachable(url, 6379):
+            return f"Redis is not reachable (REDIS_URL={url!r})"
+    if marker == "mqtt":
+        url = os.environ.get("MQTT_URL", "")
+        if not url or not _reachable(url, 1883):
+            return f"Mosquitto is not reachable (MQTT_URL={url!r})"
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _require_marked_services(request: pytest.FixtureRequest) -> None:
+    for marker in ("postgres", "redis", "mqtt"):
+        if request.node.get_closest_marker(marker) is None:
+            continue
+        missing = _service_missing(marker)
+        if missing and REQUIRE_SERVICES:
+            pytest.fail(f"SPD_REQUIRE_SERVICES=1 but {missing}")
+        if missing:
+            pytest.skip(missing)
+
+
+@pytest.fixture
+def hospital(db):
+    return factories.HospitalFactory(code="H001", name="县人民医院", is_lead=True)
+
+
+@pytest.fixture
+def other_hospital(db):
+    return factories.HospitalFactory(code="H002", name="县中医院")
+
+
+@pytest.fixture
+def warehouse(hospital):
+    return factories.LocationFactory(hospital=hospital, code="CW", name="中心库")
+
+
+@pytest.fixture
+def cath_lab_store(hospital):
+    department = factories.DepartmentFactory(hospital=hospital, code="CATH", name="心内科导管室")
+    return factories.LocationFactory(
+        hospital=hospital, department=department, code="CATH-STORE", name="导管室二级库",
+        kind="DEPARTMENT_STORE",
+    )
+
+
+@pytest.fixture
+def cabinet(cath_lab_store):
+    return factories.LocationFactory(
+        hospital=cath_lab_store.hospital, department=cath_lab_store.department, code="CATH-CAB1",
+        name="导管室智能柜1", kind="SMART_CABINET",
+    )
+
+
+@pytest.fixture
+def supplier(db):
+    return factories.SupplierFactory()
+
+
+@pytest.fixture
+def agreement(hospital, supplier):
+    return factories.SupplyAgreementFactory(product__hospital=hospital, supplier=supplier)
+
+
+@pytest.fixture
+def product(agreement):
+    return agreement.product
+
+
+@pytest.fixture
+def lot_agreement(hospital, supplier):
+    return factories.SupplyAgreementFactory(
+        product__hospital=hospital, product__tracking="LOT", product__is_high_value=False,
+        product__name="一次性使用输液器", unit_price="3.50", supplier=supplier,
+    )
+
+
+@pytest.fixture
+def lot_product(lot_agreement):
+    return lot_agreement.product
+
+
+@pytest.fixture
+def keeper(hospital):
+    return factories.UserFactory(username="keeper", hospital=hospital, roles=["warehouse"])
+
+
+@pytest.fixture
+def operator(hospital):
+    return factories.UserFactory(username="operator", hospital=hospital, roles=["spd_operator"])
+
+
+@pytest.fixture
+def auditor(hospital):
+    return factories.UserFactory(username="auditor", hospital=hospital, roles=["auditor"])
+
+
+@pytest.fixture
+def keeper_actor(keeper):
+    return Actor(user=keeper)
+
+
+@pytest.fixture
+def api(keeper):
+    client = APIClient()
+    client.force_authenticate(keeper)
+    return client
+
+
+def api_client_for(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
