@@ -117,6 +117,7 @@ AXES_COOLOFF_TIME = float(env("AXES_COOLOFF_HOURS", "0.25"))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+AXES_LOCKOUT_CALLABLE = "inventory.api.auth.lockout_response"
 
 LANGUAGE_CODE = env("LANGUAGE_CODE", "zh-hans")
 LANGUAGES = [("zh-hans", _("Simplified Chinese")), ("en", _("English"))]
@@ -161,6 +162,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "UnitStatusEnum": "inventory.models.stock.UnitStatus",
+        "DeliveryNoteStatusEnum": "inventory.models.documents.DeliveryNote.Status",
+    },
 }
 
 # Celery: Redis in production; with no broker configured, tasks run in-process.

@@ -35,6 +35,9 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
 def _flatten(detail: object, field: str = ""):
     if isinstance(detail, dict):
         for key, value in detail.items():
+            if isinstance(key, int):  # a list serializer reports item errors by index
+                yield from _flatten(value, f"{field}[{key}]")
+                continue
             name = key if key != "non_field_errors" else ""
             yield from _flatten(value, f"{field}.{name}" if field and name else field or name)
     elif isinstance(detail, list):

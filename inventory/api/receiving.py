@@ -1,0 +1,123 @@
+"""Delivery notes (送货单) and their acceptance (验收) over the API."""
+from django.db.models import Prefetch, QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from inventory.actors import Actor
+from inventory.api.fields import (
+    IdempotentInputSerializer,
+    ScopedPrimaryKeyRelatedField,
+    caller_hospital,
+    idempotency_key,
+    validated,
+)
+from inventory.api.permissions import STOCK_HANDLERS
+from inventory.models import AcceptanceRecord, DeliveryLine, DeliveryNote, Location, Product, Supplier
+from inventory.selectors.scope import visible_to
+from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
+
+
+class DeliveryLineInputSerializer(serializers.Serializer):
+    udi = serializers.CharField(required=False, allow_blank=False, max_length=300, help_text="Raw scan (unit-tracked)")
+    product = ScopedPrimaryKeyRelatedField(queryset=Product.objects.all(), required=False)
+    lot = serializers.CharField(required=False, default="", max_length=64)
+    expiry = serializers.DateField(required=False, allow_null=True, default=None)
+    quantity = serializers.IntegerField(min_value=1, default=1)
+    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
+
+    def validate(self, attrs: dict) -> dict:
+        if bool(attrs.get("udi")) == bool(attrs.get("product")):
+            raise serializers.ValidationError("give either udi (a scanned unit) or product with lot and expiry")
+        return attrs
+
+
+class DeliveryNoteInputSerializer(IdempotentInputSerializer):
+    supplier = serializers.PrimaryKeyRelatedField(queryset=Supplier.objects.filter(is_active=True))
+    number = serializers.CharField(max_length=64)
+    receiving_location = ScopedPrimaryKeyRelatedField(queryset=Location.objects.all())
+    temperature_c = serializers.DecimalField(max_digits=5, decimal_places=1, required=False, allow_null=True)
+    delivered_at = serializers.DateTimeField(required=False)
+    lines = DeliveryLineInputSerializer(many=True, allow_empty=False)
+
+
+class AcceptInputSerializer(IdempotentInputSerializer):
+    gift_lines = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, default=list)
+    put_away_to = ScopedPrimaryKeyRelatedField(queryset=Location.objects.all(), required=False, allow_null=True)
+
+
+class AcceptanceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AcceptanceRecord
+        fields = ["decision", "reason_code", "reasons", "is_gift", "decided_by", "decided_at"]
+
+
+class DeliveryLineSerializer(serializers.ModelSerializer):
+    acceptance = AcceptanceSerializer(read_only=True)
+    unit = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DeliveryLine
+        fields = [
+            "line_no", "raw_udi", "product", "lot", "serial", "expiry", "production_date", "quantity", "unit_price",
+            "acceptance", "unit",
+        ]
+
+    def get_unit(self, line: DeliveryLine) -> int | None:
+        unit = getattr(line, "unit", None)
+        return unit.pk if unit else None
+
+
+class DeliveryNoteSerializer(serializers.ModelSerializer):
+    lines = DeliveryLineSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = DeliveryNote
+        fields = [
+            "id", "hospital", "supplier", "number", "receiving_location", "delivered_at", "temperature_c", "status",
+            "received_by", "accepted_by", "accepted_at", "lines",
+        ]
+
+
+class DeliveryNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Receive a supplier's delivery note, then accept it: each line is accepted or rejected with reasons."""
+
+    serializer_class = DeliveryNoteSerializer
+    write_roles = STOCK_HANDLERS
+    filterset_fields = ["supplier", "status", "number"]
+
+    def get_queryset(self) -> QuerySet:
+        lines = DeliveryLine.objects.select_related("acceptance", "unit").order_by("line_no")
+        return visible_to(self.request.user, DeliveryNote.objects.all()).prefetch_related(Prefetch("lines", lines))
+
+    @extend_schema(request=DeliveryNoteInputSerializer, responses={201: DeliveryNoteSerializer})
+    def create(self, request: Request) -> Response:
+        data = validated(DeliveryNoteInputSerializer, request)
+        note = receive_delivery_note(
+            actor=Actor(user=request.user), hospital=caller_hospital(request), supplier=data["supplier"],
+            number=data["number"], receiving_location=data["receiving_location"],
+            temperature_c=data.get("temperature_c"), delivered_at=data.get("delivered_at"),
+            lines=[
+                LineInput(
+                    unit_price=line["unit_price"], udi=line.get("udi", ""), product=line.get("product"),
+                    lot=line["lot"], expiry=line["expiry"], quantity=line["quantity"],
+                )
+                for line in data["lines"]
+            ],
+            idempotency_key=idempotency_key(request, data),
+        )
+        return Response(self.get_serializer(self.get_queryset().get(pk=note.pk)).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=AcceptInputSerializer, responses={200: DeliveryNoteSerializer})
+    @action(detail=True, methods=["post"])
+    def accept(self, request: Request, pk: str) -> Response:
+        note = self.get_object()
+        data = validated(AcceptInputSerializer, request)
+        accept_delivery_note(
+            actor=Actor(user=request.user), note=note, idempotency_key=idempotency_key(request, data),
+            gift_line_nos=frozenset(data["gift_lines"]), put_away_to=data.get("put_away_to"),
+        )
+        return Response(self.get_serializer(self.get_queryset().get(pk=note.pk)).data)
+

@@ -1,0 +1,245 @@
+"""Units, the ledger, and the documents that move stock: transfers, returns to supplier, scraps."""
+import django_filters
+from django.db.models import Q, QuerySet
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from devices.udi import ParseError, parse_udi
+from inventory.actors import Actor
+from inventory.api.fields import (
+    IdempotentInputSerializer,
+    ScopedPrimaryKeyRelatedField,
+    caller_hospital,
+    idempotency_key,
+    validated,
+)
+from inventory.api.permissions import STOCK_HANDLERS
+from inventory.errors import Problem, Refused
+from inventory.models import Location, Movement, Product, StockOrder, Supplier, Unit, UnitStatus
+from inventory.selectors.scope import visible_to
+from inventory.selectors.units import find_unit_by_udi, unit_trace, units_for_list
+from inventory.services.stock import LotQuantity, return_to_supplier, scrap, transfer_stock
+
+
+class UnitSerializer(serializers.ModelSerializer):
+    product_name = serializers.CharField(source="product.name", read_only=True)
+    location_name = serializers.CharField(source="location.name", read_only=True, default=None)
+
+    class Meta:
+        model = Unit
+        fields = [
+            "id", "hospital", "product", "product_name", "supplier", "udi", "udi_raw", "di", "lot", "serial", "expiry",
+            "production_date", "epc", "owner", "unit_cost", "is_gift", "status", "location", "location_name",
+            "created_at",
+        ]
+
+
+class UnitFilter(django_filters.FilterSet):
+    expiring_before = django_filters.DateFilter(field_name="expiry", lookup_expr="lte")
+    udi = django_filters.CharFilter(method="filter_udi", help_text="A scanned UDI in any GS1 form")
+    status = django_filters.MultipleChoiceFilter(choices=UnitStatus.choices)
+
+    class Meta:
+        model = Unit
+        fields = ["product", "status", "location", "serial", "lot", "supplier", "owner", "is_gift"]
+
+    def filter_udi(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        try:
+            parsed = parse_udi(value)
+        except ParseError:
+            return queryset.filter(Q(udi=value) | Q(udi_raw=value))
+        return queryset.filter(di=parsed.di, serial=parsed.serial) if parsed.serial else queryset.filter(di=parsed.di)
+
+
+class TraceEventSerializer(serializers.Serializer):
+    at = serializers.DateTimeField(allow_null=True)
+    kind = serializers.CharField()
+    summary = serializers.CharField()
+    details = serializers.DictField()
+
+
+class UnitViewSet(viewsets.ReadOnlyModelViewSet):
+    """High-value units (一物一码): where each is, in what state, and its whole history."""
+
+    serializer_class = UnitSerializer
+    filterset_class = UnitFilter
+
+    def get_queryset(self) -> QuerySet:
+        return units_for_list(visible_to(self.request.user, Unit.objects.all()))
+
+    @extend_schema(responses={200: TraceEventSerializer(many=True)})
+    @action(detail=True)
+    def trace(self, request: Request, pk: str) -> Response:
+        """Oldest first: manufacturer, certificates, supplier, delivery, acceptance, every movement."""
+        return Response(TraceEventSerializer(unit_trace(self.get_object()), many=True).data)
+
+
+class MovementSerializer(serializers.ModelSerializer):
+    actor = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Movement
+        fields = [
+            "id", "kind", "product", "unit", "lot", "quantity", "from_location", "to_location", "from_status",
+            "to_status", "actor_user", "actor_device", "actor", "occurred_at", "recorded_at", "reason_code", "note",
+            "document_type", "document_id", "idempotency_key",
+        ]
+
+    def get_actor(self, movement: Movement) -> str:
+        return movement.actor_user.username if movement.actor_user else f"device:{movement.actor_device.code}"
+
+
+class MovementFilter(django_filters.FilterSet):
+    occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    location = django_filters.NumberFilter(method="filter_location", help_text="Moved into or out of this location")
+
+    class Meta:
+        model = Movement
+        fields = ["kind", "unit", "product", "lot", "document_type", "document_id", "actor_user", "actor_device"]
+
+    def filter_location(self, queryset: QuerySet, name: str, value: int) -> QuerySet:
+        return queryset.filter(Q(from_location_id=value) | Q(to_location_id=value))
+
+
+class MovementViewSet(viewsets.ReadOnlyModelViewSet):
+    """The ledger (台账), append-only: one row per change of quantity, location, status or owner."""
+
+    serializer_class = MovementSerializer
+    filterset_class = MovementFilter
+
+    def get_queryset(self) -> QuerySet:
+        return visible_to(self.request.user, Movement.objects.select_related("actor_user", "actor_device"))
+
+
+class LotQuantitySerializer(serializers.Serializer):
+    product = ScopedPrimaryKeyRelatedField(queryset=Product.objects.all())
+    lot = serializers.CharField(max_length=64)
+    quantity = serializers.IntegerField(min_value=1)
+    from_location = ScopedPrimaryKeyRelatedField(queryset=Location.objects.all())
+
+
+class StockOrderInputSerializer(IdempotentInputSerializer):
+    units = ScopedPrimaryKeyRelatedField(queryset=Unit.objects.all(), many=True, required=False, default=list)
+    udis = serializers.ListField(
+        child=serializers.CharField(max_length=300), required=False, default=list, help_text="Scanned UDIs"
+    )
+    lots = LotQuantitySerializer(many=True, required=False, default=list)
+    note = serializers.CharField(max_length=500, required=False, default="", allow_blank=True)
+
+
+class TransferInputSerializer(StockOrderInputSerializer):
+    to_location = ScopedPrimaryKeyRelatedField(queryset=Location.objects.all())
+    from_location = ScopedPrimaryKeyRelatedField(queryset=Location.objects.all(), required=False, allow_null=True)
+
+
+class ReturnInputSerializer(StockOrderInputSerializer):
+    supplier = serializers.PrimaryKeyRelatedField(queryset=Supplier.objects.all())
+    reason_code = serializers.CharField(max_length=32)
+
+
+class ScrapInputSerializer(StockOrderInputSerializer):
+    reason_code = serializers.CharField(max_length=32)
+
+
+class StockOrderSerializer(serializers.ModelSerializer):
+    movements = serializers.SerializerMethodField()
+
+    class Meta:
+        model = StockOrder
+        fields = [
+            "id", "kind", "to_location", "supplier", "reason_code", "note", "created_by", "occurred_at", "movements"
+        ]
+
+    @extend_schema_field(MovementSerializer(many=True))
+    def get_movements(self, order: StockOrder) -> list[dict]:
+        movements = Movement.objects.filter(
+            document_type=Movement.DocumentType.STOCK_ORDER, document_id=order.pk
+        ).select_related("actor_user", "actor_device")
+        return MovementSerializer(movements, many=True).data
+
+
+def _units(request: Request, data: dict) -> list[Unit]:
+    """The units named by id and by scanned UDI; every UDI that designates no unit is a problem."""
+    units = list(data["units"])
+    problems = []
+    hospital = caller_hospital(request)
+    for raw in data["udis"]:
+        try:
+            units.append(find_unit_by_udi(hospital, raw))
+        except Refused as refused:
+            problems += [Problem(p.refusal, p.params, raw) for p in refused.problems]
+    if problems:
+        raise Refused(problems)
+    return units
+
+
+def _lots(data: dict) -> list[LotQuantity]:
+    return [LotQuantity(**lot) for lot in data["lots"]]
+
+
+class StockOrderView(APIView):
+    write_roles = STOCK_HANDLERS
+    input_serializer: type[serializers.Serializer]
+
+    def post(self, request: Request) -> Response:
+        data = validated(self.input_serializer, request)
+        order = self.perform(request, data, key=idempotency_key(request, data))
+        return Response(StockOrderSerializer(order).data, status=status.HTTP_201_CREATED)
+
+    def perform(self, request: Request, data: dict, key: str) -> StockOrder:
+        raise NotImplementedError
+
+
+class TransferView(StockOrderView):
+    """Move units (by id or scanned UDI) and lot quantities to another location, e.g. a smart cabinet."""
+
+    input_serializer = TransferInputSerializer
+
+    @extend_schema(request=TransferInputSerializer, responses={201: StockOrderSerializer})
+    def post(self, request: Request) -> Response:
+        return super().post(request)
+
+    def perform(self, request: Request, data: dict, key: str) -> StockOrder:
+        return transfer_stock(
+            actor=Actor(user=request.user), hospital=caller_hospital(request), to_location=data["to_location"],
+            from_location=data.get("from_location"), units=_units(request, data), lots=_lots(data),
+            note=data["note"], idempotency_key=key,
+        )
+
+
+class ReturnView(StockOrderView):
+    """Return units or lot quantities to the supplier that delivered them (退货); a reason is required."""
+
+    input_serializer = ReturnInputSerializer
+
+    @extend_schema(request=ReturnInputSerializer, responses={201: StockOrderSerializer})
+    def post(self, request: Request) -> Response:
+        return super().post(request)
+
+    def perform(self, request: Request, data: dict, key: str) -> StockOrder:
+        return return_to_supplier(
+            actor=Actor(user=request.user), hospital=caller_hospital(request), supplier=data["supplier"],
+            reason_code=data["reason_code"], units=_units(request, data), lots=_lots(data), note=data["note"],
+            idempotency_key=key,
+        )
+
+
+class ScrapView(StockOrderView):
+    """Write off units or lot quantities (报损); a reason is required."""
+
+    input_serializer = ScrapInputSerializer
+
+    @extend_schema(request=ScrapInputSerializer, responses={201: StockOrderSerializer})
+    def post(self, request: Request) -> Response:
+        return super().post(request)
+
+    def perform(self, request: Request, data: dict, key: str) -> StockOrder:
+        return scrap(
+            actor=Actor(user=request.user), hospital=caller_hospital(request), reason_code=data["reason_code"],
+            units=_units(request, data), lots=_lots(data), note=data["note"], idempotency_key=key,
+        )

@@ -1,0 +1,125 @@
+"""Read paths for units: lookup by what a scanner gives, and the full trace of one unit."""
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from devices.udi import ParseError, parse_udi
+from inventory.errors import Refusal, Refused
+from inventory.models import Hospital, Movement, StockOrder, Unit
+
+
+def units_for_list(queryset: QuerySet) -> QuerySet:
+    return queryset.select_related("product", "location", "supplier")
+
+
+def find_unit_by_udi(hospital: Hospital, raw: str) -> Unit:
+    """The unit a scanned UDI designates in this hospital, or a refusal saying why there is none."""
+    try:
+        parsed = parse_udi(raw)
+    except ParseError as error:
+        raise Refused(Refusal.UDI_UNPARSEABLE, detail=str(error)) from error
+    unit = Unit.objects.filter(hospital=hospital, di=parsed.di, serial=parsed.serial).first()
+    if unit is None or not parsed.serial:
+        raise Refused(Refusal.NOT_FOUND, what=f"unit {parsed.di}/{parsed.serial or '?'}")
+    return unit
+
+
+@dataclass(frozen=True)
+class TraceEvent:
+    at: datetime | None
+    kind: str
+    summary: str
+    details: dict
+
+
+def unit_trace(unit: Unit) -> list[TraceEvent]:
+    """Everything known about one unit, oldest first: where it came from and everything that moved it.
+
+    Backward: manufacturer, registration certificate, supplier and its licences, delivery note and
+    acceptance. Forward: every movement with its locations, actor and source document.
+    """
+    unit = Unit.objects.select_related(
+        "product__manufacturer", "product__registration_certificate", "supplier", "delivery_line__note",
+        "delivery_line__acceptance__decided_by",
+    ).get(pk=unit.pk)
+    events = [_origin_event(unit)]
+    line = unit.delivery_line
+    if line is not None:
+        note = line.note
+        events.append(
+            TraceEvent(
+                note.delivered_at, "DELIVERY",
+                f"Delivery note {note.number} from {unit.supplier.name}, line {line.line_no}",
+                {
+                    "delivery_note_id": note.pk, "number": note.number, "line_no": line.line_no,
+                    "unit_price": str(line.unit_price), "temperature_c": _text(note.temperature_c),
+                    "raw_udi": line.raw_udi,
+                },
+            )
+        )
+        acceptance = getattr(line, "acceptance", None)
+        if acceptance is not None:
+            events.append(
+                TraceEvent(
+                    acceptance.decided_at, "ACCEPTANCE", f"{acceptance.get_decision_display()} by {acceptance.decided_by}",
+                    {"decision": acceptance.decision, "is_gift": acceptance.is_gift, "by": acceptance.decided_by.username},
+                )
+            )
+    movements = unit.movements.select_related("from_location", "to_location", "actor_user", "actor_device")
+    orders = {
+        order.pk: order
+        for order in StockOrder.objects.filter(
+            pk__in=[m.document_id for m in movements if m.document_type == Movement.DocumentType.STOCK_ORDER]
+        )
+    }
+    for movement in movements.order_by("id"):
+        events.append(_movement_event(movement, orders.get(movement.document_id)))
+    return events
+
+
+def _origin_event(unit: Unit) -> TraceEvent:
+    product = unit.product
+    registration = product.registration_certificate
+    supplier_licences = [
+        {"kind": c.kind, "number": c.number, "valid_to": c.valid_to.isoformat(), "valid_today": c.is_valid_on(timezone.localdate())}
+        for c in unit.supplier.certificates.all()
+    ]
+    return TraceEvent(
+        None, "ORIGIN", f"{product.name} by {product.manufacturer.name}, supplied by {unit.supplier.name}",
+        {
+            "product_id": product.pk, "product": product.name, "specification": product.specification,
+            "udi_di": unit.di, "lot": unit.lot, "serial": unit.serial, "expiry": _text(unit.expiry),
+            "production_date": _text(unit.production_date), "manufacturer": product.manufacturer.name,
+            "registration_certificate": registration.number if registration else None,
+            "registration_valid_to": _text(registration.valid_to) if registration else None,
+            "supplier": unit.supplier.name, "supplier_uscc": unit.supplier.uscc,
+            "supplier_certificates": supplier_licences, "owner": unit.owner, "unit_cost": str(unit.unit_cost),
+            "is_gift": unit.is_gift,
+        },
+    )
+
+
+def _movement_event(movement: Movement, order: StockOrder | None) -> TraceEvent:
+    actor = movement.actor_user.username if movement.actor_user else f"device {movement.actor_device.code}"
+    place = movement.to_location.name if movement.to_location else "—"
+    return TraceEvent(
+        movement.occurred_at, f"MOVEMENT_{movement.kind}",
+        f"{movement.get_kind_display()} → {place} by {actor}",
+        {
+            "movement_id": movement.pk, "kind": movement.kind,
+            "from_location": movement.from_location.name if movement.from_location else None,
+            "to_location": movement.to_location.name if movement.to_location else None,
+            "from_status": movement.from_status, "to_status": movement.to_status, "actor": actor,
+            "recorded_at": movement.recorded_at.isoformat(), "reason_code": movement.reason_code,
+            "note": movement.note, "document_type": movement.document_type, "document_id": movement.document_id,
+            "document_kind": order.kind if order else None,
+        },
+    )
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
