@@ -1,12 +1,19 @@
 import hashlib
 import secrets
+from datetime import timedelta
 
 from django.db import models
+from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
 class Device(models.Model):
-    """A scanner, RFID reader or smart cabinet. Stock moved by a device is attributed to it."""
+    """A scanner, RFID reader or smart cabinet. Stock moved by a device is attributed to it.
+
+    `config` holds what the adapters need: `port_url`, `baudrate`, `frame_suffix` (serial
+    scanners), `gs_substitute` (the character a scanner sends in place of GS), `scan_mode`.
+    """
 
     class Kind(models.TextChoices):
         SERIAL_SCANNER = "SERIAL_SCANNER", _("Serial barcode scanner")
@@ -15,6 +22,10 @@ class Device(models.Model):
         CABINET_HTTP = "CABINET_HTTP", _("Smart cabinet (HTTP)")
         CABINET_MQTT = "CABINET_MQTT", _("Smart cabinet (MQTT)")
 
+    class ScanMode(models.TextChoices):
+        LOOKUP = "LOOKUP", _("Look up only")
+        RECEIVE_INTO_LOCATION = "RECEIVE_INTO_LOCATION", _("Move each scanned unit into the device's location")
+
     hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="devices")
     location = models.ForeignKey(
         "inventory.Location", null=True, blank=True, on_delete=models.PROTECT, related_name="devices"
@@ -22,8 +33,10 @@ class Device(models.Model):
     code = models.CharField(_("device code"), max_length=64, unique=True)
     name = models.CharField(_("name"), max_length=200)
     kind = models.CharField(_("kind"), max_length=24, choices=Kind.choices)
-    token_hash = models.CharField(_("token hash (SHA-256)"), max_length=64, blank=True)
+    token_hash = models.CharField(_("token hash (SHA-256)"), max_length=64, blank=True, db_index=True)
     config = models.JSONField(_("configuration"), default=dict, blank=True)
+    scan_mode = models.CharField(_("scan mode"), max_length=32, choices=ScanMode.choices, default=ScanMode.LOOKUP)
+    offline_after_seconds = models.PositiveIntegerField(_("offline after silence of (s)"), default=300)
     is_active = models.BooleanField(_("active"), default=True)
     last_seen = models.DateTimeField(_("last seen"), null=True, blank=True)
 
@@ -34,8 +47,68 @@ class Device(models.Model):
     def __str__(self) -> str:
         return f"{self.code} {self.name}"
 
+    @staticmethod
+    def hash_token(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
     def issue_token(self) -> str:
-        """A new secret for this device; only its hash is kept, so show it once."""
+        """A new secret for this device; only its hash is kept, so it can be shown once only."""
         token = secrets.token_urlsafe(32)
-        self.token_hash = hashlib.sha256(token.encode()).hexdigest()
+        self.token_hash = self.hash_token(token)
         return token
+
+    @property
+    def is_online(self) -> bool:
+        if self.last_seen is None:
+            return False
+        return timezone.now() - self.last_seen <= timedelta(seconds=self.offline_after_seconds)
+
+    @property
+    def gs_substitute(self) -> str | None:
+        return self.config.get("gs_substitute") or None
+
+
+class DeviceEvent(models.Model):
+    """One raw event as a device sent it, stored before it is processed (DESIGN.md §5).
+
+    Unique per (device, event_id): a replay finds the first row and returns its outcome.
+    """
+
+    class Kind(models.TextChoices):
+        SCAN = "scan", _("Scan")
+        DOOR_OPEN = "door_open", _("Door opened")
+        DOOR_CLOSE = "door_close", _("Door closed")
+        INVENTORY = "inventory", _("Tag inventory")
+        HEARTBEAT = "heartbeat", _("Heartbeat")
+        TEMPERATURE = "temperature", _("Temperature")
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING", _("Stored, not processed yet")
+        PROCESSED = "PROCESSED", _("Processed")
+        REFUSED = "REFUSED", _("Refused by a business rule")
+        FAILED = "FAILED", _("Failed (error)")
+
+    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="events")
+    event_id = models.CharField(_("device event id"), max_length=128)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    occurred_at = models.DateTimeField(_("occurred at (device clock)"))
+    received_at = models.DateTimeField(_("received at"), default=timezone.now)
+    payload = models.JSONField(_("payload"), default=dict)
+    body_sha256 = models.CharField(_("body hash"), max_length=64)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PENDING)
+    result = models.JSONField(_("result"), default=dict, blank=True)
+    error_code = models.CharField(_("error code"), max_length=48, blank=True)
+    error_detail = models.TextField(_("error detail"), blank=True)
+    processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("device event")
+        ordering = ["occurred_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["device", "event_id"], name="event_id_unique_per_device")]
+        indexes = [
+            models.Index(fields=["device", "kind", "occurred_at"]),
+            models.Index(fields=["received_at"], condition=Q(status="PENDING"), name="device_event_pending"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.device.code}:{self.event_id} {self.kind}"

@@ -165,6 +165,14 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "UnitStatusEnum": "inventory.models.stock.UnitStatus",
         "DeliveryNoteStatusEnum": "inventory.models.documents.DeliveryNote.Status",
+        "DeviceEventStatusEnum": "devices.models.DeviceEvent.Status",
+        "DeviceEventKindEnum": "devices.models.DeviceEvent.Kind",
+        "DeviceKindEnum": "devices.models.Device.Kind",
+        "LocationKindEnum": "inventory.models.organisation.Location.Kind",
+        "DepartmentKindEnum": "inventory.models.organisation.Department.Kind",
+        "MovementKindEnum": "inventory.models.stock.Movement.Kind",
+        "CertificateKindEnum": "inventory.models.parties.Certificate.Kind",
+        "StockOrderKindEnum": "inventory.models.documents.StockOrder.Kind",
     },
 }
 
@@ -182,6 +190,8 @@ MQTT_URL = env("MQTT_URL", "")
 
 # Business defaults (each may be overridden per product).
 SPD_MIN_SHELF_LIFE_DAYS = int(env("SPD_MIN_SHELF_LIFE_DAYS", "90"))
+# A device event body (or batch) larger than this is refused with 413 before it is parsed.
+SPD_DEVICE_EVENT_MAX_BYTES = int(env("SPD_DEVICE_EVENT_MAX_BYTES", str(512 * 1024)))
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 if not DEBUG:

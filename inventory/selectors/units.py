@@ -5,25 +5,52 @@ from datetime import datetime
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from devices.udi import ParseError, parse_udi
-from inventory.errors import Refusal, Refused
-from inventory.models import Hospital, Movement, StockOrder, Unit
+from devices.udi import ParsedUDI, ParseError, parse_udi
+from inventory.errors import Problem, Refusal, Refused
+from inventory.models import Hospital, Movement, Product, StockOrder, Unit
 
 
 def units_for_list(queryset: QuerySet) -> QuerySet:
     return queryset.select_related("product", "location", "supplier")
 
 
-def find_unit_by_udi(hospital: Hospital, raw: str) -> Unit:
-    """The unit a scanned UDI designates in this hospital, or a refusal saying why there is none."""
+@dataclass(frozen=True)
+class ScanResolution:
+    """What a scanned code designates in one hospital: its parse, the catalog product, the unit."""
+
+    udi: ParsedUDI
+    product: Product | None
+    unit: Unit | None
+
+    @property
+    def problem(self) -> Problem | None:
+        """Why the code designates no unit, or None if it does."""
+        if self.unit is not None:
+            return None
+        if self.product is None:
+            return Problem(Refusal.PRODUCT_UNKNOWN, {"di": self.udi.di})
+        return Problem(Refusal.NOT_FOUND, {"what": f"unit {self.udi.di}/{self.udi.serial or '?'}"})
+
+
+def resolve_scan(hospital: Hospital, raw: str, *, separator: str | None = None) -> ScanResolution:
+    """Parse a scanned code and find its product and (for a serialised code) its unit."""
     try:
-        parsed = parse_udi(raw)
+        parsed = parse_udi(raw, separator=separator)
     except ParseError as error:
         raise Refused(Refusal.UDI_UNPARSEABLE, detail=str(error)) from error
-    unit = Unit.objects.filter(hospital=hospital, di=parsed.di, serial=parsed.serial).first()
-    if unit is None or not parsed.serial:
-        raise Refused(Refusal.NOT_FOUND, what=f"unit {parsed.di}/{parsed.serial or '?'}")
-    return unit
+    product = Product.objects.filter(hospital=hospital, udi_di=parsed.di).first()
+    unit = None
+    if parsed.serial:
+        unit = Unit.objects.filter(hospital=hospital, di=parsed.di, serial=parsed.serial).first()
+    return ScanResolution(parsed, product, unit)
+
+
+def find_unit_by_udi(hospital: Hospital, raw: str, *, separator: str | None = None) -> Unit:
+    """The unit a scanned UDI designates in this hospital, or a refusal saying why there is none."""
+    resolution = resolve_scan(hospital, raw, separator=separator)
+    if problem := resolution.problem:
+        raise Refused([problem])
+    return resolution.unit
 
 
 @dataclass(frozen=True)
