@@ -53,6 +53,9 @@ class Refusal(Enum):
         "产品 {product} 的注册证 {number} 已于 {date} 过期。",
     )
     SERIAL_MISSING = (400, "A unit-tracked product needs a serial number in its UDI.", "按单件管理的产品需要序列号。")
+    UNIT_QUANTITY_NOT_ONE = (
+        400, "A unit-tracked line is one scanned unit; quantity {quantity} given.", "单件管理的行只能是一件，给出数量 {quantity}。"
+    )
     LOT_MISSING = (400, "The lot number and expiry date are required.", "需要批号和有效期。")
     UNIT_EXPIRED = (400, "The unit expired on {expiry}.", "该耗材已于 {expiry} 过期。")
     SHELF_LIFE_TOO_SHORT = (
@@ -95,6 +98,13 @@ class Refusal(Enum):
         409, "Unit {unit} was supplied by {supplier}, not by this supplier.", "耗材 {unit} 的供应商是 {supplier}，不是该供应商。"
     )
     LOCATION_INACTIVE = (409, "Location {location} is not active.", "库位 {location} 已停用。")
+    # RFID tags
+    INVALID_EPC = (400, "EPC {epc} is not a hexadecimal tag id of 8 to 64 digits.", "EPC {epc} 不是 8 到 64 位的十六进制标签号。")
+    TAG_IN_USE = (409, "Tag {epc} is already bound to unit {unit}; unbind it first.", "标签 {epc} 已绑定耗材 {unit}，请先解绑。")
+    UNIT_ALREADY_TAGGED = (
+        409, "Unit {unit} already carries tag {epc}; unbind it first.", "耗材 {unit} 已绑定标签 {epc}，请先解绑。"
+    )
+    UNIT_NOT_TAGGED = (409, "Unit {unit} carries no tag.", "耗材 {unit} 未绑定标签。")
 
     @property
     def status(self) -> int:

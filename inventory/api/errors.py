@@ -1,5 +1,7 @@
 """One exception handler: domain refusals and DRF errors become `{"code", "detail", "problems"}`."""
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -13,6 +15,10 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
             {"code": exc.code, "detail": exc.detail, "problems": [p.as_dict() for p in exc.problems]},
             status=exc.status,
         )
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(str(exc) or None)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     response = drf_exception_handler(exc, context)

@@ -22,6 +22,7 @@ from inventory.errors import Problem, Refused
 from inventory.models import Location, Movement, Product, StockOrder, Supplier, Unit, UnitStatus
 from inventory.selectors.scope import visible_to
 from inventory.selectors.units import find_unit_by_udi, unit_trace, units_for_list
+from inventory.services import labelling
 from inventory.services.stock import LotQuantity, return_to_supplier, scrap, transfer_stock
 
 
@@ -62,11 +63,20 @@ class TraceEventSerializer(serializers.Serializer):
     details = serializers.DictField()
 
 
+class BindTagSerializer(serializers.Serializer):
+    epc = serializers.CharField(max_length=80)
+
+
+class UnbindTagSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=200)
+
+
 class UnitViewSet(viewsets.ReadOnlyModelViewSet):
     """High-value units (一物一码): where each is, in what state, and its whole history."""
 
     serializer_class = UnitSerializer
     filterset_class = UnitFilter
+    write_roles = STOCK_HANDLERS
 
     def get_queryset(self) -> QuerySet:
         return units_for_list(visible_to(self.request.user, Unit.objects.all()))
@@ -76,6 +86,23 @@ class UnitViewSet(viewsets.ReadOnlyModelViewSet):
     def trace(self, request: Request, pk: str) -> Response:
         """Oldest first: manufacturer, certificates, supplier, delivery, acceptance, every movement."""
         return Response(TraceEventSerializer(unit_trace(self.get_object()), many=True).data)
+
+    @extend_schema(request=BindTagSerializer, responses={200: UnitSerializer})
+    @action(detail=True, methods=["post"], url_path="bind-tag")
+    def bind_tag(self, request: Request, pk: str) -> Response:
+        """Bind an RFID tag (EPC, hex) to this unit; a tagged unit must be unbound first."""
+        unit = self.get_object()
+        labelling.bind_tag(unit=unit, epc=validated(BindTagSerializer, request)["epc"], actor=Actor(user=request.user))
+        return Response(UnitSerializer(self.get_queryset().get(pk=unit.pk)).data)
+
+    @extend_schema(request=UnbindTagSerializer, responses={200: UnitSerializer})
+    @action(detail=True, methods=["post"], url_path="unbind-tag")
+    def unbind_tag(self, request: Request, pk: str) -> Response:
+        """Take this unit's tag off, with a reason (damaged tag, relabelling)."""
+        unit = self.get_object()
+        reason = validated(UnbindTagSerializer, request)["reason"]
+        labelling.unbind_tag(unit=unit, actor=Actor(user=request.user), reason=reason)
+        return Response(UnitSerializer(self.get_queryset().get(pk=unit.pk)).data)
 
 
 class MovementSerializer(serializers.ModelSerializer):

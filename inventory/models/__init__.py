@@ -5,11 +5,11 @@ from inventory.models.idempotency import IdempotencyRecord
 from inventory.models.organisation import Department, Hospital, Location
 from inventory.models.parties import Certificate, Manufacturer, Supplier
 from inventory.models.people import Role, User
-from inventory.models.stock import UNIT_TRANSITIONS, LotBalance, Movement, Owner, Unit, UnitStatus
+from inventory.models.stock import UNIT_TRANSITIONS, LotBalance, Movement, Owner, TagBinding, Unit, UnitStatus
 
 __all__ = [
     "AcceptanceRecord", "Certificate", "DeliveryLine", "DeliveryNote", "Department", "Hospital",
     "IdempotencyRecord", "Location", "LotBalance", "Manufacturer", "Movement", "Owner", "Product", "Role",
-    "StockOrder", "Supplier", "SupplyAgreement", "TrackingMode", "UNIT_TRANSITIONS", "Unit", "UnitStatus",
+    "StockOrder", "Supplier", "SupplyAgreement", "TagBinding", "TrackingMode", "UNIT_TRANSITIONS", "Unit", "UnitStatus",
     "User",
 ]

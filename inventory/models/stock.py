@@ -222,3 +222,37 @@ class Movement(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("The ledger is append-only: movements cannot be deleted.")
+
+
+class TagBinding(models.Model):
+    """The history of RFID tags bound to units (Unit.epc is the current binding).
+
+    Cabinets often write vendor-specific EPCs, so this table — not the EPC's content — says
+    which unit a tag is on.
+    """
+
+    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="tag_bindings")
+    epc = models.CharField(_("RFID EPC"), max_length=64)
+    bound_at = models.DateTimeField(_("bound at"), default=timezone.now)
+    bound_by = models.ForeignKey(
+        "inventory.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    bound_by_device = models.ForeignKey(
+        "devices.Device", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    unbound_at = models.DateTimeField(_("unbound at"), null=True, blank=True)
+    unbound_by = models.ForeignKey(
+        "inventory.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    unbind_reason = models.CharField(_("unbind reason"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("tag binding")
+        ordering = ["bound_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["epc"], condition=Q(unbound_at__isnull=True), name="one_live_binding_per_epc"),
+            models.UniqueConstraint(fields=["unit"], condition=Q(unbound_at__isnull=True), name="one_live_tag_per_unit"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.epc} → {self.unit_id}"

@@ -290,6 +290,8 @@ def acceptance_problems(
         problems.append(Problem(Refusal.NO_ACTIVE_AGREEMENT, {"product": product, "supplier": note.supplier}))
     problems += _certificate_problems(product, note.supplier, context)
     if product.tracking == TrackingMode.UNIT:
+        if line.quantity != 1:
+            problems.append(Problem(Refusal.UNIT_QUANTITY_NOT_ONE, {"quantity": line.quantity}))
         if not line.serial:
             problems.append(Problem(Refusal.SERIAL_MISSING))
         elif (product.udi_di, line.serial) in context.serials_taken:

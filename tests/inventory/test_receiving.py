@@ -185,3 +185,10 @@ def test_shelf_life_minimum_can_be_set_per_product(keeper_actor, supplier, wareh
     udi = gs1_udi(product.udi_di, serial="S1", expiry=TODAY + datetime.timedelta(days=30))
     note = receive_and_accept(keeper_actor, supplier, warehouse, [LineInput(PRICE, udi=udi)])
     assert decision(note).decision == "ACCEPTED"
+
+
+def test_unit_tracked_line_with_a_quantity_above_one_is_rejected(keeper_actor, supplier, warehouse, product):
+    line = LineInput(PRICE, udi=gs1_udi(product.udi_di, serial="Q5"), quantity=5)
+    note = receive_and_accept(keeper_actor, supplier, warehouse, [line])
+    assert decision(note).reason_code == "UNIT_QUANTITY_NOT_ONE"
+    assert not Unit.objects.exists()

@@ -199,7 +199,8 @@ def test_another_hospitals_stock_does_not_exist_for_the_caller(stocked_unit, oth
     assert client.get("/api/v1/delivery-notes/").data["count"] == 0
     for url in (f"/api/v1/units/{stocked_unit.pk}/", f"/api/v1/units/{stocked_unit.pk}/trace/",
                 f"/api/v1/delivery-notes/{note_id}/"):
-        assert client.get(url).status_code == 404
+        response = client.get(url)
+        assert (response.status_code, response.data["code"]) == (404, "NOT_FOUND")
     assert accept(client, note_id).status_code == 404
     transfer = client.post(
         "/api/v1/transfers/", {"units": [stocked_unit.pk], "to_location": elsewhere.pk, "idempotency_key": "x"},

@@ -1,0 +1,179 @@
+"""The demo data: a realistic county alliance, loaded through the real services, and idempotent."""
+import datetime
+import io
+import re
+
+import pytest
+from django.apps import apps
+from django.core.management import call_command
+from django.utils import timezone
+
+from devices.udi import is_valid_gtin, parse_udi
+from inventory.models import (
+    AcceptanceRecord,
+    Certificate,
+    DeliveryNote,
+    Department,
+    Hospital,
+    Location,
+    LotBalance,
+    Manufacturer,
+    Movement,
+    Product,
+    Supplier,
+    SupplyAgreement,
+    TrackingMode,
+    Unit,
+    UnitStatus,
+    User,
+)
+from inventory.services.demo import demo_logins, seed_demo
+from inventory.validators import validate_uscc
+
+CLINICAL_DEPARTMENTS = {"心内科导管室", "骨科手术室", "眼科"}
+
+
+@pytest.fixture
+def seeded(db, settings):
+    # The real password hasher is deliberately slow; the tests do not need it.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    return seed_demo()
+
+
+@pytest.fixture
+def today():
+    return timezone.localdate()
+
+
+def _row_counts() -> dict[str, int]:
+    return {
+        model._meta.label: model._base_manager.count()
+        for app in ("inventory", "devices", "auth")
+        for model in apps.get_app_config(app).get_models(include_auto_created=True)
+    }
+
+
+@pytest.mark.django_db
+def test_an_alliance_of_hospitals_with_departments_stores_and_cabinets(seeded):
+    hospitals = list(Hospital.objects.all())
+    assert len(hospitals) >= 2
+    assert len({hospital.alliance for hospital in hospitals}) == 1 and hospitals[0].alliance
+    assert sum(hospital.is_lead for hospital in hospitals) == 1
+    for hospital in hospitals:
+        departments = {department.name: department for department in hospital.departments.all()}
+        assert CLINICAL_DEPARTMENTS | {"中心库"} <= set(departments)
+        assert departments["中心库"].kind == Department.Kind.WAREHOUSE
+        kinds = set(hospital.locations.values_list("kind", flat=True))
+        assert {Location.Kind.CENTRAL_WAREHOUSE, Location.Kind.QUARANTINE} <= kinds
+        for department in departments.values():
+            if department.kind == Department.Kind.WAREHOUSE:
+                continue
+            own = set(department.locations.values_list("kind", flat=True))
+            assert {Location.Kind.DEPARTMENT_STORE, Location.Kind.SMART_CABINET} <= own, department.name
+    assert seeded["hospitals"] == len(hospitals)
+
+
+@pytest.mark.django_db
+def test_suppliers_and_manufacturers_hold_certificates_one_expiring_and_one_expired(seeded, today):
+    suppliers = list(Supplier.objects.all())
+    assert len(suppliers) >= 3
+    for supplier in suppliers:
+        validate_uscc(supplier.uscc)
+        kinds = set(supplier.certificates.values_list("kind", flat=True))
+        assert {Certificate.Kind.BUSINESS_LICENCE, Certificate.Kind.DISTRIBUTION_LICENCE} <= kinds
+    manufacturers = list(Manufacturer.objects.all())
+    assert len(manufacturers) >= 3
+    assert any(manufacturer.country != "CN" for manufacturer in manufacturers)
+    for manufacturer in manufacturers:
+        if manufacturer.uscc:
+            validate_uscc(manufacturer.uscc)
+
+    assert Certificate.objects.filter(valid_from__lte=today, valid_to__gte=today,
+                                      valid_to__lte=today + datetime.timedelta(days=30)).exists()
+    expired = Certificate.objects.filter(valid_to__lt=today)
+    assert expired.exists()
+    # The expired certificate leaves almost the whole catalog acceptable.
+    assert Product.objects.filter(registration_certificate__in=expired).count() < 10
+    for product in Product.objects.select_related("registration_certificate"):
+        assert product.registration_certificate.kind == Certificate.Kind.REGISTRATION
+        assert product.registration_certificate.manufacturer_id == product.manufacturer_id
+
+
+@pytest.mark.django_db
+def test_catalog_has_200_products_with_valid_gtins_codes_and_agreements(seeded, today):
+    lead = Hospital.objects.get(is_lead=True)
+    products = list(Product.objects.filter(hospital=lead))
+    assert len(products) >= 200
+    assert all(is_valid_gtin(product.udi_di) and len(product.udi_di) == 14 for product in products)
+    assert len({product.udi_di for product in products}) == len(products)
+    assert all(re.fullmatch(r"C\d{19}", product.nhsa_code) for product in products)
+    assert len({product.nhsa_code for product in products}) == len(products)
+    assert all(product.his_charge_code and product.specification for product in products)
+    assert {product.tracking for product in products} == {TrackingMode.UNIT, TrackingMode.LOT}
+    assert any(product.is_consignment for product in products)
+    cold = [product for product in products if product.is_cold_chain]
+    assert cold and all((p.storage_min_c, p.storage_max_c) == (2, 8) for p in cold)
+    names = " ".join(product.name for product in products)
+    for kind in ("洗脱", "球囊", "导丝", "消融导管", "人工晶状体", "螺钉", "接骨板", "注射器", "输液器", "留置针", "纱布"):
+        assert kind in names
+
+    agreements = SupplyAgreement.objects.filter(hospital=lead, valid_from__lte=today, valid_to__gte=today)
+    assert {agreement.product_id for agreement in agreements} == {product.pk for product in products}
+    assert agreements.exclude(vbp_contract="").exists()
+    stent_prices = {a.unit_price for a in agreements.filter(product__category="冠脉药物洗脱支架")}
+    assert stent_prices and all(600 <= price <= 800 for price in stent_prices)
+    assert all(a.unit_price < 5 for a in agreements.filter(product__category="注射器"))
+
+    member = Hospital.objects.get(is_lead=False)
+    assert Product.objects.filter(hospital=member).exists()
+
+
+@pytest.mark.django_db
+def test_every_role_has_a_demo_login_bound_to_its_hospital(seeded):
+    logins = demo_logins()
+    assert {login.role for login in logins} == {"admin", "warehouse", "spd_operator", "nurse", "auditor"}
+    for login in logins:
+        user = User.objects.get(username=login.username)
+        assert user.check_password(login.password)
+        assert user.hospital.code == login.hospital_code
+        assert list(user.groups.values_list("name", flat=True)) == [login.role]
+        if login.role == "nurse":
+            assert list(user.departments.values_list("name", flat=True)) == ["心内科导管室"]
+    assert User.objects.get(username="keeper2").hospital.is_lead is False
+
+
+@pytest.mark.django_db
+def test_accepted_deliveries_put_stock_in_the_central_warehouse_and_rejections_keep_reasons(seeded):
+    units = Unit.objects.filter(status=UnitStatus.IN_STOCK, location__kind=Location.Kind.CENTRAL_WAREHOUSE)
+    assert units.count() >= 20
+    for unit in units.select_related("product"):
+        assert parse_udi(unit.udi_raw).di == unit.product.udi_di
+        assert set(unit.movements.values_list("kind", flat=True)) == {Movement.Kind.RECEIPT, Movement.Kind.PUTAWAY}
+    assert Unit.objects.filter(owner="SUPPLIER").exists()  # consignment
+    assert LotBalance.objects.filter(location__kind=Location.Kind.CENTRAL_WAREHOUSE, quantity__gt=0).exists()
+
+    rejected = AcceptanceRecord.objects.filter(decision=AcceptanceRecord.Decision.REJECTED)
+    reasons = set(rejected.values_list("reason_code", flat=True))
+    assert {"PRICE_MISMATCH", "UNIT_EXPIRED", "PRODUCT_CERTIFICATE_EXPIRED", "TEMPERATURE_OUT_OF_RANGE"} <= reasons
+    assert all(record.reasons and record.reasons[0]["code"] == record.reason_code for record in rejected)
+    assert not Unit.objects.filter(delivery_line__acceptance__in=rejected).exists()
+    assert AcceptanceRecord.objects.filter(is_gift=True, decision=AcceptanceRecord.Decision.ACCEPTED).exists()
+    assert DeliveryNote.objects.filter(status=DeliveryNote.Status.RECEIVED).exists()
+    assert seeded["units_in_stock"] == Unit.objects.filter(status=UnitStatus.IN_STOCK).count()
+    assert seeded["lines_rejected"] == rejected.count()
+
+
+@pytest.mark.django_db
+def test_running_it_again_changes_nothing(seeded):
+    before = _row_counts()
+    units_before = list(Unit.objects.values_list("pk", "status", "location_id").order_by("pk"))
+
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+
+    assert _row_counts() == before
+    assert list(Unit.objects.values_list("pk", "status", "location_id").order_by("pk")) == units_before
+    assert seed_demo() == seeded
+    output = out.getvalue()
+    assert "admin-demo-123" in output and "keeper2" in output
+    assert "expired" in output and "expiring soon" in output
