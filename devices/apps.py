@@ -7,5 +7,5 @@ class DevicesConfig(AppConfig):
     verbose_name = _("Devices")
 
     def ready(self) -> None:
-        # Registers the scan handler with the ingest path.
-        from devices import scanning  # noqa: F401
+        # Registers the event handlers with the ingest path.
+        from devices import cabinet_events, scanning  # noqa: F401

@@ -98,6 +98,37 @@ class Refusal(Enum):
         409, "Unit {unit} was supplied by {supplier}, not by this supplier.", "耗材 {unit} 的供应商是 {supplier}，不是该供应商。"
     )
     LOCATION_INACTIVE = (409, "Location {location} is not active.", "库位 {location} 已停用。")
+    # Use on a patient and billing
+    INVALID_ENCOUNTER = (
+        400, "The HIS encounter number must be 1 to 64 letters, digits, '-', '_' or '.'.",
+        "HIS 就诊号须为 1 到 64 位字母、数字或 - _ .。",
+    )
+    LOOKS_LIKE_PERSONAL_ID = (
+        400, "{field} looks like a personal identity number; only HIS references may be stored.",
+        "{field} 疑似身份证号；系统只保存 HIS 就诊号等编号，不保存患者身份信息。",
+    )
+    ALREADY_CONSUMED = (
+        409, "Unit {unit} was already used on encounter {encounter} at {at} (consumption {consumption}).",
+        "耗材 {unit} 已于 {at} 用于就诊 {encounter}（使用记录 {consumption}）。",
+    )
+    UNIT_EXPIRED_LOCKED = (409, "Unit {unit} expired on {expiry} and is locked.", "耗材 {unit} 已于 {expiry} 过期并锁定。")
+    LOT_EXPIRED_LOCKED = (409, "Lot {lot} expired on {expiry} and is locked.", "批号 {lot} 已于 {expiry} 过期并锁定。")
+    UNIT_QUARANTINED = (409, "Unit {unit} is in quarantine at {location}.", "耗材 {unit} 在隔离区 {location}。")
+    UNIT_NOT_IN_DEPARTMENT = (
+        409, "Unit {unit} is at {location}, not in a location of {department}.",
+        "耗材 {unit} 位于 {location}，不在 {department} 的库位。",
+    )
+    NOT_YOUR_DEPARTMENT = (403, "You do not work in {department}.", "您不属于 {department}。")
+    NO_CHARGE_CODE = (
+        409, "Product {product} has no HIS charge code, so its use cannot be billed.", "产品 {product} 没有 HIS 收费编码，无法计费。"
+    )
+    ALREADY_REFUNDED = (409, "Consumption {consumption} was already refunded.", "使用记录 {consumption} 已退费。")
+    CONSUMPTION_SETTLED = (
+        409, "Consumption {consumption} is on a confirmed supplier settlement.", "使用记录 {consumption} 已在已确认的寄售结算单上。"
+    )
+    NO_LOCATION_FOR_REFUND = (
+        409, "No {kind} location to put the refunded item back into.", "没有可放回退费物品的{kind}库位。"
+    )
     # RFID tags
     INVALID_EPC = (400, "EPC {epc} is not a hexadecimal tag id of 8 to 64 digits.", "EPC {epc} 不是 8 到 64 位的十六进制标签号。")
     TAG_IN_USE = (409, "Tag {epc} is already bound to unit {unit}; unbind it first.", "标签 {epc} 已绑定耗材 {unit}，请先解绑。")

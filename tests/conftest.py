@@ -53,6 +53,11 @@ def _require_marked_services(request: pytest.FixtureRequest) -> None:
             pytest.skip(missing)
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def hospital(db):
     return factories.HospitalFactory(code="H001", name="县人民医院", is_lead=True)
@@ -144,3 +149,20 @@ def api_client_for(user) -> APIClient:
     client = APIClient()
     client.force_authenticate(user)
     return client
+
+
+def stock_units(actor, supplier, warehouse, product, serials, *, lot=""):
+    """Receive and accept one delivery of `serials` of `product` into `warehouse`; return the units."""
+    from inventory.models import Unit
+    from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
+    from tests.factories import gs1_udi
+
+    price = product.agreements.get().unit_price
+    number = f"DN-{serials[0]}"
+    note = receive_delivery_note(
+        actor=actor, hospital=warehouse.hospital, supplier=supplier, number=number, receiving_location=warehouse,
+        lines=[LineInput(price, udi=gs1_udi(product.udi_di, serial=s, lot=lot)) for s in serials],
+        idempotency_key=f"rcv-{number}",
+    )
+    accept_delivery_note(actor=actor, note=note, idempotency_key=f"acc-{number}")
+    return list(Unit.objects.filter(serial__in=serials).order_by("serial"))

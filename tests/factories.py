@@ -5,7 +5,7 @@ from decimal import Decimal
 import factory
 from django.utils import timezone
 
-from devices.udi import gtin_check_digit
+from devices.identification import gtin_check_digit
 from inventory import models
 from inventory.validators import make_uscc
 

@@ -26,7 +26,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.routers import DefaultRouter
 
-from devices.udi import is_valid_gtin
+from devices.identification import is_valid_gtin
 from inventory.api.permissions import MASTER_DATA_EDITORS
 from inventory.models import (
     Certificate,

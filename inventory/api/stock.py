@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from devices.udi import ParseError, parse_udi
+from devices.identification import ParseError, parse_udi
 from inventory.actors import Actor
 from inventory.api.fields import (
     IdempotentInputSerializer,
@@ -190,7 +190,7 @@ class StockOrderSerializer(serializers.ModelSerializer):
         return MovementSerializer(movements, many=True).data
 
 
-def _units(request: Request, data: dict) -> list[Unit]:
+def named_units(request: Request, data: dict) -> list[Unit]:
     """The units named by id and by scanned UDI; every UDI that designates no unit is a problem."""
     units = list(data["units"])
     problems = []
@@ -234,7 +234,7 @@ class TransferView(StockOrderView):
     def perform(self, request: Request, data: dict, key: str) -> StockOrder:
         return transfer_stock(
             actor=Actor(user=request.user), hospital=caller_hospital(request), to_location=data["to_location"],
-            from_location=data.get("from_location"), units=_units(request, data), lots=_lots(data),
+            from_location=data.get("from_location"), units=named_units(request, data), lots=_lots(data),
             note=data["note"], idempotency_key=key,
         )
 
@@ -251,7 +251,7 @@ class ReturnView(StockOrderView):
     def perform(self, request: Request, data: dict, key: str) -> StockOrder:
         return return_to_supplier(
             actor=Actor(user=request.user), hospital=caller_hospital(request), supplier=data["supplier"],
-            reason_code=data["reason_code"], units=_units(request, data), lots=_lots(data), note=data["note"],
+            reason_code=data["reason_code"], units=named_units(request, data), lots=_lots(data), note=data["note"],
             idempotency_key=key,
         )
 
@@ -268,5 +268,5 @@ class ScrapView(StockOrderView):
     def perform(self, request: Request, data: dict, key: str) -> StockOrder:
         return scrap(
             actor=Actor(user=request.user), hospital=caller_hospital(request), reason_code=data["reason_code"],
-            units=_units(request, data), lots=_lots(data), note=data["note"], idempotency_key=key,
+            units=named_units(request, data), lots=_lots(data), note=data["note"], idempotency_key=key,
         )

@@ -1,5 +1,8 @@
 """The SPD domain model. Each module holds one part of it; import from here."""
+from inventory.models.billing import HisSettlementLine, SupplierSettlement, SupplierSettlementLine
+from inventory.models.cabinets import CabinetSession
 from inventory.models.catalog import Product, SupplyAgreement, TrackingMode
+from inventory.models.clinical import Charge, ChargeDelivery, Consumption
 from inventory.models.documents import AcceptanceRecord, DeliveryLine, DeliveryNote, StockOrder
 from inventory.models.idempotency import IdempotencyRecord
 from inventory.models.organisation import Department, Hospital, Location
@@ -8,6 +11,8 @@ from inventory.models.people import Role, User
 from inventory.models.stock import UNIT_TRANSITIONS, LotBalance, Movement, Owner, TagBinding, Unit, UnitStatus
 
 __all__ = [
+    "CabinetSession", "Charge", "ChargeDelivery", "Consumption", "HisSettlementLine", "SupplierSettlement",
+    "SupplierSettlementLine",
     "AcceptanceRecord", "Certificate", "DeliveryLine", "DeliveryNote", "Department", "Hospital",
     "IdempotencyRecord", "Location", "LotBalance", "Manufacturer", "Movement", "Owner", "Product", "Role",
     "StockOrder", "Supplier", "SupplyAgreement", "TagBinding", "TrackingMode", "UNIT_TRANSITIONS", "Unit", "UnitStatus",

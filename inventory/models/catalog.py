@@ -40,6 +40,10 @@ class Product(models.Model):
         _("minimum remaining shelf life at acceptance (days)"), null=True, blank=True,
         help_text=_("Empty: the site default (SPD_MIN_SHELF_LIFE_DAYS)."),
     )
+    return_deadline_hours = models.PositiveIntegerField(
+        _("return deadline for taken units (hours)"), null=True, blank=True,
+        help_text=_("Empty: the deadline of the location the unit was taken from."),
+    )
     is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:

@@ -103,6 +103,8 @@ class StockOrder(models.Model):
         TRANSFER = "TRANSFER", _("Transfer")
         RETURN_TO_SUPPLIER = "RETURN_TO_SUPPLIER", _("Return to supplier")
         SCRAP = "SCRAP", _("Scrap")
+        TAKE = "TAKE", _("Taken by scan")
+        PUT_BACK = "PUT_BACK", _("Put back by scan")
 
     hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="stock_orders")
     kind = models.CharField(_("kind"), max_length=24, choices=Kind.choices)

@@ -59,6 +59,10 @@ class Location(models.Model):
     name = models.CharField(_("name"), max_length=200)
     kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
     is_active = models.BooleanField(_("active"), default=True)
+    return_deadline_hours = models.PositiveIntegerField(
+        _("return deadline for taken units (hours)"), default=24,
+        help_text=_("A unit taken from here and neither used nor returned by then is overdue (定时回库)."),
+    )
 
     class Meta:
         verbose_name = _("location")

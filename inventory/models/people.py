@@ -23,6 +23,10 @@ class User(AbstractUser):
         "inventory.Hospital", null=True, blank=True, on_delete=models.PROTECT, related_name="users"
     )
     departments = models.ManyToManyField("inventory.Department", blank=True, related_name="users")
+    badge = models.CharField(
+        _("badge id (工牌)"), max_length=64, null=True, blank=True, unique=True,
+        help_text=_("The id a smart cabinet's badge reader sends when this person opens the door."),
+    )
 
     class Meta:
         verbose_name = _("user")

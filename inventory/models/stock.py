@@ -26,7 +26,7 @@ UNIT_TRANSITIONS: dict[str, frozenset[str]] = {
     ),
     UnitStatus.IN_STOCK: frozenset(
         {
-            UnitStatus.IN_STOCK, UnitStatus.IN_CABINET, UnitStatus.CONSUMED, UnitStatus.RETURNED_TO_SUPPLIER,
+            UnitStatus.IN_STOCK, UnitStatus.IN_CABINET, UnitStatus.TAKEN, UnitStatus.CONSUMED, UnitStatus.RETURNED_TO_SUPPLIER,
             UnitStatus.SCRAPPED, UnitStatus.EXPIRED,
         }
     ),
@@ -71,6 +71,7 @@ class Unit(models.Model):
     unit_cost = models.DecimalField(_("unit cost"), max_digits=12, decimal_places=2)
     is_gift = models.BooleanField(_("gift (赠送)"), default=False)
     status = models.CharField(_("status"), max_length=24, choices=UnitStatus.choices)
+    status_since = models.DateTimeField(_("in this status since"), default=timezone.now)
     location = models.ForeignKey(
         "inventory.Location", null=True, blank=True, on_delete=models.PROTECT, related_name="units"
     )
@@ -146,12 +147,15 @@ class Movement(models.Model):
         SCRAP = "SCRAP", _("Scrapped (报损)")
         EXPIRE = "EXPIRE", _("Expired and locked")
         ADJUSTMENT = "ADJUSTMENT", _("Stocktake adjustment (盘点调整)")
+        OWNER_CHANGE = "OWNER_CHANGE", _("Change of owner (寄售转自有)")
 
     KINDS_REQUIRING_REASON = frozenset({Kind.RETURN_TO_SUPPLIER, Kind.SCRAP, Kind.UNCONSUME, Kind.ADJUSTMENT})
 
     class DocumentType(models.TextChoices):
         DELIVERY_NOTE = "DELIVERY_NOTE", _("Delivery note")
         STOCK_ORDER = "STOCK_ORDER", _("Stock order")
+        CABINET_SESSION = "CABINET_SESSION", _("Cabinet session")
+        CONSUMPTION = "CONSUMPTION", _("Consumption")
 
     hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="movements")
     kind = models.CharField(_("kind"), max_length=24, choices=Kind.choices)
@@ -169,6 +173,8 @@ class Movement(models.Model):
     )
     from_status = models.CharField(_("status before"), max_length=24, choices=UnitStatus.choices, blank=True)
     to_status = models.CharField(_("status after"), max_length=24, choices=UnitStatus.choices, blank=True)
+    from_owner = models.CharField(_("owner before"), max_length=16, choices=Owner.choices, blank=True)
+    to_owner = models.CharField(_("owner after"), max_length=16, choices=Owner.choices, blank=True)
     actor_user = models.ForeignKey(
         "inventory.User", null=True, blank=True, on_delete=models.PROTECT, related_name="movements"
     )

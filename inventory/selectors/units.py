@@ -5,7 +5,7 @@ from datetime import datetime
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from devices.udi import ParsedUDI, ParseError, parse_udi
+from devices.identification import ParsedUDI, ParseError, parse_udi
 from inventory.errors import Problem, Refusal, Refused
 from inventory.models import Hospital, Movement, Product, StockOrder, Unit
 

@@ -24,7 +24,7 @@ from django.contrib.auth.models import Group
 from django.db import models, transaction
 from django.utils import timezone
 
-from devices.udi import GS, gtin_check_digit
+from devices.identification import GS, gtin_check_digit
 from inventory.actors import Actor
 from inventory.errors import Refusal, Refused
 from inventory.models import (

@@ -40,9 +40,11 @@ def move_unit(
         reason_code=reason_code, note=note, document_type=document[0], document_id=document[1],
         idempotency_key=idempotency_key, **actor.movement_fields(),
     )
+    if unit.status != to_status:
+        unit.status_since = movement.occurred_at
     unit.status = to_status
     unit.location = to_location
-    unit.save(update_fields=["status", "location"])
+    unit.save(update_fields=["status", "status_since", "location"])
     return movement
 
 
@@ -82,3 +84,20 @@ def move_lot(
         document_type=document[0], document_id=document[1], idempotency_key=idempotency_key,
         **actor.movement_fields(),
     )
+
+
+def change_unit_owner(
+    *, unit: Unit, to_owner: str, actor: Actor, idempotency_key: str, document: tuple[str, int],
+    occurred_at: datetime.datetime | None = None, note: str = "",
+) -> Movement:
+    """Record a change of owner (consignment unit bought at use, or handed back at refund)."""
+    movement = Movement.objects.create(
+        hospital_id=unit.hospital_id, kind=Movement.Kind.OWNER_CHANGE, product_id=unit.product_id, unit=unit,
+        lot=unit.lot, quantity=1, from_location_id=unit.location_id, to_location_id=unit.location_id,
+        from_status=unit.status, to_status=unit.status, from_owner=unit.owner, to_owner=to_owner,
+        occurred_at=occurred_at or timezone.now(), note=note, document_type=document[0], document_id=document[1],
+        idempotency_key=idempotency_key, **actor.movement_fields(),
+    )
+    unit.owner = to_owner
+    unit.save(update_fields=["owner"])
+    return movement

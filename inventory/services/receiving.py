@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError
 from django.utils import timezone
 
-from devices.udi import ParsedUDI, ParseError, parse_udi
+from devices.identification import ParsedUDI, ParseError, parse_udi
 from inventory.actors import Actor
 from inventory.errors import Problem, Refusal, Refused
 from inventory.models import (

@@ -8,7 +8,7 @@ from django.apps import apps
 from django.core.management import call_command
 from django.utils import timezone
 
-from devices.udi import is_valid_gtin, parse_udi
+from devices.identification import is_valid_gtin, parse_udi
 from inventory.models import (
     AcceptanceRecord,
     Certificate,

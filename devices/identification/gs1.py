@@ -13,14 +13,15 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import biip
 from biip.gs1_element_strings import GS1ElementString
 from biip.gs1_messages import GS1Message
 from biip.symbology import SymbologyIdentifier
 
-__all__ = ["GS", "ParseError", "ParsedUDI", "gtin_check_digit", "is_valid_gtin", "parse_udi"]
+from devices.identification.parsed import ParsedUDI, ParseError, show
+
+__all__ = ["GS", "gtin_check_digit", "is_valid_gtin", "parse_gs1"]
 
 GS = "\x1d"
 """ASCII group separator, the usual transmission of FNC1 between variable-length fields."""
@@ -29,29 +30,6 @@ _GTIN_LENGTHS = frozenset({8, 12, 13, 14})
 _ASCII_DIGITS = re.compile(r"[0-9]+")
 _HRI = re.compile(r"(?:\(\d+\)[^(]+)+")
 _NAMED_AIS = frozenset({"01", "10", "11", "17", "21"})
-
-
-class ParseError(ValueError):
-    """A scan that cannot be turned into a GS1 UDI; the message says what was wrong."""
-
-
-@dataclass(frozen=True)
-class ParsedUDI:
-    """The parts of a GS1 UDI that receiving and traceability need.
-
-    `other_ais` keeps the (AI, value) pairs that have no field of their own, e.g. (240)
-    additional product id, (30) count or (7003) expiry date and time, in scan order.
-    """
-
-    issuer: str
-    di: str
-    lot: str
-    serial: str
-    expiry: dt.date | None
-    production_date: dt.date | None
-    raw: str
-    normalized: str
-    other_ais: tuple[tuple[str, str], ...] = ()
 
 
 def gtin_check_digit(body: str) -> str:
@@ -76,7 +54,7 @@ def is_valid_gtin(code: str) -> bool:
     )
 
 
-def parse_udi(raw: str, *, separator: str | None = None) -> ParsedUDI:
+def parse_gs1(raw: str, *, separator: str | None = None) -> ParsedUDI:
     """Parse one scanned GS1 UDI in any of the forms scanners produce.
 
     Accepted: element strings with GS (ASCII 29) after variable-length fields, optionally
@@ -111,14 +89,14 @@ def _parse_gs1(text: str) -> tuple[Sequence[GS1ElementString], str]:
         try:
             body = text[len(SymbologyIdentifier.extract(text)) :]
         except Exception as exc:  # biip raises IndexError/ValueError here for short prefixes
-            raise ParseError(f"Unrecognised symbology identifier at the start of {_show(text)}") from exc
+            raise ParseError(f"Unrecognised symbology identifier at the start of {show(text)}") from exc
 
     if body.lstrip(GS).startswith("("):
         return _parse_hri(body)
     if is_valid_gtin(body):
         # Too short to hold (01) plus 14 digits; biip would misread e.g. 400... as AI (400).
         raise ParseError(
-            f"{_show(body)} is a bare GTIN from a linear EAN/UPC barcode, not a GS1 UDI element string; "
+            f"{show(body)} is a bare GTIN from a linear EAN/UPC barcode, not a GS1 UDI element string; "
             "scan the UDI DataMatrix or GS1-128 label instead"
         )
 
@@ -126,12 +104,12 @@ def _parse_gs1(text: str) -> tuple[Sequence[GS1ElementString], str]:
         # A Digital Link URI in a plain (]Q1) QR code is only recognised without its prefix.
         result = biip.parse(body if body.startswith("http") else text)
     except Exception as exc:  # biip's contract is ParseError, but it leaks others on odd input
-        raise ParseError(f"Not a GS1 element string: {_show(text)} ({exc})") from exc
+        raise ParseError(f"Not a GS1 element string: {show(text)} ({exc})") from exc
 
     container = result.gs1_message or result.gs1_digital_link_uri
     if container is None or not container.element_strings:
         reason = result.gs1_message_error or result.gs1_digital_link_uri_error or "no element strings"
-        raise ParseError(f"Not a GS1 element string: {_show(text)} ({reason})")
+        raise ParseError(f"Not a GS1 element string: {show(text)} ({reason})")
     elements = container.element_strings
     return elements, "".join(element.as_hri() for element in elements)
 
@@ -141,11 +119,11 @@ def _parse_hri(body: str) -> tuple[Sequence[GS1ElementString], str]:
     # trailing "(10)" with no data, so the whole text is checked first.
     hri = "".join(body.split())
     if not _HRI.fullmatch(hri):
-        raise ParseError(f"Malformed human-readable GS1 string {_show(body)}: expected '(AI)data(AI)data...'")
+        raise ParseError(f"Malformed human-readable GS1 string {show(body)}: expected '(AI)data(AI)data...'")
     try:
         message = GS1Message.parse_hri(hri)
     except Exception as exc:
-        raise ParseError(f"Invalid human-readable GS1 string {_show(body)}: {exc}") from exc
+        raise ParseError(f"Invalid human-readable GS1 string {show(body)}: {exc}") from exc
     return message.element_strings, message.as_hri()
 
 
@@ -164,7 +142,7 @@ def _to_udi(elements: Sequence[GS1ElementString], *, raw: str, normalized: str) 
 
     gtin = named.get("01")
     if gtin is None:
-        raise ParseError(f"No GTIN (AI 01) in {_show(normalized)}; a GS1 UDI needs a device identifier")
+        raise ParseError(f"No GTIN (AI 01) in {show(normalized)}; a GS1 UDI needs a device identifier")
     di = gtin.value
     if not is_valid_gtin(di):
         expected = gtin_check_digit(di[:-1])
@@ -189,7 +167,3 @@ def _to_udi(elements: Sequence[GS1ElementString], *, raw: str, normalized: str) 
         normalized=normalized,
         other_ais=tuple(others),
     )
-
-
-def _show(text: str, limit: int = 80) -> str:
-    return repr(text if len(text) <= limit else text[:limit] + "...")

@@ -1,4 +1,4 @@
-"""Behaviour of the UDI parser used when receiving medical consumables."""
+"""Behaviour of the GS1 UDI parser used when receiving medical consumables."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from devices.udi import GS, ParsedUDI, ParseError, gtin_check_digit, is_valid_gtin, parse_udi
+from devices.identification import ParsedUDI, ParseError
+from devices.identification.gs1 import GS, gtin_check_digit, is_valid_gtin, parse_gs1
 
 HRI = "(01)09501234567891(17)261231(10)AB12(21)S1"
 ELEMENT_STRING = f"01095012345678911726123110AB12{GS}21S1"
@@ -42,26 +43,26 @@ EXPECTED = ("GS1", "09501234567891", "AB12", "S1", dt.date(2026, 12, 31), None, 
     ],
 )
 def test_every_scanned_form_of_the_same_label_gives_the_same_fields(raw: str, separator: str | None) -> None:
-    udi = parse_udi(raw, separator=separator)
+    udi = parse_gs1(raw, separator=separator)
 
     assert _fields(udi) == EXPECTED
     assert udi.raw == raw
 
 
 def test_normalized_form_parses_back_to_the_same_udi() -> None:
-    udi = parse_udi(f"]d2{ELEMENT_STRING}")
+    udi = parse_gs1(f"]d2{ELEMENT_STRING}")
 
-    assert _fields(parse_udi(udi.normalized)) == _fields(udi)
+    assert _fields(parse_gs1(udi.normalized)) == _fields(udi)
 
 
 def test_normalized_form_keeps_the_ai_order_of_the_scan() -> None:
-    udi = parse_udi(f"0109501234567891{'21'}S1{GS}10AB12{GS}17261231")
+    udi = parse_gs1(f"0109501234567891{'21'}S1{GS}10AB12{GS}17261231")
 
     assert udi.normalized == "(01)09501234567891(21)S1(10)AB12(17)261231"
 
 
 def test_gs1_digital_link_uri_is_accepted() -> None:
-    udi = parse_udi("https://id.gs1.org/01/09501234567891/10/AB12/21/S1?17=261231")
+    udi = parse_gs1("https://id.gs1.org/01/09501234567891/10/AB12/21/S1?17=261231")
 
     assert (udi.di, udi.lot, udi.serial, udi.expiry) == (
         "09501234567891",
@@ -73,12 +74,12 @@ def test_gs1_digital_link_uri_is_accepted() -> None:
 
 def test_gtin_with_wrong_check_digit_is_refused() -> None:
     with pytest.raises(ParseError, match=r"GTIN check digit .*expected 1, got 0"):
-        parse_udi(f"]d201095012345678901726123110AB12{GS}21S1")
+        parse_gs1(f"]d201095012345678901726123110AB12{GS}21S1")
 
 
 def test_gtin_with_wrong_check_digit_is_refused_in_hri_form() -> None:
     with pytest.raises(ParseError, match="GTIN check digit"):
-        parse_udi("(01)09501234567890(17)261231")
+        parse_gs1("(01)09501234567890(17)261231")
 
 
 @pytest.mark.parametrize(
@@ -92,53 +93,53 @@ def test_gtin_with_wrong_check_digit_is_refused_in_hri_form() -> None:
     ],
 )
 def test_expiry_day_00_means_last_day_of_that_month(yymm00: str, last_day: dt.date) -> None:
-    assert parse_udi(f"0109501234567891{'17'}{yymm00}10L1").expiry == last_day
+    assert parse_gs1(f"0109501234567891{'17'}{yymm00}10L1").expiry == last_day
 
 
 def test_production_date_day_00_means_last_day_of_that_month() -> None:
-    assert parse_udi("(01)09501234567891(11)240200").production_date == dt.date(2024, 2, 29)
+    assert parse_gs1("(01)09501234567891(11)240200").production_date == dt.date(2024, 2, 29)
 
 
 def test_impossible_expiry_date_is_refused() -> None:
     with pytest.raises(ParseError):
-        parse_udi("(01)09501234567891(17)270229")
+        parse_gs1("(01)09501234567891(17)270229")
 
 
 def test_variable_length_lot_is_terminated_by_gs_before_the_next_field() -> None:
-    udi = parse_udi(f"010950123456789110LOT-2024/07.A{GS}17270131{GS}21SN0001")
+    udi = parse_gs1(f"010950123456789110LOT-2024/07.A{GS}17270131{GS}21SN0001")
 
     assert (udi.lot, udi.expiry, udi.serial) == ("LOT-2024/07.A", dt.date(2027, 1, 31), "SN0001")
 
 
 def test_variable_length_serial_is_terminated_by_gs_before_the_lot() -> None:
-    udi = parse_udi(f"010950123456789121{'1' * 20}{GS}10{'2' * 20}")
+    udi = parse_gs1(f"010950123456789121{'1' * 20}{GS}10{'2' * 20}")
 
     assert (udi.serial, udi.lot) == ("1" * 20, "2" * 20)
 
 
 def test_digits_of_a_lot_look_like_an_ai_without_gs_are_kept_in_the_lot() -> None:
     # Without GS a scanner gives no way to tell where the lot ends; the digits stay in it.
-    assert parse_udi("0109501234567891100117261231").lot == "0117261231"
+    assert parse_gs1("0109501234567891100117261231").lot == "0117261231"
 
 
 def test_substitute_separator_is_only_applied_when_configured() -> None:
     with pytest.raises(ParseError):
-        parse_udi("01095012345678911726123110AB12|21S1")
+        parse_gs1("01095012345678911726123110AB12|21S1")
 
 
 def test_empty_substitute_separator_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="separator"):
-        parse_udi(ELEMENT_STRING, separator="")
+        parse_gs1(ELEMENT_STRING, separator="")
 
 
 def test_lot_serial_and_dates_are_empty_when_absent() -> None:
-    udi = parse_udi("]d20109501234567891")
+    udi = parse_gs1("]d20109501234567891")
 
     assert (udi.lot, udi.serial, udi.expiry, udi.production_date) == ("", "", None, None)
 
 
 def test_other_ais_are_accepted_and_exposed_in_scan_order() -> None:
-    udi = parse_udi(f"0109501234567891240REF-77{GS}3010{GS}7003270131123010X1")
+    udi = parse_gs1(f"0109501234567891240REF-77{GS}3010{GS}7003270131123010X1")
 
     assert udi.lot == "X1"
     assert udi.other_ais == (("240", "REF-77"), ("30", "10"), ("7003", "2701311230"))
@@ -146,18 +147,18 @@ def test_other_ais_are_accepted_and_exposed_in_scan_order() -> None:
 
 def test_repeated_ai_with_different_values_is_refused() -> None:
     with pytest.raises(ParseError, match=r"\(10\) appears twice"):
-        parse_udi(f"010950123456789110A{GS}10B")
+        parse_gs1(f"010950123456789110A{GS}10B")
 
 
 def test_udi_without_gtin_is_refused() -> None:
     with pytest.raises(ParseError, match="No GTIN"):
-        parse_udi(f"10AB12{GS}17261231")
+        parse_gs1(f"10AB12{GS}17261231")
 
 
 @pytest.mark.parametrize("raw", ["4006381333931", "]E04006381333931", "09501234567891"])
 def test_bare_linear_gtin_is_refused_as_not_a_udi(raw: str) -> None:
     with pytest.raises(ParseError):
-        parse_udi(raw)
+        parse_gs1(raw)
 
 
 @pytest.mark.parametrize(
@@ -170,7 +171,7 @@ def test_bare_linear_gtin_is_refused_as_not_a_udi(raw: str) -> None:
         pytest.param("]d", id="truncated-aim"),
         pytest.param("]X", id="aim-without-data"),
         pytest.param("hello world", id="text"),
-        pytest.param("+H123PROD1/$$3250101LOT1Q", id="hibcc"),
+        pytest.param("+H123PROD1/$$3250101LOT1Q", id="hibcc-is-not-gs1"),
         pytest.param("0109501234567891\uff21\uff22", id="fullwidth"),
         pytest.param("01" + "".join(chr(0x660 + int(d)) for d in "09501234567891"), id="arabic-indic-digits"),
         pytest.param("010950123456789", id="short-gtin"),
@@ -183,12 +184,12 @@ def test_bare_linear_gtin_is_refused_as_not_a_udi(raw: str) -> None:
 )
 def test_garbage_raises_parse_error(raw: str) -> None:
     with pytest.raises(ParseError):
-        parse_udi(raw)
+        parse_gs1(raw)
 
 
 def test_non_text_input_raises_parse_error() -> None:
     with pytest.raises(ParseError, match="must be text"):
-        parse_udi(b"0109501234567891")  # type: ignore[arg-type]
+        parse_gs1(b"0109501234567891")  # type: ignore[arg-type]
 
 
 def test_parse_error_is_a_value_error() -> None:
@@ -227,7 +228,7 @@ CORPUS = [
 
 @pytest.mark.parametrize(("raw", "expected"), CORPUS)
 def test_realistic_device_labels(raw: str, expected: tuple[object, ...]) -> None:
-    udi = parse_udi(raw)
+    udi = parse_gs1(raw)
 
     assert (udi.di, udi.lot, udi.serial, udi.expiry, udi.production_date) == expected
 
@@ -291,8 +292,8 @@ def test_gs_and_hri_forms_round_trip(body: str, lot: str, serial: str, expiry: d
     element_string = f"{prefix}01{di}17{_yymmdd(expiry)}10{lot}{GS}21{serial}\r\n"
     hri = f"(01){di}(17){_yymmdd(expiry)}(10){lot}(21){serial}"
 
-    from_scan = parse_udi(element_string)
-    from_hri = parse_udi(hri)
+    from_scan = parse_gs1(element_string)
+    from_hri = parse_gs1(hri)
 
     assert (from_scan.di, from_scan.lot, from_scan.serial, from_scan.expiry) == (di, lot, serial, expiry)
     assert from_scan.normalized == hri
@@ -307,14 +308,14 @@ def test_substitute_round_trip(body: str, lot: str, serial: str, produced: dt.da
     di = body + gtin_check_digit(body)
     scan = f"]d201{di}10{lot}{separator}11{_yymmdd(produced)}21{serial}{separator}"
 
-    udi = parse_udi(scan, separator=separator)
+    udi = parse_gs1(scan, separator=separator)
 
     assert (udi.di, udi.lot, udi.serial, udi.production_date) == (di, lot, serial, produced)
 
 
 @given(year=st.integers(_THIS_YEAR - 30, _THIS_YEAR + 30), month=st.integers(1, 12))
 def test_day_00_is_always_the_last_day_of_the_month(year: int, month: int) -> None:
-    udi = parse_udi(f"(01)09501234567891(17){year % 100:02d}{month:02d}00")
+    udi = parse_gs1(f"(01)09501234567891(17){year % 100:02d}{month:02d}00")
 
     assert udi.expiry == dt.date(year, month, calendar.monthrange(year, month)[1])
 
@@ -324,7 +325,7 @@ def test_any_wrong_check_digit_is_refused(body: str, wrong: int) -> None:
     bad = str((int(gtin_check_digit(body)) + wrong) % 10)
 
     with pytest.raises(ParseError, match="GTIN check digit"):
-        parse_udi(f"01{body}{bad}10LOT1")
+        parse_gs1(f"01{body}{bad}10LOT1")
 
 
 SCANNER_TEXT = st.text(
@@ -339,10 +340,10 @@ SCANNER_TEXT = st.text(
 @example(raw="(01)(10)", separator=None)
 def test_arbitrary_text_raises_nothing_but_parse_error(raw: str, separator: str | None) -> None:
     with contextlib.suppress(ParseError):
-        parse_udi(raw, separator=separator)
+        parse_gs1(raw, separator=separator)
 
 
 @given(data=st.binary(max_size=80), encoding=st.sampled_from(["latin-1", "utf-8", "cp1252", "gb18030"]))
 def test_arbitrary_scanner_bytes_raise_nothing_but_parse_error(data: bytes, encoding: str) -> None:
     with contextlib.suppress(ParseError):
-        parse_udi(data.decode(encoding, errors="replace"))
+        parse_gs1(data.decode(encoding, errors="replace"))

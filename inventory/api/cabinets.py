@@ -1,0 +1,90 @@
+"""Cabinets: their sessions (who took what, when), takes and put-backs by scan, overdue returns."""
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from inventory.actors import Actor
+from inventory.api.clinical import CLINICAL_ROLES
+from inventory.api.fields import (
+    IdempotentInputSerializer,
+    ScopedPrimaryKeyRelatedField,
+    caller_hospital,
+    idempotency_key,
+    validated,
+)
+from inventory.api.stock import StockOrderSerializer, UnitSerializer, named_units
+from inventory.models import CabinetSession, Unit
+from inventory.selectors.scope import visible_to
+from inventory.services.cabinets import deadline_hours, overdue_takes, put_back_by_scan, take_by_scan
+
+
+class CabinetSessionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CabinetSession
+        fields = [
+            "id", "cabinet", "device", "user", "badge", "status", "opened_at", "closed_at", "tags_seen", "taken",
+            "returned", "unknown_tags", "misplaced",
+        ]
+
+
+class CabinetSessionViewSet(viewsets.ReadOnlyModelViewSet):
+    """Door sessions of the smart cabinets, newest first."""
+
+    serializer_class = CabinetSessionSerializer
+    filterset_fields = ["cabinet", "status", "user", "device"]
+
+    def get_queryset(self) -> QuerySet:
+        return visible_to(self.request.user, CabinetSession.objects.all(), "cabinet__hospital")
+
+
+class ScanUnitsSerializer(IdempotentInputSerializer):
+    units = ScopedPrimaryKeyRelatedField(queryset=Unit.objects.all(), many=True, required=False, default=list)
+    udis = serializers.ListField(child=serializers.CharField(max_length=300), required=False, default=list)
+
+
+class TakeView(APIView):
+    """Take units out of a store without RFID by scanning them (TAKEN, attributed to the caller)."""
+
+    write_roles = CLINICAL_ROLES
+
+    @extend_schema(request=ScanUnitsSerializer, responses={201: StockOrderSerializer})
+    def post(self, request: Request) -> Response:
+        data = validated(ScanUnitsSerializer, request)
+        order = take_by_scan(actor=Actor(user=request.user), hospital=caller_hospital(request),
+                             units=named_units(request, data), idempotency_key=idempotency_key(request, data))
+        return Response(StockOrderSerializer(order).data, status=status.HTTP_201_CREATED)
+
+
+class PutBackView(APIView):
+    """Put taken units back where they were taken from, by scanning them."""
+
+    write_roles = CLINICAL_ROLES
+
+    @extend_schema(request=ScanUnitsSerializer, responses={201: StockOrderSerializer})
+    def post(self, request: Request) -> Response:
+        data = validated(ScanUnitsSerializer, request)
+        order = put_back_by_scan(actor=Actor(user=request.user), hospital=caller_hospital(request),
+                                 units=named_units(request, data), idempotency_key=idempotency_key(request, data))
+        return Response(StockOrderSerializer(order).data, status=status.HTTP_201_CREATED)
+
+
+class OverdueTakeSerializer(UnitSerializer):
+    taken_at = serializers.DateTimeField(source="status_since")
+    deadline_hours = serializers.SerializerMethodField()
+
+    class Meta(UnitSerializer.Meta):
+        fields = [*UnitSerializer.Meta.fields, "taken_at", "deadline_hours"]
+
+    def get_deadline_hours(self, unit: Unit) -> int:
+        return deadline_hours(unit)
+
+
+class OverdueTakesView(APIView):
+    """Units taken and neither used nor returned within their deadline (定时回库预警)."""
+
+    @extend_schema(responses={200: OverdueTakeSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        return Response(OverdueTakeSerializer(overdue_takes(caller_hospital(request)), many=True).data)

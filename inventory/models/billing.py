@@ -1,0 +1,92 @@
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class HisSettlementLine(models.Model):
+    """One line of the HIS's settlement data (结算明细), imported in full for reconciliation."""
+
+    hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="his_settlements")
+    his_line_id = models.CharField(_("HIS line id"), max_length=64)
+    encounter = models.CharField(_("HIS encounter number"), max_length=64)
+    his_charge_code = models.CharField(_("HIS charge code"), max_length=32)
+    nhsa_code = models.CharField(_("医保耗材编码"), max_length=32, blank=True)
+    quantity = models.IntegerField(_("quantity"))
+    unit_price = models.DecimalField(_("unit price"), max_digits=12, decimal_places=2)
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
+    settled_at = models.DateTimeField(_("settled at"))
+    charge = models.ForeignKey(
+        "inventory.Charge", null=True, blank=True, on_delete=models.PROTECT, related_name="his_settlements",
+        help_text=_("Our charge this line answers, when the HIS echoes our idempotency key"),
+    )
+    imported_at = models.DateTimeField(_("imported at"), default=timezone.now)
+    import_batch = models.CharField(_("import batch"), max_length=64, blank=True)
+
+    class Meta:
+        verbose_name = _("HIS settlement line")
+        ordering = ["settled_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["hospital", "his_line_id"], name="his_line_unique_per_hospital")
+        ]
+        indexes = [models.Index(fields=["hospital", "settled_at"]), models.Index(fields=["encounter"])]
+
+    def __str__(self) -> str:
+        return f"{self.his_line_id} {self.encounter} {self.his_charge_code} × {self.quantity}"
+
+
+class SupplierSettlement(models.Model):
+    """A consignment settlement statement (寄售结算单): what the hospital owes a supplier for a period.
+
+    先消耗、后结算: consignment units are paid for after use. Once confirmed its lines are locked.
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "DRAFT", _("Draft")
+        CONFIRMED = "CONFIRMED", _("Confirmed (locked)")
+
+    hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="supplier_settlements")
+    supplier = models.ForeignKey("inventory.Supplier", on_delete=models.PROTECT, related_name="settlements")
+    period_start = models.DateField(_("period start"))
+    period_end = models.DateField(_("period end (inclusive)"))
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.DRAFT)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey("inventory.User", on_delete=models.PROTECT, related_name="+")
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    confirmed_by = models.ForeignKey(
+        "inventory.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("supplier settlement")
+        ordering = ["-period_start", "supplier"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hospital", "supplier", "period_start", "period_end"], name="one_settlement_per_period"
+            ),
+            models.CheckConstraint(condition=Q(period_end__gte=models.F("period_start")), name="settlement_period"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.supplier} {self.period_start}–{self.period_end}"
+
+
+class SupplierSettlementLine(models.Model):
+    settlement = models.ForeignKey(SupplierSettlement, on_delete=models.PROTECT, related_name="lines")
+    consumption = models.OneToOneField(
+        "inventory.Consumption", on_delete=models.PROTECT, related_name="settlement_line",
+        help_text=_("A consumption is settled at most once"),
+    )
+    product = models.ForeignKey("inventory.Product", on_delete=models.PROTECT, related_name="+")
+    unit = models.ForeignKey("inventory.Unit", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    lot = models.CharField(max_length=64, blank=True)
+    quantity = models.PositiveIntegerField()
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+
+    class Meta:
+        verbose_name = _("supplier settlement line")
+        ordering = ["settlement", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.settlement}: {self.product} × {self.quantity}"

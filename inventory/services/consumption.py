@@ -1,0 +1,272 @@
+"""Use on a patient (使用) and its refund (退费): exactly once, at zero markup, billed through the outbox.
+
+A consumption writes, in one transaction: the movements (an owner change first for a consignment
+unit, then CONSUME), the Consumption, its Charge and the Charge's outbox row for the HIS. A refund
+writes the reversing movements, a negative Charge and its outbox row; nothing is ever deleted.
+Lock order: unit, then lot balances by id.
+"""
+import datetime
+import re
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from inventory.actors import Actor
+from inventory.errors import Problem, Refusal, Refused
+from inventory.models import (
+    Charge,
+    ChargeDelivery,
+    Consumption,
+    Department,
+    Hospital,
+    Location,
+    LotBalance,
+    Movement,
+    Owner,
+    Product,
+    SupplierSettlement,
+    TrackingMode,
+    Unit,
+    UnitStatus,
+)
+from inventory.services.idempotency import run_once
+from inventory.services.ledger import change_unit_owner, move_lot, move_unit, transition_problem
+
+_HIS_REFERENCE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# 18-character resident identity number: 17 digits and a digit or X. Such a value must never be
+# stored as an "encounter" or "doctor" reference.
+_PERSONAL_ID = re.compile(r"^\d{17}[\dXx]$")
+
+
+@dataclass(frozen=True)
+class ClinicalContext:
+    """Where and for whom an item is used. Only HIS references: never a patient's name or id."""
+
+    encounter: str
+    department: Department
+    surgery_id: str = ""
+    surgery_name: str = ""
+    doctor: str = ""
+    occurred_at: datetime.datetime | None = None
+
+    def as_payload(self) -> dict:
+        return {
+            "encounter": self.encounter, "department": self.department.pk, "surgery_id": self.surgery_id,
+            "surgery_name": self.surgery_name, "doctor": self.doctor, "occurred_at": self.occurred_at,
+        }
+
+
+def consume_unit(*, actor: Actor, hospital: Hospital, unit: Unit, context: ClinicalContext, idempotency_key: str) -> Consumption:
+    """Use one high-value unit on an encounter; the unit must be taken or in stock in that department."""
+    _refuse_bad_context(actor, hospital, context)
+    if unit.hospital_id != hospital.pk:
+        raise Refused(Refusal.NOT_FOUND, what="unit")
+    payload = {"unit": unit.pk, **context.as_payload()}
+
+    def perform() -> Consumption:
+        locked = Unit.objects.select_for_update().select_related("product", "location__department").get(pk=unit.pk)
+        _refuse_unusable_unit(locked, context.department)
+        product = locked.product
+        if not product.his_charge_code:
+            raise Refused(Refusal.NO_CHARGE_CODE, product=product)
+        used_at = context.occurred_at or timezone.now()
+        consumption = Consumption.objects.create(
+            hospital=hospital, product=product, unit=locked, lot=locked.lot, quantity=1, location=locked.location,
+            unit_price=locked.unit_cost, was_consignment=locked.owner == Owner.SUPPLIER, occurred_at=used_at,
+            recorded_by=actor.user, recorded_by_device=actor.device, **_clinical_fields(context),
+        )
+        document = (Movement.DocumentType.CONSUMPTION, consumption.pk)
+        key = f"{hospital.pk}:consume:{consumption.pk}"
+        if locked.owner == Owner.SUPPLIER:
+            change_unit_owner(unit=locked, to_owner=Owner.HOSPITAL, actor=actor, idempotency_key=f"{key}:owner",
+                              document=document, occurred_at=used_at, note="consignment unit used: bought now")
+        move_unit(unit=locked, kind=Movement.Kind.CONSUME, to_status=UnitStatus.CONSUMED, to_location=None,
+                  actor=actor, idempotency_key=key, document=document, occurred_at=used_at)
+        _queue_charge(consumption, is_zero_cost=locked.is_gift or locked.unit_cost == 0)
+        return consumption
+
+    consumption, _ = run_once(hospital=hospital, key=idempotency_key, operation="consume_unit", payload=payload,
+                              perform=perform)
+    return consumption
+
+
+def consume_lot(
+    *, actor: Actor, hospital: Hospital, product: Product, lot: str, quantity: int, context: ClinicalContext,
+    idempotency_key: str, location: Location | None = None,
+) -> Consumption:
+    """Use a quantity of one lot of a lot-tracked product, from a store of the ordering department."""
+    _refuse_bad_context(actor, hospital, context)
+    if product.hospital_id != hospital.pk or (location is not None and location.hospital_id != hospital.pk):
+        raise Refused(Refusal.NOT_FOUND, what="product or location")
+    if product.tracking != TrackingMode.LOT or quantity < 1 or not lot:
+        raise Refused(Refusal.INVALID_REQUEST, detail="a lot-tracked product, a lot and a quantity of at least 1")
+    if not product.his_charge_code:
+        raise Refused(Refusal.NO_CHARGE_CODE, product=product)
+    payload = {"product": product.pk, "lot": lot, "quantity": quantity,
+               "location": location.pk if location else None, **context.as_payload()}
+
+    def perform() -> Consumption:
+        source = _lot_source(product, lot, quantity, context.department, location)
+        used_at = context.occurred_at or timezone.now()
+        consumption = Consumption.objects.create(
+            hospital=hospital, product=product, lot=lot, quantity=quantity, location=source.location,
+            unit_price=source.unit_cost, was_consignment=source.owner == Owner.SUPPLIER, occurred_at=used_at,
+            recorded_by=actor.user, recorded_by_device=actor.device, **_clinical_fields(context),
+        )
+        move_lot(product=product, lot=lot, quantity=quantity, source=source, to_location=None,
+                 kind=Movement.Kind.CONSUME, actor=actor, idempotency_key=f"{hospital.pk}:consume:{consumption.pk}",
+                 document=(Movement.DocumentType.CONSUMPTION, consumption.pk), occurred_at=used_at)
+        _queue_charge(consumption, is_zero_cost=source.unit_cost == 0)
+        return consumption
+
+    consumption, _ = run_once(hospital=hospital, key=idempotency_key, operation="consume_lot", payload=payload,
+                              perform=perform)
+    return consumption
+
+
+def refund_consumption(
+    *, actor: Actor, consumption: Consumption, reason_code: str, to_quarantine: bool, idempotency_key: str
+) -> Consumption:
+    """Reverse a consumption (退费): the item goes back to stock (or quarantine) and a refund charge
+    is queued for the HIS. A consignment unit goes back to the supplier's ownership."""
+    if not reason_code:
+        raise Refused(Refusal.REASON_REQUIRED)
+    hospital = consumption.hospital
+    payload = {"consumption": consumption.pk, "reason": reason_code, "quarantine": to_quarantine}
+
+    def perform() -> Consumption:
+        unit = Unit.objects.select_for_update().get(pk=consumption.unit_id) if consumption.unit_id else None
+        locked = Consumption.objects.select_for_update().get(pk=consumption.pk)
+        if locked.refunded_at is not None:
+            raise Refused(Refusal.ALREADY_REFUNDED, consumption=locked.pk)
+        if SupplierSettlement.objects.filter(
+            lines__consumption=locked, status=SupplierSettlement.Status.CONFIRMED
+        ).exists():
+            raise Refused(Refusal.CONSUMPTION_SETTLED, consumption=locked.pk)
+        destination = _refund_destination(locked, to_quarantine)
+        now = timezone.now()
+        document = (Movement.DocumentType.CONSUMPTION, locked.pk)
+        key = f"{hospital.pk}:refund:{locked.pk}"
+        if unit is not None:
+            move_unit(unit=unit, kind=Movement.Kind.UNCONSUME, to_status=UnitStatus.IN_STOCK, to_location=destination,
+                      actor=actor, idempotency_key=key, document=document, occurred_at=now, reason_code=reason_code)
+            if locked.was_consignment:
+                change_unit_owner(unit=unit, to_owner=Owner.SUPPLIER, actor=actor, idempotency_key=f"{key}:owner",
+                                  document=document, occurred_at=now, note="refunded before settlement")
+        else:
+            template = LotBalance.objects.filter(product=locked.product, lot=locked.lot).first()
+            move_lot(product=locked.product, lot=locked.lot, quantity=locked.quantity, source=None,
+                     to_location=destination, kind=Movement.Kind.UNCONSUME, actor=actor, idempotency_key=key,
+                     document=document, occurred_at=now, reason_code=reason_code,
+                     new_balance_defaults={
+                         "expiry": template.expiry if template else None, "unit_cost": locked.unit_price,
+                         "owner": Owner.SUPPLIER if locked.was_consignment else Owner.HOSPITAL,
+                     })
+        locked.refunded_at, locked.refund_reason = now, reason_code
+        locked.save(update_fields=["refunded_at", "refund_reason"])
+        original = locked.charges.get(kind=Charge.Kind.CHARGE)
+        refund = Charge.objects.create(
+            hospital=hospital, consumption=locked, kind=Charge.Kind.REFUND, refund_of=original,
+            encounter=original.encounter, his_charge_code=original.his_charge_code, nhsa_code=original.nhsa_code,
+            quantity=-original.quantity, unit_price=original.unit_price, amount=-original.amount,
+            is_zero_cost=original.is_zero_cost,
+        )
+        ChargeDelivery.objects.create(charge=refund)
+        return locked
+
+    refunded, _ = run_once(hospital=hospital, key=idempotency_key, operation="refund_consumption", payload=payload,
+                           perform=perform)
+    return refunded
+
+
+def _refuse_bad_context(actor: Actor, hospital: Hospital, context: ClinicalContext) -> None:
+    problems = []
+    for field, value in (("encounter", context.encounter), ("doctor", context.doctor),
+                         ("surgery_id", context.surgery_id)):
+        if _PERSONAL_ID.match(value or ""):
+            problems.append(Problem(Refusal.LOOKS_LIKE_PERSONAL_ID, {"field": field}))
+    if not _HIS_REFERENCE.match(context.encounter or ""):
+        problems.append(Problem(Refusal.INVALID_ENCOUNTER))
+    if context.department.hospital_id != hospital.pk:
+        problems.append(Problem(Refusal.NOT_FOUND, {"what": "department"}))
+    if problems:
+        raise Refused(problems)
+    user = actor.user
+    if user is not None and not user.is_superuser:
+        departments = set(user.departments.values_list("pk", flat=True))
+        if departments and context.department.pk not in departments:
+            raise Refused(Refusal.NOT_YOUR_DEPARTMENT, department=context.department)
+
+
+def _refuse_unusable_unit(unit: Unit, department: Department) -> None:
+    if unit.status == UnitStatus.CONSUMED:
+        first = unit.consumptions.filter(refunded_at__isnull=True).first()
+        raise Refused(
+            Refusal.ALREADY_CONSUMED, unit=unit.serial, encounter=first.encounter if first else "?",
+            at=first.occurred_at.isoformat() if first else "?", consumption=first.pk if first else "?",
+        )
+    if unit.status == UnitStatus.EXPIRED or (unit.expiry and unit.expiry < timezone.localdate()):
+        raise Refused(Refusal.UNIT_EXPIRED_LOCKED, unit=unit.serial, expiry=unit.expiry)
+    location = unit.location
+    if location is not None and location.kind == Location.Kind.QUARANTINE:
+        raise Refused(Refusal.UNIT_QUARANTINED, unit=unit.serial, location=location)
+    if problem := transition_problem(unit, UnitStatus.CONSUMED):
+        raise Refused([problem])
+    if location is None or location.department_id != department.pk:
+        raise Refused(Refusal.UNIT_NOT_IN_DEPARTMENT, unit=unit.serial, location=location, department=department)
+
+
+def _lot_source(
+    product: Product, lot: str, quantity: int, department: Department, location: Location | None
+) -> LotBalance:
+    candidates = LotBalance.objects.select_for_update().select_related("location").filter(
+        product=product, lot=lot, location__department=department, quantity__gt=0
+    ).exclude(location__kind=Location.Kind.QUARANTINE).order_by("pk")
+    if location is not None:
+        candidates = candidates.filter(location=location)
+    balances = list(candidates)
+    for balance in balances:
+        if balance.expiry and balance.expiry < timezone.localdate():
+            raise Refused(Refusal.LOT_EXPIRED_LOCKED, lot=lot, expiry=balance.expiry)
+        if balance.quantity >= quantity:
+            return balance
+    available = max((balance.quantity for balance in balances), default=0)
+    raise Refused(Refusal.INSUFFICIENT_STOCK, lot=lot, location=location or department, available=available,
+                  requested=quantity)
+
+
+def _refund_destination(consumption: Consumption, to_quarantine: bool) -> Location:
+    hospital_locations = Location.objects.filter(hospital_id=consumption.hospital_id, is_active=True)
+    if to_quarantine:
+        kind, found = Location.Kind.QUARANTINE, hospital_locations.filter(kind=Location.Kind.QUARANTINE).first()
+    elif consumption.location.kind != Location.Kind.SMART_CABINET:
+        return consumption.location
+    else:
+        # A refunded unit cannot go straight back into a cabinet: the cabinet's own inventory must see it.
+        kind, found = Location.Kind.DEPARTMENT_STORE, hospital_locations.filter(
+            kind=Location.Kind.DEPARTMENT_STORE, department_id=consumption.location.department_id
+        ).first()
+    if found is None:
+        raise Refused(Refusal.NO_LOCATION_FOR_REFUND, kind=Location.Kind(kind).label)
+    return found
+
+
+def _clinical_fields(context: ClinicalContext) -> dict:
+    return {
+        "encounter": context.encounter, "department": context.department, "surgery_id": context.surgery_id,
+        "surgery_name": context.surgery_name, "doctor": context.doctor,
+    }
+
+
+def _queue_charge(consumption: Consumption, *, is_zero_cost: bool) -> Charge:
+    """The charge at the purchase price of that very unit or lot (零差率), and its outbox row."""
+    product = consumption.product
+    charge = Charge.objects.create(
+        hospital_id=consumption.hospital_id, consumption=consumption, kind=Charge.Kind.CHARGE,
+        encounter=consumption.encounter, his_charge_code=product.his_charge_code, nhsa_code=product.nhsa_code,
+        quantity=consumption.quantity, unit_price=consumption.unit_price, amount=consumption.amount,
+        is_zero_cost=is_zero_cost,
+    )
+    ChargeDelivery.objects.create(charge=charge)
+    return charge
+
