@@ -154,7 +154,7 @@ def _scan_order(actor: Actor, hospital: Hospital, units: list[Unit], key: str, k
     movement_kind = Movement.Kind.CABINET_TAKE if take else Movement.Kind.CABINET_RETURN
 
     def perform() -> StockOrder:
-        locked = list(Unit.objects.select_for_update().select_related("location").filter(
+        locked = list(Unit.objects.select_for_update(of=("self",)).select_related("location").filter(
             pk__in=[unit.pk for unit in units]).order_by("pk"))
         problems = []
         for unit in locked:

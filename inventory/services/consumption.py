@@ -64,7 +64,7 @@ def consume_unit(*, actor: Actor, hospital: Hospital, unit: Unit, context: Clini
     payload = {"unit": unit.pk, **context.as_payload()}
 
     def perform() -> Consumption:
-        locked = Unit.objects.select_for_update().select_related("product", "location__department").get(pk=unit.pk)
+        locked = Unit.objects.select_for_update(of=("self",)).select_related("product", "location__department").get(pk=unit.pk)
         _refuse_unusable_unit(locked, context.department)
         product = locked.product
         if not product.his_charge_code:
@@ -219,7 +219,7 @@ def _refuse_unusable_unit(unit: Unit, department: Department) -> None:
 def _lot_source(
     product: Product, lot: str, quantity: int, department: Department, location: Location | None
 ) -> LotBalance:
-    candidates = LotBalance.objects.select_for_update().select_related("location").filter(
+    candidates = LotBalance.objects.select_for_update(of=("self",)).select_related("location").filter(
         product=product, lot=lot, location__department=department, quantity__gt=0
     ).exclude(location__kind=Location.Kind.QUARANTINE).order_by("pk")
     if location is not None:
