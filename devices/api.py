@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from devices.models import Device, DeviceEvent
 from devices.scanning import describe
-from devices.services import EventRejected, authenticate_device, ingest_batch, ingest_event
+from devices.services import EventRejected, authenticate_device, ingest_body
 from inventory.api.fields import ScopedPrimaryKeyRelatedField, caller_hospital, validated
 from inventory.api.permissions import MASTER_DATA_EDITORS, RoleBasedAccess
 from inventory.models import Location, Role
@@ -109,16 +109,12 @@ class DeviceEventsView(generics.ListAPIView):
                 {"code": "PAYLOAD_TOO_LARGE", "detail": f"at most {settings.SPD_DEVICE_EVENT_MAX_BYTES} bytes"},
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
-        body = request.data
         try:
-            if isinstance(body, list) or (isinstance(body, dict) and "events" in body):
-                events = body if isinstance(body, list) else body["events"]
-                if not isinstance(events, list):
-                    raise EventRejected("INVALID_BATCH", "events must be a list")
-                return Response({"events": ingest_batch(device=device, bodies=events)})
-            outcome = ingest_event(device=device, body=body)
+            outcome = ingest_body(device=device, body=request.data)
         except EventRejected as rejected:
             return Response({"code": rejected.code, "detail": rejected.detail}, status=rejected.status)
+        if isinstance(outcome, list):
+            return Response({"events": outcome})
         return Response(
             DeviceEventSerializer(outcome.event).data,
             status=status.HTTP_200_OK if outcome.replayed else status.HTTP_201_CREATED,

@@ -69,6 +69,8 @@ def validate_event(body: object) -> tuple[str, str, datetime.datetime, dict]:
     """The (event_id, kind, occurred_at, payload) of a well-formed event body, or EventRejected."""
     if not isinstance(body, dict):
         raise EventRejected("INVALID_EVENT", "an event is a JSON object")
+    if _contains_nul(body):
+        raise EventRejected("INVALID_EVENT", "text fields may not contain the NUL character")
     event_id, kind, occurred_at, payload = (body.get(k) for k in ("event_id", "kind", "occurred_at", "payload"))
     if not isinstance(event_id, str) or not 0 < len(event_id) <= MAX_EVENT_ID_LENGTH:
         raise EventRejected("INVALID_EVENT", f"event_id must be a string of 1 to {MAX_EVENT_ID_LENGTH} characters")
@@ -84,6 +86,16 @@ def validate_event(body: object) -> tuple[str, str, datetime.datetime, dict]:
     if not isinstance(payload, dict):
         raise EventRejected("INVALID_EVENT", "payload must be a JSON object")
     return event_id, kind, moment, payload
+
+
+def _contains_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(key) or _contains_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(item) for item in value)
+    return False
 
 
 def body_hash(body: dict) -> str:
@@ -112,6 +124,19 @@ def ingest_event(*, device: Device, body: object) -> IngestOutcome:
     _mark_seen(device)
     process_event(event)
     return IngestOutcome(event, replayed=False)
+
+
+def ingest_body(*, device: Device, body: object) -> IngestOutcome | list[dict]:
+    """Ingest what a device sent in one request or message: one event, a list, or {"events": [...]}.
+
+    One event gives its outcome; a batch gives the list of per-event outcome dicts.
+    """
+    if isinstance(body, list) or (isinstance(body, dict) and "events" in body):
+        events = body if isinstance(body, list) else body["events"]
+        if not isinstance(events, list):
+            raise EventRejected("INVALID_BATCH", "events must be a list")
+        return ingest_batch(device=device, bodies=events)
+    return ingest_event(device=device, body=body)
 
 
 def ingest_batch(*, device: Device, bodies: list) -> list[dict]:

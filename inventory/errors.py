@@ -129,6 +129,17 @@ class Refusal(Enum):
     NO_LOCATION_FOR_REFUND = (
         409, "No {kind} location to put the refunded item back into.", "没有可放回退费物品的{kind}库位。"
     )
+    # Consignment settlement (寄售结算)
+    SETTLEMENT_CONFIRMED = (
+        409, "Settlement {settlement} is already confirmed; its lines are locked.", "结算单 {settlement} 已确认，明细已锁定。"
+    )
+    SETTLEMENT_PERIOD_LOCKED = (
+        409, "The period shares days with confirmed settlement {settlement} ({start}–{end}).",
+        "该期间与已确认的结算单 {settlement}（{start}–{end}）重叠。",
+    )
+    SETTLEMENT_EMPTY = (
+        409, "Nothing to settle for {supplier} from {start} to {end}.", "{supplier} 在 {start} 至 {end} 没有待结算的寄售使用。"
+    )
     # RFID tags
     INVALID_EPC = (400, "EPC {epc} is not a hexadecimal tag id of 8 to 64 digits.", "EPC {epc} 不是 8 到 64 位的十六进制标签号。")
     TAG_IN_USE = (409, "Tag {epc} is already bound to unit {unit}; unbind it first.", "标签 {epc} 已绑定耗材 {unit}，请先解绑。")

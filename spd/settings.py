@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
+    "django_celery_beat",
     "inventory",
     "devices",
 ]
@@ -173,6 +174,7 @@ SPECTACULAR_SETTINGS = {
         "MovementKindEnum": "inventory.models.stock.Movement.Kind",
         "CertificateKindEnum": "inventory.models.parties.Certificate.Kind",
         "StockOrderKindEnum": "inventory.models.documents.StockOrder.Kind",
+        "SupplierSettlementStatusEnum": "inventory.models.billing.SupplierSettlement.Status",
     },
 }
 
@@ -185,6 +187,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
+# Periodic jobs live in the database (django-celery-beat), so an admin can change them without a deploy.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TASK_TIME_LIMIT = int(env("CELERY_TASK_TIME_LIMIT", "3600"))
+CELERY_TASK_SOFT_TIME_LIMIT = int(env("CELERY_TASK_SOFT_TIME_LIMIT", "3300"))
 REDIS_URL = env("REDIS_URL", "")
 MQTT_URL = env("MQTT_URL", "")
 

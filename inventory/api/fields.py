@@ -37,9 +37,9 @@ def idempotency_key(request: Request, data: dict) -> str:
 
 
 def caller_hospital(request: Request) -> Hospital:
-    """The hospital a stock operation is done for: the caller's own."""
+    """The hospital an operation is done for: the caller's own."""
     if request.user.hospital is None:
-        raise Refused(Refusal.INVALID_REQUEST, detail="only a user bound to a hospital can move its stock")
+        raise Refused(Refusal.INVALID_REQUEST, detail="this needs a user bound to a hospital")
     return request.user.hospital
 
 

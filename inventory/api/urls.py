@@ -21,5 +21,6 @@ urlpatterns = [
     path("takes/", cabinets.TakeView.as_view(), name="take"),
     path("takes/put-back/", cabinets.PutBackView.as_view(), name="put-back"),
     path("takes/overdue/", cabinets.OverdueTakesView.as_view(), name="overdue-takes"),
+    path("", include("inventory.api.settlements")),
     path("", include(router.urls)),
 ]

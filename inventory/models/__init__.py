@@ -1,4 +1,5 @@
 """The SPD domain model. Each module holds one part of it; import from here."""
+from inventory.models.alerts import Alert
 from inventory.models.billing import HisSettlementLine, SupplierSettlement, SupplierSettlementLine
 from inventory.models.cabinets import CabinetSession
 from inventory.models.catalog import Product, SupplyAgreement, TrackingMode
@@ -8,9 +9,20 @@ from inventory.models.idempotency import IdempotencyRecord
 from inventory.models.organisation import Department, Hospital, Location
 from inventory.models.parties import Certificate, Manufacturer, Supplier
 from inventory.models.people import Role, User
-from inventory.models.stock import UNIT_TRANSITIONS, LotBalance, Movement, Owner, TagBinding, Unit, UnitStatus
+from inventory.models.reconciliation import Finding, ReconciliationRun
+from inventory.models.stock import (
+    UNIT_TRANSITIONS,
+    LotBalance,
+    Movement,
+    Owner,
+    ParLevel,
+    TagBinding,
+    Unit,
+    UnitStatus,
+)
 
 __all__ = [
+    "Alert", "Finding", "ParLevel", "ReconciliationRun",
     "CabinetSession", "Charge", "ChargeDelivery", "Consumption", "HisSettlementLine", "SupplierSettlement",
     "SupplierSettlementLine",
     "AcceptanceRecord", "Certificate", "DeliveryLine", "DeliveryNote", "Department", "Hospital",

@@ -262,3 +262,19 @@ class TagBinding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.epc} → {self.unit_id}"
+
+
+class ParLevel(models.Model):
+    """The stock a location should hold of a product (基数); below `minimum` an alert is raised."""
+
+    location = models.ForeignKey("inventory.Location", on_delete=models.PROTECT, related_name="par_levels")
+    product = models.ForeignKey("inventory.Product", on_delete=models.PROTECT, related_name="par_levels")
+    minimum = models.PositiveIntegerField(_("minimum quantity"))
+    target = models.PositiveIntegerField(_("replenish up to"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("par level")
+        constraints = [models.UniqueConstraint(fields=["location", "product"], name="one_par_level_per_location_product")]
+
+    def __str__(self) -> str:
+        return f"{self.product} @ {self.location} ≥ {self.minimum}"

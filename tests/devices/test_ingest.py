@@ -76,6 +76,8 @@ def test_replay_returns_the_first_outcome_and_a_different_body_is_409(client):
         (event(payload=[1, 2]), "INVALID_EVENT"),
         ([], "INVALID_BATCH"),
         ([event("a"), event("b", kind="nope")], "UNKNOWN_EVENT_KIND"),
+        (event(event_id="a\u0000b"), "INVALID_EVENT"),
+        (event(payload={"code": "x\u0000"}), "INVALID_EVENT"),
     ],
 )
 def test_malformed_events_are_400_and_store_nothing(client, body, code):

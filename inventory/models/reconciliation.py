@@ -1,0 +1,95 @@
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class ReconciliationRun(models.Model):
+    """One 进销存 reconciliation of a hospital over a period (a day by default), with its reports.
+
+    Stored once per (hospital, period): the current run is unique; a re-run asked for explicitly
+    creates a new current run and keeps the earlier one (is_current=False) for the audit trail.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "RUNNING", _("Running")
+        DONE = "DONE", _("Done")
+        FAILED = "FAILED", _("Failed")
+
+    hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="reconciliation_runs")
+    period_start = models.DateField(_("period start"))
+    period_end = models.DateField(_("period end (inclusive)"))
+    status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.RUNNING)
+    is_current = models.BooleanField(_("current run of this period"), default=True)
+    supersedes = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
+    )
+    started_at = models.DateTimeField(_("started at"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    requested_by = models.ForeignKey(
+        "inventory.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text=_("Empty for the scheduled nightly run"),
+    )
+    summary = models.JSONField(_("summary"), default=dict, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    report_csv = models.FileField(_("report (CSV)"), upload_to="reconciliation/", blank=True)
+    report_xlsx = models.FileField(_("report (XLSX)"), upload_to="reconciliation/", blank=True)
+    report_pdf = models.FileField(_("report (PDF)"), upload_to="reconciliation/", blank=True)
+    csv_sha256 = models.CharField(_("CSV SHA-256"), max_length=64, blank=True)
+    xlsx_sha256 = models.CharField(_("XLSX SHA-256"), max_length=64, blank=True)
+    pdf_sha256 = models.CharField(_("PDF SHA-256"), max_length=64, blank=True)
+
+    class Meta:
+        verbose_name = _("reconciliation run")
+        ordering = ["-period_start", "-started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hospital", "period_start", "period_end"], condition=Q(is_current=True),
+                name="one_current_run_per_period",
+            ),
+            models.CheckConstraint(condition=Q(period_end__gte=models.F("period_start")), name="run_period"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hospital} {self.period_start}–{self.period_end} {self.get_status_display()}"
+
+
+class Finding(models.Model):
+    """One discrepancy a reconciliation found, with the evidence rows that show it."""
+
+    class Kind(models.TextChoices):
+        INVENTORY_MISMATCH = "INVENTORY_MISMATCH", _("Ledger and stock disagree")
+        USED_NOT_BILLED = "USED_NOT_BILLED", _("Used but not billed (漏收)")
+        BILLED_NOT_USED = "BILLED_NOT_USED", _("Billed but never used (虚记)")
+        BILLED_QTY_EXCEEDS_USED = "BILLED_QTY_EXCEEDS_USED", _("Billed more than used (多记)")
+        PRICE_ABOVE_PURCHASE = "PRICE_ABOVE_PURCHASE", _("Billed above the purchase price")
+        PRICE_NOT_ADJUSTED = "PRICE_NOT_ADJUSTED", _("Billed at an old price after a price change")
+        MULTI_SUPPLIER_HIGHEST_PRICE = "MULTI_SUPPLIER_HIGHEST_PRICE", _("Billed at the highest of several suppliers")
+        ZERO_COST_BILLED = "ZERO_COST_BILLED", _("Gifted / zero-cost unit billed")
+        SUBSTITUTION = "SUBSTITUTION", _("Billed code differs from the item used (串换)")
+        CONSIGNMENT_UNSETTLED = "CONSIGNMENT_UNSETTLED", _("Consignment used but not settled")
+        EXPIRED_IN_STOCK = "EXPIRED_IN_STOCK", _("Expired unit still in stock")
+
+    run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE, related_name="findings")
+    kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
+    product = models.ForeignKey("inventory.Product", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    unit = models.ForeignKey("inventory.Unit", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    lot = models.CharField(_("lot"), max_length=64, blank=True)
+    location = models.ForeignKey(
+        "inventory.Location", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    encounter = models.CharField(_("encounter"), max_length=64, blank=True)
+    his_charge_code = models.CharField(_("HIS charge code"), max_length=32, blank=True)
+    expected = models.DecimalField(_("expected (quantity or amount)"), max_digits=14, decimal_places=2, null=True)
+    actual = models.DecimalField(_("actual (quantity or amount)"), max_digits=14, decimal_places=2, null=True)
+    amount = models.DecimalField(_("amount at stake"), max_digits=14, decimal_places=2, default=0)
+    message = models.CharField(_("message"), max_length=500)
+    evidence = models.JSONField(_("evidence rows"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("reconciliation finding")
+        ordering = ["run", "kind", "id"]
+        indexes = [models.Index(fields=["run", "kind"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.message}"
