@@ -25,6 +25,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from devices.identification import GS, gtin_check_digit
+from devices.models import Device
 from inventory.actors import Actor
 from inventory.errors import Refusal, Refused
 from inventory.models import (
@@ -37,6 +38,7 @@ from inventory.models import (
     Location,
     LotBalance,
     Manufacturer,
+    Owner,
     Product,
     Role,
     Supplier,
@@ -46,7 +48,9 @@ from inventory.models import (
     UnitStatus,
     User,
 )
+from inventory.services.labelling import bind_tag
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
+from inventory.services.stock import transfer_stock
 from inventory.validators import make_uscc
 
 __all__ = [
@@ -548,6 +552,7 @@ def seed_demo(*, today: datetime.date | None = None) -> dict[str, int]:
         _seed_catalog(context)
         _seed_users(context)
         _seed_deliveries(context)
+        _seed_devices_and_cabinets(context)
     return demo_counts()
 
 
@@ -784,6 +789,58 @@ def _delivery_lines(context: _Context, note: _Note) -> tuple[list[LineInput], se
     return lines, gifts
 
 
+CABINET_UNITS = 8
+NURSE_BADGES = {"nurse": "B-0001", "nurse2": "B-0002"}
+
+
+def demo_device_token(code: str) -> str:
+    """Demo devices get a predictable token so the simulators can be started by hand. Demo only:
+    real devices get a random token from issue-token."""
+    return f"demo-token-{code}"
+
+
+def _seed_devices_and_cabinets(context: _Context) -> None:
+    """A cabinet device per smart cabinet, a scanner station at each central warehouse, badges for
+    the nurses, and the lead hospital's cath-lab cabinet stocked with tagged units."""
+    for spec in HOSPITALS:
+        hospital = context.hospitals[spec.code]
+        for (hospital_code, location_code), location in context.locations.items():
+            if hospital_code != spec.code:
+                continue
+            if location.kind == Location.Kind.SMART_CABINET:
+                kind, name = Device.Kind.CABINET_HTTP, f"{location.name}（RFID）"
+            elif location.kind == CW:
+                kind, name = Device.Kind.WEDGE_SCANNER, f"{location.name}扫码工作站"
+            else:
+                continue
+            code = f"{spec.code}-{location_code}"
+            Device.objects.update_or_create(code=code, defaults={
+                "hospital": hospital, "location": location, "kind": kind, "name": name,
+                "token_hash": Device.hash_token(demo_device_token(code)), "config": {"gs_substitute": "|"},
+                "offline_after_seconds": 300,
+            })
+    for username, badge in NURSE_BADGES.items():
+        User.objects.filter(username=username, badge__isnull=True).update(badge=badge)
+    _stock_cabinet(context, LEAD, "CATH-CAB1")
+
+
+def _stock_cabinet(context: _Context, hospital_code: str, cabinet_code: str) -> None:
+    cabinet = context.locations[(hospital_code, cabinet_code)]
+    keeper = Actor(user=context.users["keeper"])
+    units = list(
+        Unit.objects.filter(hospital=context.hospitals[hospital_code], owner=Owner.HOSPITAL)
+        .exclude(status__in=[UnitStatus.CONSUMED, UnitStatus.SCRAPPED, UnitStatus.RETURNED_TO_SUPPLIER])
+        .order_by("pk")[:CABINET_UNITS]
+    )
+    for unit in units:
+        if not unit.epc:
+            bind_tag(unit=unit, epc=f"E280{unit.pk:020X}", actor=keeper)
+    to_move = [unit for unit in units if unit.status == UnitStatus.IN_STOCK]
+    if to_move:
+        transfer_stock(actor=keeper, hospital=cabinet.hospital, to_location=cabinet, units=to_move,
+                       idempotency_key=f"demo-stock-{hospital_code}-{cabinet_code}-{to_move[0].pk}")
+
+
 def demo_counts() -> dict[str, int]:
     """How many of each thing the demo alliance holds now."""
     hospitals = Hospital.objects.filter(code__in=[spec.code for spec in HOSPITALS])
@@ -822,6 +879,8 @@ def demo_counts() -> dict[str, int]:
         "lines_accepted": decisions[AcceptanceRecord.Decision.ACCEPTED],
         "lines_rejected": decisions[AcceptanceRecord.Decision.REJECTED],
         "units_in_stock": Unit.objects.filter(hospital__in=hospitals, status=UnitStatus.IN_STOCK).count(),
+        "units_in_cabinets": Unit.objects.filter(hospital__in=hospitals, status=UnitStatus.IN_CABINET).count(),
+        "devices": Device.objects.filter(hospital__in=hospitals).count(),
         "lot_quantity_in_stock": sum(
             LotBalance.objects.filter(hospital__in=hospitals).values_list("quantity", flat=True)
         ),
