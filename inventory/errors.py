@@ -129,6 +129,14 @@ class Refusal(Enum):
     NO_LOCATION_FOR_REFUND = (
         409, "No {kind} location to put the refunded item back into.", "没有可放回退费物品的{kind}库位。"
     )
+    # HIS
+    ALREADY_DELIVERED_TO_HIS = (
+        409, "Charge {charge} was already delivered to the HIS ({reference}).", "费用 {charge} 已送达 HIS（{reference}）。"
+    )
+    HIS_LINE_CONFLICT = (
+        409, "HIS line {line} was already imported (batch {batch}) with different content.",
+        "HIS 明细 {line} 已在批次 {batch} 导入，且内容不同。",
+    )
     # Consignment settlement (寄售结算)
     SETTLEMENT_CONFIRMED = (
         409, "Settlement {settlement} is already confirmed; its lines are locked.", "结算单 {settlement} 已确认，明细已锁定。"

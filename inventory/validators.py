@@ -1,4 +1,5 @@
-"""Validation of China's unified social credit code (统一社会信用代码, GB 32100-2015).
+"""Validation of identifiers: China's unified social credit code (统一社会信用代码, GB 32100-2015)
+and the HIS references that stand in for patients (never a personal identity number).
 
 Suppliers and manufacturers of medical consumables are identified by this code on
 their business licences and registration certificates; a mistyped code would attach
@@ -8,9 +9,13 @@ rather than only the length.
 
 from __future__ import annotations
 
+import re
+
 from django.core.exceptions import ValidationError
 
-__all__ = ["USCC_CHARSET", "make_uscc", "uscc_check_character", "validate_uscc"]
+__all__ = [
+    "USCC_CHARSET", "is_his_reference", "looks_like_personal_id", "make_uscc", "uscc_check_character", "validate_uscc",
+]
 
 USCC_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 """The 31 code characters in value order; I, O, S, V and Z are excluded as easily misread."""
@@ -74,3 +79,17 @@ def validate_uscc(code: str) -> None:
             code="uscc_check",
             params={"expected": expected, "actual": code[17]},
         )
+
+
+HIS_REFERENCE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# An 18-character resident identity number: 17 digits and a digit or X. Such a value must never be
+# stored where only HIS references belong (encounter, doctor, surgery).
+PERSONAL_ID = re.compile(r"^\d{17}[\dXx]$")
+
+
+def looks_like_personal_id(value: str) -> bool:
+    return bool(PERSONAL_ID.match(value or ""))
+
+
+def is_his_reference(value: str) -> bool:
+    return bool(HIS_REFERENCE.match(value or ""))

@@ -196,6 +196,13 @@ MQTT_URL = env("MQTT_URL", "")
 
 # Business defaults (each may be overridden per product).
 SPD_MIN_SHELF_LIFE_DAYS = int(env("SPD_MIN_SHELF_LIFE_DAYS", "90"))
+# HIS charge relay (inventory/services/his.py): endpoint, per-request timeout, retries with back-off.
+SPD_HIS_CHARGE_URL = env("SPD_HIS_CHARGE_URL", "http://127.0.0.1:8900/charges")
+SPD_HIS_TIMEOUT_SECONDS = float(env("SPD_HIS_TIMEOUT_SECONDS", "5"))
+SPD_HIS_MAX_ATTEMPTS = int(env("SPD_HIS_MAX_ATTEMPTS", "12"))
+SPD_HIS_BACKOFF_BASE_SECONDS = float(env("SPD_HIS_BACKOFF_BASE_SECONDS", "5"))
+SPD_HIS_TOKEN = env("SPD_HIS_TOKEN")
+SPD_HIS_SETTLEMENT_MAX_BYTES = int(env("SPD_HIS_SETTLEMENT_MAX_BYTES", str(20 * 1024 * 1024)))
 # A device event body (or batch) larger than this is refused with 413 before it is parsed.
 SPD_DEVICE_EVENT_MAX_BYTES = int(env("SPD_DEVICE_EVENT_MAX_BYTES", str(512 * 1024)))
 

@@ -40,22 +40,9 @@ from inventory.models import (
     SupplyAgreement,
     User,
 )
+from inventory.selectors.scope import sees_all_hospitals, visible_to
 
 # --- scoping -------------------------------------------------------------------------------------
-
-
-def sees_all_hospitals(user: User) -> bool:
-    """Alliance administrators: superusers bound to no hospital."""
-    return user.is_superuser and user.hospital_id is None
-
-
-def visible_to(user: User, queryset: QuerySet, hospital_field: str = "hospital") -> QuerySet:
-    """The rows of `queryset` that `user` may see: those of their hospital, or all for alliance admins."""
-    if sees_all_hospitals(user):
-        return queryset
-    if user.hospital_id is None:
-        return queryset.none()
-    return queryset.filter(**{hospital_field: user.hospital_id})
 
 
 def _request_user(serializer: serializers.BaseSerializer) -> User | None:

@@ -22,5 +22,6 @@ urlpatterns = [
     path("takes/put-back/", cabinets.PutBackView.as_view(), name="put-back"),
     path("takes/overdue/", cabinets.OverdueTakesView.as_view(), name="overdue-takes"),
     path("", include("inventory.api.settlements")),
+    path("", include("inventory.api.his")),
     path("", include(router.urls)),
 ]

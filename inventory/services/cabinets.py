@@ -3,7 +3,8 @@
 On door close the cabinet reports every tag it sees. Compared, set-based, with what the ledger
 says is in the cabinet: units no longer seen are TAKEN by whoever opened the door; units taken
 earlier and seen again are put back (IN_CABINET); tags of units that belong elsewhere, or of no
-unit, are recorded on the session and never absorbed into stock.
+unit, are recorded on the session and never absorbed into stock. An expired unit is never taken
+(by close or by scan): one missing at close is locked as EXPIRED by the cabinet device instead.
 
 Order of events: sessions are matched by the device's `occurred_at`, not by arrival. A close older
 than the cabinet's last applied close is recorded as STALE and not applied (the newer close
@@ -22,7 +23,7 @@ from inventory.errors import Problem, Refusal, Refused
 from inventory.models import CabinetSession, Hospital, Location, Movement, StockOrder, Unit, UnitStatus, User
 from inventory.services.idempotency import run_once
 from inventory.services.labelling import normalise_epc
-from inventory.services.ledger import move_unit, transition_problem
+from inventory.services.ledger import expiry_lock_problem, move_unit, transition_problem
 
 APPLIED = (CabinetSession.Status.CLOSED, CabinetSession.Status.CLOSED_WITHOUT_OPEN)
 
@@ -74,7 +75,16 @@ def close_session(
         diff = compare_with_contents(cabinet, seen)
         actor = Actor(user=session.user) if session.user else Actor(device=device)
         document = (Movement.DocumentType.CABINET_SESSION, session.pk)
-        for unit in diff.taken:
+        today = timezone.localdate(occurred_at)
+        expired = [unit for unit in diff.taken if expiry_lock_problem(unit, today)]
+        taken = [unit for unit in diff.taken if unit not in expired]
+        for unit in expired:
+            # Past its expiry date a unit is locked: missing at close, it is recorded as expired, never as taken.
+            move_unit(unit=unit, kind=Movement.Kind.EXPIRE, to_status=UnitStatus.EXPIRED, to_location=cabinet,
+                      actor=Actor(device=device), idempotency_key=f"cabinet-session:{session.pk}:expire:{unit.pk}",
+                      document=document, occurred_at=occurred_at,
+                      note="expired unit not seen at door close: locked, not taken")
+        for unit in taken:
             move_unit(unit=unit, kind=Movement.Kind.CABINET_TAKE, to_status=UnitStatus.TAKEN, to_location=cabinet,
                       actor=actor, idempotency_key=f"cabinet-session:{session.pk}:take:{unit.pk}",
                       document=document, occurred_at=occurred_at)
@@ -83,7 +93,7 @@ def close_session(
                       to_location=cabinet, actor=actor,
                       idempotency_key=f"cabinet-session:{session.pk}:return:{unit.pk}", document=document,
                       occurred_at=occurred_at)
-        session.taken = [_unit_summary(unit) for unit in diff.taken]
+        session.taken = [_unit_summary(unit) for unit in taken]
         session.returned = [_unit_summary(unit) for unit in diff.returned]
         session.unknown_tags = diff.unknown
         session.misplaced = diff.misplaced
@@ -100,10 +110,14 @@ class CabinetDiff:
 
 
 def compare_with_contents(cabinet: Location, seen: set[str]) -> CabinetDiff:
-    """Set-based: one locking query for the cabinet's expected contents, one for the other tags seen."""
+    """Set-based: one locking query for the cabinet's expected contents, one for the other tags seen.
+
+    An EXPIRED unit still in the cabinet is expected there (not misplaced) but is never taken or put back.
+    """
     expected = list(
         Unit.objects.select_for_update().filter(
-            location=cabinet, status__in=[UnitStatus.IN_CABINET, UnitStatus.TAKEN], epc__isnull=False
+            location=cabinet, status__in=[UnitStatus.IN_CABINET, UnitStatus.TAKEN, UnitStatus.EXPIRED],
+            epc__isnull=False,
         ).order_by("pk")
     )
     taken = [u for u in expected if u.status == UnitStatus.IN_CABINET and u.epc not in seen]
@@ -162,7 +176,7 @@ def _scan_order(actor: Actor, hospital: Hospital, units: list[Unit], key: str, k
                 problems.append(Problem(Refusal.ILLEGAL_TRANSITION, {
                     "unit": unit.serial, "current": unit.get_status_display(), "target": _put_back_status(unit).label,
                 }, unit.pk))
-            elif problem := transition_problem(unit, UnitStatus.TAKEN if take else _put_back_status(unit)):
+            elif take and (problem := expiry_lock_problem(unit)) or (problem := transition_problem(unit, UnitStatus.TAKEN if take else _put_back_status(unit))):
                 problems.append(problem)
         if problems:
             raise Refused(problems)

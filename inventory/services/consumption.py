@@ -6,7 +6,6 @@ writes the reversing movements, a negative Charge and its outbox row; nothing is
 Lock order: unit, then lot balances by id.
 """
 import datetime
-import re
 from dataclasses import dataclass
 
 from django.utils import timezone
@@ -31,11 +30,7 @@ from inventory.models import (
 )
 from inventory.services.idempotency import run_once
 from inventory.services.ledger import change_unit_owner, move_lot, move_unit, transition_problem
-
-_HIS_REFERENCE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-# 18-character resident identity number: 17 digits and a digit or X. Such a value must never be
-# stored as an "encounter" or "doctor" reference.
-_PERSONAL_ID = re.compile(r"^\d{17}[\dXx]$")
+from inventory.validators import is_his_reference, looks_like_personal_id
 
 
 @dataclass(frozen=True)
@@ -183,9 +178,9 @@ def _refuse_bad_context(actor: Actor, hospital: Hospital, context: ClinicalConte
     problems = []
     for field, value in (("encounter", context.encounter), ("doctor", context.doctor),
                          ("surgery_id", context.surgery_id)):
-        if _PERSONAL_ID.match(value or ""):
+        if looks_like_personal_id(value):
             problems.append(Problem(Refusal.LOOKS_LIKE_PERSONAL_ID, {"field": field}))
-    if not _HIS_REFERENCE.match(context.encounter or ""):
+    if not is_his_reference(context.encounter):
         problems.append(Problem(Refusal.INVALID_ENCOUNTER))
     if context.department.hospital_id != hospital.pk:
         problems.append(Problem(Refusal.NOT_FOUND, {"what": "department"}))

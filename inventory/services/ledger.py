@@ -25,6 +25,18 @@ def transition_problem(unit: Unit, target: str) -> Problem | None:
     )
 
 
+def expiry_lock_problem(unit: Unit, today: datetime.date | None = None) -> Problem | None:
+    """Why an expired unit may not be issued, taken or used, or None if it is not expired.
+
+    A unit is locked once EXPIRED, and also as soon as its expiry date has passed, before the
+    nightly scan has moved it to EXPIRED. Returning it to the supplier or scrapping it stays allowed.
+    """
+    today = today or timezone.localdate()
+    if unit.status == UnitStatus.EXPIRED or (unit.expiry is not None and unit.expiry < today):
+        return Problem(Refusal.UNIT_EXPIRED_LOCKED, {"unit": unit.serial, "expiry": unit.expiry}, unit.pk)
+    return None
+
+
 def move_unit(
     *, unit: Unit, kind: str, to_status: str, to_location: Location | None, actor: Actor,
     idempotency_key: str, document: tuple[str, int], occurred_at: datetime.datetime | None = None,

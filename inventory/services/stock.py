@@ -13,7 +13,7 @@ from inventory.actors import Actor
 from inventory.errors import Problem, Refusal, Refused
 from inventory.models import Hospital, Location, LotBalance, Movement, Product, StockOrder, Supplier, Unit, UnitStatus
 from inventory.services.idempotency import run_once
-from inventory.services.ledger import move_lot, move_unit, transition_problem
+from inventory.services.ledger import expiry_lock_problem, move_lot, move_unit, transition_problem
 
 
 @dataclass(frozen=True)
@@ -108,9 +108,10 @@ def _execute_order(
 
     def perform() -> StockOrder:
         locked_units = list(Unit.objects.select_for_update().filter(pk__in=[unit.pk for unit in units]).order_by("pk"))
-        balances = _lock_balances(lots)
+        balances = _lock_balances(lots, spec.to_location)
         problems = [p for unit in locked_units for p in _unit_problems(unit, spec, from_location)]
-        problems += _lot_problems(lots, balances)
+        problems += _lot_problems(lots, balances, spec.to_location)
+        problems += _expired_lot_problems(spec, balances)
         if problems:
             raise Refused(problems)
         order = StockOrder.objects.create(
@@ -169,15 +170,31 @@ def _refuse_bad_request(
         raise Refused(problems)
 
 
-def _lock_balances(lots: list[LotQuantity]) -> dict[tuple[int, str, int], LotBalance]:
+def _lock_balances(
+    lots: list[LotQuantity], to_location: Location | None
+) -> dict[tuple[int, str, int], LotBalance]:
+    """Lock every balance the order touches, sources and destinations, in primary-key order, so that
+    two orders moving one lot in opposite directions cannot deadlock; return the source balances.
+
+    Missing destination balances are created first (at zero, rolled back with a refused order)."""
     if not lots:
         return {}
     keys = {(lot.product.pk, lot.lot, lot.from_location.pk) for lot in lots}
-    candidates = LotBalance.objects.select_for_update().filter(
-        product_id__in={key[0] for key in keys}, lot__in={key[1] for key in keys},
-        location_id__in={key[2] for key in keys},
+    products, lot_numbers = {key[0] for key in keys}, {key[1] for key in keys}
+    locations = {key[2] for key in keys}
+    if to_location is not None:
+        for source in LotBalance.objects.filter(product_id__in=products, lot__in=lot_numbers, location_id__in=locations):
+            if (source.product_id, source.lot, source.location_id) in keys:
+                LotBalance.objects.get_or_create(
+                    product_id=source.product_id, lot=source.lot, location=to_location,
+                    defaults={"hospital_id": source.hospital_id, "expiry": source.expiry, "owner": source.owner,
+                              "unit_cost": source.unit_cost, "quantity": 0},
+                )
+        locations.add(to_location.pk)
+    locked = LotBalance.objects.select_for_update().filter(
+        product_id__in=products, lot__in=lot_numbers, location_id__in=locations
     ).order_by("pk")
-    found = {(b.product_id, b.lot, b.location_id): b for b in candidates}
+    found = {(b.product_id, b.lot, b.location_id): b for b in locked}
     return {key: found[key] for key in keys if key in found}
 
 
@@ -189,16 +206,37 @@ def _unit_problems(unit: Unit, spec: _OrderSpec, from_location: Location | None)
         return [Problem(Refusal.ALREADY_AT_LOCATION, {"unit": unit.serial, "location": spec.to_location}, unit.pk)]
     if spec.supplier is not None and unit.supplier_id != spec.supplier.pk:
         return [Problem(Refusal.WRONG_SUPPLIER, {"unit": unit.serial, "supplier": unit.supplier}, unit.pk)]
+    # An expired unit is locked where it is: it leaves only by a return to the supplier or a scrap.
+    if spec.unit_status is None and (problem := expiry_lock_problem(unit)):
+        return [problem]
     problem = transition_problem(unit, target_status)
     return [problem] if problem else []
 
 
-def _lot_problems(lots: list[LotQuantity], balances: dict[tuple[int, str, int], LotBalance]) -> list[Problem]:
+def _expired_lot_problems(spec: _OrderSpec, balances: dict[tuple[int, str, int], LotBalance]) -> list[Problem]:
+    """Expired lots are locked like expired units: returned or scrapped, never moved on."""
+    if spec.unit_status is not None:
+        return []
+    today = timezone.localdate()
+    return [
+        Problem(Refusal.LOT_EXPIRED_LOCKED, {"lot": balance.lot, "expiry": balance.expiry})
+        for balance in sorted(balances.values(), key=lambda balance: balance.pk)
+        if balance.expiry is not None and balance.expiry < today
+    ]
+
+
+def _lot_problems(
+    lots: list[LotQuantity], balances: dict[tuple[int, str, int], LotBalance], to_location: Location | None
+) -> list[Problem]:
     requested: dict[tuple[int, str, int], int] = {}
     for lot in lots:
         key = (lot.product.pk, lot.lot, lot.from_location.pk)
         requested[key] = requested.get(key, 0) + lot.quantity
-    problems = []
+    problems = [
+        Problem(Refusal.ALREADY_AT_LOCATION, {"unit": f"{lot.product} {lot.lot}", "location": to_location})
+        for lot in lots
+        if to_location is not None and lot.from_location.pk == to_location.pk
+    ]
     for lot in lots:
         key = (lot.product.pk, lot.lot, lot.from_location.pk)
         available = balances[key].quantity if key in balances else 0

@@ -35,7 +35,7 @@ API = "/api/v1/settlements"
 MAY = (datetime.date(2025, 5, 1), datetime.date(2025, 5, 31))
 JUNE = (datetime.date(2025, 6, 1), datetime.date(2025, 6, 30))
 
-api_urls = pytest.mark.urls("tests.inventory.api.settlement_urls")
+api_urls = pytest.mark.django_db  # the real URLconf serves these endpoints
 
 
 def local(day: datetime.date, hour: int = 10, minute: int = 0) -> datetime.datetime:

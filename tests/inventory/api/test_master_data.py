@@ -26,7 +26,7 @@ from tests import factories
 from tests.conftest import api_client_for
 from tests.factories import TODAY
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.inventory.api.master_data_urls")]
+pytestmark = pytest.mark.django_db
 
 API = "/api/v1"
 VALID_USCC = make_uscc("91330100MA2ABCDE1")
