@@ -240,11 +240,12 @@ def _lot_problems(
     for lot in lots:
         key = (lot.product.pk, lot.lot, lot.from_location.pk)
         available = balances[key].quantity if key in balances else 0
-        if requested.pop(key, 0) > available:
+        total = requested.pop(key, 0)
+        if total > available:
             problems.append(
                 Problem(
                     Refusal.INSUFFICIENT_STOCK,
-                    {"lot": lot.lot, "location": lot.from_location, "available": available, "requested": lot.quantity},
+                    {"lot": lot.lot, "location": lot.from_location, "available": available, "requested": total},
                 )
             )
     return problems

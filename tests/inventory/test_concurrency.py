@@ -22,34 +22,6 @@ from tests.factories import TODAY, gs1_udi
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-NO_TRUNCATE_TRIGGER = "inventory_movement_no_truncate"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _flushable_ledger(django_db_setup, django_db_blocker):
-    """Let the teardown of `transaction=True` tests empty the tables (TRUNCATE) while this module runs.
-
-    Some versions of migration 0002 also forbid TRUNCATE of inventory_movement, which is how
-    Django empties the database after each transactional test. Where that trigger exists it is
-    switched off for this module only; the UPDATE/DELETE trigger checked below stays on.
-    """
-    if connection.vendor != "postgresql":
-        yield
-        return
-    with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT 1 FROM pg_trigger WHERE tgname = %s AND tgrelid = 'inventory_movement'::regclass",
-            [NO_TRUNCATE_TRIGGER],
-        )
-        present = cursor.fetchone() is not None
-        if present:
-            cursor.execute(f"ALTER TABLE inventory_movement DISABLE TRIGGER {NO_TRUNCATE_TRIGGER}")
-    yield
-    if present:
-        with django_db_blocker.unblock(), connection.cursor() as cursor:
-            cursor.execute(f"ALTER TABLE inventory_movement ENABLE TRIGGER {NO_TRUNCATE_TRIGGER}")
-
-
 def run_together(count, work):
     """Run work(i) in `count` threads released at the same moment; return what each returned or raised."""
     barrier = threading.Barrier(count)
