@@ -14,11 +14,12 @@ $(VENV)/.installed: requirements.txt
 
 install: $(VENV)/.installed
 
-## Start the product: embedded SQLite, in-process tasks, demo hospital, at http://127.0.0.1:8000
+## Start the product: embedded SQLite, in-process tasks, demo hospital, simulated devices and HIS,
+## at http://127.0.0.1:8000
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
-	$(PY) manage.py runserver $(HOST)
+	$(PY) manage.py run_demo $(HOST)
 
 ## Run the whole test suite (SQLite by default; PostgreSQL/Redis/Mosquitto when their URLs are set)
 test: install
