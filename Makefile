@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1:8000
 
-.PHONY: run test install lint check-deploy compose-check clean
+.PHONY: run test install lint check-deploy compose-check clean bench
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -38,3 +38,7 @@ compose-check:
 
 clean:
 	rm -rf $(VENV) spd.sqlite3 staticfiles
+
+## Benchmarks on PostgreSQL (prints a table, writes bench/results/latest.json); see bench/README.md
+bench: install
+	$(PY) bench/run.py $(BENCH_ARGS)
