@@ -1,0 +1,95 @@
+"""Django admin for IT and administrators. Stock never changes here: the ledger and the documents
+that move stock are read-only; stock moves only through the services (API and web UI)."""
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+
+from inventory import models
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Visible for inspection; changed only by the services that keep the ledger consistent."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(models.User)
+class UserAdmin(BaseUserAdmin):
+    fieldsets = (*BaseUserAdmin.fieldsets, ("SPD", {"fields": ("hospital", "departments", "badge")}))
+    list_display = ("username", "last_name", "first_name", "hospital", "is_active", "is_superuser")
+    list_filter = ("hospital", "groups", "is_active")
+
+
+@admin.register(models.Hospital)
+class HospitalAdmin(admin.ModelAdmin):
+    list_display = ("code", "name", "alliance", "is_lead")
+
+
+@admin.register(models.Department)
+class DepartmentAdmin(admin.ModelAdmin):
+    list_display = ("code", "name", "hospital", "kind")
+    list_filter = ("hospital", "kind")
+
+
+@admin.register(models.Location)
+class LocationAdmin(admin.ModelAdmin):
+    list_display = ("code", "name", "hospital", "kind", "department", "return_deadline_hours", "is_active")
+    list_filter = ("hospital", "kind", "is_active")
+
+
+@admin.register(models.Supplier)
+class SupplierAdmin(admin.ModelAdmin):
+    list_display = ("name", "uscc", "is_active")
+    search_fields = ("name", "uscc")
+
+
+@admin.register(models.Manufacturer)
+class ManufacturerAdmin(admin.ModelAdmin):
+    list_display = ("name", "country", "uscc")
+    search_fields = ("name",)
+
+
+@admin.register(models.Certificate)
+class CertificateAdmin(admin.ModelAdmin):
+    list_display = ("kind", "number", "supplier", "manufacturer", "valid_from", "valid_to")
+    list_filter = ("kind",)
+    search_fields = ("number",)
+
+
+@admin.register(models.Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ("internal_code", "name", "specification", "hospital", "tracking", "is_consignment", "is_active")
+    list_filter = ("hospital", "tracking", "is_high_value", "is_consignment")
+    search_fields = ("internal_code", "name", "udi_di", "nhsa_code", "his_charge_code")
+
+
+@admin.register(models.SupplyAgreement)
+class SupplyAgreementAdmin(admin.ModelAdmin):
+    list_display = ("product", "supplier", "unit_price", "valid_from", "valid_to", "is_active")
+    list_filter = ("hospital", "supplier", "is_active")
+
+
+@admin.register(models.ParLevel)
+class ParLevelAdmin(admin.ModelAdmin):
+    list_display = ("location", "product", "minimum", "target")
+
+
+@admin.register(models.Movement)
+class MovementAdmin(ReadOnlyAdmin):
+    list_display = ("id", "kind", "product", "unit", "lot", "quantity", "from_location", "to_location", "occurred_at")
+    list_filter = ("hospital", "kind")
+    search_fields = ("idempotency_key", "lot", "unit__serial")
+
+
+for model in (
+    models.Unit, models.LotBalance, models.DeliveryNote, models.AcceptanceRecord, models.StockOrder,
+    models.Consumption, models.Charge, models.ChargeDelivery, models.CabinetSession, models.HisSettlementLine,
+    models.SupplierSettlement, models.ReconciliationRun, models.Alert, models.TagBinding,
+):
+    admin.site.register(model, ReadOnlyAdmin)
