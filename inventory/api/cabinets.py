@@ -49,26 +49,20 @@ class TakeView(APIView):
     """Take units out of a store without RFID by scanning them (TAKEN, attributed to the caller)."""
 
     write_roles = CLINICAL_ROLES
+    service = staticmethod(take_by_scan)
 
     @extend_schema(request=ScanUnitsSerializer, responses={201: StockOrderSerializer})
     def post(self, request: Request) -> Response:
         data = validated(ScanUnitsSerializer, request)
-        order = take_by_scan(actor=Actor(user=request.user), hospital=caller_hospital(request),
+        order = self.service(actor=Actor(user=request.user), hospital=caller_hospital(request),
                              units=named_units(request, data), idempotency_key=idempotency_key(request, data))
         return Response(StockOrderSerializer(order).data, status=status.HTTP_201_CREATED)
 
 
-class PutBackView(APIView):
+class PutBackView(TakeView):
     """Put taken units back where they were taken from, by scanning them."""
 
-    write_roles = CLINICAL_ROLES
-
-    @extend_schema(request=ScanUnitsSerializer, responses={201: StockOrderSerializer})
-    def post(self, request: Request) -> Response:
-        data = validated(ScanUnitsSerializer, request)
-        order = put_back_by_scan(actor=Actor(user=request.user), hospital=caller_hospital(request),
-                                 units=named_units(request, data), idempotency_key=idempotency_key(request, data))
-        return Response(StockOrderSerializer(order).data, status=status.HTTP_201_CREATED)
+    service = staticmethod(put_back_by_scan)
 
 
 class OverdueTakeSerializer(UnitSerializer):

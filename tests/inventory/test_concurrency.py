@@ -17,32 +17,10 @@ from inventory.models import IdempotencyRecord, LotBalance, Movement, StockOrder
 from inventory.services import stock as stock_service
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
 from inventory.services.stock import LotQuantity, transfer_stock
+from tests.concurrency import run_together
 from tests.factories import TODAY, gs1_udi
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def run_together(count, work):
-    """Run work(i) in `count` threads released at the same moment; return what each returned or raised."""
-    barrier = threading.Barrier(count)
-    outcomes = [None] * count
-
-    def thread(index):
-        try:
-            barrier.wait(timeout=30)
-            outcomes[index] = work(index)
-        except Exception as error:  # the test inspects every outcome
-            outcomes[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=thread, args=(index,)) for index in range(count)]
-    for started in threads:
-        started.start()
-    for started in threads:
-        started.join(timeout=120)
-    assert not any(started.is_alive() for started in threads), "a thread is stuck (deadlock?)"
-    return outcomes
 
 
 def receive_and_accept(actor, supplier, location, lines, number):

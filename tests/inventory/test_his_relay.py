@@ -30,6 +30,7 @@ from inventory.services.his import backoff_seconds, charge_message, deliver_due_
 from inventory.tasks import deliver_his_charges
 from spd.celery import app as celery_app
 from tests import factories
+from tests.concurrency import run_together
 from tests.conftest import api_client_for
 
 pytestmark = pytest.mark.django_db
@@ -355,28 +356,6 @@ def test_the_fake_his_is_steered_and_read_over_http(fake_his):
 
 
 # --- real concurrency, a real worker ----------------------------------------------------------------
-
-
-def run_together(count, work):
-    """Run work(i) in `count` threads released together; each uses (and closes) its own connection."""
-    barrier = threading.Barrier(count)
-    outcomes = [None] * count
-
-    def thread(index):
-        try:
-            barrier.wait(timeout=10)
-            outcomes[index] = work(index)
-        except Exception as error:  # the test inspects every outcome
-            outcomes[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=thread, args=(index,)) for index in range(count)]
-    for started in threads:
-        started.start()
-    for started in threads:
-        started.join(timeout=30)
-    return outcomes
 
 
 @pytest.mark.postgres

@@ -6,12 +6,11 @@ used: `was_consignment`, price = the unit's cost), so these tests do not depend 
 import csv
 import datetime
 import io
-import threading
 from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from openpyxl import load_workbook
 
@@ -29,6 +28,7 @@ from inventory.models import (
 from inventory.selectors.settlements import settlement_summary, unsettled_consignment_consumptions
 from inventory.services.settlements import confirm_settlement, draft_settlement
 from tests import factories
+from tests.concurrency import run_together
 from tests.conftest import api_client_for
 
 API = "/api/v1/settlements"
@@ -498,28 +498,6 @@ def test_openapi_schema_of_the_settlement_api_validates_without_warnings(tmp_pat
 # --- concurrency (PostgreSQL) -----------------------------------------------------------------------
 
 
-def run_together(count, work):
-    """Run work() in `count` threads released at once; return what each returned or raised."""
-    barrier, outcomes = threading.Barrier(count), [None] * count
-
-    def thread(index):
-        try:
-            barrier.wait(timeout=30)
-            outcomes[index] = work()
-        except Exception as error:  # the test inspects every outcome
-            outcomes[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=thread, args=(index,)) for index in range(count)]
-    for started in threads:
-        started.start()
-    for started in threads:
-        started.join(timeout=60)
-    assert not any(started.is_alive() for started in threads), "a thread is stuck (deadlock?)"
-    return outcomes
-
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_drafts_make_one_statement_and_concurrent_confirmations_one_confirmation(
@@ -528,12 +506,12 @@ def test_concurrent_drafts_make_one_statement_and_concurrent_confirmations_one_c
     for day in range(1, 6):
         clinic.use_unit(stent, supplier, may(day))
 
-    drafts = run_together(4, lambda: draft(hospital, supplier, operator_actor).pk)
+    drafts = run_together(4, lambda _: draft(hospital, supplier, operator_actor).pk)
     assert len(set(drafts)) == 1 and all(isinstance(pk, int) for pk in drafts), drafts
     statement = SupplierSettlement.objects.get()
     assert statement.lines.count() == 5
 
-    confirmations = run_together(4, lambda: confirm_settlement(settlement=statement, actor=operator_actor))
+    confirmations = run_together(4, lambda _: confirm_settlement(settlement=statement, actor=operator_actor))
     assert sum(isinstance(outcome, SupplierSettlement) for outcome in confirmations) == 1, confirmations
     refusals = [outcome for outcome in confirmations if not isinstance(outcome, SupplierSettlement)]
     assert all(isinstance(outcome, Refused) and outcome.status == 409 for outcome in refusals), refusals
