@@ -129,6 +129,9 @@ class Refusal(Enum):
     NO_LOCATION_FOR_REFUND = (
         409, "No {kind} location to put the refunded item back into.", "没有可放回退费物品的{kind}库位。"
     )
+    # Alerts
+    NOTE_REQUIRED = (400, "A note is required.", "必须填写备注。")
+    ALERT_ALREADY_RESOLVED = (409, "Alert {alert} is already resolved.", "预警 {alert} 已处理完毕。")
     # HIS
     ALREADY_DELIVERED_TO_HIS = (
         409, "Charge {charge} was already delivered to the HIS ({reference}).", "费用 {charge} 已送达 HIS（{reference}）。"

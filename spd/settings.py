@@ -175,6 +175,9 @@ SPECTACULAR_SETTINGS = {
         "CertificateKindEnum": "inventory.models.parties.Certificate.Kind",
         "StockOrderKindEnum": "inventory.models.documents.StockOrder.Kind",
         "SupplierSettlementStatusEnum": "inventory.models.billing.SupplierSettlement.Status",
+        "AlertKindEnum": "inventory.models.alerts.Alert.Kind",
+        "AlertStatusEnum": "inventory.models.alerts.Alert.Status",
+        "AlertSeverityEnum": "inventory.models.alerts.Alert.Severity",
     },
 }
 
@@ -196,6 +199,10 @@ MQTT_URL = env("MQTT_URL", "")
 
 # Business defaults (each may be overridden per product).
 SPD_MIN_SHELF_LIFE_DAYS = int(env("SPD_MIN_SHELF_LIFE_DAYS", "90"))
+# Alerts: near-expiry tiers (days), certificate warning window, HIS failing threshold.
+SPD_EXPIRY_TIERS = tuple(int(days) for days in env("SPD_EXPIRY_TIERS", "90,60,30").split(","))
+SPD_CERTIFICATE_WARN_DAYS = int(env("SPD_CERTIFICATE_WARN_DAYS", "30"))
+SPD_HIS_FAILING_ALERT_MINUTES = int(env("SPD_HIS_FAILING_ALERT_MINUTES", "30"))
 # HIS charge relay (inventory/services/his.py): endpoint, per-request timeout, retries with back-off.
 SPD_HIS_CHARGE_URL = env("SPD_HIS_CHARGE_URL", "http://127.0.0.1:8900/charges")
 SPD_HIS_TIMEOUT_SECONDS = float(env("SPD_HIS_TIMEOUT_SECONDS", "5"))

@@ -23,5 +23,6 @@ urlpatterns = [
     path("takes/overdue/", cabinets.OverdueTakesView.as_view(), name="overdue-takes"),
     path("", include("inventory.api.settlements")),
     path("", include("inventory.api.his")),
+    path("", include("inventory.api.alerts")),
     path("", include(router.urls)),
 ]

@@ -22,7 +22,10 @@ class UnitStatus(models.TextChoices):
 UNIT_TRANSITIONS: dict[str, frozenset[str]] = {
     UnitStatus.RECEIVED: frozenset({UnitStatus.ACCEPTED, UnitStatus.REJECTED}),
     UnitStatus.ACCEPTED: frozenset(
-        {UnitStatus.IN_STOCK, UnitStatus.IN_CABINET, UnitStatus.RETURNED_TO_SUPPLIER, UnitStatus.SCRAPPED}
+        {
+            UnitStatus.IN_STOCK, UnitStatus.IN_CABINET, UnitStatus.RETURNED_TO_SUPPLIER, UnitStatus.SCRAPPED,
+            UnitStatus.EXPIRED,
+        }
     ),
     UnitStatus.IN_STOCK: frozenset(
         {
@@ -36,7 +39,7 @@ UNIT_TRANSITIONS: dict[str, frozenset[str]] = {
             UnitStatus.SCRAPPED, UnitStatus.EXPIRED,
         }
     ),
-    UnitStatus.TAKEN: frozenset({UnitStatus.IN_CABINET, UnitStatus.IN_STOCK, UnitStatus.CONSUMED}),
+    UnitStatus.TAKEN: frozenset({UnitStatus.IN_CABINET, UnitStatus.IN_STOCK, UnitStatus.CONSUMED, UnitStatus.EXPIRED}),
     UnitStatus.CONSUMED: frozenset({UnitStatus.IN_STOCK}),
     UnitStatus.EXPIRED: frozenset({UnitStatus.RETURNED_TO_SUPPLIER, UnitStatus.SCRAPPED}),
     UnitStatus.REJECTED: frozenset(),
@@ -156,6 +159,7 @@ class Movement(models.Model):
         STOCK_ORDER = "STOCK_ORDER", _("Stock order")
         CABINET_SESSION = "CABINET_SESSION", _("Cabinet session")
         CONSUMPTION = "CONSUMPTION", _("Consumption")
+        ALERT = "ALERT", _("Alert (expiry lock)")
 
     hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="movements")
     kind = models.CharField(_("kind"), max_length=24, choices=Kind.choices)
@@ -195,6 +199,8 @@ class Movement(models.Model):
         verbose_name = _("movement")
         ordering = ["id"]
         db_table = "inventory_movement"
+        # Related-object access goes through the append-only manager too.
+        base_manager_name = "objects"
         constraints = [
             models.CheckConstraint(
                 condition=Q(actor_user__isnull=False, actor_device__isnull=True)

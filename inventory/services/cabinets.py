@@ -172,11 +172,7 @@ def _scan_order(actor: Actor, hospital: Hospital, units: list[Unit], key: str, k
             pk__in=[unit.pk for unit in units]).order_by("pk"))
         problems = []
         for unit in locked:
-            if not take and unit.status != UnitStatus.TAKEN:
-                problems.append(Problem(Refusal.ILLEGAL_TRANSITION, {
-                    "unit": unit.serial, "current": unit.get_status_display(), "target": _put_back_status(unit).label,
-                }, unit.pk))
-            elif take and (problem := expiry_lock_problem(unit)) or (problem := transition_problem(unit, UnitStatus.TAKEN if take else _put_back_status(unit))):
+            if problem := _scan_problem(unit, take):
                 problems.append(problem)
         if problems:
             raise Refused(problems)
@@ -191,6 +187,17 @@ def _scan_order(actor: Actor, hospital: Hospital, units: list[Unit], key: str, k
     order, _ = run_once(hospital=hospital, key=key, operation=f"scan_{kind.lower()}",
                         payload=sorted(unit.pk for unit in units), perform=perform)
     return order
+
+
+def _scan_problem(unit: Unit, take: bool) -> Problem | None:
+    """Why this unit cannot be taken (or put back) by scan, or None."""
+    if take:
+        return expiry_lock_problem(unit) or transition_problem(unit, UnitStatus.TAKEN)
+    if unit.status != UnitStatus.TAKEN:
+        return Problem(Refusal.ILLEGAL_TRANSITION, {
+            "unit": unit.serial, "current": unit.get_status_display(), "target": _put_back_status(unit).label,
+        }, unit.pk)
+    return transition_problem(unit, _put_back_status(unit))
 
 
 def _put_back_status(unit: Unit) -> UnitStatus:

@@ -28,6 +28,12 @@ from tests.factories import TODAY
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _english(settings):
+    """These tests read the messages' wording; the product's default language is Chinese."""
+    settings.LANGUAGE_CODE = "en"
+
 API = "/api/v1"
 VALID_USCC = make_uscc("91330100MA2ABCDE1")
 

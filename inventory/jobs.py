@@ -1,0 +1,150 @@
+"""The named background jobs: what Celery beat runs on schedule and operators run by hand.
+
+    manage.py run_job NAME            (manage.py run_job --list)
+    inventory.tasks.run_named_job(NAME)
+
+Each job covers every hospital, calls services only, and returns a JSON-able summary of what it
+did. Every job is safe to run again at any moment — twice in a row, or twice at once after a
+redelivered Celery message: alerts are upserts on their unique subject, an EXPIRE movement has a
+unique idempotency key per unit, a HIS delivery is claimed by one relay at a time, and a
+reconciliation run is unique per hospital and period.
+
+The default schedule (editable in the admin, django-celery-beat) is created by migration
+inventory 0006_default_schedule.
+"""
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from inventory.models import Hospital
+from inventory.services import alerts
+from inventory.services.his import deliver_due_charges
+
+
+class JobUnavailable(RuntimeError):
+    """The job's service is not installed (yet)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    description: str
+    run: Callable[[], dict]
+
+
+def _hospitals() -> QuerySet[Hospital]:
+    return Hospital.objects.order_by("pk")
+
+
+def _each_hospital(scan: Callable[[Hospital], alerts.ScanResult]) -> dict:
+    total, count = alerts.ScanResult(), 0
+    for hospital in _hospitals():
+        total += scan(hospital)
+        count += 1
+    return {"hospitals": count, **total.as_dict()}
+
+
+def expiry_scan() -> dict:
+    """Lock the units past their expiry date (EXPIRED alerts), then raise the near-expiry tiers."""
+    today, now, actor = timezone.localdate(), timezone.now(), alerts.system_actor()
+    locked, expired, near, count = 0, alerts.ScanResult(), alerts.ScanResult(), 0
+    for hospital in _hospitals():
+        lock = alerts.lock_expired_units(hospital=hospital, today=today, actor=actor, now=now)
+        locked, expired = locked + lock.locked, expired + lock.alerts
+        near += alerts.scan_expiry(hospital=hospital, today=today, now=now)
+        count += 1
+    return {"hospitals": count, "locked": locked, "expired": expired.as_dict(), "near_expiry": near.as_dict()}
+
+
+def certificate_scan() -> dict:
+    return alerts.scan_certificates().as_dict()
+
+
+def return_overdue_scan() -> dict:
+    now = timezone.now()
+    return _each_hospital(lambda hospital: alerts.scan_overdue_takes(hospital=hospital, now=now))
+
+
+def device_offline_scan() -> dict:
+    now = timezone.now()
+    return _each_hospital(lambda hospital: alerts.scan_devices(hospital=hospital, now=now))
+
+
+def cabinet_tag_scan() -> dict:
+    now = timezone.now()
+    return _each_hospital(lambda hospital: alerts.scan_cabinet_tags(hospital=hospital, now=now))
+
+
+def par_level_scan() -> dict:
+    today, now = timezone.localdate(), timezone.now()
+    return _each_hospital(lambda hospital: alerts.scan_par_levels(hospital=hospital, today=today, now=now))
+
+
+def his_failing_scan() -> dict:
+    now = timezone.now()
+    return _each_hospital(lambda hospital: alerts.scan_his_deliveries(hospital=hospital, now=now))
+
+
+HIS_RELAY_BATCH = 100
+HIS_RELAY_MAX_BATCHES = 10
+
+
+def his_relay() -> dict:
+    """Send the due HIS charges: batches while they come back full, at most HIS_RELAY_MAX_BATCHES."""
+    total: dict[str, int] = {}
+    for _ in range(HIS_RELAY_MAX_BATCHES):
+        report = deliver_due_charges(limit=HIS_RELAY_BATCH)
+        for name, value in report.as_dict().items():
+            total[name] = total.get(name, 0) + value
+        if report.claimed < HIS_RELAY_BATCH or report.released:
+            break
+    return total
+
+
+def nightly_reconciliation() -> dict:
+    """The 进销存 reconciliation of the day before, for every hospital (inventory.services.reconciliation)."""
+    try:
+        module = importlib.import_module("inventory.services.reconciliation")
+    except ModuleNotFoundError as error:
+        if error.name != "inventory.services.reconciliation":
+            raise
+        module = None
+    run = getattr(module, "run_nightly_reconciliation", None)
+    if run is None:
+        raise JobUnavailable(
+            "nightly_reconciliation needs inventory.services.reconciliation.run_nightly_reconciliation(), "
+            "which is not installed yet"
+        )
+    result = run()
+    if hasattr(result, "as_dict"):
+        return result.as_dict()
+    return result if isinstance(result, dict) else {"result": result}
+
+
+JOBS: dict[str, Job] = {
+    job.name: job for job in (
+        Job("expiry_scan", "lock expired units; near-expiry and expired alerts (daily)", expiry_scan),
+        Job("certificate_scan", "certificates expiring or expired (daily)", certificate_scan),
+        Job("return_overdue_scan", "units taken and overdue for return, 定时回库 (every few minutes)",
+            return_overdue_scan),
+        Job("device_offline_scan", "devices silent longer than their threshold (every few minutes)",
+            device_offline_scan),
+        Job("cabinet_tag_scan", "unknown and misplaced tags seen by the cabinets", cabinet_tag_scan),
+        Job("par_level_scan", "stock below the par level of a location", par_level_scan),
+        Job("his_failing_scan", "charges failing to reach the HIS for too long", his_failing_scan),
+        Job("his_relay", "send the due charges of the HIS outbox (continuously)", his_relay),
+        Job("nightly_reconciliation", "进销存 reconciliation of the day before (02:00)", nightly_reconciliation),
+    )
+}
+
+
+def run_job(name: str) -> dict:
+    """Run the job called `name`; KeyError naming the valid jobs if there is none."""
+    try:
+        job = JOBS[name]
+    except KeyError:
+        raise KeyError(f"unknown job {name!r}; valid jobs: {', '.join(JOBS)}") from None
+    return job.run()
