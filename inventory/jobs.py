@@ -12,7 +12,6 @@ reconciliation run is unique per hospital and period.
 The default schedule (editable in the admin, django-celery-beat) is created by migration
 inventory 0006_default_schedule.
 """
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,10 +21,7 @@ from django.utils import timezone
 from inventory.models import Hospital
 from inventory.services import alerts
 from inventory.services.his import deliver_due_charges
-
-
-class JobUnavailable(RuntimeError):
-    """The job's service is not installed (yet)."""
+from inventory.services.reconciliation import run_nightly_reconciliation
 
 
 @dataclass(frozen=True)
@@ -105,23 +101,9 @@ def his_relay() -> dict:
 
 
 def nightly_reconciliation() -> dict:
-    """The 进销存 reconciliation of the day before, for every hospital (inventory.services.reconciliation)."""
-    try:
-        module = importlib.import_module("inventory.services.reconciliation")
-    except ModuleNotFoundError as error:
-        if error.name != "inventory.services.reconciliation":
-            raise
-        module = None
-    run = getattr(module, "run_nightly_reconciliation", None)
-    if run is None:
-        raise JobUnavailable(
-            "nightly_reconciliation needs inventory.services.reconciliation.run_nightly_reconciliation(), "
-            "which is not installed yet"
-        )
-    result = run()
-    if hasattr(result, "as_dict"):
-        return result.as_dict()
-    return result if isinstance(result, dict) else {"result": result}
+    """Queue, for every hospital, the 进销存 reconciliation of the day (1 + billing grace) days ago:
+    by then the HIS has settled that day's use (SPD_RECON_BILLING_GRACE_DAYS, default 2)."""
+    return run_nightly_reconciliation()
 
 
 JOBS: dict[str, Job] = {
@@ -136,7 +118,7 @@ JOBS: dict[str, Job] = {
         Job("par_level_scan", "stock below the par level of a location", par_level_scan),
         Job("his_failing_scan", "charges failing to reach the HIS for too long", his_failing_scan),
         Job("his_relay", "send the due charges of the HIS outbox (continuously)", his_relay),
-        Job("nightly_reconciliation", "进销存 reconciliation of the day before (02:00)", nightly_reconciliation),
+        Job("nightly_reconciliation", "进销存 reconciliation of the day settled by the HIS (02:00)", nightly_reconciliation),
     )
 }
 

@@ -1,9 +1,13 @@
 """Celery tasks: one line of plumbing around a service each; the rules live in the services."""
+import datetime
+
 from celery import Task, shared_task
 from django.db import OperationalError
 
 from inventory.jobs import run_job
+from inventory.models import Hospital
 from inventory.services.his import deliver_due_charges
+from inventory.services.reconciliation import run_reconciliation
 
 
 @shared_task(
@@ -31,3 +35,19 @@ def run_named_job(self: Task, name: str) -> dict:
     """
     return run_job(name)
 
+
+@shared_task(
+    bind=True, acks_late=True, reject_on_worker_lost=True, autoretry_for=(OperationalError,), retry_backoff=True,
+    retry_jitter=True, max_retries=5,
+)
+def reconcile_hospital_period(self: Task, hospital_id: int, start: str, end: str) -> int:
+    """Reconcile one hospital over [start, end] (ISO dates, end included); returns the run's id.
+
+    Acknowledged only when done, and redelivered when the worker dies mid-run: the run is unique per
+    hospital and period, and a run left RUNNING by a dead worker is computed again in place.
+    """
+    run = run_reconciliation(
+        hospital=Hospital.objects.get(pk=hospital_id), period_start=datetime.date.fromisoformat(start),
+        period_end=datetime.date.fromisoformat(end),
+    )
+    return run.pk

@@ -178,6 +178,9 @@ SPECTACULAR_SETTINGS = {
         "AlertKindEnum": "inventory.models.alerts.Alert.Kind",
         "AlertStatusEnum": "inventory.models.alerts.Alert.Status",
         "AlertSeverityEnum": "inventory.models.alerts.Alert.Severity",
+        "ReconciliationRunStatusEnum": "inventory.models.reconciliation.ReconciliationRun.Status",
+        "FindingKindEnum": "inventory.models.reconciliation.Finding.Kind",
+        "ChargeDeliveryStatusEnum": "inventory.models.clinical.ChargeDelivery.Status",
     },
 }
 
@@ -193,6 +196,8 @@ CELERY_TIMEZONE = TIME_ZONE
 # Periodic jobs live in the database (django-celery-beat), so an admin can change them without a deploy.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_TIME_LIMIT = int(env("CELERY_TASK_TIME_LIMIT", "3600"))
+# A message not acknowledged within this time (worker killed) is delivered again; above the longest task.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(env("CELERY_VISIBILITY_TIMEOUT", "7200"))}
 CELERY_TASK_SOFT_TIME_LIMIT = int(env("CELERY_TASK_SOFT_TIME_LIMIT", "3300"))
 REDIS_URL = env("REDIS_URL", "")
 MQTT_URL = env("MQTT_URL", "")
@@ -203,6 +208,11 @@ SPD_MIN_SHELF_LIFE_DAYS = int(env("SPD_MIN_SHELF_LIFE_DAYS", "90"))
 SPD_EXPIRY_TIERS = tuple(int(days) for days in env("SPD_EXPIRY_TIERS", "90,60,30").split(","))
 SPD_CERTIFICATE_WARN_DAYS = int(env("SPD_CERTIFICATE_WARN_DAYS", "30"))
 SPD_HIS_FAILING_ALERT_MINUTES = int(env("SPD_HIS_FAILING_ALERT_MINUTES", "30"))
+# Nightly reconciliation: the HIS may settle a use this many days later, so the nightly run covers
+# the day (1 + grace) days ago; consignment use unsettled after N days is reported.
+SPD_RECON_BILLING_GRACE_DAYS = int(env("SPD_RECON_BILLING_GRACE_DAYS", "2"))
+SPD_RECON_CONSIGNMENT_SETTLE_DAYS = int(env("SPD_RECON_CONSIGNMENT_SETTLE_DAYS", "45"))
+SPD_RECON_MAX_PERIOD_DAYS = int(env("SPD_RECON_MAX_PERIOD_DAYS", "366"))
 # HIS charge relay (inventory/services/his.py): endpoint, per-request timeout, retries with back-off.
 SPD_HIS_CHARGE_URL = env("SPD_HIS_CHARGE_URL", "http://127.0.0.1:8900/charges")
 SPD_HIS_TIMEOUT_SECONDS = float(env("SPD_HIS_TIMEOUT_SECONDS", "5"))

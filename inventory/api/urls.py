@@ -24,5 +24,6 @@ urlpatterns = [
     path("", include("inventory.api.settlements")),
     path("", include("inventory.api.his")),
     path("", include("inventory.api.alerts")),
+    path("", include("inventory.api.reconciliation")),
     path("", include(router.urls)),
 ]

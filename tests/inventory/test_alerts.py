@@ -4,9 +4,7 @@ import datetime
 import importlib
 import io
 import json
-import sys
 import threading
-import types
 from decimal import Decimal
 
 import pytest
@@ -21,7 +19,17 @@ from django_celery_beat.models import PeriodicTask
 from devices.models import Device
 from inventory.errors import Refused
 from inventory.jobs import JOBS
-from inventory.models import Alert, Certificate, ChargeDelivery, LotBalance, Movement, ParLevel, Unit, UnitStatus
+from inventory.models import (
+    Alert,
+    Certificate,
+    ChargeDelivery,
+    LotBalance,
+    Movement,
+    ParLevel,
+    ReconciliationRun,
+    Unit,
+    UnitStatus,
+)
 from inventory.services import alerts
 from inventory.services.cabinets import close_session, put_back_by_scan, take_by_scan
 from inventory.services.consumption import ClinicalContext, consume_unit
@@ -670,14 +678,16 @@ def test_run_job_lists_the_jobs_and_refuses_an_unknown_name():
         run_job("expiry-scan")
 
 
-def test_the_nightly_reconciliation_job_calls_the_reconciliation_service(monkeypatch):
-    module = types.ModuleType("inventory.services.reconciliation")
-    monkeypatch.setitem(sys.modules, "inventory.services.reconciliation", module)
-    with pytest.raises(CommandError, match="run_nightly_reconciliation"):
-        run_job("nightly_reconciliation")
+@pytest.mark.django_db(transaction=True)
+def test_the_nightly_reconciliation_job_runs_once_per_hospital(hospital, other_hospital, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    queued = json.loads(run_job("nightly_reconciliation"))
+    json.loads(run_job("nightly_reconciliation"))
 
-    module.run_nightly_reconciliation = lambda: {"runs": 2}
-    assert json.loads(run_job("nightly_reconciliation")) == {"runs": 2}
+    assert queued["hospitals"] == [hospital.pk, other_hospital.pk]
+    runs = ReconciliationRun.objects.filter(is_current=True, status=ReconciliationRun.Status.DONE)
+    assert sorted(runs.values_list("hospital_id", flat=True)) == [hospital.pk, other_hospital.pk]
+    assert ReconciliationRun.objects.count() == 2
 
 
 def test_every_job_runs_through_one_idempotent_task(hospital):

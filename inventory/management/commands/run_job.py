@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from inventory.jobs import JOBS, JobUnavailable, run_job
+from inventory.jobs import JOBS, run_job
 
 
 class Command(BaseCommand):
@@ -24,8 +24,5 @@ class Command(BaseCommand):
         if name not in JOBS:
             raise CommandError(f"unknown job {name!r}; valid jobs: {', '.join(JOBS)}" if name else
                                f"name a job: {', '.join(JOBS)}")
-        try:
-            result = run_job(name)
-        except JobUnavailable as error:
-            raise CommandError(str(error)) from error
+        result = run_job(name)
         self.stdout.write(json.dumps(result, ensure_ascii=False, sort_keys=True, default=str))

@@ -1,0 +1,545 @@
+"""Read paths of the 进销存 reconciliation: set-based reads over the ledger, the consumptions and
+the HIS settlement lines of one hospital and one period.
+
+Every function is one query, or two aggregates merged by key (a movement adds to the location it
+goes to and takes from the one it leaves: one GROUP BY per side). None loops over movements,
+consumptions or settlement lines issuing queries. The rules that turn these rows into findings, and
+why the windows are what they are, are in inventory.services.reconciliation.
+
+Periods are local calendar days in settings.TIME_ZONE, end day included; the functions take the
+[start, end) instants of `inventory.selectors.settlements.period_bounds`.
+"""
+import datetime
+from dataclasses import dataclass, field, fields
+from decimal import Decimal
+
+from django.db import connection
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    Count,
+    DateTimeField,
+    DecimalField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
+
+from inventory.models import (
+    Consumption,
+    HisSettlementLine,
+    Hospital,
+    Location,
+    LotBalance,
+    Movement,
+    Product,
+    ReconciliationRun,
+    SupplierSettlement,
+    SupplierSettlementLine,
+    SupplyAgreement,
+    Unit,
+    UnitStatus,
+    User,
+)
+from inventory.selectors.scope import visible_to
+
+MONEY = DecimalField(max_digits=16, decimal_places=2)
+CENT = Decimal("0.01")
+ONE_DAY = datetime.timedelta(days=1)
+
+# A unit in one of these statuses is physically at its location (a TAKEN unit is still counted at
+# the cabinet it was taken from until it is used or put back; an EXPIRED one is locked, not gone).
+IN_STOCK_STATUSES = (
+    UnitStatus.ACCEPTED, UnitStatus.IN_STOCK, UnitStatus.IN_CABINET, UnitStatus.TAKEN, UnitStatus.EXPIRED,
+)
+
+# The 进销存 columns: which movement kinds each one sums. Every other kind (cabinet take and
+# return, owner change, expire) leaves the quantity where it is and lands in `other`, which is
+# therefore 0 unless the ledger holds a movement that changes place without saying why.
+_FLOW_COLUMNS = {
+    "received": (Movement.Kind.RECEIPT,),
+    "transferred": (Movement.Kind.TRANSFER, Movement.Kind.PUTAWAY),
+    "consumed": (Movement.Kind.CONSUME,),
+    "refunded": (Movement.Kind.UNCONSUME,),
+    "returned": (Movement.Kind.RETURN_TO_SUPPLIER,),
+    "scrapped": (Movement.Kind.SCRAP,),
+    "adjusted": (Movement.Kind.ADJUSTMENT,),
+}
+_NAMED_KINDS = [kind for kinds in _FLOW_COLUMNS.values() for kind in kinds]
+
+
+def cents(amount: Decimal | int | None) -> Decimal:
+    """A sum rounded to cents: SQLite adds decimals as floating-point numbers."""
+    return Decimal(amount or 0).quantize(CENT)
+
+
+# --- 进销存: stock flows per product × location ----------------------------------------------------
+
+
+QUANTITY_COLUMNS = (
+    "opening", "received", "transferred_in", "transferred_out", "consumed", "refunded", "returned", "scrapped",
+    "adjusted", "other",
+)
+
+
+@dataclass
+class FlowRow:
+    """One line of the 进销存 table: opening + in − out = closing, for one product at one location."""
+
+    product_id: int
+    location_id: int
+    product_code: str = ""
+    product_name: str = ""
+    location_code: str = ""
+    location_name: str = ""
+    opening: int = 0
+    received: int = 0
+    transferred_in: int = 0
+    transferred_out: int = 0
+    consumed: int = 0
+    refunded: int = 0
+    returned: int = 0
+    scrapped: int = 0
+    adjusted: int = 0
+    other: int = 0
+
+    @property
+    def closing(self) -> int:
+        return (
+            self.opening + self.received + self.transferred_in - self.transferred_out - self.consumed + self.refunded
+            - self.returned - self.scrapped + self.adjusted + self.other
+        )
+
+    def is_empty(self) -> bool:
+        return not any(getattr(self, name) for name in QUANTITY_COLUMNS)
+
+    def as_dict(self) -> dict:
+        return {**{f.name: getattr(self, f.name) for f in fields(self)}, "closing": self.closing}
+
+
+def _flow_side(hospital: Hospital, start: datetime.datetime, end: datetime.datetime, side: str) -> QuerySet:
+    """Movements grouped by (product, the location on `side`): before the period, and per column in it."""
+    in_period = Q(occurred_at__gte=start)
+    totals = {
+        name: Coalesce(Sum("quantity", filter=in_period & Q(kind__in=kinds)), 0)
+        for name, kinds in _FLOW_COLUMNS.items()
+    }
+    totals["other"] = Coalesce(Sum("quantity", filter=in_period & ~Q(kind__in=_NAMED_KINDS)), 0)
+    totals["before"] = Coalesce(Sum("quantity", filter=Q(occurred_at__lt=start)), 0)
+    return (
+        Movement.objects.filter(hospital=hospital, occurred_at__lt=end, **{f"{side}__isnull": False})
+        .values("product", place=F(side))
+        .annotate(**totals)
+        .order_by("product", "place")
+    )
+
+
+def stock_flows(hospital: Hospital, start: datetime.datetime, end: datetime.datetime) -> list[FlowRow]:
+    """The 进销存 table of the period [start, end): one row per product × location with stock or flow.
+
+    Opening is the net of every movement before `start`; each column sums the movements of its
+    kinds in the period, signed by direction (quantity into a location counts +, out of it −).
+    """
+    rows: dict[tuple[int, int], FlowRow] = {}
+    for group in _flow_side(hospital, start, end, "to_location"):
+        row = rows.setdefault((group["product"], group["place"]), FlowRow(group["product"], group["place"]))
+        row.opening += group["before"]
+        row.received += group["received"]
+        row.transferred_in += group["transferred"]
+        row.consumed -= group["consumed"]
+        row.refunded += group["refunded"]
+        row.returned -= group["returned"]
+        row.scrapped -= group["scrapped"]
+        row.adjusted += group["adjusted"]
+        row.other += group["other"]
+    for group in _flow_side(hospital, start, end, "from_location"):
+        row = rows.setdefault((group["product"], group["place"]), FlowRow(group["product"], group["place"]))
+        row.opening -= group["before"]
+        row.received -= group["received"]
+        row.transferred_out += group["transferred"]
+        row.consumed += group["consumed"]
+        row.refunded -= group["refunded"]
+        row.returned += group["returned"]
+        row.scrapped += group["scrapped"]
+        row.adjusted -= group["adjusted"]
+        row.other -= group["other"]
+    kept = [row for row in rows.values() if not row.is_empty()]
+    products = Product.objects.in_bulk({row.product_id for row in kept})
+    locations = Location.objects.in_bulk({row.location_id for row in kept})
+    for row in kept:
+        product, location = products[row.product_id], locations[row.location_id]
+        row.product_code, row.product_name = product.internal_code, product.name
+        row.location_code, row.location_name = location.code, location.name
+    return sorted(kept, key=lambda row: (row.location_code, row.product_code))
+
+
+@dataclass(frozen=True)
+class StockDifference:
+    """A product at a location where the ledger's balance and the stock actually held disagree."""
+
+    product_id: int
+    location_id: int
+    ledger: int
+    units: int
+    lots: int
+
+    @property
+    def on_hand(self) -> int:
+        return self.units + self.lots
+
+
+def ledger_against_stock(hospital: Hospital) -> list[StockDifference]:
+    """Every (product, location) whose ledger balance (net of all movements) is not what is in stock.
+
+    In stock: units at the location in an IN_STOCK_STATUSES status, plus lot balances. One
+    statement, so that both sides come from one snapshot even while stock moves during the run.
+    """
+    movement, unit, lot = Movement._meta.db_table, Unit._meta.db_table, LotBalance._meta.db_table
+    statuses = ", ".join(["%s"] * len(IN_STOCK_STATUSES))
+    sql = f"""
+        SELECT product_id, location_id, SUM(ledger), SUM(units), SUM(lots)
+        FROM (
+            SELECT product_id, to_location_id AS location_id, quantity AS ledger, 0 AS units, 0 AS lots
+              FROM {movement} WHERE hospital_id = %s AND to_location_id IS NOT NULL
+            UNION ALL
+            SELECT product_id, from_location_id, -quantity, 0, 0
+              FROM {movement} WHERE hospital_id = %s AND from_location_id IS NOT NULL
+            UNION ALL
+            SELECT product_id, location_id, 0, 1, 0
+              FROM {unit} WHERE hospital_id = %s AND location_id IS NOT NULL AND status IN ({statuses})
+            UNION ALL
+            SELECT product_id, location_id, 0, 0, quantity FROM {lot} WHERE hospital_id = %s
+        ) stock
+        GROUP BY product_id, location_id
+        HAVING SUM(ledger) <> SUM(units) + SUM(lots)
+        ORDER BY product_id, location_id
+    """  # table names come from the models; every value is a parameter
+    params = [hospital.pk, hospital.pk, hospital.pk, *IN_STOCK_STATUSES, hospital.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [StockDifference(*(int(value) for value in row)) for row in cursor.fetchall()]
+
+
+# --- usage against HIS billing ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UsageTotal:
+    """What was used on one encounter under one HIS charge code in the period (refunds excluded)."""
+
+    encounter: str
+    code: str
+    product_id: int
+    quantity: int
+    amount: Decimal
+
+
+def usage_by_key(hospital: Hospital, start: datetime.datetime, end: datetime.datetime) -> dict[tuple[str, str], UsageTotal]:
+    """Consumptions of the period not refunded, summed per (encounter, the product's HIS charge code)."""
+    amount = ExpressionWrapper(F("unit_price") * F("quantity"), output_field=MONEY)
+    groups = (
+        Consumption.objects.filter(hospital=hospital, occurred_at__gte=start, occurred_at__lt=end,
+                                   refunded_at__isnull=True)
+        .values("encounter", code=F("product__his_charge_code"))
+        .annotate(used=Sum("quantity"), used_amount=Sum(amount, output_field=MONEY), used_product=Min("product"))
+        .order_by("encounter", "code")
+    )
+    return {
+        (g["encounter"], g["code"]): UsageTotal(
+            g["encounter"], g["code"], g["used_product"], g["used"], cents(g["used_amount"])
+        )
+        for g in groups
+    }
+
+
+def billed_lines(
+    hospital: Hospital, start: datetime.datetime, end: datetime.datetime, grace: datetime.timedelta
+) -> QuerySet[HisSettlementLine]:
+    """The HIS settlement lines that answer the use of the period [start, end), annotated with:
+
+    - `use_pk`: the consumption the line bills — the one of our charge it names (`charge`), else a
+      use of the same encounter and product charge code near the settlement (`_near`); None when
+      there is none;
+    - `billed_for`: the charge code the line counts for: the product code of the consumption of
+      our charge it names (so a line naming our charge under another code is compared with what
+      was used, and reported as a substitution), else the line's own code;
+    - `attributed_at`: when the billed use happened — the named or matched consumption, else a use
+      of the encounter near the settlement (any code), else the settlement time.
+
+    A line belongs to the period when `attributed_at` falls in it. Candidates are the lines
+    settled from one day before the period to `grace` after its end.
+    """
+    uses = Consumption.objects.filter(hospital=OuterRef("hospital"), encounter=OuterRef("encounter"))
+    same_code = uses.filter(product__his_charge_code=OuterRef("his_charge_code"))
+    moment = DateTimeField()
+    return (
+        HisSettlementLine.objects.filter(hospital=hospital, settled_at__gte=start - ONE_DAY, settled_at__lt=end + grace)
+        .annotate(
+            window_from=ExpressionWrapper(F("settled_at") - grace, output_field=moment),
+            window_to=ExpressionWrapper(F("settled_at") + ONE_DAY, output_field=moment),
+        )
+        .annotate(
+            use_pk=Coalesce(F("charge__consumption_id"), *_near(same_code, "pk"), output_field=BigIntegerField()),
+            billed_for=Coalesce(F("charge__consumption__product__his_charge_code"), F("his_charge_code")),
+            attributed_at=Coalesce(
+                F("charge__consumption__occurred_at"), *_near(same_code, "occurred_at"), *_near(uses, "occurred_at"),
+                F("settled_at"),
+            ),
+        )
+        .filter(attributed_at__gte=start, attributed_at__lt=end)
+    )
+
+
+def _near(uses: QuerySet[Consumption], value: str) -> tuple[Subquery, Subquery]:
+    """`value` of the use a line settles, in order of preference: the latest use from `grace` before
+    the settlement up to it, else the first use after it on the same day (a settlement given as a
+    date only is that day's midnight, before the day's uses)."""
+    before = uses.filter(occurred_at__gte=OuterRef("window_from"), occurred_at__lte=OuterRef("settled_at"))
+    after = uses.filter(occurred_at__gt=OuterRef("settled_at"), occurred_at__lt=OuterRef("window_to"))
+    return (
+        Subquery(before.order_by("-occurred_at", "-pk").values(value)[:1]),
+        Subquery(after.order_by("occurred_at", "pk").values(value)[:1]),
+    )
+
+
+@dataclass(frozen=True)
+class BilledTotal:
+    encounter: str
+    code: str
+    quantity: int
+    amount: Decimal
+    lines: int
+    linked: int  # lines naming one of our charges
+
+
+def billed_totals_by_key(lines: QuerySet[HisSettlementLine]) -> dict[tuple[str, str], BilledTotal]:
+    """The lines of `billed_lines` summed per (encounter, billed_for): refunds (negative lines) net out."""
+    groups = (
+        lines.values("encounter", code=F("billed_for"))
+        .annotate(
+            billed=Sum("quantity"), billed_amount=Sum("amount", output_field=MONEY), line_count=Count("pk"),
+            linked=Count("pk", filter=Q(charge__isnull=False)),
+        )
+        .order_by("encounter", "code")
+    )
+    return {
+        (g["encounter"], g["code"]): BilledTotal(
+            g["encounter"], g["code"], g["billed"], cents(g["billed_amount"]), g["line_count"], g["linked"]
+        )
+        for g in groups
+    }
+
+
+# --- consignment, expiry ---------------------------------------------------------------------------
+
+
+def unsettled_consignment_uses(
+    hospital: Hospital, start: datetime.datetime, end: datetime.datetime, due_before: datetime.datetime
+) -> QuerySet[Consumption]:
+    """Consignment uses of the period, not refunded, on no confirmed statement, that should be:
+
+    either a confirmed statement of their supplier covers the day of use (the use was left off it,
+    typically registered after the statement was confirmed), or the use is older than `due_before`
+    (settlement overdue). A unit's supplier is the one that delivered it; a lot's is any supplier
+    holding a supply agreement for the product valid on the day of use.
+    """
+    zone = timezone.get_default_timezone()
+    covering = SupplierSettlement.objects.filter(
+        hospital=OuterRef("hospital"), status=SupplierSettlement.Status.CONFIRMED,
+        period_start__lte=OuterRef("used_on"), period_end__gte=OuterRef("used_on"),
+    )
+    lot_suppliers = SupplyAgreement.objects.filter(
+        product=OuterRef(OuterRef("product")), valid_from__lte=OuterRef(OuterRef("used_on")),
+        valid_to__gte=OuterRef(OuterRef("used_on")),
+    ).values("supplier")
+    on_confirmed = SupplierSettlementLine.objects.filter(
+        consumption=OuterRef("pk"), settlement__status=SupplierSettlement.Status.CONFIRMED
+    )
+    return (
+        Consumption.objects.filter(
+            hospital=hospital, was_consignment=True, refunded_at__isnull=True, occurred_at__gte=start,
+            occurred_at__lt=end,
+        )
+        .annotate(
+            used_on=TruncDate("occurred_at", tzinfo=zone),
+            covered=Case(
+                When(unit__isnull=False, then=Exists(covering.filter(supplier=OuterRef("unit__supplier")))),
+                default=Exists(covering.filter(supplier__in=lot_suppliers)),
+            ),
+        )
+        .filter(~Exists(on_confirmed))
+        .filter(Q(covered=True) | Q(occurred_at__lt=due_before))
+        .select_related("product", "unit__supplier", "location")
+        .order_by("occurred_at", "pk")
+    )
+
+
+def expired_units_in_stock(hospital: Hospital, as_of: datetime.date, end: datetime.datetime) -> QuerySet[Unit]:
+    """Units past their expiry on `as_of` (expiry < as_of) that were in stock at `end` by the ledger.
+
+    Where a unit was at `end` is read from its last movement before `end`, so that re-running a
+    past period gives the same answer whatever happened to the unit since.
+    """
+    last = Movement.objects.filter(unit=OuterRef("pk"), occurred_at__lt=end).order_by("-occurred_at", "-pk")
+    return (
+        Unit.objects.filter(hospital=hospital, expiry__lt=as_of)
+        .annotate(
+            place=Subquery(last.values("to_location")[:1]), status_then=Subquery(last.values("to_status")[:1]),
+        )
+        .filter(place__isnull=False, status_then__in=IN_STOCK_STATUSES)
+        .select_related("product")
+        .order_by("product__internal_code", "serial", "pk")
+    )
+
+
+@dataclass(frozen=True)
+class LotInStock:
+    product_id: int
+    lot: str
+    location_id: int
+    quantity: int
+    expiry: datetime.date
+    unit_cost: Decimal
+
+
+def expired_lots_in_stock(hospital: Hospital, as_of: datetime.date, end: datetime.datetime) -> list[LotInStock]:
+    """Lot quantities past their expiry on `as_of` that were in stock at `end` by the ledger."""
+    expired = {
+        (balance["product"], balance["lot"]): balance
+        for balance in LotBalance.objects.filter(hospital=hospital, expiry__lt=as_of)
+        .values("product", "lot").annotate(expiry=Min("expiry"), unit_cost=Max("unit_cost")).order_by()
+    }
+    if not expired:
+        return []
+    movements = Movement.objects.filter(
+        hospital=hospital, unit__isnull=True, occurred_at__lt=end,
+        product__in={product for product, _ in expired}, lot__in={lot for _, lot in expired},
+    )
+    net: dict[tuple[int, str, int], int] = {}
+    for side, sign in (("to_location", 1), ("from_location", -1)):
+        for group in (
+            movements.filter(**{f"{side}__isnull": False}).values("product", "lot", place=F(side))
+            .annotate(quantity=Sum("quantity")).order_by()
+        ):
+            key = (group["product"], group["lot"], group["place"])
+            net[key] = net.get(key, 0) + sign * group["quantity"]
+    return [
+        LotInStock(product, lot, place, quantity, expired[(product, lot)]["expiry"],
+                   cents(expired[(product, lot)]["unit_cost"]))
+        for (product, lot, place), quantity in sorted(net.items())
+        if quantity > 0 and (product, lot) in expired
+    ]
+
+
+# --- totals ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class PeriodTotals:
+    received_quantity: int = 0
+    received_amount: Decimal = field(default_factory=Decimal)
+    consumed_quantity: int = 0
+    consumed_amount: Decimal = field(default_factory=Decimal)
+    billed_quantity: int = 0
+    billed_amount: Decimal = field(default_factory=Decimal)
+
+    def as_dict(self) -> dict:
+        return {
+            "received": {"quantity": self.received_quantity, "amount": str(self.received_amount)},
+            "consumed": {"quantity": self.consumed_quantity, "amount": str(self.consumed_amount)},
+            "billed": {"quantity": self.billed_quantity, "amount": str(self.billed_amount)},
+        }
+
+
+def period_totals(
+    hospital: Hospital, start: datetime.datetime, end: datetime.datetime, lines: QuerySet[HisSettlementLine]
+) -> PeriodTotals:
+    """Received (RECEIPT movements, at unit or lot cost), consumed (not refunded) and billed (`lines`)."""
+    lot_cost = LotBalance.objects.filter(
+        product=OuterRef("product"), lot=OuterRef("lot"), location=OuterRef("to_location")
+    ).values("unit_cost")[:1]
+    received = (
+        Movement.objects.filter(hospital=hospital, kind=Movement.Kind.RECEIPT, occurred_at__gte=start,
+                                occurred_at__lt=end, to_location__isnull=False)
+        .annotate(cost=Coalesce(F("unit__unit_cost"), Subquery(lot_cost), Value(Decimal("0")), output_field=MONEY))
+        .aggregate(
+            total_quantity=Coalesce(Sum("quantity"), 0),
+            total_amount=Sum(ExpressionWrapper(F("quantity") * F("cost"), output_field=MONEY)),
+        )
+    )
+    consumed = Consumption.objects.filter(
+        hospital=hospital, occurred_at__gte=start, occurred_at__lt=end, refunded_at__isnull=True
+    ).aggregate(
+        total_quantity=Coalesce(Sum("quantity"), 0),
+        total_amount=Sum(ExpressionWrapper(F("unit_price") * F("quantity"), output_field=MONEY)),
+    )
+    billed = lines.aggregate(
+        total_quantity=Coalesce(Sum("quantity"), 0), total_amount=Sum("amount", output_field=MONEY)
+    )
+    return PeriodTotals(
+        received["total_quantity"], cents(received["total_amount"]), consumed["total_quantity"],
+        cents(consumed["total_amount"]), billed["total_quantity"], cents(billed["total_amount"]),
+    )
+
+
+# --- runs ------------------------------------------------------------------------------------------
+
+
+def runs_visible_to(user: User) -> QuerySet[ReconciliationRun]:
+    """The reconciliation runs of the user's hospital (every hospital for an alliance superuser)."""
+    return visible_to(user, ReconciliationRun.objects.select_related("hospital", "requested_by")).order_by(
+        "-period_start", "-period_end", "-started_at", "-pk"
+    )
+
+
+# --- evidence --------------------------------------------------------------------------------------
+
+
+def uses_of_encounters(
+    hospital: Hospital, start: datetime.datetime, end: datetime.datetime, encounters: set[str]
+) -> QuerySet[Consumption]:
+    """The consumptions of the period (not refunded) of these encounters, oldest first: evidence rows."""
+    return (
+        Consumption.objects.filter(hospital=hospital, occurred_at__gte=start, occurred_at__lt=end,
+                                   refunded_at__isnull=True, encounter__in=encounters)
+        .select_related("product", "unit")
+        .order_by("occurred_at", "pk")
+    )
+
+
+def stock_at_places(hospital: Hospital, places: set[tuple[int, int]]) -> tuple[list[Unit], list[LotBalance]]:
+    """Units in stock and lot balances at these (product, location) places: evidence of a mismatch."""
+    if not places:
+        return [], []
+    products, locations = {product for product, _ in places}, {location for _, location in places}
+    units = Unit.objects.filter(
+        hospital=hospital, product__in=products, location__in=locations, status__in=IN_STOCK_STATUSES
+    ).order_by("serial", "pk")
+    lots = LotBalance.objects.filter(hospital=hospital, product__in=products, location__in=locations).order_by(
+        "lot", "pk"
+    )
+    return (
+        [unit for unit in units if (unit.product_id, unit.location_id) in places],
+        [lot for lot in lots if (lot.product_id, lot.location_id) in places],
+    )
+
+
+def agreements_by_product(hospital: Hospital, product_ids: set[int]) -> dict[int, list[SupplyAgreement]]:
+    """Every supply agreement (the price history) of these products, oldest first."""
+    found: dict[int, list[SupplyAgreement]] = {}
+    for agreement in SupplyAgreement.objects.filter(hospital=hospital, product__in=product_ids).select_related(
+        "supplier"
+    ).order_by("valid_from", "pk"):
+        found.setdefault(agreement.product_id, []).append(agreement)
+    return found

@@ -1,0 +1,637 @@
+"""The 进销存 reconciliation (DESIGN.md §4, flow 6): for one hospital and one period, check that
+purchases, stock, use and HIS billing agree, and record each disagreement as a typed Finding that
+names its product, unit or lot, location, encounter and amounts, with the evidence rows.
+
+A period is a range of local calendar days (settings.TIME_ZONE), end day included: a day for the
+nightly run, any range on demand. The reads are set-based (inventory.selectors.reconciliation);
+this module holds the rules.
+
+What is checked
+    INVENTORY_MISMATCH  per product × location, the ledger's balance (net of every movement) against
+        what is in stock (units at the location in a stock status + lot balances), both read now in
+        one statement. The period's 进销存 table (opening + received + transferred in − out −
+        consumed + refunded − returned − scrapped ± adjusted = closing) is stored with the run; its
+        closing plus the movements since the period is that ledger balance, so the check is the
+        same whether the period ended today or a month ago.
+    USED_NOT_BILLED (漏收) / BILLED_NOT_USED (虚记) / BILLED_QTY_EXCEEDS_USED (多记)
+        per (encounter, HIS charge code): the period's consumptions (refunded ones excluded)
+        against the HIS settlement lines that answer them (see "Billing window"). Refund lines are
+        negative and net out. Used more than billed, also in part, is USED_NOT_BILLED.
+    SUBSTITUTION (串换)  a line naming one of our charges, or matched to a use of the same code,
+        whose charge code is not the used product's, or which carries a 医保 code other than the
+        used product's (a non-医保 or out-of-catalog item billed as a 医保 item: the product has no
+        医保 code and the line has one). A line without a 医保 code is not compared on it (self-pay
+        lines may carry none). For lines naming no charge: when one encounter has a use left
+        wholly unbilled and a billing wholly unused of the same quantity under another code, the
+        pair is one SUBSTITUTION instead of a 漏收 and a 虚记.
+    Price rules (自查自纠), per positive line matched to the use it bills, at most one per line:
+        ZERO_COST_BILLED             the unit is a gift or cost 0, and the line bills an amount > 0;
+        PRICE_NOT_ADJUSTED           billed price ≠ purchase price, equal to a price of an agreement
+                                     of the product that ended before the day of use, and to no
+                                     agreement valid that day;
+        MULTI_SUPPLIER_HIGHEST_PRICE ≥ 2 suppliers hold active agreements valid that day at different
+                                     prices, the billed price is the highest, the unit cost less;
+        PRICE_ABOVE_PURCHASE         billed price above the unit's purchase price (零差率).
+        Precedence: SUBSTITUTION, then the order above. A line is reported once, under the most
+        specific rule that explains it (a substituted line billed at the other product's price is a
+        substitution, not also a price finding).
+    CONSIGNMENT_UNSETTLED  a consignment use of the period, not refunded, on no confirmed supplier
+        statement although one of its supplier covers the day of use (left off, typically because
+        it was registered late), or older than SPD_RECON_CONSIGNMENT_SETTLE_DAYS.
+    EXPIRED_IN_STOCK  units and lot quantities in stock at the end of the period (by the ledger)
+        whose expiry is before the period's last day.
+
+Billing window
+    The HIS settles a day or more after use. A line answers the use of the period when the use it
+    bills is in the period: the consumption of our charge it names (`spd_charge_id` at import: exact),
+    else the latest use of the same encounter and charge code from SPD_RECON_BILLING_GRACE_DAYS
+    before its settlement to the end of the settlement day, else the latest use of the encounter in
+    that window; a line matching no use is placed by its settlement time. Billing later than the
+    grace is not seen: the use stays USED_NOT_BILLED. Hence the nightly job reconciles the day whose
+    window has closed: today − 1 − grace days (with the default grace of 2, three days ago). Lines
+    naming no charge are matched by heuristic; several uses of one item on one encounter around
+    midnight may then be attributed to the later day.
+
+Runs
+    One current run per (hospital, period), enforced by a partial unique index. Asking again returns
+    it; `rerun=True` creates a new current run and keeps the earlier one (is_current=False,
+    `supersedes`). A run is created RUNNING and committed, then computed in a second transaction
+    that holds its row lock, deletes the run's own findings, writes them again, writes the reports
+    and marks it DONE. A worker killed mid-way rolls that transaction back and PostgreSQL releases
+    its lock: the redelivered task finds the run RUNNING and unlocked and computes it in place, so
+    the period still has exactly one current run. A concurrent second request for the same run
+    waits on the lock and then finds it DONE. A run that failed is FAILED with the error, and is
+    computed again when asked for again.
+
+Settings (read at each run, with these defaults)
+    SPD_RECON_BILLING_GRACE_DAYS       2   days the HIS may take to settle a use
+    SPD_RECON_CONSIGNMENT_SETTLE_DAYS  45  days after which an unsettled consignment use is reported
+    SPD_RECON_MAX_PERIOD_DAYS          366 longest period one run may cover
+    SPD_RECON_TEST_PAUSE_SECONDS       0   test hook only: pause mid-run, inside the transaction
+"""
+import datetime
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from inventory.errors import Refusal, Refused
+from inventory.models import (
+    Consumption,
+    Finding,
+    HisSettlementLine,
+    Hospital,
+    Location,
+    Product,
+    ReconciliationRun,
+    SupplyAgreement,
+    User,
+)
+from inventory.selectors.reconciliation import (
+    BilledTotal,
+    UsageTotal,
+    agreements_by_product,
+    billed_lines,
+    billed_totals_by_key,
+    cents,
+    expired_lots_in_stock,
+    expired_units_in_stock,
+    ledger_against_stock,
+    period_totals,
+    stock_at_places,
+    stock_flows,
+    unsettled_consignment_uses,
+    usage_by_key,
+    uses_of_encounters,
+)
+from inventory.selectors.settlements import period_bounds
+from inventory.services.reports import store_reports
+
+logger = logging.getLogger(__name__)
+
+Kind = Finding.Kind
+Status = ReconciliationRun.Status
+KIND_ORDER = {kind: index for index, kind in enumerate(Kind.values)}
+EVIDENCE_LIMIT = 50  # rows of evidence kept per finding; the count is kept too
+
+
+def _setting(name: str, default: int | float) -> int | float:
+    value = getattr(settings, name, default)
+    return default if value in (None, "") else type(default)(value)
+
+
+def billing_grace_days() -> int:
+    return int(_setting("SPD_RECON_BILLING_GRACE_DAYS", 2))
+
+
+def nightly_day(today: datetime.date | None = None) -> datetime.date:
+    """The day the nightly job reconciles: the last one whose billing window has closed."""
+    return (today or timezone.localdate()) - datetime.timedelta(days=1 + billing_grace_days())
+
+
+# --- runs ------------------------------------------------------------------------------------------
+
+
+def run_reconciliation(
+    *, hospital: Hospital, period_start: datetime.date, period_end: datetime.date,
+    requested_by: User | None = None, rerun: bool = False,
+) -> ReconciliationRun:
+    """The current run of the hospital's period, computed: the one already DONE, or made now.
+
+    Exactly one current run per (hospital, period), also under concurrent requests and after a
+    worker died mid-run (see the module doc). With `rerun`, a new current run replaces the
+    current one, which is kept as superseded. Raises whatever the computation raised, after
+    marking the run FAILED.
+    """
+    max_days = int(_setting("SPD_RECON_MAX_PERIOD_DAYS", 366))
+    if period_end < period_start:
+        raise Refused(Refusal.INVALID_REQUEST, detail="the period ends before it starts")
+    if (period_end - period_start).days + 1 > max_days:
+        raise Refused(Refusal.INVALID_REQUEST, detail=f"a run covers at most {max_days} days")
+    run = _current_run(hospital, period_start, period_end, requested_by, rerun)
+    return _compute(run.pk)
+
+
+def run_nightly_reconciliation(today: datetime.date | None = None) -> dict:
+    """Queue the nightly run of every hospital, one task each (see `nightly_day` for which day).
+
+    One task per hospital, so that a failure or a killed worker affects one hospital's run only;
+    each task is idempotent (the run is unique per hospital and period).
+    """
+    from inventory.tasks import reconcile_hospital_period  # tasks import the services, not the reverse
+
+    day = nightly_day(today)
+    hospitals = list(Hospital.objects.order_by("pk").values_list("pk", flat=True))
+    for hospital_id in hospitals:
+        reconcile_hospital_period.delay(hospital_id, day.isoformat(), day.isoformat())
+    return {"period_start": day.isoformat(), "period_end": day.isoformat(), "hospitals": hospitals}
+
+
+def _current_run(
+    hospital: Hospital, period_start: datetime.date, period_end: datetime.date, requested_by: User | None,
+    rerun: bool,
+) -> ReconciliationRun:
+    period = {"hospital": hospital, "period_start": period_start, "period_end": period_end}
+    try:
+        with transaction.atomic():
+            current = ReconciliationRun.objects.select_for_update().filter(**period, is_current=True).first()
+            if current is not None and not rerun:
+                return current
+            if current is not None:
+                current.is_current = False
+                changed = ["is_current"]
+                if current.status != Status.DONE:
+                    current.status, current.error = Status.FAILED, "superseded by a re-run before it finished"
+                    changed += ["status", "error"]
+                current.save(update_fields=changed)
+            return ReconciliationRun.objects.create(**period, requested_by=requested_by, supersedes=current)
+    except IntegrityError:
+        # A concurrent request made the current run of this period first: that one it is.
+        return ReconciliationRun.objects.get(**period, is_current=True)
+
+
+def _compute(run_pk: int) -> ReconciliationRun:
+    try:
+        with transaction.atomic():
+            run = ReconciliationRun.objects.select_for_update(of=("self",)).select_related("hospital").get(pk=run_pk)
+            if run.status == Status.DONE:
+                return run
+            outcome = reconcile(run.hospital, run.period_start, run.period_end)
+            run.findings.all().delete()
+            for finding in outcome.findings:
+                finding.run = run
+            Finding.objects.bulk_create(outcome.findings, batch_size=500)
+            _pause_for_tests(run)
+            run.status, run.error, run.finished_at = Status.DONE, "", timezone.now()
+            run.summary = outcome.summary
+            # Written before the commit: a crash after this point leaves files that the
+            # recomputation overwrites (the names are the run's own), never a DONE run without them.
+            store_reports(run)
+            run.save()
+            return run
+    except Exception as error:
+        _record_failure(run_pk, error)
+        raise
+
+
+def _record_failure(run_pk: int, error: Exception) -> None:
+    try:
+        ReconciliationRun.objects.filter(pk=run_pk).exclude(status=Status.DONE).update(
+            status=Status.FAILED, error=f"{type(error).__name__}: {error}"[:2000], finished_at=timezone.now()
+        )
+    except DatabaseError:
+        logger.exception("could not record the failure of reconciliation run %s", run_pk)
+
+
+def _pause_for_tests(run: ReconciliationRun) -> None:
+    """Test hook: hold the run mid-way (findings written, not committed) so a test can kill the worker."""
+    seconds = float(_setting("SPD_RECON_TEST_PAUSE_SECONDS", 0.0))
+    if seconds > 0:
+        logger.warning("reconciliation run %s pausing %s s (SPD_RECON_TEST_PAUSE_SECONDS)", run.pk, seconds)
+        time.sleep(seconds)
+
+
+# --- the reconciliation itself -------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What a reconciliation found (unsaved findings, in report order) and its summary."""
+
+    findings: list[Finding]
+    summary: dict
+
+
+def reconcile(hospital: Hospital, period_start: datetime.date, period_end: datetime.date) -> Outcome:
+    """Compute the findings and the summary (with the 进销存 table) of one hospital and period.
+
+    Reads only. The same data gives the same findings in the same order.
+    """
+    start, end = period_bounds(period_start, period_end)
+    grace = datetime.timedelta(days=billing_grace_days())
+    lines = billed_lines(hospital, start, end, grace)
+    context = _Context.load(hospital)
+    findings = [
+        *_inventory_findings(hospital, context),
+        *_billing_findings(hospital, start, end, lines, context),
+        *_consignment_findings(hospital, start, end, context),
+        *_expiry_findings(hospital, period_end, end, context),
+    ]
+    findings.sort(key=_finding_order)
+    flows = stock_flows(hospital, start, end)
+    totals = period_totals(hospital, start, end, lines)
+    by_kind = {kind: {"count": 0, "amount": Decimal("0.00")} for kind in Kind.values}
+    for finding in findings:
+        by_kind[finding.kind]["count"] += 1
+        by_kind[finding.kind]["amount"] += finding.amount
+    summary = {
+        "hospital": {"id": hospital.pk, "code": hospital.code, "name": hospital.name},
+        "period": {"start": period_start.isoformat(), "end": period_end.isoformat(), "time_zone": settings.TIME_ZONE},
+        "billing_grace_days": grace.days,
+        "totals": totals.as_dict(),
+        "findings": {
+            "count": len(findings),
+            "amount": str(cents(sum((finding.amount for finding in findings), Decimal(0)))),
+            "by_kind": {kind: {"count": v["count"], "amount": str(cents(v["amount"]))} for kind, v in by_kind.items()},
+        },
+        "inventory": [row.as_dict() for row in flows],
+    }
+    return Outcome(findings, summary)
+
+
+def _finding_order(finding: Finding) -> tuple:
+    return (
+        KIND_ORDER[finding.kind], finding.product.internal_code if finding.product else "",
+        finding.location.code if finding.location else "", finding.encounter, finding.his_charge_code, finding.lot,
+        finding.unit.serial if finding.unit else "", finding.message,
+    )
+
+
+@dataclass
+class _Context:
+    """Names for messages: the hospital's catalog and locations, read once per run."""
+
+    products: dict[int, Product]
+    locations: dict[int, Location]
+
+    @classmethod
+    def load(cls, hospital: Hospital) -> "_Context":
+        return cls(
+            Product.objects.filter(hospital=hospital).in_bulk(),
+            Location.objects.filter(hospital=hospital).in_bulk(),
+        )
+
+    def product_label(self, product: Product | None) -> str:
+        return f"{product.internal_code} {product.name}" if product else "?"
+
+
+def _money(value: Decimal | int) -> str:
+    return str(cents(value))
+
+
+def _local(moment: datetime.datetime) -> str:
+    return timezone.localtime(moment).isoformat(timespec="seconds")
+
+
+def _limited(rows: list[dict]) -> dict:
+    return {"count": len(rows), "rows": rows[:EVIDENCE_LIMIT]}
+
+
+# --- inventory ---------------------------------------------------------------------------------------
+
+
+def _inventory_findings(hospital: Hospital, context: _Context) -> list[Finding]:
+    differences = ledger_against_stock(hospital)
+    units, lots = stock_at_places(hospital, {(d.product_id, d.location_id) for d in differences})
+    units_at, lots_at = defaultdict(list), defaultdict(list)
+    for unit in units:
+        units_at[(unit.product_id, unit.location_id)].append(unit)
+    for lot in lots:
+        lots_at[(lot.product_id, lot.location_id)].append(lot)
+    findings = []
+    for difference in differences:
+        place = (difference.product_id, difference.location_id)
+        product, location = context.products[difference.product_id], context.locations[difference.location_id]
+        costs = [unit.unit_cost for unit in units_at[place]] + [lot.unit_cost for lot in lots_at[place]]
+        gap = difference.ledger - difference.on_hand
+        gap_text = f"实物短缺 {gap}" if gap > 0 else f"实物多出 {-gap}"
+        findings.append(Finding(
+            kind=Kind.INVENTORY_MISMATCH, product=product, location=location,
+            expected=Decimal(difference.ledger), actual=Decimal(difference.on_hand),
+            amount=cents(abs(gap) * max(costs, default=Decimal(0))),
+            message=(
+                f"{context.product_label(product)} 在 {location.name}：台账结存 {difference.ledger}，"
+                f"实际在库 {difference.on_hand}（单件 {difference.units}，批次 {difference.lots}），{gap_text}"
+            ),
+            evidence={
+                "ledger_balance": difference.ledger,
+                "units": _limited([
+                    {"unit": unit.pk, "serial": unit.serial, "status": unit.status} for unit in units_at[place]
+                ]),
+                "lot_balances": [
+                    {"lot": lot.lot, "quantity": lot.quantity, "unit_cost": _money(lot.unit_cost)}
+                    for lot in lots_at[place]
+                ],
+            },
+        ))
+    return findings
+
+
+# --- usage against billing ---------------------------------------------------------------------------
+
+
+def _billing_findings(
+    hospital: Hospital, start: datetime.datetime, end: datetime.datetime, lines: QuerySet[HisSettlementLine],
+    context: _Context,
+) -> list[Finding]:
+    usage, billed = usage_by_key(hospital, start, end), billed_totals_by_key(lines)
+    unbilled, unused, exceeding = [], [], []
+    for key in sorted(usage.keys() | billed.keys()):
+        used = usage[key].quantity if key in usage else 0
+        bill = billed[key].quantity if key in billed else 0
+        if used > bill:
+            if used:  # nothing used and a refund only: the refund of an earlier period's charge
+                unbilled.append(key)
+        elif bill > used:
+            (exceeding if used else unused).append(key)
+    pairs = _substitution_pairs(unbilled, unused, usage, billed)
+    paired = {key for pair in pairs for key in pair}
+    encounters = {encounter for encounter, _ in [*unbilled, *unused, *exceeding]}
+    uses, bills = _usage_evidence(hospital, start, end, encounters), _billing_evidence(lines, encounters)
+    findings = [_line_finding(row, use, agreements, context) for row, use, agreements in _matched_lines(hospital, lines)]
+    findings = [finding for finding in findings if finding is not None]
+    for key in unbilled:
+        if key not in paired:
+            findings.append(_quantity_finding(Kind.USED_NOT_BILLED, usage[key], billed.get(key), uses, bills, context))
+    for key in unused:
+        if key not in paired:
+            findings.append(_quantity_finding(Kind.BILLED_NOT_USED, None, billed[key], uses, bills, context))
+    for key in exceeding:
+        findings.append(_quantity_finding(Kind.BILLED_QTY_EXCEEDS_USED, usage[key], billed[key], uses, bills, context))
+    for used_key, billed_key in pairs:
+        findings.append(_paired_substitution(usage[used_key], billed[billed_key], uses, bills, context))
+    return findings
+
+
+def _substitution_pairs(
+    unbilled: list[tuple[str, str]], unused: list[tuple[str, str]], usage: dict[tuple[str, str], UsageTotal],
+    billed: dict[tuple[str, str], BilledTotal],
+) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+    """(used key, billed key) of one encounter: a use wholly unbilled, a billing (naming none of our
+    charges) wholly unused, same quantity. Matched in key order, each key once."""
+    candidates = [key for key in unused if billed[key].linked == 0]
+    pairs = []
+    for used_key in unbilled:
+        if used_key in billed and billed[used_key].quantity > 0:
+            continue
+        match = next(
+            (key for key in candidates if key[0] == used_key[0] and billed[key].quantity == usage[used_key].quantity),
+            None,
+        )
+        if match is not None:
+            candidates.remove(match)
+            pairs.append((used_key, match))
+    return pairs
+
+
+def _usage_evidence(
+    hospital: Hospital, start: datetime.datetime, end: datetime.datetime, encounters: set[str]
+) -> dict[tuple[str, str], list[dict]]:
+    rows = defaultdict(list)
+    for use in uses_of_encounters(hospital, start, end, encounters):
+        rows[(use.encounter, use.product.his_charge_code)].append({
+            "consumption": use.pk, "occurred_at": _local(use.occurred_at), "product": use.product.internal_code,
+            "serial": use.unit.serial if use.unit else "", "lot": use.lot, "quantity": use.quantity,
+            "unit_price": _money(use.unit_price),
+        })
+    return rows
+
+
+_LINE_FIELDS = (
+    "his_line_id", "encounter", "his_charge_code", "nhsa_code", "quantity", "unit_price", "amount", "settled_at",
+    "charge_id",
+)
+
+
+def _billing_evidence(lines: QuerySet[HisSettlementLine], encounters: set[str]) -> dict[tuple[str, str], list[dict]]:
+    rows = defaultdict(list)
+    for line in lines.filter(encounter__in=encounters).values(*_LINE_FIELDS, "billed_for").order_by(
+        "settled_at", "his_line_id"
+    ):
+        rows[(line["encounter"], line["billed_for"])].append(_line_row(line))
+    return rows
+
+
+def _line_row(line: dict) -> dict:
+    return {
+        "his_line_id": line["his_line_id"], "settled_at": _local(line["settled_at"]),
+        "his_charge_code": line["his_charge_code"], "nhsa_code": line["nhsa_code"], "quantity": line["quantity"],
+        "unit_price": _money(line["unit_price"]), "amount": _money(line["amount"]), "charge": line["charge_id"],
+    }
+
+
+def _quantity_finding(
+    kind: str, used: UsageTotal | None, billed: BilledTotal | None, uses: dict, bills: dict, context: _Context
+) -> Finding:
+    encounter, code = (used or billed).encounter, (used or billed).code
+    used_quantity, billed_quantity = (used.quantity if used else 0), (billed.quantity if billed else 0)
+    product = context.products.get(used.product_id) if used else _product_by_code(context, code)
+    label = context.product_label(product) if product else f"收费编码 {code}"
+    if kind == Kind.USED_NOT_BILLED:
+        missing = used_quantity - billed_quantity
+        amount = used.amount / used.quantity * missing
+        message = f"就诊 {encounter} 使用 {label} {used_quantity} 件，HIS 收费 {billed_quantity} 件，漏收 {missing} 件"
+    elif kind == Kind.BILLED_NOT_USED:
+        amount = billed.amount
+        message = f"就诊 {encounter} HIS 收费 {label} {billed_quantity} 件，本期无使用记录（虚记）"
+    else:
+        excess = billed_quantity - used_quantity
+        amount = billed.amount / billed.quantity * excess
+        message = f"就诊 {encounter} 使用 {label} {used_quantity} 件，HIS 收费 {billed_quantity} 件，多记 {excess} 件"
+    return Finding(
+        kind=kind, product=product, encounter=encounter, his_charge_code=code, expected=Decimal(used_quantity),
+        actual=Decimal(billed_quantity), amount=cents(amount), message=message,
+        evidence={"consumptions": _limited(uses.get((encounter, code), [])),
+                  "his_lines": _limited(bills.get((encounter, code), []))},
+    )
+
+
+def _product_by_code(context: _Context, code: str) -> Product | None:
+    matches = sorted((p for p in context.products.values() if p.his_charge_code == code), key=lambda p: p.pk)
+    return matches[0] if matches else None
+
+
+def _paired_substitution(used: UsageTotal, billed: BilledTotal, uses: dict, bills: dict, context: _Context) -> Finding:
+    product = context.products.get(used.product_id)
+    billed_product = _product_by_code(context, billed.code)
+    billed_label = context.product_label(billed_product) if billed_product else "目录外项目"
+    return Finding(
+        kind=Kind.SUBSTITUTION, product=product, encounter=used.encounter, his_charge_code=billed.code,
+        expected=used.amount, actual=billed.amount, amount=billed.amount,
+        message=(
+            f"就诊 {used.encounter} 使用 {context.product_label(product)}（收费编码 {used.code}）{used.quantity} 件未收费，"
+            f"却按 {billed.code}（{billed_label}）收费 {billed.quantity} 件（串换）"
+        ),
+        evidence={"consumptions": _limited(uses.get((used.encounter, used.code), [])),
+                  "his_lines": _limited(bills.get((billed.encounter, billed.code), []))},
+    )
+
+
+def _matched_lines(
+    hospital: Hospital, lines: QuerySet[HisSettlementLine]
+) -> list[tuple[dict, Consumption, list[SupplyAgreement]]]:
+    """Each positive line of the period with the use it bills and the price history of that product."""
+    rows = list(
+        lines.filter(quantity__gt=0, use_pk__isnull=False)
+        .values(*_LINE_FIELDS, "use_pk")
+        .order_by("settled_at", "his_line_id")
+    )
+    uses = Consumption.objects.select_related("product", "unit__supplier").in_bulk({row["use_pk"] for row in rows})
+    agreements = agreements_by_product(hospital, {use.product_id for use in uses.values()})
+    return [(row, uses[row["use_pk"]], agreements.get(uses[row["use_pk"]].product_id, [])) for row in rows]
+
+
+def _line_finding(row: dict, use: Consumption, agreements: list[SupplyAgreement], context: _Context) -> Finding | None:
+    """The one code or price finding of a billed line, by precedence (module doc), or None."""
+    product, unit = use.product, use.unit
+    quantity, billed_price, purchase_price = row["quantity"], row["unit_price"], use.unit_price
+    subject = {
+        "product": product, "unit": unit, "lot": use.lot, "location": context.locations.get(use.location_id),
+        "encounter": row["encounter"], "his_charge_code": row["his_charge_code"],
+    }
+    what = f"{context.product_label(product)}" + (f" SN {unit.serial}" if unit else f" 批号 {use.lot}")
+    line = row["his_line_id"]
+    evidence = {"his_line": _line_row(row), "consumption": {
+        "consumption": use.pk, "occurred_at": _local(use.occurred_at), "serial": unit.serial if unit else "",
+        "lot": use.lot, "quantity": use.quantity, "unit_price": _money(purchase_price),
+        "his_charge_code": product.his_charge_code, "nhsa_code": product.nhsa_code,
+    }}
+    if row["his_charge_code"] != product.his_charge_code or (row["nhsa_code"] and row["nhsa_code"] != product.nhsa_code):
+        used_codes = f"{product.his_charge_code}/{product.nhsa_code or '非医保'}"
+        return Finding(
+            kind=Kind.SUBSTITUTION, **subject, expected=cents(purchase_price * quantity), actual=row["amount"],
+            amount=row["amount"], evidence=evidence,
+            message=(
+                f"HIS 明细 {line}（就诊 {row['encounter']}）按收费编码 {row['his_charge_code']}/医保编码 "
+                f"{row['nhsa_code'] or '无'} 收费，实际使用的是 {what}（{used_codes}）（串换）"
+            ),
+        )
+    day = timezone.localdate(use.occurred_at)
+    valid = [a for a in agreements if a.is_active and a.valid_from <= day <= a.valid_to]
+    evidence["agreements"] = [
+        {"supplier": a.supplier.name, "unit_price": _money(a.unit_price), "valid_from": a.valid_from.isoformat(),
+         "valid_to": a.valid_to.isoformat(), "active": a.is_active}
+        for a in agreements
+    ]
+    price_gap = cents(abs(billed_price - purchase_price) * quantity)
+    prices = {"expected": purchase_price, "actual": billed_price, "evidence": evidence}
+    if (purchase_price == 0 or (unit is not None and unit.is_gift)) and row["amount"] > 0:
+        return Finding(kind=Kind.ZERO_COST_BILLED, **subject, **prices, amount=row["amount"],
+                       message=f"HIS 明细 {line} 对赠品/零成本耗材 {what} 收费 {_money(row['amount'])}")
+    if (
+        billed_price != purchase_price
+        and any(a.unit_price == billed_price and a.valid_to < day for a in agreements)
+        and not any(a.unit_price == billed_price for a in valid)
+    ):
+        current = ", ".join(sorted({_money(a.unit_price) for a in valid})) or "无"
+        return Finding(
+            kind=Kind.PRICE_NOT_ADJUSTED, **subject, **prices, amount=price_gap,
+            message=(
+                f"HIS 明细 {line} 按已失效的旧协议价 {_money(billed_price)} 收费 {what}，"
+                f"使用日 {day} 的现行采购价 {current}，该件进价 {_money(purchase_price)}"
+            ),
+        )
+    offers = {a.supplier_id: a.unit_price for a in valid}
+    highest = max(offers.values(), default=None)
+    if len(offers) >= 2 and len(set(offers.values())) >= 2 and billed_price == highest and purchase_price < highest:
+        supplier = unit.supplier.name if unit else "批次"
+        return Finding(
+            kind=Kind.MULTI_SUPPLIER_HIGHEST_PRICE, **subject, **prices, amount=price_gap,
+            message=(
+                f"HIS 明细 {line} 按 {len(offers)} 家供应商中的最高价 {_money(billed_price)} 收费 {what}，"
+                f"该件来自 {supplier}，进价 {_money(purchase_price)}"
+            ),
+        )
+    if billed_price > purchase_price:
+        return Finding(
+            kind=Kind.PRICE_ABOVE_PURCHASE, **subject, **prices, amount=price_gap,
+            message=f"HIS 明细 {line} 按 {_money(billed_price)} 收费 {what}，高于该件进价 {_money(purchase_price)}",
+        )
+    return None
+
+
+# --- consignment, expiry ----------------------------------------------------------------------------
+
+
+def _consignment_findings(
+    hospital: Hospital, start: datetime.datetime, end: datetime.datetime, context: _Context
+) -> list[Finding]:
+    days = int(_setting("SPD_RECON_CONSIGNMENT_SETTLE_DAYS", 45))
+    due_before = timezone.now() - datetime.timedelta(days=days)
+    findings = []
+    for use in unsettled_consignment_uses(hospital, start, end, due_before):
+        unit = use.unit
+        what = f"{context.product_label(use.product)}" + (f" SN {unit.serial}" if unit else f" 批号 {use.lot}")
+        why = "其供应商该日已有确认的结算单，但本次使用未列入" if use.covered else f"使用已超过 {days} 天仍未结算"
+        amount = cents(use.unit_price * use.quantity)
+        findings.append(Finding(
+            kind=Kind.CONSIGNMENT_UNSETTLED, product=use.product, unit=unit, lot=use.lot, location=use.location,
+            encounter=use.encounter, his_charge_code=use.product.his_charge_code, expected=amount, actual=Decimal(0),
+            amount=amount,
+            message=f"寄售耗材 {what} 于 {use.used_on} 用于就诊 {use.encounter}（{_money(amount)}）：{why}",
+            evidence={"consumption": use.pk, "occurred_at": _local(use.occurred_at), "recorded_at": _local(use.recorded_at),
+                      "supplier": unit.supplier.name if unit else "", "quantity": use.quantity,
+                      "covered_by_confirmed_statement": bool(use.covered)},
+        ))
+    return findings
+
+
+def _expiry_findings(hospital: Hospital, as_of: datetime.date, end: datetime.datetime, context: _Context) -> list[Finding]:
+    findings = []
+    for unit in expired_units_in_stock(hospital, as_of, end):
+        location = context.locations[unit.place]
+        findings.append(Finding(
+            kind=Kind.EXPIRED_IN_STOCK, product=unit.product, unit=unit, lot=unit.lot, location=location,
+            expected=Decimal(0), actual=Decimal(1), amount=cents(unit.unit_cost),
+            message=f"{context.product_label(unit.product)} SN {unit.serial} 已于 {unit.expiry} 过期，期末仍在 {location.name}",
+            evidence={"unit": unit.pk, "serial": unit.serial, "expiry": unit.expiry.isoformat(),
+                      "status_at_end": unit.status_then, "status_now": unit.status},
+        ))
+    for lot in expired_lots_in_stock(hospital, as_of, end):
+        product, location = context.products[lot.product_id], context.locations[lot.location_id]
+        findings.append(Finding(
+            kind=Kind.EXPIRED_IN_STOCK, product=product, lot=lot.lot, location=location, expected=Decimal(0),
+            actual=Decimal(lot.quantity), amount=cents(lot.unit_cost * lot.quantity),
+            message=(
+                f"{context.product_label(product)} 批号 {lot.lot} 已于 {lot.expiry} 过期，期末仍有 {lot.quantity} "
+                f"在 {location.name}"
+            ),
+            evidence={"lot": lot.lot, "expiry": lot.expiry.isoformat(), "quantity_at_end": lot.quantity},
+        ))
+    return findings
