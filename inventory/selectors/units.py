@@ -102,7 +102,8 @@ def unit_trace(unit: Unit) -> list[TraceEvent]:
         )
     }
     for movement in movements.order_by("id"):
-        events.append(_movement_event(movement, orders.get(movement.document_id)))
+        order = orders.get(movement.document_id) if movement.document_type == Movement.DocumentType.STOCK_ORDER else None
+        events.append(_movement_event(movement, order))
     return events
 
 
