@@ -15,6 +15,8 @@ from inventory.models import Hospital, Location, LotBalance, Movement, Product, 
 from inventory.services.idempotency import run_once
 from inventory.services.ledger import expiry_lock_problem, move_lot, move_unit, transition_problem
 
+MOVABLE_STATUSES = frozenset({UnitStatus.ACCEPTED, UnitStatus.IN_STOCK, UnitStatus.IN_CABINET})
+
 
 @dataclass(frozen=True)
 class LotQuantity:
@@ -206,9 +208,15 @@ def _unit_problems(unit: Unit, spec: _OrderSpec, from_location: Location | None)
         return [Problem(Refusal.ALREADY_AT_LOCATION, {"unit": unit.serial, "location": spec.to_location}, unit.pk)]
     if spec.supplier is not None and unit.supplier_id != spec.supplier.pk:
         return [Problem(Refusal.WRONG_SUPPLIER, {"unit": unit.serial, "supplier": unit.supplier}, unit.pk)]
-    # An expired unit is locked where it is: it leaves only by a return to the supplier or a scrap.
-    if spec.unit_status is None and (problem := expiry_lock_problem(unit)):
-        return [problem]
+    if spec.unit_status is None:
+        # Moving keeps a unit in stock: only stock moves (a used unit comes back by a refund, a
+        # taken one by a put-back), and an expired one is locked where it is.
+        if unit.status not in MOVABLE_STATUSES:
+            return [Problem(Refusal.ILLEGAL_TRANSITION, {
+                "unit": unit.serial, "current": unit.get_status_display(), "target": UnitStatus(target_status).label,
+            }, unit.pk)]
+        if problem := expiry_lock_problem(unit):
+            return [problem]
     problem = transition_problem(unit, target_status)
     return [problem] if problem else []
 

@@ -227,3 +227,12 @@ def test_taken_unit_from_a_cabinet_can_be_used(nurse_api, department, unit_in_st
 
     take_by_scan(actor=Actor(user=keeper_actor.user), hospital=hospital, units=[unit_in_store], idempotency_key="t")
     assert consume(nurse_api, department, unit=unit_in_store.pk).status_code == 201
+
+
+@pytest.mark.parametrize("status", ["CONSUMED", "TAKEN"])
+def test_a_used_or_taken_unit_cannot_be_transferred_back_into_stock(api, unit_in_store, warehouse, status):
+    Unit.objects.filter(pk=unit_in_store.pk).update(status=status)
+    response = api.post("/api/v1/transfers/", {"units": [unit_in_store.pk], "to_location": warehouse.pk,
+                                               "idempotency_key": "sneak"}, format="json")
+    assert (response.status_code, response.data["code"]) == (409, "ILLEGAL_TRANSITION")
+    assert Unit.objects.get(pk=unit_in_store.pk).status == status
