@@ -73,6 +73,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "spd.urls"
+LOGIN_URL = "web:login"
+LOGIN_REDIRECT_URL = "web:dashboard"
+LOGOUT_REDIRECT_URL = "web:login"
 WSGI_APPLICATION = "spd.wsgi.application"
 AUTH_USER_MODEL = "inventory.User"
 

@@ -48,4 +48,6 @@ def lockout_response(request: HttpRequest, original_response: HttpResponse | Non
         return JsonResponse(
             {"code": "LOCKED_OUT", "detail": "Too many failed logins; try again later."}, status=429
         )
-    return HttpResponse("Too many failed logins; try again later.", status=429, content_type="text/plain")
+    from inventory.web.views.auth import locked_out  # the people's page, in their language
+
+    return locked_out(request, credentials)

@@ -2,7 +2,8 @@
 
 Acceptance is decided here and only here: `acceptance_problems` lists every reason a line cannot
 be accepted; accepted lines enter stock with a RECEIPT movement, rejected lines keep their reasons
-and never enter stock.
+and never enter stock. `preview_note` and `preview_delivery` run the same checks without writing,
+for people scanning a delivery who must see each verdict at once.
 """
 import datetime
 from dataclasses import dataclass
@@ -82,15 +83,7 @@ def receive_delivery_note(
             hospital=hospital, supplier=supplier, number=number, receiving_location=receiving_location,
             temperature_c=temperature_c, delivered_at=delivered_at or timezone.now(), received_by=actor.user,
         )
-        scans = [_read_udi(line.udi) for line in lines]
-        catalog = {
-            product.udi_di: product
-            for product in Product.objects.filter(hospital=hospital, udi_di__in={scan.di for scan in scans if scan})
-        }
-        DeliveryLine.objects.bulk_create(
-            _delivery_line(note, line_no, line, scan, catalog)
-            for line_no, (line, scan) in enumerate(zip(lines, scans, strict=True), start=1)
-        )
+        DeliveryLine.objects.bulk_create(_delivery_lines(note, lines))
         return note
 
     note, _ = run_once(
@@ -118,6 +111,20 @@ def _delivery_request_problems(hospital: Hospital, location: Location, lines: li
             continue
         problems.append(Problem(Refusal.INVALID_REQUEST, {"detail": f"line {line_no}: {detail}"}, line_no))
     return problems
+
+
+def _delivery_lines(note: DeliveryNote, lines: list[LineInput]) -> list[DeliveryLine]:
+    """The note's lines as they are recorded (not saved here): a scanned UDI gives product, lot,
+    serial and dates; a line whose UDI cannot be read keeps only its raw text."""
+    scans = [_read_udi(line.udi) for line in lines]
+    catalog = {
+        product.udi_di: product
+        for product in Product.objects.filter(hospital=note.hospital_id, udi_di__in={scan.di for scan in scans if scan})
+    }
+    return [
+        _delivery_line(note, line_no, line, scan, catalog)
+        for line_no, (line, scan) in enumerate(zip(lines, scans, strict=True), start=1)
+    ]
 
 
 def _read_udi(raw: str) -> ParsedUDI | None:
@@ -206,8 +213,8 @@ def _decide_lines(
         unit_cost = Decimal("0") if is_gift else line.unit_price
         owner = Owner.SUPPLIER if line.product.is_consignment else Owner.HOSPITAL
         movement_key = f"{note.hospital_id}:{key}:{line.line_no}"
+        context.accept(line)
         if line.product.tracking == TrackingMode.UNIT:
-            context.serials_taken.add((line.product.udi_di, line.serial))
             _receive_unit(line, note, actor, document, movement_key, unit_cost, owner, is_gift, put_away_to)
         else:
             move_lot(
@@ -268,6 +275,11 @@ class _AcceptanceContext:
             ).values_list("di", "serial")
         )
         return cls(today, agreements, certificates, taken)
+
+    def accept(self, line: DeliveryLine) -> None:
+        """Count an accepted line: its serial is taken for the lines after it."""
+        if line.product.tracking == TrackingMode.UNIT:
+            self.serials_taken.add((line.product.udi_di, line.serial))
 
 
 def acceptance_problems(
@@ -356,3 +368,77 @@ def _temperature_problems(product: Product, temperature_c: Decimal | None) -> li
         return [Problem(Refusal.TEMPERATURE_OUT_OF_RANGE, {"temperature": temperature_c, "low": low, "high": high})]
     return []
 
+
+# --- looking ahead: what acceptance would decide, without deciding ---------------------------------
+
+
+@dataclass(frozen=True)
+class LinePreview:
+    """What acceptance would decide for one delivery line if it ran now. Nothing is written."""
+
+    line: DeliveryLine
+    problems: list[Problem]
+
+    @property
+    def accepted(self) -> bool:
+        return not self.problems
+
+
+def preview_note(note: DeliveryNote, *, gift_line_nos: frozenset[int] = frozenset()) -> list[LinePreview]:
+    """What `accept_delivery_note` would decide for every line of a recorded note, in line order:
+    the same checks in the same order (a serial accepted on an earlier line is taken for the later
+    ones). Writes nothing, so a scanning person sees each verdict before finishing the acceptance."""
+    lines = list(note.lines.select_related("product__registration_certificate").order_by("line_no"))
+    return _preview(note, lines, gift_line_nos)
+
+
+def preview_delivery(
+    *, hospital: Hospital, supplier: Supplier, lines: list[LineInput], temperature_c: Decimal | None = None,
+    gift_line_nos: frozenset[int] = frozenset(),
+) -> list[LinePreview]:
+    """The same for a delivery not recorded yet (one being scanned in): each line as
+    `receive_delivery_note` would record it, and what acceptance would then decide. Writes nothing."""
+    note = DeliveryNote(hospital=hospital, supplier=supplier, temperature_c=temperature_c)
+    return _preview(note, _delivery_lines(note, lines), gift_line_nos)
+
+
+def _preview(note: DeliveryNote, lines: list[DeliveryLine], gift_line_nos: frozenset[int]) -> list[LinePreview]:
+    context = _AcceptanceContext.load(note, lines)
+    previews = []
+    for line in lines:
+        problems = acceptance_problems(line, note=note, context=context, is_gift=line.line_no in gift_line_nos)
+        if not problems:
+            context.accept(line)
+        previews.append(LinePreview(line, problems))
+    return previews
+
+
+def find_line(note: DeliveryNote, raw_udi: str) -> DeliveryLine | None:
+    """The line of a recorded note that a scanned code is: the same UDI-DI and serial for a unit,
+    the same UDI-DI and lot (the code has no serial) for a lot line; None if it is on no line.
+    Refused (UDI_UNPARSEABLE) when the code cannot be read."""
+    try:
+        scanned = parse_udi(raw_udi)
+    except ParseError as error:
+        raise Refused(Refusal.UDI_UNPARSEABLE, detail=str(error)) from error
+    for line in note.lines.select_related("product").order_by("line_no"):
+        recorded = _read_udi(line.raw_udi)
+        di = line.product.udi_di if line.product else (recorded.di if recorded else None)
+        if di != scanned.di:
+            continue
+        if scanned.serial and line.serial == scanned.serial:
+            return line
+        if not scanned.serial and not line.serial and line.lot and line.lot == scanned.lot:
+            return line
+    return None
+
+
+def agreed_price(*, hospital: Hospital, supplier: Supplier, product: Product) -> Decimal | None:
+    """The purchase price of the supply agreement in force today between the hospital and the
+    supplier for the product (the price a delivery line is expected to carry), or None."""
+    today = timezone.localdate()
+    agreement = SupplyAgreement.objects.filter(
+        hospital=hospital, supplier=supplier, product=product, is_active=True, valid_from__lte=today,
+        valid_to__gte=today,
+    ).order_by("-valid_from", "-pk").first()
+    return agreement.unit_price if agreement else None

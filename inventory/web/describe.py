@@ -1,0 +1,118 @@
+"""Alerts in the reader's language. The alert scans store an English `message` (for logs and the
+API) and the facts in `details`; the pages word each kind again from those facts."""
+import datetime
+
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from inventory.models import Alert, Certificate
+
+Kind = Alert.Kind
+
+
+def describe_alert(alert: Alert) -> str:
+    """One sentence saying what the alert is about, in the active language (the stored message if
+    the kind or its facts are unknown)."""
+    wording = _WORDING.get(alert.kind)
+    if wording is None:
+        return alert.message
+    try:
+        return wording(alert, alert.details or {})
+    except (KeyError, TypeError, ValueError):
+        return alert.message
+
+
+def _when(value: str | None) -> str:
+    if not value:
+        return "?"
+    moment = datetime.datetime.fromisoformat(value)
+    if timezone.is_aware(moment):
+        moment = timezone.localtime(moment)
+    return f"{moment:%Y-%m-%d %H:%M}"
+
+
+def _product(alert: Alert) -> str:
+    product = alert.product or (alert.unit.product if alert.unit else None)
+    return product.name if product else "?"
+
+
+def _near_expiry(alert: Alert, details: dict) -> str:
+    if alert.subject_key.startswith("unit:"):
+        return _("%(product)s SN %(serial)s expires on %(expiry)s: %(days)s days left") % {
+            "product": _product(alert), "serial": details["serial"], "expiry": details["expiry"],
+            "days": details["days_left"],
+        }
+    return _("%(product)s lot %(lot)s (%(quantity)s) expires on %(expiry)s: %(days)s days left") % {
+        "product": _product(alert), "lot": details["lot"], "quantity": details["quantity"],
+        "expiry": details["expiry"], "days": details["days_left"],
+    }
+
+
+def _expired(alert: Alert, details: dict) -> str:
+    if alert.subject_key.startswith("unit:"):
+        return _("%(product)s SN %(serial)s expired on %(expiry)s and is locked: return it to the supplier or "
+                 "scrap it") % {"product": _product(alert), "serial": details["serial"], "expiry": details["expiry"]}
+    return _("%(product)s lot %(lot)s (%(quantity)s) expired on %(expiry)s and is locked") % {
+        "product": _product(alert), "lot": details["lot"], "quantity": details["quantity"],
+        "expiry": details["expiry"],
+    }
+
+
+def _certificate(alert: Alert, details: dict) -> str:
+    values = {
+        "kind": Certificate.Kind(details["kind"]).label, "number": details["number"], "holder": details["holder"],
+        "date": details["valid_to"], "days": details.get("days_left"),
+    }
+    if alert.kind == Kind.CERTIFICATE_EXPIRED:
+        return _("%(kind)s %(number)s of %(holder)s expired on %(date)s: its deliveries are refused at acceptance") % values
+    return _("%(kind)s %(number)s of %(holder)s expires on %(date)s: %(days)s days left") % values
+
+
+def _return_overdue(alert: Alert, details: dict) -> str:
+    return _("%(product)s SN %(serial)s taken at %(at)s by %(by)s is neither used nor returned after %(hours)s h") % {
+        "product": _product(alert), "serial": details["serial"], "at": _when(details["taken_at"]),
+        "by": details.get("taken_by") or "?", "hours": details["deadline_hours"],
+    }
+
+
+def _device_offline(alert: Alert, details: dict) -> str:
+    name = alert.device.name if alert.device else ""
+    if details.get("last_seen"):
+        return _("Device %(code)s %(name)s is offline (last seen %(at)s)") % {
+            "code": details["code"], "name": name, "at": _when(details["last_seen"])}
+    return _("Device %(code)s %(name)s is offline (never seen)") % {"code": details["code"], "name": name}
+
+
+def _tag(alert: Alert, details: dict) -> str:
+    cabinet = alert.location.name if alert.location else "?"
+    if alert.kind == Kind.UNKNOWN_TAG:
+        return _("Cabinet %(cabinet)s sees tag %(epc)s, bound to no unit") % {"cabinet": cabinet, "epc": details["epc"]}
+    return _("Cabinet %(cabinet)s sees tag %(epc)s of a unit that belongs elsewhere") % {
+        "cabinet": cabinet, "epc": details["epc"]}
+
+
+def _below_par(alert: Alert, details: dict) -> str:
+    return _("%(location)s holds %(on_hand)s of %(product)s, below its par level %(minimum)s: replenish %(wanted)s") % {
+        "location": alert.location.name if alert.location else "?", "on_hand": details["on_hand"],
+        "product": _product(alert), "minimum": details["minimum"], "wanted": details["replenish"],
+    }
+
+
+def _his_failing(alert: Alert, details: dict) -> str:
+    return _("%(count)s charges have not reached the HIS (failing since %(since)s; %(gave_up)s given up)") % {
+        "count": details["count"], "since": _when(details["since"]), "gave_up": details["gave_up"],
+    }
+
+
+_WORDING = {
+    Kind.NEAR_EXPIRY: _near_expiry,
+    Kind.EXPIRED: _expired,
+    Kind.CERTIFICATE_EXPIRING: _certificate,
+    Kind.CERTIFICATE_EXPIRED: _certificate,
+    Kind.RETURN_OVERDUE: _return_overdue,
+    Kind.DEVICE_OFFLINE: _device_offline,
+    Kind.UNKNOWN_TAG: _tag,
+    Kind.MISPLACED_TAG: _tag,
+    Kind.BELOW_PAR: _below_par,
+    Kind.HIS_DELIVERY_FAILING: _his_failing,
+}

@@ -1,0 +1,104 @@
+"""Forms of the web pages: sign-in, the stock and alert filters, alert notes, the workstation."""
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+from django.utils.translation import gettext_lazy as _
+
+from devices.models import Device
+from inventory.models import Alert, Product, UnitStatus
+from inventory.selectors.stock import ANY_STATUS, ON_HAND, StockFilters, StockScope
+
+
+class SignInForm(AuthenticationForm):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["username"].widget.attrs.update(
+            {"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false"}
+        )
+        self.fields["password"].widget.attrs.update({"autocomplete": "current-password"})
+
+
+class ProductChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, product: Product) -> str:
+        return " ".join(part for part in (product.internal_code, product.name, product.specification) if part)
+
+
+class StockFilterForm(forms.Form):
+    """The stock page's filters, read from the query string; choices limited to the person's scope."""
+
+    CONSIGNMENT_CHOICES = (("", _("Own and consignment")), ("yes", _("Consignment only")), ("no", _("Own stock only")))
+
+    q = forms.CharField(
+        label=_("Search or scan"), required=False, max_length=300,
+        widget=forms.TextInput(attrs={"placeholder": _("Serial, lot, product or scanned UDI"), "type": "search"}),
+    )
+    product = ProductChoiceField(label=_("Product"), queryset=Product.objects.none(), required=False,
+                                 empty_label=_("All products"))
+    location = forms.ModelChoiceField(label=_("Location"), queryset=None, required=False,
+                                      empty_label=_("All locations"))
+    status = forms.ChoiceField(label=_("Status"), required=False)
+    expiry_before = forms.DateField(label=_("Expiring by"), required=False,
+                                    widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    supplier = forms.ModelChoiceField(label=_("Supplier"), queryset=None, required=False,
+                                      empty_label=_("All suppliers"))
+    consignment = forms.ChoiceField(label=_("Ownership"), choices=CONSIGNMENT_CHOICES, required=False)
+
+    def __init__(self, data: object, *, scope: StockScope) -> None:
+        super().__init__(data)
+        self.fields["product"].queryset = scope.products().order_by("internal_code")
+        self.fields["location"].queryset = scope.locations().order_by("code")
+        self.fields["supplier"].queryset = scope.suppliers()
+        self.fields["status"].choices = [(ON_HAND, _("On hand")), (ANY_STATUS, _("Any status")), *UnitStatus.choices]
+
+    def filters(self) -> StockFilters:
+        """The filters asked for; an invalid field filters nothing (its error is shown)."""
+        self.is_valid()
+        data = self.cleaned_data  # holds the valid fields only
+        consignment = {"yes": True, "no": False}.get(data.get("consignment") or "")
+        return StockFilters(
+            product=data.get("product"), location=data.get("location"), status=data.get("status") or ON_HAND,
+            expiry_before=data.get("expiry_before"), supplier=data.get("supplier"), consignment=consignment,
+            text=data.get("q") or "",
+        )
+
+
+UNRESOLVED = "UNRESOLVED"
+ALL = "ALL"
+
+
+class AlertFilterForm(forms.Form):
+    status = forms.ChoiceField(label=_("Status"), required=False)
+    kind = forms.ChoiceField(label=_("Type"), required=False)
+    severity = forms.ChoiceField(label=_("Severity"), required=False)
+
+    def __init__(self, data: object) -> None:
+        super().__init__(data)
+        self.fields["status"].choices = [(UNRESOLVED, _("Not resolved")), *Alert.Status.choices, (ALL, _("All"))]
+        self.fields["kind"].choices = [("", _("All types")), *Alert.Kind.choices]
+        self.fields["severity"].choices = [("", _("All severities")), *Alert.Severity.choices]
+
+    def values(self) -> dict:
+        self.is_valid()
+        data = self.cleaned_data
+        return {"status": data.get("status") or UNRESOLVED, "kind": data.get("kind") or "",
+                "severity": data.get("severity") or ""}
+
+
+class AcknowledgeForm(forms.Form):
+    note = forms.CharField(label=_("Note"), required=False, max_length=500)
+
+
+class ResolveForm(forms.Form):
+    note = forms.CharField(
+        label=_("Note"), max_length=500, error_messages={"required": _("Say how the alert was resolved.")},
+    )
+
+
+class StationForm(forms.Form):
+    """Which scanner station this browser is: its configured GS substitute is used for scans here."""
+
+    station = forms.ModelChoiceField(label=_("Scanner station"), queryset=Device.objects.none(), required=False,
+                                     empty_label=_("None (scanner sends GS itself)"))
+
+    def __init__(self, *args: object, stations: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["station"].queryset = stations

@@ -1,0 +1,52 @@
+"""The main navigation, in one list. A page is added to the menu by adding one `NavItem` here.
+
+Each item names its URL and the roles that see it (the same sets its view is guarded with, see
+`access.py`); `items_for` gives the menu of one request with the current page marked.
+"""
+from dataclasses import dataclass
+
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+from inventory.web.access import EVERYONE, READERS, STOCK_HANDLERS, may
+from inventory.web.operations import BEDSIDE
+
+
+@dataclass(frozen=True)
+class NavItem:
+    url_name: str
+    label: Promise
+    roles: frozenset[str]
+    exact: bool = False  # active only on this very URL, not below it (the dashboard at "/")
+
+
+NAV: tuple[NavItem, ...] = (
+    NavItem("web:dashboard", _("Dashboard"), EVERYONE, exact=True),
+    NavItem("web:stock", _("Stock"), EVERYONE),
+    NavItem("web:alerts", _("Alerts"), EVERYONE),
+    NavItem("web:receiving", _("Receiving"), STOCK_HANDLERS),
+    NavItem("web:moves", _("Transfers and returns"), STOCK_HANDLERS),
+    NavItem("web:cabinets", _("Smart cabinets"), EVERYONE),
+    NavItem("web:bedside", _("Use on a patient"), BEDSIDE),
+    NavItem("web:reconciliation", _("Reconciliation"), READERS),
+)
+
+
+@dataclass(frozen=True)
+class MenuEntry:
+    url: str
+    label: str
+    active: bool
+
+
+def items_for(request: HttpRequest) -> list[MenuEntry]:
+    entries = []
+    for item in NAV:
+        if not may(request.user, item.roles):
+            continue
+        url = reverse(item.url_name)
+        active = request.path == url if item.exact else request.path.startswith(url)
+        entries.append(MenuEntry(url, str(item.label), active))
+    return entries

@@ -1,0 +1,329 @@
+"""进销存 reconciliation for people: the runs by period, one run's summary, findings, stock table,
+reports with their SHA-256, and a chart of use against billing.
+
+Everyone who reads the hospital's books (READERS: auditors included) reads every run and downloads
+its reports; administrators and SPD operators (RECONCILERS, as in the API) reconcile a period from
+the list or re-run one from its page. `inventory.services.reconciliation.run_reconciliation` decides
+everything (one current run per period, what a re-run keeps); its refusals are shown as problems.
+Runs are computed synchronously, as the API does: a day takes moments.
+"""
+import datetime
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django import forms
+from django.contrib import messages
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.fields.json import KeyTransform
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
+
+from inventory.errors import Refused
+from inventory.models import Finding, ReconciliationRun, Role
+from inventory.selectors.charts import daily_use_and_billing
+from inventory.selectors.reconciliation import runs_visible_to
+from inventory.selectors.scope import sees_all_hospitals
+from inventory.services.reconciliation import billing_grace_days, nightly_day, run_reconciliation
+from inventory.services.reports import content_type
+from inventory.web.access import READERS, may, web_page
+from inventory.web.charts import use_and_billing_chart
+from inventory.web.operations import hospital_for
+from inventory.web.problems import ShownProblem, problems_of
+
+# Who may reconcile a period or re-run one: the API's MASTER_DATA_EDITORS.
+RECONCILERS = frozenset({Role.ADMIN, Role.SPD_OPERATOR})
+REPORT_FORMATS = ("csv", "xlsx", "pdf")
+RUNS_PER_PAGE = 50
+FINDINGS_PER_PAGE = 50
+STOCK_ROWS_PER_PAGE = 50
+CHART_DAYS = 30  # a shorter run is shown with the days before it, up to this many
+Status = ReconciliationRun.Status
+
+
+# --- forms ----------------------------------------------------------------------------------------
+
+
+def _date_input() -> forms.DateInput:
+    return forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
+class RunFilterForm(forms.Form):
+    """The list's filters, read from the query string."""
+
+    CURRENT_CHOICES = (
+        ("", gettext_lazy("Current and superseded")), ("yes", gettext_lazy("Current only")),
+        ("no", gettext_lazy("Superseded only")),
+    )
+
+    period_from = forms.DateField(label=gettext_lazy("Periods ending on or after"), required=False,
+                                  widget=_date_input())
+    period_to = forms.DateField(label=gettext_lazy("Periods starting on or before"), required=False,
+                                widget=_date_input())
+    status = forms.ChoiceField(label=gettext_lazy("Status"), required=False,
+                               choices=[("", gettext_lazy("All statuses")), *Status.choices])
+    current = forms.ChoiceField(label=gettext_lazy("Current or superseded"), required=False, choices=CURRENT_CHOICES)
+
+    def filter(self, runs: QuerySet[ReconciliationRun]) -> QuerySet[ReconciliationRun]:
+        """`runs` narrowed by the valid filters (an invalid one filters nothing and is shown)."""
+        self.is_valid()
+        data = self.cleaned_data
+        if data.get("period_from"):
+            runs = runs.filter(period_end__gte=data["period_from"])
+        if data.get("period_to"):
+            runs = runs.filter(period_start__lte=data["period_to"])
+        if data.get("status"):
+            runs = runs.filter(status=data["status"])
+        if data.get("current"):
+            runs = runs.filter(is_current=data["current"] == "yes")
+        return runs
+
+
+class RunRequestForm(forms.Form):
+    """A period to reconcile: one day, or a range of days (end day included)."""
+
+    period_start = forms.DateField(label=gettext_lazy("First day"), widget=_date_input())
+    period_end = forms.DateField(label=gettext_lazy("Last day"), required=False, widget=_date_input(),
+                                 help_text=gettext_lazy("Empty: the first day only"))
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("period_start") and not data.get("period_end"):
+            data["period_end"] = data["period_start"]
+        if data.get("period_start") and data.get("period_end") and data["period_end"] < data["period_start"]:
+            self.add_error("period_end", _("The last day is before the first day."))
+        return data
+
+
+class FindingFilterForm(forms.Form):
+    kind = forms.ChoiceField(label=gettext_lazy("Type"), required=False)
+
+    def __init__(self, data: object, *, counts: dict[str, int]) -> None:
+        super().__init__(data)
+        self.fields["kind"].choices = [
+            ("", _("All types")),
+            *[(kind, f"{label} ({counts.get(kind, 0)})") for kind, label in Finding.Kind.choices],
+        ]
+
+    def chosen_kind(self) -> str:
+        return self.cleaned_data.get("kind", "") if self.is_valid() else ""
+
+
+# --- what the pages show --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KindCount:
+    kind: str
+    label: str
+    count: int
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class Pager:
+    """A page of one of several paginated tables on a page: its own query parameter and anchor."""
+
+    page: Page
+    previous_url: str
+    next_url: str
+
+
+@dataclass(frozen=True)
+class Report:
+    format: str
+    label: str
+    url: str
+    sha256: str
+    size: int | None
+
+
+def _kind_counts(findings: dict | None, *, all_kinds: bool) -> list[KindCount]:
+    """The run's findings by type (summary["findings"]), in the report's order."""
+    by_kind = (findings or {}).get("by_kind", {})
+    counts = [
+        KindCount(kind, str(label), by_kind.get(kind, {}).get("count", 0),
+                  Decimal(by_kind.get(kind, {}).get("amount", "0")))
+        for kind, label in Finding.Kind.choices
+    ]
+    return counts if all_kinds else [count for count in counts if count.count]
+
+
+def _pager(request: HttpRequest, items: object, *, param: str, size: int, anchor: str) -> Pager:
+    page = Paginator(items, size).get_page(request.GET.get(param))
+
+    def url(number: int) -> str:
+        query = request.GET.copy()
+        query[param] = str(number)
+        return f"?{query.urlencode()}#{anchor}"
+
+    return Pager(
+        page, url(page.previous_page_number()) if page.has_previous() else "",
+        url(page.next_page_number()) if page.has_next() else "",
+    )
+
+
+def _reports(run: ReconciliationRun) -> list[Report]:
+    reports = []
+    for report_format in REPORT_FORMATS:
+        stored = getattr(run, f"report_{report_format}")
+        if not stored:
+            continue
+        try:
+            size = stored.size
+        except OSError:  # the row names a file the storage no longer holds: the download says so
+            size = None
+        reports.append(Report(
+            report_format, report_format.upper(),
+            reverse("web:reconciliation-report", kwargs={"pk": run.pk, "report_format": report_format}),
+            getattr(run, f"{report_format}_sha256"), size,
+        ))
+    return reports
+
+
+def _report_number() -> Subquery:
+    """A finding's number in the reports (their findings are numbered 1… in the order stored), so
+    that a filtered page still names a finding as the printed report does."""
+    earlier = Finding.objects.filter(run=OuterRef("run"), pk__lte=OuterRef("pk")).order_by()
+    return Subquery(earlier.values("run").annotate(count=Count("pk")).values("count")[:1])
+
+
+def _chart_range(run: ReconciliationRun) -> tuple[datetime.date, datetime.date]:
+    last = run.period_end
+    return min(run.period_start, last - datetime.timedelta(days=CHART_DAYS - 1)), last
+
+
+# --- pages ----------------------------------------------------------------------------------------
+
+
+@web_page(READERS)
+def run_list(request: HttpRequest) -> HttpResponse:
+    return _render_list(request, RunRequestForm(initial={"period_start": nightly_day()}))
+
+
+def _render_list(
+    request: HttpRequest, run_form: RunRequestForm, problems: list[ShownProblem] | None = None, status: int = 200
+) -> HttpResponse:
+    form = RunFilterForm(request.GET)
+    # The list reads one key of each summary, not the whole of it (which holds the stock table).
+    runs = form.filter(runs_visible_to(request.user)).defer("summary").annotate(
+        findings_summary=KeyTransform("findings", "summary"),
+    ).select_related("superseded_by")
+    page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    for run in page:
+        run.kinds = _kind_counts(run.findings_summary, all_kinds=False)
+    return render(request, "web/reconciliation/list.html", {
+        "form": form, "page": page, "run_form": run_form, "can_run": may(request.user, RECONCILERS),
+        "all_hospitals": sees_all_hospitals(request.user), "nightly_day": nightly_day(),
+        "grace_days": billing_grace_days(), "problems": problems if problems is not None else problems_of(form),
+    }, status=status)
+
+
+@require_POST
+@web_page(RECONCILERS)
+def start_run(request: HttpRequest) -> HttpResponse:
+    """Reconcile a period now, or open its run when it already has one (a re-run is asked for on it)."""
+    form = RunRequestForm(request.POST)
+    if not form.is_valid():
+        return _render_list(request, form, problems_of(form), status=400)
+    period = form.cleaned_data["period_start"], form.cleaned_data["period_end"]
+    try:
+        hospital = hospital_for(request)
+        before = ReconciliationRun.objects.filter(
+            hospital=hospital, period_start=period[0], period_end=period[1], is_current=True, status=Status.DONE,
+        ).values_list("pk", flat=True).first()
+        run = run_reconciliation(hospital=hospital, period_start=period[0], period_end=period[1],
+                                 requested_by=request.user)
+    except Refused as refused:
+        return _render_list(request, form, problems_of(refused), status=refused.status)
+    if run.pk == before:
+        messages.info(request, _("This period was already reconciled: here is its run. Re-run it to reconcile "
+                                 "the period again with today's data."))
+    else:
+        messages.success(request, _reconciled_message(run))
+    return redirect("web:reconciliation-run", pk=run.pk)
+
+
+@require_POST
+@web_page(RECONCILERS)
+def rerun(request: HttpRequest, pk: int) -> HttpResponse:
+    """Reconcile the run's period again: a new current run; this one is kept, superseded."""
+    run = get_object_or_404(runs_visible_to(request.user), pk=pk)
+    try:
+        again = run_reconciliation(hospital=run.hospital, period_start=run.period_start, period_end=run.period_end,
+                                   requested_by=request.user, rerun=True)
+    except Refused as refused:
+        return _render_detail(request, run, problems_of(refused), status=refused.status)
+    messages.success(request, _reconciled_message(again))
+    return redirect("web:reconciliation-run", pk=again.pk)
+
+
+def _reconciled_message(run: ReconciliationRun) -> str:
+    findings = run.summary.get("findings", {})
+    return _("Run %(run)s reconciled %(start)s – %(end)s: %(count)s findings, %(amount)s at stake.") % {
+        "run": run.pk, "start": run.period_start.isoformat(), "end": run.period_end.isoformat(),
+        "count": findings.get("count", 0), "amount": f"¥{Decimal(findings.get('amount', '0')):,.2f}",
+    }
+
+
+@web_page(READERS)
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(runs_visible_to(request.user), pk=pk)
+    return _render_detail(request, run)
+
+
+def _render_detail(
+    request: HttpRequest, run: ReconciliationRun, problems: list[ShownProblem] | None = None, status: int = 200
+) -> HttpResponse:
+    summary = run.summary or {}
+    kinds = _kind_counts(summary.get("findings"), all_kinds=True)
+    kind_form = FindingFilterForm(request.GET, counts={count.kind: count.count for count in kinds})
+    findings = run.findings.select_related("product", "unit", "location").order_by("pk").annotate(
+        number=_report_number(),
+    )
+    if kind := kind_form.chosen_kind():
+        findings = findings.filter(kind=kind)
+    findings_pager = _pager(request, findings, param="page", size=FINDINGS_PER_PAGE, anchor="findings")
+    for finding in findings_pager.page:
+        finding.evidence_text = json.dumps(finding.evidence, ensure_ascii=False, indent=1) if finding.evidence else ""
+    stock_pager = _pager(request, summary.get("inventory", []), param="rows", size=STOCK_ROWS_PER_PAGE,
+                         anchor="stock-table")
+    first_day, last_day = _chart_range(run)
+    grace = datetime.timedelta(days=summary.get("billing_grace_days", billing_grace_days()))
+    chart = use_and_billing_chart(
+        daily_use_and_billing(run.hospital, first_day, last_day, grace=grace),
+        labels=(_("Used on patients"), _("Billed by the HIS"), _("This run's period")),
+        shaded=(run.period_start, run.period_end),
+    )
+    later = getattr(run, "superseded_by", None)
+    return render(request, "web/reconciliation/detail.html", {
+        "run": run, "summary": summary, "totals": summary.get("totals"), "kinds": kinds, "kind": kind,
+        "kind_form": kind_form, "findings": findings_pager, "stock": stock_pager, "chart": chart,
+        "reports": _reports(run), "superseded_by": later, "can_run": may(request.user, RECONCILERS),
+        "all_hospitals": sees_all_hospitals(request.user),
+        "problems": problems if problems is not None else problems_of(kind_form),
+    }, status=status)
+
+
+@web_page(READERS)
+def report(request: HttpRequest, pk: int, report_format: str) -> FileResponse:
+    """A stored report as stored, byte for byte; X-Content-SHA256 is the hash recorded with it."""
+    run = get_object_or_404(runs_visible_to(request.user), pk=pk)
+    stored = getattr(run, f"report_{report_format}", None) if report_format in REPORT_FORMATS else None
+    if not stored:
+        raise Http404
+    try:
+        handle = stored.open("rb")
+    except FileNotFoundError:
+        raise Http404 from None
+    response = FileResponse(
+        handle, as_attachment=True, content_type=content_type(report_format),
+        filename=f"reconciliation-{run.pk}-{run.period_start:%Y%m%d}-{run.period_end:%Y%m%d}.{report_format}",
+    )
+    response["X-Content-SHA256"] = getattr(run, f"{report_format}_sha256")
+    return response

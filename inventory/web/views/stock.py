@@ -1,0 +1,57 @@
+"""The stock page: units (一物一码) and lot balances, filtered, paginated, exported as CSV or XLSX."""
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from inventory.selectors.stock import (
+    LOT_COLUMNS,
+    UNIT_COLUMNS,
+    StockScope,
+    filter_lot_balances,
+    filter_units,
+    lot_export_rows,
+    unit_export_rows,
+)
+from inventory.web.access import web_page
+from inventory.web.export import csv_response, xlsx_response
+from inventory.web.forms import StockFilterForm
+from inventory.web.problems import problems_of
+
+PAGE_SIZE = 50
+EXPORTS = {"csv": csv_response, "xlsx": xlsx_response}
+
+
+@web_page()
+def units(request: HttpRequest) -> HttpResponse:
+    scope = StockScope.of(request.user)
+    form = StockFilterForm(request.GET, scope=scope)
+    queryset = filter_units(scope, form.filters())
+    if (export := EXPORTS.get(request.GET.get("export", ""))) is not None:
+        return export(_filename("units", request.GET["export"]), UNIT_COLUMNS, unit_export_rows(queryset))
+    return _render(request, "web/stock/units.html", form, queryset, scope)
+
+
+@web_page()
+def lots(request: HttpRequest) -> HttpResponse:
+    scope = StockScope.of(request.user)
+    form = StockFilterForm(request.GET, scope=scope)
+    queryset = filter_lot_balances(scope, form.filters())
+    if (export := EXPORTS.get(request.GET.get("export", ""))) is not None:
+        return export(_filename("lots", request.GET["export"]), LOT_COLUMNS, lot_export_rows(queryset))
+    return _render(request, "web/stock/lots.html", form, queryset, scope)
+
+
+def _render(request: HttpRequest, template: str, form: StockFilterForm, queryset: object, scope: StockScope) -> HttpResponse:
+    page = Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    query.pop("export", None)
+    return render(request, template, {
+        "form": form, "page": page, "query": query.urlencode(), "scope": scope,
+        "problems": problems_of(form),
+    })
+
+
+def _filename(what: str, extension: str) -> str:
+    return f"stock-{what}-{timezone.localtime():%Y%m%d-%H%M}.{extension}"
