@@ -211,12 +211,12 @@ def _unit_problems(unit: Unit, spec: _OrderSpec, from_location: Location | None)
     if spec.unit_status is None:
         # Moving keeps a unit in stock: only stock moves (a used unit comes back by a refund, a
         # taken one by a put-back), and an expired one is locked where it is.
+        if problem := expiry_lock_problem(unit):
+            return [problem]
         if unit.status not in MOVABLE_STATUSES:
             return [Problem(Refusal.ILLEGAL_TRANSITION, {
                 "unit": unit.serial, "current": unit.get_status_display(), "target": UnitStatus(target_status).label,
             }, unit.pk)]
-        if problem := expiry_lock_problem(unit):
-            return [problem]
     problem = transition_problem(unit, target_status)
     return [problem] if problem else []
 
