@@ -164,11 +164,25 @@ class Refusal(Enum):
         return self.value[0]
 
     def message(self, **params: object) -> str:
-        template = self.value[2] if (get_language() or "").startswith("zh") else self.value[1]
+        chinese = (get_language() or "").startswith("zh")
+        template = self.value[2] if chinese else self.value[1]
+        if isinstance(params.get("what"), str) and params["what"] in THINGS:
+            params = {**params, "what": THINGS[params["what"]][1 if chinese else 0]}
         try:
             return template.format(**params)
         except (KeyError, IndexError):
             return template
+
+
+# The names of things a refusal may mention, in each language (the `what` of NOT_FOUND).
+THINGS = {
+    "unit": ("unit", "耗材"),
+    "location": ("location", "库位"),
+    "product": ("product", "产品"),
+    "department": ("department", "科室"),
+    "alert": ("alert", "预警"),
+    "product or location": ("product or location", "产品或库位"),
+}
 
 
 @dataclass
