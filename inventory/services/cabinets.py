@@ -23,7 +23,7 @@ from inventory.errors import Problem, Refusal, Refused
 from inventory.models import CabinetSession, Hospital, Location, Movement, StockOrder, Unit, UnitStatus, User
 from inventory.services.idempotency import run_once
 from inventory.services.labelling import normalise_epc
-from inventory.services.ledger import expiry_lock_problem, move_unit, transition_problem
+from inventory.services.ledger import expiry_lock_problem, move_unit, move_units, transition_problem
 
 APPLIED = (CabinetSession.Status.CLOSED, CabinetSession.Status.CLOSED_WITHOUT_OPEN)
 
@@ -78,21 +78,17 @@ def close_session(
         today = timezone.localdate(occurred_at)
         expired = [unit for unit in diff.taken if expiry_lock_problem(unit, today)]
         taken = [unit for unit in diff.taken if unit not in expired]
-        for unit in expired:
-            # Past its expiry date a unit is locked: missing at close, it is recorded as expired, never as taken.
-            move_unit(unit=unit, kind=Movement.Kind.EXPIRE, to_status=UnitStatus.EXPIRED, to_location=cabinet,
-                      actor=Actor(device=device), idempotency_key=f"cabinet-session:{session.pk}:expire:{unit.pk}",
-                      document=document, occurred_at=occurred_at,
-                      note="expired unit not seen at door close: locked, not taken")
-        for unit in taken:
-            move_unit(unit=unit, kind=Movement.Kind.CABINET_TAKE, to_status=UnitStatus.TAKEN, to_location=cabinet,
-                      actor=actor, idempotency_key=f"cabinet-session:{session.pk}:take:{unit.pk}",
-                      document=document, occurred_at=occurred_at)
-        for unit in diff.returned:
-            move_unit(unit=unit, kind=Movement.Kind.CABINET_RETURN, to_status=UnitStatus.IN_CABINET,
-                      to_location=cabinet, actor=actor,
-                      idempotency_key=f"cabinet-session:{session.pk}:return:{unit.pk}", document=document,
-                      occurred_at=occurred_at)
+        # Past its expiry date a unit is locked: missing at close, it is recorded as expired, never as taken.
+        move_units(units=expired, kind=Movement.Kind.EXPIRE, to_status=UnitStatus.EXPIRED, to_location=cabinet,
+                   actor=Actor(device=device), document=document, occurred_at=occurred_at,
+                   idempotency_keys=[f"cabinet-session:{session.pk}:expire:{unit.pk}" for unit in expired],
+                   note="expired unit not seen at door close: locked, not taken")
+        move_units(units=taken, kind=Movement.Kind.CABINET_TAKE, to_status=UnitStatus.TAKEN, to_location=cabinet,
+                   actor=actor, document=document, occurred_at=occurred_at,
+                   idempotency_keys=[f"cabinet-session:{session.pk}:take:{unit.pk}" for unit in taken])
+        move_units(units=diff.returned, kind=Movement.Kind.CABINET_RETURN, to_status=UnitStatus.IN_CABINET,
+                   to_location=cabinet, actor=actor, document=document, occurred_at=occurred_at,
+                   idempotency_keys=[f"cabinet-session:{session.pk}:return:{unit.pk}" for unit in diff.returned])
         session.taken = [_unit_summary(unit) for unit in taken]
         session.returned = [_unit_summary(unit) for unit in diff.returned]
         session.unknown_tags = diff.unknown
@@ -110,7 +106,8 @@ class CabinetDiff:
 
 
 def compare_with_contents(cabinet: Location, seen: set[str]) -> CabinetDiff:
-    """Set-based: one locking query for the cabinet's expected contents, one for the other tags seen.
+    """Set-based: one locking query for the cabinet's expected contents (their tags and statuses
+    only), one reading the units that changed, one for the other tags seen.
 
     An EXPIRED unit still in the cabinet is expected there (not misplaced) but is never taken or put back.
     """
@@ -118,11 +115,13 @@ def compare_with_contents(cabinet: Location, seen: set[str]) -> CabinetDiff:
         Unit.objects.select_for_update().filter(
             location=cabinet, status__in=[UnitStatus.IN_CABINET, UnitStatus.TAKEN, UnitStatus.EXPIRED],
             epc__isnull=False,
-        ).order_by("pk")
+        ).order_by("pk").values_list("pk", "epc", "status")
     )
-    taken = [u for u in expected if u.status == UnitStatus.IN_CABINET and u.epc not in seen]
-    returned = [u for u in expected if u.status == UnitStatus.TAKEN and u.epc in seen]
-    others = seen - {u.epc for u in expected}
+    taken_ids = [pk for pk, epc, status in expected if status == UnitStatus.IN_CABINET and epc not in seen]
+    returned_ids = [pk for pk, epc, status in expected if status == UnitStatus.TAKEN and epc in seen]
+    changed = Unit.objects.in_bulk(taken_ids + returned_ids) if taken_ids or returned_ids else {}  # locked above
+    taken, returned = [changed[pk] for pk in taken_ids], [changed[pk] for pk in returned_ids]
+    others = seen - {epc for _, epc, _ in expected}
     misplaced = [
         {"epc": epc, "unit": pk, "status": status, "location": location_id, "hospital": hospital_id}
         for epc, pk, status, location_id, hospital_id in Unit.objects.filter(epc__in=others).values_list(

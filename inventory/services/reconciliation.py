@@ -384,7 +384,9 @@ def _billing_findings(
     paired = {key for pair in pairs for key in pair}
     encounters = {encounter for encounter, _ in [*unbilled, *unused, *exceeding]}
     uses, bills = _usage_evidence(hospital, start, end, encounters), _billing_evidence(lines, encounters)
-    findings = [_line_finding(row, use, agreements, context) for row, use, agreements in _matched_lines(hospital, lines)]
+    findings = [
+        _line_finding(row, use, agreements, context) for row, use, agreements in _matched_lines(hospital, lines, context)
+    ]
     findings = [finding for finding in findings if finding is not None]
     for key in unbilled:
         if key not in paired:
@@ -504,14 +506,36 @@ def _paired_substitution(used: UsageTotal, billed: BilledTotal, uses: dict, bill
 
 
 def _matched_lines(
-    hospital: Hospital, lines: QuerySet[HisSettlementLine]
+    hospital: Hospital, lines: QuerySet[HisSettlementLine], context: _Context
 ) -> list[tuple[dict, Consumption, list[SupplyAgreement]]]:
-    """Each positive line of the period with the use it bills and the price history of that product."""
+    """Each positive line of the period that may break a code or price rule, with the use it bills
+    and the price history of that product.
+
+    A line billing the used product's own codes at the use's purchase price, for an item that cost
+    something and was no gift, breaks none of the rules of `_line_finding`: such lines (nearly all
+    of them) are left out on plain values, so that a year's lines do not all become model instances.
+    """
     rows = list(
         lines.filter(quantity__gt=0, use_pk__isnull=False)
         .values(*_LINE_FIELDS, "use_pk")
         .order_by("settled_at", "his_line_id")
     )
+    facts = {
+        pk: (context.products[product_id], unit_price, bool(is_gift))
+        for pk, product_id, unit_price, is_gift in Consumption.objects.filter(
+            pk__in={row["use_pk"] for row in rows}
+        ).values_list("pk", "product_id", "unit_price", "unit__is_gift")
+    }
+
+    def may_break_a_rule(row: dict) -> bool:
+        product, purchase_price, is_gift = facts[row["use_pk"]]
+        return (
+            row["his_charge_code"] != product.his_charge_code
+            or bool(row["nhsa_code"] and row["nhsa_code"] != product.nhsa_code)
+            or row["unit_price"] != purchase_price or purchase_price == 0 or is_gift
+        )
+
+    rows = [row for row in rows if may_break_a_rule(row)]
     uses = Consumption.objects.select_related("product", "unit__supplier").in_bulk({row["use_pk"] for row in rows})
     agreements = agreements_by_product(hospital, {use.product_id for use in uses.values()})
     return [(row, uses[row["use_pk"]], agreements.get(uses[row["use_pk"]].product_id, [])) for row in rows]

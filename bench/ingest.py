@@ -1,0 +1,240 @@
+"""Benchmark 1 — scan-event ingest: events/s through the device ingest path, against raw inserts.
+
+Two kinds of scan, each sent as batches (`{"events": [...]}`):
+
+- receipt scans: a receiving station (scan_mode RECEIVE_INTO_LOCATION) moves each scanned unit into
+  its department store — the scan is resolved, the unit locked and transferred, the event stored
+  first and its outcome recorded. The two stations sit at two department stores and take turns,
+  so the units shuttle between them and the dataset stays as it was;
+- consumption scans: a bedside scanner (scan_mode LOOKUP) resolves each scanned UDI to its unit,
+  as before a use is registered (the use itself is benchmark 4).
+
+Each goes through the service (`devices.services.ingest_batch`, in process) and through the HTTP
+endpoint (`POST /api/v1/devices/events/` on gunicorn, one client). The baseline is the same number
+of rows, of the same columns as a device event, inserted with raw psycopg into a plain table:
+`executemany` in one transaction (the ratio's denominator), and COPY; a row-per-transaction
+insert is shown too, as the price of committing each event on its own.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import random
+import time
+
+import psycopg
+from django.utils import timezone
+from psycopg.types.json import Jsonb
+
+from bench.figures import Figure, Target
+from bench.harness import Context
+from bench.server import database_url, gunicorn
+
+RAW_TABLE = "bench_raw_event"
+RAW_COLUMNS = "device_id, event_id, kind, occurred_at, received_at, payload, body_sha256, status"
+SERVICE_TARGET = Target("≥ 0.30× raw executemany", lambda figure: figure.ratio is not None and figure.ratio >= 0.30)
+
+
+def run(context: Context) -> list[Figure]:
+    from devices.models import Device
+
+    workload = context.workload
+    devices = {device.code: device for device in Device.objects.select_related("hospital", "location").filter(
+        code__in=["BENCH-RCV-1", "BENCH-RCV-2", "BENCH-BEDSIDE"])}
+    tokens = {code: _issue_token(device) for code, device in devices.items()}
+    per = "events/s"
+    baseline = "rows/s raw executemany"
+    figures = {
+        "receipt-service": Figure("ingest", "receipt scans, service (ingest_batch)", per, baseline_name=baseline,
+                                  target=SERVICE_TARGET, higher_is_better=True),
+        "consumption-service": Figure("ingest", "consumption scans, service (ingest_batch)", per,
+                                      baseline_name=baseline, target=SERVICE_TARGET, higher_is_better=True),
+        "receipt-http": Figure("ingest", "receipt scans, HTTP batch endpoint", per, baseline_name=baseline,
+                               higher_is_better=True),
+        "consumption-http": Figure("ingest", "consumption scans, HTTP batch endpoint", per, baseline_name=baseline,
+                                   higher_is_better=True),
+        "copy": Figure("ingest", "raw COPY", "rows/s", baseline_name=baseline, higher_is_better=True),
+        "autocommit": Figure("ingest", "raw INSERT, one transaction per row", "rows/s", baseline_name=baseline,
+                             higher_is_better=True),
+    }
+    n = workload.ingest_events
+    with psycopg.connect(database_url()) as raw, gunicorn(
+        workers=workload.gunicorn_workers, log_path=context.options.results_dir / "gunicorn.log"
+    ) as server:
+        _create_raw_table(raw)
+        client = server.connection()
+        for repetition in range(workload.repeat):
+            rows = _raw_rows(n, context.run_id, repetition)
+            executemany = n / _timed(lambda rows=rows: _executemany(raw, rows))
+            figures["copy"].add(n / _timed(lambda rows=rows: _copy(raw, rows)), executemany)
+            figures["autocommit"].add(n / _timed(lambda rows=rows: _autocommit(raw, rows)), executemany)
+            # The stations take turns: this repetition's units move into one store, the next's back.
+            station = devices["BENCH-RCV-1" if repetition % 2 == 0 else "BENCH-RCV-2"]
+            other = devices["BENCH-RCV-2" if repetition % 2 == 0 else "BENCH-RCV-1"]
+            codes = _units_at(other.location, station.location, 2 * n)
+            if len(codes) < 2 * n:
+                raise RuntimeError(f"only {len(codes)} units in stock to shuttle between the stations' stores")
+            for path, chunk in (("service", codes[:n]), ("http", codes[n:])):
+                events = _scan_events(chunk, f"{context.run_id}-r{repetition}-{path}")
+                with context.profiled(f"ingest-receipt-{path}") if repetition == 0 else _nothing():
+                    seconds, outcomes = _send(path, station, tokens[station.code], events, workload.ingest_batch, client)
+                _check(outcomes, "receipt", expect_order=True)
+                figures[f"receipt-{path}"].add(n / seconds, executemany)
+            bedside = devices["BENCH-BEDSIDE"]
+            for path in ("service", "http"):
+                events = _scan_events(_random_codes(n), f"{context.run_id}-r{repetition}-lookup-{path}")
+                with context.profiled(f"ingest-consumption-{path}") if repetition == 0 else _nothing():
+                    seconds, outcomes = _send(path, bedside, tokens[bedside.code], events, workload.ingest_batch, client)
+                _check(outcomes, "consumption", expect_order=False)
+                figures[f"consumption-{path}"].add(n / seconds, executemany)
+            context.log(f"ingest repetition {repetition + 1}: executemany {executemany:,.0f} rows/s, receipt service "
+                        f"{figures['receipt-service'].samples[-1]:,.0f}/s, consumption service "
+                        f"{figures['consumption-service'].samples[-1]:,.0f}/s")
+        client.close()
+        with raw.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {RAW_TABLE}")
+        raw.commit()
+    figures["receipt-service"].note = (
+        f"{n} events per repetition in batches of {workload.ingest_batch}; each receipt scan locks and transfers one "
+        "unit (StockOrder + Movement), each event is committed before and after processing"
+    )
+    return list(figures.values())
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _issue_token(device) -> str:
+    token = device.issue_token()
+    device.save(update_fields=["token_hash"])
+    return token
+
+
+def _timed(action) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+# --- the baseline: raw psycopg into a plain table ----------------------------------------------------
+
+
+def _create_raw_table(raw: psycopg.Connection) -> None:
+    with raw.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {RAW_TABLE}")
+        cursor.execute(
+            f"CREATE TABLE {RAW_TABLE} (id bigserial PRIMARY KEY, device_id bigint NOT NULL, "
+            "event_id varchar(128) NOT NULL, kind varchar(16) NOT NULL, occurred_at timestamptz NOT NULL, "
+            "received_at timestamptz NOT NULL, payload jsonb NOT NULL, body_sha256 varchar(64) NOT NULL, "
+            "status varchar(16) NOT NULL)"
+        )
+    raw.commit()
+
+
+def _raw_rows(n: int, run_id: str, repetition: int) -> list[tuple]:
+    now = datetime.datetime.now(datetime.UTC)
+    rows = []
+    for k in range(n):
+        payload = {"code": f"]d20106970000000123172801311025{k:04d}\x1d21SN{k:09d}"}
+        digest = hashlib.sha256(json.dumps(payload).encode()).hexdigest()
+        rows.append((1, f"raw-{run_id}-{repetition}-{k}", "scan", now, now, Jsonb(payload), digest, "PENDING"))
+    return rows
+
+
+def _truncate(raw: psycopg.Connection) -> None:
+    with raw.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {RAW_TABLE}")
+    raw.commit()
+
+
+def _executemany(raw: psycopg.Connection, rows: list[tuple]) -> None:
+    _truncate(raw)
+    with raw.cursor() as cursor:
+        cursor.executemany(f"INSERT INTO {RAW_TABLE} ({RAW_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", rows)
+    raw.commit()
+
+
+def _copy(raw: psycopg.Connection, rows: list[tuple]) -> None:
+    _truncate(raw)
+    with raw.cursor() as cursor, cursor.copy(f"COPY {RAW_TABLE} ({RAW_COLUMNS}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    raw.commit()
+
+
+def _autocommit(raw: psycopg.Connection, rows: list[tuple]) -> None:
+    _truncate(raw)
+    raw.autocommit = True
+    try:
+        with raw.cursor() as cursor:
+            for row in rows:
+                cursor.execute(f"INSERT INTO {RAW_TABLE} ({RAW_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", row)
+    finally:
+        raw.autocommit = False
+
+
+# --- the measured paths ------------------------------------------------------------------------------
+
+
+def _units_at(source, target, count: int) -> list[str]:
+    """Scannable codes of units in stock at `source` (else at other stores), not expired, not at `target`."""
+    from inventory.models import Location, Unit, UnitStatus
+
+    fresh = timezone.localdate() + datetime.timedelta(days=30)
+    units = Unit.objects.filter(status=UnitStatus.IN_STOCK, expiry__gt=fresh, hospital_id=source.hospital_id)
+    codes = list(units.filter(location=source).order_by("?").values_list("udi_raw", flat=True)[:count])
+    if len(codes) < count:
+        stores = Location.objects.filter(hospital_id=source.hospital_id, kind=Location.Kind.DEPARTMENT_STORE).exclude(
+            pk=target.pk)
+        codes += list(units.filter(location__in=stores).exclude(udi_raw__in=codes).order_by("?").values_list(
+            "udi_raw", flat=True)[: count - len(codes)])
+    return codes
+
+
+def _random_codes(count: int) -> list[str]:
+    from inventory.models import Unit
+
+    bounds = Unit.objects.order_by("pk").values_list("pk", flat=True)
+    first, last = bounds.first(), bounds.last()
+    picks = random.sample(range(first, last + 1), min(count * 2, last - first + 1))
+    codes = list(Unit.objects.filter(pk__in=picks).values_list("udi_raw", flat=True)[:count])
+    return (codes * (count // max(1, len(codes)) + 1))[:count]
+
+
+def _scan_events(codes: list[str], prefix: str) -> list[dict]:
+    now = timezone.now().isoformat()
+    return [{"event_id": f"{prefix}-{k}", "kind": "scan", "occurred_at": now, "payload": {"code": code}}
+            for k, code in enumerate(codes)]
+
+
+def _send(path: str, device, token: str, events: list[dict], batch: int, client) -> tuple[float, list[dict]]:
+    from devices.services import authenticate_device, ingest_batch
+
+    outcomes: list[dict] = []
+    started = time.perf_counter()
+    for start in range(0, len(events), batch):
+        chunk = events[start:start + batch]
+        if path == "service":
+            # As the endpoint does: the device is read with its token on every request.
+            outcomes += ingest_batch(device=authenticate_device(token), bodies=chunk)
+        else:
+            status, body = client.request("POST", "/api/v1/devices/events/", {"events": chunk},
+                                          headers={"Authorization": f"Device {token}"})
+            if status != 200:
+                raise RuntimeError(f"device events endpoint answered {status}: {str(body)[:300]}")
+            outcomes += body["events"]
+    return time.perf_counter() - started, outcomes
+
+
+def _check(outcomes: list[dict], what: str, *, expect_order: bool) -> None:
+    failed = [o for o in outcomes if o.get("status") != "PROCESSED" or o.get("replayed")]
+    if failed:
+        raise RuntimeError(f"{len(failed)} {what} scans were not processed, e.g. {failed[0]}")
+    if expect_order and not all(o["result"].get("stock_order") for o in outcomes):
+        raise RuntimeError(f"a {what} scan moved nothing")

@@ -1,0 +1,132 @@
+"""Benchmark 3 — nightly reconciliation over the generated year, against a bare aggregation.
+
+Timed: `inventory.services.reconciliation.run_reconciliation(hospital=, period_start=, period_end=,
+rerun=True)` for the whole generated year, and for its last day — a whole run each time: the
+findings, the 进销存 table, the CSV, XLSX and PDF reports with their hashes, all committed.
+
+Baseline: one bare SQL statement over the same movements — every movement up to the period's end
+(what both the year's closing and the day's opening-plus-flows rest on), summed per product ×
+location, into the location it enters and out of the one it leaves — fetched into Python:
+
+    SELECT product_id, location_id, SUM(quantity) FROM (
+        SELECT product_id, to_location_id AS location_id, quantity … WHERE to_location_id IS NOT NULL
+        UNION ALL
+        SELECT product_id, from_location_id, -quantity … WHERE from_location_id IS NOT NULL
+    ) GROUP BY product_id, location_id
+
+The one-sided variant (`GROUP BY product_id, to_location_id` alone, one pass) is recorded in the
+JSON as well.
+"""
+from __future__ import annotations
+
+import datetime
+import time
+from collections import Counter
+
+from django.db import connection
+
+from bench.figures import Figure, Target
+from bench.harness import Context
+
+NET_SQL = """
+    SELECT product_id, location_id, SUM(quantity) FROM (
+        SELECT product_id, to_location_id AS location_id, quantity FROM inventory_movement
+         WHERE hospital_id = %(hospital)s AND occurred_at < %(end)s AND to_location_id IS NOT NULL
+        UNION ALL
+        SELECT product_id, from_location_id, -quantity FROM inventory_movement
+         WHERE hospital_id = %(hospital)s AND occurred_at < %(end)s AND from_location_id IS NOT NULL
+    ) moves
+    GROUP BY product_id, location_id
+"""
+ONE_SIDED_SQL = """
+    SELECT product_id, to_location_id, SUM(quantity) FROM inventory_movement
+     WHERE hospital_id = %(hospital)s AND occurred_at < %(end)s
+     GROUP BY product_id, to_location_id
+"""
+
+
+def run(context: Context) -> list[Figure]:
+    baseline = "s bare GROUP BY product, location"
+    year = Figure("reconciliation", "full-year run (run_reconciliation)", "s", baseline_name=baseline,
+                  target=Target("≤ 3× the bare aggregation", lambda f: f.ratio is not None and f.ratio <= 3))
+    day = Figure("reconciliation", "one-day run (last day of the year)", "s", baseline_name=baseline,
+                 target=Target("a few seconds (≤ 5 s)", lambda f: f.median is not None and f.median <= 5))
+    try:
+        from inventory.services.reconciliation import run_reconciliation
+    except ImportError as error:
+        for figure in (year, day):
+            figure.available = False
+            figure.note = f"not available: inventory.services.reconciliation.run_reconciliation missing ({error})"
+        return [year, day]
+    from inventory.models import Finding
+
+    hospital = context.hospital
+    start, end = context.period
+    from inventory.selectors.settlements import period_bounds
+
+    _, end_instant = period_bounds(start, end)
+    one_sided = []
+    for repetition in range(context.workload.recon_repeat):
+        bare, rows = _bare(NET_SQL, hospital.pk, end_instant)
+        one_sided.append(_bare(ONE_SIDED_SQL, hospital.pk, end_instant)[0])
+        with context.profiled("reconciliation-year") if repetition == 0 else _nothing():
+            seconds, run = _timed(lambda: run_reconciliation(hospital=hospital, period_start=start, period_end=end,
+                                                             rerun=True))
+        year.add(seconds, bare)
+        findings = Counter(run.findings.values_list("kind", flat=True))
+        context.log(f"reconciliation repetition {repetition + 1}: bare {bare:.2f} s ({rows:,} rows), year "
+                    f"{seconds:.1f} s, {sum(findings.values())} findings")
+        with context.profiled("reconciliation-day") if repetition == 0 else _nothing():
+            seconds, day_run = _timed(lambda: run_reconciliation(hospital=hospital, period_start=end, period_end=end,
+                                                                 rerun=True))
+        day.add(seconds, bare)
+        context.log(f"reconciliation repetition {repetition + 1}: day {seconds:.1f} s")
+    mismatches = findings.get(Finding.Kind.INVENTORY_MISMATCH, 0)
+    inventory_rows = len(run.summary.get("inventory", []))
+    year.note = (f"{sum(findings.values())} findings ({dict(sorted(findings.items()))}); 进销存 table {inventory_rows:,} "
+                 f"rows; reports CSV {_size(run.report_csv)}, XLSX {_size(run.report_xlsx)}, PDF "
+                 f"{_size(run.report_pdf)}; one-sided GROUP BY {min(one_sided):.2f} s")
+    day.note = f"{day_run.findings.count()} findings, 进销存 table {len(day_run.summary.get('inventory', [])):,} rows"
+    if mismatches:
+        year.note += f"; {mismatches} INVENTORY_MISMATCH findings: the generated data is inconsistent"
+    _forget_reports(run.hospital_id)
+    return [year, day]
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _timed(action):
+    started = time.perf_counter()
+    result = action()
+    return time.perf_counter() - started, result
+
+
+def _bare(sql: str, hospital: int, end: datetime.datetime) -> tuple[float, int]:
+    with connection.cursor() as cursor:
+        started = time.perf_counter()
+        cursor.execute(sql, {"hospital": hospital, "end": end})
+        rows = cursor.fetchall()
+        return time.perf_counter() - started, len(rows)
+
+
+def _size(field_file) -> str:
+    try:
+        return f"{field_file.size / 1e6:.1f} MB"
+    except (ValueError, OSError):
+        return "?"
+
+
+def _forget_reports(hospital_id: int) -> None:
+    """Delete the report files of superseded benchmark runs (the rows stay, as the audit trail wants)."""
+    from inventory.models import ReconciliationRun
+
+    for run in ReconciliationRun.objects.filter(hospital_id=hospital_id, is_current=False):
+        for field_file in (run.report_csv, run.report_xlsx, run.report_pdf):
+            if field_file and field_file.storage.exists(field_file.name):
+                field_file.storage.delete(field_file.name)

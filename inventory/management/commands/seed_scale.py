@@ -1,0 +1,37 @@
+"""`manage.py seed_scale`: the benchmark dataset, a large hospital's year (PostgreSQL only).
+
+Reuses the dataset already in the database when it has the size asked for; `--rebuild` empties
+the database's application tables and generates it again. See inventory/services/scale_data.py.
+"""
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from inventory.services.scale_data import SIZES, ensure_dataset
+
+
+class Command(BaseCommand):
+    help = (
+        "Generate the benchmark dataset on PostgreSQL: --size small (CI) or full (20,000 products, 60 locations, "
+        "~2,000,000 movements, ~300,000 HIS lines, 200,000 units in stock); --movements N scales the ledger. "
+        "An existing dataset of the same size is reused. THIS EMPTIES THE DATABASE when it (re)builds: use a "
+        "database of its own."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--size", choices=sorted(SIZES), default="small")
+        parser.add_argument("--movements", type=int, help="ledger rows to generate (uses and stock scale with it)")
+        parser.add_argument("--rebuild", action="store_true", help="generate again even if the dataset exists")
+
+    def handle(self, *args: object, size: str, movements: int | None, rebuild: bool, **options: object) -> None:
+        chosen = SIZES[size]
+        if movements is not None:
+            if movements < 1000:
+                raise CommandError("--movements must be at least 1000")
+            chosen = chosen.with_movements(movements)
+        try:
+            info = ensure_dataset(chosen, rebuild=rebuild, progress=self.stdout.write)
+        except RuntimeError as error:
+            raise CommandError(str(error)) from error
+        counts = ", ".join(f"{name} {value:,}" for name, value in info["counts"].items())
+        self.stdout.write(self.style.SUCCESS(
+            f"dataset {chosen.name}: hospital {info['hospital_id']}, {info['period_start']} – {info['period_end']}; {counts}"
+        ))

@@ -1,0 +1,37 @@
+"""`make bench` end to end on a tiny workload, so that CI proves the harness works.
+
+The small dataset is generated (COPY, PostgreSQL only) into the test database, then every benchmark
+runs once with a handful of operations — gunicorn included — and the report is written. No timing
+is asserted: CI machines vary; bench/README.md holds the figures of a real run.
+"""
+import json
+
+import pytest
+
+from bench.harness import BENCHMARKS, Options, run_benchmarks
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def test_every_benchmark_runs_once_and_reports_its_figures(tmp_path, settings):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    report = run_benchmarks(Options(size="small", workload="smoke", results_dir=tmp_path, raise_errors=True,
+                                    progress=lambda line: None))
+    report.write(tmp_path / "latest.json")
+
+    written = json.loads((tmp_path / "latest.json").read_text())
+    figures = written["figures"]
+    assert {figure["benchmark"] for figure in figures} == set(BENCHMARKS)
+    assert all(figure["available"] and len(figure["samples"]) == 1 for figure in figures)
+    assert all(figure["ratio"] is not None for figure in figures if figure["baseline"])
+    assert written["dataset"]["counts"]["movements"] > 10_000
+    table = report.table()
+    assert "cabinet" in table and "median" in table
+
+
+def test_the_dataset_is_reused_when_it_is_there(settings):
+    from inventory.services.scale_data import SIZES, ensure_dataset
+
+    first = ensure_dataset(SIZES["small"], progress=lambda line: None)
+    again = ensure_dataset(SIZES["small"], progress=lambda line: None)
+    assert again["built_at"] == first["built_at"]
