@@ -894,7 +894,7 @@ class _Generator:
                    self.keeper.pk, self.keeper.pk, self.at(t + 20 * MINUTE))
 
     def acceptance_rows(self) -> Iterable[tuple]:
-        note_time = {pk: t for pk, t in self.notes.values()}
+        note_time = dict(self.notes.values())
         for line in self.delivery_lines:
             yield (line[0], line[0], AcceptanceRecord.Decision.ACCEPTED, "", "[]", line[11], self.keeper.pk,
                    self.at(note_time[line[1]] + 20 * MINUTE))
