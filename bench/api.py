@@ -114,23 +114,25 @@ def _clients(context: Context) -> list[_Client]:
 
     workload = context.workload
     needed = workload.api_warmup + workload.repeat * workload.api_requests
-    tokens = list(Token.objects.filter(user__username__startswith=NURSE_PREFIX).select_related("user").order_by(
-        "user__username"))
     fresh = timezone.localdate() + datetime.timedelta(days=30)
-    clients, taken = [], set()
-    for index in range(workload.api_clients):
-        token = tokens[index % len(tokens)]
+    usable = Unit.objects.filter(status=UnitStatus.IN_STOCK, expiry__gt=fresh, product__his_charge_code__gt="")
+    nurses = []  # (units left in the store, token, department, store), most stocked first
+    for token in Token.objects.filter(user__username__startswith=NURSE_PREFIX).select_related("user"):
         department = token.user.departments.get()
         store = Location.objects.get(department=department, kind=Location.Kind.DEPARTMENT_STORE)
+        nurses.append([usable.filter(location=store).count(), token, department, store])
+    clients, taken = [], set()
+    for index in range(workload.api_clients):
         # The first client also sends the one-client measurement.
         wanted = needed + (workload.repeat * workload.api_requests if index == 0 else 0)
-        units = list(
-            Unit.objects.filter(location=store, status=UnitStatus.IN_STOCK, expiry__gt=fresh,
-                                product__his_charge_code__gt="").exclude(pk__in=taken).order_by("?")
-            .values_list("pk", flat=True)[:wanted]
-        )
+        # A nurse of each department in turn while there are more clients than departments, the best
+        # stocked stores first: clients never run out of units to use.
+        nurses.sort(key=lambda nurse: (-sum(1 for c in clients if c.department == nurse[2].pk), nurse[0]), reverse=True)
+        left, token, department, store = nurses[0]
+        units = list(usable.filter(location=store).exclude(pk__in=taken).order_by("?").values_list("pk", flat=True)[:wanted])
         if len(units) < wanted:
             raise RuntimeError(f"only {len(units)} units in stock at {store} for the consumption benchmark, {wanted} needed")
+        nurses[0][0] = left - len(units)
         taken.update(units)
         clients.append(_Client(token.key, department.pk, units))
     return clients

@@ -69,12 +69,8 @@ def run(context: Context) -> list[Figure]:
             executemany = n / _timed(lambda rows=rows: _executemany(raw, rows))
             figures["copy"].add(n / _timed(lambda rows=rows: _copy(raw, rows)), executemany)
             figures["autocommit"].add(n / _timed(lambda rows=rows: _autocommit(raw, rows)), executemany)
-            # The stations take turns: this repetition's units move into one store, the next's back.
-            station = devices["BENCH-RCV-1" if repetition % 2 == 0 else "BENCH-RCV-2"]
-            other = devices["BENCH-RCV-2" if repetition % 2 == 0 else "BENCH-RCV-1"]
-            codes = _units_at(other.location, station.location, 2 * n)
-            if len(codes) < 2 * n:
-                raise RuntimeError(f"only {len(codes)} units in stock to shuttle between the stations' stores")
+            # The pool of units moves as a whole into the other station's receiving area, and back next time.
+            station, codes = _shuttle(context, devices, 2 * n)
             for path, chunk in (("service", codes[:n]), ("http", codes[n:])):
                 events = _scan_events(chunk, f"{context.run_id}-r{repetition}-{path}")
                 with context.profiled(f"ingest-receipt-{path}") if repetition == 0 else _nothing():
@@ -182,19 +178,51 @@ def _autocommit(raw: psycopg.Connection, rows: list[tuple]) -> None:
 # --- the measured paths ------------------------------------------------------------------------------
 
 
-def _units_at(source, target, count: int) -> list[str]:
-    """Scannable codes of units in stock at `source` (else at other stores), not expired, not at `target`."""
-    from inventory.models import Location, Unit, UnitStatus
+RECEIVING_AREAS = {"BENCH-RCV-1": ("RCV-A", "收货区A（基准测试）"), "BENCH-RCV-2": ("RCV-B", "收货区B（基准测试）")}
 
+
+def _shuttle(context: Context, devices: dict, count: int):
+    """The receiving station to scan at, and the codes of the `count` units to scan there.
+
+    Each station sits at a receiving area of its own (created the first time, next to the central
+    warehouse), so that the benchmark moves no department's stock: a pool of `count` units, taken
+    once from the central warehouse, moves between the two areas, all of it each repetition.
+    """
+    from inventory.actors import Actor
+    from inventory.models import Location, Unit, UnitStatus, User
+    from inventory.services.scale_data import KEEPER
+    from inventory.services.stock import transfer_stock
+
+    hospital = context.hospital
+    warehouse = Location.objects.get(hospital=hospital, code="CW")
+    areas = {}
+    for code, (area_code, name) in RECEIVING_AREAS.items():
+        area, _ = Location.objects.get_or_create(
+            hospital=hospital, code=area_code,
+            defaults={"name": name, "kind": Location.Kind.CENTRAL_WAREHOUSE, "parent": warehouse,
+                      "department_id": warehouse.department_id},
+        )
+        device = devices[code]
+        if device.location_id != area.pk:
+            device.location = area
+            device.save(update_fields=["location"])
+        areas[code] = area
     fresh = timezone.localdate() + datetime.timedelta(days=30)
-    units = Unit.objects.filter(status=UnitStatus.IN_STOCK, expiry__gt=fresh, hospital_id=source.hospital_id)
-    codes = list(units.filter(location=source).order_by("?").values_list("udi_raw", flat=True)[:count])
-    if len(codes) < count:
-        stores = Location.objects.filter(hospital_id=source.hospital_id, kind=Location.Kind.DEPARTMENT_STORE).exclude(
-            pk=target.pk)
-        codes += list(units.filter(location__in=stores).exclude(udi_raw__in=codes).order_by("?").values_list(
-            "udi_raw", flat=True)[: count - len(codes)])
-    return codes
+    units = Unit.objects.filter(hospital=hospital, status=UnitStatus.IN_STOCK, expiry__gt=fresh)
+    held = {code: list(units.filter(location=area).order_by("pk")) for code, area in areas.items()}
+    source = max(held, key=lambda code: len(held[code]))
+    target = next(code for code in held if code != source)
+    keeper = Actor(user=User.objects.get(username=KEEPER))
+    missing = count - len(held[source])
+    if missing > 0:  # the first run, or an earlier run stopped half-way: fill the pool up, not timed
+        more = held[target][:missing]
+        more += list(units.filter(location=warehouse).order_by("pk")[: missing - len(more)])
+        transfer_stock(actor=keeper, hospital=hospital, to_location=areas[source], units=more,
+                       idempotency_key=f"bench-receiving-pool-{context.run_id}-{time.monotonic_ns()}")
+        held[source] += more
+    if len(held[source]) < count:
+        raise RuntimeError(f"only {len(held[source])} units for the receiving stations, {count} needed")
+    return devices[target], [unit.udi_raw for unit in held[source][:count]]
 
 
 def _random_codes(count: int) -> list[str]:
