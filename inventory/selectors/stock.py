@@ -169,6 +169,34 @@ def _unit_text_condition(text: str) -> Q:
     return condition | Q(di=parsed.di)
 
 
+SUGGESTIONS = 20
+
+
+def find_product(products: QuerySet, code: str) -> Product | None:
+    """The product of `products` whose internal code (any case) or UDI-DI is `code`, or whose UDI-DI a
+    scanned UDI carries."""
+    found = products.filter(Q(internal_code__iexact=code) | Q(udi_di=code)).order_by("internal_code").first()
+    if found is not None:
+        return found
+    try:
+        parsed = parse_udi(code)
+    except ParseError:
+        return None
+    return products.filter(udi_di=parsed.di).order_by("internal_code").first() if parsed.di else None
+
+
+def suggest_products(scope: StockScope, text: str) -> list[Product]:
+    """Up to SUGGESTIONS active products of the scope whose code or UDI-DI starts with `text`, or whose
+    name contains it: what a product field offers as one types."""
+    text = text.strip()
+    if not text:
+        return []
+    matching = scope.products().filter(is_active=True).filter(
+        Q(internal_code__istartswith=text) | Q(udi_di__startswith=text) | Q(name__icontains=text)
+    )
+    return list(matching.order_by("internal_code")[:SUGGESTIONS])
+
+
 def filter_lot_balances(scope: StockScope, filters: StockFilters) -> QuerySet:
     """The lot balances of the scope matching the filters (status does not apply to lots; empty
     balances are left out), soonest expiry first. A lot's supplier is the one with a supply

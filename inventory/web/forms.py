@@ -1,11 +1,14 @@
 """Forms of the web pages: sign-in, the stock and alert filters, alert notes, the workstation."""
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from devices.models import Device
 from inventory.models import Alert, Product, UnitStatus
-from inventory.selectors.stock import ANY_STATUS, ON_HAND, StockFilters, StockScope
+from inventory.selectors.stock import ANY_STATUS, ON_HAND, StockFilters, StockScope, find_product
 
 
 class SignInForm(AuthenticationForm):
@@ -22,6 +25,32 @@ class ProductChoiceField(forms.ModelChoiceField):
         return " ".join(part for part in (product.internal_code, product.name, product.specification) if part)
 
 
+class ProductCodeField(forms.CharField):
+    """A product given by its internal code or UDI-DI: typed, scanned, or picked from the suggestions
+    the page fetches as one types (product-field.js). A hospital's catalog holds tens of thousands of
+    products, far too many for a drop-down."""
+
+    default_error_messages = {"unknown": _("No product with the code “%(code)s” in your catalog.")}
+
+    def __init__(self, **kwargs: object) -> None:
+        kwargs.setdefault("max_length", 300)
+        kwargs.setdefault("widget", forms.TextInput(attrs={
+            "list": "product-suggestions", "autocomplete": "off", "spellcheck": "false",
+            "placeholder": _("Code, name or UDI-DI"),
+        }))
+        super().__init__(**kwargs)
+        self.queryset: QuerySet = Product.objects.none()
+
+    def clean(self, value: object) -> Product | None:
+        code = super().clean(value)
+        if not code:
+            return None
+        product = find_product(self.queryset, code)
+        if product is None:
+            raise ValidationError(self.error_messages["unknown"], code="unknown", params={"code": code})
+        return product
+
+
 class StockFilterForm(forms.Form):
     """The stock page's filters, read from the query string; choices limited to the person's scope."""
 
@@ -31,8 +60,7 @@ class StockFilterForm(forms.Form):
         label=_("Search or scan"), required=False, max_length=300,
         widget=forms.TextInput(attrs={"placeholder": _("Serial, lot, product or scanned UDI"), "type": "search"}),
     )
-    product = ProductChoiceField(label=_("Product"), queryset=Product.objects.none(), required=False,
-                                 empty_label=_("All products"))
+    product = ProductCodeField(label=_("Product"), required=False)
     location = forms.ModelChoiceField(label=_("Location"), queryset=None, required=False,
                                       empty_label=_("All locations"))
     status = forms.ChoiceField(label=_("Status"), required=False)
@@ -44,7 +72,8 @@ class StockFilterForm(forms.Form):
 
     def __init__(self, data: object, *, scope: StockScope) -> None:
         super().__init__(data)
-        self.fields["product"].queryset = scope.products().order_by("internal_code")
+        self.fields["product"].queryset = scope.products()
+        self.fields["product"].widget.attrs["data-suggest-url"] = reverse("web:product-suggestions")
         self.fields["location"].queryset = scope.locations().order_by("code")
         self.fields["supplier"].queryset = scope.suppliers()
         self.fields["status"].choices = [(ON_HAND, _("On hand")), (ANY_STATUS, _("Any status")), *UnitStatus.choices]

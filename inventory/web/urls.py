@@ -23,6 +23,7 @@ urlpatterns = [
     path("logout/", auth.SignOutView.as_view(), name="logout"),
     path("stock/", stock.units, name="stock"),
     path("stock/lots/", stock.lots, name="stock-lots"),
+    path("products/suggest/", stock.product_suggestions, name="product-suggestions"),
     path("units/<int:pk>/", trace.unit_trace, name="unit-trace"),
     path("scan/", trace.scan, name="scan"),
     path("alerts/", alerts.alert_list, name="alerts"),

@@ -31,7 +31,10 @@ def test_keeper_signs_in_finds_a_unit_in_stock_and_opens_its_trace(page, world):
 
     page.get_by_role("link", name="库存").click()
     expect(page.locator("[data-result-count]")).to_have_attribute("data-result-count", "3")
-    page.select_option("#id_product", str(world.product.pk))
+    product_field = page.locator("#id_product")
+    product_field.press_sequentially(world.product.name[:4], delay=20)
+    expect(page.locator(f'#product-suggestions option[value="{world.product.internal_code}"]')).to_have_count(1)
+    product_field.fill(world.product.internal_code)
     page.select_option("#id_status", "ANY")
     page.get_by_role("button", name="筛选").click()
     expect(page.locator("[data-result-count]")).to_have_attribute("data-result-count", "3")

@@ -164,7 +164,11 @@ def test_stock_filters(world, query, expected):
 def test_stock_filters_by_product_location_supplier_and_expiry(world):
     keeper = client_for(world.keeper)
     stock = reverse("web:stock")
-    assert serials(keeper.get(stock, {"product": world.consigned_product.pk})) == ["SN-C1"]
+    assert serials(keeper.get(stock, {"product": world.consigned_product.internal_code})) == ["SN-C1"]
+    assert serials(keeper.get(stock, {"product": world.consigned_product.internal_code.lower()})) == ["SN-C1"]
+    assert serials(keeper.get(stock, {"product": world.product.udi_di})) == ["SN-A1", "SN-A2"]
+    scanned = gs1_udi(world.product.udi_di, serial="SN-A9", lot="LOT-A")
+    assert serials(keeper.get(stock, {"product": scanned, "status": "ANY"})) == ["SN-A1", "SN-A2", "SN-A3"]
     assert serials(keeper.get(stock, {"supplier": world.supplier.pk, "status": "ANY"})) == ["SN-A1", "SN-A2", "SN-A3"]
     assert serials(keeper.get(stock, {"location": world.cabinet.pk, "status": "ANY"})) == []
     assert serials(keeper.get(stock, {"location": world.warehouse.pk})) == ["SN-A1", "SN-A2", "SN-C1"]
@@ -186,9 +190,42 @@ def test_a_bad_filter_value_is_explained_and_the_rest_still_filters(world):
 
 def test_another_hospitals_product_cannot_be_chosen_as_a_filter(world):
     foreign_product = world.foreign_unit.product
-    response = client_for(world.keeper).get(reverse("web:stock"), {"product": foreign_product.pk, "status": "ANY"})
+    response = client_for(world.keeper).get(
+        reverse("web:stock"), {"product": foreign_product.internal_code, "status": "ANY"})
     assert "SN-X1" not in serials(response)
     assert 'class="problems"' in text(response)
+
+
+def test_an_unknown_product_code_is_explained_and_filters_nothing(world):
+    response = client_for(world.keeper).get(reverse("web:stock"), {"product": "NO-SUCH-CODE"})
+    assert serials(response) == ["SN-A1", "SN-A2", "SN-C1"]
+    page = text(response)
+    assert 'class="problems"' in page and "NO-SUCH-CODE" in page
+    assert 'value="NO-SUCH-CODE"' in page  # what was typed stays in the field
+
+
+def test_the_product_field_suggests_the_persons_products_as_one_types(world):
+    suggest = reverse("web:product-suggestions")
+    keeper = client_for(world.keeper)
+    by_code = keeper.get(suggest, {"q": world.consigned_product.internal_code[:-1].lower()}).json()["products"]
+    assert world.consigned_product.internal_code in [product["code"] for product in by_code]
+    by_name = keeper.get(suggest, {"q": "可降解"}).json()["products"]
+    assert by_name == [{"code": world.consigned_product.internal_code,
+                        "label": " ".join(filter(None, [world.consigned_product.name,
+                                                        world.consigned_product.specification]))}]
+    foreign = world.foreign_unit.product
+    assert keeper.get(suggest, {"q": foreign.internal_code}).json()["products"] == []  # another hospital's
+    assert keeper.get(suggest, {"q": "  "}).json() == {"products": []}
+    assert Client().get(suggest, {"q": "a"}).status_code == 302  # signed in only
+
+
+def test_product_suggestions_are_capped(world):
+    from inventory.selectors.stock import SUGGESTIONS
+
+    factories.ProductFactory.create_batch(SUGGESTIONS + 5, hospital=world.product.hospital, name="批量导管")
+    products = client_for(world.keeper).get(reverse("web:product-suggestions"), {"q": "批量"}).json()["products"]
+    assert len(products) == SUGGESTIONS
+    assert [product["code"] for product in products] == sorted(product["code"] for product in products)
 
 
 def test_stock_is_paginated(world, monkeypatch):

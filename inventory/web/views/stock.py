@@ -1,6 +1,6 @@
 """The stock page: units (一物一码) and lot balances, filtered, paginated, exported as CSV or XLSX."""
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -11,6 +11,7 @@ from inventory.selectors.stock import (
     filter_lot_balances,
     filter_units,
     lot_export_rows,
+    suggest_products,
     unit_export_rows,
 )
 from inventory.web.access import web_page
@@ -40,6 +41,17 @@ def lots(request: HttpRequest) -> HttpResponse:
     if (export := EXPORTS.get(request.GET.get("export", ""))) is not None:
         return export(_filename("lots", request.GET["export"]), LOT_COLUMNS, lot_export_rows(queryset))
     return _render(request, "web/stock/lots.html", form, queryset, scope)
+
+
+@web_page()
+def product_suggestions(request: HttpRequest) -> JsonResponse:
+    """The products a product field offers for what has been typed so far (product-field.js)."""
+    products = suggest_products(StockScope.of(request.user), request.GET.get("q", "")[:300])
+    return JsonResponse({"products": [
+        {"code": product.internal_code,
+         "label": " ".join(part for part in (product.name, product.specification) if part)}
+        for product in products
+    ]})
 
 
 def _render(request: HttpRequest, template: str, form: StockFilterForm, queryset: object, scope: StockScope) -> HttpResponse:
