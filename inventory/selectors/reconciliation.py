@@ -12,12 +12,12 @@ Periods are local calendar days in settings.TIME_ZONE, end day included; the fun
 import datetime
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.db import connection
 from django.db.models import (
     BigIntegerField,
     Case,
-    Count,
     DateTimeField,
     DecimalField,
     Exists,
@@ -234,15 +234,20 @@ def ledger_against_stock(hospital: Hospital) -> list[StockDifference]:
 # --- usage against HIS billing ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class UsageTotal:
-    """What was used on one encounter under one HIS charge code in the period (refunds excluded)."""
+class UsageTotal(NamedTuple):
+    """What was used on one encounter under one HIS charge code in the period (refunds excluded).
+
+    A year holds one per use or so: a light tuple, its amount rounded only when read."""
 
     encounter: str
     code: str
     product_id: int
     quantity: int
-    amount: Decimal
+    summed_amount: Decimal | float | None
+
+    @property
+    def amount(self) -> Decimal:
+        return cents(self.summed_amount)
 
 
 def usage_by_key(hospital: Hospital, start: datetime.datetime, end: datetime.datetime) -> dict[tuple[str, str], UsageTotal]:
@@ -256,9 +261,7 @@ def usage_by_key(hospital: Hospital, start: datetime.datetime, end: datetime.dat
         .order_by("encounter", "code")
     )
     return {
-        (g["encounter"], g["code"]): UsageTotal(
-            g["encounter"], g["code"], g["used_product"], g["used"], cents(g["used_amount"])
-        )
+        (g["encounter"], g["code"]): UsageTotal(g["encounter"], g["code"], g["used_product"], g["used"], g["used_amount"])
         for g in groups
     }
 
@@ -313,31 +316,48 @@ def _near(uses: QuerySet[Consumption], value: str) -> tuple[Subquery, Subquery]:
     )
 
 
-@dataclass(frozen=True)
-class BilledTotal:
+class BilledTotal(NamedTuple):
     encounter: str
     code: str
     quantity: int
-    amount: Decimal
+    summed_amount: Decimal
     lines: int
     linked: int  # lines naming one of our charges
 
+    @property
+    def amount(self) -> Decimal:
+        return cents(self.summed_amount)
 
-def billed_totals_by_key(lines: QuerySet[HisSettlementLine]) -> dict[tuple[str, str], BilledTotal]:
-    """The lines of `billed_lines` summed per (encounter, billed_for): refunds (negative lines) net out."""
-    groups = (
-        lines.values("encounter", code=F("billed_for"))
-        .annotate(
-            billed=Sum("quantity"), billed_amount=Sum("amount", output_field=MONEY), line_count=Count("pk"),
-            linked=Count("pk", filter=Q(charge__isnull=False)),
-        )
-        .order_by("encounter", "code")
-    )
+
+# What a billed line row holds (`billed_line_rows`).
+LINE_FIELDS = (
+    "his_line_id", "encounter", "his_charge_code", "nhsa_code", "quantity", "unit_price", "amount", "settled_at",
+    "charge_id", "use_pk", "billed_for",
+)
+
+
+def billed_line_rows(
+    hospital: Hospital, start: datetime.datetime, end: datetime.datetime, grace: datetime.timedelta
+) -> list[dict]:
+    """The lines of `billed_lines` as plain rows, in settlement order: read once per run, since
+    matching a line to its use is the costly part of the query."""
+    lines = billed_lines(hospital, start, end, grace)
+    return list(lines.values(*LINE_FIELDS).order_by("settled_at", "his_line_id"))
+
+
+def billed_totals_by_key(rows: list[dict]) -> dict[tuple[str, str], BilledTotal]:
+    """The rows of `billed_line_rows` summed per (encounter, billed_for): refunds (negative lines) net out."""
+    sums: dict[tuple[str, str], list] = {}
+    for row in rows:
+        key = (row["encounter"], row["billed_for"])
+        total = sums.setdefault(key, [0, Decimal(0), 0, 0])
+        total[0] += row["quantity"]
+        total[1] += row["amount"]
+        total[2] += 1
+        total[3] += row["charge_id"] is not None
     return {
-        (g["encounter"], g["code"]): BilledTotal(
-            g["encounter"], g["code"], g["billed"], cents(g["billed_amount"]), g["line_count"], g["linked"]
-        )
-        for g in groups
+        key: BilledTotal(key[0], key[1], quantity, amount, count, linked)
+        for key, (quantity, amount, count, linked) in sums.items()
     }
 
 
@@ -462,10 +482,9 @@ class PeriodTotals:
         }
 
 
-def period_totals(
-    hospital: Hospital, start: datetime.datetime, end: datetime.datetime, lines: QuerySet[HisSettlementLine]
-) -> PeriodTotals:
-    """Received (RECEIPT movements, at unit or lot cost), consumed (not refunded) and billed (`lines`)."""
+def period_totals(hospital: Hospital, start: datetime.datetime, end: datetime.datetime, lines: list[dict]) -> PeriodTotals:
+    """Received (RECEIPT movements, at unit or lot cost), consumed (not refunded) and billed (the
+    rows of `billed_line_rows`)."""
     lot_cost = LotBalance.objects.filter(
         product=OuterRef("product"), lot=OuterRef("lot"), location=OuterRef("to_location")
     ).values("unit_cost")[:1]
@@ -484,12 +503,10 @@ def period_totals(
         total_quantity=Coalesce(Sum("quantity"), 0),
         total_amount=Sum(ExpressionWrapper(F("unit_price") * F("quantity"), output_field=MONEY)),
     )
-    billed = lines.aggregate(
-        total_quantity=Coalesce(Sum("quantity"), 0), total_amount=Sum("amount", output_field=MONEY)
-    )
     return PeriodTotals(
         received["total_quantity"], cents(received["total_amount"]), consumed["total_quantity"],
-        cents(consumed["total_amount"]), billed["total_quantity"], cents(billed["total_amount"]),
+        cents(consumed["total_amount"]), sum(line["quantity"] for line in lines),
+        cents(sum((line["amount"] for line in lines), Decimal(0))),
     )
 
 

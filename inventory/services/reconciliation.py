@@ -78,14 +78,12 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from inventory.errors import Refusal, Refused
 from inventory.models import (
     Consumption,
     Finding,
-    HisSettlementLine,
     Hospital,
     Location,
     Product,
@@ -97,7 +95,7 @@ from inventory.selectors.reconciliation import (
     BilledTotal,
     UsageTotal,
     agreements_by_product,
-    billed_lines,
+    billed_line_rows,
     billed_totals_by_key,
     cents,
     expired_lots_in_stock,
@@ -255,7 +253,7 @@ def reconcile(hospital: Hospital, period_start: datetime.date, period_end: datet
     """
     start, end = period_bounds(period_start, period_end)
     grace = datetime.timedelta(days=billing_grace_days())
-    lines = billed_lines(hospital, start, end, grace)
+    lines = billed_line_rows(hospital, start, end, grace)
     context = _Context.load(hospital)
     findings = [
         *_inventory_findings(hospital, context),
@@ -299,13 +297,15 @@ class _Context:
 
     products: dict[int, Product]
     locations: dict[int, Location]
+    by_charge_code: dict[str, Product]  # the first product (by id) of each HIS charge code
 
     @classmethod
     def load(cls, hospital: Hospital) -> "_Context":
-        return cls(
-            Product.objects.filter(hospital=hospital).in_bulk(),
-            Location.objects.filter(hospital=hospital).in_bulk(),
-        )
+        products = Product.objects.filter(hospital=hospital).in_bulk()
+        by_charge_code = {}
+        for pk in sorted(products):
+            by_charge_code.setdefault(products[pk].his_charge_code, products[pk])
+        return cls(products, Location.objects.filter(hospital=hospital).in_bulk(), by_charge_code)
 
     def product_label(self, product: Product | None) -> str:
         return f"{product.internal_code} {product.name}" if product else "?"
@@ -367,12 +367,11 @@ def _inventory_findings(hospital: Hospital, context: _Context) -> list[Finding]:
 
 
 def _billing_findings(
-    hospital: Hospital, start: datetime.datetime, end: datetime.datetime, lines: QuerySet[HisSettlementLine],
-    context: _Context,
+    hospital: Hospital, start: datetime.datetime, end: datetime.datetime, lines: list[dict], context: _Context
 ) -> list[Finding]:
     usage, billed = usage_by_key(hospital, start, end), billed_totals_by_key(lines)
     unbilled, unused, exceeding = [], [], []
-    for key in sorted(usage.keys() | billed.keys()):
+    for key in usage.keys() | billed.keys():
         used = usage[key].quantity if key in usage else 0
         bill = billed[key].quantity if key in billed else 0
         if used > bill:
@@ -380,12 +379,15 @@ def _billing_findings(
                 unbilled.append(key)
         elif bill > used:
             (exceeding if used else unused).append(key)
+    for keys in (unbilled, unused, exceeding):
+        keys.sort()
     pairs = _substitution_pairs(unbilled, unused, usage, billed)
     paired = {key for pair in pairs for key in pair}
     encounters = {encounter for encounter, _ in [*unbilled, *unused, *exceeding]}
     uses, bills = _usage_evidence(hospital, start, end, encounters), _billing_evidence(lines, encounters)
     findings = [
-        _line_finding(row, use, agreements, context) for row, use, agreements in _matched_lines(hospital, lines, context)
+        _line_finding(row, use, agreements, context)
+        for row, use, agreements in _matched_lines(hospital, start, end, lines, context)
     ]
     findings = [finding for finding in findings if finding is not None]
     for key in unbilled:
@@ -435,18 +437,11 @@ def _usage_evidence(
     return rows
 
 
-_LINE_FIELDS = (
-    "his_line_id", "encounter", "his_charge_code", "nhsa_code", "quantity", "unit_price", "amount", "settled_at",
-    "charge_id",
-)
-
-
-def _billing_evidence(lines: QuerySet[HisSettlementLine], encounters: set[str]) -> dict[tuple[str, str], list[dict]]:
+def _billing_evidence(lines: list[dict], encounters: set[str]) -> dict[tuple[str, str], list[dict]]:
     rows = defaultdict(list)
-    for line in lines.filter(encounter__in=encounters).values(*_LINE_FIELDS, "billed_for").order_by(
-        "settled_at", "his_line_id"
-    ):
-        rows[(line["encounter"], line["billed_for"])].append(_line_row(line))
+    for line in lines:
+        if line["encounter"] in encounters:
+            rows[(line["encounter"], line["billed_for"])].append(_line_row(line))
     return rows
 
 
@@ -485,8 +480,7 @@ def _quantity_finding(
 
 
 def _product_by_code(context: _Context, code: str) -> Product | None:
-    matches = sorted((p for p in context.products.values() if p.his_charge_code == code), key=lambda p: p.pk)
-    return matches[0] if matches else None
+    return context.by_charge_code.get(code)
 
 
 def _paired_substitution(used: UsageTotal, billed: BilledTotal, uses: dict, bills: dict, context: _Context) -> Finding:
@@ -506,7 +500,7 @@ def _paired_substitution(used: UsageTotal, billed: BilledTotal, uses: dict, bill
 
 
 def _matched_lines(
-    hospital: Hospital, lines: QuerySet[HisSettlementLine], context: _Context
+    hospital: Hospital, start: datetime.datetime, end: datetime.datetime, lines: list[dict], context: _Context
 ) -> list[tuple[dict, Consumption, list[SupplyAgreement]]]:
     """Each positive line of the period that may break a code or price rule, with the use it bills
     and the price history of that product.
@@ -515,17 +509,15 @@ def _matched_lines(
     something and was no gift, breaks none of the rules of `_line_finding`: such lines (nearly all
     of them) are left out on plain values, so that a year's lines do not all become model instances.
     """
-    rows = list(
-        lines.filter(quantity__gt=0, use_pk__isnull=False)
-        .values(*_LINE_FIELDS, "use_pk")
-        .order_by("settled_at", "his_line_id")
-    )
-    facts = {
-        pk: (context.products[product_id], unit_price, bool(is_gift))
-        for pk, product_id, unit_price, is_gift in Consumption.objects.filter(
-            pk__in={row["use_pk"] for row in rows}
-        ).values_list("pk", "product_id", "unit_price", "unit__is_gift")
-    }
+    rows = [line for line in lines if line["quantity"] > 0 and line["use_pk"] is not None]
+    # A line's use happened in the period (that is what puts the line in it): read the period's uses
+    # rather than naming a year's worth of them.
+    facts_of = ("pk", "product_id", "unit_price", "unit__is_gift")
+    in_period = Consumption.objects.filter(hospital=hospital, occurred_at__gte=start, occurred_at__lt=end)
+    facts = {pk: (context.products[product], price, bool(gift)) for pk, product, price, gift in in_period.values_list(*facts_of)}
+    if missing := {row["use_pk"] for row in rows} - facts.keys():
+        facts.update({pk: (context.products[product], price, bool(gift))
+                      for pk, product, price, gift in Consumption.objects.filter(pk__in=missing).values_list(*facts_of)})
 
     def may_break_a_rule(row: dict) -> bool:
         product, purchase_price, is_gift = facts[row["use_pk"]]
