@@ -1,9 +1,11 @@
-"""Device event ingest: store the raw event first, then process it, exactly once per event id.
+"""Device event ingest: store the raw event and process it, exactly once per event id.
 
-Every adapter (HTTP endpoint, MQTT bridge, serial reader) calls `ingest_event`. The raw event is
-committed before processing starts, so nothing a device said is lost even if processing fails; a
-replay of the same (device, event_id) returns the stored outcome and applies nothing; the same id
-with a different body is refused (409).
+Every adapter (HTTP endpoint, MQTT bridge, serial reader) calls `ingest_event` or `ingest_batch`.
+An event, or a whole batch, is stored and processed in one transaction: a handler that fails rolls
+back only its savepoint and leaves the event stored as REFUSED or FAILED with the reason; if the
+transaction itself fails nothing is kept and the device, which has no acknowledgement, sends the
+same events again. A replay of the same (device, event_id) returns the stored outcome and applies
+nothing; the same id with a different body is refused (409).
 
 Out-of-order delivery: events are stored in arrival order but carry the device's `occurred_at`;
 handlers that depend on order (cabinet sessions) compare `occurred_at`, never arrival order, and
@@ -104,26 +106,35 @@ def body_hash(body: dict) -> str:
 
 
 def ingest_event(*, device: Device, body: object) -> IngestOutcome:
-    """Store one raw event (once per device + event_id), then process it; return its outcome."""
+    """Store one raw event (once per device + event_id) and process it, in one transaction.
+
+    If the transaction fails nothing is kept and the device sends the event again; a handler that
+    fails only rolls back its own savepoint, and the event is kept as FAILED or REFUSED."""
     event_id, kind, occurred_at, payload = validate_event(body)
     _check_addressed_to(device, body)
     digest = body_hash(body)
-    try:
-        with transaction.atomic():
-            event = DeviceEvent.objects.create(
-                device=device, event_id=event_id, kind=kind, occurred_at=occurred_at, payload=payload,
-                body_sha256=digest,
-            )
-    except IntegrityError:
-        first = DeviceEvent.objects.get(device=device, event_id=event_id)
-        if first.body_sha256 != digest:
-            raise EventRejected(
-                "EVENT_CONFLICT", f"event_id {event_id} was already received with a different body", status=409
-            ) from None
-        return IngestOutcome(first, replayed=True)
-    _mark_seen(device)
-    process_event(event)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                event = DeviceEvent.objects.create(
+                    device=device, event_id=event_id, kind=kind, occurred_at=occurred_at, payload=payload,
+                    body_sha256=digest,
+                )
+        except IntegrityError:
+            return IngestOutcome(_first_of_same_body(device, event_id, digest), replayed=True)
+        _mark_seen(device)
+        process_event(event)
     return IngestOutcome(event, replayed=False)
+
+
+def _first_of_same_body(device: Device, event_id: str, digest: str) -> DeviceEvent:
+    """The stored event a replay designates, or EVENT_CONFLICT if it was sent with another body."""
+    first = DeviceEvent.objects.get(device=device, event_id=event_id)
+    if first.body_sha256 != digest:
+        raise EventRejected(
+            "EVENT_CONFLICT", f"event_id {event_id} was already received with a different body", status=409
+        )
+    return first
 
 
 def ingest_body(*, device: Device, body: object) -> IngestOutcome | list[dict]:
@@ -140,7 +151,8 @@ def ingest_body(*, device: Device, body: object) -> IngestOutcome | list[dict]:
 
 
 def ingest_batch(*, device: Device, bodies: list) -> list[dict]:
-    """Ingest several events in order. The whole batch is checked first: one malformed event
+    """Ingest several events in order, in one transaction (if it fails the device resends the
+    batch, and event ids make that safe). The whole batch is checked first: one malformed event
     rejects the batch and stores nothing; conflicts are reported per event."""
     if not bodies or len(bodies) > MAX_BATCH:
         raise EventRejected("INVALID_BATCH", f"a batch holds 1 to {MAX_BATCH} events")
@@ -150,13 +162,14 @@ def ingest_batch(*, device: Device, bodies: list) -> list[dict]:
             _check_addressed_to(device, body)
         except EventRejected as rejected:
             raise EventRejected(rejected.code, f"event {index}: {rejected.detail}", rejected.status) from None
-    outcomes = []
-    for body in bodies:
-        try:
-            outcomes.append(ingest_event(device=device, body=body).as_dict())
-        except EventRejected as rejected:
-            outcomes.append({"event_id": body["event_id"], "status": "REJECTED", "error_code": rejected.code,
-                             "error_detail": rejected.detail})
+    with transaction.atomic():
+        outcomes = []
+        for body in bodies:
+            try:
+                outcomes.append(ingest_event(device=device, body=body).as_dict())
+            except EventRejected as rejected:
+                outcomes.append({"event_id": body["event_id"], "status": "REJECTED", "error_code": rejected.code,
+                                 "error_detail": rejected.detail})
     return outcomes
 
 
