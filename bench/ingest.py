@@ -93,7 +93,7 @@ def run(context: Context) -> list[Figure]:
         raw.commit()
     figures["receipt-service"].note = (
         f"{n} events per repetition in batches of {workload.ingest_batch}; each receipt scan locks and transfers one "
-        "unit (StockOrder + Movement), each event is committed before and after processing"
+        "unit; a batch is one transaction, its receipt scans one StockOrder with one Movement per unit"
     )
     return list(figures.values())
 

@@ -1,9 +1,11 @@
-"""Device event ingest: store the raw event first, then process it, exactly once per event id.
+"""Device event ingest: store the raw event and process it, exactly once per event id.
 
-Every adapter (HTTP endpoint, MQTT bridge, serial reader) calls `ingest_event`. The raw event is
-committed before processing starts, so nothing a device said is lost even if processing fails; a
-replay of the same (device, event_id) returns the stored outcome and applies nothing; the same id
-with a different body is refused (409).
+Every adapter (HTTP endpoint, MQTT bridge, serial reader) calls `ingest_event` or `ingest_batch`.
+An event, or a whole batch, is stored and processed in one transaction: a handler that fails rolls
+back only its savepoint and leaves the event stored as REFUSED or FAILED with the reason; if the
+transaction itself fails nothing is kept and the device, which has no acknowledgement, sends the
+same events again. A replay of the same (device, event_id) returns the stored outcome and applies
+nothing; the same id with a different body is refused (409).
 
 Out-of-order delivery: events are stored in arrival order but carry the device's `occurred_at`;
 handlers that depend on order (cabinet sessions) compare `occurred_at`, never arrival order, and
@@ -15,6 +17,8 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import groupby
+from operator import attrgetter
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -52,7 +56,12 @@ class IngestOutcome:
 
 
 Handler = Callable[[DeviceEvent], dict]
+# Processes a run of consecutive events of one kind together: for each event in order, its result
+# or the Refused that refuses it. It must change nothing that its events' own handlers would not.
+BatchHandler = Callable[[list[DeviceEvent]], list[dict | Refused]]
 _HANDLERS: dict[str, Handler] = {}
+_BATCH_HANDLERS: dict[str, BatchHandler] = {}
+OUTCOME_FIELDS = ["status", "result", "error_code", "error_detail", "processed_at"]
 
 
 def handles(kind: str) -> Callable[[Handler], Handler]:
@@ -60,6 +69,16 @@ def handles(kind: str) -> Callable[[Handler], Handler]:
 
     def register(handler: Handler) -> Handler:
         _HANDLERS[kind] = handler
+        return handler
+
+    return register
+
+
+def handles_batch(kind: str) -> Callable[[BatchHandler], BatchHandler]:
+    """Register the processor of a run of events of one kind (scans of one batch)."""
+
+    def register(handler: BatchHandler) -> BatchHandler:
+        _BATCH_HANDLERS[kind] = handler
         return handler
 
     return register
@@ -104,26 +123,33 @@ def body_hash(body: dict) -> str:
 
 
 def ingest_event(*, device: Device, body: object) -> IngestOutcome:
-    """Store one raw event (once per device + event_id), then process it; return its outcome."""
+    """Store one raw event (once per device + event_id) and process it, in one transaction.
+
+    If the transaction fails nothing is kept and the device sends the event again; a handler that
+    fails only rolls back its own savepoint, and the event is kept as FAILED or REFUSED."""
     event_id, kind, occurred_at, payload = validate_event(body)
     _check_addressed_to(device, body)
     digest = body_hash(body)
-    try:
-        with transaction.atomic():
-            event = DeviceEvent.objects.create(
-                device=device, event_id=event_id, kind=kind, occurred_at=occurred_at, payload=payload,
-                body_sha256=digest,
-            )
-    except IntegrityError:
-        first = DeviceEvent.objects.get(device=device, event_id=event_id)
-        if first.body_sha256 != digest:
-            raise EventRejected(
-                "EVENT_CONFLICT", f"event_id {event_id} was already received with a different body", status=409
-            ) from None
-        return IngestOutcome(first, replayed=True)
-    _mark_seen(device)
-    process_event(event)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                event = DeviceEvent.objects.create(
+                    device=device, event_id=event_id, kind=kind, occurred_at=occurred_at, payload=payload,
+                    body_sha256=digest,
+                )
+        except IntegrityError:
+            return IngestOutcome(_first_of_same_body(device, event_id, digest), replayed=True)
+        _mark_seen(device)
+        process_event(event)
     return IngestOutcome(event, replayed=False)
+
+
+def _first_of_same_body(device: Device, event_id: str, digest: str) -> DeviceEvent:
+    """The stored event a replay designates, or EVENT_CONFLICT if it was sent with another body."""
+    first = DeviceEvent.objects.get(device=device, event_id=event_id)
+    if first.body_sha256 != digest:
+        raise _conflict(event_id)
+    return first
 
 
 def ingest_body(*, device: Device, body: object) -> IngestOutcome | list[dict]:
@@ -140,40 +166,135 @@ def ingest_body(*, device: Device, body: object) -> IngestOutcome | list[dict]:
 
 
 def ingest_batch(*, device: Device, bodies: list) -> list[dict]:
-    """Ingest several events in order. The whole batch is checked first: one malformed event
-    rejects the batch and stores nothing; conflicts are reported per event."""
+    """Ingest several events in order, in one transaction (if it fails the device resends the
+    batch, and event ids make that safe). The whole batch is checked first: one malformed event
+    rejects the batch and stores nothing; conflicts are reported per event.
+
+    Set-based: one query finds the ids already stored, one INSERT stores the new events, runs of
+    scans are processed together (`handles_batch`), one UPDATE records every outcome. A replay
+    (an id stored before, or twice in the batch) answers the first event's outcome."""
     if not bodies or len(bodies) > MAX_BATCH:
         raise EventRejected("INVALID_BATCH", f"a batch holds 1 to {MAX_BATCH} events")
+    incoming = []
     for index, body in enumerate(bodies):
         try:
-            validate_event(body)
+            incoming.append(_Incoming(body, *validate_event(body), body_hash(body)))
             _check_addressed_to(device, body)
         except EventRejected as rejected:
             raise EventRejected(rejected.code, f"event {index}: {rejected.detail}", rejected.status) from None
-    outcomes = []
-    for body in bodies:
+    with transaction.atomic():
         try:
-            outcomes.append(ingest_event(device=device, body=body).as_dict())
-        except EventRejected as rejected:
-            outcomes.append({"event_id": body["event_id"], "status": "REJECTED", "error_code": rejected.code,
-                             "error_detail": rejected.detail})
-    return outcomes
+            with transaction.atomic():
+                answers, new_events = _store_batch(device, incoming)
+        except IntegrityError:  # another request stored one of these ids meanwhile: one event at a time
+            return [_ingest_one(device, item.body) for item in incoming]
+        if new_events:
+            _mark_seen(device)
+            process_events(new_events)
+    return [answer if isinstance(answer, dict) else answer.as_dict() for answer in answers]
+
+
+@dataclass(frozen=True)
+class _Incoming:
+    body: dict
+    event_id: str
+    kind: str
+    occurred_at: datetime.datetime
+    payload: dict
+    digest: str
+
+
+def _store_batch(device: Device, incoming: list["_Incoming"]) -> tuple[list, list[DeviceEvent]]:
+    """Insert the events not stored yet; return the answer for each body (an outcome, or the
+    rejection dict of a conflict) and the new events in batch order."""
+    first_of = {
+        event.event_id: event
+        for event in DeviceEvent.objects.filter(device=device, event_id__in={item.event_id for item in incoming})
+    }
+    answers: list[IngestOutcome | dict] = []
+    new_events = []
+    for item in incoming:
+        first = first_of.get(item.event_id)
+        if first is None:
+            first = first_of[item.event_id] = DeviceEvent(
+                device=device, event_id=item.event_id, kind=item.kind, occurred_at=item.occurred_at,
+                payload=item.payload, body_sha256=item.digest,
+            )
+            new_events.append(first)
+            answers.append(IngestOutcome(first, replayed=False))
+        elif first.body_sha256 != item.digest:
+            answers.append(_rejection(item.event_id, _conflict(item.event_id)))
+        else:
+            answers.append(IngestOutcome(first, replayed=True))
+    DeviceEvent.objects.bulk_create(new_events)
+    return answers, new_events
+
+
+def _ingest_one(device: Device, body: dict) -> dict:
+    try:
+        return ingest_event(device=device, body=body).as_dict()
+    except EventRejected as rejected:
+        return _rejection(body["event_id"], rejected)
+
+
+def _rejection(event_id: str, rejected: EventRejected) -> dict:
+    return {"event_id": event_id, "status": "REJECTED", "error_code": rejected.code, "error_detail": rejected.detail}
+
+
+def _conflict(event_id: str) -> EventRejected:
+    return EventRejected("EVENT_CONFLICT", f"event_id {event_id} was already received with a different body", status=409)
 
 
 def process_event(event: DeviceEvent) -> None:
-    """Run the kind's handler in its own transaction and record how it went on the event."""
+    """Run the kind's handler in a savepoint and record how it went on the event."""
+    _run_handler(event)
+    event.save(update_fields=OUTCOME_FIELDS)
+
+
+def process_events(events: list[DeviceEvent]) -> None:
+    """Process stored events in order: a run of consecutive events of a kind with a batch handler
+    together, each other event in its own savepoint; then record every outcome in one UPDATE."""
+    for kind, run in groupby(events, key=attrgetter("kind")):
+        run = list(run)
+        if kind in _BATCH_HANDLERS:
+            _run_batch_handler(_BATCH_HANDLERS[kind], run)
+        else:
+            for event in run:
+                _run_handler(event)
+    DeviceEvent.objects.bulk_update(events, OUTCOME_FIELDS)
+
+
+def _run_handler(event: DeviceEvent) -> None:
     handler = _HANDLERS.get(event.kind)
     try:
         with transaction.atomic():
-            event.result = handler(event) if handler else {}
-            event.status = DeviceEvent.Status.PROCESSED
-    except Refused as refused:
-        event.status, event.error_code, event.error_detail = DeviceEvent.Status.REFUSED, refused.code, refused.detail
-    except Exception as error:  # a device must never be able to take the ingest path down
-        logger.exception("processing %s failed", event)
-        event.status, event.error_code, event.error_detail = DeviceEvent.Status.FAILED, "ERROR", repr(error)
+            _record(event, handler(event) if handler else {})
+    except Exception as error:
+        _record(event, error)
+
+
+def _run_batch_handler(handler: BatchHandler, events: list[DeviceEvent]) -> None:
+    try:
+        with transaction.atomic():
+            outcomes = handler(events)
+    except Exception:  # the run's work is rolled back; one event at a time tells which one fails
+        logger.exception("processing %d %s events together failed", len(events), events[0].kind)
+        for event in events:
+            _run_handler(event)
+        return
+    for event, outcome in zip(events, outcomes, strict=True):
+        _record(event, outcome)
+
+
+def _record(event: DeviceEvent, outcome: dict | Exception) -> None:
+    if isinstance(outcome, Refused):
+        event.status, event.error_code, event.error_detail = DeviceEvent.Status.REFUSED, outcome.code, outcome.detail
+    elif isinstance(outcome, Exception):  # a device must never be able to take the ingest path down
+        logger.error("processing %s failed", event, exc_info=outcome)
+        event.status, event.error_code, event.error_detail = DeviceEvent.Status.FAILED, "ERROR", repr(outcome)
+    else:
+        event.result, event.status = outcome, DeviceEvent.Status.PROCESSED
     event.processed_at = timezone.now()
-    event.save(update_fields=["status", "result", "error_code", "error_detail", "processed_at"])
 
 
 def _check_addressed_to(device: Device, body: dict) -> None:

@@ -34,15 +34,37 @@ class ScanResolution:
 
 def resolve_scan(hospital: Hospital, raw: str, *, separator: str | None = None) -> ScanResolution:
     """Parse a scanned code and find its product and (for a serialised code) its unit."""
-    try:
-        parsed = parse_udi(raw, separator=separator)
-    except ParseError as error:
-        raise Refused(Refusal.UDI_UNPARSEABLE, detail=str(error)) from error
-    product = Product.objects.filter(hospital=hospital, udi_di=parsed.di).first()
-    unit = None
-    if parsed.serial:
-        unit = Unit.objects.filter(hospital=hospital, di=parsed.di, serial=parsed.serial).first()
-    return ScanResolution(parsed, product, unit)
+    resolution = resolve_scans(hospital, [raw], separator=separator)[0]
+    if isinstance(resolution, Refused):
+        raise resolution
+    return resolution
+
+
+def resolve_scans(
+    hospital: Hospital, codes: list[str], *, separator: str | None = None
+) -> list[ScanResolution | Refused]:
+    """`resolve_scan` for many codes in two queries: for each code in order, its resolution, or
+    the UDI_UNPARSEABLE refusal of a code that cannot be read."""
+    parsed: list[ParsedUDI | Refused] = []
+    for raw in codes:
+        try:
+            parsed.append(parse_udi(raw, separator=separator))
+        except ParseError as error:
+            parsed.append(Refused(Refusal.UDI_UNPARSEABLE, detail=str(error)))
+    readable = [udi for udi in parsed if isinstance(udi, ParsedUDI)]
+    dis = {udi.di for udi in readable}
+    serials = {udi.serial for udi in readable if udi.serial}
+    products = {product.udi_di: product for product in Product.objects.filter(hospital=hospital, udi_di__in=dis)}
+    units = {}
+    if serials:
+        units = {
+            (unit.di, unit.serial): unit
+            for unit in Unit.objects.filter(hospital=hospital, di__in=dis, serial__in=serials)
+        }
+    return [
+        udi if isinstance(udi, Refused) else ScanResolution(udi, products.get(udi.di), units.get((udi.di, udi.serial)))
+        for udi in parsed
+    ]
 
 
 def find_unit_by_udi(hospital: Hospital, raw: str, *, separator: str | None = None) -> Unit:

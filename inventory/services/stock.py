@@ -3,17 +3,20 @@
 One function per document kind, all built on `_execute_order`: validate, lock (units by primary
 key, then lot balances by primary key), collect every problem before refusing, then write one
 StockOrder and one movement per unit or lot line — all or nothing, once per idempotency key.
+`transfer_units_each` is the one exception to all or nothing: a receiving station's batch of
+scans moves every unit that can move and reports the others, with the same checks.
 """
 import datetime
 from dataclasses import dataclass
 
+from django.db import transaction
 from django.utils import timezone
 
 from inventory.actors import Actor
 from inventory.errors import Problem, Refusal, Refused
 from inventory.models import Hospital, Location, LotBalance, Movement, Product, StockOrder, Supplier, Unit, UnitStatus
 from inventory.services.idempotency import run_once
-from inventory.services.ledger import expiry_lock_problem, move_lot, move_unit, transition_problem
+from inventory.services.ledger import expiry_lock_problem, move_lot, move_unit, move_units, transition_problem
 
 MOVABLE_STATUSES = frozenset({UnitStatus.ACCEPTED, UnitStatus.IN_STOCK, UnitStatus.IN_CABINET})
 
@@ -109,18 +112,14 @@ def _execute_order(
     }
 
     def perform() -> StockOrder:
-        locked_units = list(Unit.objects.select_for_update().filter(pk__in=[unit.pk for unit in units]).order_by("pk"))
+        locked_units = _lock_units(units)
         balances = _lock_balances(lots, spec.to_location)
         problems = [p for unit in locked_units for p in _unit_problems(unit, spec, from_location)]
         problems += _lot_problems(lots, balances, spec.to_location)
         problems += _expired_lot_problems(spec, balances)
         if problems:
             raise Refused(problems)
-        order = StockOrder.objects.create(
-            hospital=hospital, kind=spec.kind, to_location=spec.to_location, supplier=spec.supplier,
-            reason_code=spec.reason_code, note=spec.note, created_by=actor.user, created_by_device=actor.device,
-            occurred_at=occurred_at or timezone.now(),
-        )
+        order = _create_order(actor=actor, hospital=hospital, spec=spec, occurred_at=occurred_at)
         document = (Movement.DocumentType.STOCK_ORDER, order.pk)
         common = {
             "actor": actor, "document": document, "occurred_at": order.occurred_at,
@@ -144,6 +143,94 @@ def _execute_order(
         hospital=hospital, key=idempotency_key, operation=f"stock_order:{spec.kind}", payload=payload, perform=perform
     )
     return order
+
+
+def transfer_units_each(
+    *, actor: Actor, hospital: Hospital, to_location: Location, units: list[Unit], idempotency_key: str,
+    note: str = "",
+) -> tuple[StockOrder | None, list[list[Problem]]]:
+    """Move every unit that can move to `to_location` in one TRANSFER order; say why each other cannot.
+
+    Unlike `transfer_stock` (all or nothing), a unit that cannot move (already there, expired,
+    used…) is reported and the others still move; the checks are the same. `units` may name a
+    unit more than once, as a scanner reads it twice: its first mention moves it, a later one is
+    checked as the unit then stands (ALREADY_AT_LOCATION). Returns the order (None when nothing
+    moved) and, for each entry of `units` in order, its problems (empty: it moved). A request-wide
+    problem (inactive location…) is raised as `Refused`. Once per idempotency key: a replay
+    returns the first order, and reports as refused the units it did not move.
+    """
+    spec = _OrderSpec(StockOrder.Kind.TRANSFER, Movement.Kind.TRANSFER, None, to_location=to_location, note=note)
+    distinct = list({unit.pk: unit for unit in units}.values())
+    _refuse_bad_request(hospital, spec, distinct, [], None)
+    payload = {"kind": spec.kind, "each": True, "to": to_location.pk, "note": note,
+               "units": sorted(unit.pk for unit in distinct)}
+    locked: dict[int, Unit] = {}
+    first_problems: dict[int, list[Problem]] = {}
+
+    def perform() -> StockOrder:
+        locked.update((unit.pk, unit) for unit in _lock_units(distinct))
+        first_problems.update((pk, _unit_problems(unit, spec, None)) for pk, unit in locked.items())
+        movable = [unit for pk, unit in locked.items() if not first_problems[pk]]
+        if not movable:
+            raise _NothingToMove
+        order = _create_order(actor=actor, hospital=hospital, spec=spec)
+        move_units(
+            units=movable, kind=spec.movement_kind, to_status=to_location.holds_units_as, to_location=to_location,
+            actor=actor, idempotency_keys=[f"{hospital.pk}:{idempotency_key}:unit:{unit.pk}" for unit in movable],
+            document=(Movement.DocumentType.STOCK_ORDER, order.pk), occurred_at=order.occurred_at, note=note,
+        )
+        return order
+
+    with transaction.atomic():
+        try:
+            order, performed = run_once(
+                hospital=hospital, key=idempotency_key, operation=f"stock_order:{spec.kind}:each", payload=payload,
+                perform=perform,
+            )
+        except _NothingToMove:
+            order, performed = None, True
+        if not performed:
+            moved = set(
+                Movement.objects.filter(document_type=Movement.DocumentType.STOCK_ORDER, document_id=order.pk)
+                .values_list("unit_id", flat=True)
+            )
+            replayed_refusal = [Problem(Refusal.IDEMPOTENCY_CONFLICT, {"key": idempotency_key})]
+            first_problems.update((unit.pk, [] if unit.pk in moved else replayed_refusal) for unit in distinct)
+    return order, _problems_in_order(units, spec, locked, first_problems)
+
+
+class _NothingToMove(Exception):
+    """Every unit of a `transfer_units_each` was refused: no order, and the idempotency key stays free."""
+
+
+def _problems_in_order(
+    units: list[Unit], spec: _OrderSpec, locked: dict[int, Unit], first_problems: dict[int, list[Problem]]
+) -> list[list[Problem]]:
+    seen: set[int] = set()
+    problems = []
+    for unit in units:
+        if unit.pk not in first_problems:
+            problems.append([Problem(Refusal.NOT_FOUND, {"what": "unit"}, unit.pk)])
+        elif unit.pk in seen and unit.pk in locked:
+            problems.append(_unit_problems(locked[unit.pk], spec, None))
+        else:
+            problems.append(first_problems[unit.pk])
+        seen.add(unit.pk)
+    return problems
+
+
+def _lock_units(units: list[Unit]) -> list[Unit]:
+    return list(Unit.objects.select_for_update().filter(pk__in=[unit.pk for unit in units]).order_by("pk"))
+
+
+def _create_order(
+    *, actor: Actor, hospital: Hospital, spec: _OrderSpec, occurred_at: datetime.datetime | None = None
+) -> StockOrder:
+    return StockOrder.objects.create(
+        hospital=hospital, kind=spec.kind, to_location=spec.to_location, supplier=spec.supplier,
+        reason_code=spec.reason_code, note=spec.note, created_by=actor.user, created_by_device=actor.device,
+        occurred_at=occurred_at or timezone.now(),
+    )
 
 
 def _refuse_bad_request(

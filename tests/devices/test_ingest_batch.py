@@ -1,0 +1,187 @@
+"""A device's batch of events: one transaction, set-based storage and scan processing."""
+import datetime
+import threading
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from devices.models import Device, DeviceEvent
+from devices.services import ingest_batch, ingest_event
+from inventory.models import IdempotencyRecord, Movement, StockOrder, Unit
+from inventory.services.stock import transfer_stock
+from tests import factories
+from tests.concurrency import run_together
+from tests.conftest import stock_units
+from tests.factories import TODAY, gs1_udi
+
+WHEN = "2026-11-23T09:30:00+08:00"
+
+
+def scan(event_id, code):
+    return {"event_id": event_id, "kind": "scan", "occurred_at": WHEN, "payload": {"code": code}}
+
+
+def code_of(product, serial):
+    return gs1_udi(product.udi_di, serial=serial)
+
+
+@pytest.fixture
+def station(hospital, cath_lab_store):
+    return Device.objects.create(
+        hospital=hospital, code="RCV-1", name="RCV-1", kind=Device.Kind.WEDGE_SCANNER, location=cath_lab_store,
+        scan_mode=Device.ScanMode.RECEIVE_INTO_LOCATION,
+    )
+
+
+@pytest.fixture
+def bedside(hospital):
+    return Device.objects.create(hospital=hospital, code="BED-1", name="BED-1", kind=Device.Kind.WEDGE_SCANNER)
+
+
+def outcome_codes(outcomes):
+    return [(o["event_id"], o["status"], o["error_code"] or None) for o in outcomes]
+
+
+@pytest.mark.django_db
+def test_mixed_receipt_batch_moves_the_movable_units_in_one_order_and_refuses_each_other_scan(
+    station, keeper_actor, supplier, warehouse, cath_lab_store, product
+):
+    fresh, expired, twice, there = stock_units(keeper_actor, supplier, warehouse, product, ["A1", "A2", "A3", "A4"])
+    Unit.objects.filter(pk=expired.pk).update(expiry=TODAY - datetime.timedelta(days=1))
+    transfer_stock(actor=keeper_actor, hospital=warehouse.hospital, to_location=cath_lab_store, units=[there],
+                   idempotency_key="already-there")
+    orders_before = StockOrder.objects.count()
+
+    outcomes = ingest_batch(device=station, bodies=[
+        scan("s1", code_of(product, "A1")),
+        scan("s2", gs1_udi(factories.gtin(4242), serial="X")),
+        scan("s3", "%%garbage%%"),
+        scan("s4", code_of(product, "A2")),
+        scan("s5", code_of(product, "A3")),
+        scan("s6", code_of(product, "A3")),
+        scan("s7", code_of(product, "A4")),
+        scan("s8", code_of(product, "NOPE")),
+    ])
+
+    assert outcome_codes(outcomes) == [
+        ("s1", "PROCESSED", None), ("s2", "REFUSED", "PRODUCT_UNKNOWN"), ("s3", "REFUSED", "UDI_UNPARSEABLE"),
+        ("s4", "REFUSED", "UNIT_EXPIRED_LOCKED"), ("s5", "PROCESSED", None), ("s6", "REFUSED", "ALREADY_AT_LOCATION"),
+        ("s7", "REFUSED", "ALREADY_AT_LOCATION"), ("s8", "REFUSED", "NOT_FOUND"),
+    ]
+    order = StockOrder.objects.exclude(pk__in=[]).order_by("pk").last()
+    assert StockOrder.objects.count() == orders_before + 1
+    assert order.kind == StockOrder.Kind.TRANSFER and order.created_by_device == station
+    assert [o["result"]["stock_order"] for o in outcomes if o["status"] == "PROCESSED"] == [order.pk, order.pk]
+    assert outcomes[0]["result"]["unit"]["id"] == fresh.pk
+    moved = Movement.objects.filter(document_type=Movement.DocumentType.STOCK_ORDER, document_id=order.pk)
+    assert sorted(moved.values_list("unit_id", flat=True)) == sorted([fresh.pk, twice.pk])
+    assert set(Unit.objects.filter(location=cath_lab_store).values_list("pk", flat=True)) == {fresh.pk, twice.pk, there.pk}
+    stored = {event.event_id: event for event in DeviceEvent.objects.all()}
+    assert [stored[o["event_id"]].status for o in outcomes] == [o["status"] for o in outcomes]
+    assert stored["s6"].error_code == "ALREADY_AT_LOCATION" and stored["s6"].result == {}
+
+
+@pytest.mark.django_db
+def test_a_receipt_batch_with_nothing_movable_writes_no_order(station, keeper_actor, supplier, warehouse, product):
+    outcomes = ingest_batch(device=station, bodies=[scan("s1", "%%garbage%%"), scan("s2", code_of(product, "Z"))])
+    assert [o["error_code"] for o in outcomes] == ["UDI_UNPARSEABLE", "NOT_FOUND"]
+    assert not StockOrder.objects.exists() and not IdempotencyRecord.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_replayed_batch_changes_nothing_and_reports_replays(station, keeper_actor, supplier, warehouse, product):
+    stock_units(keeper_actor, supplier, warehouse, product, ["B1", "B2"])
+    batch = [scan("s1", code_of(product, "B1")), scan("s2", code_of(product, "B2")), scan("s3", "%%garbage%%")]
+    first = ingest_batch(device=station, bodies=batch)
+    station.refresh_from_db()
+    seen, counts = station.last_seen, (Movement.objects.count(), StockOrder.objects.count())
+
+    again = ingest_batch(device=station, bodies=[*batch, {**batch[0], "payload": {"code": "other"}}])
+
+    assert [o["replayed"] for o in again[:3]] == [True, True, True]
+    assert [(o["status"], o["result"]) for o in again[:3]] == [(o["status"], o["result"]) for o in first]
+    assert (again[3]["status"], again[3]["error_code"]) == ("REJECTED", "EVENT_CONFLICT")
+    assert (Movement.objects.count(), StockOrder.objects.count(), DeviceEvent.objects.count()) == (*counts, 3)
+    station.refresh_from_db()
+    assert station.last_seen == seen
+
+
+@pytest.mark.django_db
+def test_an_id_twice_in_one_batch_is_a_replay_or_a_conflict(bedside):
+    beat = {"event_id": "h", "kind": "heartbeat", "occurred_at": WHEN, "payload": {}}
+    outcomes = ingest_batch(device=bedside, bodies=[beat, beat, {**beat, "kind": "temperature"}])
+    assert [(o["status"], o.get("replayed")) for o in outcomes] == [
+        ("PROCESSED", False), ("PROCESSED", True), ("REJECTED", None),
+    ]
+    assert outcomes[2]["error_code"] == "EVENT_CONFLICT"
+    assert DeviceEvent.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_other_kinds_keep_their_handlers_in_batch_order(bedside, product):
+    outcomes = ingest_batch(device=bedside, bodies=[
+        {"event_id": "t1", "kind": "temperature", "occurred_at": WHEN, "payload": {"celsius": 4}},
+        scan("s1", code_of(product, "Q")),
+        {"event_id": "t2", "kind": "temperature", "occurred_at": WHEN, "payload": {"celsius": 400}},
+        scan("s2", "%%garbage%%"),
+    ])
+    assert outcome_codes(outcomes) == [
+        ("t1", "PROCESSED", None), ("s1", "PROCESSED", None), ("t2", "REFUSED", "INVALID_REQUEST"),
+        ("s2", "REFUSED", "UDI_UNPARSEABLE"),
+    ]
+    assert outcomes[1]["result"]["problem"]["code"] == "NOT_FOUND"
+    assert list(DeviceEvent.objects.order_by("pk").values_list("event_id", flat=True)) == ["t1", "s1", "t2", "s2"]
+
+
+@pytest.mark.django_db
+def test_a_batch_takes_a_constant_number_of_queries(
+    station, bedside, keeper_actor, supplier, warehouse, product, django_assert_max_num_queries
+):
+    units = stock_units(keeper_actor, supplier, warehouse, product, [f"C{k:02d}" for k in range(40)])
+    codes = [unit.udi_raw for unit in units]
+    lookups = [scan(f"l{k}", codes[k % len(codes)] if k % 7 else "%%garbage%%") for k in range(500)]
+    with django_assert_max_num_queries(12):
+        outcomes = ingest_batch(device=bedside, bodies=lookups)
+    assert {o["status"] for o in outcomes} == {"PROCESSED", "REFUSED"}
+
+    def receipt_queries(events):
+        with CaptureQueriesContext(connection) as queries:
+            outcomes = ingest_batch(device=station, bodies=events)
+        assert all(o["status"] == "PROCESSED" for o in outcomes)
+        return len(queries)
+
+    few = receipt_queries([scan(f"r{k}", code) for k, code in enumerate(codes[:4])])
+    many = receipt_queries([scan(f"r{k}", code) for k, code in enumerate(codes[4:], start=4)])
+    assert few == many <= 22, (few, many)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_event_stored_meanwhile_by_another_connection_is_neither_lost_nor_applied_twice(
+    station, keeper_actor, supplier, warehouse, cath_lab_store, product
+):
+    units = stock_units(keeper_actor, supplier, warehouse, product, ["D1", "D2", "D3"])
+    batch = [scan(f"s{k}", unit.udi_raw) for k, unit in enumerate(units)]
+    stored_meanwhile = threading.Event()
+
+    def send(index):
+        if index == 0:
+            with transaction.atomic():
+                single = ingest_event(device=station, body=batch[1])
+                stored_meanwhile.set()
+                threading.Event().wait(0.5)  # the batch's INSERT waits on this uncommitted event_id
+            return single.as_dict()
+        stored_meanwhile.wait(10)
+        return ingest_batch(device=station, bodies=batch)
+
+    single, outcomes = run_together(2, send)
+
+    assert single["status"] == "PROCESSED", single
+    assert [(o["event_id"], o["status"], o["replayed"]) for o in outcomes] == [
+        ("s0", "PROCESSED", False), ("s1", "PROCESSED", True), ("s2", "PROCESSED", False),
+    ]
+    assert outcomes[1]["result"] == single["result"]
+    assert DeviceEvent.objects.count() == 3
+    assert Movement.objects.filter(kind=Movement.Kind.TRANSFER).count() == 3
+    assert set(Unit.objects.filter(location=cath_lab_store).values_list("pk", flat=True)) == {u.pk for u in units}
