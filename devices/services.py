@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from itertools import groupby
 from operator import attrgetter
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -261,7 +261,33 @@ def process_events(events: list[DeviceEvent]) -> None:
         else:
             for event in run:
                 _run_handler(event)
-    DeviceEvent.objects.bulk_update(events, OUTCOME_FIELDS)
+    _save_outcomes(events)
+
+
+def _save_outcomes(events: list[DeviceEvent]) -> None:
+    """Write the events' outcome fields in one statement. On PostgreSQL an UPDATE … FROM unnest(…)
+    of one array per column: Django's bulk_update compiles a CASE per field and row, which took more
+    time than processing a batch of 500 scans."""
+    if connection.vendor != "postgresql":
+        DeviceEvent.objects.bulk_update(events, OUTCOME_FIELDS)
+        return
+    result = DeviceEvent._meta.get_field("result")
+    columns = {
+        "id": ("bigint", [event.pk for event in events]),
+        "status": ("text", [event.status for event in events]),
+        "result": ("jsonb", [result.get_db_prep_value(event.result, connection) for event in events]),
+        "error_code": ("text", [event.error_code for event in events]),
+        "error_detail": ("text", [event.error_detail for event in events]),
+        "processed_at": ("timestamptz", [event.processed_at for event in events]),
+    }
+    arrays = ", ".join(f"%s::{sql_type}[]" for sql_type, _ in columns.values())
+    assignments = ", ".join(f"{name} = outcome.{name}" for name in OUTCOME_FIELDS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {DeviceEvent._meta.db_table} AS event SET {assignments} "  # names from the model
+            f"FROM unnest({arrays}) AS outcome({', '.join(columns)}) WHERE event.id = outcome.id",
+            [values for _, values in columns.values()],
+        )
 
 
 def _run_handler(event: DeviceEvent) -> None:
