@@ -3,9 +3,9 @@
 Two kinds of scan, each sent as batches (`{"events": [...]}`):
 
 - receipt scans: a receiving station (scan_mode RECEIVE_INTO_LOCATION) moves each scanned unit into
-  its department store — the scan is resolved, the unit locked and transferred, the event stored
-  first and its outcome recorded. The two stations sit at two department stores and take turns,
-  so the units shuttle between them and the dataset stays as it was;
+  its receiving area — the scan is resolved, the unit locked and transferred, the event and its
+  outcome stored. The two stations sit at two receiving areas of their own and take turns, so one
+  pool of units shuttles between them and the departments' stock stays as it was;
 - consumption scans: a bedside scanner (scan_mode LOOKUP) resolves each scanned UDI to its unit,
   as before a use is registered (the use itself is benchmark 4).
 
@@ -13,7 +13,8 @@ Each goes through the service (`devices.services.ingest_batch`, in process) and 
 endpoint (`POST /api/v1/devices/events/` on gunicorn, one client). The baseline is the same number
 of rows, of the same columns as a device event, inserted with raw psycopg into a plain table:
 `executemany` in one transaction (the ratio's denominator), and COPY; a row-per-transaction
-insert is shown too, as the price of committing each event on its own.
+insert is shown too, as the price of committing each event on its own, and the GS1 parse of the
+same codes alone (`parse_udi`, no database): a ceiling that no ingest path parsing with biip can pass.
 """
 from __future__ import annotations
 
@@ -57,6 +58,8 @@ def run(context: Context) -> list[Figure]:
         "copy": Figure("ingest", "raw COPY", "rows/s", baseline_name=baseline, higher_is_better=True),
         "autocommit": Figure("ingest", "raw INSERT, one transaction per row", "rows/s", baseline_name=baseline,
                              higher_is_better=True),
+        "parse": Figure("ingest", "GS1 parse alone (parse_udi, no database)", "codes/s", baseline_name=baseline,
+                        higher_is_better=True),
     }
     n = workload.ingest_events
     with psycopg.connect(database_url()) as raw, gunicorn(
@@ -78,6 +81,8 @@ def run(context: Context) -> list[Figure]:
                 _check(outcomes, "receipt", expect_order=True)
                 figures[f"receipt-{path}"].add(n / seconds, executemany)
             bedside = devices["BENCH-BEDSIDE"]
+            codes = _random_codes(n)
+            figures["parse"].add(n / _timed(lambda codes=codes: _parse_all(codes)), executemany)
             for path in ("service", "http"):
                 events = _scan_events(_random_codes(n), f"{context.run_id}-r{repetition}-lookup-{path}")
                 with context.profiled(f"ingest-consumption-{path}") if repetition == 0 else _nothing():
@@ -110,6 +115,13 @@ def _issue_token(device) -> str:
     token = device.issue_token()
     device.save(update_fields=["token_hash"])
     return token
+
+
+def _parse_all(codes: list[str]) -> None:
+    from devices.identification import parse_udi
+
+    for code in codes:
+        parse_udi(code)
 
 
 def _timed(action) -> float:
