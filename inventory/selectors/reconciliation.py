@@ -128,21 +128,55 @@ class FlowRow:
         return {**{f.name: getattr(self, f.name) for f in fields(self)}, "closing": self.closing}
 
 
-def _flow_side(hospital: Hospital, start: datetime.datetime, end: datetime.datetime, side: str) -> QuerySet:
-    """Movements grouped by (product, the location on `side`): before the period, and per column in it."""
-    in_period = Q(occurred_at__gte=start)
-    totals = {
-        name: Coalesce(Sum("quantity", filter=in_period & Q(kind__in=kinds)), 0)
-        for name, kinds in _FLOW_COLUMNS.items()
-    }
-    totals["other"] = Coalesce(Sum("quantity", filter=in_period & ~Q(kind__in=_NAMED_KINDS)), 0)
-    totals["before"] = Coalesce(Sum("quantity", filter=Q(occurred_at__lt=start)), 0)
-    return (
-        Movement.objects.filter(hospital=hospital, occurred_at__lt=end, **{f"{side}__isnull": False})
-        .values("product", place=F(side))
-        .annotate(**totals)
-        .order_by("product", "place")
-    )
+# Each column of the 进销存 table: the movement kinds it sums (None: every kind no other column
+# names), the side of the movement it counts, and how: "net" adds what enters the location and
+# subtracts what leaves it; "out" counts what leaves as positive (and what enters, as its reversal,
+# as negative); "in_only" / "out_only" count one side only.
+_FLOW_SQL_COLUMNS = (
+    ("received", _FLOW_COLUMNS["received"], "net"),
+    ("transferred_in", _FLOW_COLUMNS["transferred"], "in_only"),
+    ("transferred_out", _FLOW_COLUMNS["transferred"], "out_only"),
+    ("consumed", _FLOW_COLUMNS["consumed"], "out"),
+    ("refunded", _FLOW_COLUMNS["refunded"], "net"),
+    ("returned", _FLOW_COLUMNS["returned"], "out"),
+    ("scrapped", _FLOW_COLUMNS["scrapped"], "out"),
+    ("adjusted", _FLOW_COLUMNS["adjusted"], "net"),
+    ("other", None, "net"),
+)
+_FLOW_SUMS = {"net": "side * quantity", "out": "-side * quantity", "in_only": "quantity", "out_only": "quantity"}
+_FLOW_SIDES = {"in_only": " AND side = 1", "out_only": " AND side = -1"}
+
+
+def _flow_sums(hospital: Hospital, start: datetime.datetime, end: datetime.datetime) -> list[tuple]:
+    """(product, location, opening, *columns of _FLOW_SQL_COLUMNS) for every product × location a
+    movement before `end` touched: one pass over the ledger, each movement counted on both sides."""
+    start, end = (connection.ops.adapt_datetimefield_value(moment) for moment in (start, end))
+    params: list = []
+    columns = []
+    for _, kinds, how in _FLOW_SQL_COLUMNS:
+        listed = _NAMED_KINDS if kinds is None else list(kinds)
+        membership = "NOT IN" if kinds is None else "IN"
+        columns.append(
+            f"COALESCE(SUM({_FLOW_SUMS[how]}) FILTER (WHERE occurred_at >= %s "
+            f"AND kind {membership} ({', '.join(['%s'] * len(listed))}){_FLOW_SIDES.get(how, '')}), 0)"
+        )
+        params += [start, *listed]
+    movement = Movement._meta.db_table
+    sql = f"""
+        SELECT product_id, location_id,
+               COALESCE(SUM(side * quantity) FILTER (WHERE occurred_at < %s), 0), {", ".join(columns)}
+        FROM (
+            SELECT product_id, to_location_id AS location_id, 1 AS side, kind, quantity, occurred_at
+              FROM {movement} WHERE hospital_id = %s AND occurred_at < %s AND to_location_id IS NOT NULL
+            UNION ALL
+            SELECT product_id, from_location_id, -1, kind, quantity, occurred_at
+              FROM {movement} WHERE hospital_id = %s AND occurred_at < %s AND from_location_id IS NOT NULL
+        ) moves
+        GROUP BY product_id, location_id
+    """  # table and column names come from the code; every value is a parameter
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [start, *params, hospital.pk, end, hospital.pk, end])
+        return cursor.fetchall()
 
 
 def stock_flows(hospital: Hospital, start: datetime.datetime, end: datetime.datetime) -> list[FlowRow]:
@@ -151,30 +185,12 @@ def stock_flows(hospital: Hospital, start: datetime.datetime, end: datetime.date
     Opening is the net of every movement before `start`; each column sums the movements of its
     kinds in the period, signed by direction (quantity into a location counts +, out of it −).
     """
-    rows: dict[tuple[int, int], FlowRow] = {}
-    for group in _flow_side(hospital, start, end, "to_location"):
-        row = rows.setdefault((group["product"], group["place"]), FlowRow(group["product"], group["place"]))
-        row.opening += group["before"]
-        row.received += group["received"]
-        row.transferred_in += group["transferred"]
-        row.consumed -= group["consumed"]
-        row.refunded += group["refunded"]
-        row.returned -= group["returned"]
-        row.scrapped -= group["scrapped"]
-        row.adjusted += group["adjusted"]
-        row.other += group["other"]
-    for group in _flow_side(hospital, start, end, "from_location"):
-        row = rows.setdefault((group["product"], group["place"]), FlowRow(group["product"], group["place"]))
-        row.opening -= group["before"]
-        row.received -= group["received"]
-        row.transferred_out += group["transferred"]
-        row.consumed += group["consumed"]
-        row.refunded -= group["refunded"]
-        row.returned += group["returned"]
-        row.scrapped += group["scrapped"]
-        row.adjusted -= group["adjusted"]
-        row.other -= group["other"]
-    kept = [row for row in rows.values() if not row.is_empty()]
+    names = ["opening", *(name for name, _, _ in _FLOW_SQL_COLUMNS)]
+    rows = [
+        FlowRow(product, location, **{name: int(value) for name, value in zip(names, values, strict=True)})
+        for product, location, *values in _flow_sums(hospital, start, end)
+    ]
+    kept = [row for row in rows if not row.is_empty()]
     products = Product.objects.in_bulk({row.product_id for row in kept})
     locations = Location.objects.in_bulk({row.location_id for row in kept})
     for row in kept:
