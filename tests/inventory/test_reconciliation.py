@@ -27,7 +27,7 @@ from openpyxl import load_workbook
 from inventory.actors import Actor
 from inventory.errors import Refused
 from inventory.models import Charge, Finding, LotBalance, Movement, ReconciliationRun, Unit
-from inventory.services import reconciliation
+from inventory.services import reconciliation, reports
 from inventory.services.cabinets import take_by_scan
 from inventory.services.consumption import ClinicalContext, consume_lot, consume_unit, refund_consumption
 from inventory.services.his import import_settlement_lines
@@ -585,6 +585,32 @@ def test_the_reports_of_a_run_are_the_same_bytes_when_made_again(scenario, clock
 
     assert {fmt: hashlib.sha256(data).hexdigest() for fmt, data in again.items()} == {
         "csv": run.csv_sha256, "xlsx": run.xlsx_sha256, "pdf": run.pdf_sha256}
+
+
+def sheet_values(sheet) -> list[list]:
+    return [[cell.value for cell in row] for row in sheet.iter_rows()]
+
+
+def as_read_back(rows: list[list]) -> list[list]:
+    """Rows as openpyxl reads them back: empty text is an empty cell, an amount a float."""
+    return [[None if value == "" else float(value) if isinstance(value, Decimal) else value for value in row]
+            for row in rows]
+
+
+def test_the_xlsx_report_reads_back_as_the_reports_rows_with_text_as_text(scenario):
+    run = reconcile_days(scenario, scenario.d3)
+    content = report_content(run)
+
+    workbook = load_workbook(io.BytesIO(read_stored(run.report_xlsx)))
+
+    summary = [[reports.TITLE], *content.header, [], reports.SUMMARY_HEADER, *content.summary, [],
+               reports.KINDS_HEADER, *content.kinds]
+    assert sheet_values(workbook["汇总"]) == [row + [None] * (4 - len(row)) for row in as_read_back(summary)]
+    assert sheet_values(workbook["发现"]) == as_read_back([reports.FINDINGS_HEADER, *content.findings])
+    assert sheet_values(workbook["进销存"]) == as_read_back([reports.INVENTORY_HEADER, *content.inventory])
+    findings = workbook["发现"]
+    assert findings.freeze_panes == "A2" and findings["A1"].font.b and not findings["A2"].font.b
+    assert findings["D2"].data_type == "s" and findings["L2"].number_format == "#,##0.00"
 
 
 # --- API -------------------------------------------------------------------------------------------
