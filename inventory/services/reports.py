@@ -1,14 +1,19 @@
 """The auditors' reports of a reconciliation run: CSV, XLSX and PDF, stored with their SHA-256.
 
-Each report holds the same three parts: the summary (totals received, consumed and billed;
-findings by type with their amounts), the findings, and the 进销存 table. The files are
-deterministic — the same run and data give the same bytes — so that the SHA-256 stored with each
-file (and shown by the API) can prove that a printed or downloaded report is the stored one:
+The CSV and XLSX hold the whole report: the summary (totals received, consumed and billed;
+findings by type with their amounts), the findings, and the 进销存 table, one row per product and
+location. The PDF — the document auditors print and sign — holds the summary and the findings,
+and of the 进销存 table its totals per location with a grand total, then names the detail: its
+number of rows and the SHA-256 of the CSV rendered with it. The files are deterministic — the same
+run and data give the same bytes — so that the SHA-256 stored with each file (and shown by the
+API) can prove that a printed or downloaded report is the stored one, and the signed PDF binds
+the detail it does not print:
 
 - every timestamp inside a file is the run's `finished_at` (XLSX document properties, created and
   modified, and the dates of its zip entries; reportlab's `invariant` mode fixes the PDF's own
   dates and id);
-- rows come in a fixed order (findings in their stored order, the table by location and product).
+- rows come in a fixed order (findings in their stored order, the table by location and product,
+  its totals by location in the table's order).
 
 Each report also prints the *data hash*: the SHA-256 of the report's content as canonical JSON,
 without the run's id and time. Two runs of the same period over the same data have the same data
@@ -30,7 +35,10 @@ from decimal import Decimal
 from django.core.files.base import ContentFile
 from django.utils import timezone
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ERROR_CODES
 from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
 from openpyxl.writer.excel import ExcelWriter
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
@@ -65,6 +73,9 @@ INVENTORY_HEADER = [
     "库位编码", "库位", "院内码", "产品名称", "期初", "入库", "调入", "调出", "使用", "退费回库", "退货", "报损", "盘点调整",
     "其他", "期末",
 ]
+_FIRST_QUANTITY = INVENTORY_HEADER.index("期初")
+# The 进销存 of the PDF: per location, its number of rows in the table and each quantity column summed.
+LOCATION_TOTALS_HEADER = ["库位编码", "库位", "明细行数", *INVENTORY_HEADER[_FIRST_QUANTITY:]]
 _INVENTORY_COLUMNS = (
     "location_code", "location_name", "product_code", "product_name", "opening", "received", "transferred_in",
     "transferred_out", "consumed", "refunded", "returned", "scrapped", "adjusted", "other", "closing",
@@ -163,7 +174,12 @@ def _decimal(value: str | None) -> Decimal | str:
 
 
 def render_reports(content: ReportContent) -> dict[str, bytes]:
-    return {"csv": render_csv(content), "xlsx": render_xlsx(content), "pdf": render_pdf(content)}
+    """The three files of a report; the CSV first, since the PDF names it by its SHA-256."""
+    csv_data = render_csv(content)
+    return {
+        "csv": csv_data, "xlsx": render_xlsx(content),
+        "pdf": render_pdf(content, csv_sha256=hashlib.sha256(csv_data).hexdigest()),
+    }
 
 
 def store_reports(run: ReconciliationRun) -> None:
@@ -217,17 +233,17 @@ def render_csv(content: ReportContent) -> bytes:
 
 
 def render_xlsx(content: ReportContent) -> bytes:
-    workbook = Workbook()
+    """The workbook in openpyxl's write-only mode: rows are streamed to the sheet's XML as they are
+    appended, instead of ~1.4 million cell objects (a large hospital's year) built and then saved."""
+    workbook = Workbook(write_only=True)
     moment = content.finished_at.astimezone(datetime.UTC).replace(tzinfo=None, microsecond=0)
     properties = workbook.properties
     properties.created = properties.modified = moment
     properties.creator = properties.lastModifiedBy = "SPD"
     properties.title = f"{TITLE} #{content.run_id}"
-    summary = workbook.active
-    summary.title = "汇总"
     top = [[TITLE], *content.header, []]
     totals = [SUMMARY_HEADER, *content.summary, []]
-    _fill(summary, [*top, *totals, KINDS_HEADER, *content.kinds], widths=(28, 70, 10, 14),
+    _fill(workbook.create_sheet("汇总"), [*top, *totals, KINDS_HEADER, *content.kinds], widths=(28, 70, 10, 14),
           bold_rows={1, len(top) + 1, len(top) + len(totals) + 1})
     _fill(workbook.create_sheet("发现"), [FINDINGS_HEADER, *content.findings], bold_rows={1}, freeze=True,
           widths=(6, 22, 12, 28, 16, 12, 16, 14, 12, 10, 10, 12, 80))
@@ -240,19 +256,37 @@ def render_xlsx(content: ReportContent) -> bytes:
 
 
 def _fill(sheet, rows: list[list], *, bold_rows: set[int], widths: tuple[int, ...], freeze: bool = False) -> None:
-    for row_number, row in enumerate(rows, start=1):
-        for column, value in enumerate(row, start=1):
-            cell = sheet.cell(row=row_number, column=column, value=value)
-            if isinstance(value, str):
-                cell.data_type = "s"  # never a formula, whatever the text starts with
-            elif isinstance(value, Decimal):
-                cell.number_format = "#,##0.00"
-            if row_number in bold_rows:
-                cell.font = Font(bold=True)
+    """Append `rows` to a write-only sheet; column widths and frozen panes are set first, as
+    write-only mode requires. Plain values need no cell object: only bold cells, amounts (number
+    format) and text that openpyxl would take for a formula or an error code are given one."""
     for index, width in enumerate(widths):
-        sheet.column_dimensions[chr(ord("A") + index)].width = width
+        sheet.column_dimensions[get_column_letter(index + 1)].width = width
     if freeze:
         sheet.freeze_panes = "A2"
+    bold = Font(bold=True)
+    for row_number, row in enumerate(rows, start=1):
+        if row_number in bold_rows:
+            sheet.append([_xlsx_cell(sheet, value, font=bold) for value in row])
+        elif any(isinstance(value, Decimal) or _typed_as_other_than_text(value) for value in row):
+            sheet.append([_xlsx_cell(sheet, value) for value in row])
+        else:
+            sheet.append(row)
+
+
+def _typed_as_other_than_text(value: object) -> bool:
+    """Text that openpyxl, given a plain value, would store as a formula or an error code."""
+    return isinstance(value, str) and (value.startswith("=") or value in ERROR_CODES)
+
+
+def _xlsx_cell(sheet, value: object, *, font: Font | None = None) -> WriteOnlyCell:
+    cell = WriteOnlyCell(sheet, value=value)
+    if isinstance(value, str):
+        cell.data_type = "s"  # never a formula, whatever the text starts with
+    elif isinstance(value, Decimal):
+        cell.number_format = "#,##0.00"
+    if font is not None:
+        cell.font = font
+    return cell
 
 
 def _with_fixed_zip_dates(data: bytes, moment: datetime.datetime) -> bytes:
@@ -273,8 +307,8 @@ FONT = "STSong-Light"
 CELL_FONT_SIZE, CELL_LEADING = 7, 9
 CELL_PADDING = 12  # reportlab's default left + right cell padding, in points
 # Tables are laid out in blocks of this many rows: reportlab splits a table across pages by copying
-# its remaining rows, which is quadratic in the table's length (a year's 进销存 table of a large
-# hospital has ~90,000 rows); blocks keep it linear. Each block starts with the header row.
+# its remaining rows, which is quadratic in the table's length (a large hospital's year has
+# thousands of findings); blocks keep it linear. Each block starts with the header row.
 TABLE_BLOCK_ROWS = 300
 
 
@@ -284,12 +318,15 @@ def _font() -> str:
     return FONT
 
 
-def render_pdf(content: ReportContent) -> bytes:
+def render_pdf(content: ReportContent, *, csv_sha256: str) -> bytes:
+    """The signed report: the 进销存 table only as totals per location, and a statement naming the
+    detail by its row count and `csv_sha256`, the SHA-256 of the CSV of the same content."""
     font = _font()
     styles = {
         "title": ParagraphStyle("title", fontName=font, fontSize=16, leading=20, spaceAfter=6),
         "heading": ParagraphStyle("heading", fontName=font, fontSize=12, leading=16, spaceBefore=8, spaceAfter=4),
         "cell": ParagraphStyle("cell", fontName=font, fontSize=7, leading=9, wordWrap="CJK"),
+        "note": ParagraphStyle("note", fontName=font, fontSize=9, leading=12, wordWrap="CJK", spaceBefore=4),
     }
     buffer = io.BytesIO()
     document = SimpleDocTemplate(
@@ -344,12 +381,28 @@ def render_pdf(content: ReportContent) -> bytes:
         Paragraph(f"发现（{len(content.findings)} 条）", styles["heading"]),
         *table(FINDINGS_HEADER, content.findings or [["无"] + [""] * 12],
                [9, 22, 16, 28, 18, 14, 18, 16, 16, 14, 14, 16, 76]),
-        Paragraph("进销存", styles["heading"]),
-        *table(INVENTORY_HEADER, content.inventory or [["无"] + [""] * 14],
-               [16, 26, 16, 40, *[14] * 11]),
+        Paragraph("进销存（按库位合计）", styles["heading"]),
+        *table(LOCATION_TOTALS_HEADER, inventory_by_location(content.inventory), [28, 50, 16, *[16] * 11]),
+        Paragraph(
+            f"进销存明细共 {len(content.inventory)} 行，见本次对账的 CSV / XLSX 报告，CSV 文件 SHA-256：{csv_sha256}",
+            styles["note"],
+        ),
     ]
     document.build(story, onFirstPage=footer, onLaterPages=footer)
     return buffer.getvalue()
+
+
+def inventory_by_location(inventory: list[list]) -> list[list]:
+    """The 进销存 table summed per location, in the table's order, then a grand-total row (合计)."""
+    width = len(LOCATION_TOTALS_HEADER) - 2  # the row count, then the quantities
+    by_location: dict[tuple, list[int]] = {}
+    for row in inventory:
+        totals = by_location.setdefault((row[0], row[1]), [0] * width)
+        totals[0] += 1
+        for index, value in enumerate(row[_FIRST_QUANTITY:], start=1):
+            totals[index] += value
+    grand = [sum(totals[index] for totals in by_location.values()) for index in range(width)]
+    return [*([code, name, *totals] for (code, name), totals in by_location.items()), ["合计", "", *grand]]
 
 
 def _text(value: object) -> str:

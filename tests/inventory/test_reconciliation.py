@@ -27,7 +27,7 @@ from openpyxl import load_workbook
 from inventory.actors import Actor
 from inventory.errors import Refused
 from inventory.models import Charge, Finding, LotBalance, Movement, ReconciliationRun, Unit
-from inventory.services import reconciliation
+from inventory.services import reconciliation, reports
 from inventory.services.cabinets import take_by_scan
 from inventory.services.consumption import ClinicalContext, consume_lot, consume_unit, refund_consumption
 from inventory.services.his import import_settlement_lines
@@ -40,6 +40,7 @@ from inventory.services.stock import LotQuantity, return_to_supplier, scrap, tra
 from spd.celery import app as celery_app
 from tests import factories
 from tests.conftest import api_client_for
+from tests.pdf_text import rows_through, shown_strings
 
 K = Finding.Kind
 REAL_NOW = timezone.now
@@ -585,6 +586,54 @@ def test_the_reports_of_a_run_are_the_same_bytes_when_made_again(scenario, clock
 
     assert {fmt: hashlib.sha256(data).hexdigest() for fmt, data in again.items()} == {
         "csv": run.csv_sha256, "xlsx": run.xlsx_sha256, "pdf": run.pdf_sha256}
+
+
+def sheet_values(sheet) -> list[list]:
+    return [[cell.value for cell in row] for row in sheet.iter_rows()]
+
+
+def as_read_back(rows: list[list]) -> list[list]:
+    """Rows as openpyxl reads them back: empty text is an empty cell, an amount a float."""
+    return [[None if value == "" else float(value) if isinstance(value, Decimal) else value for value in row]
+            for row in rows]
+
+
+def test_the_xlsx_report_reads_back_as_the_reports_rows_with_text_as_text(scenario):
+    run = reconcile_days(scenario, scenario.d3)
+    content = report_content(run)
+
+    workbook = load_workbook(io.BytesIO(read_stored(run.report_xlsx)))
+
+    summary = [[reports.TITLE], *content.header, [], reports.SUMMARY_HEADER, *content.summary, [],
+               reports.KINDS_HEADER, *content.kinds]
+    assert sheet_values(workbook["汇总"]) == [row + [None] * (4 - len(row)) for row in as_read_back(summary)]
+    assert sheet_values(workbook["发现"]) == as_read_back([reports.FINDINGS_HEADER, *content.findings])
+    assert sheet_values(workbook["进销存"]) == as_read_back([reports.INVENTORY_HEADER, *content.inventory])
+    findings = workbook["发现"]
+    assert findings.freeze_panes == "A2" and findings["A1"].font.b and not findings["A2"].font.b
+    assert findings["D2"].data_type == "s" and findings["L2"].number_format == "#,##0.00"
+
+
+def test_the_pdf_sums_the_csvs_stock_table_per_location_and_names_the_csv_by_its_hash(scenario):
+    run = reconcile_days(scenario, scenario.d3)
+    rows = list(csv.reader(io.StringIO(read_stored(run.report_csv).decode("utf-8-sig"))))
+    detail = rows[rows.index(["进销存"]) + 2:]
+    expected: dict[tuple, list[int]] = {}
+    for row in detail:
+        totals = expected.setdefault((row[0], row[1]), [0] * 12)
+        for index, value in enumerate([1, *map(int, row[4:])]):
+            totals[index] += value
+    grand = [sum(column) for column in zip(*expected.values(), strict=True)]
+
+    strings = shown_strings(read_stored(run.report_pdf))
+
+    assert len(expected) > 1 and grand[0] == len(detail) == len(run.summary["inventory"])
+    assert rows_through(strings, reports.LOCATION_TOTALS_HEADER, "合计") == [
+        [code, name, *map(str, totals)] for (code, name), totals in [*expected.items(), (("合计", ""), grand)]]
+    text = "".join(strings)
+    assert f"进销存明细共 {len(detail)} 行，见本次对账的 CSV / XLSX 报告，CSV 文件 SHA-256：{run.csv_sha256}" in text
+    assert run.summary["data_sha256"] in text
+    assert all(strings[i:i + 4] != reports.INVENTORY_HEADER[:4] for i in range(len(strings)))  # no detail
 
 
 # --- API -------------------------------------------------------------------------------------------
