@@ -125,8 +125,10 @@ class FlowRow:
         return not any(getattr(self, name) for name in QUANTITY_COLUMNS)
 
     def as_dict(self) -> dict:
-        return {**{f.name: getattr(self, f.name) for f in fields(self)}, "closing": self.closing}
+        return {**{name: getattr(self, name) for name in _FLOW_ROW_FIELDS}, "closing": self.closing}
 
+
+_FLOW_ROW_FIELDS = tuple(f.name for f in fields(FlowRow))
 
 # Each column of the 进销存 table: the movement kinds it sums (None: every kind no other column
 # names), the side of the movement it counts, and how: "net" adds what enters the location and
@@ -191,12 +193,13 @@ def stock_flows(hospital: Hospital, start: datetime.datetime, end: datetime.date
         for product, location, *values in _flow_sums(hospital, start, end)
     ]
     kept = [row for row in rows if not row.is_empty()]
-    products = Product.objects.in_bulk({row.product_id for row in kept})
-    locations = Location.objects.in_bulk({row.location_id for row in kept})
+    products = {pk: (code, name) for pk, code, name in Product.objects.filter(
+        pk__in={row.product_id for row in kept}).values_list("pk", "internal_code", "name")}
+    locations = {pk: (code, name) for pk, code, name in Location.objects.filter(
+        pk__in={row.location_id for row in kept}).values_list("pk", "code", "name")}
     for row in kept:
-        product, location = products[row.product_id], locations[row.location_id]
-        row.product_code, row.product_name = product.internal_code, product.name
-        row.location_code, row.location_name = location.code, location.name
+        row.product_code, row.product_name = products[row.product_id]
+        row.location_code, row.location_name = locations[row.location_id]
     return sorted(kept, key=lambda row: (row.location_code, row.product_code))
 
 
