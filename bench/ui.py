@@ -44,11 +44,11 @@ TRACE_SQL = [
 
 
 def run(context: Context) -> list[Figure]:
-    # DEBUG off serves static files through the manifest, as production does after collectstatic.
+    # DEBUG off serves static files through the manifest, as production does after collectstatic
+    # (run each time: it copies only what changed, and a new script must be in the manifest).
     static_root = context.options.results_dir / "static"
     with override_settings(STATIC_ROOT=static_root):
-        if not (static_root / "staticfiles.json").exists():
-            call_command("collectstatic", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
         return _run(context)
 
 
