@@ -151,6 +151,11 @@ class Refusal(Enum):
     SETTLEMENT_EMPTY = (
         409, "Nothing to settle for {supplier} from {start} to {end}.", "{supplier} 在 {start} 至 {end} 没有待结算的寄售使用。"
     )
+    # Reconciliation
+    REPORTS_PENDING = (
+        409, "The reports of reconciliation run {run} are being rendered; ask again in a minute.",
+        "对账 {run} 的报告正在生成，请稍后再试。",
+    )
     # RFID tags
     INVALID_EPC = (400, "EPC {epc} is not a hexadecimal tag id of 8 to 64 digits.", "EPC {epc} 不是 8 到 64 位的十六进制标签号。")
     TAG_IN_USE = (409, "Tag {epc} is already bound to unit {unit}; unbind it first.", "标签 {epc} 已绑定耗材 {unit}，请先解绑。")

@@ -8,6 +8,7 @@ from inventory.jobs import run_job
 from inventory.models import Hospital
 from inventory.services.his import deliver_due_charges
 from inventory.services.reconciliation import run_reconciliation
+from inventory.services.reports import ensure_reports
 
 
 @shared_task(
@@ -51,3 +52,16 @@ def reconcile_hospital_period(self: Task, hospital_id: int, start: str, end: str
         period_end=datetime.date.fromisoformat(end),
     )
     return run.pk
+
+
+@shared_task(
+    bind=True, acks_late=True, reject_on_worker_lost=True, autoretry_for=(OperationalError,), retry_backoff=True,
+    retry_jitter=True, max_retries=5,
+)
+def render_reconciliation_reports(self: Task, run_pk: int) -> int | None:
+    """Render and store the CSV, XLSX and PDF reports of a finished run (queued when it commits).
+
+    Idempotent: a redelivered message finds the reports stored and does nothing.
+    """
+    run = ensure_reports(run_pk)
+    return run.pk if run else None

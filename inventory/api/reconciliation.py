@@ -74,12 +74,17 @@ class RunSerializer(serializers.ModelSerializer):
     superseded_by = serializers.SerializerMethodField()
     summary = serializers.SerializerMethodField(help_text="Totals and findings by type (the table: /inventory/)")
     reports = serializers.SerializerMethodField()
+    reports_ready = serializers.BooleanField(
+        source="has_reports", read_only=True,
+        help_text="The three reports are stored. A DONE run gets them from a task of their own, shortly after.",
+    )
 
     class Meta:
         model = ReconciliationRun
         fields = [
             "id", "hospital", "hospital_code", "period_start", "period_end", "status", "is_current", "supersedes",
-            "superseded_by", "started_at", "finished_at", "requested_by", "error", "summary", "reports",
+            "superseded_by", "started_at", "finished_at", "requested_by", "error", "summary", "reports_ready",
+            "reports",
         ]
         read_only_fields = fields
 
@@ -238,6 +243,8 @@ class ReconciliationReportView(APIView):
     def get(self, request: Request, pk: int, report_format: str) -> FileResponse:
         run = get_object_or_404(runs_visible_to(request.user), pk=pk)
         stored = getattr(run, f"report_{report_format}")
+        if not stored and run.status == ReconciliationRun.Status.DONE:
+            raise Refused(Refusal.REPORTS_PENDING, run=run.pk)
         if not stored:
             raise Refused(Refusal.NOT_FOUND, what=f"{report_format} report of run {run.pk}")
         response = FileResponse(

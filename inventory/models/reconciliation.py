@@ -53,6 +53,11 @@ class ReconciliationRun(models.Model):
     def __str__(self) -> str:
         return f"{self.hospital} {self.period_start}–{self.period_end} {self.get_status_display()}"
 
+    @property
+    def has_reports(self) -> bool:
+        """Its three report files are stored (a DONE run gets them from a task of their own)."""
+        return all((self.csv_sha256, self.xlsx_sha256, self.pdf_sha256))
+
 
 class Finding(models.Model):
     """One discrepancy a reconciliation found, with the evidence rows that show it."""

@@ -56,8 +56,11 @@ Runs
     One current run per (hospital, period), enforced by a partial unique index. Asking again returns
     it; `rerun=True` creates a new current run and keeps the earlier one (is_current=False,
     `supersedes`). A run is created RUNNING and committed, then computed in a second transaction
-    that holds its row lock, deletes the run's own findings, writes them again, writes the reports
-    and marks it DONE. A worker killed mid-way rolls that transaction back and PostgreSQL releases
+    that holds its row lock, deletes the run's own findings, writes them again and marks it DONE.
+    Its CSV, XLSX and PDF reports are rendered by a task of their own, queued when the run commits
+    (`queue_reports`; at once with tasks in process): the findings and the 进销存 table can be read
+    meanwhile, the run says `has_reports` once the files are stored, and the nightly job queues
+    again the reports of any DONE run still without them. A worker killed mid-way rolls that transaction back and PostgreSQL releases
     its lock: the redelivered task finds the run RUNNING and unlocked and computes it in place, so
     the period still has exactly one current run. A concurrent second request for the same run
     waits on the lock and then finds it DONE. A run that failed is FAILED with the error, and is
@@ -78,6 +81,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from inventory.errors import Refusal, Refused
@@ -109,7 +113,7 @@ from inventory.selectors.reconciliation import (
     uses_of_encounters,
 )
 from inventory.selectors.settlements import period_bounds
-from inventory.services.reports import store_reports
+from inventory.services.reports import REPORT_FIELDS
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +164,8 @@ def run_nightly_reconciliation(today: datetime.date | None = None) -> dict:
     """Queue the nightly run of every hospital, one task each (see `nightly_day` for which day).
 
     One task per hospital, so that a failure or a killed worker affects one hospital's run only;
-    each task is idempotent (the run is unique per hospital and period).
+    each task is idempotent (the run is unique per hospital and period). Finished runs whose
+    reports were never stored (their task lost) get them queued again.
     """
     from inventory.tasks import reconcile_hospital_period  # tasks import the services, not the reverse
 
@@ -168,7 +173,14 @@ def run_nightly_reconciliation(today: datetime.date | None = None) -> dict:
     hospitals = list(Hospital.objects.order_by("pk").values_list("pk", flat=True))
     for hospital_id in hospitals:
         reconcile_hospital_period.delay(hospital_id, day.isoformat(), day.isoformat())
-    return {"period_start": day.isoformat(), "period_end": day.isoformat(), "hospitals": hospitals}
+    without_reports = ReconciliationRun.objects.filter(status=Status.DONE).filter(
+        Q(csv_sha256="") | Q(xlsx_sha256="") | Q(pdf_sha256="")).order_by("pk")
+    requeued = []
+    for run in without_reports:
+        queue_reports(run)
+        requeued.append(run.pk)
+    return {"period_start": day.isoformat(), "period_end": day.isoformat(), "hospitals": hospitals,
+            "reports_requeued": requeued}
 
 
 def _current_run(
@@ -198,24 +210,44 @@ def _compute(run_pk: int) -> ReconciliationRun:
     try:
         with transaction.atomic():
             run = ReconciliationRun.objects.select_for_update(of=("self",)).select_related("hospital").get(pk=run_pk)
-            if run.status == Status.DONE:
-                return run
-            outcome = reconcile(run.hospital, run.period_start, run.period_end)
-            run.findings.all().delete()
-            for finding in outcome.findings:
-                finding.run = run
-            Finding.objects.bulk_create(outcome.findings, batch_size=500)
-            _pause_for_tests(run)
-            run.status, run.error, run.finished_at = Status.DONE, "", timezone.now()
-            run.summary = outcome.summary
-            # Written before the commit: a crash after this point leaves files that the
-            # recomputation overwrites (the names are the run's own), never a DONE run without them.
-            store_reports(run)
-            run.save()
-            return run
+            if run.status != Status.DONE:
+                outcome = reconcile(run.hospital, run.period_start, run.period_end)
+                run.findings.all().delete()
+                for finding in outcome.findings:
+                    finding.run = run
+                Finding.objects.bulk_create(outcome.findings, batch_size=500)
+                _pause_for_tests(run)
+                run.status, run.error, run.finished_at = Status.DONE, "", timezone.now()
+                run.summary = outcome.summary
+                run.save()
     except Exception as error:
         _record_failure(run_pk, error)
         raise
+    # Just computed, or a DONE run whose reports were lost on the way.
+    if not run.has_reports and queue_reports(run):
+        run.refresh_from_db(fields=REPORT_FIELDS)
+    return run
+
+
+def queue_reports(run: ReconciliationRun) -> bool:
+    """Have the reports of a DONE run rendered by a task of their own once the run is committed:
+    the findings are there for all to read meanwhile (the XLSX of a large hospital's 进销存 table
+    takes longer than the reconciliation itself). With tasks in process (embedded mode, tests)
+    they are rendered now, and True is returned. A failure to queue or render is logged, not
+    raised — the run is done; the nightly job queues again every run still without its reports."""
+    from inventory.tasks import render_reconciliation_reports  # tasks import the services, not the reverse
+
+    def send() -> None:
+        try:
+            render_reconciliation_reports.delay(run.pk)
+        except Exception:
+            logger.exception("could not render or queue the reports of reconciliation run %s", run.pk)
+
+    if render_reconciliation_reports.app.conf.task_always_eager:
+        send()
+        return True
+    transaction.on_commit(send)
+    return False
 
 
 def _record_failure(run_pk: int, error: Exception) -> None:

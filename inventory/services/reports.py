@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.core.files.base import ContentFile
+from django.db import transaction
 from django.utils import timezone
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -182,10 +183,28 @@ def render_reports(content: ReportContent) -> dict[str, bytes]:
     }
 
 
+REPORT_FIELDS = [
+    "summary", "report_csv", "report_xlsx", "report_pdf", "csv_sha256", "xlsx_sha256", "pdf_sha256",
+]
+
+
+def ensure_reports(run_pk: int) -> ReconciliationRun | None:
+    """Render and store the reports of a DONE run that has none yet; the run (None if it is gone).
+
+    Idempotent — the task that calls it may be delivered twice, and the files are deterministic —
+    and under the run's row lock, so that two deliveries do not write the files side by side."""
+    with transaction.atomic():
+        run = ReconciliationRun.objects.select_for_update(of=("self",)).filter(pk=run_pk).first()
+        if run is not None and run.status == ReconciliationRun.Status.DONE and not run.has_reports:
+            store_reports(run)
+            run.save(update_fields=REPORT_FIELDS)
+    return run
+
+
 def store_reports(run: ReconciliationRun) -> None:
     """Write the run's three reports to its FileFields with their SHA-256, and the data hash to its
-    summary. The caller saves the run (in its transaction). A report already stored under the
-    run's name — from an earlier attempt at this run — is replaced, not kept beside it."""
+    summary. The caller saves the run's `REPORT_FIELDS` in its transaction. A report already stored
+    under the run's name — from an earlier attempt at this run — is replaced, not kept beside it."""
     content = report_content(run)
     run.summary = {**run.summary, "data_sha256": content.data_sha256}
     for report_format, data in render_reports(content).items():

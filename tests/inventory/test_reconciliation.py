@@ -474,16 +474,79 @@ def test_a_failed_run_is_marked_failed_and_computed_again_when_asked(hospital, m
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    working = reconciliation.store_reports
-    monkeypatch.setattr(reconciliation, "store_reports", broken)
+    working = reconciliation.reconcile
+    monkeypatch.setattr(reconciliation, "reconcile", broken)
     with pytest.raises(RuntimeError):
         run_reconciliation(hospital=hospital, period_start=day, period_end=day)
     failed = ReconciliationRun.objects.get(hospital=hospital)
     assert (failed.status, failed.error, failed.findings.count()) == ("FAILED", "RuntimeError: disk full", 0)
+    assert not failed.has_reports
 
-    monkeypatch.setattr(reconciliation, "store_reports", working)
+    monkeypatch.setattr(reconciliation, "reconcile", working)
     run = run_reconciliation(hospital=hospital, period_start=day, period_end=day)
-    assert (run.pk, run.status) == (failed.pk, ReconciliationRun.Status.DONE)
+    assert (run.pk, run.status, run.has_reports) == (failed.pk, ReconciliationRun.Status.DONE, True)
+
+
+def test_reports_that_fail_to_render_leave_the_run_done_and_are_rendered_when_asked_again(
+    hospital, monkeypatch, caplog
+):
+    day = datetime.date(2025, 3, 1)
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    working = reports.render_reports
+    monkeypatch.setattr(reports, "render_reports", broken)
+    run = run_reconciliation(hospital=hospital, period_start=day, period_end=day)
+    assert (run.status, run.has_reports, run.report_csv.name) == (ReconciliationRun.Status.DONE, False, "")
+    assert "could not render or queue the reports" in caplog.text
+
+    monkeypatch.setattr(reports, "render_reports", working)
+    again = run_reconciliation(hospital=hospital, period_start=day, period_end=day)
+    assert (again.pk, again.has_reports) == (run.pk, True)
+    with again.report_csv.open("rb") as stored:
+        assert hashlib.sha256(stored.read()).hexdigest() == again.csv_sha256
+
+
+def test_without_in_process_tasks_a_run_is_done_at_once_and_its_reports_follow_from_their_task(
+    hospital, monkeypatch, django_capture_on_commit_callbacks
+):
+    from inventory import tasks
+    from spd.celery import app
+
+    day = datetime.date(2025, 3, 1)
+    queued = []
+    monkeypatch.setitem(app.conf, "task_always_eager", False)
+    monkeypatch.setattr(tasks.render_reconciliation_reports, "delay", queued.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = run_reconciliation(hospital=hospital, period_start=day, period_end=day)
+    assert (run.status, run.has_reports, queued) == (ReconciliationRun.Status.DONE, False, [run.pk])
+
+    assert tasks.render_reconciliation_reports.apply(args=[run.pk]).get() == run.pk  # what the worker runs
+    run.refresh_from_db()
+    assert run.has_reports and run.summary["data_sha256"]
+    hashes = (run.csv_sha256, run.xlsx_sha256, run.pdf_sha256)
+    tasks.render_reconciliation_reports.apply(args=[run.pk]).get()  # delivered twice: nothing changes
+    run.refresh_from_db()
+    assert (run.csv_sha256, run.xlsx_sha256, run.pdf_sha256) == hashes
+
+
+def test_the_nightly_job_queues_again_the_reports_a_lost_task_never_rendered(hospital, monkeypatch):
+    from inventory import tasks
+    from spd.celery import app
+
+    day = datetime.date(2025, 3, 1)
+    monkeypatch.setitem(app.conf, "task_always_eager", False)
+    monkeypatch.setattr(tasks.render_reconciliation_reports, "delay", lambda pk: None)  # the message is lost
+    run = run_reconciliation(hospital=hospital, period_start=day, period_end=day)
+    assert not run.has_reports
+
+    monkeypatch.undo()  # tasks in process again
+    monkeypatch.setattr(tasks.reconcile_hospital_period, "delay", lambda *args: None)
+    result = run_nightly_reconciliation(today=datetime.date(2025, 3, 10))
+    assert result["reports_requeued"] == [run.pk]
+    run.refresh_from_db()
+    assert run.has_reports
 
 
 def test_a_refund_line_of_an_earlier_charge_alone_is_no_finding(hospital):
@@ -661,6 +724,22 @@ def test_auditors_list_and_read_runs_with_findings_hashes_and_report_links(scena
     assert download["X-Content-SHA256"] == run.xlsx_sha256
     assert hashlib.sha256(b"".join(download.streaming_content)).hexdigest() == run.xlsx_sha256
     assert client.get(f"{RUNS}{run.pk}/report.pdf", HTTP_ACCEPT="application/pdf").status_code == 200
+
+
+@api_urls
+def test_a_run_whose_reports_are_being_rendered_says_so_over_the_api(hospital, auditor):
+    rendering = ReconciliationRun.objects.create(hospital=hospital, period_start=datetime.date(2025, 3, 1),
+                                                 period_end=datetime.date(2025, 3, 1), status="DONE")
+    client = api_client_for(auditor)
+
+    detail = client.get(f"{RUNS}{rendering.pk}/").json()
+    assert (detail["reports_ready"], detail["reports"]) == (False, {"csv": None, "xlsx": None, "pdf": None})
+    pending = client.get(f"{RUNS}{rendering.pk}/report.csv", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert pending.status_code == 409
+    assert pending.json()["code"] == "REPORTS_PENDING" and "正在生成" in pending.json()["detail"]
+    rendering.status = ReconciliationRun.Status.FAILED
+    rendering.save()
+    assert client.get(f"{RUNS}{rendering.pk}/report.csv").status_code == 404
 
 
 @api_urls

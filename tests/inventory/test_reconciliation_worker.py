@@ -9,7 +9,8 @@ test independent of how settings.py reads the environment.
 The nightly job queues the task; the first worker takes it and is killed with SIGKILL while paused
 mid-run (findings written, not committed). It leaves the run RUNNING with no findings (its
 transaction rolls back and PostgreSQL releases the row lock); the task, acknowledged late, goes
-back to the queue; a second worker computes the same run in place: one run, DONE, with its reports.
+back to the queue; a second worker computes the same run in place: one run, DONE; its reports follow
+from the task the run queues when it commits.
 """
 import datetime
 import hashlib
@@ -41,6 +42,7 @@ settings.SPD_RECON_TEST_PAUSE_SECONDS = float(os.environ["TEST_RECON_PAUSE_SECON
 settings.CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": 5, "unacked_restore_interval": 1, "unacked_restore_throttle": 1,
 }
+settings.CELERY_TASK_DEFAULT_QUEUE = os.environ["TEST_QUEUE"]  # where the run queues its reports' task
 from celery.bin.celery import main
 sys.exit(main())
 """
@@ -55,7 +57,8 @@ class Worker:
                 [sys.executable, "-c", WORKER_BOOT, "-A", "spd", "worker", "-P", "solo", "-c", "1", "-Q", queue,
                  "-n", f"{name}-{queue}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
                  "-l", "INFO"],
-                cwd=ROOT, env={**env, "TEST_RECON_PAUSE_SECONDS": str(pause)}, stdout=output, stderr=subprocess.STDOUT,
+                cwd=ROOT, env={**env, "TEST_RECON_PAUSE_SECONDS": str(pause), "TEST_QUEUE": queue},
+                stdout=output, stderr=subprocess.STDOUT,
             )
 
     def alive(self) -> bool:
@@ -147,6 +150,10 @@ def test_the_nightly_job_survives_a_worker_killed_mid_run(
             lambda: ReconciliationRun.objects.filter(hospital=hospital, status="DONE").exists(),
             seconds=40, worker=second, what="the redelivered task to finish the run",
         )
+        wait_for(
+            lambda: ReconciliationRun.objects.get(hospital=hospital).has_reports,
+            seconds=40, worker=second, what="the run's reports, rendered by their own task",
+        )
     finally:
         first.stop()
         if second is not None:
@@ -161,3 +168,4 @@ def test_the_nightly_job_survives_a_worker_killed_mid_run(
         with getattr(run, f"report_{report_format}").open("rb") as stored:
             assert hashlib.sha256(stored.read()).hexdigest() == getattr(run, f"{report_format}_sha256")
     assert "reconcile_hospital_period" in second.output() and "succeeded" in second.output(), second.output()
+    assert "render_reconciliation_reports" in second.output(), second.output()

@@ -404,6 +404,16 @@ def test_a_failed_run_shows_its_error_and_no_reports(world, hospital):
     assert "没有报告" in page and 'data-download=' not in page
 
 
+def test_a_done_run_whose_reports_are_being_rendered_says_so(world, hospital):
+    rendering = ReconciliationRun.objects.create(hospital=hospital, period_start=datetime.date(2025, 3, 1),
+                                                 period_end=datetime.date(2025, 3, 1), status="DONE")
+
+    page = text(client_for(world.auditor).get(run_url(rendering)))
+
+    assert "data-reports-pending" in page and "报告正在生成" in page
+    assert 'data-download=' not in page and "没有报告" not in page
+
+
 # --- downloads ------------------------------------------------------------------------------------
 
 
