@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from devices.models import Device, DeviceEvent
 from devices.scanning import describe
 from devices.services import EventRejected, authenticate_device, ingest_body
+from inventory.api.authentication import TokenAuthentication
 from inventory.api.fields import ScopedPrimaryKeyRelatedField, caller_hospital, validated
 from inventory.api.permissions import MASTER_DATA_EDITORS, RoleBasedAccess
 from inventory.models import Location, Role
@@ -74,7 +75,7 @@ class DeviceEventsView(generics.ListAPIView):
     """Devices POST their events here (one object, a list, or {"events": [...]}); people list them."""
 
     authentication_classes = [
-        DeviceTokenAuthentication, authentication.TokenAuthentication, authentication.SessionAuthentication,
+        DeviceTokenAuthentication, TokenAuthentication, authentication.SessionAuthentication,
     ]
     permission_classes = [DevicePostsUsersRead]
     serializer_class = DeviceEventSerializer
