@@ -200,7 +200,7 @@ def test_an_unknown_product_code_is_explained_and_filters_nothing(world):
     response = client_for(world.keeper).get(reverse("web:stock"), {"product": "NO-SUCH-CODE"})
     assert serials(response) == ["SN-A1", "SN-A2", "SN-C1"]
     page = text(response)
-    assert 'class="problems"' in page and "NO-SUCH-CODE" in page
+    assert 'class="problems"' in page and "本院目录中没有编码为“NO-SUCH-CODE”的产品" in page
     assert 'value="NO-SUCH-CODE"' in page  # what was typed stays in the field
 
 
