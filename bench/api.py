@@ -110,7 +110,7 @@ def _clients(context: Context) -> list[_Client]:
     from rest_framework.authtoken.models import Token
 
     from inventory.models import Location, Unit, UnitStatus
-    from inventory.services.scale_data import NURSE_PREFIX
+    from inventory.simulation.scale_data import NURSE_PREFIX
 
     workload = context.workload
     needed = workload.api_warmup + workload.repeat * workload.api_requests
@@ -196,7 +196,7 @@ def _refund(context: Context, clients: list[_Client]) -> None:
     from inventory.actors import Actor
     from inventory.models import Consumption, User
     from inventory.services.consumption import refund_consumption
-    from inventory.services.scale_data import KEEPER
+    from inventory.simulation.scale_data import KEEPER
 
     keeper = Actor(user=User.objects.get(username=KEEPER))
     used = [unit for client in clients for unit in client.used]

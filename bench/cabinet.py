@@ -144,7 +144,7 @@ def _bench_cabinet(context: Context):
     """The benchmark's own cabinet (created once), its controller and the nurse who opens it."""
     from devices.models import Device
     from inventory.models import Location, User
-    from inventory.services.scale_data import NURSE_PREFIX
+    from inventory.simulation.scale_data import NURSE_PREFIX
 
     hospital = context.hospital
     store = Location.objects.filter(hospital=hospital, kind=Location.Kind.DEPARTMENT_STORE).order_by("pk").first()
@@ -166,8 +166,8 @@ def _stocked(cabinet, count: int, context: Context) -> list[str]:
     from inventory.actors import Actor
     from inventory.models import Location, Unit, UnitStatus, User
     from inventory.services.labelling import bind_tag
-    from inventory.services.scale_data import KEEPER
     from inventory.services.stock import transfer_stock
+    from inventory.simulation.scale_data import KEEPER
 
     keeper = Actor(user=User.objects.get(username=KEEPER))
     hospital = context.hospital

@@ -116,7 +116,7 @@ def run_benchmarks(options: Options) -> Report:
     """Build or reuse the dataset, run the chosen benchmarks, and return the report (not yet written)."""
     from django.db import connection
 
-    from inventory.services.scale_data import SIZES, ensure_dataset
+    from inventory.simulation.scale_data import SIZES, ensure_dataset
 
     workload = WORKLOADS[options.workload or options.size]
     if options.repeat:

@@ -202,8 +202,8 @@ def _shuttle(context: Context, devices: dict, count: int):
     """
     from inventory.actors import Actor
     from inventory.models import Location, Unit, UnitStatus, User
-    from inventory.services.scale_data import KEEPER
     from inventory.services.stock import transfer_stock
+    from inventory.simulation.scale_data import KEEPER
 
     hospital = context.hospital
     warehouse = Location.objects.get(hospital=hospital, code="CW")

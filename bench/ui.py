@@ -55,7 +55,7 @@ def run(context: Context) -> list[Figure]:
 def _run(context: Context) -> list[Figure]:
     from inventory.models import Unit, User
     from inventory.selectors.stock import HELD
-    from inventory.services.scale_data import KEEPER
+    from inventory.simulation.scale_data import KEEPER
 
     hospital = context.hospital
     held = Unit.objects.filter(hospital=hospital, status__in=HELD).count()

@@ -30,7 +30,7 @@ def test_every_benchmark_runs_once_and_reports_its_figures(tmp_path, settings):
 
 
 def test_the_dataset_is_reused_when_it_is_there(settings):
-    from inventory.services.scale_data import SIZES, ensure_dataset
+    from inventory.simulation.scale_data import SIZES, ensure_dataset
 
     first = ensure_dataset(SIZES["small"], progress=lambda line: None)
     again = ensure_dataset(SIZES["small"], progress=lambda line: None)

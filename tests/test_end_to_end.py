@@ -8,9 +8,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from devices.models import Device
-from inventory.fake_his import FakeHis
 from inventory.models import Charge, ChargeDelivery, Movement, Unit
 from inventory.services.his import deliver_due_charges
+from inventory.simulation.fake_his import FakeHis
 from tests import factories
 from tests.conftest import api_client_for
 from tests.factories import gs1_udi

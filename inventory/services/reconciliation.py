@@ -114,6 +114,7 @@ from inventory.selectors.reconciliation import (
 )
 from inventory.selectors.settlements import period_bounds
 from inventory.services.reports import REPORT_FIELDS
+from inventory.task_queue import RECONCILE_TASK, RENDER_REPORTS_TASK, queue_task, tasks_run_in_process
 
 logger = logging.getLogger(__name__)
 
@@ -167,12 +168,10 @@ def run_nightly_reconciliation(today: datetime.date | None = None) -> dict:
     each task is idempotent (the run is unique per hospital and period). Finished runs whose
     reports were never stored (their task lost) get them queued again.
     """
-    from inventory.tasks import reconcile_hospital_period  # tasks import the services, not the reverse
-
     day = nightly_day(today)
     hospitals = list(Hospital.objects.order_by("pk").values_list("pk", flat=True))
     for hospital_id in hospitals:
-        reconcile_hospital_period.delay(hospital_id, day.isoformat(), day.isoformat())
+        queue_task(RECONCILE_TASK, hospital_id, day.isoformat(), day.isoformat())
     without_reports = ReconciliationRun.objects.filter(status=Status.DONE).filter(
         Q(csv_sha256="") | Q(xlsx_sha256="") | Q(pdf_sha256="")).order_by("pk")
     requeued = []
@@ -235,15 +234,13 @@ def queue_reports(run: ReconciliationRun) -> bool:
     takes longer than the reconciliation itself). With tasks in process (embedded mode, tests)
     they are rendered now, and True is returned. A failure to queue or render is logged, not
     raised — the run is done; the nightly job queues again every run still without its reports."""
-    from inventory.tasks import render_reconciliation_reports  # tasks import the services, not the reverse
-
     def send() -> None:
         try:
-            render_reconciliation_reports.delay(run.pk)
+            queue_task(RENDER_REPORTS_TASK, run.pk)
         except Exception:
             logger.exception("could not render or queue the reports of reconciliation run %s", run.pk)
 
-    if render_reconciliation_reports.app.conf.task_always_eager:
+    if tasks_run_in_process():
         send()
         return True
     transaction.on_commit(send)

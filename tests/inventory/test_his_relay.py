@@ -1,4 +1,4 @@
-"""The HIS outbox relay against a real HTTP server (inventory.fake_his) on a free port.
+"""The HIS outbox relay against a real HTTP server (inventory.simulation.fake_his) on a free port.
 
 Time is advanced by passing `now` to the relay instead of sleeping. The tests with threads, the
 Celery worker and Redis run on the real PostgreSQL and Redis.
@@ -24,9 +24,9 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from inventory.fake_his import FakeHis
 from inventory.models import Charge, ChargeDelivery, Consumption, Department, Location
 from inventory.services.his import backoff_seconds, charge_message, deliver_due_charges, failing_deliveries
+from inventory.simulation.fake_his import FakeHis
 from inventory.tasks import deliver_his_charges
 from spd.celery import app as celery_app
 from tests import factories

@@ -27,7 +27,7 @@ from inventory.models import (
     UnitStatus,
     User,
 )
-from inventory.services.demo import demo_logins, seed_demo
+from inventory.simulation.demo import demo_logins, seed_demo
 from inventory.validators import validate_uscc
 
 CLINICAL_DEPARTMENTS = {"心内科导管室", "骨科手术室", "眼科"}

@@ -9,11 +9,11 @@ from playwright.sync_api import expect
 
 from devices.models import Device
 from inventory.actors import Actor
-from inventory.fake_his import FakeHis
 from inventory.models import ChargeDelivery, Consumption, DeliveryNote, StockOrder, Unit
 from inventory.services.his import deliver_due_charges
 from inventory.services.receiving import LineInput, receive_delivery_note
 from inventory.services.stock import transfer_stock
+from inventory.simulation.fake_his import FakeHis
 from tests.factories import gs1_udi
 from tests.web.conftest import login, screenshot
 from tests.web.test_operations_pages import stock_the_cabinet

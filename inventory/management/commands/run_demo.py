@@ -11,9 +11,9 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections
 
-from inventory.fake_his import FakeHis
-from inventory.services.demo import NURSE_BADGES, demo_device_token
 from inventory.services.his import deliver_due_charges
+from inventory.simulation.demo import NURSE_BADGES, demo_device_token
+from inventory.simulation.fake_his import FakeHis
 
 logger = logging.getLogger(__name__)
 DEMO_CABINET = "QS01-CATH-CAB1"

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from inventory.fake_his import MODES, FakeHis, ReceivedCharge
+from inventory.simulation.fake_his import MODES, FakeHis, ReceivedCharge
 
 
 class Command(BaseCommand):

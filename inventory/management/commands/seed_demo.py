@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from inventory.models import AcceptanceRecord, Certificate, DeliveryNote
-from inventory.services.demo import (
+from inventory.simulation.demo import (
     ALLIANCE,
     EXPIRED_CERTIFICATE,
     EXPIRING_CERTIFICATE,

@@ -5,7 +5,7 @@ the database's application tables and generates it again. See inventory/services
 """
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from inventory.services.scale_data import SIZES, ensure_dataset
+from inventory.simulation.scale_data import SIZES, ensure_dataset
 
 
 class Command(BaseCommand):
