@@ -54,6 +54,15 @@ def _require_marked_services(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _tasks_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tasks run in-process whatever the environment sets (a broker URL turns eager mode off in the
+    settings): a test that starts a real worker turns this off itself."""
+    from spd.celery import app
+
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -536,12 +536,14 @@ def test_the_nightly_job_queues_again_the_reports_a_lost_task_never_rendered(hos
     from spd.celery import app
 
     day = datetime.date(2025, 3, 1)
+    render = tasks.render_reconciliation_reports.delay
     monkeypatch.setitem(app.conf, "task_always_eager", False)
     monkeypatch.setattr(tasks.render_reconciliation_reports, "delay", lambda pk: None)  # the message is lost
     run = run_reconciliation(hospital=hospital, period_start=day, period_end=day)
     assert not run.has_reports
 
-    monkeypatch.undo()  # tasks in process again
+    monkeypatch.setitem(app.conf, "task_always_eager", True)  # tasks in process again
+    monkeypatch.setattr(tasks.render_reconciliation_reports, "delay", render)
     monkeypatch.setattr(tasks.reconcile_hospital_period, "delay", lambda *args: None)
     result = run_nightly_reconciliation(today=datetime.date(2025, 3, 10))
     assert result["reports_requeued"] == [run.pk]

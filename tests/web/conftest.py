@@ -6,6 +6,7 @@ another thread and must see committed data, on the real PostgreSQL. On SQLite th
 (and fail with SPD_REQUIRE_SERVICES=1). Screenshots go to test-artifacts/ (ignored by git).
 """
 import datetime
+import importlib.util
 import os
 from dataclasses import dataclass
 from decimal import Decimal
@@ -24,7 +25,7 @@ from inventory.services.labelling import bind_tag
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
 from inventory.services.stock import transfer_stock
 from tests import factories
-from tests.conftest import stock_units
+from tests.conftest import REQUIRE_SERVICES, stock_units
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PASSWORD = "pw-Secret-123"  # tests.factories.UserFactory's
@@ -150,6 +151,7 @@ class _Chromium:
 
     def get(self):
         if self.browser is None:
+            self._require_chromium()
             from playwright.sync_api import sync_playwright
 
             # Playwright's sync API keeps an event loop running in this thread; Django would take the
@@ -160,6 +162,19 @@ class _Chromium:
                 executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
             )
         return self.browser
+
+    @staticmethod
+    def _require_chromium() -> None:
+        """Skip for the right reason — or fail, with SPD_REQUIRE_SERVICES=1 (CI) — when the browser is missing."""
+        missing = None
+        if not Path(CHROMIUM).exists():
+            missing = f"Chromium is not installed at {CHROMIUM} (Debian package chromium)"
+        elif importlib.util.find_spec("playwright") is None:
+            missing = "Playwright is not installed (pip install -r requirements.txt)"
+        if missing and REQUIRE_SERVICES:
+            pytest.fail(f"SPD_REQUIRE_SERVICES=1 but {missing}")
+        if missing:
+            pytest.skip(missing)
 
     def close(self) -> None:
         if self.browser is not None:
