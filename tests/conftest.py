@@ -62,6 +62,20 @@ def _tasks_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(app.conf, "task_always_eager", True)
 
 
+@pytest.fixture
+def redis_left_as_found():
+    """For a test that runs a real worker on Redis: afterwards the queues, bindings and control keys
+    the test and its worker made are removed, so that runs leave no trace in the broker's database."""
+    import redis
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    before = set(client.keys("*"))
+    yield client
+    made = set(client.keys("*")) - before
+    if made:
+        client.delete(*made)
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,4 +1,5 @@
 """The API's documentation pages, served whole by the app (a hospital network is often offline)."""
+from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularRedocView
 
 # ReDoc's bundle hard-codes its vendor's logo on a CDN; the policy keeps the browser from asking
@@ -12,6 +13,7 @@ DOCS_CONTENT_SECURITY_POLICY = (
 class OfflineRedocView(SpectacularRedocView):
     template_name = "api/redoc.html"
 
+    @extend_schema(exclude=True)
     def get(self, request, *args, **kwargs):
         response = super().get(request, *args, **kwargs)
         response["Content-Security-Policy"] = DOCS_CONTENT_SECURITY_POLICY

@@ -52,7 +52,7 @@ def stop(worker: subprocess.Popen) -> None:
 
 
 def test_a_real_worker_runs_the_expiry_scan_sent_through_redis(
-    hospital, keeper_actor, supplier, warehouse, product, tmp_path
+    hospital, keeper_actor, supplier, warehouse, product, tmp_path, redis_left_as_found
 ):
     expired, near = stock_units(keeper_actor, supplier, warehouse, product, ["W1", "W2"])
     today = timezone.localdate()

@@ -23,7 +23,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-import redis
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
@@ -99,7 +98,7 @@ def run_is_locked(hospital) -> bool:
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_the_nightly_job_survives_a_worker_killed_mid_run(
-    hospital, cath_lab_store, supplier, product, keeper, tmp_path, monkeypatch, settings
+    hospital, cath_lab_store, supplier, product, keeper, tmp_path, monkeypatch, settings, redis_left_as_found
 ):
     settings.MEDIA_ROOT = tmp_path / "media"  # where the workers store the reports (env below)
     day = nightly_day()
@@ -158,8 +157,6 @@ def test_the_nightly_job_survives_a_worker_killed_mid_run(
         first.stop()
         if second is not None:
             second.stop()
-        client = redis.Redis.from_url(broker_url)
-        client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
 
     [run] = ReconciliationRun.objects.filter(hospital=hospital, period_start=day, period_end=day)
     assert (run.pk, run.status, run.is_current) == (orphan.pk, ReconciliationRun.Status.DONE, True)
