@@ -153,6 +153,11 @@ def _origin_event(unit: Unit) -> TraceEvent:
 
 def _movement_event(movement: Movement, order: StockOrder | None) -> TraceEvent:
     actor = movement.actor_user.username if movement.actor_user else f"device {movement.actor_device.code}"
+    # People are named as colleagues know them; the username stays in `actor` for integrators.
+    actor_name = (
+        (movement.actor_user.get_full_name() or movement.actor_user.username) if movement.actor_user
+        else movement.actor_device.name or movement.actor_device.code
+    )
     place = movement.to_location.name if movement.to_location else "—"
     return TraceEvent(
         movement.occurred_at, f"MOVEMENT_{movement.kind}",
@@ -161,7 +166,7 @@ def _movement_event(movement: Movement, order: StockOrder | None) -> TraceEvent:
             "movement_id": movement.pk, "kind": movement.kind,
             "from_location": movement.from_location.name if movement.from_location else None,
             "to_location": movement.to_location.name if movement.to_location else None,
-            "from_status": movement.from_status, "to_status": movement.to_status, "actor": actor,
+            "from_status": movement.from_status, "to_status": movement.to_status, "actor": actor, "actor_name": actor_name,
             "recorded_at": movement.recorded_at.isoformat(), "reason_code": movement.reason_code,
             "note": movement.note, "document_type": movement.document_type, "document_id": movement.document_id,
             "document_kind": order.kind if order else None,

@@ -304,6 +304,14 @@ def test_the_trace_shows_origin_acceptance_movements_session_use_charge_and_his(
     assert "¥1,200.00" in page
 
 
+def test_the_trace_names_people_by_their_name_and_says_its_times_are_beijing_time(world):
+    world.keeper.first_name, world.keeper.last_name = "建国", "李"
+    world.keeper.save(update_fields=["first_name", "last_name"])
+    page = text(client_for(world.keeper).get(reverse("web:unit-trace", args=[world.used.pk])))
+    assert "操作人 建国 李" in page and "操作人 keeper" not in page
+    assert "时间为北京时间（UTC+8）" in page
+
+
 def test_another_hospitals_unit_does_not_exist(world):
     assert client_for(world.keeper).get(reverse("web:unit-trace", args=[world.foreign_unit.pk])).status_code == 404
 
