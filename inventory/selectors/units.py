@@ -113,7 +113,8 @@ def unit_trace(unit: Unit) -> list[TraceEvent]:
             events.append(
                 TraceEvent(
                     acceptance.decided_at, "ACCEPTANCE", f"{acceptance.get_decision_display()} by {acceptance.decided_by}",
-                    {"decision": acceptance.decision, "is_gift": acceptance.is_gift, "by": acceptance.decided_by.username},
+                    {"decision": acceptance.decision, "is_gift": acceptance.is_gift, "by": acceptance.decided_by.username,
+                     "by_name": acceptance.decided_by.get_full_name() or acceptance.decided_by.username},
                 )
             )
     movements = unit.movements.select_related("from_location", "to_location", "actor_user", "actor_device")
