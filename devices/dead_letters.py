@@ -13,12 +13,16 @@ MAX_STORED_PAYLOAD = 64 * 1024
 
 def record_rejected_message(
     *, topic: str, payload: bytes, rejected: list[dict], device: Device | None = None,
-    hospital_code: str | None = None,
+    hospital_code: str | None = None, device_code: str | None = None,
 ) -> RejectedMessage:
     """Store one dead letter for `rejected` (the rejection results sent back for this message).
 
-    The hospital is the device's, or else the one `hospital_code` (from the topic) names, if any.
+    The device is `device`, or else the one of that code and hospital (from the topic), whatever
+    its kind or state (an inactive cabinet still sending is worth knowing). The hospital is the
+    device's, or else the one `hospital_code` names, if any.
     """
+    if device is None and device_code and hospital_code:
+        device = Device.objects.filter(code=device_code, hospital__code=hospital_code).first()
     hospital_id = device.hospital_id if device is not None else (
         Hospital.objects.filter(code=hospital_code).values_list("pk", flat=True).first() if hospital_code else None
     )

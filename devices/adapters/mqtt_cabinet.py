@@ -122,7 +122,8 @@ def handle_message(topic: str, payload: bytes) -> list[dict]:
         )
     if rejected:
         record_rejected_message(
-            topic=topic, payload=payload, rejected=rejected, device=device, hospital_code=hospital_code
+            topic=topic, payload=payload, rejected=rejected, device=device, hospital_code=hospital_code,
+            device_code=topic.split("/")[3] if hospital_code else None,
         )
     return results
 
