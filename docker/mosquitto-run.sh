@@ -6,8 +6,11 @@
 # the mosquitto user, which the broker runs as) and the broker is told to read them again (SIGHUP).
 set -eu
 
-SOURCE=/spd-auth
-TARGET=/mosquitto/auth
+# Overridable for tests (tests/test_deployment.py runs this script against a local Mosquitto).
+SOURCE="${SPD_AUTH_SOURCE:-/spd-auth}"
+TARGET="${MOSQUITTO_AUTH_DIR:-/mosquitto/auth}"
+CONFIG="${MOSQUITTO_CONFIG:-/mosquitto/config/mosquitto.conf}"
+POLL="${SPD_AUTH_POLL_SECONDS:-5}"
 mkdir -p "$TARGET"
 
 install_files() {
@@ -29,12 +32,12 @@ stamp() {
 
 install_files
 seen="$(stamp)"
-mosquitto -c /mosquitto/config/mosquitto.conf &
+mosquitto -c "$CONFIG" &
 broker=$!
 trap 'kill -TERM "$broker" 2>/dev/null; wait "$broker"; exit 0' TERM INT
 
 while kill -0 "$broker" 2>/dev/null; do
-    sleep 5 &
+    sleep "$POLL" &
     wait $! || true
     now="$(stamp)"
     if [ "$now" != "$seen" ]; then

@@ -64,7 +64,8 @@ def test_the_shipped_broker_refuses_anonymous_clients_and_queues_a_day_for_the_b
 
 def test_the_broker_script_installs_the_files_where_the_config_reads_them():
     script = (DOCKER / "mosquitto-run.sh").read_text()
-    assert "TARGET=/mosquitto/auth" in script and "SOURCE=/spd-auth" in script
+    assert 'TARGET="${MOSQUITTO_AUTH_DIR:-/mosquitto/auth}"' in script
+    assert 'SOURCE="${SPD_AUTH_SOURCE:-/spd-auth}"' in script
     assert "kill -HUP" in script
     if shutil.which("sh"):
         subprocess.run(["sh", "-n", str(DOCKER / "mosquitto-run.sh")], check=True)

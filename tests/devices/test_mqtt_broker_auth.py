@@ -455,3 +455,55 @@ def test_the_bridge_works_over_tls_with_the_configured_ca_and_nothing_connects_w
 def test_tls_files_without_an_mqtts_url_are_refused():
     with pytest.raises(ValueError, match="not mqtts"):
         MqttCabinetBridge("mqtt://127.0.0.1:1883", ca_file="/etc/ssl/ca.crt")
+
+
+# The compose broker's script (docker/mosquitto-run.sh)
+
+
+@needs_mosquitto
+@pytest.mark.django_db(transaction=True)
+def test_the_compose_broker_script_installs_the_registrys_files_and_reloads_when_they_change(broker_dir, hospital):
+    source, target = broker_dir / "spd-auth", broker_dir / "auth"
+    broker_dir.chmod(0o755)
+    source.mkdir()
+    port = free_port()
+    config = broker_dir / "mosquitto.conf"
+    config.write_text(adapted_config(target, port))
+    environment = {
+        **os.environ, "PATH": f"{os.path.dirname(MOSQUITTO)}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "SPD_AUTH_SOURCE": str(source), "MOSQUITTO_AUTH_DIR": str(target), "MOSQUITTO_CONFIG": str(config),
+        "SPD_AUTH_POLL_SECONDS": "0.2",
+    }
+    with open(broker_dir / "run.log", "wb") as log:
+        script = subprocess.Popen(["sh", str(REPO / "docker/mosquitto-run.sh")], env=environment, stdout=log,
+                                  stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: _listening(port) or script.poll() is not None)
+        assert script.poll() is None, (broker_dir / "run.log").read_text()
+        device, password = mqtt_cabinet(hospital)
+        nobody_yet = Client(port, device.code, password)
+        assert not nobody_yet.accepted()  # nothing issued yet: empty files, nobody logs in
+        nobody_yet.close()
+
+        write_auth_files(source, bridge=BRIDGE)  # what the app writes into the shared volume
+
+        def logs_in() -> bool:
+            client = Client(port, device.code, password)
+            try:
+                return client.accepted()
+            finally:
+                client.close()
+
+        wait_for(logs_in)
+        assert oct((target / "passwd").stat().st_mode & 0o777) == "0o600"
+    finally:
+        script.terminate()
+        script.wait(TIMEOUT)
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
