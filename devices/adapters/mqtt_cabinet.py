@@ -346,7 +346,6 @@ class MqttCabinetBridge:
 
 def record_heartbeat(bridge: MqttCabinetBridge, *, started_at: Any) -> None:
     """Write `bridge`'s sign of life (BridgeHeartbeat) now; called by its command every few seconds."""
-    close_old_connections()
     BridgeHeartbeat.objects.update_or_create(
         client_id=bridge.client_id,
         defaults={

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import DatabaseError
+from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
 from devices.adapters.mqtt_cabinet import DEFAULT_CLIENT_ID, TOPIC_FILTER, MqttCabinetBridge, record_heartbeat
@@ -73,6 +73,7 @@ class Command(BaseCommand):
     def _beat(self, bridge: MqttCabinetBridge, started_at: object) -> None:
         # A heartbeat that cannot be written is the database's trouble, seen by the messages too.
         try:
+            close_old_connections()
             record_heartbeat(bridge, started_at=started_at)
         except DatabaseError as error:
             self.stderr.write(f"heartbeat not written: {error}")
