@@ -321,7 +321,14 @@ class MqttCabinetBridge:
     def _keep_dead_letter(message: mqtt.MQTTMessage, results: list[dict]) -> None:
         try:
             close_old_connections()
-            record_rejected_message(topic=message.topic, payload=message.payload, rejected=results)
+            try:
+                hospital_code, device_code = parse_topic(message.topic)
+            except TopicError:
+                hospital_code = device_code = None
+            record_rejected_message(
+                topic=message.topic, payload=message.payload, rejected=results, hospital_code=hospital_code,
+                device_code=device_code,
+            )
         except Exception:
             logger.exception("the dead letter of a message on %s could not be stored either", message.topic)
 

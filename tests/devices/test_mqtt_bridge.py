@@ -28,7 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from devices.adapters import mqtt_cabinet
 from devices.adapters.mqtt_cabinet import MqttCabinetBridge, TopicError, handle_message, parse_topic
 from devices.management.commands.simulate_cabinet import session_events
-from devices.models import Device, DeviceEvent
+from devices.models import Device, DeviceEvent, RejectedMessage
 from inventory.models import Unit
 from inventory.services.labelling import bind_tag
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
@@ -409,6 +409,8 @@ def test_a_message_that_fails_for_another_reason_is_answered_and_does_not_block_
     bridge = start_bridge()
     publisher.publish(event("poison"))
     assert publisher.answer(error_code="INTERNAL_ERROR")[1]["status"] == "REJECTED"
+    letter = wait_for(lambda: RejectedMessage.objects.filter(error_code="INTERNAL_ERROR").first())
+    assert (letter.device, letter.hospital) == (device, device.hospital)
     publisher.publish(event("hb-after"))
 
     assert publisher.answer("hb-after")[1]["status"] == "PROCESSED"
