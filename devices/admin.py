@@ -1,16 +1,27 @@
 from django.contrib import admin
 
-from devices.models import Device, DeviceEvent
+from devices import broker_auth
+from devices.models import BridgeHeartbeat, Device, DeviceEvent, RejectedMessage
 from inventory.admin import ReadOnlyAdmin
 
 
 @admin.register(Device)
 class DeviceAdmin(admin.ModelAdmin):
-    """Tokens are issued through the API (issue-token), which shows the secret once."""
+    """Tokens (and MQTT cabinets' broker passwords) are issued through the API (issue-token), which
+    shows the secrets once."""
 
     list_display = ("code", "name", "kind", "hospital", "location", "scan_mode", "is_active", "last_seen")
     list_filter = ("hospital", "kind", "is_active")
-    exclude = ("token_hash",)
+    exclude = ("token_hash", "mqtt_password_hash")
+
+    # A cabinet deactivated or deleted here loses its broker login too.
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        broker_auth.sync_after_commit()
+
+    def delete_model(self, request, obj) -> None:
+        super().delete_model(request, obj)
+        broker_auth.sync_after_commit()
 
 
 @admin.register(DeviceEvent)
@@ -18,3 +29,17 @@ class DeviceEventAdmin(ReadOnlyAdmin):
     list_display = ("device", "event_id", "kind", "status", "occurred_at", "received_at")
     list_filter = ("kind", "status")
     search_fields = ("event_id",)
+
+
+@admin.register(RejectedMessage)
+class RejectedMessageAdmin(ReadOnlyAdmin):
+    """Dead letters of the MQTT bridge (devices/dead_letters.py)."""
+
+    list_display = ("received_at", "hospital", "device", "topic", "error_code", "payload_bytes")
+    list_filter = ("error_code", "hospital")
+    search_fields = ("topic", "error_detail")
+
+
+@admin.register(BridgeHeartbeat)
+class BridgeHeartbeatAdmin(ReadOnlyAdmin):
+    list_display = ("client_id", "hostname", "pid", "connected", "beat_at", "messages", "rejected", "last_message_at")

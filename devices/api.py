@@ -11,8 +11,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from devices.models import Device, DeviceEvent
+from devices import broker_auth
+from devices.models import Device, DeviceEvent, RejectedMessage
 from devices.scanning import describe
+from devices.selectors import MAX_OUTCOME_QUERY, event_outcomes
 from devices.services import EventRejected, authenticate_device, ingest_body
 from inventory.api.authentication import TokenAuthentication
 from inventory.api.fields import ScopedPrimaryKeyRelatedField, caller_hospital, validated
@@ -122,6 +124,32 @@ class DeviceEventsView(generics.ListAPIView):
         )
 
 
+class IsDevice(BasePermission):
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return isinstance(request.auth, Device)
+
+
+class DeviceEventOutcomesView(APIView):
+    """A device asks what became of its events: GET ?event_id=a&event_id=b (at most 500).
+
+    For a device that lost an answer (its MQTT results, or an HTTP response cut off): each event's
+    stored outcome, or status UNKNOWN when it was never stored (send it again; that is safe).
+    """
+
+    authentication_classes = [DeviceTokenAuthentication]
+    permission_classes = [IsDevice]
+
+    @extend_schema(responses={200: inline_serializer("DeviceEventOutcomes", {"results": serializers.ListField()})})
+    def get(self, request: Request) -> Response:
+        event_ids = request.query_params.getlist("event_id")
+        if not 0 < len(event_ids) <= MAX_OUTCOME_QUERY:
+            return Response(
+                {"code": "INVALID_QUERY", "detail": f"give 1 to {MAX_OUTCOME_QUERY} event_id parameters"},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        return Response({"results": event_outcomes(device=request.auth, event_ids=event_ids)})
+
+
 class ScanInputSerializer(serializers.Serializer):
     code = serializers.CharField(max_length=500, trim_whitespace=False)
     separator = serializers.CharField(max_length=8, required=False, help_text="The station's GS substitute, if any")
@@ -178,10 +206,58 @@ class DeviceViewSet(viewsets.ModelViewSet):
     def perform_create(self, serializer: DeviceSerializer) -> None:
         serializer.save(hospital=caller_hospital(self.request))
 
-    @extend_schema(request=None, responses={200: inline_serializer("DeviceToken", {"token": serializers.CharField()})})
+    # A cabinet deactivated, renamed or moved loses or changes its broker access at once.
+    def perform_update(self, serializer: DeviceSerializer) -> None:
+        serializer.save()
+        broker_auth.sync_after_commit()
+
+    def perform_destroy(self, instance: Device) -> None:
+        instance.delete()
+        broker_auth.sync_after_commit()
+
+    @extend_schema(
+        request=None,
+        responses={200: inline_serializer("DeviceToken", {
+            "token": serializers.CharField(),
+            "mqtt": inline_serializer("DeviceMqttCredential", {
+                "username": serializers.CharField(), "password": serializers.CharField(),
+                "events_topic": serializers.CharField(), "results_topic": serializers.CharField(),
+            }, required=False),
+        })},
+    )
     @action(detail=True, methods=["post"], url_path="issue-token")
     def issue_token(self, request: Request, pk: str) -> Response:
+        """A new token (HTTP) and, for an MQTT cabinet, a new broker password; both shown once only.
+        The previous ones stop working (the broker's once its password file is rewritten)."""
         device = self.get_object()
-        token = device.issue_token()
-        device.save(update_fields=["token_hash"])
-        return Response({"token": token})
+        answer = {"token": device.issue_token()}
+        if device.kind == Device.Kind.CABINET_MQTT:
+            answer["mqtt"] = {
+                "username": device.code, "password": broker_auth.issue_mqtt_password(device),
+                "events_topic": broker_auth.events_topic(device), "results_topic": broker_auth.results_topic(device),
+            }
+        device.save(update_fields=["token_hash", "mqtt_password_hash"])
+        broker_auth.sync_after_commit()
+        return Response(answer)
+
+
+class RejectedMessageSerializer(serializers.ModelSerializer):
+    device = serializers.CharField(source="device.code", read_only=True, allow_null=True)
+
+    class Meta:
+        model = RejectedMessage
+        fields = [
+            "id", "received_at", "hospital", "device", "topic", "error_code", "error_detail", "payload",
+            "payload_bytes", "results",
+        ]
+
+
+class RejectedMessageViewSet(viewsets.ReadOnlyModelViewSet):
+    """Dead letters: MQTT messages the bridge refused in whole or in part, newest first. Those of no
+    known hospital (unknown device on an unknown hospital's topic) only alliance administrators see."""
+
+    serializer_class = RejectedMessageSerializer
+    filterset_fields = ["device", "error_code"]
+
+    def get_queryset(self) -> QuerySet:
+        return visible_to(self.request.user, RejectedMessage.objects.select_related("device"))

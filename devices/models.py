@@ -34,6 +34,9 @@ class Device(models.Model):
     name = models.CharField(_("name"), max_length=200)
     kind = models.CharField(_("kind"), max_length=24, choices=Kind.choices)
     token_hash = models.CharField(_("token hash (SHA-256)"), max_length=64, blank=True, db_index=True)
+    # The broker password of an MQTT cabinet, as the Mosquitto password file holds it (PBKDF2-SHA512,
+    # "$7$…"); its user name is the device code. Issued with the token, written out by sync_mqtt_auth.
+    mqtt_password_hash = models.CharField(_("MQTT password hash"), max_length=200, blank=True)
     config = models.JSONField(_("configuration"), default=dict, blank=True)
     scan_mode = models.CharField(_("scan mode"), max_length=32, choices=ScanMode.choices, default=ScanMode.LOOKUP)
     offline_after_seconds = models.PositiveIntegerField(_("offline after silence of (s)"), default=300)
@@ -112,3 +115,57 @@ class DeviceEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.device.code}:{self.event_id} {self.kind}"
+
+
+class RejectedMessage(models.Model):
+    """死信: an MQTT message, or part of one, that the bridge could not store (dead letter).
+
+    Unparseable bodies, unknown devices, wrong topics, events refused before they were stored: the
+    device is told on its results topic, and operators find them here, since nothing of them is in
+    DeviceEvent. `hospital` is the device's, or the one the topic names; empty when neither is known
+    (then only alliance administrators see it).
+    """
+
+    received_at = models.DateTimeField(_("received at"), default=timezone.now, db_index=True)
+    hospital = models.ForeignKey(
+        "inventory.Hospital", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    topic = models.CharField(_("topic"), max_length=512)
+    payload = models.TextField(_("payload (UTF-8, undecodable bytes escaped, truncated)"), blank=True)
+    payload_bytes = models.PositiveIntegerField(_("payload size (bytes)"), default=0)
+    error_code = models.CharField(_("error code"), max_length=48)
+    error_detail = models.TextField(_("error detail"), blank=True)
+    results = models.JSONField(_("results sent to the device"), default=list, blank=True)
+
+    class Meta:
+        verbose_name = _("rejected MQTT message")
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.topic} {self.error_code}"
+
+
+class BridgeHeartbeat(models.Model):
+    """The MQTT bridge's own sign of life, one row per client id, written every few seconds.
+
+    `beat_at` says the process runs; `connected` whether it holds its broker connection. The
+    mqtt_bridge_scan job raises MQTT_BRIDGE_DOWN when no bridge has beaten while connected lately.
+    """
+
+    client_id = models.CharField(_("MQTT client id"), max_length=128, unique=True)
+    hostname = models.CharField(_("host"), max_length=255, blank=True)
+    pid = models.PositiveIntegerField(_("process id"), null=True, blank=True)
+    started_at = models.DateTimeField(_("started at"))
+    beat_at = models.DateTimeField(_("last heartbeat"))
+    connected = models.BooleanField(_("connected to the broker"), default=False)
+    messages = models.PositiveBigIntegerField(_("messages handled"), default=0)
+    rejected = models.PositiveBigIntegerField(_("messages rejected"), default=0)
+    last_message_at = models.DateTimeField(_("last message at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("MQTT bridge heartbeat")
+        ordering = ["client_id"]
+
+    def __str__(self) -> str:
+        return f"{self.client_id} {self.beat_at:%Y-%m-%d %H:%M:%S}"

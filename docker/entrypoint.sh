@@ -3,7 +3,7 @@
 #   web    -> apply migrations, then gunicorn
 #   worker -> Celery worker
 #   beat   -> Celery beat
-#   mqtt   -> MQTT bridge management command
+#   mqtt   -> write the broker's password file and ACL, then the MQTT cabinet bridge
 #   *      -> exec the command as given (e.g. the image's default gunicorn CMD,
 #             or "python manage.py createsuperuser")
 set -eu
@@ -29,7 +29,8 @@ case "${1:-}" in
         ;;
     mqtt)
         shift
-        exec python manage.py mqtt_bridge "$@"
+        python manage.py sync_mqtt_auth
+        exec python manage.py run_mqtt_bridge "$@"
         ;;
     *)
         exec "$@"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from devices.retention import purge_telemetry
 from inventory.models import Hospital
 from inventory.services import alerts
 from inventory.services.his import deliver_due_charges
@@ -84,6 +85,15 @@ def his_failing_scan() -> dict:
     return _each_hospital(lambda hospital: alerts.scan_his_deliveries(hospital=hospital, now=now))
 
 
+def mqtt_bridge_scan() -> dict:
+    return alerts.scan_mqtt_bridge(now=timezone.now()).as_dict()
+
+
+def device_event_retention() -> dict:
+    """Delete heartbeats and temperatures past SPD_DEVICE_TELEMETRY_RETENTION_DAYS; business events stay."""
+    return purge_telemetry(now=timezone.now())
+
+
 HIS_RELAY_BATCH = 100
 HIS_RELAY_MAX_BATCHES = 10
 
@@ -119,6 +129,8 @@ JOBS: dict[str, Job] = {
         Job("his_failing_scan", "charges failing to reach the HIS for too long", his_failing_scan),
         Job("his_relay", "send the due charges of the HIS outbox (continuously)", his_relay),
         Job("nightly_reconciliation", "进销存 reconciliation of the day settled by the HIS (02:00)", nightly_reconciliation),
+        Job("mqtt_bridge_scan", "the MQTT cabinet bridge has stopped beating (every minute)", mqtt_bridge_scan),
+        Job("device_event_retention", "delete old heartbeat and temperature events (daily)", device_event_retention),
     )
 }
 

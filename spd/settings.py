@@ -203,7 +203,23 @@ CELERY_TASK_TIME_LIMIT = int(env("CELERY_TASK_TIME_LIMIT", "3600"))
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(env("CELERY_VISIBILITY_TIMEOUT", "7200"))}
 CELERY_TASK_SOFT_TIME_LIMIT = int(env("CELERY_TASK_SOFT_TIME_LIMIT", "3300"))
 REDIS_URL = env("REDIS_URL", "")
+# The broker the cabinet bridge uses: mqtt://user:password@host:1883, or mqtts://…:8883 for TLS.
 MQTT_URL = env("MQTT_URL", "")
+# TLS for mqtts:// (docs/deployment.md): the CA that signed the broker's certificate (empty: the
+# system's CAs), and a client certificate and key when the broker asks for one.
+MQTT_TLS_CA_FILE = env("MQTT_TLS_CA_FILE")
+MQTT_TLS_CERT_FILE = env("MQTT_TLS_CERT_FILE")
+MQTT_TLS_KEY_FILE = env("MQTT_TLS_KEY_FILE")
+# Where the broker's password file and ACL are written (devices/broker_auth.py); empty: only by
+# `manage.py sync_mqtt_auth --dir`. With a pid file, Mosquitto is sent SIGHUP after each change.
+SPD_MQTT_AUTH_DIR = env("SPD_MQTT_AUTH_DIR")
+SPD_MQTT_BROKER_PID_FILE = env("SPD_MQTT_BROKER_PID_FILE")
+# The bridge writes its heartbeat this often; MQTT_BRIDGE_DOWN is raised after this much silence.
+SPD_MQTT_BRIDGE_HEARTBEAT_SECONDS = int(env("SPD_MQTT_BRIDGE_HEARTBEAT_SECONDS", "15"))
+SPD_MQTT_BRIDGE_DOWN_AFTER_SECONDS = int(env("SPD_MQTT_BRIDGE_DOWN_AFTER_SECONDS", "120"))
+# Heartbeat and temperature events are deleted after this many days (device_event_retention job);
+# business events (scans, door sessions, inventories) are kept for good.
+SPD_DEVICE_TELEMETRY_RETENTION_DAYS = int(env("SPD_DEVICE_TELEMETRY_RETENTION_DAYS", "90"))
 
 # Business defaults (each may be overridden per product).
 SPD_MIN_SHELF_LIFE_DAYS = int(env("SPD_MIN_SHELF_LIFE_DAYS", "90"))

@@ -23,6 +23,8 @@ class Alert(models.Model):
         MISPLACED_TAG = "MISPLACED_TAG", _("Misplaced unit in a cabinet")
         BELOW_PAR = "BELOW_PAR", _("Stock below par level (低于基数)")
         HIS_DELIVERY_FAILING = "HIS_DELIVERY_FAILING", _("HIS charge delivery failing")
+        # MQTT cabinets (trust at the edges)
+        MQTT_BRIDGE_DOWN = "MQTT_BRIDGE_DOWN", _("MQTT cabinet bridge down")
 
     class Severity(models.TextChoices):
         INFO = "INFO", _("Info")

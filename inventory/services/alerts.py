@@ -20,12 +20,14 @@ Scans and their subjects:
     scan_cabinet_tags      UNKNOWN_TAG / MISPLACED_TAG   tag:<epc>
     scan_par_levels        BELOW_PAR     par:<location id>:<product id>
     scan_his_deliveries    HIS_DELIVERY_FAILING   his-outbox (one alert per hospital, with the count)
+    scan_mqtt_bridge       MQTT_BRIDGE_DOWN   mqtt-bridge (each hospital with active MQTT cabinets)
 
 Settings (read at each use, with these defaults):
     SPD_EXPIRY_TIERS               near-expiry tiers in days, (90, 60, 30); the narrowest is CRITICAL,
                                    the next WARNING, wider ones INFO
     SPD_CERTIFICATE_WARN_DAYS      warn this many days before a certificate expires (30)
     SPD_HIS_FAILING_ALERT_MINUTES  alert when a charge has been failing to reach the HIS this long (30)
+    SPD_MQTT_BRIDGE_DOWN_AFTER_SECONDS  alert when no MQTT bridge has beaten, connected, this long (120)
 
 The nightly expiry lock is done by the system actor: an inactive user named "system", with no
 hospital and no usable password, created on first use (`system_actor`), so that every movement
@@ -43,7 +45,7 @@ from django.db.models import Count, F, IntegerField, Max, Min, OuterRef, Q, Subq
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from devices.models import Device
+from devices.models import BridgeHeartbeat, Device
 from inventory.actors import Actor
 from inventory.errors import Refusal, Refused
 from inventory.models import (
@@ -686,3 +688,32 @@ def scan_his_deliveries(
              "last_error": oldest["last_error"][:500], "charges": list(failing.values_list("charge_id", flat=True)[:50])},
         ))
     return sync_alerts(kind=Kind.HIS_DELIVERY_FAILING, specs=specs, scope=Q(hospital=hospital), now=now)
+
+
+MQTT_BRIDGE_SUBJECT = "mqtt-bridge"
+
+
+def scan_mqtt_bridge(*, now: datetime.datetime | None = None, down_after_seconds: int | None = None) -> ScanResult:
+    """MQTT_BRIDGE_DOWN (CRITICAL), one per hospital that has active MQTT cabinets, while no bridge
+    has written a heartbeat while connected to the broker within the threshold: their events wait
+    at the broker (or are lost once its queue is full) and nothing of them reaches the stock.
+    Resolved when a connected bridge beats again, or the hospital has no MQTT cabinet left."""
+    now = now or timezone.now()
+    seconds = down_after_seconds if down_after_seconds is not None else settings.SPD_MQTT_BRIDGE_DOWN_AFTER_SECONDS
+    alive = BridgeHeartbeat.objects.filter(connected=True, beat_at__gte=now - datetime.timedelta(seconds=seconds))
+    specs = []
+    if not alive.exists():
+        last = BridgeHeartbeat.objects.order_by("-beat_at").values("client_id", "beat_at", "connected").first()
+        since = f"last heartbeat {timezone.localtime(last['beat_at']):%Y-%m-%d %H:%M}" if last else "never started"
+        hospitals = (
+            Device.objects.filter(kind=Device.Kind.CABINET_MQTT, is_active=True)
+            .values("hospital_id").annotate(cabinets=Count("pk")).order_by("hospital_id")
+        )
+        for row in hospitals:
+            specs.append(AlertSpec(
+                row["hospital_id"], MQTT_BRIDGE_SUBJECT, Severity.CRITICAL,
+                f"The MQTT cabinet bridge is down ({since}): events of {row['cabinets']} cabinets are not processed",
+                {"cabinets": row["cabinets"], "down_after_seconds": seconds,
+                 "last_heartbeat": last and {**last, "beat_at": last["beat_at"].isoformat()}},
+            ))
+    return sync_alerts(kind=Kind.MQTT_BRIDGE_DOWN, specs=specs, scope=Q(), now=now)

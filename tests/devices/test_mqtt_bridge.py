@@ -28,7 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from devices.adapters import mqtt_cabinet
 from devices.adapters.mqtt_cabinet import MqttCabinetBridge, TopicError, handle_message, parse_topic
 from devices.management.commands.simulate_cabinet import session_events
-from devices.models import Device, DeviceEvent
+from devices.models import Device, DeviceEvent, RejectedMessage
 from inventory.models import Unit
 from inventory.services.labelling import bind_tag
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
@@ -326,6 +326,53 @@ def test_an_event_sent_while_the_bridge_is_down_is_delivered_when_it_reconnects(
 
 @pytest.mark.mqtt
 @pytest.mark.django_db(transaction=True)
+def test_a_message_is_acknowledged_only_once_its_answer_is_safe_at_the_broker(device, publisher, start_bridge):
+    first = start_bridge()
+    # As if the bridge died after storing the event and publishing its answer, before the broker
+    # confirmed the answer: the incoming message must stay unacknowledged.
+    first.client.on_publish = lambda *args: None
+    publisher.publish(event("hb-1"))
+    assert publisher.answer("hb-1")[1]["replayed"] is False
+    first.stop()
+
+    start_bridge()  # same client id: the broker delivers the unacknowledged message again
+    _, again = publisher.answer("hb-1")
+    assert (again["status"], again["replayed"]) == ("PROCESSED", True)
+    assert len(stored(device, "hb-1")) == 1
+
+
+@pytest.mark.mqtt
+@pytest.mark.django_db(transaction=True)
+def test_an_acknowledged_message_is_not_delivered_again(device, publisher, start_bridge):
+    first = start_bridge()
+    publisher.publish(event("hb-1"))
+    publisher.answer("hb-1")
+    wait_for(lambda: not first._pending_acks)
+    first.stop()
+
+    start_bridge()
+    publisher.publish(event("hb-2"))
+    _, answer = publisher.answer()
+    assert answer["event_id"] == "hb-2"
+
+
+@pytest.mark.mqtt
+@pytest.mark.django_db(transaction=True)
+def test_a_cabinet_asks_for_the_outcome_of_its_events_over_mqtt(device, publisher, start_bridge):
+    start_bridge()
+    publisher.publish(event("t-1", "temperature", {"celsius": 4.0}))
+    publisher.answer("t-1")
+
+    publisher.publish({"outcome_of": ["t-1", "never-sent"]})
+    _, known = publisher.answer("t-1")
+    assert (known["status"], known["result"], known["replayed"]) == ("PROCESSED", {"celsius": 4.0}, True)
+    publisher.publish({"outcome_of": ["never-sent"]})
+    assert publisher.answer("never-sent")[1]["status"] == "UNKNOWN"
+    assert len(stored(device, "t-1")) == 1 and not stored(device, "never-sent")
+
+
+@pytest.mark.mqtt
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_an_event_the_database_could_not_take_is_not_acknowledged_and_comes_back(
     device, publisher, start_bridge, monkeypatch
@@ -362,6 +409,8 @@ def test_a_message_that_fails_for_another_reason_is_answered_and_does_not_block_
     bridge = start_bridge()
     publisher.publish(event("poison"))
     assert publisher.answer(error_code="INTERNAL_ERROR")[1]["status"] == "REJECTED"
+    letter = wait_for(lambda: RejectedMessage.objects.filter(error_code="INTERNAL_ERROR").first())
+    assert (letter.device, letter.hospital) == (device, device.hospital)
     publisher.publish(event("hb-after"))
 
     assert publisher.answer("hb-after")[1]["status"] == "PROCESSED"

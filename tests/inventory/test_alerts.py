@@ -693,15 +693,17 @@ def test_the_nightly_reconciliation_job_runs_once_per_hospital(hospital, other_h
 def test_every_job_runs_through_one_idempotent_task(hospital):
     assert (run_named_job.acks_late, run_named_job.reject_on_worker_lost) == (True, True)
     for name in ("certificate_scan", "return_overdue_scan", "device_offline_scan", "cabinet_tag_scan",
-                 "par_level_scan", "his_failing_scan", "his_relay"):
+                 "par_level_scan", "his_failing_scan", "his_relay", "mqtt_bridge_scan", "device_event_retention"):
         assert isinstance(run_named_job.apply(args=[name]).get(), dict)
 
 
 def test_the_default_schedule_runs_every_job_and_can_be_applied_twice():
     migration = importlib.import_module("inventory.migrations.0006_default_schedule")
+    later = importlib.import_module("inventory.migrations.0008_mqtt_bridge_alert_and_jobs")
     PeriodicTask.objects.all().delete()
-    migration.create_schedule(apps, None)
-    migration.create_schedule(apps, None)
+    for _ in range(2):
+        migration.create_schedule(apps, None)
+        later.create_schedule(apps, None)
 
     tasks = {json.loads(task.args)[0]: task for task in PeriodicTask.objects.filter(task=migration.TASK)}
     assert set(tasks) == set(JOBS) and len(tasks) == PeriodicTask.objects.count()
@@ -715,6 +717,9 @@ def test_the_default_schedule_runs_every_job_and_can_be_applied_twice():
     assert every["his_relay"] == (30, "seconds", 30)
     assert every["device_offline_scan"] == (2, "minutes", 120)
     assert every["return_overdue_scan"] == (5, "minutes", 300)
+    assert every["mqtt_bridge_scan"] == (1, "minutes", 60)
+    assert tasks["device_event_retention"].crontab.hour == "3"
 
     migration.delete_schedule(apps, None)
+    later.delete_schedule(apps, None)
     assert not PeriodicTask.objects.exists()
