@@ -73,6 +73,11 @@ class Consumption(models.Model):
     def amount(self) -> Decimal:
         return self.unit_price * self.quantity
 
+    def whole_use(self) -> list["Consumption"]:
+        """The consumptions of this use: itself, or all its parts when billed at several prices."""
+        first = self.part_of_id or self.pk
+        return list(Consumption.objects.filter(Q(pk=first) | Q(part_of_id=first)).order_by("pk"))
+
 
 class Charge(models.Model):
     """A line billed to the patient through the HIS: the consumption's charge, or its refund (signed).

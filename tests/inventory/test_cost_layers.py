@@ -16,8 +16,10 @@ from inventory.models import (
     LotMovementLayer,
     Movement,
 )
+from inventory.selectors.dashboard import stock_value_by_location
 from inventory.selectors.reconciliation import period_totals
 from inventory.selectors.settlements import period_bounds
+from inventory.selectors.stock import StockFilters, StockScope, filter_lot_balances
 from inventory.services.consumption import ClinicalContext, consume_lot, refund_consumption
 from inventory.services.his import import_settlement_lines
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
@@ -225,3 +227,12 @@ def test_reconciliation_compares_each_billed_line_with_the_price_of_its_part(in_
     run = run_reconciliation(hospital=hospital, period_start=timezone.localdate(), period_end=timezone.localdate())
     findings = list(run.findings.values_list("kind", "amount"))
     assert findings == [(Finding.Kind.PRICE_ABOVE_PURCHASE, Decimal("3.00"))], findings
+
+
+def test_stock_lists_and_the_dashboard_value_a_lot_layer_by_layer(in_store, operator, warehouse, cath_lab_store):
+    scope = StockScope.of(operator)
+    values = {balance.location_id: balance.value for balance in filter_lot_balances(scope, StockFilters())}
+    assert values == {cath_lab_store.pk: 10 * FIRST + 2 * SECOND, warehouse.pk: 8 * SECOND}
+    by_location = {row.location_id: (row.lot_quantity, row.owned_value) for row in stock_value_by_location(scope).locations}
+    assert by_location[cath_lab_store.pk] == (12, 10 * FIRST + 2 * SECOND)
+    assert by_location[warehouse.pk] == (8, 8 * SECOND)
