@@ -192,11 +192,13 @@ def _refund_part(
             movement__document_type=Movement.DocumentType.CONSUMPTION, movement__document_id=part.pk,
             movement__kind=Movement.Kind.CONSUME,
         ).order_by("pk")
+        layers = [LayerDraw(row.receipt_id, row.quantity, row.unit_cost, row.is_gift) for row in used]
+        # A use recorded before cost layers existed took from what is now the opening layer.
+        layers = layers or [LayerDraw(None, part.quantity, part.unit_price)]
         template = LotBalance.objects.filter(product_id=part.product_id, lot=part.lot).first()
         move_lot(product=part.product, lot=part.lot, quantity=part.quantity, source=None,
                  to_location=destination, kind=Movement.Kind.UNCONSUME, actor=actor, idempotency_key=key,
-                 document=document, occurred_at=now, reason_code=reason_code,
-                 layers=[LayerDraw(row.receipt_id, row.quantity, row.unit_cost, row.is_gift) for row in used],
+                 document=document, occurred_at=now, reason_code=reason_code, layers=layers,
                  new_balance_defaults={
                      "expiry": template.expiry if template else None,
                      "owner": Owner.SUPPLIER if part.was_consignment else Owner.HOSPITAL,

@@ -236,3 +236,29 @@ def test_stock_lists_and_the_dashboard_value_a_lot_layer_by_layer(in_store, oper
     by_location = {row.location_id: (row.lot_quantity, row.owned_value) for row in stock_value_by_location(scope).locations}
     assert by_location[cath_lab_store.pk] == (12, 10 * FIRST + 2 * SECOND)
     assert by_location[warehouse.pk] == (8, 8 * SECOND)
+
+
+def test_a_use_recorded_before_cost_layers_is_refunded_into_the_opening_layer(keeper_actor, hospital, cath_lab_store,
+                                                                              lot_product):
+    """A consumption whose CONSUME movement predates layers (no layer rows) still refunds whole."""
+    balance = LotBalance.objects.create(hospital=hospital, product=lot_product, lot="L1", location=cath_lab_store,
+                                        unit_cost=Decimal("2.90"), quantity=1)
+    LotCostLayer.objects.create(balance=balance, receipt=None, unit_cost=Decimal("2.90"), quantity=1)
+    old = Consumption.objects.create(
+        hospital=hospital, product=lot_product, lot="L1", quantity=3, location=cath_lab_store, encounter="ZY0003",
+        department=cath_lab_store.department, unit_price=Decimal("2.90"), occurred_at=timezone.now(),
+    )
+    Movement.objects.create(
+        hospital=hospital, kind=Movement.Kind.CONSUME, product=lot_product, lot="L1", quantity=3,
+        from_location=cath_lab_store, occurred_at=timezone.now(), document_type=Movement.DocumentType.CONSUMPTION,
+        document_id=old.pk, idempotency_key="legacy-use", actor_user=keeper_actor.user,
+    )
+    Charge.objects.create(hospital=hospital, consumption=old, kind=Charge.Kind.CHARGE, encounter="ZY0003",
+                          his_charge_code=lot_product.his_charge_code, quantity=3, unit_price=Decimal("2.90"),
+                          amount=Decimal("8.70"))
+
+    refund_consumption(actor=keeper_actor, consumption=old, reason_code="WRONG_PATIENT", to_quarantine=False,
+                       idempotency_key="refund-legacy")
+
+    assert layers_at(cath_lab_store) == [(None, 4, Decimal("2.90"), False)]
+    assert LotBalance.objects.get(pk=balance.pk).quantity == 4
