@@ -90,6 +90,7 @@ class MovementAdmin(ReadOnlyAdmin):
 for model in (
     models.Unit, models.LotBalance, models.DeliveryNote, models.AcceptanceRecord, models.StockOrder,
     models.Consumption, models.Charge, models.ChargeDelivery, models.CabinetSession, models.HisSettlementLine,
-    models.SupplierSettlement, models.ReconciliationRun, models.Alert, models.TagBinding,
+    models.SupplierSettlement, models.ReconciliationRun, models.Alert, models.TagBinding, models.LotCostLayer,
+    models.LotMovementLayer,
 ):
     admin.site.register(model, ReadOnlyAdmin)

@@ -163,6 +163,22 @@ class Refusal(Enum):
         409, "Unit {unit} already carries tag {epc}; unbind it first.", "耗材 {unit} 已绑定标签 {epc}，请先解绑。"
     )
     UNIT_NOT_TAGGED = (409, "Unit {unit} carries no tag.", "耗材 {unit} 未绑定标签。")
+    # Quarantine release and cost layers (data integrity)
+    QUARANTINE_RELEASE_REQUIRED = (
+        409,
+        "{item} is in quarantine at {location}: it leaves quarantine only by a release from quarantine "
+        "(a quality decision with a reason), not by a transfer.",
+        "{item} 在隔离区 {location}：只能通过解除隔离（需填写原因的质量决定）移出，不能直接移库。",
+    )
+    NOT_IN_QUARANTINE = (409, "{item} is not in quarantine (it is at {location}).", "{item} 不在隔离区（位于 {location}）。")
+    QUARANTINE_RELEASE_NOT_AUTHORISED = (
+        403, "Only an SPD operator or an administrator may release stock from quarantine.",
+        "只有 SPD 运营人员或管理员可以解除隔离。",
+    )
+    RELEASE_INTO_QUARANTINE = (
+        400, "A release from quarantine must go to a location that is not a quarantine.",
+        "解除隔离的目的库位不能是隔离区。",
+    )
 
     @property
     def status(self) -> int:

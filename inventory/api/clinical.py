@@ -72,13 +72,17 @@ class ChargeSerializer(serializers.ModelSerializer):
 
 class ConsumptionSerializer(serializers.ModelSerializer):
     charges = ChargeSerializer(many=True, read_only=True)
+    other_parts = serializers.PrimaryKeyRelatedField(
+        many=True, read_only=True,
+        help_text="The other consumptions of a lot use that spans cost layers of different purchase prices",
+    )
 
     class Meta:
         model = Consumption
         fields = [
             "id", "product", "unit", "lot", "quantity", "location", "encounter", "surgery_id", "surgery_name",
             "doctor", "department", "unit_price", "was_consignment", "occurred_at", "recorded_at", "recorded_by",
-            "refunded_at", "refund_reason", "charges",
+            "refunded_at", "refund_reason", "part_of", "other_parts", "charges",
         ]
 
 
@@ -91,7 +95,9 @@ class ConsumptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
     def get_queryset(self) -> QuerySet:
         charges = Charge.objects.select_related("delivery").order_by("id")
-        return visible_to(self.request.user, Consumption.objects.all()).prefetch_related(Prefetch("charges", charges))
+        return visible_to(self.request.user, Consumption.objects.all()).prefetch_related(
+            Prefetch("charges", charges), "other_parts"
+        )
 
     @extend_schema(request=ConsumptionInputSerializer, responses={201: ConsumptionSerializer})
     def create(self, request: Request) -> Response:

@@ -1,4 +1,5 @@
-"""Units, the ledger, and the documents that move stock: transfers, returns to supplier, scraps."""
+"""Units, the ledger, and the documents that move stock: transfers, returns to supplier, scraps,
+releases from quarantine."""
 import django_filters
 from django.db.models import Q, QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_field
@@ -19,11 +20,17 @@ from inventory.api.fields import (
 )
 from inventory.api.permissions import STOCK_HANDLERS
 from inventory.errors import Problem, Refused
-from inventory.models import Location, Movement, Product, StockOrder, Supplier, Unit, UnitStatus
+from inventory.models import Location, LotMovementLayer, Movement, Product, StockOrder, Supplier, Unit, UnitStatus
 from inventory.selectors.scope import visible_to
 from inventory.selectors.units import find_unit_by_udi, unit_trace, units_for_list
 from inventory.services import labelling
-from inventory.services.stock import LotQuantity, return_to_supplier, scrap, transfer_stock
+from inventory.services.stock import (
+    LotQuantity,
+    release_from_quarantine,
+    return_to_supplier,
+    scrap,
+    transfer_stock,
+)
 
 
 class UnitSerializer(serializers.ModelSerializer):
@@ -105,15 +112,22 @@ class UnitViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(UnitSerializer(self.get_queryset().get(pk=unit.pk)).data)
 
 
+class MovementLayerSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LotMovementLayer
+        fields = ["receipt", "quantity", "unit_cost", "is_gift"]
+
+
 class MovementSerializer(serializers.ModelSerializer):
     actor = serializers.SerializerMethodField()
+    layers = MovementLayerSerializer(many=True, read_only=True, help_text="The cost layers a lot movement moved")
 
     class Meta:
         model = Movement
         fields = [
             "id", "kind", "product", "unit", "lot", "quantity", "from_location", "to_location", "from_status",
             "to_status", "actor_user", "actor_device", "actor", "occurred_at", "recorded_at", "reason_code", "note",
-            "document_type", "document_id", "idempotency_key",
+            "document_type", "document_id", "idempotency_key", "layers",
         ]
 
     def get_actor(self, movement: Movement) -> str:
@@ -140,7 +154,9 @@ class MovementViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = MovementFilter
 
     def get_queryset(self) -> QuerySet:
-        return visible_to(self.request.user, Movement.objects.select_related("actor_user", "actor_device"))
+        return visible_to(
+            self.request.user, Movement.objects.select_related("actor_user", "actor_device").prefetch_related("layers")
+        )
 
 
 class LotQuantitySerializer(serializers.Serializer):
@@ -173,6 +189,11 @@ class ScrapInputSerializer(StockOrderInputSerializer):
     reason_code = serializers.CharField(max_length=32)
 
 
+class ReleaseInputSerializer(StockOrderInputSerializer):
+    to_location = ScopedPrimaryKeyRelatedField(queryset=Location.objects.all())
+    reason_code = serializers.CharField(max_length=32)
+
+
 class StockOrderSerializer(serializers.ModelSerializer):
     movements = serializers.SerializerMethodField()
 
@@ -186,7 +207,7 @@ class StockOrderSerializer(serializers.ModelSerializer):
     def get_movements(self, order: StockOrder) -> list[dict]:
         movements = Movement.objects.filter(
             document_type=Movement.DocumentType.STOCK_ORDER, document_id=order.pk
-        ).select_related("actor_user", "actor_device")
+        ).select_related("actor_user", "actor_device").prefetch_related("layers")
         return MovementSerializer(movements, many=True).data
 
 
@@ -269,4 +290,23 @@ class ScrapView(StockOrderView):
         return scrap(
             actor=Actor(user=request.user), hospital=caller_hospital(request), reason_code=data["reason_code"],
             units=named_units(request, data), lots=_lots(data), note=data["note"], idempotency_key=key,
+        )
+
+
+class ReleaseFromQuarantineView(StockOrderView):
+    """Release units or lot quantities from quarantine back into stock (解除隔离): a quality decision
+    of an SPD operator or an administrator, with a reason; an ordinary transfer out of quarantine is
+    refused (QUARANTINE_RELEASE_REQUIRED)."""
+
+    input_serializer = ReleaseInputSerializer
+
+    @extend_schema(request=ReleaseInputSerializer, responses={201: StockOrderSerializer})
+    def post(self, request: Request) -> Response:
+        return super().post(request)
+
+    def perform(self, request: Request, data: dict, key: str) -> StockOrder:
+        return release_from_quarantine(
+            actor=Actor(user=request.user), hospital=caller_hospital(request), to_location=data["to_location"],
+            reason_code=data["reason_code"], units=named_units(request, data), lots=_lots(data), note=data["note"],
+            idempotency_key=key,
         )

@@ -18,6 +18,7 @@ urlpatterns = [
     path("transfers/", stock.TransferView.as_view(), name="transfer"),
     path("returns/", stock.ReturnView.as_view(), name="return"),
     path("scraps/", stock.ScrapView.as_view(), name="scrap"),
+    path("quarantine-releases/", stock.ReleaseFromQuarantineView.as_view(), name="quarantine-release"),
     path("takes/", cabinets.TakeView.as_view(), name="take"),
     path("takes/put-back/", cabinets.PutBackView.as_view(), name="put-back"),
     path("takes/overdue/", cabinets.OverdueTakesView.as_view(), name="overdue-takes"),

@@ -13,6 +13,8 @@ from inventory.models.reconciliation import Finding, ReconciliationRun
 from inventory.models.stock import (
     UNIT_TRANSITIONS,
     LotBalance,
+    LotCostLayer,
+    LotMovementLayer,
     Movement,
     Owner,
     ParLevel,
@@ -26,7 +28,7 @@ __all__ = [
     "CabinetSession", "Charge", "ChargeDelivery", "Consumption", "HisSettlementLine", "SupplierSettlement",
     "SupplierSettlementLine",
     "AcceptanceRecord", "Certificate", "DeliveryLine", "DeliveryNote", "Department", "Hospital",
-    "IdempotencyRecord", "Location", "LotBalance", "Manufacturer", "Movement", "Owner", "Product", "Role",
+    "IdempotencyRecord", "Location", "LotBalance", "LotCostLayer", "LotMovementLayer", "Manufacturer", "Movement", "Owner", "Product", "Role",
     "StockOrder", "Supplier", "SupplyAgreement", "TagBinding", "TrackingMode", "UNIT_TRANSITIONS", "Unit", "UnitStatus",
     "User",
 ]

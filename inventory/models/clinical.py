@@ -11,6 +11,10 @@ class Consumption(models.Model):
 
     Only the HIS encounter reference is kept: no patient name or identity number is ever stored.
     A refund (退费) does not delete it: it is marked refunded and reversed by new movements.
+
+    A use of a lot quantity that spans cost layers of different purchase prices is recorded as one
+    consumption per price — the first, and the others `part_of` it — so that each one, and the
+    charge it bills, has one exact purchase price (零差率). They are refunded together.
     """
 
     hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="consumptions")
@@ -42,6 +46,11 @@ class Consumption(models.Model):
     recorded_by_device = models.ForeignKey(
         "devices.Device", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    part_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="other_parts",
+        verbose_name=_("part of the use"),
+        help_text=_("The first consumption of a lot use billed at more than one purchase price"),
+    )
     refunded_at = models.DateTimeField(_("refunded at"), null=True, blank=True)
     refund_reason = models.CharField(_("refund reason"), max_length=64, blank=True)
 
@@ -63,6 +72,11 @@ class Consumption(models.Model):
     @property
     def amount(self) -> Decimal:
         return self.unit_price * self.quantity
+
+    def whole_use(self) -> list["Consumption"]:
+        """The consumptions of this use: itself, or all its parts when billed at several prices."""
+        first = self.part_of_id or self.pk
+        return list(Consumption.objects.filter(Q(pk=first) | Q(part_of_id=first)).order_by("pk"))
 
 
 class Charge(models.Model):

@@ -105,6 +105,7 @@ class StockOrder(models.Model):
         SCRAP = "SCRAP", _("Scrap")
         TAKE = "TAKE", _("Taken by scan")
         PUT_BACK = "PUT_BACK", _("Put back by scan")
+        QUARANTINE_RELEASE = "QUARANTINE_RELEASE", _("Release from quarantine")
 
     hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="stock_orders")
     kind = models.CharField(_("kind"), max_length=24, choices=Kind.choices)

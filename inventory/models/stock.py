@@ -99,7 +99,12 @@ class Unit(models.Model):
 
 
 class LotBalance(models.Model):
-    """Quantity of one lot of a lot-tracked product at one location. Changes only with a Movement."""
+    """Quantity of one lot of a lot-tracked product at one location. Changes only with a Movement.
+
+    What that quantity cost is held by its cost layers (`LotCostLayer`, one per receipt): their
+    quantities always add up to `quantity`. `unit_cost` is the cost of the layer the next use or
+    move draws first (first in, first out), kept for lists and reports.
+    """
 
     hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="lot_balances")
     product = models.ForeignKey("inventory.Product", on_delete=models.PROTECT, related_name="lot_balances")
@@ -151,8 +156,11 @@ class Movement(models.Model):
         EXPIRE = "EXPIRE", _("Expired and locked")
         ADJUSTMENT = "ADJUSTMENT", _("Stocktake adjustment (盘点调整)")
         OWNER_CHANGE = "OWNER_CHANGE", _("Change of owner (寄售转自有)")
+        QUARANTINE_RELEASE = "QUARANTINE_RELEASE", _("Released from quarantine (解除隔离)")
 
-    KINDS_REQUIRING_REASON = frozenset({Kind.RETURN_TO_SUPPLIER, Kind.SCRAP, Kind.UNCONSUME, Kind.ADJUSTMENT})
+    KINDS_REQUIRING_REASON = frozenset(
+        {Kind.RETURN_TO_SUPPLIER, Kind.SCRAP, Kind.UNCONSUME, Kind.ADJUSTMENT, Kind.QUARANTINE_RELEASE}
+    )
 
     class DocumentType(models.TextChoices):
         DELIVERY_NOTE = "DELIVERY_NOTE", _("Delivery note")
@@ -209,7 +217,7 @@ class Movement(models.Model):
             ),
             models.CheckConstraint(condition=Q(quantity__gt=0), name="movement_quantity_positive"),
             models.CheckConstraint(
-                condition=~Q(kind__in=["RETURN_TO_SUPPLIER", "SCRAP", "UNCONSUME", "ADJUSTMENT"])
+                condition=~Q(kind__in=["RETURN_TO_SUPPLIER", "SCRAP", "UNCONSUME", "ADJUSTMENT", "QUARANTINE_RELEASE"])
                 | ~Q(reason_code=""),
                 name="movement_reason_where_required",
             ),
@@ -234,6 +242,83 @@ class Movement(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("The ledger is append-only: movements cannot be deleted.")
+
+
+class LotCostLayer(models.Model):
+    """The part of a lot balance that came in with one receipt, at that receipt's cost (成本层).
+
+    A lot received twice at two prices is two layers, so that a use is billed at what was really
+    paid for what it took (零差率). Uses, transfers, returns and scraps draw layers oldest receipt
+    first (FIFO) unless they name the layer (a refund puts back what its use took); a transfer
+    carries the layers it draws to the destination. Written only by `inventory.services.ledger`,
+    under the lock of its balance; each change is explained by the `LotMovementLayer` rows of a
+    movement. `receipt` is the RECEIPT movement that brought the quantity in; an opening layer
+    (`receipt` empty) holds stock that was on hand before cost layers existed, at the cost then
+    recorded on its balance.
+    """
+
+    balance = models.ForeignKey(LotBalance, on_delete=models.PROTECT, related_name="cost_layers")
+    receipt = models.ForeignKey(
+        "inventory.Movement", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        verbose_name=_("receipt"),
+    )
+    unit_cost = models.DecimalField(_("unit cost"), max_digits=12, decimal_places=2)
+    is_gift = models.BooleanField(_("gift (赠送)"), default=False)
+    quantity = models.IntegerField(_("quantity"))
+
+    class Meta:
+        verbose_name = _("lot cost layer")
+        ordering = ["balance", "receipt"]
+        constraints = [
+            models.UniqueConstraint(fields=["balance", "receipt"], name="one_layer_per_balance_and_receipt"),
+            models.UniqueConstraint(
+                fields=["balance"], condition=Q(receipt__isnull=True), name="one_opening_layer_per_balance"
+            ),
+            models.CheckConstraint(condition=Q(quantity__gte=0), name="layer_quantity_not_negative"),
+            models.CheckConstraint(condition=Q(unit_cost__gte=0), name="layer_cost_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.balance} · receipt {self.receipt_id or 'opening'}: {self.quantity} × {self.unit_cost}"
+
+
+class LotMovementLayer(models.Model):
+    """How much of each cost layer a lot movement moved (append-only, like the movement itself).
+
+    The quantities of one movement's rows add up to the movement's quantity; folding them (added
+    at `to_location`, taken at `from_location`) gives every layer's quantity.
+    """
+
+    movement = models.ForeignKey("inventory.Movement", on_delete=models.PROTECT, related_name="layers")
+    receipt = models.ForeignKey(
+        "inventory.Movement", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        verbose_name=_("receipt of the layer"),
+    )
+    quantity = models.PositiveIntegerField(_("quantity"))
+    unit_cost = models.DecimalField(_("unit cost"), max_digits=12, decimal_places=2)
+    is_gift = models.BooleanField(_("gift (赠送)"), default=False)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("movement cost layer")
+        ordering = ["movement", "receipt"]
+        base_manager_name = "objects"
+        constraints = [
+            models.UniqueConstraint(fields=["movement", "receipt"], name="one_row_per_movement_and_layer"),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="movement_layer_quantity_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"movement {self.movement_id} · receipt {self.receipt_id or 'opening'}: {self.quantity}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise TypeError("The ledger is append-only: a saved movement layer cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("The ledger is append-only: movement layers cannot be deleted.")
 
 
 class TagBinding(models.Model):

@@ -12,7 +12,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from devices.models import Device
-from inventory.models import Alert, ChargeDelivery, Location, Owner
+from inventory.models import Alert, ChargeDelivery, Location, LotCostLayer, Owner
 from inventory.selectors.settlements import period_bounds
 from inventory.selectors.stock import HELD, StockScope
 
@@ -133,14 +133,17 @@ def stock_value_by_location(scope: StockScope) -> StockValue:
             consigned=Sum("unit_cost", filter=consigned, output_field=MONEY),
         )
     }
+    # Lots are valued layer by layer: a lot received at two prices is worth what each receipt cost.
     lot_value = ExpressionWrapper(F("quantity") * F("unit_cost"), output_field=MONEY)
+    consigned_lot = Q(balance__owner=Owner.SUPPLIER)
     lot_rows = {
         row["location_id"]: row
-        for row in scope.lot_balances().filter(quantity__gt=0).order_by().values("location_id")
+        for row in LotCostLayer.objects.filter(balance__in=scope.lot_balances(), quantity__gt=0).order_by()
+        .values(location_id=F("balance__location_id"))
         .annotate(
             n=Sum("quantity"),
-            owned=Sum(lot_value, filter=~consigned, output_field=MONEY),
-            consigned=Sum(lot_value, filter=consigned, output_field=MONEY),
+            owned=Sum(lot_value, filter=~consigned_lot, output_field=MONEY),
+            consigned=Sum(lot_value, filter=consigned_lot, output_field=MONEY),
         )
     }
     kinds = dict(Location.Kind.choices)

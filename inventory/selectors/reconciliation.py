@@ -30,7 +30,6 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Sum,
-    Value,
     When,
 )
 from django.db.models.functions import Coalesce, TruncDate
@@ -42,6 +41,7 @@ from inventory.models import (
     Hospital,
     Location,
     LotBalance,
+    LotMovementLayer,
     Movement,
     Product,
     ReconciliationRun,
@@ -69,7 +69,7 @@ IN_STOCK_STATUSES = (
 # therefore 0 unless the ledger holds a movement that changes place without saying why.
 _FLOW_COLUMNS = {
     "received": (Movement.Kind.RECEIPT,),
-    "transferred": (Movement.Kind.TRANSFER, Movement.Kind.PUTAWAY),
+    "transferred": (Movement.Kind.TRANSFER, Movement.Kind.PUTAWAY, Movement.Kind.QUARANTINE_RELEASE),
     "consumed": (Movement.Kind.CONSUME,),
     "refunded": (Movement.Kind.UNCONSUME,),
     "returned": (Movement.Kind.RETURN_TO_SUPPLIER,),
@@ -502,20 +502,18 @@ class PeriodTotals:
 
 
 def period_totals(hospital: Hospital, start: datetime.datetime, end: datetime.datetime, lines: list[dict]) -> PeriodTotals:
-    """Received (RECEIPT movements, at unit or lot cost), consumed (not refunded) and billed (the
-    rows of `billed_line_rows`)."""
-    lot_cost = LotBalance.objects.filter(
-        product=OuterRef("product"), lot=OuterRef("lot"), location=OuterRef("to_location")
-    ).values("unit_cost")[:1]
-    received = (
-        Movement.objects.filter(hospital=hospital, kind=Movement.Kind.RECEIPT, occurred_at__gte=start,
-                                occurred_at__lt=end, to_location__isnull=False)
-        .annotate(cost=Coalesce(F("unit__unit_cost"), Subquery(lot_cost), Value(Decimal("0")), output_field=MONEY))
-        .aggregate(
-            total_quantity=Coalesce(Sum("quantity"), 0),
-            total_amount=Sum(ExpressionWrapper(F("quantity") * F("cost"), output_field=MONEY)),
-        )
+    """Received (RECEIPT movements, at unit cost or at the cost of the layer each lot receipt
+    opened), consumed (not refunded) and billed (the rows of `billed_line_rows`)."""
+    receipts = Movement.objects.filter(hospital=hospital, kind=Movement.Kind.RECEIPT, occurred_at__gte=start,
+                                       occurred_at__lt=end, to_location__isnull=False)
+    received = receipts.aggregate(
+        total_quantity=Coalesce(Sum("quantity"), 0),
+        unit_amount=Sum("unit__unit_cost", output_field=MONEY),
     )
+    lot_amount = LotMovementLayer.objects.filter(movement__in=receipts.filter(unit__isnull=True)).aggregate(
+        total=Sum(ExpressionWrapper(F("quantity") * F("unit_cost"), output_field=MONEY))
+    )["total"]
+    received["total_amount"] = cents(received["unit_amount"]) + cents(lot_amount)
     consumed = Consumption.objects.filter(
         hospital=hospital, occurred_at__gte=start, occurred_at__lt=end, refunded_at__isnull=True
     ).aggregate(

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import DecimalField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet
+from django.db.models import DecimalField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -22,6 +23,7 @@ from inventory.models import (
     Consumption,
     Location,
     LotBalance,
+    LotCostLayer,
     Movement,
     Owner,
     Product,
@@ -217,8 +219,14 @@ def filter_lot_balances(scope: StockScope, filters: StockFilters) -> QuerySet:
             Q(lot__iexact=text) | Q(product__internal_code__iexact=text) | Q(product__name__icontains=text)
             | Q(product__udi_di=text)
         )
+    money = DecimalField(max_digits=16, decimal_places=2)
+    # Valued layer by layer: a lot received at two prices is worth what each receipt cost.
+    layer_value = (
+        LotCostLayer.objects.filter(balance=OuterRef("pk")).order_by().values("balance")
+        .annotate(value=Sum(ExpressionWrapper(F("quantity") * F("unit_cost"), output_field=money))).values("value")
+    )
     return balances.select_related("product", "location").annotate(
-        value=ExpressionWrapper(F("quantity") * F("unit_cost"), output_field=DecimalField(max_digits=16, decimal_places=2))
+        value=Coalesce(Subquery(layer_value, output_field=money), Value(Decimal("0")), output_field=money)
     ).order_by("expiry", "product__internal_code", "pk")
 
 

@@ -23,7 +23,13 @@ from inventory.errors import Problem, Refusal, Refused
 from inventory.models import CabinetSession, Hospital, Location, Movement, StockOrder, Unit, UnitStatus, User
 from inventory.services.idempotency import run_once
 from inventory.services.labelling import normalise_epc
-from inventory.services.ledger import expiry_lock_problem, move_unit, move_units, transition_problem
+from inventory.services.ledger import (
+    expiry_lock_problem,
+    move_unit,
+    move_units,
+    quarantine_problem,
+    transition_problem,
+)
 
 APPLIED = (CabinetSession.Status.CLOSED, CabinetSession.Status.CLOSED_WITHOUT_OPEN)
 
@@ -191,7 +197,8 @@ def _scan_order(actor: Actor, hospital: Hospital, units: list[Unit], key: str, k
 def _scan_problem(unit: Unit, take: bool) -> Problem | None:
     """Why this unit cannot be taken (or put back) by scan, or None."""
     if take:
-        return expiry_lock_problem(unit) or transition_problem(unit, UnitStatus.TAKEN)
+        return (quarantine_problem(unit, releasing=False) or expiry_lock_problem(unit)
+                or transition_problem(unit, UnitStatus.TAKEN))
     if unit.status != UnitStatus.TAKEN:
         return Problem(Refusal.ILLEGAL_TRANSITION, {
             "unit": unit.serial, "current": unit.get_status_display(), "target": _put_back_status(unit).label,

@@ -7,7 +7,9 @@ Lock order: unit, then lot balances by id.
 """
 import datetime
 from dataclasses import dataclass
+from decimal import Decimal
 
+from django.db.models import Q
 from django.utils import timezone
 
 from inventory.actors import Actor
@@ -20,6 +22,7 @@ from inventory.models import (
     Hospital,
     Location,
     LotBalance,
+    LotMovementLayer,
     Movement,
     Owner,
     Product,
@@ -29,7 +32,14 @@ from inventory.models import (
     UnitStatus,
 )
 from inventory.services.idempotency import run_once
-from inventory.services.ledger import change_unit_owner, move_lot, move_unit, transition_problem
+from inventory.services.ledger import (
+    LayerDraw,
+    change_unit_owner,
+    fifo_draw,
+    move_lot,
+    move_unit,
+    transition_problem,
+)
 from inventory.validators import is_his_reference, looks_like_personal_id
 
 
@@ -89,7 +99,15 @@ def consume_lot(
     *, actor: Actor, hospital: Hospital, product: Product, lot: str, quantity: int, context: ClinicalContext,
     idempotency_key: str, location: Location | None = None,
 ) -> Consumption:
-    """Use a quantity of one lot of a lot-tracked product, from a store of the ordering department."""
+    """Use a quantity of one lot of a lot-tracked product, from a store of the ordering department.
+
+    The quantity is taken from the lot's cost layers oldest receipt first and billed at what each
+    layer cost (零差率). When they cost different prices (or some is a gift), the use is one
+    consumption per price, each with its own charge: the first is returned, the others are its
+    `other_parts`. One charge line per price keeps every line's unit price an exact purchase price,
+    which the HIS and the reconciliation compare line by line; their amounts add up to the exact
+    cost of the use. A gift layer is charged at zero and its charge flagged `is_zero_cost`.
+    """
     _refuse_bad_context(actor, hospital, context)
     if product.hospital_id != hospital.pk or (location is not None and location.hospital_id != hospital.pk):
         raise Refused(Refusal.NOT_FOUND, what="product or location")
@@ -103,16 +121,20 @@ def consume_lot(
     def perform() -> Consumption:
         source = _lot_source(product, lot, quantity, context.department, location)
         used_at = context.occurred_at or timezone.now()
-        consumption = Consumption.objects.create(
-            hospital=hospital, product=product, lot=lot, quantity=quantity, location=source.location,
-            unit_price=source.unit_cost, was_consignment=source.owner == Owner.SUPPLIER, occurred_at=used_at,
-            recorded_by=actor.user, recorded_by_device=actor.device, **_clinical_fields(context),
-        )
-        move_lot(product=product, lot=lot, quantity=quantity, source=source, to_location=None,
-                 kind=Movement.Kind.CONSUME, actor=actor, idempotency_key=f"{hospital.pk}:consume:{consumption.pk}",
-                 document=(Movement.DocumentType.CONSUMPTION, consumption.pk), occurred_at=used_at)
-        _queue_charge(consumption, is_zero_cost=source.unit_cost == 0)
-        return consumption
+        first = None
+        for draws in _draws_by_price(fifo_draw(source, quantity)):
+            part = Consumption.objects.create(
+                hospital=hospital, product=product, lot=lot, quantity=sum(draw.quantity for draw in draws),
+                location=source.location, unit_price=draws[0].unit_cost, was_consignment=source.owner == Owner.SUPPLIER,
+                occurred_at=used_at, part_of=first, recorded_by=actor.user, recorded_by_device=actor.device,
+                **_clinical_fields(context),
+            )
+            move_lot(product=product, lot=lot, quantity=part.quantity, source=source, to_location=None, layers=draws,
+                     kind=Movement.Kind.CONSUME, actor=actor, idempotency_key=f"{hospital.pk}:consume:{part.pk}",
+                     document=(Movement.DocumentType.CONSUMPTION, part.pk), occurred_at=used_at)
+            _queue_charge(part, is_zero_cost=draws[0].is_gift or draws[0].unit_cost == 0)
+            first = first or part
+        return first
 
     consumption, _ = run_once(hospital=hospital, key=idempotency_key, operation="consume_lot", payload=payload,
                               perform=perform)
@@ -123,7 +145,9 @@ def refund_consumption(
     *, actor: Actor, consumption: Consumption, reason_code: str, to_quarantine: bool, idempotency_key: str
 ) -> Consumption:
     """Reverse a consumption (退费): the item goes back to stock (or quarantine) and a refund charge
-    is queued for the HIS. A consignment unit goes back to the supplier's ownership."""
+    is queued for the HIS. A consignment unit goes back to the supplier's ownership. A lot quantity
+    goes back into the very cost layers its use took it from; a use billed at several prices is
+    refunded whole, whichever of its parts is named."""
     if not reason_code:
         raise Refused(Refusal.REASON_REQUIRED)
     hospital = consumption.hospital
@@ -131,47 +155,72 @@ def refund_consumption(
 
     def perform() -> Consumption:
         unit = Unit.objects.select_for_update().get(pk=consumption.unit_id) if consumption.unit_id else None
-        locked = Consumption.objects.select_for_update().get(pk=consumption.pk)
-        if locked.refunded_at is not None:
-            raise Refused(Refusal.ALREADY_REFUNDED, consumption=locked.pk)
+        first_pk = consumption.part_of_id or consumption.pk
+        parts = list(Consumption.objects.select_for_update().filter(Q(pk=first_pk) | Q(part_of_id=first_pk)).order_by("pk"))
+        if any(part.refunded_at is not None for part in parts):
+            raise Refused(Refusal.ALREADY_REFUNDED, consumption=consumption.pk)
         if SupplierSettlement.objects.filter(
-            lines__consumption=locked, status=SupplierSettlement.Status.CONFIRMED
+            lines__consumption__in=parts, status=SupplierSettlement.Status.CONFIRMED
         ).exists():
-            raise Refused(Refusal.CONSUMPTION_SETTLED, consumption=locked.pk)
-        destination = _refund_destination(locked, to_quarantine)
+            raise Refused(Refusal.CONSUMPTION_SETTLED, consumption=consumption.pk)
+        destination = _refund_destination(parts[0], to_quarantine)
         now = timezone.now()
-        document = (Movement.DocumentType.CONSUMPTION, locked.pk)
-        key = f"{hospital.pk}:refund:{locked.pk}"
-        if unit is not None:
-            move_unit(unit=unit, kind=Movement.Kind.UNCONSUME, to_status=UnitStatus.IN_STOCK, to_location=destination,
-                      actor=actor, idempotency_key=key, document=document, occurred_at=now, reason_code=reason_code)
-            if locked.was_consignment:
-                change_unit_owner(unit=unit, to_owner=Owner.SUPPLIER, actor=actor, idempotency_key=f"{key}:owner",
-                                  document=document, occurred_at=now, note="refunded before settlement")
-        else:
-            template = LotBalance.objects.filter(product=locked.product, lot=locked.lot).first()
-            move_lot(product=locked.product, lot=locked.lot, quantity=locked.quantity, source=None,
-                     to_location=destination, kind=Movement.Kind.UNCONSUME, actor=actor, idempotency_key=key,
-                     document=document, occurred_at=now, reason_code=reason_code,
-                     new_balance_defaults={
-                         "expiry": template.expiry if template else None, "unit_cost": locked.unit_price,
-                         "owner": Owner.SUPPLIER if locked.was_consignment else Owner.HOSPITAL,
-                     })
-        locked.refunded_at, locked.refund_reason = now, reason_code
-        locked.save(update_fields=["refunded_at", "refund_reason"])
-        original = locked.charges.get(kind=Charge.Kind.CHARGE)
-        refund = Charge.objects.create(
-            hospital=hospital, consumption=locked, kind=Charge.Kind.REFUND, refund_of=original,
-            encounter=original.encounter, his_charge_code=original.his_charge_code, nhsa_code=original.nhsa_code,
-            quantity=-original.quantity, unit_price=original.unit_price, amount=-original.amount,
-            is_zero_cost=original.is_zero_cost,
-        )
-        ChargeDelivery.objects.create(charge=refund)
-        return locked
+        for part in parts:
+            _refund_part(actor, part, unit, destination, reason_code, now)
+        return next(part for part in parts if part.pk == consumption.pk)
 
     refunded, _ = run_once(hospital=hospital, key=idempotency_key, operation="refund_consumption", payload=payload,
                            perform=perform)
     return refunded
+
+
+def _refund_part(
+    actor: Actor, part: Consumption, unit: Unit | None, destination: Location, reason_code: str,
+    now: datetime.datetime,
+) -> None:
+    hospital_id = part.hospital_id
+    document = (Movement.DocumentType.CONSUMPTION, part.pk)
+    key = f"{hospital_id}:refund:{part.pk}"
+    if unit is not None:
+        move_unit(unit=unit, kind=Movement.Kind.UNCONSUME, to_status=UnitStatus.IN_STOCK, to_location=destination,
+                  actor=actor, idempotency_key=key, document=document, occurred_at=now, reason_code=reason_code)
+        if part.was_consignment:
+            change_unit_owner(unit=unit, to_owner=Owner.SUPPLIER, actor=actor, idempotency_key=f"{key}:owner",
+                              document=document, occurred_at=now, note="refunded before settlement")
+    else:
+        used = LotMovementLayer.objects.filter(
+            movement__document_type=Movement.DocumentType.CONSUMPTION, movement__document_id=part.pk,
+            movement__kind=Movement.Kind.CONSUME,
+        ).order_by("pk")
+        layers = [LayerDraw(row.receipt_id, row.quantity, row.unit_cost, row.is_gift) for row in used]
+        # A use recorded before cost layers existed took from what is now the opening layer.
+        layers = layers or [LayerDraw(None, part.quantity, part.unit_price)]
+        template = LotBalance.objects.filter(product_id=part.product_id, lot=part.lot).first()
+        move_lot(product=part.product, lot=part.lot, quantity=part.quantity, source=None,
+                 to_location=destination, kind=Movement.Kind.UNCONSUME, actor=actor, idempotency_key=key,
+                 document=document, occurred_at=now, reason_code=reason_code, layers=layers,
+                 new_balance_defaults={
+                     "expiry": template.expiry if template else None,
+                     "owner": Owner.SUPPLIER if part.was_consignment else Owner.HOSPITAL,
+                 })
+    part.refunded_at, part.refund_reason = now, reason_code
+    part.save(update_fields=["refunded_at", "refund_reason"])
+    original = part.charges.get(kind=Charge.Kind.CHARGE)
+    refund = Charge.objects.create(
+        hospital_id=hospital_id, consumption=part, kind=Charge.Kind.REFUND, refund_of=original,
+        encounter=original.encounter, his_charge_code=original.his_charge_code, nhsa_code=original.nhsa_code,
+        quantity=-original.quantity, unit_price=original.unit_price, amount=-original.amount,
+        is_zero_cost=original.is_zero_cost,
+    )
+    ChargeDelivery.objects.create(charge=refund)
+
+
+def _draws_by_price(draws: list[LayerDraw]) -> list[list[LayerDraw]]:
+    """The layers drawn for one use, grouped by (purchase price, gift), in the order first drawn."""
+    groups: dict[tuple[Decimal, bool], list[LayerDraw]] = {}
+    for draw in draws:
+        groups.setdefault((draw.unit_cost, draw.is_gift), []).append(draw)
+    return list(groups.values())
 
 
 def _refuse_bad_context(actor: Actor, hospital: Hospital, context: ClinicalContext) -> None:

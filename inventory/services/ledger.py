@@ -3,15 +3,49 @@
 Callers hold the transaction and have locked the rows (units first, then lot balances ordered by
 primary key, then locations); these functions check the unit status machine, write the movement
 and update the balance in that same transaction.
+
+A lot balance is made of cost layers, one per receipt (`LotCostLayer`). Every lot movement says
+which layers it moved and how much of each (`LotMovementLayer`), and changes those layers with
+the balance: a receipt opens a layer at its price; a use, transfer, return or scrap draws the
+oldest receipts first (FIFO) unless the caller names the layers (a refund puts back exactly what
+its use took); a transfer adds the layers it drew at the destination. Layers are written only
+under the lock of their balance, so they need no lock of their own.
 """
 import datetime
+from dataclasses import dataclass
+from decimal import Decimal
 
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, F, Q, Subquery, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from inventory.actors import Actor
 from inventory.errors import Problem, Refusal, Refused
-from inventory.models import UNIT_TRANSITIONS, Location, LotBalance, Movement, Product, Unit, UnitStatus
+from inventory.models import (
+    UNIT_TRANSITIONS,
+    Location,
+    LotBalance,
+    LotCostLayer,
+    LotMovementLayer,
+    Movement,
+    Owner,
+    Product,
+    Unit,
+    UnitStatus,
+)
+
+# Oldest first: the opening layer (stock on hand before layers existed), then by receipt.
+FIFO = (F("receipt_id").asc(nulls_first=True),)
+
+
+@dataclass(frozen=True)
+class LayerDraw:
+    """A quantity of one cost layer (named by its receipt movement; None for the opening layer)."""
+
+    receipt_id: int | None
+    quantity: int
+    unit_cost: Decimal
+    is_gift: bool = False
 
 
 def transition_problem(unit: Unit, target: str) -> Problem | None:
@@ -34,6 +68,18 @@ def expiry_lock_problem(unit: Unit, today: datetime.date | None = None) -> Probl
     today = today or timezone.localdate()
     if unit.status == UnitStatus.EXPIRED or (unit.expiry is not None and unit.expiry < today):
         return Problem(Refusal.UNIT_EXPIRED_LOCKED, {"unit": unit.serial, "expiry": unit.expiry}, unit.pk)
+    return None
+
+
+def quarantine_problem(unit: Unit, *, releasing: bool) -> Problem | None:
+    """Why `unit` may not be moved (or taken) from where it is: a unit in quarantine leaves only by a
+    release from quarantine (`releasing`), and only a unit in quarantine can be released."""
+    location = unit.location
+    in_quarantine = location is not None and location.kind == Location.Kind.QUARANTINE
+    if in_quarantine and not releasing:
+        return Problem(Refusal.QUARANTINE_RELEASE_REQUIRED, {"item": unit.serial, "location": location}, unit.pk)
+    if releasing and not in_quarantine:
+        return Problem(Refusal.NOT_IN_QUARANTINE, {"item": unit.serial, "location": location}, unit.pk)
     return None
 
 
@@ -93,42 +139,109 @@ def move_units(
     return movements
 
 
+def fifo_draw(balance: LotBalance, quantity: int) -> list[LayerDraw]:
+    """The layers `quantity` of `balance` would come from, oldest receipt first. `balance` is locked
+    by the caller; a shortfall is refused as INSUFFICIENT_STOCK."""
+    draws, left = [], quantity
+    for layer in LotCostLayer.objects.filter(balance=balance, quantity__gt=0).order_by(*FIFO):
+        take = min(left, layer.quantity)
+        draws.append(LayerDraw(layer.receipt_id, take, layer.unit_cost, layer.is_gift))
+        left -= take
+        if not left:
+            return draws
+    raise Refused(
+        Refusal.INSUFFICIENT_STOCK, lot=balance.lot, location=balance.location, available=quantity - left,
+        requested=quantity,
+    )
+
+
 def move_lot(
     *, product: Product, lot: str, quantity: int, source: LotBalance | None, to_location: Location | None,
     kind: str, actor: Actor, idempotency_key: str, document: tuple[str, int],
-    new_balance_defaults: dict | None = None, occurred_at: datetime.datetime | None = None,
-    reason_code: str = "", note: str = "",
+    new_balance_defaults: dict | None = None, layers: list[LayerDraw] | None = None,
+    occurred_at: datetime.datetime | None = None, reason_code: str = "", note: str = "",
 ) -> Movement:
-    """Move `quantity` of a lot out of `source` (locked by the caller) and/or into `to_location`.
+    """Move `quantity` of a lot out of `source` (locked by the caller) and/or into `to_location`,
+    with its cost layers.
 
-    The decrement is an F() update guarded by the CHECK constraint, so stock can never go negative
+    `layers` says which layers move: by default those `fifo_draw` picks from `source`. With no
+    source and no layers the movement brings new quantity in (a receipt, a stocktake surplus) and
+    opens a layer of its own at `new_balance_defaults["unit_cost"]` (gift when
+    `new_balance_defaults["is_gift"]`), or else at the lot's last known cost.
+    `new_balance_defaults` also gives the expiry and owner of a balance created at `to_location`.
+
+    The decrements are F() updates guarded by CHECK constraints, so stock can never go negative
     even if a caller forgot to lock; the caller checks first to give a clear refusal.
     """
+    defaults = new_balance_defaults or {}
     if source is not None:
         if source.quantity < quantity:
             raise Refused(
                 Refusal.INSUFFICIENT_STOCK, lot=lot, location=source.location, available=source.quantity,
                 requested=quantity,
             )
-        LotBalance.objects.filter(pk=source.pk).update(quantity=F("quantity") - quantity)
-        source.refresh_from_db(fields=["quantity"])
-    if to_location is not None:
-        template = source or LotBalance(**(new_balance_defaults or {}))
-        target, _ = LotBalance.objects.select_for_update().get_or_create(
-            product=product, lot=lot, location=to_location,
-            defaults={
-                "hospital_id": product.hospital_id, "expiry": template.expiry, "owner": template.owner,
-                "unit_cost": template.unit_cost, "quantity": 0,
-            },
-        )
-        LotBalance.objects.filter(pk=target.pk).update(quantity=F("quantity") + quantity)
-    return Movement.objects.create(
+        if layers is None:
+            layers = fifo_draw(source, quantity)
+    movement = Movement.objects.create(
         hospital_id=product.hospital_id, kind=kind, product=product, lot=lot, quantity=quantity,
         from_location_id=source.location_id if source else None, to_location=to_location,
         occurred_at=occurred_at or timezone.now(), reason_code=reason_code, note=note,
         document_type=document[0], document_id=document[1], idempotency_key=idempotency_key,
         **actor.movement_fields(),
     )
+    if layers is None:
+        cost = defaults["unit_cost"] if "unit_cost" in defaults else _last_known_cost(product, lot)
+        layers = [LayerDraw(movement.pk, quantity, cost, defaults.get("is_gift", False))]
+    if sum(draw.quantity for draw in layers) != quantity:
+        raise ValueError(f"the layers moved ({layers}) do not add up to the quantity moved ({quantity})")
+    LotMovementLayer.objects.bulk_create([
+        LotMovementLayer(movement=movement, receipt_id=draw.receipt_id, quantity=draw.quantity,
+                         unit_cost=draw.unit_cost, is_gift=draw.is_gift)
+        for draw in layers
+    ])
+    if source is not None:
+        LotBalance.objects.filter(pk=source.pk).update(quantity=F("quantity") - quantity)
+        for draw in layers:
+            drawn = LotCostLayer.objects.filter(balance=source, receipt_id=draw.receipt_id).update(
+                quantity=F("quantity") - draw.quantity
+            )
+            if drawn != 1:
+                raise Refused(Refusal.INSUFFICIENT_STOCK, lot=lot, location=source.location, available=0,
+                              requested=draw.quantity)
+        _cost_from_first_layer(source.pk)
+        source.refresh_from_db(fields=["quantity", "unit_cost"])
+    if to_location is not None:
+        template = source or LotBalance(expiry=defaults.get("expiry"), owner=defaults.get("owner", Owner.HOSPITAL))
+        target, _ = LotBalance.objects.select_for_update().get_or_create(
+            product=product, lot=lot, location=to_location,
+            defaults={
+                "hospital_id": product.hospital_id, "expiry": template.expiry, "owner": template.owner,
+                "unit_cost": layers[0].unit_cost, "quantity": 0,
+            },
+        )
+        LotBalance.objects.filter(pk=target.pk).update(quantity=F("quantity") + quantity)
+        for draw in layers:
+            layer, _ = LotCostLayer.objects.get_or_create(
+                balance=target, receipt_id=draw.receipt_id,
+                defaults={"unit_cost": draw.unit_cost, "is_gift": draw.is_gift, "quantity": 0},
+            )
+            LotCostLayer.objects.filter(pk=layer.pk).update(quantity=F("quantity") + draw.quantity)
+        _cost_from_first_layer(target.pk)
+    return movement
+
+
+def _last_known_cost(product: Product, lot: str) -> Decimal:
+    """The cost of the lot's most recent receipt (what a found surplus is valued at), else 0."""
+    last = LotCostLayer.objects.filter(balance__product=product, balance__lot=lot).order_by(
+        F("receipt_id").desc(nulls_last=True)
+    ).values_list("unit_cost", flat=True).first()
+    return last if last is not None else Decimal("0")
+
+
+def _cost_from_first_layer(balance_pk: int) -> None:
+    """Keep LotBalance.unit_cost the cost of the layer drawn next (unchanged once the lot is used up)."""
+    first = LotCostLayer.objects.filter(balance_id=balance_pk, quantity__gt=0).order_by(*FIFO).values("unit_cost")[:1]
+    LotBalance.objects.filter(pk=balance_pk).update(unit_cost=Coalesce(Subquery(first), F("unit_cost")))
 
 
 def change_unit_owner(

@@ -220,7 +220,7 @@ def _decide_lines(
             move_lot(
                 product=line.product, lot=line.lot, quantity=line.quantity, source=None, to_location=put_away_to,
                 kind=Movement.Kind.RECEIPT, actor=actor, idempotency_key=movement_key, document=document,
-                new_balance_defaults={"expiry": line.expiry, "owner": owner, "unit_cost": unit_cost},
+                new_balance_defaults={"expiry": line.expiry, "owner": owner, "unit_cost": unit_cost, "is_gift": is_gift},
             )
 
 

@@ -1,10 +1,16 @@
-"""Moving stock that is already in the hospital: put away, transfer, return to supplier, scrap.
+"""Moving stock that is already in the hospital: put away, transfer, return to supplier, scrap,
+release from quarantine.
 
 One function per document kind, all built on `_execute_order`: validate, lock (units by primary
 key, then lot balances by primary key), collect every problem before refusing, then write one
 StockOrder and one movement per unit or lot line — all or nothing, once per idempotency key.
 `transfer_units_each` is the one exception to all or nothing: a receiving station's batch of
 scans moves every unit that can move and reports the others, with the same checks.
+
+Stock in a quarantine location (隔离区) is held for a quality decision: it can be returned to the
+supplier or scrapped, but it goes back into use only by `release_from_quarantine` — an SPD
+operator's or administrator's decision with a reason, recorded as QUARANTINE_RELEASE movements —
+never by an ordinary transfer or put-away (refused with QUARANTINE_RELEASE_REQUIRED).
 """
 import datetime
 from dataclasses import dataclass
@@ -14,9 +20,27 @@ from django.utils import timezone
 
 from inventory.actors import Actor
 from inventory.errors import Problem, Refusal, Refused
-from inventory.models import Hospital, Location, LotBalance, Movement, Product, StockOrder, Supplier, Unit, UnitStatus
+from inventory.models import (
+    Hospital,
+    Location,
+    LotBalance,
+    Movement,
+    Product,
+    Role,
+    StockOrder,
+    Supplier,
+    Unit,
+    UnitStatus,
+)
 from inventory.services.idempotency import run_once
-from inventory.services.ledger import expiry_lock_problem, move_lot, move_unit, move_units, transition_problem
+from inventory.services.ledger import (
+    expiry_lock_problem,
+    move_lot,
+    move_unit,
+    move_units,
+    quarantine_problem,
+    transition_problem,
+)
 
 MOVABLE_STATUSES = frozenset({UnitStatus.ACCEPTED, UnitStatus.IN_STOCK, UnitStatus.IN_CABINET})
 
@@ -40,6 +64,15 @@ class _OrderSpec:
     supplier: Supplier | None = None
     reason_code: str = ""
     note: str = ""
+
+    @property
+    def releases_quarantine(self) -> bool:
+        return self.kind == StockOrder.Kind.QUARANTINE_RELEASE
+
+    @property
+    def stays_in_stock(self) -> bool:
+        """A move between two locations (put away, transfer, release), not out of the hospital."""
+        return self.unit_status is None
 
 
 def put_away(
@@ -99,6 +132,36 @@ def scrap(
     )
 
 
+def release_from_quarantine(
+    *, actor: Actor, hospital: Hospital, to_location: Location, reason_code: str, idempotency_key: str,
+    units: list[Unit] = (), lots: list[LotQuantity] = (), note: str = "",
+) -> StockOrder:
+    """Release units and lot quantities held in quarantine back into stock at `to_location` (解除隔离).
+
+    A quality decision, not a transfer: only an SPD operator or an administrator may take it (the
+    people who decide acceptance of gifts and of stock), a reason code is required, and it is
+    recorded as one QUARANTINE_RELEASE movement per unit or lot line — with the reason, the note
+    and who decided — under a QUARANTINE_RELEASE stock order. Everything named must be in a
+    quarantine location and the destination must not be one; expired stock stays locked. All or
+    nothing, once per idempotency key. Lots keep their cost layers.
+    """
+    user = actor.user
+    if user is None or not user.has_role(Role.ADMIN, Role.SPD_OPERATOR):
+        raise Refused(Refusal.QUARANTINE_RELEASE_NOT_AUTHORISED)
+    if not reason_code:
+        raise Refused(Refusal.REASON_REQUIRED)
+    if to_location.kind == Location.Kind.QUARANTINE:
+        raise Refused(Refusal.RELEASE_INTO_QUARANTINE)
+    spec = _OrderSpec(
+        StockOrder.Kind.QUARANTINE_RELEASE, Movement.Kind.QUARANTINE_RELEASE, None, to_location=to_location,
+        reason_code=reason_code, note=note,
+    )
+    return _execute_order(
+        actor=actor, hospital=hospital, spec=spec, units=list(units), lots=list(lots), from_location=None,
+        idempotency_key=idempotency_key,
+    )
+
+
 def _execute_order(
     *, actor: Actor, hospital: Hospital, spec: _OrderSpec, units: list[Unit], lots: list[LotQuantity],
     from_location: Location | None, idempotency_key: str, occurred_at: datetime.datetime | None = None,
@@ -116,6 +179,7 @@ def _execute_order(
         balances = _lock_balances(lots, spec.to_location)
         problems = [p for unit in locked_units for p in _unit_problems(unit, spec, from_location)]
         problems += _lot_problems(lots, balances, spec.to_location)
+        problems += _quarantine_lot_problems(spec, lots)
         problems += _expired_lot_problems(spec, balances)
         if problems:
             raise Refused(problems)
@@ -220,7 +284,10 @@ def _problems_in_order(
 
 
 def _lock_units(units: list[Unit]) -> list[Unit]:
-    return list(Unit.objects.select_for_update().filter(pk__in=[unit.pk for unit in units]).order_by("pk"))
+    return list(
+        Unit.objects.select_for_update(of=("self",)).select_related("location")
+        .filter(pk__in=[unit.pk for unit in units]).order_by("pk")
+    )
 
 
 def _create_order(
@@ -295,9 +362,12 @@ def _unit_problems(unit: Unit, spec: _OrderSpec, from_location: Location | None)
         return [Problem(Refusal.ALREADY_AT_LOCATION, {"unit": unit.serial, "location": spec.to_location}, unit.pk)]
     if spec.supplier is not None and unit.supplier_id != spec.supplier.pk:
         return [Problem(Refusal.WRONG_SUPPLIER, {"unit": unit.serial, "supplier": unit.supplier}, unit.pk)]
-    if spec.unit_status is None:
+    if spec.stays_in_stock:
         # Moving keeps a unit in stock: only stock moves (a used unit comes back by a refund, a
-        # taken one by a put-back), and an expired one is locked where it is.
+        # taken one by a put-back), an expired one is locked where it is, and a quarantined one
+        # leaves only by a release.
+        if problem := quarantine_problem(unit, releasing=spec.releases_quarantine):
+            return [problem]
         if problem := expiry_lock_problem(unit):
             return [problem]
         if unit.status not in MOVABLE_STATUSES:
@@ -310,7 +380,7 @@ def _unit_problems(unit: Unit, spec: _OrderSpec, from_location: Location | None)
 
 def _expired_lot_problems(spec: _OrderSpec, balances: dict[tuple[int, str, int], LotBalance]) -> list[Problem]:
     """Expired lots are locked like expired units: returned or scrapped, never moved on."""
-    if spec.unit_status is not None:
+    if not spec.stays_in_stock:
         return []
     today = timezone.localdate()
     return [
@@ -318,6 +388,20 @@ def _expired_lot_problems(spec: _OrderSpec, balances: dict[tuple[int, str, int],
         for balance in sorted(balances.values(), key=lambda balance: balance.pk)
         if balance.expiry is not None and balance.expiry < today
     ]
+
+
+def _quarantine_lot_problems(spec: _OrderSpec, lots: list[LotQuantity]) -> list[Problem]:
+    """The lot lines of a move that would take stock out of quarantine without a release (or
+    release stock that is not in quarantine)."""
+    if not spec.stays_in_stock:
+        return []
+    problems = []
+    for lot in lots:
+        in_quarantine = lot.from_location.kind == Location.Kind.QUARANTINE
+        if in_quarantine != spec.releases_quarantine:
+            refusal = Refusal.NOT_IN_QUARANTINE if spec.releases_quarantine else Refusal.QUARANTINE_RELEASE_REQUIRED
+            problems.append(Problem(refusal, {"item": f"{lot.product} {lot.lot}", "location": lot.from_location}))
+    return problems
 
 
 def _lot_problems(

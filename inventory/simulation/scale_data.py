@@ -62,6 +62,8 @@ from inventory.models import (
     Hospital,
     Location,
     LotBalance,
+    LotCostLayer,
+    LotMovementLayer,
     Manufacturer,
     Movement,
     Owner,
@@ -835,6 +837,8 @@ class _Generator:
                       ((pk, unit, epc, at, self.keeper.pk, "") for pk, unit, epc, at in self.tag_bindings))
             self.copy(cursor, LotBalance, ["id", "hospital_id", "product_id", "lot", "expiry", "location_id", "owner",
                                            "unit_cost", "quantity"], self.lot_balance_rows())
+            self.copy(cursor, LotCostLayer, ["id", "balance_id", "receipt_id", "unit_cost", "is_gift", "quantity"],
+                      self.cost_layer_rows())
             self.copy(cursor, StockOrder, ["id", "hospital_id", "kind", "to_location_id", "supplier_id", "reason_code",
                                            "note", "created_by_id", "occurred_at"], self.stock_order_rows())
             self.copy(cursor, CabinetSession, ["id", "cabinet_id", "device_id", "user_id", "badge", "status", "opened_at",
@@ -857,9 +861,11 @@ class _Generator:
                                          "from_location_id", "to_location_id", "from_status", "to_status", "from_owner",
                                          "to_owner", "actor_user_id", "occurred_at", "recorded_at", "reason_code", "note",
                                          "document_type", "document_id", "idempotency_key"], self.movement_rows())
+            self.copy(cursor, LotMovementLayer, ["id", "movement_id", "receipt_id", "quantity", "unit_cost", "is_gift"],
+                      self.movement_layer_rows())
             models = [DeliveryNote, DeliveryLine, AcceptanceRecord, Unit, TagBinding, LotBalance, StockOrder,
                       CabinetSession, Consumption, Charge, ChargeDelivery, HisSettlementLine, SupplierSettlement,
-                      SupplierSettlementLine, Movement]
+                      SupplierSettlementLine, Movement, LotCostLayer, LotMovementLayer]
             for statement in connection.ops.sequence_reset_sql(no_style(), models):
                 cursor.execute(statement)
 
@@ -908,6 +914,18 @@ class _Generator:
     def lot_balance_rows(self) -> Iterable[tuple]:
         for pk, ((product, lot, location), (quantity, expiry, cost)) in enumerate(self.lot_balances.items(), start=1):
             yield pk, self.hospital.pk, product, lot, expiry, location, Owner.HOSPITAL, cost, quantity
+
+    def cost_layer_rows(self) -> Iterable[tuple]:
+        """Each lot of the simulation has one price: a balance is one opening layer at it (the
+        ledger's own receipts open a layer each; the simulator writes its lots as on hand)."""
+        for pk, (quantity, _expiry, cost) in enumerate(self.lot_balances.values(), start=1):
+            yield pk, pk, None, cost, False, quantity
+
+    def movement_layer_rows(self) -> Iterable[tuple]:
+        """The opening layer every lot movement of `movement_rows` moved, at its lot's price."""
+        for pk, (movement, product, lot, quantity) in enumerate(self.lot_movements, start=1):
+            yield pk, movement, None, quantity, self.lot_costs[(product, lot)], False
+        self.lot_movements = []
 
     def stock_order_rows(self) -> Iterable[tuple]:
         for pk, t, kind, to_location, supplier, reason in self.orders.values():
@@ -1003,10 +1021,14 @@ class _Generator:
         """The ledger in the order it was written: by time (a unit's events in their order at equal times)."""
         self.movements.sort(key=lambda row: row[0])
         hospital = self.hospital.pk
+        self.lot_costs = {(product, lot): cost for (product, lot, _), (_, _, cost) in self.lot_balances.items()}
+        self.lot_movements = []
         for pk, row in enumerate(self.movements, start=1):
             (t, kind, product, unit, lot, quantity, source, target, from_status, to_status, from_owner, to_owner,
              user, reason, note, document_type, document_id) = row
             at = self.at(t)
+            if unit is None:
+                self.lot_movements.append((pk, product, lot, quantity))
             yield (pk, hospital, kind, product, unit, lot, quantity, source, target, from_status, to_status, from_owner,
                    to_owner, user, at, at + datetime.timedelta(seconds=2), reason, note, document_type, document_id,
                    f"bench:{pk}")

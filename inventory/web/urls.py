@@ -51,6 +51,7 @@ urlpatterns = [
     path("moves/", moves.transfer, name="moves"),
     path("moves/return/", moves.return_units, name="moves-return"),
     path("moves/scrap/", moves.scrap_units, name="moves-scrap"),
+    path("moves/release/", moves.release_units, name="moves-release"),
     path("moves/scan/", moves.scan, name="moves-scan"),
     path("moves/orders/<int:pk>/", moves.order_detail, name="moves-order"),
     # 进销存 reconciliation: runs by period, one run (findings, stock table, chart), its reports.

@@ -13,7 +13,7 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 
 from inventory.errors import Refused
-from inventory.models import IdempotencyRecord, LotBalance, Movement, StockOrder, Unit, UnitStatus
+from inventory.models import IdempotencyRecord, LotBalance, LotMovementLayer, Movement, StockOrder, Unit, UnitStatus
 from inventory.services import stock as stock_service
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
 from inventory.services.stock import LotQuantity, transfer_stock
@@ -118,6 +118,17 @@ def test_raw_sql_cannot_change_the_ledger(unit):
             cursor.execute(statement)
 
     assert list(Movement.objects.order_by("pk").values_list("pk", "note", "kind")) == before
+
+
+def test_raw_sql_cannot_change_which_cost_layers_a_movement_moved(lot_of_ten):
+    before = list(LotMovementLayer.objects.order_by("pk").values_list("pk", "quantity", "unit_cost"))
+    assert before
+
+    for statement in ("UPDATE inventory_lotmovementlayer SET quantity = 99", "DELETE FROM inventory_lotmovementlayer"):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(statement)
+
+    assert list(LotMovementLayer.objects.order_by("pk").values_list("pk", "quantity", "unit_cost")) == before
 
 
 def test_opposite_transfers_of_one_lot_both_succeed(

@@ -1,16 +1,22 @@
 """Races on the real PostgreSQL: row locks decide, and the database constraints back them up."""
+import datetime
 import threading
+from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.db.models import Q
 
 from inventory.actors import Actor
 from inventory.errors import Refused
-from inventory.models import Charge, Consumption, Movement, Unit
-from inventory.services.consumption import ClinicalContext, consume_unit
+from inventory.models import Charge, Consumption, LotBalance, LotCostLayer, LotMovementLayer, Movement, Unit
+from inventory.services.consumption import ClinicalContext, consume_lot, consume_unit
+from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
 from inventory.services.stock import transfer_stock
 from tests import factories
+from tests.concurrency import run_together
 from tests.conftest import stock_units
+from tests.factories import TODAY
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -47,3 +53,77 @@ def test_two_nurses_using_the_same_unit_at_once_exactly_one_succeeds(
     assert Charge.objects.count() == 1
     assert Movement.objects.filter(kind="CONSUME").count() == 1
     assert Unit.objects.get(pk=unit.pk).status == "CONSUMED"
+
+
+def test_two_nurses_using_the_same_lot_at_once_draw_each_layer_once(
+    hospital, keeper_actor, operator, supplier, warehouse, lot_agreement, lot_product, cath_lab_store
+):
+    """Six of a lot at 3.50 then six at 3.80 in the store; two uses of five each, at the same moment.
+
+    The balance lock orders them: the first takes five at 3.50, the second the last one at 3.50 and
+    four at 3.80 — never the same layer quantity twice, never a layer below zero."""
+    operator_actor = Actor(user=operator)
+    receipts = []
+    for number, price in (("DN-C1", Decimal("3.50")), ("DN-C2", Decimal("3.80"))):
+        lot_agreement.unit_price = price
+        lot_agreement.save()
+        note = receive_delivery_note(
+            actor=operator_actor, hospital=hospital, supplier=supplier, number=number,
+            receiving_location=cath_lab_store, idempotency_key=f"rcv-{number}",
+            lines=[LineInput(price, product=lot_product, lot="LC", expiry=TODAY + datetime.timedelta(days=500),
+                             quantity=6)],
+        )
+        accept_delivery_note(actor=operator_actor, note=note, idempotency_key=f"acc-{number}")
+        receipts.append(Movement.objects.get(kind=Movement.Kind.RECEIPT, document_id=note.pk).pk)
+    nurses = [factories.UserFactory(hospital=hospital, roles=["nurse"]) for _ in range(2)]
+
+    def use(index):
+        return consume_lot(
+            actor=Actor(user=nurses[index]), hospital=hospital, product=lot_product, lot="LC", quantity=5,
+            location=cath_lab_store, idempotency_key=f"lot-nurse-{index}",
+            context=ClinicalContext(encounter=f"ZYL{index}", department=cath_lab_store.department),
+        )
+
+    outcomes = run_together(2, use)
+
+    assert all(isinstance(outcome, Consumption) for outcome in outcomes), outcomes
+    billed = sorted(
+        [(part.quantity, part.unit_price) for outcome in outcomes
+         for part in Consumption.objects.filter(Q(pk=outcome.pk) | Q(part_of=outcome.pk)).order_by("pk")]
+    )
+    assert billed == [(1, Decimal("3.50")), (4, Decimal("3.80")), (5, Decimal("3.50"))]
+    assert sum(Charge.objects.values_list("amount", flat=True)) == 6 * Decimal("3.50") + 4 * Decimal("3.80")
+    layers = dict(LotCostLayer.objects.filter(balance__location=cath_lab_store).values_list("receipt_id", "quantity"))
+    assert layers == {receipts[0]: 0, receipts[1]: 2}
+    assert LotBalance.objects.get(lot="LC", location=cath_lab_store).quantity == 2
+    consumed = LotMovementLayer.objects.filter(movement__kind=Movement.Kind.CONSUME)
+    assert sum(consumed.values_list("quantity", flat=True)) == 10
+
+
+def test_more_uses_of_a_lot_than_it_holds_never_oversell_a_layer(
+    hospital, keeper_actor, supplier, warehouse, lot_product, cath_lab_store
+):
+    note = receive_delivery_note(
+        actor=keeper_actor, hospital=hospital, supplier=supplier, number="DN-C3", receiving_location=cath_lab_store,
+        idempotency_key="rcv-c3",
+        lines=[LineInput(Decimal("3.50"), product=lot_product, lot="LD", expiry=TODAY + datetime.timedelta(days=500),
+                         quantity=4)],
+    )
+    accept_delivery_note(actor=keeper_actor, note=note, idempotency_key="acc-c3")
+    nurses = [factories.UserFactory(hospital=hospital, roles=["nurse"]) for _ in range(6)]
+
+    def use(index):
+        return consume_lot(
+            actor=Actor(user=nurses[index]), hospital=hospital, product=lot_product, lot="LD", quantity=1,
+            location=cath_lab_store, idempotency_key=f"lot-many-{index}",
+            context=ClinicalContext(encounter=f"ZYM{index}", department=cath_lab_store.department),
+        )
+
+    outcomes = run_together(6, use)
+
+    used = [outcome for outcome in outcomes if isinstance(outcome, Consumption)]
+    refused = [outcome for outcome in outcomes if isinstance(outcome, Refused)]
+    assert (len(used), len(refused)) == (4, 2), outcomes
+    assert {refusal.code for refusal in refused} == {"INSUFFICIENT_STOCK"}
+    assert list(LotCostLayer.objects.filter(balance__lot="LD").values_list("quantity", flat=True)) == [0]
+    assert Charge.objects.count() == 4

@@ -1,10 +1,13 @@
 """Whatever sequence of stock operations is run, the balances are exactly the fold of the ledger.
 
-A Hypothesis state machine receives, transfers, returns and scraps units and lot quantities
-between a warehouse, a department store and a smart cabinet, replays idempotency keys, and keeps
-a model of what the stock should be. After every step the database must agree with the model and
-with the ledger: each unit's status and location are its last movement's, each movement starts
-where the previous one ended, each lot balance is what moved in minus what moved out.
+A Hypothesis state machine receives (lots at two prices), transfers, uses and refunds, returns and
+scraps units and lot quantities between a warehouse, a department store and a smart cabinet,
+replays idempotency keys, and keeps a model of what the stock should be, cost layers included.
+After every step the database must agree with the model and with the ledger: each unit's status
+and location are its last movement's, each movement starts where the previous one ended, each lot
+balance is what moved in minus what moved out, and so is each cost layer (per receipt) — whose
+quantities add up to their balance, drawn oldest receipt first — and every use is billed at the
+cost of the layers it took.
 """
 import datetime
 import itertools
@@ -29,15 +32,20 @@ from inventory.actors import Actor
 from inventory.errors import Refused
 from inventory.models import (
     UNIT_TRANSITIONS,
+    Charge,
+    Consumption,
     DeliveryNote,
     IdempotencyRecord,
     Location,
     LotBalance,
+    LotCostLayer,
+    LotMovementLayer,
     Movement,
     StockOrder,
     Unit,
     UnitStatus,
 )
+from inventory.services.consumption import ClinicalContext, consume_lot, refund_consumption
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
 from inventory.services.stock import LotQuantity, return_to_supplier, scrap, transfer_stock
 from tests import factories
@@ -45,6 +53,7 @@ from tests.factories import TODAY, gs1_udi
 
 UNIT_PRICE = Decimal("1200.00")
 LOT_PRICE = Decimal("3.50")
+OTHER_LOT_PRICE = Decimal("3.80")  # the other supplier's price of the same product
 LOT_EXPIRY = TODAY + datetime.timedelta(days=700)
 LOTS = ("A", "B")
 LIVE = frozenset({UnitStatus.IN_STOCK, UnitStatus.IN_CABINET})
@@ -71,11 +80,13 @@ class LedgerMachine(RuleBasedStateMachine):
         self.supplier = factories.SupplierFactory()
         self.other_supplier = factories.SupplierFactory()
         self.actor = Actor(user=factories.UserFactory(hospital=self.hospital))
+        self.department = factories.DepartmentFactory(hospital=self.hospital)
         self.locations = [
-            factories.LocationFactory(hospital=self.hospital, code=code, kind=kind)
-            for code, kind in (
-                ("CW", Location.Kind.CENTRAL_WAREHOUSE), ("STORE", Location.Kind.DEPARTMENT_STORE),
-                ("CAB", Location.Kind.SMART_CABINET),
+            factories.LocationFactory(hospital=self.hospital, code=code, kind=kind, department=department)
+            for code, kind, department in (
+                ("CW", Location.Kind.CENTRAL_WAREHOUSE, None),
+                ("STORE", Location.Kind.DEPARTMENT_STORE, self.department),
+                ("CAB", Location.Kind.SMART_CABINET, None),
             )
         ]
         self.product = factories.SupplyAgreementFactory(product__hospital=self.hospital, supplier=self.supplier).product
@@ -83,11 +94,18 @@ class LedgerMachine(RuleBasedStateMachine):
             product__hospital=self.hospital, product__tracking="LOT", product__is_high_value=False,
             unit_price=LOT_PRICE, supplier=self.supplier,
         ).product
+        factories.SupplyAgreementFactory(product=self.lot_product, supplier=self.other_supplier,
+                                         unit_price=OTHER_LOT_PRICE)
         self.counter = itertools.count(1)
         self.free_keys: list[str] = []  # keys of refused requests: still unused, so reused on purpose
         # The model: what the stock must be.
         self.unit_state: dict[int, tuple[str, int | None]] = {}
         self.lot_quantity: dict[tuple[str, int], int] = defaultdict(int)
+        # Cost layers: (lot, location) → {receipt movement id: quantity}, drawn in receipt order.
+        self.layers: dict[tuple[str, int], dict[int, int]] = defaultdict(dict)
+        self.receipt_price: dict[int, Decimal] = {}
+        self.uses: list[tuple[int, list[tuple[int, int]]]] = []  # (first part, what it took) not refunded
+        self.other_records = 0  # idempotency records of uses and refunds
         self.movements = 0
         self.orders = 0
         self.notes = 0
@@ -143,6 +161,30 @@ class LedgerMachine(RuleBasedStateMachine):
     def lot_problem(self, lot: str, source: Location, quantity: int) -> set[str]:
         return {"INSUFFICIENT_STOCK"} if quantity > self.lot_quantity[(lot, source.pk)] else set()
 
+    def take_layers(self, lot: str, location_id: int, quantity: int) -> list[tuple[int, int]]:
+        """Take `quantity` from the modelled layers, oldest receipt first: [(receipt, quantity)]."""
+        layers, taken = self.layers[(lot, location_id)], []
+        for receipt in sorted(layers):
+            take = min(quantity, layers[receipt])
+            if take:
+                taken.append((receipt, take))
+                layers[receipt] -= take
+                quantity -= take
+        assert quantity == 0
+        self.lot_quantity[(lot, location_id)] -= sum(take for _, take in taken)
+        return taken
+
+    def put_layers(self, lot: str, location_id: int, taken: list[tuple[int, int]]) -> None:
+        layers = self.layers[(lot, location_id)]
+        for receipt, quantity in taken:
+            layers[receipt] = layers.get(receipt, 0) + quantity
+        self.lot_quantity[(lot, location_id)] += sum(quantity for _, quantity in taken)
+
+    def move_layers(self, lot: str, source_id: int, destination_id: int | None, quantity: int) -> None:
+        taken = self.take_layers(lot, source_id, quantity)
+        if destination_id is not None:
+            self.put_layers(lot, destination_id, taken)
+
     def draw_destination(self, data, current: int | None) -> Location:
         """Mostly somewhere else than where the unit is; at times where it already is."""
         elsewhere = [location for location in self.locations if location.pk != current]
@@ -178,19 +220,23 @@ class LedgerMachine(RuleBasedStateMachine):
         self.movements += 2
         return unit.pk
 
-    @rule(lot=st.sampled_from(LOTS), quantity=st.integers(1, 10), put_away=st.integers(0, 2))
-    def receive_a_lot_quantity(self, lot, quantity, put_away):
+    @rule(lot=st.sampled_from(LOTS), quantity=st.integers(1, 10), put_away=st.integers(0, 2),
+          other_price=st.booleans())
+    def receive_a_lot_quantity(self, lot, quantity, put_away, other_price=False):
         destination = self.location(put_away)
-        line = LineInput(LOT_PRICE, product=self.lot_product, lot=lot, expiry=LOT_EXPIRY, quantity=quantity)
-        self.receive([line], destination)
-        self.lot_quantity[(lot, destination.pk)] += quantity
+        price, supplier = (OTHER_LOT_PRICE, self.other_supplier) if other_price else (LOT_PRICE, self.supplier)
+        line = LineInput(price, product=self.lot_product, lot=lot, expiry=LOT_EXPIRY, quantity=quantity)
+        note = self.receive([line], destination, supplier=supplier)
+        receipt = Movement.objects.get(document_type=Movement.DocumentType.DELIVERY_NOTE, document_id=note.pk)
+        self.receipt_price[receipt.pk] = price
+        self.put_layers(lot, destination.pk, [(receipt.pk, quantity)])
         self.movements += 1
 
-    def receive(self, lines, destination):
+    def receive(self, lines, destination, supplier=None):
         number = f"DN{self.example}-{next(self.counter)}"
         receive_key, accept_key = self.key(), self.key()
         receive_kwargs = {
-            "actor": self.actor, "hospital": self.hospital, "supplier": self.supplier, "number": number,
+            "actor": self.actor, "hospital": self.hospital, "supplier": supplier or self.supplier, "number": number,
             "receiving_location": self.location(0), "lines": lines, "idempotency_key": receive_key,
         }
 
@@ -239,8 +285,7 @@ class LedgerMachine(RuleBasedStateMachine):
             transfer_stock, expected_codes=codes, lots=[LotQuantity(self.lot_product, lot, quantity, source)],
             to_location=destination,
         ):
-            self.lot_quantity[(lot, source.pk)] -= quantity
-            self.lot_quantity[(lot, destination.pk)] += quantity
+            self.move_layers(lot, source.pk, destination.pk, quantity)
             self.movements += 1
 
     @rule(unit=units, data=st.data())
@@ -253,8 +298,7 @@ class LedgerMachine(RuleBasedStateMachine):
             lots=[LotQuantity(self.lot_product, lot, quantity, source)],
         ):
             self.unit_state[unit] = (destination.holds_units_as, destination.pk)
-            self.lot_quantity[(lot, source.pk)] -= quantity
-            self.lot_quantity[(lot, destination.pk)] += quantity
+            self.move_layers(lot, source.pk, destination.pk, quantity)
             self.movements += 2
 
     # Leaving the hospital
@@ -290,8 +334,46 @@ class LedgerMachine(RuleBasedStateMachine):
         else:
             done = self.order(scrap, expected_codes=codes, lots=lots, reason_code=reason)
         if done:
-            self.lot_quantity[(lot, source.pk)] -= quantity
+            self.move_layers(lot, source.pk, None, quantity)
             self.movements += 1
+
+    # Use on a patient and refund
+
+    @rule(lot=st.sampled_from(LOTS), data=st.data())
+    def use_a_lot_quantity_in_the_store(self, lot, data):
+        store = self.location(1)
+        held = self.lot_quantity[(lot, store.pk)]
+        quantity = data.draw(st.integers(1, held + 1))
+        key = self.key()
+        try:
+            first = consume_lot(
+                actor=self.actor, hospital=self.hospital, product=self.lot_product, lot=lot, quantity=quantity,
+                location=store, idempotency_key=key,
+                context=ClinicalContext(encounter=f"ZY{self.example}", department=self.department),
+            )
+        except Refused as refused:
+            assert quantity > held and refused.code == "INSUFFICIENT_STOCK", refused.detail
+            self.free_keys.append(key)
+            return
+        assert quantity <= held
+        taken = self.take_layers(lot, store.pk, quantity)
+        parts = [first, *first.other_parts.order_by("pk")]
+        prices = [self.receipt_price[receipt] for receipt, _ in taken]
+        assert [part.unit_price for part in parts] == list(dict.fromkeys(prices)), "one part per price, FIFO"
+        self.uses.append((first.pk, taken))
+        self.movements += len(parts)
+        self.other_records += 1
+
+    @precondition(lambda self: self.uses)
+    @rule(data=st.data())
+    def refund_a_use(self, data):
+        first, taken = self.uses.pop(data.draw(st.integers(0, len(self.uses) - 1)))
+        consumption = Consumption.objects.get(pk=first)
+        refund_consumption(actor=self.actor, consumption=consumption, reason_code="WRONG_ENCOUNTER",
+                           to_quarantine=False, idempotency_key=self.key())
+        self.put_layers(consumption.lot, consumption.location_id, taken)
+        self.movements += 1 + consumption.other_parts.count()
+        self.other_records += 1
 
     # Replaying idempotency keys
 
@@ -368,11 +450,69 @@ class LedgerMachine(RuleBasedStateMachine):
             assert balances.get(key, 0) == lot_fold.get(key, 0) == self.lot_quantity.get(key, 0), key
 
     @invariant()
+    def cost_layers_fold_from_the_ledger_and_add_up_to_the_balances(self):
+        moved: dict[int, int] = defaultdict(int)
+        layer_fold: dict[tuple[str, int, int], int] = defaultdict(int)
+        rows = LotMovementLayer.objects.filter(movement__hospital=self.hospital).order_by("movement_id", "pk").values(
+            "movement_id", "movement__lot", "movement__from_location_id", "movement__to_location_id", "receipt_id",
+            "quantity", "unit_cost",
+        )
+        for row in rows:
+            moved[row["movement_id"]] += row["quantity"]
+            assert row["unit_cost"] == self.receipt_price[row["receipt_id"]], row
+            if row["movement__from_location_id"] is not None:
+                key = (row["movement__lot"], row["movement__from_location_id"], row["receipt_id"])
+                layer_fold[key] -= row["quantity"]
+                assert layer_fold[key] >= 0, "a layer went negative in the ledger"
+            if row["movement__to_location_id"] is not None:
+                layer_fold[(row["movement__lot"], row["movement__to_location_id"], row["receipt_id"])] += row["quantity"]
+        lot_movements = dict(
+            Movement.objects.filter(hospital=self.hospital, unit__isnull=True).values_list("pk", "quantity")
+        )
+        assert moved == lot_movements, "each lot movement says which layers it moved, in full"
+
+        layers = {
+            (lot, location_id, receipt_id): (quantity, cost)
+            for lot, location_id, receipt_id, quantity, cost in LotCostLayer.objects.filter(
+                balance__hospital=self.hospital
+            ).values_list("balance__lot", "balance__location_id", "receipt_id", "quantity", "unit_cost")
+        }
+        modelled = {
+            (lot, location_id, receipt): quantity
+            for (lot, location_id), held in self.layers.items()
+            for receipt, quantity in held.items()
+        }
+        for key in set(layers) | set(layer_fold) | set(modelled):
+            quantity = layers[key][0] if key in layers else 0
+            assert quantity == layer_fold.get(key, 0) == modelled.get(key, 0), key
+        assert all(cost == self.receipt_price[key[2]] for key, (_, cost) in layers.items())
+        per_balance: dict[tuple[str, int], int] = defaultdict(int)
+        for (lot, location_id, _), (quantity, _) in layers.items():
+            per_balance[(lot, location_id)] += quantity
+        for lot, location_id, quantity, unit_cost in LotBalance.objects.filter(hospital=self.hospital).values_list(
+            "lot", "location_id", "quantity", "unit_cost"
+        ):
+            assert per_balance[(lot, location_id)] == quantity
+            if quantity:
+                oldest = min(r for r, q in self.layers[(lot, location_id)].items() if q)
+                assert unit_cost == self.receipt_price[oldest], "the balance shows the cost drawn next"
+
+    @invariant()
+    def every_use_is_billed_at_the_cost_of_the_layers_it_took(self):
+        for first, taken in self.uses:
+            parts = Consumption.objects.filter(pk=first) | Consumption.objects.filter(part_of_id=first)
+            billed = sum(Charge.objects.filter(consumption__in=parts, kind=Charge.Kind.CHARGE).values_list(
+                "amount", flat=True))
+            assert billed == sum(self.receipt_price[receipt] * quantity for receipt, quantity in taken)
+
+    @invariant()
     def only_successful_operations_wrote(self):
         assert Movement.objects.filter(hospital=self.hospital).count() == self.movements
         assert StockOrder.objects.filter(hospital=self.hospital).count() == self.orders
         assert DeliveryNote.objects.filter(hospital=self.hospital).count() == self.notes
-        assert IdempotencyRecord.objects.filter(hospital=self.hospital).count() == 2 * self.notes + self.orders
+        assert IdempotencyRecord.objects.filter(hospital=self.hospital).count() == (
+            2 * self.notes + self.orders + self.other_records
+        )
 
 
 @pytest.mark.django_db

@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from inventory.errors import Refused
-from inventory.models import IdempotencyRecord, LotBalance, Movement, StockOrder, Unit, UnitStatus
+from inventory.models import IdempotencyRecord, LotBalance, LotMovementLayer, Movement, StockOrder, Unit, UnitStatus
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
 from inventory.services.stock import LotQuantity, return_to_supplier, scrap, transfer_stock
 from tests import factories
@@ -480,3 +480,17 @@ def test_a_saved_movement_cannot_be_changed_or_deleted(unit):
 
     assert Movement.objects.count() == count
     assert Movement.objects.get(pk=movement.pk).note == ""
+
+
+def test_a_saved_movement_layer_cannot_be_changed_or_deleted(lot_stock):
+    row = LotMovementLayer.objects.first()
+    row.quantity = 99
+    with pytest.raises(TypeError):
+        row.save()
+    with pytest.raises(TypeError):
+        row.delete()
+    with pytest.raises(TypeError):
+        LotMovementLayer.objects.update(quantity=99)
+    with pytest.raises(TypeError):
+        LotMovementLayer.objects.all().delete()
+    assert LotMovementLayer.objects.get(pk=row.pk).quantity != 99

@@ -56,7 +56,8 @@ def form_key(response) -> str:
 
 # --- who may use what ------------------------------------------------------------------------------
 
-STOCK_PAGES = ["web:receiving", "web:receiving-new", "web:moves", "web:moves-return", "web:moves-scrap"]
+STOCK_PAGES = ["web:receiving", "web:receiving-new", "web:moves", "web:moves-return", "web:moves-scrap",
+               "web:moves-release"]
 
 
 @pytest.mark.parametrize("name", [*STOCK_PAGES, "web:cabinets", "web:bedside"])
@@ -575,6 +576,31 @@ def test_a_scrap_with_a_reason(world):
     keeper.post(reverse("web:moves-scrap"), {"idempotency_key": key, "units": [unit.pk], "reason_code": "DAMAGED"})
     unit.refresh_from_db()
     assert unit.status == "SCRAPPED"
+
+
+def test_leaving_quarantine_takes_a_release_by_an_operator_with_a_reason(world, cath_lab_store):
+    quarantine = factories.LocationFactory(hospital=cath_lab_store.hospital, code="QUAR", name="隔离区",
+                                           kind="QUARANTINE")
+    unit = world.units["SN-A1"]
+    transfer_stock(actor=Actor(user=world.keeper), hospital=cath_lab_store.hospital, to_location=quarantine,
+                   units=[unit], idempotency_key="into-quarantine")
+    keeper, operator = client_for(world.keeper), client_for(world.operator)
+
+    moved = keeper.post(reverse("web:moves"), {"idempotency_key": form_key(keeper.get(reverse("web:moves"))),
+                                               "units": [unit.pk], "to_location": cath_lab_store.pk})
+    assert moved.status_code == 409 and 'data-code="QUARANTINE_RELEASE_REQUIRED"' in text(moved)
+    data = {"units": [unit.pk], "to_location": cath_lab_store.pk, "reason_code": "QC_PASSED", "note": "复检合格"}
+    by_keeper = keeper.post(reverse("web:moves-release"), {
+        **data, "idempotency_key": form_key(keeper.get(reverse("web:moves-release")))})
+    assert by_keeper.status_code == 403 and "只有 SPD 运营人员或管理员可以解除隔离" in text(by_keeper)
+    page = operator.get(reverse("web:moves-release"))
+    assert "解除隔离" in text(page) and 'value="QC_PASSED"' in text(page)
+    released = operator.post(reverse("web:moves-release"), {**data, "idempotency_key": form_key(page)})
+    assert released.status_code == 302
+    movement = Movement.objects.get(unit=unit, kind="QUARANTINE_RELEASE")
+    assert (movement.reason_code, movement.note, movement.actor_user) == ("QC_PASSED", "复检合格", world.operator)
+    unit.refresh_from_db()
+    assert unit.location == cath_lab_store
 
 
 def test_another_hospitals_unit_or_order_cannot_be_named(world):

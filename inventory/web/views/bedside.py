@@ -226,9 +226,10 @@ def consume_lot_use(request: HttpRequest) -> HttpResponse:
         for problem in problems_of(refused):
             messages.error(request, problem.detail, extra_tags=f"problem {problem.code}")
         return _back(request)
+    parts = consumption.whole_use()  # one per purchase price when the use spans cost layers
     messages.success(request, _("Used: %(product)s lot %(lot)s × %(quantity)s on %(encounter)s · charge %(amount)s") % {
-        "product": consumption.product.name, "lot": consumption.lot, "quantity": consumption.quantity,
-        "encounter": consumption.encounter, "amount": money(consumption.amount)})
+        "product": consumption.product.name, "lot": consumption.lot, "quantity": sum(p.quantity for p in parts),
+        "encounter": consumption.encounter, "amount": money(sum(p.amount for p in parts))})
     return _back(request)
 
 
@@ -259,7 +260,8 @@ def refund(request: HttpRequest, pk: int) -> HttpResponse:
     except Refused as refused:
         return _refund_page(request, use, form, key, query, problems=problems_of(refused), status=refused.status)
     messages.success(request, _("Refunded: %(product)s on %(encounter)s; a refund of %(amount)s goes to the HIS.") % {
-        "product": use.product.name, "encounter": use.encounter, "amount": money(use.amount)})
+        "product": use.product.name, "encounter": use.encounter,
+        "amount": money(sum(part.amount for part in use.whole_use()))})
     return redirect(reverse("web:bedside") + (f"?{query}" if query else ""))
 
 

@@ -1,7 +1,8 @@
-"""Transfers (移库), returns to the supplier (退货) and scraps (报损), by scanning units into a list.
+"""Transfers (移库), returns to the supplier (退货), scraps (报损) and releases from quarantine (解除隔离),
+by scanning units into a list.
 
 Each scan names one unit of the hospital and adds its row (with a hidden `units` field) to the
-form; the submit calls `transfer_stock`, `return_to_supplier` or `scrap` with the form's
+form; the submit calls `transfer_stock`, `return_to_supplier`, `scrap` or `release_from_quarantine` with the form's
 idempotency key, so a double submit replays the first order instead of moving anything twice.
 Every problem the service finds is shown, and the rows of the units concerned are marked.
 """
@@ -20,12 +21,13 @@ from inventory.models import Location, Movement, StockOrder, Unit
 from inventory.selectors.scope import visible_to
 from inventory.selectors.stock import StockScope
 from inventory.selectors.units import resolve_scan
-from inventory.services.stock import return_to_supplier, scrap, transfer_stock
+from inventory.services.stock import release_from_quarantine, return_to_supplier, scrap, transfer_stock
 from inventory.web.access import STOCK_HANDLERS, web_page
 from inventory.web.operations import hospital_for, new_form_key, posted_key, refused_answer, scan_answer, scanned_code
 from inventory.web.problems import ShownProblem, problems_of, wants_json
 
 TRANSFER, RETURN, SCRAP = StockOrder.Kind.TRANSFER, StockOrder.Kind.RETURN_TO_SUPPLIER, StockOrder.Kind.SCRAP
+RELEASE = StockOrder.Kind.QUARANTINE_RELEASE
 RECENT = 10
 
 RETURN_REASONS = (
@@ -41,6 +43,12 @@ SCRAP_REASONS = (
     ("CONTAMINATED", gettext_lazy("Contaminated / packaging opened")),
     ("EXPIRED", gettext_lazy("Expired")),
     ("LOST", gettext_lazy("Lost")),
+)
+RELEASE_REASONS = (
+    ("QC_PASSED", gettext_lazy("Quality check passed")),
+    ("DEFECT_NOT_CONFIRMED", gettext_lazy("Suspected defect not confirmed")),
+    ("RECALL_LIFTED", gettext_lazy("Recall lifted")),
+    ("REFUND_CHECKED", gettext_lazy("Refunded item checked and intact")),
 )
 
 
@@ -63,6 +71,7 @@ class MoveForm(forms.Form):
         TRANSFER: ("to_location", "from_location", "note"),
         RETURN: ("supplier", "reason_code", "note"),
         SCRAP: ("reason_code", "note"),
+        RELEASE: ("to_location", "reason_code", "note"),
     }
 
     def __init__(self, *args: object, kind: str, request: HttpRequest, **kwargs: object) -> None:
@@ -73,11 +82,12 @@ class MoveForm(forms.Form):
         locations = visible_to(request.user, Location.objects.filter(is_active=True)).order_by("code")
         if "to_location" in self.fields:
             self.fields["to_location"].queryset = locations
+        if "from_location" in self.fields:
             self.fields["from_location"].queryset = locations
         if "supplier" in self.fields:
             self.fields["supplier"].queryset = StockScope.of(request.user).suppliers()
         if "reason_code" in self.fields:
-            reasons = RETURN_REASONS if kind == RETURN else SCRAP_REASONS
+            reasons = {RETURN: RETURN_REASONS, SCRAP: SCRAP_REASONS, RELEASE: RELEASE_REASONS}[kind]
             self.fields["reason_code"].choices = [("", _("Choose the reason")), *reasons]
 
 
@@ -86,6 +96,8 @@ PAGES = {
     RETURN: {"url": "web:moves-return", "title": gettext_lazy("Return to supplier"),
              "button": gettext_lazy("Return the units")},
     SCRAP: {"url": "web:moves-scrap", "title": gettext_lazy("Scrap"), "button": gettext_lazy("Scrap the units")},
+    RELEASE: {"url": "web:moves-release", "title": gettext_lazy("Release from quarantine"),
+              "button": gettext_lazy("Release the units")},
 }
 
 
@@ -102,6 +114,12 @@ def return_units(request: HttpRequest) -> HttpResponse:
 @web_page(STOCK_HANDLERS)
 def scrap_units(request: HttpRequest) -> HttpResponse:
     return _move_page(request, SCRAP)
+
+
+@web_page(STOCK_HANDLERS)
+def release_units(request: HttpRequest) -> HttpResponse:
+    """A quality decision: only an SPD operator or an administrator may release (the service says so)."""
+    return _move_page(request, RELEASE)
 
 
 def _move_page(request: HttpRequest, kind: str) -> HttpResponse:
@@ -135,6 +153,10 @@ def _perform(request: HttpRequest, kind: str, data: dict, units: list[Unit], key
     if kind == RETURN:
         return return_to_supplier(actor=actor, hospital=hospital, supplier=data["supplier"],
                                   reason_code=data["reason_code"], units=units, note=data["note"], idempotency_key=key)
+    if kind == RELEASE:
+        return release_from_quarantine(actor=actor, hospital=hospital, to_location=data["to_location"],
+                                       reason_code=data["reason_code"], units=units, note=data["note"],
+                                       idempotency_key=key)
     return scrap(actor=actor, hospital=hospital, reason_code=data["reason_code"], units=units, note=data["note"],
                  idempotency_key=key)
 
