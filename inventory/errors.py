@@ -187,6 +187,7 @@ THINGS = {
     "department": ("department", "科室"),
     "alert": ("alert", "预警"),
     "product or location": ("product or location", "产品或库位"),
+    "lot": ("lot", "批号"),
 }
 
 

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from django import forms
 from django.contrib import messages
 from django.http import HttpRequest, JsonResponse
-from django.utils.translation import get_language
+from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from inventory.errors import Problem, Refused
 from inventory.models import UnitStatus
@@ -53,7 +52,7 @@ def problems_of(error: Refused | forms.BaseForm | Iterable[ShownProblem]) -> lis
 def _item(item: object) -> str:
     """What a problem is about, when people can read it: a unit's primary key is no such thing (the
     pages name units by serial themselves)."""
-    if item is None or isinstance(item, int) or isinstance(item, dict):
+    if item is None or isinstance(item, (int, dict)):
         return ""
     return str(item)
 
