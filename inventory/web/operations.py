@@ -20,13 +20,12 @@ from django.utils.translation import gettext as _
 
 from inventory.errors import Problem, Refusal, Refused
 from inventory.models import Hospital, Role
+from inventory.web.forms import GS, GS_MARK
 from inventory.web.problems import ShownProblem, problems_of, scan_response
 from inventory.web.views.station import gs_substitute_of
 
 # Use on a patient: nurses (for their departments), SPD operators and administrators.
 BEDSIDE = frozenset({Role.ADMIN, Role.SPD_OPERATOR, Role.NURSE})
-GS = "\x1d"
-GS_MARK = "\u241d"  # how scan-field.js shows a GS in the field; a form posted without JavaScript keeps it
 KEY_LENGTH = 128
 
 

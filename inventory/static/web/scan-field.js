@@ -296,8 +296,31 @@
     return tag === "input" || tag === "textarea" || tag === "select" || element.isContentEditable;
   }
 
+  /* A plain form field that may receive a scan (input[data-gs-field], e.g. the stock search): a GS
+     key event shows as the mark, which the server reads as GS; the form submits as usual. */
+  function attachGsField(input) {
+    if (input.getAttribute("data-gs-ready")) return;
+    input.setAttribute("data-gs-ready", "true");
+    input.addEventListener("keydown", function (event) {
+      if (isGsKey(event)) {
+        event.preventDefault();
+        insertAtCaret(input, GS_MARK);
+      }
+    });
+    input.addEventListener("keypress", function (event) {
+      if (event.charCode === 29) {
+        event.preventDefault();
+        insertAtCaret(input, GS_MARK);
+      }
+    });
+    input.addEventListener("input", function () {
+      if (input.value.indexOf(GS) >= 0) input.value = input.value.split(GS).join(GS_MARK);
+    });
+  }
+
   function attachAll(root) {
     Array.prototype.forEach.call((root || document).querySelectorAll("form[data-scan-form]"), attach);
+    Array.prototype.forEach.call((root || document).querySelectorAll("input[data-gs-field]"), attachGsField);
   }
 
   document.addEventListener("keydown", captureTyping);
