@@ -93,7 +93,12 @@ class MoveForm(forms.Form):
 
 
 class AddLotForm(forms.Form):
-    """A lot of a lot-tracked product to add to the list: one of the balances on hand, and how many."""
+    """A lot of a lot-tracked product to add to the list: one of the balances on hand, and how many.
+
+    Its fields sit inside the move form, which is also sent to review the order: the browser must
+    not require them then (they are checked when "add the lot" is pressed)."""
+
+    use_required_attribute = False
 
     lot_balance = forms.ModelChoiceField(label=gettext_lazy("Lot on hand"), queryset=LotBalance.objects.none(),
                                          empty_label=gettext_lazy("Choose product, lot and location"))
