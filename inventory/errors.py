@@ -82,7 +82,7 @@ class Refusal(Enum):
     )
     # Stock
     ILLEGAL_TRANSITION = (
-        409, "Unit {unit} cannot go from {current} to {target}.", "耗材 {unit} 不能从{current}变为{target}。"
+        409, "Unit {unit} is {current}, so it cannot become {target}.", "耗材 {unit} 当前为“{current}”，不能改为“{target}”。"
     )
     UNIT_NOT_AT_LOCATION = (
         409, "Unit {unit} is not at {location}.", "耗材 {unit} 不在{location}。"
@@ -203,6 +203,7 @@ THINGS = {
     "department": ("department", "科室"),
     "alert": ("alert", "预警"),
     "product or location": ("product or location", "产品或库位"),
+    "lot": ("lot", "批号"),
 }
 
 

@@ -156,11 +156,20 @@ def filter_units(scope: StockScope, filters: StockFilters) -> QuerySet:
     return units.select_related("product", "location", "supplier").order_by("expiry", "product__internal_code", "pk")
 
 
+def _name_condition(text: str, product: str = "product__") -> Q:
+    """Typed words that all appear in a product's name or specification, in any order
+    ("支架 3.0" finds "药物洗脱冠脉支架", specification "3.0×18mm")."""
+    condition = Q()
+    for word in text.split():
+        condition &= Q(**{f"{product}name__icontains": word}) | Q(**{f"{product}specification__icontains": word})
+    return condition
+
+
 def _unit_text_condition(text: str) -> Q:
     """A scanned UDI finds its unit (or product); other text matches serial, lot, code or name."""
     condition = (
         Q(serial__iexact=text) | Q(lot__iexact=text) | Q(epc__iexact=text) | Q(product__internal_code__iexact=text)
-        | Q(product__name__icontains=text) | Q(di=text)
+        | _name_condition(text) | Q(di=text)
     )
     try:
         parsed = parse_udi(text)
@@ -215,10 +224,17 @@ def filter_lot_balances(scope: StockScope, filters: StockFilters) -> QuerySet:
     if filters.consignment is not None:
         balances = balances.filter(owner=Owner.SUPPLIER if filters.consignment else Owner.HOSPITAL)
     if text := filters.text.strip():
-        balances = balances.filter(
-            Q(lot__iexact=text) | Q(product__internal_code__iexact=text) | Q(product__name__icontains=text)
+        condition = (
+            Q(lot__iexact=text) | Q(product__internal_code__iexact=text) | _name_condition(text)
             | Q(product__udi_di=text)
         )
+        try:
+            parsed = parse_udi(text)
+        except ParseError:
+            parsed = None
+        if parsed is not None and parsed.di:
+            condition |= Q(product__udi_di=parsed.di, **({"lot": parsed.lot} if parsed.lot else {}))
+        balances = balances.filter(condition)
     money = DecimalField(max_digits=16, decimal_places=2)
     # Valued layer by layer: a lot received at two prices is worth what each receipt cost.
     layer_value = (

@@ -54,7 +54,8 @@ def transition_problem(unit: Unit, target: str) -> Problem | None:
         return None
     return Problem(
         Refusal.ILLEGAL_TRANSITION,
-        {"unit": unit.serial, "current": unit.get_status_display(), "target": UnitStatus(target).label},
+        {"unit": unit.serial, "current": unit.get_status_display(), "target": UnitStatus(target).label,
+         "from_status": unit.status, "to_status": str(target)},
         unit.pk,
     )
 

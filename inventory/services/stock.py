@@ -373,6 +373,7 @@ def _unit_problems(unit: Unit, spec: _OrderSpec, from_location: Location | None)
         if unit.status not in MOVABLE_STATUSES:
             return [Problem(Refusal.ILLEGAL_TRANSITION, {
                 "unit": unit.serial, "current": unit.get_status_display(), "target": UnitStatus(target_status).label,
+                "from_status": unit.status, "to_status": str(target_status),
             }, unit.pk)]
     problem = transition_problem(unit, target_status)
     return [problem] if problem else []

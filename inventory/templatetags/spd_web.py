@@ -8,6 +8,7 @@
     {{ form|as_problems }}     a form's errors as problems, for web/_errors.html
     {{ code|label_of:"movement" }}  the label of a stored choice (see _CHOICES)
     {{ alert|describe }}       what an alert is about, in the active language
+    {{ code|reason }}          the label of a return, scrap or refund reason code
 """
 import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -19,7 +20,7 @@ from django.utils import timezone
 from inventory.models import AcceptanceRecord, Alert, Certificate, Movement, Owner, Role, StockOrder, UnitStatus
 from inventory.services.alerts import expiry_tiers
 from inventory.web.access import roles_of
-from inventory.web.describe import describe_alert
+from inventory.web.describe import describe_alert, reason_label
 from inventory.web.nav import items_for
 from inventory.web.problems import ShownProblem, problems_of
 from inventory.web.views.station import gs_substitute_of
@@ -108,6 +109,12 @@ def label_of(value: object, choices: str) -> str:
         return str(_CHOICES[choices](value).label)
     except ValueError:
         return str(value)
+
+
+@register.filter
+def reason(code: str | None) -> str:
+    """The label of a stored reason code (DAMAGED, NOT_USED…) in the active language."""
+    return reason_label(code)
 
 
 @register.filter

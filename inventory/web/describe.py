@@ -1,13 +1,56 @@
-"""Alerts in the reader's language. The alert scans store an English `message` (for logs and the
-API) and the facts in `details`; the pages word each kind again from those facts."""
+"""Stored codes in the reader's language: alerts and the reasons of returns, scraps and refunds.
+
+The alert scans store an English `message` (for logs and the API) and the facts in `details`; the
+pages word each kind again from those facts. Orders and refunds store a reason code (DAMAGED,
+NOT_USED…); people read its label (`reason_label`), never the code.
+"""
 import datetime
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from inventory.models import Alert, Certificate
 
 Kind = Alert.Kind
+
+# The reasons a person picks on the return (退货), scrap (报损), refund (退费) and release (解除隔离) forms.
+RETURN_REASONS = (
+    ("QUALITY", gettext_lazy("Quality problem")),
+    ("RECALL", gettext_lazy("Recall")),
+    ("NEAR_EXPIRY", gettext_lazy("Near expiry")),
+    ("EXPIRED", gettext_lazy("Expired")),
+    ("WRONG_DELIVERY", gettext_lazy("Delivered in error")),
+    ("OVERSTOCK", gettext_lazy("Overstock")),
+)
+SCRAP_REASONS = (
+    ("DAMAGED", gettext_lazy("Damaged")),
+    ("CONTAMINATED", gettext_lazy("Contaminated / packaging opened")),
+    ("EXPIRED", gettext_lazy("Expired")),
+    ("LOST", gettext_lazy("Lost")),
+)
+REFUND_REASONS = (
+    ("NOT_USED", gettext_lazy("Not used on the patient")),
+    ("WRONG_ENCOUNTER", gettext_lazy("Recorded against the wrong encounter")),
+    ("WRONG_ITEM", gettext_lazy("Wrong item recorded")),
+    ("OPENED_NOT_USED", gettext_lazy("Opened but not used (to quarantine)")),
+)
+RELEASE_REASONS = (
+    ("QC_PASSED", gettext_lazy("Quality check passed")),
+    ("DEFECT_NOT_CONFIRMED", gettext_lazy("Suspected defect not confirmed")),
+    ("RECALL_LIFTED", gettext_lazy("Recall lifted")),
+    ("REFUND_CHECKED", gettext_lazy("Refunded item checked and intact")),
+)
+_REASON_LABELS = dict((*RETURN_REASONS, *SCRAP_REASONS, *REFUND_REASONS, *RELEASE_REASONS))
+
+
+def reason_label(code: str | None) -> str:
+    """The label of a stored reason code in the active language (the code itself if unknown, e.g. one
+    given through the API)."""
+    if not code:
+        return ""
+    label = _REASON_LABELS.get(code)
+    return str(label) if label is not None else code
 
 
 def describe_alert(alert: Alert) -> str:

@@ -10,6 +10,9 @@ from devices.models import Device
 from inventory.models import Alert, Product, UnitStatus
 from inventory.selectors.stock import ANY_STATUS, ON_HAND, StockFilters, StockScope, find_product
 
+GS = "\x1d"
+GS_MARK = "\u241d"  # how scan-field.js shows a GS in a field; a form posted without JavaScript keeps it
+
 
 class SignInForm(AuthenticationForm):
     def __init__(self, *args: object, **kwargs: object) -> None:
@@ -70,13 +73,23 @@ class StockFilterForm(forms.Form):
                                       empty_label=_("All suppliers"))
     consignment = forms.ChoiceField(label=_("Ownership"), choices=CONSIGNMENT_CHOICES, required=False)
 
-    def __init__(self, data: object, *, scope: StockScope) -> None:
+    def __init__(self, data: object, *, scope: StockScope, gs_substitute: str = "") -> None:
         super().__init__(data)
+        self.gs_substitute = gs_substitute
+        self.fields["q"].widget.attrs["data-gs-field"] = ""
         self.fields["product"].queryset = scope.products()
         self.fields["product"].widget.attrs["data-suggest-url"] = reverse("web:product-suggestions")
         self.fields["location"].queryset = scope.locations().order_by("code")
         self.fields["supplier"].queryset = scope.suppliers()
         self.fields["status"].choices = [(ON_HAND, _("On hand")), (ANY_STATUS, _("Any status")), *UnitStatus.choices]
+
+    def clean_q(self) -> str:
+        """A scanned UDI as the services read it: the field's GS mark (scan-field.js) and the
+        workstation's GS substitute become a real GS."""
+        text = self.cleaned_data["q"].replace(GS_MARK, GS)
+        if self.gs_substitute:
+            text = text.replace(self.gs_substitute, GS)
+        return text.strip(" \r\n\t")
 
     def filters(self) -> StockFilters:
         """The filters asked for; an invalid field filters nothing (its error is shown)."""

@@ -4,23 +4,28 @@ and the JSON answer to a scan with the table row it adds (read by operations.js)
 
 A double submit of a form posts its idempotency key twice: the service replays the first outcome,
 so nothing is done twice. A page that submitted successfully shows a new form with a new key.
+
+An irreversible operation (scrap, return, transfer, refund, a re-run) is first `rehearse`d: the
+service does it inside a transaction that is then rolled back, so the review page knows the service
+would accept it — the same checks, decided once — and nothing has changed.
 """
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
+from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.utils.translation import gettext as _
 
 from inventory.errors import Problem, Refusal, Refused
 from inventory.models import Hospital, Role
+from inventory.web.forms import GS, GS_MARK
 from inventory.web.problems import ShownProblem, problems_of, scan_response
 from inventory.web.views.station import gs_substitute_of
 
 # Use on a patient: nurses (for their departments), SPD operators and administrators.
 BEDSIDE = frozenset({Role.ADMIN, Role.SPD_OPERATOR, Role.NURSE})
-GS = "\x1d"
-GS_MARK = "\u241d"  # how scan-field.js shows a GS in the field; a form posted without JavaScript keeps it
 KEY_LENGTH = 128
 
 
@@ -53,6 +58,30 @@ def posted_key(request: HttpRequest, operation: str) -> str:
     if not key.startswith(f"web-{operation}-") or len(key) > KEY_LENGTH:
         raise Refused(Refusal.INVALID_REQUEST, detail=_("the form is out of date: reload the page and try again"))
     return key
+
+
+T = TypeVar("T")
+
+
+class _Rehearsal(Exception):
+    """Raised inside a rehearsal's transaction to roll back what the service did."""
+
+    result: object = None
+
+
+def rehearse(operation: Callable[[], T]) -> T:
+    """Run `operation` (a service call) and roll back everything it wrote; its refusal is raised as is.
+
+    Returns what `operation` returned: it describes what would be done, and is not in the database
+    (read what the page needs from it inside `operation`). Rows it locked stay locked until the
+    rollback, as for the real call; queued side effects (`transaction.on_commit`) are dropped."""
+    rehearsal = _Rehearsal()
+    try:
+        with transaction.atomic():
+            rehearsal.result = operation()
+            raise rehearsal
+    except _Rehearsal:
+        return rehearsal.result
 
 
 def shown(problems: Iterable[Problem]) -> list[ShownProblem]:

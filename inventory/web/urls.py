@@ -54,6 +54,7 @@ urlpatterns = [
     path("moves/release/", moves.release_units, name="moves-release"),
     path("moves/scan/", moves.scan, name="moves-scan"),
     path("moves/orders/<int:pk>/", moves.order_detail, name="moves-order"),
+    path("moves/orders/<int:pk>/document.pdf", moves.order_pdf, name="moves-order-pdf"),
     # 进销存 reconciliation: runs by period, one run (findings, stock table, chart), its reports.
     path("reconciliation/", reconciliation.run_list, name="reconciliation"),
     path("reconciliation/run/", reconciliation.start_run, name="reconciliation-start"),

@@ -143,7 +143,7 @@ def test_consume_against_an_encounter_see_the_charge_reach_the_his_then_refund(p
 
     scan(page, page.locator("#use-scan"), gs1_udi(world.product.udi_di, serial="SN-A2", lot="LOT-A"))
     expect(result).to_have_class(re.compile(r"\bfail\b"))
-    expect(result).to_contain_text("不在 心内科导管室 的库位")
+    expect(result).to_contain_text("不在心内科导管室：请先移库到本科室")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     settled_screenshot(page, "bedside")
 
@@ -157,6 +157,10 @@ def test_consume_against_an_encounter_see_the_charge_reach_the_his_then_refund(p
     page.select_option("#id_reason_code", "NOT_USED")
     screenshot(page, "bedside-refund")
     page.locator('button[data-action="refund"]').click()
+    expect(page.locator('[data-section="review"]')).to_contain_text("未用于患者")
+    assert Consumption.objects.get(pk=use.pk).refunded_at is None  # reviewed, not done
+    screenshot(page, "bedside-refund-review")
+    page.locator('button[data-action="confirm"]').click()
     expect(page.locator(".message.success")).to_contain_text("已退费")
     expect(page).to_have_url(re.compile(r"/use/\?.*encounter=ZY20261123777"))
     refunded = page.locator(f'#uses tr[data-consumption="{use.pk}"]')
@@ -187,6 +191,9 @@ def test_transfer_by_scanning_into_a_list(page, world, cath_lab_store):
     settled_screenshot(page, "moves")
 
     page.locator('[data-action="submit-move"]').click()
+    expect(page.locator('[data-field="where-to"]')).to_have_text("导管室二级库")
+    assert not StockOrder.objects.filter(kind="TRANSFER", note="导管室补货").exists()  # reviewed, not done
+    page.locator('[data-action="confirm"]').click()
     order = StockOrder.objects.get(kind="TRANSFER", note="导管室补货")
     expect(page).to_have_url(re.compile(rf"/moves/orders/{order.pk}/$"))
     expect(page.locator('[data-field="destination"]')).to_have_text("导管室二级库")

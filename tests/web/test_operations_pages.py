@@ -438,7 +438,8 @@ def test_refusals_at_the_bedside_say_why(world, in_department):
     nurse = client_for(world.nurse)
     in_warehouse = use_scan(nurse, world, gs1_udi(world.product.udi_di, serial="SN-A2", lot="LOT-A"), "web-use-1")
     assert in_warehouse.json()["problems"][0]["code"] == "UNIT_NOT_IN_DEPARTMENT"
-    assert "不在 心内科导管室 的库位" in in_warehouse.json()["problems"][0]["detail"]
+    assert in_warehouse.json()["problems"][0]["detail"] == (
+        "耗材 SN-A2 在中心库，不在心内科导管室：请先移库到本科室，或以存放它的科室登记使用。")
     named = use_scan(nurse, world, gs1_udi(world.product.udi_di, serial="SN-A1", lot="LOT-A"), "web-use-2",
                      encounter="330102199001011234")
     assert {p["code"] for p in named.json()["problems"]} == {"LOOKS_LIKE_PERSONAL_ID"}
@@ -479,7 +480,13 @@ def test_a_use_is_refunded_with_a_reason_once(world, in_department):
     missing = nurse.post(reverse("web:bedside-refund", args=[world.consumption.pk]),
                          {"idempotency_key": key, "to": "stock"})
     assert missing.status_code == 400 and "原因" in text(missing)
-    data = {"idempotency_key": key, "reason_code": "NOT_USED", "to": "stock"}
+    review = nurse.post(reverse("web:bedside-refund", args=[world.consumption.pk]),
+                        {"idempotency_key": key, "reason_code": "NOT_USED", "to": "stock"})
+    assert review.status_code == 200 and 'data-section="review"' in text(review)
+    assert "未用于患者" in text(review) and in_department.name in text(review)  # the reason's label, where it goes
+    assert Consumption.objects.get(pk=world.consumption.pk).refunded_at is None  # nothing done yet
+    assert not world.consumption.charges.filter(kind="REFUND").exists()
+    data = {"idempotency_key": key, "reason_code": "NOT_USED", "to": "stock", "step": "confirm"}
     done = nurse.post(reverse("web:bedside-refund", args=[world.consumption.pk]), data)
     assert done.status_code == 302
     assert nurse.post(reverse("web:bedside-refund", args=[world.consumption.pk]), data).status_code == 302
@@ -526,6 +533,10 @@ def test_a_transfer_moves_the_scanned_units_once_even_when_submitted_twice(world
     key = form_key(keeper.get(reverse("web:moves")))
     units = [world.units["SN-A1"].pk, world.units["SN-A2"].pk]
     data = {"idempotency_key": key, "units": units, "to_location": cath_lab_store.pk, "note": "补货"}
+    review = keeper.post(reverse("web:moves"), data)
+    assert review.status_code == 200 and not StockOrder.objects.filter(kind="TRANSFER", note="补货").exists()
+    assert set(Unit.objects.filter(pk__in=units).values_list("location", flat=True)) == {world.warehouse.pk}
+    data["step"] = "confirm"
     first = keeper.post(reverse("web:moves"), data)
     order = StockOrder.objects.get(kind="TRANSFER", note="补货")
     assert first.status_code == 302 and first["Location"] == reverse("web:moves-order", args=[order.pk])
@@ -545,7 +556,7 @@ def test_a_refused_transfer_names_each_unit_and_keeps_the_list(world, cath_lab_s
             "units": [world.units["SN-A1"].pk, scrapped.pk]}
     refused = keeper.post(reverse("web:moves"), data)
     page = text(refused)
-    assert refused.status_code == 409 and "耗材 SN-A2 不能从已报损变为在库" in page
+    assert refused.status_code == 409 and "耗材 SN-A2 已报损，不再是库存。" in page and "不能从" not in page
     assert f'name="units" value="{world.units["SN-A1"].pk}"' in page and 'class="line-rejected"' in page
     assert "(SN SN-A2)" in page and 'data-code="ILLEGAL_TRANSITION"' in page
     assert Unit.objects.get(pk=world.units["SN-A1"].pk).location == world.warehouse  # nothing half done
@@ -561,7 +572,7 @@ def test_a_return_needs_a_supplier_and_a_reason(world):
     wrong = keeper.post(reverse("web:moves-return"), {"idempotency_key": key, "units": [world.units["SN-C1"].pk],
                                                        "supplier": world.supplier.pk, "reason_code": "RECALL"})
     assert wrong.status_code == 409 and "不是该供应商" in text(wrong)
-    done = keeper.post(reverse("web:moves-return"), {"idempotency_key": key, "units": [unit.pk],
+    done = keeper.post(reverse("web:moves-return"), {"idempotency_key": key, "units": [unit.pk], "step": "confirm",
                                                       "supplier": world.supplier.pk, "reason_code": "RECALL"})
     assert done.status_code == 302
     unit.refresh_from_db()
@@ -573,7 +584,14 @@ def test_a_scrap_with_a_reason(world):
     keeper = client_for(world.keeper)
     key = form_key(keeper.get(reverse("web:moves-scrap")))
     unit = world.units["SN-A2"]
-    keeper.post(reverse("web:moves-scrap"), {"idempotency_key": key, "units": [unit.pk], "reason_code": "DAMAGED"})
+    review = keeper.post(reverse("web:moves-scrap"), {"idempotency_key": key, "units": [unit.pk],
+                                                      "reason_code": "DAMAGED"})
+    assert review.status_code == 200 and "破损" in text(review) and "DAMAGED" not in text(review).replace(
+        'value="DAMAGED"', "")
+    unit.refresh_from_db()
+    assert unit.status == "IN_STOCK"  # reviewed, not done
+    keeper.post(reverse("web:moves-scrap"), {"idempotency_key": key, "units": [unit.pk], "reason_code": "DAMAGED",
+                                             "step": "confirm"})
     unit.refresh_from_db()
     assert unit.status == "SCRAPPED"
 
@@ -595,7 +613,10 @@ def test_leaving_quarantine_takes_a_release_by_an_operator_with_a_reason(world, 
     assert by_keeper.status_code == 403 and "只有 SPD 运营人员或管理员可以解除隔离" in text(by_keeper)
     page = operator.get(reverse("web:moves-release"))
     assert "解除隔离" in text(page) and 'value="QC_PASSED"' in text(page)
-    released = operator.post(reverse("web:moves-release"), {**data, "idempotency_key": form_key(page)})
+    reviewed = operator.post(reverse("web:moves-release"), {**data, "idempotency_key": form_key(page)})
+    assert reviewed.status_code == 200 and not Movement.objects.filter(unit=unit, kind="QUARANTINE_RELEASE").exists()
+    released = operator.post(reverse("web:moves-release"), {**data, "idempotency_key": form_key(page),
+                                                            "step": "confirm"})
     assert released.status_code == 302
     movement = Movement.objects.get(unit=unit, kind="QUARANTINE_RELEASE")
     assert (movement.reason_code, movement.note, movement.actor_user) == ("QC_PASSED", "复检合格", world.operator)

@@ -142,7 +142,8 @@ def test_a_nurse_dashboard_and_stock_show_their_department_only(world, cath_lab_
 
 
 def serials(response) -> list[str]:
-    return sorted(unit.serial for unit in response.context["page"])
+    """The serials the stock page lists (none when it shows no list)."""
+    return sorted(unit.serial for unit in response.context.get("page") or [])
 
 
 @pytest.mark.parametrize(
@@ -182,23 +183,26 @@ def test_a_scanned_udi_in_the_search_finds_its_unit(world):
     assert serials(client_for(world.keeper).get(reverse("web:stock"), {"q": code})) == ["SN-A2"]
 
 
-def test_a_bad_filter_value_is_explained_and_the_rest_still_filters(world):
+def test_a_bad_filter_value_is_explained_and_no_list_pretends_to_answer(world):
     response = client_for(world.keeper).get(reverse("web:stock"), {"expiry_before": "not-a-date", "q": "SN-A1"})
-    assert serials(response) == ["SN-A1"]
+    assert response.status_code == 400 and serials(response) == []
     assert 'class="problems"' in text(response) and "有效期截至" in text(response)
+    assert 'data-note="invalid-filter"' in text(response) and 'data-table="units"' not in text(response)
+    export = client_for(world.keeper).get(reverse("web:stock"), {"expiry_before": "not-a-date", "export": "csv"})
+    assert export.status_code == 400 and export["Content-Type"].startswith("text/html")
 
 
 def test_another_hospitals_product_cannot_be_chosen_as_a_filter(world):
     foreign_product = world.foreign_unit.product
     response = client_for(world.keeper).get(
         reverse("web:stock"), {"product": foreign_product.internal_code, "status": "ANY"})
-    assert "SN-X1" not in serials(response)
+    assert response.status_code == 400 and serials(response) == []
     assert 'class="problems"' in text(response)
 
 
-def test_an_unknown_product_code_is_explained_and_filters_nothing(world):
+def test_an_unknown_product_code_is_explained_and_lists_nothing(world):
     response = client_for(world.keeper).get(reverse("web:stock"), {"product": "NO-SUCH-CODE"})
-    assert serials(response) == ["SN-A1", "SN-A2", "SN-C1"]
+    assert response.status_code == 400 and serials(response) == []  # not the whole stock, as if it matched
     page = text(response)
     assert 'class="problems"' in page and "本院目录中没有编码为“NO-SUCH-CODE”的产品" in page
     assert 'value="NO-SUCH-CODE"' in page  # what was typed stays in the field
@@ -364,7 +368,8 @@ def test_a_failed_scan_says_why_in_the_persons_language(world):
     assert unknown_serial.json()["problems"][0]["detail"] == "Unit not found."
 
     page = scan(client_for(world.keeper), "not a code", json=False)
-    assert page.status_code == 400 and "UDI 无法识别" in text(page) and 'id="scan-again"' in text(page)
+    assert page.status_code == 400 and 'id="scan-again"' in text(page)
+    assert "这个条码无法识别为 UDI：请重新扫描" in text(page) and "UDI 无法识别" not in text(page)
 
 
 def test_scanning_another_hospitals_unit_finds_nothing(world):

@@ -95,6 +95,11 @@ def test_an_operator_reconciles_a_day_and_re_runs_it(page, world, hospital, oper
     expect(page.locator('[data-run-status="DONE"]')).to_be_visible()
 
     page.locator('[data-action="rerun"]').click()
+    expect(page.locator('[data-section="review"]')).to_be_visible()
+    assert ReconciliationRun.objects.filter(hospital=hospital, period_start=day).count() == 1  # not yet
+    screenshot(page, "reconciliation-rerun-review")
+    page.locator('[data-action="confirm"]').click()
+    expect(page.locator(".message.success")).to_be_visible()
     second = ReconciliationRun.objects.get(hospital=hospital, period_start=day, is_current=True)
     assert second.pk != first.pk and second.supersedes_id == first.pk
     expect(page).to_have_url(re.compile(rf"/reconciliation/{second.pk}/$"))

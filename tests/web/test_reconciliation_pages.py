@@ -284,8 +284,16 @@ def test_a_range_of_days_is_one_run(books, operator):
 
 def test_a_rerun_from_the_run_page_supersedes_it_and_keeps_it(books, operator):
     client = client_for(operator)
+    runs = ReconciliationRun.objects.count()
 
-    response = client.post(reverse("web:reconciliation-rerun", args=[books.run.pk]), follow=True)
+    # The run page's button opens a review; neither it nor a post without the confirmation re-runs.
+    review = client.get(reverse("web:reconciliation-rerun", args=[books.run.pk]))
+    assert review.status_code == 200 and 'data-section="review"' in text(review)
+    assert 'name="step" value="confirm"' in text(review)
+    unconfirmed = client.post(reverse("web:reconciliation-rerun", args=[books.run.pk]))
+    assert unconfirmed.status_code == 200 and ReconciliationRun.objects.count() == runs
+
+    response = client.post(reverse("web:reconciliation-rerun", args=[books.run.pk]), {"step": "confirm"}, follow=True)
 
     later = ReconciliationRun.objects.get(hospital=books.run.hospital, period_start=books.today, is_current=True)
     assert later.pk != books.run.pk and later.supersedes_id == books.run.pk and later.requested_by == operator
@@ -309,7 +317,9 @@ def test_a_bad_period_is_refused_with_the_reasons_and_the_form_kept(books, opera
     assert too_long.status_code == 400
     problems = too_long.context["problems"]
     assert [problem.code for problem in problems] == ["INVALID_REQUEST"]
-    assert "请求无效" in text(too_long) and "31" in problems[0].detail  # the service's own refusal
+    # The service's own refusal, worded for people: one sentence, no "请求无效：" prefix, no English.
+    assert problems[0].detail == "一次对账最多 31 天：请选择更短的期间。"
+    assert "请求无效" not in text(too_long) and "a run covers" not in text(too_long)
     assert not ReconciliationRun.objects.filter(period_start__year=2025).exists()
 
     missing = client.post(START, {})

@@ -11,7 +11,8 @@
  * Rows with a [data-remove-row] button can be taken off the list. [data-count-of="#id"] shows how
  * many rows a list has; input[data-listed-from="#id"] holds their keys, so the server can tell a
  * unit scanned twice. A form with data-once disables its buttons once submitted; one with
- * data-needs-rows="#id" is not submitted while that list is empty.
+ * data-needs-rows="#id" is not submitted while that list is empty (unless the button pressed has
+ * data-no-check).
  */
 (function () {
   "use strict";
@@ -118,7 +119,9 @@
   function onSubmit(event) {
     var form = event.target;
     var needs = form.getAttribute("data-needs-rows");
-    if (needs) {
+    // A button that only changes the list (e.g. adding a lot) may be pressed while it is empty.
+    var submitter = event.submitter;
+    if (needs && !(submitter && submitter.hasAttribute("data-no-check"))) {
       var tbody = document.querySelector(needs);
       if (tbody && rowsOf(tbody).length === 0) {
         event.preventDefault();

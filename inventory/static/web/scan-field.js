@@ -18,6 +18,9 @@
  *   </form>
  * Typing outside any form field (a scanner fired at the page), or pressing "/", goes to the page's
  * own scan field (form[data-scan-primary]) or else to the top bar's (form[data-scan-global]).
+ * A session that expired meanwhile (the request is sent to the login page, or refused with a page
+ * rather than JSON) is said as such, with a link to sign in again; the scanned code is kept in
+ * sessionStorage and put back into the page's scan field after signing in (not sent by itself).
  * Each outcome is also dispatched on the form as a "spd:scan" CustomEvent (detail: {code, ok, body}).
  * Without JavaScript the form still submits normally and the server answers with a page.
  */
@@ -145,6 +148,10 @@
     fetch(url, options)
       .then(function (response) {
         var type = response.headers.get("Content-Type") || "";
+        if (signedOut(response, type)) {
+          keepForLater(input);
+          return { ok: false, signedOut: true, message: document.body.getAttribute("data-msg-signed-out") || "", problems: [] };
+        }
         if (type.indexOf("application/json") < 0) {
           return { ok: false, message: document.body.getAttribute("data-msg-unexpected") || "", problems: [] };
         }
@@ -156,10 +163,53 @@
       });
   }
 
+  /* --- a session that expired while the page was open ------------------------------------- */
+  var PENDING = "spd-pending-scan:";
+
+  /* The answer of a signed-out request: Django sent the login page (a followed redirect) or
+     refused with a page, not with a JSON refusal. */
+  function signedOut(response, type) {
+    var login = document.body.getAttribute("data-login-url") || "/login/";
+    if (response.redirected && response.url.indexOf(login) >= 0) return true;
+    return (response.status === 401 || response.status === 403) && type.indexOf("application/json") < 0;
+  }
+
+  /* Keep the scanned code for this page, so that signing in again does not lose the scan. */
+  function keepForLater(input) {
+    try { window.sessionStorage.setItem(PENDING + window.location.pathname, input.value); } catch (error) { /* private mode */ }
+  }
+
+  function signInLink() {
+    var link = document.createElement("a");
+    link.href = (document.body.getAttribute("data-login-url") || "/login/") + "?next=" + encodeURIComponent(window.location.pathname + window.location.search);
+    link.textContent = document.body.getAttribute("data-msg-sign-in") || "Sign in";
+    link.className = "button";
+    link.setAttribute("data-action", "sign-in-again");
+    return link;
+  }
+
+  /* After signing in again, the code scanned before is back in its field, not yet sent. */
+  function restorePending(form, input) {
+    if (!form.hasAttribute("data-scan-primary")) return;
+    var key = PENDING + window.location.pathname;
+    var pending = null;
+    try { pending = window.sessionStorage.getItem(key); window.sessionStorage.removeItem(key); } catch (error) { return; }
+    if (!pending) return;
+    input.value = pending;
+    var output = resultElement(form);
+    output.className = "scan-result";
+    output.textContent = document.body.getAttribute("data-msg-restored") || "";
+    input.focus();
+  }
+
   function done(form, input, code, body) {
     form.removeAttribute("aria-busy");
     tone(!!body.ok);
     show(form, input, !!body.ok, body.message, body.problems);
+    if (body.signedOut) {
+      resultElement(form).appendChild(signInLink());
+      return;
+    }
     form.dispatchEvent(new CustomEvent("spd:scan", { detail: { code: code, ok: !!body.ok, body: body } }));
     if (body.ok && body.html && form.getAttribute("data-scan-target")) {
       var target = document.querySelector(form.getAttribute("data-scan-target"));
@@ -215,6 +265,7 @@
       event.preventDefault();
       send(form, input);
     });
+    restorePending(form, input);
   }
 
   /* The field typing goes to when nothing editable has the focus: the page's own scan field
@@ -245,8 +296,31 @@
     return tag === "input" || tag === "textarea" || tag === "select" || element.isContentEditable;
   }
 
+  /* A plain form field that may receive a scan (input[data-gs-field], e.g. the stock search): a GS
+     key event shows as the mark, which the server reads as GS; the form submits as usual. */
+  function attachGsField(input) {
+    if (input.getAttribute("data-gs-ready")) return;
+    input.setAttribute("data-gs-ready", "true");
+    input.addEventListener("keydown", function (event) {
+      if (isGsKey(event)) {
+        event.preventDefault();
+        insertAtCaret(input, GS_MARK);
+      }
+    });
+    input.addEventListener("keypress", function (event) {
+      if (event.charCode === 29) {
+        event.preventDefault();
+        insertAtCaret(input, GS_MARK);
+      }
+    });
+    input.addEventListener("input", function () {
+      if (input.value.indexOf(GS) >= 0) input.value = input.value.split(GS).join(GS_MARK);
+    });
+  }
+
   function attachAll(root) {
     Array.prototype.forEach.call((root || document).querySelectorAll("form[data-scan-form]"), attach);
+    Array.prototype.forEach.call((root || document).querySelectorAll("input[data-gs-field]"), attachGsField);
   }
 
   document.addEventListener("keydown", captureTyping);

@@ -5,7 +5,8 @@ department (their own preselected), and optionally surgery and doctor. That cont
 in the page's address, so every scan and lot use below is recorded against it; each scan calls
 `consume_unit`, each lot use `consume_lot`, and the row of the new use, with its charge and its
 HIS delivery status, appears at the top of today's list. A refund (`refund_consumption`) needs a
-reason and puts the item back into stock or quarantine.
+reason and puts the item back into stock or quarantine; it is reviewed first (what, the amount
+refunded to the HIS, where the item goes) and done only when confirmed.
 
 Idempotency: a scan's key is the page's token plus the code, so the same unit scanned twice on
 one page (a scanner's double read) is recorded once; lot uses and refunds carry a key per form.
@@ -26,30 +27,25 @@ from django.views.decorators.http import require_POST
 
 from inventory.actors import Actor
 from inventory.errors import Refusal, Refused
-from inventory.models import Charge, Consumption, Department, Location, LotBalance
+from inventory.models import Charge, Consumption, Department, Location, LotBalance, Movement
 from inventory.selectors.scope import visible_to
 from inventory.selectors.stock import StockScope
 from inventory.selectors.units import find_unit_by_udi
 from inventory.services.consumption import ClinicalContext, consume_lot, consume_unit, refund_consumption
 from inventory.templatetags.spd_web import money
 from inventory.web.access import web_page
+from inventory.web.describe import REFUND_REASONS, reason_label
 from inventory.web.operations import (
     BEDSIDE,
     hospital_for,
     new_form_key,
     posted_key,
     refused_answer,
+    rehearse,
     scan_answer,
     scanned_code,
 )
 from inventory.web.problems import problems_of, wants_json
-
-REFUND_REASONS = (
-    ("NOT_USED", gettext_lazy("Not used on the patient")),
-    ("WRONG_ENCOUNTER", gettext_lazy("Recorded against the wrong encounter")),
-    ("WRONG_ITEM", gettext_lazy("Wrong item recorded")),
-    ("OPENED_NOT_USED", gettext_lazy("Opened but not used (to quarantine)")),
-)
 
 
 class ContextForm(forms.Form):
@@ -253,10 +249,24 @@ def refund(request: HttpRequest, pk: int) -> HttpResponse:
     key = request.POST.get("idempotency_key", "")
     if not form.is_valid():
         return _refund_page(request, use, form, key, query, problems=problems_of(form), status=400)
-    try:
-        refund_consumption(actor=Actor(user=request.user), consumption=use, reason_code=form.cleaned_data["reason_code"],
+
+    def do_refund() -> Location:
+        refund_consumption(actor=Actor(user=request.user), consumption=use,
+                           reason_code=form.cleaned_data["reason_code"],
                            to_quarantine=form.cleaned_data["to"] == "quarantine",
                            idempotency_key=posted_key(request, "refund"))
+        return Movement.objects.filter(
+            document_type=Movement.DocumentType.CONSUMPTION, document_id=use.pk, kind=Movement.Kind.UNCONSUME,
+        ).select_related("to_location").latest("pk").to_location
+
+    try:
+        if request.POST.get("step") != "confirm":
+            # The review: the refund is rehearsed, so the page can say where the item would go.
+            destination = rehearse(do_refund)
+            return _refund_page(request, use, form, key, query, review={
+                "destination": destination, "reason": reason_label(form.cleaned_data["reason_code"]),
+            })
+        do_refund()
     except Refused as refused:
         return _refund_page(request, use, form, key, query, problems=problems_of(refused), status=refused.status)
     messages.success(request, _("Refunded: %(product)s on %(encounter)s; a refund of %(amount)s goes to the HIS.") % {
@@ -266,7 +276,7 @@ def refund(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _refund_page(request: HttpRequest, use: Consumption, form: RefundForm, key: str, query: str, *,
-                 problems: list = (), status: int = 200) -> HttpResponse:
+                 problems: list = (), status: int = 200, review: dict | None = None) -> HttpResponse:
     return render(request, "web/bedside/refund.html", {
-        "use": use, "form": form, "key": key, "query": query, "problems": list(problems),
+        "use": use, "form": form, "key": key, "query": query, "problems": list(problems), "review": review,
     }, status=status)

@@ -249,11 +249,19 @@ def start_run(request: HttpRequest) -> HttpResponse:
     return redirect("web:reconciliation-run", pk=run.pk)
 
 
-@require_POST
 @web_page(RECONCILERS)
 def rerun(request: HttpRequest, pk: int) -> HttpResponse:
-    """Reconcile the run's period again: a new current run; this one is kept, superseded."""
+    """Reconcile the run's period again: a new current run; this one is kept, superseded.
+
+    The run page's button opens a review (which period, what this run found, what the re-run will
+    replace); only its confirmation (`step=confirm`, posted) reconciles."""
     run = get_object_or_404(runs_visible_to(request.user), pk=pk)
+    if request.method != "POST" or request.POST.get("step") != "confirm":
+        findings = (run.summary or {}).get("findings", {})
+        return render(request, "web/reconciliation/rerun.html", {
+            "run": run, "findings": findings.get("count", 0),
+            "amount": f"¥{Decimal(findings.get('amount', '0')):,.2f}",
+        })
     try:
         again = run_reconciliation(hospital=run.hospital, period_start=run.period_start, period_end=run.period_end,
                                    requested_by=request.user, rerun=True)

@@ -1,4 +1,9 @@
-"""The stock page: units (一物一码) and lot balances, filtered, paginated, exported as CSV or XLSX."""
+"""The stock page: units (一物一码) and lot balances, filtered, paginated, exported as CSV or XLSX.
+
+The search field takes what people type (a serial, a lot, a product's code or part of its name) or
+scan: a UDI whose GS separators arrive as the field's GS mark or as this workstation's substitute
+character is read as the scanner meant it. A filter that is invalid shows its message and no list.
+"""
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -18,6 +23,7 @@ from inventory.web.access import web_page
 from inventory.web.export import csv_response, xlsx_response
 from inventory.web.forms import StockFilterForm
 from inventory.web.problems import problems_of
+from inventory.web.views.station import gs_substitute_of
 
 PAGE_SIZE = 50
 EXPORTS = {"csv": csv_response, "xlsx": xlsx_response}
@@ -26,7 +32,9 @@ EXPORTS = {"csv": csv_response, "xlsx": xlsx_response}
 @web_page()
 def units(request: HttpRequest) -> HttpResponse:
     scope = StockScope.of(request.user)
-    form = StockFilterForm(request.GET, scope=scope)
+    form = StockFilterForm(request.GET, scope=scope, gs_substitute=gs_substitute_of(request))
+    if not form.is_valid():
+        return _invalid(request, "web/stock/units.html", form, scope)
     queryset = filter_units(scope, form.filters())
     if (export := EXPORTS.get(request.GET.get("export", ""))) is not None:
         return export(_filename("units", request.GET["export"]), UNIT_COLUMNS, unit_export_rows(queryset))
@@ -36,7 +44,9 @@ def units(request: HttpRequest) -> HttpResponse:
 @web_page()
 def lots(request: HttpRequest) -> HttpResponse:
     scope = StockScope.of(request.user)
-    form = StockFilterForm(request.GET, scope=scope)
+    form = StockFilterForm(request.GET, scope=scope, gs_substitute=gs_substitute_of(request))
+    if not form.is_valid():
+        return _invalid(request, "web/stock/lots.html", form, scope)
     queryset = filter_lot_balances(scope, form.filters())
     if (export := EXPORTS.get(request.GET.get("export", ""))) is not None:
         return export(_filename("lots", request.GET["export"]), LOT_COLUMNS, lot_export_rows(queryset))
@@ -63,6 +73,13 @@ def _render(request: HttpRequest, template: str, form: StockFilterForm, queryset
         "form": form, "page": page, "query": query.urlencode(), "scope": scope,
         "problems": problems_of(form),
     })
+
+
+def _invalid(request: HttpRequest, template: str, form: StockFilterForm, scope: StockScope) -> HttpResponse:
+    """A filter that cannot be read shows why, and no list: an unfiltered list would look like the
+    answer to the question asked (and no export is made of it either)."""
+    return render(request, template, {"form": form, "scope": scope, "problems": problems_of(form), "invalid": True},
+                  status=400)
 
 
 def _filename(what: str, extension: str) -> str:
