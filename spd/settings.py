@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+import pghistory
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -54,6 +55,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "axes",
     "django_celery_beat",
+    "pgtrigger",
+    "pghistory",
     "inventory",
     "devices",
 ]
@@ -67,6 +70,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After authentication: stamps master-data history rows with the request's user (PostgreSQL).
+    "inventory.history.HistoryMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes requires: it turns locked-out logins into a 429 response.
     "axes.middleware.AxesMiddleware",
@@ -104,6 +109,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite serialises writers; wait for the lock instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Master-data history (inventory/models/history.py). Each change row carries its own copy of the
+# request context (user id, URL) as JSON, so the history tables need no shared, updatable context
+# table and can refuse every UPDATE and DELETE. Only writing requests set a context.
+PGHISTORY_CONTEXT_FIELD = pghistory.ContextJSONField()
+PGHISTORY_MIDDLEWARE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
