@@ -99,12 +99,24 @@ TEMPLATES = [
     },
 ]
 
+# Two PostgreSQL roles in production (docs/deployment.md): the application connects with
+# DATABASE_URL as a role that owns no table, so it cannot TRUNCATE the ledger, disable its
+# append-only trigger or drop anything; migrations run as the tables' owner, DATABASE_MIGRATE_URL,
+# selected by SPD_DB_AS_OWNER=1 (the image's entrypoint does this for `migrate` and
+# `grant_app_privileges`, which gives the application role exactly what it needs).
+_DATABASE_URL = env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'spd.sqlite3'}")
+DATABASE_MIGRATE_URL = env("DATABASE_MIGRATE_URL")
+SPD_DB_AS_OWNER = env_bool("SPD_DB_AS_OWNER", False)
+if SPD_DB_AS_OWNER and not DATABASE_MIGRATE_URL:
+    raise ImproperlyConfigured("SPD_DB_AS_OWNER=1 needs DATABASE_MIGRATE_URL (the tables' owner).")
 DATABASES = {
     "default": dj_database_url.parse(
-        env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'spd.sqlite3'}"),
+        DATABASE_MIGRATE_URL if SPD_DB_AS_OWNER else _DATABASE_URL,
         conn_max_age=int(env("DB_CONN_MAX_AGE", "60")),
     )
 }
+# The role the application connects as: `manage.py grant_app_privileges` grants to it.
+SPD_DB_APP_ROLE = dj_database_url.parse(_DATABASE_URL).get("USER") or ""
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite serialises writers; wait for the lock instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20

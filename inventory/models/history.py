@@ -73,3 +73,8 @@ UserRoleChange = pghistory.create_event_model(
     append_only=True,
     abstract=False,
 )
+
+CHANGE_MODELS = (
+    HospitalChange, DepartmentChange, LocationChange, SupplierChange, ManufacturerChange, CertificateChange,
+    ProductChange, SupplyAgreementChange, ParLevelChange, DeviceChange, UserRoleChange,
+)
