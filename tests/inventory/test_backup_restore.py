@@ -34,6 +34,28 @@ LEDGER_FOLD = """
     ORDER BY product_id, unit_id NULLS FIRST, lot, location_id
 """
 LEDGER_TOTALS = "SELECT kind, COUNT(*), SUM(quantity) FROM inventory_movement GROUP BY kind ORDER BY kind"
+# The runbook's checks (docs/operations.md, "Verify a restored database"): rows where the stored
+# balances and the ledger disagree.
+LOTS_OFF_THE_LEDGER = """
+    WITH flows AS (
+        SELECT product_id, lot, to_location_id AS location_id, quantity AS delta
+          FROM inventory_movement WHERE unit_id IS NULL AND to_location_id IS NOT NULL
+        UNION ALL
+        SELECT product_id, lot, from_location_id, -quantity
+          FROM inventory_movement WHERE unit_id IS NULL AND from_location_id IS NOT NULL
+    ), fold AS (
+        SELECT product_id, lot, location_id, SUM(delta) AS quantity FROM flows GROUP BY 1, 2, 3
+    )
+    SELECT * FROM fold FULL JOIN inventory_lotbalance b USING (product_id, lot, location_id)
+     WHERE COALESCE(fold.quantity, 0) <> COALESCE(b.quantity, 0)
+"""
+UNITS_OFF_THE_LEDGER = """
+    SELECT u.id FROM inventory_unit u
+      JOIN LATERAL (SELECT to_location_id FROM inventory_movement m
+                     WHERE m.unit_id = u.id ORDER BY m.id DESC LIMIT 1) last ON TRUE
+     WHERE u.status IN ('IN_STOCK', 'IN_CABINET')
+       AND last.to_location_id IS DISTINCT FROM u.location_id
+"""
 STORED_BALANCES = [
     "SELECT product_id, lot, location_id, quantity FROM inventory_lotbalance ORDER BY product_id, lot, location_id",
     "SELECT id, status, location_id, owner FROM inventory_unit ORDER BY id",
@@ -99,11 +121,17 @@ def test_a_restored_dump_folds_to_the_same_ledger_and_reconciles_to_the_same_tot
     fold, totals = _rows(LEDGER_FOLD), _rows(LEDGER_TOTALS)
     balances = [_rows(sql) for sql in STORED_BALANCES]
     assert fold and original.summary["inventory"] and stored.summary["findings"]["count"] > 0
+    lot_kinds = {kind for kind, in _rows("SELECT DISTINCT kind FROM inventory_movement WHERE unit_id IS NULL")}
+    assert {"RECEIPT", "TRANSFER", "CONSUME"} <= lot_kinds  # the fold is not a trivial one
 
     with restored_copy(tmp_path) as restored, default_database(restored):
         assert _rows(LEDGER_FOLD) == fold
         assert _rows(LEDGER_TOTALS) == totals
         assert [_rows(sql) for sql in STORED_BALANCES] == balances
+        # The runbook's checks find exactly the one planted balance gone without a movement.
+        off = _rows(LOTS_OFF_THE_LEDGER)
+        assert [(row[0], row[2]) for row in off] == [(scenario.dressing.pk, cath_lab_store.pk)]
+        assert _rows(UNITS_OFF_THE_LEDGER) == []
         copy = ReconciliationRun.objects.get(pk=stored.pk)
         assert (copy.summary, copy.csv_sha256) == (stored.summary, stored.csv_sha256)
         assert copy.findings.count() == stored.findings.count()
