@@ -3,14 +3,19 @@
 The triggers are PostgreSQL's, so the recording tests are marked `postgres`; the last test holds on
 every database (SQLite records nothing and says so).
 """
+import importlib
+from pathlib import Path
+
 import pghistory
 import pytest
+from django.apps import apps as django_apps
 from django.contrib.auth.models import Group
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from devices.models import Device
-from inventory.models import ParLevel, ProductChange, UserRoleChange
+from inventory import migrations
+from inventory.models import ParLevel, ProductChange, SupplyAgreementChange, UserRoleChange
 from tests import factories
 from tests.conftest import api_client_for
 
@@ -144,13 +149,14 @@ def test_device_heartbeats_are_not_history_but_renaming_is(operator, hospital):
 
 
 @pytest.mark.postgres
-def test_another_hospitals_history_does_not_exist_for_the_caller(auditor, other_hospital):
-    theirs = factories.ProductFactory(hospital=other_hospital)
+def test_another_hospitals_history_does_not_exist_for_the_caller(auditor, hospital, other_hospital):
+    ours, theirs = factories.ProductFactory(hospital=hospital), factories.ProductFactory(hospital=other_hospital)
     client = api_client_for(auditor)
 
     assert client.get(f"{API}/products/{theirs.pk}/history/").status_code == 404
     listed = client.get(f"{API}/history/", {"kind": "products"}).json()["results"]
-    assert theirs.pk not in {change["object"] for change in listed}
+    assert {change["object"] for change in listed} == {ours.pk}
+    assert client.get(f"{API}/history/", {"kind": "products", "object": theirs.pk}).json()["count"] == 0
 
 
 @pytest.mark.postgres
@@ -179,3 +185,23 @@ def test_an_unknown_kind_is_refused(auditor):
     response = api_client_for(auditor).get(f"{API}/history/", {"kind": "patients"})
 
     assert response.status_code == 400
+
+
+@pytest.mark.postgres
+def test_rows_existing_before_tracking_began_get_a_baseline_so_their_first_change_has_a_before(operator, agreement):
+    """The migration that starts tracking snapshots every existing row (its `record_baseline` step)."""
+    migration = importlib.import_module(
+        f"inventory.migrations.{next(Path(migrations.__file__).parent.glob('*_master_data_history.py')).stem}"
+    )
+    with connection.schema_editor() as editor:
+        migration.record_baseline(django_apps, editor)
+    assert SupplyAgreementChange.objects.filter(pgh_obj_id=agreement.pk, pgh_label="baseline").count() == 1
+    roles = UserRoleChange.objects.filter(user_id=operator.pk, pgh_label="baseline")
+    assert [change.group.name for change in roles] == ["spd_operator"]
+
+    client = api_client_for(operator)
+    client.patch(f"{API}/supply-agreements/{agreement.pk}/", {"vbp_contract": "VBP-2026-01"}, format="json")
+    latest = client.get(f"{API}/supply-agreements/{agreement.pk}/history/").json()["results"][0]
+
+    assert latest["action"] == "update" and latest["changed"] == ["vbp_contract"]
+    assert (latest["before"]["vbp_contract"], latest["after"]["vbp_contract"]) == ("", "VBP-2026-01")

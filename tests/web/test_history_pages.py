@@ -5,7 +5,7 @@ from django.test import Client
 from django.urls import reverse
 
 from tests import factories
-from tests.conftest import api_client_for
+from tests.conftest import api_client_for, stock_units
 
 
 def client_for(user) -> Client:
@@ -29,12 +29,13 @@ def test_the_page_shows_who_changed_a_price_and_both_values(operator, auditor, a
 
 
 @pytest.mark.postgres
-def test_another_hospitals_changes_are_not_listed(auditor, other_hospital):
-    theirs = factories.ProductFactory(hospital=other_hospital, name="别院的导管")
+def test_another_hospitals_changes_are_not_listed(auditor, hospital, other_hospital):
+    factories.ProductFactory(hospital=hospital, name="本院的导管")
+    factories.ProductFactory(hospital=other_hospital, name="别院的导管")
 
     html = client_for(auditor).get(reverse("web:history"), {"kind": "products"}).content.decode()
 
-    assert "别院的导管" not in html
+    assert "本院的导管" in html and "别院的导管" not in html
 
 
 def test_the_page_is_for_the_books_readers_and_says_whether_history_is_recorded(hospital, auditor):
@@ -52,3 +53,14 @@ def test_an_unknown_kind_shows_products(auditor):
 
     assert page.status_code == 200
     assert page.context["kind"].slug == "products"
+
+
+def test_the_trace_of_a_unit_links_to_its_products_history_for_the_books_readers(
+    keeper_actor, supplier, warehouse, product, auditor, hospital
+):
+    unit = stock_units(keeper_actor, supplier, warehouse, product, ["HIST-LINK-1"])[0]
+    nurse = factories.UserFactory(username="nurse", hospital=hospital, roles=["nurse"])
+    link = f'{reverse("web:history")}?kind=products&amp;object={product.pk}'
+
+    assert link in client_for(auditor).get(reverse("web:unit-trace", args=[unit.pk])).content.decode()
+    assert link not in client_for(nurse).get(reverse("web:unit-trace", args=[unit.pk])).content.decode()
