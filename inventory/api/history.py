@@ -15,14 +15,17 @@ object is a 404, as everywhere.
 """
 from typing import Any
 
+from django.db.models import QuerySet
 from django.urls import path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, generics, serializers
+from rest_framework import exceptions, serializers
 from rest_framework.decorators import action
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.views import APIView
 
 from inventory.history import history_is_recorded
 from inventory.selectors import history
@@ -49,9 +52,10 @@ class ReadsHistory(BasePermission):
         return request.user.has_role(*history.HISTORY_READERS)
 
 
-def _page(view: generics.GenericAPIView, kind: history.HistoryKind, rows: Any) -> Response:
-    page = view.paginate_queryset(rows)
-    response = view.get_paginated_response(ChangeSerializer(history.describe(kind, page), many=True).data)
+def _page(request: Request, view: Any, kind: history.HistoryKind, rows: QuerySet) -> Response:
+    paginator = api_settings.DEFAULT_PAGINATION_CLASS()
+    page = paginator.paginate_queryset(rows, request, view=view)
+    response = paginator.get_paginated_response(ChangeSerializer(history.describe(kind, page), many=True).data)
     response.data["recorded"] = history_is_recorded()
     return response
 
@@ -70,19 +74,20 @@ class HistoryActions:
         if not ReadsHistory().has_permission(request, self):
             raise exceptions.PermissionDenied(ReadsHistory.message)
         obj = self.get_object()
-        return _page(self, history.kind_of(obj), history.changes_of(obj))
+        return _page(request, self, history.kind_of(obj), history.changes_of(obj))
 
 
-class HistoryList(generics.GenericAPIView):
+class HistoryList(APIView):
     """The changes of one kind of master data, newest first; `object` narrows them to one object."""
 
-    serializer_class = ChangeSerializer
-    permission_classes = generics.GenericAPIView.permission_classes + [ReadsHistory]
+    permission_classes = [*APIView.permission_classes, ReadsHistory]
 
     @extend_schema(
         parameters=[
             OpenApiParameter("kind", str, required=True, enum=list(history.KINDS)),
             OpenApiParameter("object", int, description="The object's id (for user-roles: the user's)"),
+            OpenApiParameter("limit", int),
+            OpenApiParameter("offset", int),
         ],
         responses=ChangeSerializer(many=True),
     )
@@ -94,7 +99,7 @@ class HistoryList(generics.GenericAPIView):
         if object_id is not None and not object_id.isdigit():
             raise serializers.ValidationError({"object": _("An object id is a whole number.")})
         rows = history.changes(kind, request.user, object_id=int(object_id) if object_id else None)
-        return _page(self, kind, rows)
+        return _page(request, self, kind, rows)
 
 
 urlpatterns = [path("history/", HistoryList.as_view(), name="history")]
