@@ -34,7 +34,7 @@ check-deploy: install
 		$(PY) manage.py check --deploy --fail-level WARNING
 
 compose-check:
-	SECRET_KEY=ci POSTGRES_PASSWORD=ci MQTT_BRIDGE_PASSWORD=ci docker-compose -f docker/compose.yml config -q
+	SECRET_KEY=ci POSTGRES_PASSWORD=ci MQTT_BRIDGE_PASSWORD=ci SPD_APP_DB_PASSWORD=ci docker-compose -f docker/compose.yml config -q
 
 clean:
 	rm -rf $(VENV) spd.sqlite3 staticfiles

@@ -18,6 +18,7 @@ from devices.selectors import MAX_OUTCOME_QUERY, event_outcomes
 from devices.services import EventRejected, authenticate_device, ingest_body
 from inventory.api.authentication import TokenAuthentication
 from inventory.api.fields import ScopedPrimaryKeyRelatedField, caller_hospital, validated
+from inventory.api.history import HistoryActions
 from inventory.api.permissions import MASTER_DATA_EDITORS, RoleBasedAccess
 from inventory.models import Location, Role
 from inventory.selectors.scope import visible_to
@@ -193,7 +194,7 @@ class DeviceSerializer(serializers.ModelSerializer):
         return config
 
 
-class DeviceViewSet(viewsets.ModelViewSet):
+class DeviceViewSet(HistoryActions, viewsets.ModelViewSet):
     """The device registry. A new token is shown once, by the issue-token action."""
 
     serializer_class = DeviceSerializer

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Container entrypoint for the SPD image.
-#   web    -> apply migrations, then gunicorn
+#   web    -> apply migrations (as the tables' owner when DATABASE_MIGRATE_URL is set, then
+#             grant the application's role its privileges), then gunicorn
 #   worker -> Celery worker
 #   beat   -> Celery beat
 #   mqtt   -> write the broker's password file and ACL, then the MQTT cabinet bridge
@@ -11,7 +12,12 @@ set -eu
 case "${1:-}" in
     web)
         shift
-        python manage.py migrate --noinput
+        if [ -n "${DATABASE_MIGRATE_URL:-}" ]; then
+            SPD_DB_AS_OWNER=1 python manage.py migrate --noinput
+            SPD_DB_AS_OWNER=1 python manage.py grant_app_privileges
+        else
+            python manage.py migrate --noinput
+        fi
         exec gunicorn spd.wsgi:application \
             --bind 0.0.0.0:8000 \
             --workers "${GUNICORN_WORKERS:-3}" \

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+import pghistory
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -54,6 +55,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "axes",
     "django_celery_beat",
+    "pgtrigger",
+    "pghistory",
     "inventory",
     "devices",
 ]
@@ -67,6 +70,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After authentication: stamps master-data history rows with the request's user (PostgreSQL).
+    "inventory.history.HistoryMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes requires: it turns locked-out logins into a 429 response.
     "axes.middleware.AxesMiddleware",
@@ -94,16 +99,34 @@ TEMPLATES = [
     },
 ]
 
+# Two PostgreSQL roles in production (docs/deployment.md): the application connects with
+# DATABASE_URL as a role that owns no table, so it cannot TRUNCATE the ledger, disable its
+# append-only trigger or drop anything; migrations run as the tables' owner, DATABASE_MIGRATE_URL,
+# selected by SPD_DB_AS_OWNER=1 (the image's entrypoint does this for `migrate` and
+# `grant_app_privileges`, which gives the application role exactly what it needs).
+_DATABASE_URL = env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'spd.sqlite3'}")
+DATABASE_MIGRATE_URL = env("DATABASE_MIGRATE_URL")
+SPD_DB_AS_OWNER = env_bool("SPD_DB_AS_OWNER", False)
+if SPD_DB_AS_OWNER and not DATABASE_MIGRATE_URL:
+    raise ImproperlyConfigured("SPD_DB_AS_OWNER=1 needs DATABASE_MIGRATE_URL (the tables' owner).")
 DATABASES = {
     "default": dj_database_url.parse(
-        env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'spd.sqlite3'}"),
+        DATABASE_MIGRATE_URL if SPD_DB_AS_OWNER else _DATABASE_URL,
         conn_max_age=int(env("DB_CONN_MAX_AGE", "60")),
     )
 }
+# The role the application connects as: `manage.py grant_app_privileges` grants to it.
+SPD_DB_APP_ROLE = dj_database_url.parse(_DATABASE_URL).get("USER") or ""
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite serialises writers; wait for the lock instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Master-data history (inventory/models/history.py). Each change row carries its own copy of the
+# request context (user id, URL) as JSON, so the history tables need no shared, updatable context
+# table and can refuse every UPDATE and DELETE. Only writing requests set a context.
+PGHISTORY_CONTEXT_FIELD = pghistory.ContextJSONField()
+PGHISTORY_MIDDLEWARE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",

@@ -27,6 +27,7 @@ from rest_framework.request import Request
 from rest_framework.routers import DefaultRouter
 
 from devices.identification import is_valid_gtin
+from inventory.api.history import HistoryActions
 from inventory.api.permissions import MASTER_DATA_EDITORS
 from inventory.models import (
     Certificate,
@@ -401,8 +402,9 @@ _DESTROY_SCHEMA = extend_schema(
 
 
 @extend_schema_view(destroy=_DESTROY_SCHEMA)
-class MasterDataViewSet(viewsets.ModelViewSet):
-    """CRUD with a database conflict turned into a 400 and a protected delete into 409 IN_USE."""
+class MasterDataViewSet(HistoryActions, viewsets.ModelViewSet):
+    """CRUD with a database conflict turned into a 400 and a protected delete into 409 IN_USE;
+    `{id}/history/` lists an object's recorded changes (inventory/api/history.py)."""
 
     write_roles: tuple[Role, ...] = MASTER_DATA_EDITORS
 

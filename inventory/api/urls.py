@@ -26,5 +26,6 @@ urlpatterns = [
     path("", include("inventory.api.his")),
     path("", include("inventory.api.alerts")),
     path("", include("inventory.api.reconciliation")),
+    path("", include("inventory.api.history")),
     path("", include(router.urls)),
 ]

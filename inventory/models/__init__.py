@@ -5,6 +5,19 @@ from inventory.models.cabinets import CabinetSession
 from inventory.models.catalog import Product, SupplyAgreement, TrackingMode
 from inventory.models.clinical import Charge, ChargeDelivery, Consumption
 from inventory.models.documents import AcceptanceRecord, DeliveryLine, DeliveryNote, StockOrder
+from inventory.models.history import (
+    CertificateChange,
+    DepartmentChange,
+    DeviceChange,
+    HospitalChange,
+    LocationChange,
+    ManufacturerChange,
+    ParLevelChange,
+    ProductChange,
+    SupplierChange,
+    SupplyAgreementChange,
+    UserRoleChange,
+)
 from inventory.models.idempotency import IdempotencyRecord
 from inventory.models.organisation import Department, Hospital, Location
 from inventory.models.parties import Certificate, Manufacturer, Supplier
@@ -31,4 +44,8 @@ __all__ = [
     "IdempotencyRecord", "Location", "LotBalance", "LotCostLayer", "LotMovementLayer", "Manufacturer", "Movement", "Owner", "Product", "Role",
     "StockOrder", "Supplier", "SupplyAgreement", "TagBinding", "TrackingMode", "UNIT_TRANSITIONS", "Unit", "UnitStatus",
     "User",
+    # Master-data history (inventory/models/history.py)
+    "CertificateChange", "DepartmentChange", "DeviceChange", "HospitalChange", "LocationChange",
+    "ManufacturerChange", "ParLevelChange", "ProductChange", "SupplierChange", "SupplyAgreementChange",
+    "UserRoleChange",
 ]

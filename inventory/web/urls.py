@@ -7,6 +7,7 @@ from inventory.web.views import (
     bedside,
     cabinets,
     dashboard,
+    history,
     moves,
     receiving,
     reconciliation,
@@ -61,4 +62,6 @@ urlpatterns = [
     path("reconciliation/<int:pk>/", reconciliation.run_detail, name="reconciliation-run"),
     path("reconciliation/<int:pk>/rerun/", reconciliation.rerun, name="reconciliation-rerun"),
     path("reconciliation/<int:pk>/report.<str:report_format>", reconciliation.report, name="reconciliation-report"),
+    # Master-data history (变更记录), read only.
+    path("history/", history.change_history, name="history"),
 ]

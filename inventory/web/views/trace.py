@@ -10,7 +10,7 @@ from inventory.selectors.scope import visible_to
 from inventory.selectors.stock import StockScope
 from inventory.selectors.trace import unit_timeline
 from inventory.selectors.units import resolve_scan
-from inventory.web.access import web_page
+from inventory.web.access import READERS, may, web_page
 from inventory.web.problems import problems_of, scan_response, wants_json
 from inventory.web.views.station import gs_substitute_of
 
@@ -20,7 +20,9 @@ def unit_trace(request: HttpRequest, pk: int) -> HttpResponse:
     """Everything about one unit, oldest first; another hospital's unit (or, for a nurse, one that
     never was in their departments) does not exist here."""
     unit = get_object_or_404(StockScope.of(request.user).traceable_units(), pk=pk)
-    return render(request, "web/trace/unit.html", {"timeline": unit_timeline(unit)})
+    return render(request, "web/trace/unit.html", {
+        "timeline": unit_timeline(unit), "reads_history": may(request.user, READERS),
+    })
 
 
 @web_page()
