@@ -17,7 +17,7 @@ from inventory.api.fields import (
 )
 from inventory.api.stock import StockOrderSerializer, UnitSerializer, named_units
 from inventory.models import CabinetSession, Unit
-from inventory.selectors.scope import visible_to
+from inventory.selectors.stock import StockScope
 from inventory.services.cabinets import deadline_hours, overdue_takes, put_back_by_scan, take_by_scan
 
 
@@ -37,7 +37,7 @@ class CabinetSessionViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_fields = ["cabinet", "status", "user", "device"]
 
     def get_queryset(self) -> QuerySet:
-        return visible_to(self.request.user, CabinetSession.objects.all(), "cabinet__hospital")
+        return StockScope.of(self.request.user).cabinet_sessions()
 
 
 class ScanUnitsSerializer(IdempotentInputSerializer):
@@ -81,4 +81,7 @@ class OverdueTakesView(APIView):
 
     @extend_schema(responses={200: OverdueTakeSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        return Response(OverdueTakeSerializer(overdue_takes(caller_hospital(request)), many=True).data)
+        overdue = overdue_takes(caller_hospital(request))
+        visible = set(StockScope.of(request.user).units().filter(pk__in=[unit.pk for unit in overdue]).values_list(
+            "pk", flat=True))
+        return Response(OverdueTakeSerializer([unit for unit in overdue if unit.pk in visible], many=True).data)

@@ -21,8 +21,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inventory.api.fields import caller_hospital, validated
+from inventory.api.permissions import BOOK_READERS
 from inventory.models import ChargeDelivery, HisSettlementLine, Role
 from inventory.selectors.scope import visible_to
+from inventory.selectors.stock import StockScope
 from inventory.services import his
 
 HIS_OPERATORS = (Role.ADMIN, Role.SPD_OPERATOR)
@@ -72,6 +74,7 @@ class SettlementLineFilter(django_filters.FilterSet):
 
 class SettlementLineView(generics.ListAPIView):
     """The HIS's settlement lines (结算明细) held for reconciliation; POST imports more, all or nothing."""
+    read_roles = BOOK_READERS
 
     serializer_class = HisSettlementLineSerializer
     filterset_class = SettlementLineFilter
@@ -131,7 +134,7 @@ class DeliveryFilter(django_filters.FilterSet):
 
 
 def _deliveries(request: Request) -> QuerySet:
-    return visible_to(request.user, ChargeDelivery.objects.select_related("charge"), "charge__hospital")
+    return StockScope.of(request.user).charge_deliveries().select_related("charge")
 
 
 class DeliveryListView(generics.ListAPIView):

@@ -32,7 +32,7 @@ from rest_framework.routers import SimpleRouter
 from rest_framework.views import APIView
 
 from inventory.api.fields import caller_hospital, validated
-from inventory.api.permissions import MASTER_DATA_EDITORS
+from inventory.api.permissions import BOOK_READERS, MASTER_DATA_EDITORS
 from inventory.errors import Refusal, Refused
 from inventory.models import Finding, ReconciliationRun
 from inventory.selectors.reconciliation import runs_visible_to
@@ -173,6 +173,7 @@ class RunFilter(django_filters.FilterSet):
 
 class ReconciliationRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """进销存 reconciliation runs of the caller's hospital, newest period first."""
+    read_roles = BOOK_READERS
 
     filterset_class = RunFilter
     write_roles = MASTER_DATA_EDITORS
@@ -235,6 +236,7 @@ class _FirstRenderer(BaseContentNegotiation):
 
 class ReconciliationReportView(APIView):
     """One stored report of a run, as stored; X-Content-SHA256 is the hash recorded with it."""
+    read_roles = BOOK_READERS
 
     renderer_classes = [JSONRenderer]
     content_negotiation_class = _FirstRenderer

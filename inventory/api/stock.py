@@ -20,7 +20,7 @@ from inventory.api.fields import (
 from inventory.api.permissions import STOCK_HANDLERS
 from inventory.errors import Problem, Refused
 from inventory.models import Location, Movement, Product, StockOrder, Supplier, Unit, UnitStatus
-from inventory.selectors.scope import visible_to
+from inventory.selectors.stock import StockScope
 from inventory.selectors.units import find_unit_by_udi, unit_trace, units_for_list
 from inventory.services import labelling
 from inventory.services.stock import LotQuantity, return_to_supplier, scrap, transfer_stock
@@ -79,7 +79,10 @@ class UnitViewSet(viewsets.ReadOnlyModelViewSet):
     write_roles = STOCK_HANDLERS
 
     def get_queryset(self) -> QuerySet:
-        return units_for_list(visible_to(self.request.user, Unit.objects.all()))
+        """The list holds the units at the caller's locations; one unit (and its trace) may be opened
+        if it is, or has been, at one of them — for a nurse her departments', as on the trace page."""
+        scope = StockScope.of(self.request.user)
+        return units_for_list(scope.units() if self.action == "list" else scope.traceable_units())
 
     @extend_schema(responses={200: TraceEventSerializer(many=True)})
     @action(detail=True)
@@ -140,7 +143,7 @@ class MovementViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = MovementFilter
 
     def get_queryset(self) -> QuerySet:
-        return visible_to(self.request.user, Movement.objects.select_related("actor_user", "actor_device"))
+        return StockScope.of(self.request.user).movements().select_related("actor_user", "actor_device")
 
 
 class LotQuantitySerializer(serializers.Serializer):

@@ -28,6 +28,7 @@ from inventory.models import (
     Unit,
     UnitStatus,
 )
+from inventory.selectors.scope import departments_of
 from inventory.services.idempotency import run_once
 from inventory.services.ledger import change_unit_owner, move_lot, move_unit, transition_problem
 from inventory.validators import is_his_reference, looks_like_personal_id
@@ -187,9 +188,9 @@ def _refuse_bad_context(actor: Actor, hospital: Hospital, context: ClinicalConte
     if problems:
         raise Refused(problems)
     user = actor.user
-    if user is not None and not user.is_superuser:
-        departments = set(user.departments.values_list("pk", flat=True))
-        if departments and context.department.pk not in departments:
+    if user is not None:
+        departments = departments_of(user)
+        if departments is not None and context.department.pk not in departments:
             raise Refused(Refusal.NOT_YOUR_DEPARTMENT, department=context.department)
 
 
