@@ -1,6 +1,6 @@
 """Cabinets: their sessions (who took what, when), takes and put-backs by scan, overdue returns."""
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,12 +22,29 @@ from inventory.services.cabinets import deadline_hours, overdue_takes, put_back_
 
 
 class CabinetSessionSerializer(serializers.ModelSerializer):
+    """A door session. Closes recorded before other hospitals' units were kept out of `misplaced`
+    show those tags as unknown, with nothing of the unit (see services.cabinets.compare_with_contents)."""
+
+    unknown_tags = serializers.SerializerMethodField()
+    misplaced = serializers.SerializerMethodField()
+
     class Meta:
         model = CabinetSession
         fields = [
             "id", "cabinet", "device", "user", "badge", "status", "opened_at", "closed_at", "tags_seen", "taken",
             "returned", "unknown_tags", "misplaced",
         ]
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_unknown_tags(self, session: CabinetSession) -> list[str]:
+        return sorted([*session.unknown_tags, *(item["epc"] for item in self._elsewhere(session))])
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_misplaced(self, session: CabinetSession) -> list[dict]:
+        return [item for item in session.misplaced or [] if item.get("hospital") == session.cabinet.hospital_id]
+
+    def _elsewhere(self, session: CabinetSession) -> list[dict]:
+        return [item for item in session.misplaced or [] if item.get("hospital") != session.cabinet.hospital_id]
 
 
 class CabinetSessionViewSet(viewsets.ReadOnlyModelViewSet):
@@ -37,7 +54,7 @@ class CabinetSessionViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_fields = ["cabinet", "status", "user", "device"]
 
     def get_queryset(self) -> QuerySet:
-        return StockScope.of(self.request.user).cabinet_sessions()
+        return StockScope.of(self.request.user).cabinet_sessions().select_related("cabinet")
 
 
 class ScanUnitsSerializer(IdempotentInputSerializer):

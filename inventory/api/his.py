@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from inventory.api import filters as api_filters
 from inventory.api.fields import caller_hospital, validated
 from inventory.api.permissions import BOOK_READERS
 from inventory.models import ChargeDelivery, HisSettlementLine, Role
@@ -61,7 +62,7 @@ class ImportReportSerializer(serializers.Serializer):
     linked = serializers.IntegerField(help_text="New lines linked to one of our charges")
 
 
-class SettlementLineFilter(django_filters.FilterSet):
+class SettlementLineFilter(api_filters.FilterSet):
     settled_after = django_filters.IsoDateTimeFilter(field_name="settled_at", lookup_expr="gte")
     settled_before = django_filters.IsoDateTimeFilter(field_name="settled_at", lookup_expr="lt")
     batch = django_filters.CharFilter(field_name="import_batch")
@@ -123,7 +124,7 @@ class ChargeDeliverySerializer(serializers.ModelSerializer):
         ]
 
 
-class DeliveryFilter(django_filters.FilterSet):
+class DeliveryFilter(api_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=ChargeDelivery.Status.choices)
     failing_since_before = django_filters.IsoDateTimeFilter(field_name="first_failed_at", lookup_expr="lte")
     charge = django_filters.NumberFilter(field_name="charge_id")

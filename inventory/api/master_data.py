@@ -27,6 +27,7 @@ from rest_framework.request import Request
 from rest_framework.routers import DefaultRouter
 
 from devices.identification import is_valid_gtin
+from inventory.api import filters as api_filters
 from inventory.api.permissions import MASTER_DATA_EDITORS
 from inventory.models import (
     Certificate,
@@ -335,7 +336,7 @@ class SupplyAgreementSerializer(HospitalOwnedSerializer):
 # --- filters -------------------------------------------------------------------------------------
 
 
-class LocationFilter(filters.FilterSet):
+class LocationFilter(api_filters.FilterSet):
     # Plain ids rather than model choices: a choice filter over every department would tell
     # another hospital's ids apart from ids that do not exist.
     department = filters.NumberFilter(field_name="department")
@@ -346,7 +347,7 @@ class LocationFilter(filters.FilterSet):
         fields = ["kind", "department", "parent", "is_active"]
 
 
-class CertificateFilter(filters.FilterSet):
+class CertificateFilter(api_filters.FilterSet):
     supplier = filters.NumberFilter(field_name="supplier")
     manufacturer = filters.NumberFilter(field_name="manufacturer")
     expiring_before = filters.DateFilter(
@@ -358,7 +359,7 @@ class CertificateFilter(filters.FilterSet):
         fields = ["kind", "supplier", "manufacturer", "expiring_before"]
 
 
-class ProductFilter(filters.FilterSet):
+class ProductFilter(api_filters.FilterSet):
     manufacturer = filters.NumberFilter(field_name="manufacturer")
 
     class Meta:
@@ -376,7 +377,7 @@ class ProductFilter(filters.FilterSet):
         ]
 
 
-class SupplyAgreementFilter(filters.FilterSet):
+class SupplyAgreementFilter(api_filters.FilterSet):
     supplier = filters.NumberFilter(field_name="supplier")
     product = filters.NumberFilter(field_name="product")
     active_on = filters.DateFilter(method="filter_active_on", label=_("Active and valid on this date"))
@@ -476,7 +477,7 @@ class DepartmentViewSet(HospitalOwnedViewSet):
 
     queryset = Department.objects.all()
     serializer_class = DepartmentSerializer
-    filter_backends = [filters.DjangoFilterBackend, SearchFilter]
+    filter_backends = [api_filters.DjangoFilterBackend, SearchFilter]
     filterset_fields = ["kind", "code"]
     search_fields = ["name", "code"]
 
@@ -486,7 +487,7 @@ class LocationViewSet(HospitalOwnedViewSet):
 
     queryset = Location.objects.all()
     serializer_class = LocationSerializer
-    filter_backends = [filters.DjangoFilterBackend, SearchFilter]
+    filter_backends = [api_filters.DjangoFilterBackend, SearchFilter]
     filterset_class = LocationFilter
     search_fields = ["name", "code"]
 
@@ -496,7 +497,7 @@ class SupplierViewSet(MasterDataViewSet):
 
     queryset = Supplier.objects.all()
     serializer_class = SupplierSerializer
-    filter_backends = [filters.DjangoFilterBackend, SearchFilter]
+    filter_backends = [api_filters.DjangoFilterBackend, SearchFilter]
     filterset_fields = ["uscc", "is_active"]
     search_fields = ["name", "uscc"]
 
@@ -506,7 +507,7 @@ class ManufacturerViewSet(MasterDataViewSet):
 
     queryset = Manufacturer.objects.all()
     serializer_class = ManufacturerSerializer
-    filter_backends = [filters.DjangoFilterBackend, SearchFilter]
+    filter_backends = [api_filters.DjangoFilterBackend, SearchFilter]
     filterset_fields = ["uscc", "country"]
     search_fields = ["name", "uscc"]
 
@@ -516,7 +517,7 @@ class CertificateViewSet(MasterDataViewSet):
 
     queryset = Certificate.objects.all()
     serializer_class = CertificateSerializer
-    filter_backends = [filters.DjangoFilterBackend, SearchFilter]
+    filter_backends = [api_filters.DjangoFilterBackend, SearchFilter]
     filterset_class = CertificateFilter
     search_fields = ["number"]
 
@@ -526,7 +527,7 @@ class ProductViewSet(HospitalOwnedViewSet):
 
     queryset = Product.objects.all()
     serializer_class = ProductSerializer
-    filter_backends = [filters.DjangoFilterBackend, SearchFilter]
+    filter_backends = [api_filters.DjangoFilterBackend, SearchFilter]
     filterset_class = ProductFilter
     search_fields = ["name", "specification"]
 
@@ -536,7 +537,7 @@ class SupplyAgreementViewSet(HospitalOwnedViewSet):
 
     queryset = SupplyAgreement.objects.all()
     serializer_class = SupplyAgreementSerializer
-    filter_backends = [filters.DjangoFilterBackend]
+    filter_backends = [api_filters.DjangoFilterBackend]
     filterset_class = SupplyAgreementFilter
 
 

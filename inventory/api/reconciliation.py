@@ -15,7 +15,6 @@ worker — and answers the period's current run: 201 when this request made it, 
 already existed (POST again with rerun=true to replace it; the earlier run is kept). Everything
 is scoped to the caller's hospital: another hospital's run is a 404.
 """
-import django_filters
 from django.db.models import QuerySet
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
@@ -31,6 +30,7 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 from rest_framework.views import APIView
 
+from inventory.api import filters as api_filters
 from inventory.api.fields import caller_hospital, validated
 from inventory.api.permissions import BOOK_READERS, MASTER_DATA_EDITORS
 from inventory.errors import Refusal, Refused
@@ -162,7 +162,7 @@ def _findings(run: ReconciliationRun) -> QuerySet[Finding]:
     return run.findings.select_related("product", "unit", "location").order_by("pk")
 
 
-class RunFilter(django_filters.FilterSet):
+class RunFilter(api_filters.FilterSet):
     class Meta:
         model = ReconciliationRun
         fields = {

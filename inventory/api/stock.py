@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from devices.identification import ParseError, parse_udi
 from inventory.actors import Actor
+from inventory.api import filters as api_filters
 from inventory.api.fields import (
     IdempotentInputSerializer,
     ScopedPrimaryKeyRelatedField,
@@ -39,7 +40,7 @@ class UnitSerializer(serializers.ModelSerializer):
         ]
 
 
-class UnitFilter(django_filters.FilterSet):
+class UnitFilter(api_filters.FilterSet):
     expiring_before = django_filters.DateFilter(field_name="expiry", lookup_expr="lte")
     udi = django_filters.CharFilter(method="filter_udi", help_text="A scanned UDI in any GS1 form")
     status = django_filters.MultipleChoiceFilter(choices=UnitStatus.choices)
@@ -123,7 +124,7 @@ class MovementSerializer(serializers.ModelSerializer):
         return movement.actor_user.username if movement.actor_user else f"device:{movement.actor_device.code}"
 
 
-class MovementFilter(django_filters.FilterSet):
+class MovementFilter(api_filters.FilterSet):
     occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
     occurred_before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
     location = django_filters.NumberFilter(method="filter_location", help_text="Moved into or out of this location")

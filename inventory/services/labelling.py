@@ -29,6 +29,10 @@ def bind_tag(*, unit: Unit, epc: str, actor: Actor) -> TagBinding:
         if unit.epc:
             raise Refused(Refusal.UNIT_ALREADY_TAGGED, unit=unit.serial, epc=unit.epc)
         holder = Unit.objects.filter(epc=epc).first()
+        if holder is not None and holder.hospital_id != unit.hospital_id:
+            # Tags are unique across the alliance, but which unit of another hospital holds one is
+            # none of this hospital's business.
+            raise Refused(Refusal.TAG_NOT_AVAILABLE, epc=epc)
         if holder is not None:
             raise Refused(Refusal.TAG_IN_USE, epc=epc, unit=holder.serial)
         unit.epc = epc
