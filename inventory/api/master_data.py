@@ -6,11 +6,15 @@ moves through this module. Two rules shape everything in it:
 - Hospital scoping. A user works inside their own hospital: hospital-owned rows of another
   hospital do not exist for them (404 on access, absent from lists, "does not exist" when referred
   to in input). Superusers without a hospital are alliance administrators (医共体) and see all.
-  Suppliers, manufacturers and certificates are shared by the whole alliance.
+  Suppliers, manufacturers and certificates are shared by the whole alliance: everyone reads them,
+  only the hospital that keeps one (`owner_hospital`) or an alliance steward (alliance
+  administrator; administrator or SPD operator of the lead hospital) changes it, and a certificate
+  another hospital's acceptance relies on only a steward (`selectors.scope.shared_record_problem`).
 - Master data that stock, documents or other master data still refer to is PROTECTed in the
   database; deleting it answers 409 IN_USE (deactivate it instead) rather than a server error.
 """
 
+import copy
 import datetime
 from collections import Counter
 from typing import Any
@@ -29,6 +33,7 @@ from rest_framework.routers import DefaultRouter
 from devices.identification import is_valid_gtin
 from inventory.api import filters as api_filters
 from inventory.api.permissions import MASTER_DATA_EDITORS
+from inventory.errors import Refused
 from inventory.models import (
     Certificate,
     Department,
@@ -41,7 +46,7 @@ from inventory.models import (
     SupplyAgreement,
     User,
 )
-from inventory.selectors.scope import sees_all_hospitals, visible_to
+from inventory.selectors.scope import sees_all_hospitals, shared_record_problem, visible_to
 
 # --- scoping -------------------------------------------------------------------------------------
 
@@ -203,7 +208,8 @@ class SupplierSerializer(serializers.ModelSerializer):
     # field validators here, so a wrong or duplicate code is a 400 on `uscc`.
     class Meta:
         model = Supplier
-        fields = ["id", "name", "uscc", "contact", "is_active"]
+        fields = ["id", "name", "uscc", "contact", "is_active", "owner_hospital"]
+        read_only_fields = ["owner_hospital"]
 
 
 class ManufacturerSerializer(serializers.ModelSerializer):
@@ -211,7 +217,8 @@ class ManufacturerSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Manufacturer
-        fields = ["id", "name", "uscc", "country"]
+        fields = ["id", "name", "uscc", "country", "owner_hospital"]
+        read_only_fields = ["owner_hospital"]
 
 
 class CertificateSerializer(serializers.ModelSerializer):
@@ -219,7 +226,8 @@ class CertificateSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Certificate
-        fields = ["id", "kind", "number", "supplier", "manufacturer", "valid_from", "valid_to"]
+        fields = ["id", "kind", "number", "supplier", "manufacturer", "valid_from", "valid_to", "owner_hospital"]
+        read_only_fields = ["owner_hospital"]
         validators: list = []
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -413,11 +421,11 @@ class MasterDataViewSet(viewsets.ModelViewSet):
     def perform_update(self, serializer: serializers.BaseSerializer) -> None:
         self._save(serializer)
 
-    def _save(self, serializer: serializers.BaseSerializer) -> None:
+    def _save(self, serializer: serializers.BaseSerializer, **extra: Any) -> None:
         # Validation checked uniqueness already; this catches the concurrent request that won the race.
         try:
             with transaction.atomic():
-                serializer.save()
+                serializer.save(**extra)
         except IntegrityError as exc:
             raise serializers.ValidationError(
                 _("This conflicts with a record saved meanwhile; reload and try again.")
@@ -492,7 +500,36 @@ class LocationViewSet(HospitalOwnedViewSet):
     search_fields = ["name", "code"]
 
 
-class SupplierViewSet(MasterDataViewSet):
+class SharedMasterDataViewSet(MasterDataViewSet):
+    """Alliance-wide records (suppliers, manufacturers, certificates): everyone reads them; a new one is
+    kept by the hospital that creates it (by the alliance when an alliance administrator does); who may
+    change or delete one is `selectors.scope.shared_record_problem`."""
+
+    def perform_create(self, serializer: serializers.BaseSerializer) -> None:
+        keeper = self.request.user.hospital
+        model = self.get_serializer_class().Meta.model
+        self._refuse_unless_kept(model(**serializer.validated_data, owner_hospital=keeper))
+        self._save(serializer, owner_hospital=keeper)
+
+    def perform_update(self, serializer: serializers.BaseSerializer) -> None:
+        self._refuse_unless_kept(serializer.instance)
+        # The record as it would be: moving a certificate to another holder is checked for that holder too.
+        changed = copy.copy(serializer.instance)
+        for name, value in serializer.validated_data.items():
+            setattr(changed, name, value)
+        self._refuse_unless_kept(changed)
+        self._save(serializer)
+
+    def perform_destroy(self, instance: models.Model) -> None:
+        self._refuse_unless_kept(instance)
+        super().perform_destroy(instance)
+
+    def _refuse_unless_kept(self, record: models.Model) -> None:
+        if problem := shared_record_problem(self.request.user, record):
+            raise Refused([problem])
+
+
+class SupplierViewSet(SharedMasterDataViewSet):
     """Suppliers (配送商), shared by the alliance."""
 
     queryset = Supplier.objects.all()
@@ -502,7 +539,7 @@ class SupplierViewSet(MasterDataViewSet):
     search_fields = ["name", "uscc"]
 
 
-class ManufacturerViewSet(MasterDataViewSet):
+class ManufacturerViewSet(SharedMasterDataViewSet):
     """Manufacturers and registrants (注册人), shared by the alliance."""
 
     queryset = Manufacturer.objects.all()
@@ -512,7 +549,7 @@ class ManufacturerViewSet(MasterDataViewSet):
     search_fields = ["name", "uscc"]
 
 
-class CertificateViewSet(MasterDataViewSet):
+class CertificateViewSet(SharedMasterDataViewSet):
     """Licences and certificates (资质证照) of suppliers and manufacturers, shared by the alliance."""
 
     queryset = Certificate.objects.all()
