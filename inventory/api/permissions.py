@@ -3,6 +3,7 @@ books (receiving, settlements, reconciliation), which are for the roles that rea
 too. Writes: by role. What rows a reader sees is `selectors.scope` (a nurse: her departments)."""
 from typing import Any
 
+from django.conf import settings
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
@@ -33,3 +34,11 @@ class RoleBasedAccess(BasePermission):
             read_roles = getattr(view, "read_roles", None)
             return read_roles is None or user.has_role(*read_roles)
         return user.has_role(*getattr(view, "write_roles", (Role.ADMIN,)))
+
+
+class DocsAccess(BasePermission):
+    """The API schema and its docs (/api/schema/, /api/docs/, /api/redoc/) describe every endpoint: for
+    signed-in users, or for anyone when `SPD_API_DOCS_PUBLIC` opens them."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return settings.SPD_API_DOCS_PUBLIC or bool(request.user and request.user.is_authenticated)

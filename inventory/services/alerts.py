@@ -65,6 +65,7 @@ from inventory.models import (
 from inventory.services.cabinets import APPLIED, deadline_hours, overdue_takes
 from inventory.services.his import failing_deliveries
 from inventory.services.ledger import move_unit
+from inventory.validators import refuse_personal_ids
 
 Kind, Severity, Status = Alert.Kind, Alert.Severity, Alert.Status
 
@@ -293,6 +294,7 @@ def _note(note: str | None) -> str:
     note = (note or "").strip()
     if len(note) > 500:
         raise Refused(Refusal.INVALID_REQUEST, detail="the note is longer than 500 characters")
+    refuse_personal_ids(note=note)
     return note
 
 

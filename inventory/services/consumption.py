@@ -31,7 +31,7 @@ from inventory.models import (
 from inventory.selectors.scope import departments_of
 from inventory.services.idempotency import run_once
 from inventory.services.ledger import change_unit_owner, move_lot, move_unit, transition_problem
-from inventory.validators import is_his_reference, looks_like_personal_id
+from inventory.validators import is_his_reference, personal_id_problems, refuse_personal_ids
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,7 @@ def refund_consumption(
     is queued for the HIS. A consignment unit goes back to the supplier's ownership."""
     if not reason_code:
         raise Refused(Refusal.REASON_REQUIRED)
+    refuse_personal_ids(reason_code=reason_code)
     hospital = consumption.hospital
     payload = {"consumption": consumption.pk, "reason": reason_code, "quarantine": to_quarantine}
 
@@ -176,11 +177,10 @@ def refund_consumption(
 
 
 def _refuse_bad_context(actor: Actor, hospital: Hospital, context: ClinicalContext) -> None:
-    problems = []
-    for field, value in (("encounter", context.encounter), ("doctor", context.doctor),
-                         ("surgery_id", context.surgery_id)):
-        if looks_like_personal_id(value):
-            problems.append(Problem(Refusal.LOOKS_LIKE_PERSONAL_ID, {"field": field}))
+    problems = personal_id_problems(
+        encounter=context.encounter, doctor=context.doctor, surgery_id=context.surgery_id,
+        surgery_name=context.surgery_name,
+    )
     if not is_his_reference(context.encounter):
         problems.append(Problem(Refusal.INVALID_ENCOUNTER))
     if context.department.hospital_id != hospital.pk:

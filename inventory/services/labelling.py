@@ -8,6 +8,7 @@ from django.utils import timezone
 from inventory.actors import Actor
 from inventory.errors import Refusal, Refused
 from inventory.models import TagBinding, Unit
+from inventory.validators import refuse_personal_ids
 
 _EPC = re.compile(r"^[0-9A-F]{8,64}$")
 
@@ -48,6 +49,7 @@ def unbind_tag(*, unit: Unit, actor: Actor, reason: str) -> TagBinding:
     """Take the tag off a unit (damaged tag, relabelling); the history keeps who and why."""
     if not reason:
         raise Refused(Refusal.REASON_REQUIRED)
+    refuse_personal_ids(reason=reason)
     with transaction.atomic():
         unit = Unit.objects.select_for_update().get(pk=unit.pk)
         if not unit.epc:

@@ -17,6 +17,7 @@ from inventory.errors import Problem, Refusal, Refused
 from inventory.models import Hospital, Location, LotBalance, Movement, Product, StockOrder, Supplier, Unit, UnitStatus
 from inventory.services.idempotency import run_once
 from inventory.services.ledger import expiry_lock_problem, move_lot, move_unit, move_units, transition_problem
+from inventory.validators import personal_id_problems
 
 MOVABLE_STATUSES = frozenset({UnitStatus.ACCEPTED, UnitStatus.IN_STOCK, UnitStatus.IN_CABINET})
 
@@ -236,7 +237,7 @@ def _create_order(
 def _refuse_bad_request(
     hospital: Hospital, spec: _OrderSpec, units: list[Unit], lots: list[LotQuantity], from_location: Location | None
 ) -> None:
-    problems = []
+    problems = personal_id_problems(note=spec.note, reason_code=spec.reason_code or "")
     if not units and not lots:
         problems.append(Problem(Refusal.INVALID_REQUEST, {"detail": "name at least one unit or lot"}))
     if spec.kind in (StockOrder.Kind.RETURN_TO_SUPPLIER, StockOrder.Kind.SCRAP) and not spec.reason_code:
