@@ -10,7 +10,18 @@ from django.utils import timezone
 
 from devices.models import Device
 from inventory.actors import Actor
-from inventory.models import Alert, CabinetSession, Consumption, Department, Location, Movement, Product, Unit, User
+from inventory.models import (
+    Alert,
+    CabinetSession,
+    Charge,
+    Consumption,
+    Department,
+    Location,
+    Movement,
+    Product,
+    Unit,
+    User,
+)
 from inventory.services import alerts as alert_service
 from inventory.services.cabinets import close_session
 from inventory.services.consumption import ClinicalContext, consume_unit
@@ -46,6 +57,10 @@ class World:
     store_alert: Alert
     epc: str
     movement: Movement
+
+    @property
+    def charge(self) -> Charge:
+        return self.consumption.charges.get()
 
 
 def build_world(hospital, supplier, prefix: str) -> World:
@@ -115,6 +130,7 @@ def test_a_nurse_lists_only_the_units_uses_ledger_and_alerts_of_her_departments(
     assert ids(nurse.get("/api/v1/alerts/")) == {ours.store_alert.pk}
     assert nurse.get("/api/v1/alerts/summary/").json()["open"] == 1
     assert ids(nurse.get("/api/v1/cabinet-sessions/")) == {ours.session.pk}
+    assert ids(nurse.get("/api/v1/his/deliveries/")) == {ours.charge.delivery.pk}
     ledger = Movement.objects.filter(pk__in=ids(nurse.get("/api/v1/movements/?limit=500")))
     assert ledger.exists()
     assert all(ours.store.pk in (m.from_location_id, m.to_location_id) for m in ledger)
@@ -156,6 +172,7 @@ def test_a_nurse_with_no_department_sees_and_uses_nothing(ours, hospital):
 
     assert ids(client.get("/api/v1/units/")) == set()
     assert ids(client.get("/api/v1/consumptions/")) == set()
+    assert ids(client.get("/api/v1/his/deliveries/")) == set()
     response = client.post("/api/v1/consumptions/", {
         "unit": ours.in_store.pk, "encounter": "ENC-X", "department": ours.department.pk, "idempotency_key": "x",
     }, format="json")
@@ -196,6 +213,7 @@ FILTERS = [
     ("/api/v1/locations/", "department", "department"),
     ("/api/v1/locations/", "parent", "store"),
     ("/api/v1/supply-agreements/", "product", "product"),
+    ("/api/v1/his/deliveries/", "charge", "charge"),
 ]
 
 
