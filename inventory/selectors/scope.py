@@ -36,11 +36,7 @@ def departments_of(user: User) -> frozenset[int] | None:
         return frozenset()
     if user.has_role(*HOSPITAL_WIDE_ROLES):
         return None
-    cached = getattr(user, "_scope_departments", None)
-    if cached is None:
-        cached = frozenset(user.departments.values_list("pk", flat=True))
-        user._scope_departments = cached
-    return cached
+    return frozenset(user.departments.values_list("pk", flat=True))
 
 
 # --- shared master data: suppliers, manufacturers, certificates ---------------------------------
