@@ -29,6 +29,7 @@ from inventory.services.labelling import bind_tag
 from inventory.services.stock import transfer_stock
 from tests import factories
 from tests.conftest import api_client_for, stock_units
+from tests.factories import gs1_udi
 
 pytestmark = pytest.mark.django_db
 MISSING = 987654321  # an id no row has
@@ -322,3 +323,24 @@ def test_binding_a_tag_another_hospitals_unit_holds_tells_nothing_of_that_unit(o
         f"/api/v1/units/{ours.in_store.pk}/bind-tag/", {"epc": ours.epc}, format="json",
     )
     assert (own.status_code, own.json()["code"]) == (409, "TAG_IN_USE")  # our own unit may be named
+
+
+def test_a_nurses_scan_finds_the_units_of_her_departments_only(ours):
+    def resolve(user, unit):
+        code = gs1_udi(ours.product.udi_di, serial=unit.serial)
+        response = api_client_for(user).post("/api/v1/scans/resolve/", {"code": code}, format="json")
+        assert response.status_code == 200, response.content
+        return response.json()
+
+    assert resolve(ours.nurse, ours.in_store)["unit"]["id"] == ours.in_store.pk
+    hidden = resolve(ours.nurse, ours.in_warehouse)
+    assert (hidden["unit"], hidden["problem"]["code"]) == (None, "NOT_FOUND")
+    assert resolve(ours.keeper, ours.in_warehouse)["unit"]["id"] == ours.in_warehouse.pk
+
+
+def test_a_nurse_lists_the_devices_of_her_departments(ours, hospital):
+    Device.objects.create(hospital=hospital, code="A-SCAN-CW", name="中心库扫码枪", kind=Device.Kind.SERIAL_SCANNER,
+                          location=ours.warehouse)
+
+    assert ids(api_client_for(ours.nurse).get("/api/v1/devices/")) == {ours.device.pk}
+    assert len(ids(api_client_for(ours.keeper).get("/api/v1/devices/"))) == 2
