@@ -2,6 +2,7 @@
 nothing of another hospital shows — another hospital's id answers byte for byte as an id that does
 not exist, and no result (door close, alert, tag binding) describes another hospital's units."""
 import datetime
+import importlib
 from dataclasses import dataclass
 
 import pytest
@@ -344,3 +345,29 @@ def test_a_nurse_lists_the_devices_of_her_departments(ours, hospital):
 
     assert ids(api_client_for(ours.nurse).get("/api/v1/devices/")) == {ours.device.pk}
     assert len(ids(api_client_for(ours.keeper).get("/api/v1/devices/"))) == 2
+
+
+def test_the_migration_forgets_other_hospitals_units_in_stored_door_closes_and_alerts(ours, theirs, hospital):
+    from django.apps import apps
+
+    migration = importlib.import_module("inventory.migrations.0008_shared_master_data_owner_hospital")
+    ours_item = {"epc": "3034257BF400B780AAAAAAAA", "unit": ours.in_store.pk, "status": "IN_STOCK",
+                 "location": ours.store.pk, "hospital": hospital.pk}
+    theirs_item = {"epc": theirs.epc, "unit": theirs.in_warehouse.pk, "status": "IN_STOCK",
+                   "location": theirs.warehouse.pk, "hospital": theirs.warehouse.hospital_id}
+    CabinetSession.objects.filter(pk=ours.session.pk).update(misplaced=[ours_item, theirs_item], unknown_tags=[])
+    where = {"session": ours.session.pk, "seen_at": "2026-11-23T09:00:00+00:00"}
+    leaked = alert_service.raise_alert(
+        hospital=hospital, kind=Alert.Kind.MISPLACED_TAG, subject_key=f"tag:{theirs.epc}",
+        severity=Alert.Severity.WARNING, details={**theirs_item, **where}, location=ours.cabinet,
+        message=f"Cabinet {ours.cabinet.name} sees tag {theirs.epc} of a unit that belongs elsewhere (another "
+                "hospital's)",
+    )
+
+    migration.forget_other_hospitals_units(apps, None)
+
+    session = CabinetSession.objects.get(pk=ours.session.pk)
+    assert (session.misplaced, session.unknown_tags) == ([ours_item], [theirs.epc])
+    leaked.refresh_from_db()
+    assert leaked.details == {"epc": theirs.epc, **where}
+    assert leaked.message == f"Cabinet {ours.cabinet.name} sees tag {theirs.epc}, bound to no unit"
