@@ -1,4 +1,6 @@
 """Device endpoints: event ingest (devices), scan resolution (user stations), device registry (admins)."""
+import dataclasses
+
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import QuerySet
@@ -22,6 +24,7 @@ from inventory.api.history import HistoryActions
 from inventory.api.permissions import MASTER_DATA_EDITORS, RoleBasedAccess
 from inventory.models import Location, Role
 from inventory.selectors.scope import visible_to
+from inventory.selectors.stock import StockScope
 from inventory.selectors.units import resolve_scan
 
 
@@ -169,6 +172,10 @@ class ScanResolveView(APIView):
     def post(self, request: Request) -> Response:
         data = validated(ScanInputSerializer, request)
         resolution = resolve_scan(caller_hospital(request), data["code"], separator=data.get("separator"))
+        if resolution.unit is not None and not StockScope.of(request.user).traceable_units().filter(
+            pk=resolution.unit.pk
+        ).exists():  # a nurse finds the units of her departments only, as on the scan page
+            resolution = dataclasses.replace(resolution, unit=None)
         return Response(describe(resolution))
 
     # Resolving a scan only reads, so every role may do it.
@@ -202,7 +209,7 @@ class DeviceViewSet(HistoryActions, viewsets.ModelViewSet):
     filterset_fields = ["kind", "location", "is_active"]
 
     def get_queryset(self) -> QuerySet:
-        return visible_to(self.request.user, Device.objects.select_related("hospital"))
+        return StockScope.of(self.request.user).devices().select_related("hospital")
 
     def perform_create(self, serializer: DeviceSerializer) -> None:
         serializer.save(hospital=caller_hospital(self.request))

@@ -45,20 +45,22 @@ class LocationAdmin(admin.ModelAdmin):
 
 @admin.register(models.Supplier)
 class SupplierAdmin(admin.ModelAdmin):
-    list_display = ("name", "uscc", "is_active")
+    list_display = ("name", "uscc", "is_active", "owner_hospital")
+    list_filter = ("owner_hospital",)
     search_fields = ("name", "uscc")
 
 
 @admin.register(models.Manufacturer)
 class ManufacturerAdmin(admin.ModelAdmin):
-    list_display = ("name", "country", "uscc")
+    list_display = ("name", "country", "uscc", "owner_hospital")
+    list_filter = ("owner_hospital",)
     search_fields = ("name",)
 
 
 @admin.register(models.Certificate)
 class CertificateAdmin(admin.ModelAdmin):
-    list_display = ("kind", "number", "supplier", "manufacturer", "valid_from", "valid_to")
-    list_filter = ("kind",)
+    list_display = ("kind", "number", "supplier", "manufacturer", "valid_from", "valid_to", "owner_hospital")
+    list_filter = ("kind", "owner_hospital")
     search_fields = ("number",)
 
 

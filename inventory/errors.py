@@ -179,6 +179,17 @@ class Refusal(Enum):
         400, "A release from quarantine must go to a location that is not a quarantine.",
         "解除隔离的目的库位不能是隔离区。",
     )
+    # Least privilege and tenancy (who may change shared master data; nothing of another hospital shown)
+    TAG_NOT_AVAILABLE = (409, "Tag {epc} cannot be bound here; use another tag.", "标签 {epc} 无法在本院绑定，请换用其他标签。")
+    SHARED_RECORD_KEPT_ELSEWHERE = (
+        403, "{record} is shared master data kept by another hospital or by the alliance; only its keeper or an "
+        "alliance steward may change it.",
+        "{record} 是医共体共享主数据，由其他医院或医共体维护；只有维护方或医共体管理人员可以修改。",
+    )
+    CERTIFICATE_RELIED_ON_ELSEWHERE = (
+        403, "{record} is relied on by another hospital's acceptance; only an alliance steward may change it.",
+        "{record} 是其他医院验收所依据的证照；只有医共体管理人员可以修改。",
+    )
 
     @property
     def status(self) -> int:

@@ -14,7 +14,8 @@ import re
 from django.core.exceptions import ValidationError
 
 __all__ = [
-    "USCC_CHARSET", "is_his_reference", "looks_like_personal_id", "make_uscc", "uscc_check_character", "validate_uscc",
+    "USCC_CHARSET", "is_his_reference", "looks_like_personal_id", "make_uscc", "personal_id_problems",
+    "refuse_personal_ids", "uscc_check_character", "validate_uscc",
 ]
 
 USCC_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -82,13 +83,47 @@ def validate_uscc(code: str) -> None:
 
 
 HIS_REFERENCE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-# An 18-character resident identity number: 17 digits and a digit or X. Such a value must never be
-# stored where only HIS references belong (encounter, doctor, surgery).
+# An 18-character resident identity number (GB 11643): 17 digits and a check digit or X. Such a value
+# must never be stored: not in the HIS references (encounter, doctor, surgery id), and not inside any
+# free text (surgery name, refund reason, notes). A whole value of that shape is refused; inside
+# longer text, a run of exactly 18 such characters with a valid check character.
 PERSONAL_ID = re.compile(r"^\d{17}[\dXx]$")
+EMBEDDED_PERSONAL_ID = re.compile(r"(?<!\d)(\d{17}[\dXx])(?![\dXx])")
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+
+def _id_check_character(first17: str) -> str:
+    return _ID_CHECK[sum(int(digit) * weight for digit, weight in zip(first17, _ID_WEIGHTS, strict=True)) % 11]
 
 
 def looks_like_personal_id(value: str) -> bool:
-    return bool(PERSONAL_ID.match(value or ""))
+    """Whether `value` is, or holds, what looks like a resident identity number."""
+    value = (value or "").strip()
+    if PERSONAL_ID.match(value):
+        return True
+    return any(
+        _id_check_character(match[:17]) == match[17].upper() for match in EMBEDDED_PERSONAL_ID.findall(value)
+    )
+
+
+def personal_id_problems(**fields: str) -> list:
+    """One LOOKS_LIKE_PERSONAL_ID problem per field whose text looks like, or holds, an identity number:
+    what every service checks before it stores free text typed about a patient's care."""
+    from inventory.errors import Problem, Refusal  # errors names fields; validators stay importable alone
+
+    return [
+        Problem(Refusal.LOOKS_LIKE_PERSONAL_ID, {"field": name})
+        for name, value in fields.items() if looks_like_personal_id(value)
+    ]
+
+
+def refuse_personal_ids(**fields: str) -> None:
+    """Raise one refusal naming every field that holds what looks like an identity number."""
+    from inventory.errors import Refused
+
+    if problems := personal_id_problems(**fields):
+        raise Refused(problems)
 
 
 def is_his_reference(value: str) -> bool:

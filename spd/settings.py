@@ -145,6 +145,10 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 AXES_LOCKOUT_CALLABLE = "inventory.api.auth.lockout_response"
+# Lock-out and login throttle count per real client address: X-Forwarded-For is believed only as far as
+# the reverse proxies listed here (addresses or networks, e.g. "10.0.0.0/8") wrote it.
+SPD_TRUSTED_PROXIES = env_list("SPD_TRUSTED_PROXIES")
+AXES_CLIENT_IP_CALLABLE = "inventory.client_address.client_address"
 
 LANGUAGE_CODE = env("LANGUAGE_CODE", "zh-hans")
 LANGUAGES = [("zh-hans", _("Simplified Chinese")), ("en", _("English"))]
@@ -172,7 +176,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["inventory.api.permissions.RoleBasedAccess"],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["inventory.api.filters.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -184,6 +188,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Receiving, stock, ledger and traceability of hospital medical consumables.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its docs describe every endpoint: for signed-in users unless SPD_API_DOCS_PUBLIC.
+    "SERVE_PERMISSIONS": ["inventory.api.permissions.DocsAccess"],
     # Assets come from the sidecar package, so the docs work with no internet.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -243,6 +249,12 @@ SPD_MQTT_BRIDGE_DOWN_AFTER_SECONDS = int(env("SPD_MQTT_BRIDGE_DOWN_AFTER_SECONDS
 # Heartbeat and temperature events are deleted after this many days (device_event_retention job);
 # business events (scans, door sessions, inventories) are kept for good.
 SPD_DEVICE_TELEMETRY_RETENTION_DAYS = int(env("SPD_DEVICE_TELEMETRY_RETENTION_DAYS", "90"))
+
+# API tokens (inventory/api/authentication.py): a token older than this many hours no longer works
+# and the client signs in again (0: tokens last until the password changes or the user is deactivated).
+SPD_API_TOKEN_TTL_HOURS = float(env("SPD_API_TOKEN_TTL_HOURS", "0"))
+# The API schema and docs for anyone, not only signed-in users (e.g. on an integrators' test instance).
+SPD_API_DOCS_PUBLIC = env_bool("SPD_API_DOCS_PUBLIC", False)
 
 # Business defaults (each may be overridden per product).
 SPD_MIN_SHELF_LIFE_DAYS = int(env("SPD_MIN_SHELF_LIFE_DAYS", "90"))

@@ -15,7 +15,6 @@ acknowledge and resolve (auditors only read). Another hospital's alert is 404.
 import django_filters
 from django.db.models import QuerySet
 from django.urls import include, path
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
@@ -25,6 +24,7 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 from rest_framework.views import APIView
 
+from inventory.api import filters as api_filters
 from inventory.api.fields import validated
 from inventory.models import Alert, Role
 from inventory.selectors.alerts import alert_summary, alerts_visible_to
@@ -60,7 +60,7 @@ class ResolveSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=500, help_text="Why the alert is closed (required)")
 
 
-class AlertFilter(django_filters.FilterSet):
+class AlertFilter(api_filters.FilterSet):
     kind = django_filters.MultipleChoiceFilter(choices=Alert.Kind.choices)
     status = django_filters.MultipleChoiceFilter(choices=Alert.Status.choices)
     severity = django_filters.MultipleChoiceFilter(choices=Alert.Severity.choices)
@@ -83,7 +83,7 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     serializer_class = AlertSerializer
     filterset_class = AlertFilter
-    filter_backends = [DjangoFilterBackend, OrderingFilter]
+    filter_backends = [api_filters.DjangoFilterBackend, OrderingFilter]
     ordering_fields = ["last_seen_at", "first_raised_at", "id"]
     ordering = ["-last_seen_at", "-id"]
     lookup_value_regex = r"\d+"

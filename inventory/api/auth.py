@@ -10,6 +10,16 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from inventory.api.authentication import token_expired
+from inventory.client_address import client_address
+
+
+class LoginRateThrottle(ScopedRateThrottle):
+    """The login throttle, per real client address (not a client-supplied X-Forwarded-For)."""
+
+    def get_ident(self, request: Request) -> str:
+        return client_address(request)
+
 
 class CredentialsSerializer(serializers.Serializer):
     username = serializers.CharField()
@@ -21,7 +31,7 @@ class ObtainTokenView(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [LoginRateThrottle]
     throttle_scope = "login"
 
     @extend_schema(
@@ -39,6 +49,9 @@ class ObtainTokenView(APIView):
                 status=status.HTTP_400_BAD_REQUEST,
             )
         token, _ = Token.objects.get_or_create(user=user)
+        if token_expired(token):
+            token.delete()
+            token = Token.objects.create(user=user)
         return Response({"token": token.key})
 
 

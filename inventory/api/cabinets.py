@@ -1,6 +1,6 @@
 """Cabinets: their sessions (who took what, when), takes and put-backs by scan, overdue returns."""
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,17 +17,34 @@ from inventory.api.fields import (
 )
 from inventory.api.stock import StockOrderSerializer, UnitSerializer, named_units
 from inventory.models import CabinetSession, Unit
-from inventory.selectors.scope import visible_to
+from inventory.selectors.stock import StockScope
 from inventory.services.cabinets import deadline_hours, overdue_takes, put_back_by_scan, take_by_scan
 
 
 class CabinetSessionSerializer(serializers.ModelSerializer):
+    """A door session. Closes recorded before other hospitals' units were kept out of `misplaced`
+    show those tags as unknown, with nothing of the unit (see services.cabinets.compare_with_contents)."""
+
+    unknown_tags = serializers.SerializerMethodField()
+    misplaced = serializers.SerializerMethodField()
+
     class Meta:
         model = CabinetSession
         fields = [
             "id", "cabinet", "device", "user", "badge", "status", "opened_at", "closed_at", "tags_seen", "taken",
             "returned", "unknown_tags", "misplaced",
         ]
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_unknown_tags(self, session: CabinetSession) -> list[str]:
+        return sorted([*session.unknown_tags, *(item["epc"] for item in self._elsewhere(session))])
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_misplaced(self, session: CabinetSession) -> list[dict]:
+        return [item for item in session.misplaced or [] if item.get("hospital") == session.cabinet.hospital_id]
+
+    def _elsewhere(self, session: CabinetSession) -> list[dict]:
+        return [item for item in session.misplaced or [] if item.get("hospital") != session.cabinet.hospital_id]
 
 
 class CabinetSessionViewSet(viewsets.ReadOnlyModelViewSet):
@@ -37,7 +54,7 @@ class CabinetSessionViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_fields = ["cabinet", "status", "user", "device"]
 
     def get_queryset(self) -> QuerySet:
-        return visible_to(self.request.user, CabinetSession.objects.all(), "cabinet__hospital")
+        return StockScope.of(self.request.user).cabinet_sessions().select_related("cabinet")
 
 
 class ScanUnitsSerializer(IdempotentInputSerializer):
@@ -81,4 +98,7 @@ class OverdueTakesView(APIView):
 
     @extend_schema(responses={200: OverdueTakeSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        return Response(OverdueTakeSerializer(overdue_takes(caller_hospital(request)), many=True).data)
+        overdue = overdue_takes(caller_hospital(request))
+        visible = set(StockScope.of(request.user).units().filter(pk__in=[unit.pk for unit in overdue]).values_list(
+            "pk", flat=True))
+        return Response(OverdueTakeSerializer([unit for unit in overdue if unit.pk in visible], many=True).data)

@@ -16,7 +16,7 @@ from inventory.api.fields import (
 )
 from inventory.errors import Refusal, Refused
 from inventory.models import Charge, Consumption, Department, Location, Product, Role, Unit
-from inventory.selectors.scope import visible_to
+from inventory.selectors.stock import StockScope
 from inventory.selectors.units import find_unit_by_udi
 from inventory.services.consumption import ClinicalContext, consume_lot, consume_unit, refund_consumption
 from inventory.services.labelling import normalise_epc
@@ -95,7 +95,7 @@ class ConsumptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
     def get_queryset(self) -> QuerySet:
         charges = Charge.objects.select_related("delivery").order_by("id")
-        return visible_to(self.request.user, Consumption.objects.all()).prefetch_related(
+        return StockScope.of(self.request.user).consumptions().prefetch_related(
             Prefetch("charges", charges), "other_parts"
         )
 

@@ -20,9 +20,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from inventory.api import filters as api_filters
 from inventory.api.fields import caller_hospital, validated
+from inventory.api.permissions import BOOK_READERS
 from inventory.models import ChargeDelivery, HisSettlementLine, Role
 from inventory.selectors.scope import visible_to
+from inventory.selectors.stock import StockScope
 from inventory.services import his
 
 HIS_OPERATORS = (Role.ADMIN, Role.SPD_OPERATOR)
@@ -59,7 +62,7 @@ class ImportReportSerializer(serializers.Serializer):
     linked = serializers.IntegerField(help_text="New lines linked to one of our charges")
 
 
-class SettlementLineFilter(django_filters.FilterSet):
+class SettlementLineFilter(api_filters.FilterSet):
     settled_after = django_filters.IsoDateTimeFilter(field_name="settled_at", lookup_expr="gte")
     settled_before = django_filters.IsoDateTimeFilter(field_name="settled_at", lookup_expr="lt")
     batch = django_filters.CharFilter(field_name="import_batch")
@@ -72,6 +75,7 @@ class SettlementLineFilter(django_filters.FilterSet):
 
 class SettlementLineView(generics.ListAPIView):
     """The HIS's settlement lines (结算明细) held for reconciliation; POST imports more, all or nothing."""
+    read_roles = BOOK_READERS
 
     serializer_class = HisSettlementLineSerializer
     filterset_class = SettlementLineFilter
@@ -120,7 +124,7 @@ class ChargeDeliverySerializer(serializers.ModelSerializer):
         ]
 
 
-class DeliveryFilter(django_filters.FilterSet):
+class DeliveryFilter(api_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=ChargeDelivery.Status.choices)
     failing_since_before = django_filters.IsoDateTimeFilter(field_name="first_failed_at", lookup_expr="lte")
     charge = django_filters.NumberFilter(field_name="charge_id")
@@ -131,7 +135,7 @@ class DeliveryFilter(django_filters.FilterSet):
 
 
 def _deliveries(request: Request) -> QuerySet:
-    return visible_to(request.user, ChargeDelivery.objects.select_related("charge"), "charge__hospital")
+    return StockScope.of(request.user).charge_deliveries().select_related("charge")
 
 
 class DeliveryListView(generics.ListAPIView):

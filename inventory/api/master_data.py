@@ -6,11 +6,15 @@ moves through this module. Two rules shape everything in it:
 - Hospital scoping. A user works inside their own hospital: hospital-owned rows of another
   hospital do not exist for them (404 on access, absent from lists, "does not exist" when referred
   to in input). Superusers without a hospital are alliance administrators (医共体) and see all.
-  Suppliers, manufacturers and certificates are shared by the whole alliance.
+  Suppliers, manufacturers and certificates are shared by the whole alliance: everyone reads them,
+  only the hospital that keeps one (`owner_hospital`) or an alliance steward (alliance
+  administrator; administrator or SPD operator of the lead hospital) changes it, and a certificate
+  another hospital's acceptance relies on only a steward (`selectors.scope.shared_record_problem`).
 - Master data that stock, documents or other master data still refer to is PROTECTed in the
   database; deleting it answers 409 IN_USE (deactivate it instead) rather than a server error.
 """
 
+import copy
 import datetime
 from collections import Counter
 from typing import Any
@@ -27,8 +31,10 @@ from rest_framework.request import Request
 from rest_framework.routers import DefaultRouter
 
 from devices.identification import is_valid_gtin
+from inventory.api import filters as api_filters
 from inventory.api.history import HistoryActions
 from inventory.api.permissions import MASTER_DATA_EDITORS
+from inventory.errors import Refused
 from inventory.models import (
     Certificate,
     Department,
@@ -41,7 +47,7 @@ from inventory.models import (
     SupplyAgreement,
     User,
 )
-from inventory.selectors.scope import sees_all_hospitals, visible_to
+from inventory.selectors.scope import sees_all_hospitals, shared_record_problem, visible_to
 
 # --- scoping -------------------------------------------------------------------------------------
 
@@ -203,7 +209,8 @@ class SupplierSerializer(serializers.ModelSerializer):
     # field validators here, so a wrong or duplicate code is a 400 on `uscc`.
     class Meta:
         model = Supplier
-        fields = ["id", "name", "uscc", "contact", "is_active"]
+        fields = ["id", "name", "uscc", "contact", "is_active", "owner_hospital"]
+        read_only_fields = ["owner_hospital"]
 
 
 class ManufacturerSerializer(serializers.ModelSerializer):
@@ -211,7 +218,8 @@ class ManufacturerSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Manufacturer
-        fields = ["id", "name", "uscc", "country"]
+        fields = ["id", "name", "uscc", "country", "owner_hospital"]
+        read_only_fields = ["owner_hospital"]
 
 
 class CertificateSerializer(serializers.ModelSerializer):
@@ -219,7 +227,8 @@ class CertificateSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Certificate
-        fields = ["id", "kind", "number", "supplier", "manufacturer", "valid_from", "valid_to"]
+        fields = ["id", "kind", "number", "supplier", "manufacturer", "valid_from", "valid_to", "owner_hospital"]
+        read_only_fields = ["owner_hospital"]
         validators: list = []
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -336,7 +345,7 @@ class SupplyAgreementSerializer(HospitalOwnedSerializer):
 # --- filters -------------------------------------------------------------------------------------
 
 
-class LocationFilter(filters.FilterSet):
+class LocationFilter(api_filters.FilterSet):
     # Plain ids rather than model choices: a choice filter over every department would tell
     # another hospital's ids apart from ids that do not exist.
     department = filters.NumberFilter(field_name="department")
@@ -347,7 +356,7 @@ class LocationFilter(filters.FilterSet):
         fields = ["kind", "department", "parent", "is_active"]
 
 
-class CertificateFilter(filters.FilterSet):
+class CertificateFilter(api_filters.FilterSet):
     supplier = filters.NumberFilter(field_name="supplier")
     manufacturer = filters.NumberFilter(field_name="manufacturer")
     expiring_before = filters.DateFilter(
@@ -359,7 +368,7 @@ class CertificateFilter(filters.FilterSet):
         fields = ["kind", "supplier", "manufacturer", "expiring_before"]
 
 
-class ProductFilter(filters.FilterSet):
+class ProductFilter(api_filters.FilterSet):
     manufacturer = filters.NumberFilter(field_name="manufacturer")
 
     class Meta:
@@ -377,7 +386,7 @@ class ProductFilter(filters.FilterSet):
         ]
 
 
-class SupplyAgreementFilter(filters.FilterSet):
+class SupplyAgreementFilter(api_filters.FilterSet):
     supplier = filters.NumberFilter(field_name="supplier")
     product = filters.NumberFilter(field_name="product")
     active_on = filters.DateFilter(method="filter_active_on", label=_("Active and valid on this date"))
@@ -414,11 +423,11 @@ class MasterDataViewSet(HistoryActions, viewsets.ModelViewSet):
     def perform_update(self, serializer: serializers.BaseSerializer) -> None:
         self._save(serializer)
 
-    def _save(self, serializer: serializers.BaseSerializer) -> None:
+    def _save(self, serializer: serializers.BaseSerializer, **extra: Any) -> None:
         # Validation checked uniqueness already; this catches the concurrent request that won the race.
         try:
             with transaction.atomic():
-                serializer.save()
+                serializer.save(**extra)
         except IntegrityError as exc:
             raise serializers.ValidationError(
                 _("This conflicts with a record saved meanwhile; reload and try again.")
@@ -478,7 +487,7 @@ class DepartmentViewSet(HospitalOwnedViewSet):
 
     queryset = Department.objects.all()
     serializer_class = DepartmentSerializer
-    filter_backends = [filters.DjangoFilterBackend, SearchFilter]
+    filter_backends = [api_filters.DjangoFilterBackend, SearchFilter]
     filterset_fields = ["kind", "code"]
     search_fields = ["name", "code"]
 
@@ -488,37 +497,66 @@ class LocationViewSet(HospitalOwnedViewSet):
 
     queryset = Location.objects.all()
     serializer_class = LocationSerializer
-    filter_backends = [filters.DjangoFilterBackend, SearchFilter]
+    filter_backends = [api_filters.DjangoFilterBackend, SearchFilter]
     filterset_class = LocationFilter
     search_fields = ["name", "code"]
 
 
-class SupplierViewSet(MasterDataViewSet):
+class SharedMasterDataViewSet(MasterDataViewSet):
+    """Alliance-wide records (suppliers, manufacturers, certificates): everyone reads them; a new one is
+    kept by the hospital that creates it (by the alliance when an alliance administrator does); who may
+    change or delete one is `selectors.scope.shared_record_problem`."""
+
+    def perform_create(self, serializer: serializers.BaseSerializer) -> None:
+        keeper = self.request.user.hospital
+        model = self.get_serializer_class().Meta.model
+        self._refuse_unless_kept(model(**serializer.validated_data, owner_hospital=keeper))
+        self._save(serializer, owner_hospital=keeper)
+
+    def perform_update(self, serializer: serializers.BaseSerializer) -> None:
+        self._refuse_unless_kept(serializer.instance)
+        # The record as it would be: moving a certificate to another holder is checked for that holder too.
+        changed = copy.copy(serializer.instance)
+        for name, value in serializer.validated_data.items():
+            setattr(changed, name, value)
+        self._refuse_unless_kept(changed)
+        self._save(serializer)
+
+    def perform_destroy(self, instance: models.Model) -> None:
+        self._refuse_unless_kept(instance)
+        super().perform_destroy(instance)
+
+    def _refuse_unless_kept(self, record: models.Model) -> None:
+        if problem := shared_record_problem(self.request.user, record):
+            raise Refused([problem])
+
+
+class SupplierViewSet(SharedMasterDataViewSet):
     """Suppliers (配送商), shared by the alliance."""
 
     queryset = Supplier.objects.all()
     serializer_class = SupplierSerializer
-    filter_backends = [filters.DjangoFilterBackend, SearchFilter]
+    filter_backends = [api_filters.DjangoFilterBackend, SearchFilter]
     filterset_fields = ["uscc", "is_active"]
     search_fields = ["name", "uscc"]
 
 
-class ManufacturerViewSet(MasterDataViewSet):
+class ManufacturerViewSet(SharedMasterDataViewSet):
     """Manufacturers and registrants (注册人), shared by the alliance."""
 
     queryset = Manufacturer.objects.all()
     serializer_class = ManufacturerSerializer
-    filter_backends = [filters.DjangoFilterBackend, SearchFilter]
+    filter_backends = [api_filters.DjangoFilterBackend, SearchFilter]
     filterset_fields = ["uscc", "country"]
     search_fields = ["name", "uscc"]
 
 
-class CertificateViewSet(MasterDataViewSet):
+class CertificateViewSet(SharedMasterDataViewSet):
     """Licences and certificates (资质证照) of suppliers and manufacturers, shared by the alliance."""
 
     queryset = Certificate.objects.all()
     serializer_class = CertificateSerializer
-    filter_backends = [filters.DjangoFilterBackend, SearchFilter]
+    filter_backends = [api_filters.DjangoFilterBackend, SearchFilter]
     filterset_class = CertificateFilter
     search_fields = ["number"]
 
@@ -528,7 +566,7 @@ class ProductViewSet(HospitalOwnedViewSet):
 
     queryset = Product.objects.all()
     serializer_class = ProductSerializer
-    filter_backends = [filters.DjangoFilterBackend, SearchFilter]
+    filter_backends = [api_filters.DjangoFilterBackend, SearchFilter]
     filterset_class = ProductFilter
     search_fields = ["name", "specification"]
 
@@ -538,7 +576,7 @@ class SupplyAgreementViewSet(HospitalOwnedViewSet):
 
     queryset = SupplyAgreement.objects.all()
     serializer_class = SupplyAgreementSerializer
-    filter_backends = [filters.DjangoFilterBackend]
+    filter_backends = [api_filters.DjangoFilterBackend]
     filterset_class = SupplyAgreementFilter
 
 

@@ -14,7 +14,7 @@ from inventory.api.fields import (
     idempotency_key,
     validated,
 )
-from inventory.api.permissions import STOCK_HANDLERS
+from inventory.api.permissions import BOOK_READERS, STOCK_HANDLERS
 from inventory.models import AcceptanceRecord, DeliveryLine, DeliveryNote, Location, Product, Supplier
 from inventory.selectors.scope import visible_to
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
@@ -83,6 +83,7 @@ class DeliveryNoteSerializer(serializers.ModelSerializer):
 
 class DeliveryNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Receive a supplier's delivery note, then accept it: each line is accepted or rejected with reasons."""
+    read_roles = BOOK_READERS
 
     serializer_class = DeliveryNoteSerializer
     write_roles = STOCK_HANDLERS

@@ -15,7 +15,6 @@ worker — and answers the period's current run: 201 when this request made it, 
 already existed (POST again with rerun=true to replace it; the earlier run is kept). Everything
 is scoped to the caller's hospital: another hospital's run is a 404.
 """
-import django_filters
 from django.db.models import QuerySet
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
@@ -31,8 +30,9 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 from rest_framework.views import APIView
 
+from inventory.api import filters as api_filters
 from inventory.api.fields import caller_hospital, validated
-from inventory.api.permissions import MASTER_DATA_EDITORS
+from inventory.api.permissions import BOOK_READERS, MASTER_DATA_EDITORS
 from inventory.errors import Refusal, Refused
 from inventory.models import Finding, ReconciliationRun
 from inventory.selectors.reconciliation import runs_visible_to
@@ -162,7 +162,7 @@ def _findings(run: ReconciliationRun) -> QuerySet[Finding]:
     return run.findings.select_related("product", "unit", "location").order_by("pk")
 
 
-class RunFilter(django_filters.FilterSet):
+class RunFilter(api_filters.FilterSet):
     class Meta:
         model = ReconciliationRun
         fields = {
@@ -173,6 +173,7 @@ class RunFilter(django_filters.FilterSet):
 
 class ReconciliationRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """进销存 reconciliation runs of the caller's hospital, newest period first."""
+    read_roles = BOOK_READERS
 
     filterset_class = RunFilter
     write_roles = MASTER_DATA_EDITORS
@@ -235,6 +236,7 @@ class _FirstRenderer(BaseContentNegotiation):
 
 class ReconciliationReportView(APIView):
     """One stored report of a run, as stored; X-Content-SHA256 is the hash recorded with it."""
+    read_roles = BOOK_READERS
 
     renderer_classes = [JSONRenderer]
     content_negotiation_class = _FirstRenderer

@@ -35,7 +35,7 @@ from rest_framework.views import APIView
 
 from inventory.actors import Actor
 from inventory.api.fields import caller_hospital, validated
-from inventory.api.permissions import MASTER_DATA_EDITORS
+from inventory.api.permissions import BOOK_READERS, MASTER_DATA_EDITORS
 from inventory.errors import Refusal, Refused
 from inventory.models import Supplier, SupplierSettlement
 from inventory.selectors.scope import visible_to
@@ -236,6 +236,7 @@ FILE_RESPONSE = OpenApiResponse(OpenApiTypes.BINARY, description="A CSV (UTF-8 w
 
 class FileExportView(APIView):
     """Answers a file in the format asked with `?format=csv|xlsx`; errors stay JSON."""
+    read_roles = BOOK_READERS
 
     renderer_classes = [SettlementCSVRenderer, SettlementXLSXRenderer]
 
@@ -260,6 +261,7 @@ class FileExportView(APIView):
 
 class SettlementSummaryView(APIView):
     """What the hospital owes a supplier for a period: consignment use not yet settled, with totals."""
+    read_roles = BOOK_READERS
 
     @extend_schema(parameters=[SettlementPeriodSerializer], responses={200: SettlementSummarySerializer})
     def get(self, request: Request) -> Response:
@@ -289,6 +291,7 @@ class SettlementExportView(FileExportView):
 
 class SettlementStatementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Stored consignment settlement statements (寄售结算单): drafted, then confirmed once and locked."""
+    read_roles = BOOK_READERS
 
     serializer_class = SettlementStatementSerializer
     filterset_fields = ["supplier", "status"]

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from devices.identification import ParseError, parse_udi
 from inventory.actors import Actor
+from inventory.api import filters as api_filters
 from inventory.api.fields import (
     IdempotentInputSerializer,
     ScopedPrimaryKeyRelatedField,
@@ -21,7 +22,7 @@ from inventory.api.fields import (
 from inventory.api.permissions import STOCK_HANDLERS
 from inventory.errors import Problem, Refused
 from inventory.models import Location, LotMovementLayer, Movement, Product, StockOrder, Supplier, Unit, UnitStatus
-from inventory.selectors.scope import visible_to
+from inventory.selectors.stock import StockScope
 from inventory.selectors.units import find_unit_by_udi, unit_trace, units_for_list
 from inventory.services import labelling
 from inventory.services.stock import (
@@ -46,7 +47,7 @@ class UnitSerializer(serializers.ModelSerializer):
         ]
 
 
-class UnitFilter(django_filters.FilterSet):
+class UnitFilter(api_filters.FilterSet):
     expiring_before = django_filters.DateFilter(field_name="expiry", lookup_expr="lte")
     udi = django_filters.CharFilter(method="filter_udi", help_text="A scanned UDI in any GS1 form")
     status = django_filters.MultipleChoiceFilter(choices=UnitStatus.choices)
@@ -86,7 +87,10 @@ class UnitViewSet(viewsets.ReadOnlyModelViewSet):
     write_roles = STOCK_HANDLERS
 
     def get_queryset(self) -> QuerySet:
-        return units_for_list(visible_to(self.request.user, Unit.objects.all()))
+        """The list holds the units at the caller's locations; one unit (and its trace) may be opened
+        if it is, or has been, at one of them — for a nurse her departments', as on the trace page."""
+        scope = StockScope.of(self.request.user)
+        return units_for_list(scope.units() if self.action == "list" else scope.traceable_units())
 
     @extend_schema(responses={200: TraceEventSerializer(many=True)})
     @action(detail=True)
@@ -134,7 +138,7 @@ class MovementSerializer(serializers.ModelSerializer):
         return movement.actor_user.username if movement.actor_user else f"device:{movement.actor_device.code}"
 
 
-class MovementFilter(django_filters.FilterSet):
+class MovementFilter(api_filters.FilterSet):
     occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
     occurred_before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
     location = django_filters.NumberFilter(method="filter_location", help_text="Moved into or out of this location")
@@ -154,9 +158,9 @@ class MovementViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = MovementFilter
 
     def get_queryset(self) -> QuerySet:
-        return visible_to(
-            self.request.user, Movement.objects.select_related("actor_user", "actor_device").prefetch_related("layers")
-        )
+        return StockScope.of(self.request.user).movements().select_related(
+            "actor_user", "actor_device"
+        ).prefetch_related("layers")
 
 
 class LotQuantitySerializer(serializers.Serializer):

@@ -8,7 +8,7 @@ from inventory.validators import validate_uscc
 
 
 class Supplier(models.Model):
-    """A supplier or distributor (配送商). Shared by the hospitals of one instance."""
+    """A supplier or distributor (配送商). Shared by the hospitals of one instance, kept by one of them."""
 
     name = models.CharField(_("name"), max_length=200)
     uscc = models.CharField(
@@ -16,6 +16,13 @@ class Supplier(models.Model):
     )
     contact = models.CharField(_("contact"), max_length=200, blank=True)
     is_active = models.BooleanField(_("active"), default=True)
+    # Shared by the alliance, kept by one hospital: it (or an alliance steward) alone may change the
+    # record — see selectors.scope.shared_record_problem.
+    owner_hospital = models.ForeignKey(
+        "inventory.Hospital", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        verbose_name=_("kept by (维护医院)"),
+        help_text=_("The hospital that entered this shared record and keeps it up to date; empty: the alliance."),
+    )
 
     class Meta:
         verbose_name = _("supplier")
@@ -33,6 +40,13 @@ class Manufacturer(models.Model):
         _("unified social credit code"), max_length=18, blank=True, validators=[validate_uscc]
     )
     country = models.CharField(_("country"), max_length=2, default="CN")
+    # Shared by the alliance, kept by one hospital: it (or an alliance steward) alone may change the
+    # record — see selectors.scope.shared_record_problem.
+    owner_hospital = models.ForeignKey(
+        "inventory.Hospital", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        verbose_name=_("kept by (维护医院)"),
+        help_text=_("The hospital that entered this shared record and keeps it up to date; empty: the alliance."),
+    )
 
     class Meta:
         verbose_name = _("manufacturer")
@@ -62,6 +76,13 @@ class Certificate(models.Model):
     )
     valid_from = models.DateField(_("valid from"))
     valid_to = models.DateField(_("valid to"))
+    # Shared by the alliance, kept by one hospital: it (or an alliance steward) alone may change the
+    # record — see selectors.scope.shared_record_problem.
+    owner_hospital = models.ForeignKey(
+        "inventory.Hospital", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        verbose_name=_("kept by (维护医院)"),
+        help_text=_("The hospital that entered this shared record and keeps it up to date; empty: the alliance."),
+    )
 
     class Meta:
         verbose_name = _("certificate")

@@ -31,6 +31,16 @@ class User(AbstractUser):
     class Meta:
         verbose_name = _("user")
 
+    def save(self, *args: object, **kwargs: object) -> None:
+        # `set_password` leaves the new password in `_password` until saved: then the API tokens issued
+        # under the old one stop working, as the web sessions do.
+        password_changed = self._password is not None and self.pk is not None
+        super().save(*args, **kwargs)
+        if password_changed:
+            from rest_framework.authtoken.models import Token
+
+            Token.objects.filter(user=self).delete()
+
     def has_role(self, *roles: Role) -> bool:
         if self.is_superuser:
             return True

@@ -2,12 +2,13 @@
 from django.db.models import Count, Q, QuerySet
 
 from inventory.models import Alert, User
-from inventory.selectors.scope import visible_to
+from inventory.selectors.stock import StockScope
 
 
 def alerts_visible_to(user: User) -> QuerySet[Alert]:
-    """The alerts of the user's hospital (every hospital for an alliance superuser), newest first."""
-    return visible_to(user, Alert.objects.select_related("acknowledged_by", "resolved_by"))
+    """The alerts of the user's hospital (every hospital for an alliance superuser; a nurse's
+    departments only, as on the alerts page)."""
+    return StockScope.of(user).alerts().select_related("acknowledged_by", "resolved_by")
 
 
 def alert_summary(alerts: QuerySet[Alert], tiers: tuple[int, ...]) -> dict:

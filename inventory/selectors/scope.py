@@ -1,7 +1,16 @@
-"""What a user may see: their own hospital's objects. Everything else does not exist for them."""
+"""What a user may see: their own hospital's objects — and, for a nurse, her departments' part of
+them. Everything else does not exist for them.
+
+These are the only scoping rules: the web pages (`selectors.stock.StockScope`), the API viewsets and
+serializer fields, and the services that check a department (use on a patient) all call them.
+"""
 from django.db.models import QuerySet
 
-from inventory.models import User
+from inventory.errors import Problem, Refusal
+from inventory.models import Certificate, Manufacturer, Product, Role, Supplier, SupplyAgreement, User
+
+# Roles that see their whole hospital; anyone else (nurses) sees their own departments only.
+HOSPITAL_WIDE_ROLES = (Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR, Role.AUDITOR)
 
 
 def sees_all_hospitals(user: User) -> bool:
@@ -18,3 +27,56 @@ def visible_to(user: User, queryset: QuerySet, hospital_field: str = "hospital")
     if hospital_id is None:
         return queryset.none()
     return queryset.filter(**{hospital_field: hospital_id})
+
+
+def departments_of(user: User) -> frozenset[int] | None:
+    """The departments a person is limited to: None (the whole hospital) for the hospital-wide roles,
+    else the departments they are assigned to — none at all means nothing, never everything."""
+    if not user.is_authenticated:
+        return frozenset()
+    if user.has_role(*HOSPITAL_WIDE_ROLES):
+        return None
+    return frozenset(user.departments.values_list("pk", flat=True))
+
+
+# --- shared master data: suppliers, manufacturers, certificates ---------------------------------
+
+# Alliance stewards (医共体主数据管理): alliance administrators, and these roles of the lead hospital (牵头医院).
+STEWARD_ROLES = (Role.ADMIN, Role.SPD_OPERATOR)
+
+
+def is_alliance_steward(user: User) -> bool:
+    """Whether the user keeps the alliance's shared master data: an alliance administrator, or an
+    administrator or SPD operator of the lead hospital."""
+    if sees_all_hospitals(user):
+        return True
+    hospital = getattr(user, "hospital", None)
+    return hospital is not None and hospital.is_lead and user.has_role(*STEWARD_ROLES)
+
+
+def certificate_relied_on_elsewhere(certificate: Certificate, hospital_id: int | None) -> bool:
+    """Whether another hospital's acceptance depends on this certificate: it registers one of that
+    hospital's products, or licenses a supplier that hospital buys from (acceptance asks for any
+    valid licence of the supplier, so even a new one counts)."""
+    if certificate.supplier_id is not None and SupplyAgreement.objects.filter(
+        supplier_id=certificate.supplier_id
+    ).exclude(hospital_id=hospital_id).exists():
+        return True
+    return certificate.pk is not None and Product.objects.filter(registration_certificate_id=certificate.pk).exclude(
+        hospital_id=hospital_id
+    ).exists()
+
+
+def shared_record_problem(user: User, record: Supplier | Manufacturer | Certificate) -> Problem | None:
+    """Why `user` may not create, change or delete this shared record (None: they may).
+
+    Stewards may. Anyone else only records their own hospital keeps (a new record is kept by the
+    hospital creating it); and never a certificate another hospital's acceptance relies on — a member
+    hospital cannot extend, or add, the licence that lets another hospital accept a delivery."""
+    if is_alliance_steward(user):
+        return None
+    if record.pk is not None and (record.owner_hospital_id is None or record.owner_hospital_id != user.hospital_id):
+        return Problem(Refusal.SHARED_RECORD_KEPT_ELSEWHERE, {"record": record})
+    if isinstance(record, Certificate) and certificate_relied_on_elsewhere(record, user.hospital_id):
+        return Problem(Refusal.CERTIFICATE_RELIED_ON_ELSEWHERE, {"record": record})
+    return None

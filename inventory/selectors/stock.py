@@ -19,6 +19,7 @@ from devices.identification import ParseError, parse_udi
 from devices.models import Device
 from inventory.models import (
     Alert,
+    CabinetSession,
     ChargeDelivery,
     Consumption,
     Location,
@@ -27,19 +28,16 @@ from inventory.models import (
     Movement,
     Owner,
     Product,
-    Role,
     Supplier,
     SupplyAgreement,
     Unit,
     UnitStatus,
     User,
 )
-from inventory.selectors.scope import visible_to
+from inventory.selectors.scope import departments_of, visible_to
 
 # Units still in the hospital's hands: what "stock" means on the stock page and the dashboard.
 HELD = (UnitStatus.ACCEPTED, UnitStatus.IN_STOCK, UnitStatus.IN_CABINET, UnitStatus.TAKEN)
-# Roles that see the whole hospital; anyone else (nurses) sees their own departments only.
-HOSPITAL_WIDE_ROLES = (Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR, Role.AUDITOR)
 
 
 @dataclass(frozen=True)
@@ -51,9 +49,7 @@ class StockScope:
 
     @classmethod
     def of(cls, user: User) -> "StockScope":
-        if user.has_role(*HOSPITAL_WIDE_ROLES):
-            return cls(user, None)
-        return cls(user, frozenset(user.departments.values_list("pk", flat=True)))
+        return cls(user, departments_of(user))
 
     @property
     def is_departmental(self) -> bool:
@@ -88,6 +84,17 @@ class StockScope:
     def alerts(self) -> QuerySet:
         return self._in_departments(
             visible_to(self.user, Alert.objects.all()), "location__department", "unit__location__department"
+        )
+
+    def movements(self) -> QuerySet:
+        """Ledger rows into or out of the person's locations (every one of the hospital's for most roles)."""
+        return self._in_departments(
+            visible_to(self.user, Movement.objects.all()), "from_location__department", "to_location__department"
+        )
+
+    def cabinet_sessions(self) -> QuerySet:
+        return self._in_departments(
+            visible_to(self.user, CabinetSession.objects.all(), "cabinet__hospital"), "cabinet__department"
         )
 
     def devices(self) -> QuerySet:

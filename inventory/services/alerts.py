@@ -67,6 +67,7 @@ from inventory.models import (
 from inventory.services.cabinets import APPLIED, deadline_hours, overdue_takes
 from inventory.services.his import failing_deliveries
 from inventory.services.ledger import move_unit
+from inventory.validators import refuse_personal_ids
 
 Kind, Severity, Status = Alert.Kind, Alert.Severity, Alert.Status
 
@@ -295,6 +296,7 @@ def _note(note: str | None) -> str:
     note = (note or "").strip()
     if len(note) > 500:
         raise Refused(Refusal.INVALID_REQUEST, detail="the note is longer than 500 characters")
+    refuse_personal_ids(note=note)
     return note
 
 
@@ -600,23 +602,30 @@ def scan_cabinet_tags(
         cabinets.append(session["cabinet_id"])
         where = {"session": session["pk"], "seen_at": session["closed_at"].isoformat()}
         for epc in session["unknown_tags"]:
-            unknown.append(AlertSpec(
-                hospital.pk, f"tag:{epc}", Severity.WARNING,
-                f"Cabinet {session['cabinet__name']} sees tag {epc}, bound to no unit", {"epc": epc, **where},
-                {"location_id": session["cabinet_id"]},
-            ))
+            unknown.append(_unknown_tag(hospital, session, epc, where))
         for item in session["misplaced"]:
-            ours = item.get("hospital") == hospital.pk
+            if item.get("hospital") != hospital.pk:
+                # Recorded before door closes kept other hospitals' units out: shown as an unknown tag,
+                # nothing of that unit in the alert.
+                unknown.append(_unknown_tag(hospital, session, item["epc"], where))
+                continue
             misplaced.append(AlertSpec(
                 hospital.pk, f"tag:{item['epc']}", Severity.WARNING,
-                f"Cabinet {session['cabinet__name']} sees tag {item['epc']} of a unit that belongs elsewhere"
-                + ("" if ours else " (another hospital's)"),
-                {**item, **where}, {"location_id": session["cabinet_id"], "unit_id": item.get("unit") if ours else None},
+                f"Cabinet {session['cabinet__name']} sees tag {item['epc']} of a unit that belongs elsewhere",
+                {**item, **where}, {"location_id": session["cabinet_id"], "unit_id": item.get("unit")},
             ))
     scope = Q(hospital=hospital, location_id__in=cabinets)
     return (
         sync_alerts(kind=Kind.UNKNOWN_TAG, specs=unknown, scope=scope, now=now)
         + sync_alerts(kind=Kind.MISPLACED_TAG, specs=misplaced, scope=scope, now=now)
+    )
+
+
+def _unknown_tag(hospital: Hospital, session: dict, epc: str, where: dict) -> AlertSpec:
+    return AlertSpec(
+        hospital.pk, f"tag:{epc}", Severity.WARNING,
+        f"Cabinet {session['cabinet__name']} sees tag {epc}, bound to no unit", {"epc": epc, **where},
+        {"location_id": session["cabinet_id"]},
     )
 
 

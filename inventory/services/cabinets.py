@@ -116,6 +116,8 @@ def compare_with_contents(cabinet: Location, seen: set[str]) -> CabinetDiff:
     only), one reading the units that changed, one for the other tags seen.
 
     An EXPIRED unit still in the cabinet is expected there (not misplaced) but is never taken or put back.
+    A tag bound to another hospital's unit is reported as unknown, exactly like a tag bound to no
+    unit: nothing about another hospital's units (which, where, in what state) reaches this one.
     """
     expected = list(
         Unit.objects.select_for_update().filter(
@@ -130,9 +132,9 @@ def compare_with_contents(cabinet: Location, seen: set[str]) -> CabinetDiff:
     others = seen - {epc for _, epc, _ in expected}
     misplaced = [
         {"epc": epc, "unit": pk, "status": status, "location": location_id, "hospital": hospital_id}
-        for epc, pk, status, location_id, hospital_id in Unit.objects.filter(epc__in=others).values_list(
-            "epc", "pk", "status", "location_id", "hospital_id"
-        )
+        for epc, pk, status, location_id, hospital_id in Unit.objects.filter(
+            epc__in=others, hospital_id=cabinet.hospital_id
+        ).values_list("epc", "pk", "status", "location_id", "hospital_id")
     ]
     known = {item["epc"] for item in misplaced}
     return CabinetDiff(taken, returned, sorted(others - known), sorted(misplaced, key=lambda item: item["epc"]))

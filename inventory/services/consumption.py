@@ -31,6 +31,7 @@ from inventory.models import (
     Unit,
     UnitStatus,
 )
+from inventory.selectors.scope import departments_of
 from inventory.services.idempotency import run_once
 from inventory.services.ledger import (
     LayerDraw,
@@ -40,7 +41,7 @@ from inventory.services.ledger import (
     move_unit,
     transition_problem,
 )
-from inventory.validators import is_his_reference, looks_like_personal_id
+from inventory.validators import is_his_reference, personal_id_problems, refuse_personal_ids
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ def refund_consumption(
     refunded whole, whichever of its parts is named."""
     if not reason_code:
         raise Refused(Refusal.REASON_REQUIRED)
+    refuse_personal_ids(reason_code=reason_code)
     hospital = consumption.hospital
     payload = {"consumption": consumption.pk, "reason": reason_code, "quarantine": to_quarantine}
 
@@ -224,11 +226,10 @@ def _draws_by_price(draws: list[LayerDraw]) -> list[list[LayerDraw]]:
 
 
 def _refuse_bad_context(actor: Actor, hospital: Hospital, context: ClinicalContext) -> None:
-    problems = []
-    for field, value in (("encounter", context.encounter), ("doctor", context.doctor),
-                         ("surgery_id", context.surgery_id)):
-        if looks_like_personal_id(value):
-            problems.append(Problem(Refusal.LOOKS_LIKE_PERSONAL_ID, {"field": field}))
+    problems = personal_id_problems(
+        encounter=context.encounter, doctor=context.doctor, surgery_id=context.surgery_id,
+        surgery_name=context.surgery_name,
+    )
     if not is_his_reference(context.encounter):
         problems.append(Problem(Refusal.INVALID_ENCOUNTER))
     if context.department.hospital_id != hospital.pk:
@@ -236,9 +237,9 @@ def _refuse_bad_context(actor: Actor, hospital: Hospital, context: ClinicalConte
     if problems:
         raise Refused(problems)
     user = actor.user
-    if user is not None and not user.is_superuser:
-        departments = set(user.departments.values_list("pk", flat=True))
-        if departments and context.department.pk not in departments:
+    if user is not None:
+        departments = departments_of(user)
+        if departments is not None and context.department.pk not in departments:
             raise Refused(Refusal.NOT_YOUR_DEPARTMENT, department=context.department)
 
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 from inventory.actors import Actor
 from inventory.errors import Refusal, Refused
 from inventory.models import TagBinding, Unit
+from inventory.validators import refuse_personal_ids
 
 _EPC = re.compile(r"^[0-9A-F]{8,64}$")
 
@@ -29,6 +30,10 @@ def bind_tag(*, unit: Unit, epc: str, actor: Actor) -> TagBinding:
         if unit.epc:
             raise Refused(Refusal.UNIT_ALREADY_TAGGED, unit=unit.serial, epc=unit.epc)
         holder = Unit.objects.filter(epc=epc).first()
+        if holder is not None and holder.hospital_id != unit.hospital_id:
+            # Tags are unique across the alliance, but which unit of another hospital holds one is
+            # none of this hospital's business.
+            raise Refused(Refusal.TAG_NOT_AVAILABLE, epc=epc)
         if holder is not None:
             raise Refused(Refusal.TAG_IN_USE, epc=epc, unit=holder.serial)
         unit.epc = epc
@@ -44,6 +49,7 @@ def unbind_tag(*, unit: Unit, actor: Actor, reason: str) -> TagBinding:
     """Take the tag off a unit (damaged tag, relabelling); the history keeps who and why."""
     if not reason:
         raise Refused(Refusal.REASON_REQUIRED)
+    refuse_personal_ids(reason=reason)
     with transaction.atomic():
         unit = Unit.objects.select_for_update().get(pk=unit.pk)
         if not unit.epc:

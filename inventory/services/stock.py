@@ -41,6 +41,7 @@ from inventory.services.ledger import (
     quarantine_problem,
     transition_problem,
 )
+from inventory.validators import personal_id_problems
 
 MOVABLE_STATUSES = frozenset({UnitStatus.ACCEPTED, UnitStatus.IN_STOCK, UnitStatus.IN_CABINET})
 
@@ -303,7 +304,7 @@ def _create_order(
 def _refuse_bad_request(
     hospital: Hospital, spec: _OrderSpec, units: list[Unit], lots: list[LotQuantity], from_location: Location | None
 ) -> None:
-    problems = []
+    problems = personal_id_problems(note=spec.note, reason_code=spec.reason_code or "")
     if not units and not lots:
         problems.append(Problem(Refusal.INVALID_REQUEST, {"detail": "name at least one unit or lot"}))
     if spec.kind in (StockOrder.Kind.RETURN_TO_SUPPLIER, StockOrder.Kind.SCRAP) and not spec.reason_code:

@@ -119,6 +119,10 @@ def test_unusable_units_are_refused_and_nothing_is_written(
     [
         ({"encounter": "11010519491231002X"}, "LOOKS_LIKE_PERSONAL_ID"),
         ({"doctor": "110105194912310021"}, "LOOKS_LIKE_PERSONAL_ID"),
+        ({"surgery_id": "110105194912310021"}, "LOOKS_LIKE_PERSONAL_ID"),
+        ({"surgery_name": "PCI 患者身份证110105199003071239"}, "LOOKS_LIKE_PERSONAL_ID"),
+        ({"surgery_name": "冠脉支架植入术 (11010519491231002x)"}, "LOOKS_LIKE_PERSONAL_ID"),
+        ({"doctor": "D-11010519491231002X"}, "LOOKS_LIKE_PERSONAL_ID"),
         ({"encounter": "张三"}, "INVALID_ENCOUNTER"),
     ],
 )
@@ -126,6 +130,30 @@ def test_patient_identity_is_never_stored(nurse_api, department, unit_in_store, 
     response = consume(nurse_api, department, unit=unit_in_store.pk, **body)
     assert (response.status_code, response.data["code"]) == (400, code)
     assert not Consumption.objects.exists()
+
+
+def test_every_clinical_field_holding_an_identity_number_is_named(nurse_api, department, unit_in_store):
+    identity = "110105199003071239"
+    response = consume(nurse_api, department, unit=unit_in_store.pk, encounter=identity, doctor=identity,
+                       surgery_id=identity, surgery_name=f"术式 {identity}", HTTP_ACCEPT_LANGUAGE="en")
+    details = [problem["detail"] for problem in response.json()["problems"]]
+    for field in ("encounter", "doctor", "surgery_id", "surgery_name"):
+        assert any(detail.startswith(field) for detail in details), details
+
+
+def test_a_refund_reason_holding_an_identity_number_is_refused(nurse_api, department, unit_in_store):
+    used = consume(nurse_api, department, unit=unit_in_store.pk).json()
+    refund = nurse_api.post(f"/api/v1/consumptions/{used['id']}/refund/",
+                            {"reason_code": "110105199003071239", "idempotency_key": "r"}, format="json")
+    assert (refund.status_code, refund.json()["code"]) == (400, "LOOKS_LIKE_PERSONAL_ID")
+    assert Consumption.objects.get(pk=used["id"]).refunded_at is None
+
+
+def test_long_codes_that_are_not_identity_numbers_are_kept(nurse_api, department, unit_in_store):
+    """An order number of 18 digits inside text, whose check digit is not an identity number's, is fine."""
+    response = consume(nurse_api, department, unit=unit_in_store.pk, surgery_name="PCI 医嘱 110105199003071230",
+                       encounter="ZY2026112300000000000001")
+    assert response.status_code == 201, response.json()
 
 
 def test_a_nurse_uses_only_for_her_departments(nurse_api, unit_in_store, hospital):

@@ -9,7 +9,14 @@ from django.core.exceptions import ValidationError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from inventory.validators import USCC_CHARSET, make_uscc, uscc_check_character, validate_uscc
+from inventory.validators import (
+    USCC_CHARSET,
+    looks_like_personal_id,
+    make_uscc,
+    personal_id_problems,
+    uscc_check_character,
+    validate_uscc,
+)
 
 REAL_CODES = ["91350100M000100Y43", "91110000802100433B"]
 
@@ -109,3 +116,23 @@ def test_any_single_substitution_is_detected(first17: str, position: int, data: 
 def test_arbitrary_text_raises_nothing_but_validation_error(code: str) -> None:
     with contextlib.suppress(ValidationError):
         validate_uscc(code)
+
+
+@pytest.mark.parametrize(("text", "holds"), [
+    ("11010519491231002X", True),  # a whole value of that shape, check digit or not
+    ("110105194912310021", True),
+    ("患者 11010519491231002X 术后", True),  # inside text, with a valid check character
+    ("11010519491231002x", True),
+    ("ID:110105199003071239;", True),
+    ("医嘱 110105199003071230", False),  # 18 digits whose check digit is wrong: an order number
+    ("ZY2026112300000000000001", False),  # longer runs of digits are not identity numbers
+    ("OP-77", False),
+    ("", False),
+])
+def test_identity_numbers_are_found_as_whole_values_and_inside_text(text: str, holds: bool) -> None:
+    assert looks_like_personal_id(text) is holds
+
+
+def test_every_field_holding_an_identity_number_is_named() -> None:
+    problems = personal_id_problems(note="见 110105199003071239", reason="损坏", doctor="110105194912310021")
+    assert [problem.params["field"] for problem in problems] == ["note", "doctor"]

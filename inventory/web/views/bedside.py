@@ -28,7 +28,7 @@ from django.views.decorators.http import require_POST
 from inventory.actors import Actor
 from inventory.errors import Refusal, Refused
 from inventory.models import Charge, Consumption, Department, Location, LotBalance, Movement
-from inventory.selectors.scope import visible_to
+from inventory.selectors.scope import departments_of, visible_to
 from inventory.selectors.stock import StockScope
 from inventory.selectors.units import find_unit_by_udi
 from inventory.services.consumption import ClinicalContext, consume_lot, consume_unit, refund_consumption
@@ -73,12 +73,12 @@ class ContextForm(forms.Form):
 
 
 def departments_for(request: HttpRequest) -> QuerySet:
-    """A nurse's own departments; for everyone else the hospital's."""
-    user = request.user
-    own = Department.objects.filter(users=user)
-    if own.exists() and not user.is_superuser:
-        return own.order_by("code")
-    return visible_to(user, Department.objects.all()).order_by("code")
+    """The departments the person may use stock for (`selectors.scope.departments_of`, as the service
+    checks): a nurse's own; for the hospital-wide roles the hospital's."""
+    departments = visible_to(request.user, Department.objects.all())
+    if (own := departments_of(request.user)) is not None:
+        departments = departments.filter(pk__in=own)
+    return departments.order_by("code")
 
 
 class LotUseForm(forms.Form):
