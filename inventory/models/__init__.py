@@ -4,7 +4,7 @@ from inventory.models.billing import HisSettlementLine, SupplierSettlement, Supp
 from inventory.models.cabinets import CabinetSession
 from inventory.models.catalog import Product, SupplyAgreement, TrackingMode
 from inventory.models.clinical import Charge, ChargeDelivery, Consumption
-from inventory.models.documents import AcceptanceRecord, DeliveryLine, DeliveryNote, StockOrder
+from inventory.models.documents import AcceptanceRecord, DeliveryLine, DeliveryNote, ReceivingDraft, StockOrder
 from inventory.models.idempotency import IdempotencyRecord
 from inventory.models.organisation import Department, Hospital, Location
 from inventory.models.parties import Certificate, Manufacturer, Supplier
@@ -27,6 +27,6 @@ __all__ = [
     "SupplierSettlementLine",
     "AcceptanceRecord", "Certificate", "DeliveryLine", "DeliveryNote", "Department", "Hospital",
     "IdempotencyRecord", "Location", "LotBalance", "Manufacturer", "Movement", "Owner", "Product", "Role",
-    "StockOrder", "Supplier", "SupplyAgreement", "TagBinding", "TrackingMode", "UNIT_TRANSITIONS", "Unit", "UnitStatus",
+    "ReceivingDraft", "StockOrder", "Supplier", "SupplyAgreement", "TagBinding", "TrackingMode", "UNIT_TRANSITIONS", "Unit", "UnitStatus",
     "User",
 ]
