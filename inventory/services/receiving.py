@@ -447,12 +447,21 @@ class LinePreview:
     def accepted(self) -> bool:
         return not self.problems
 
+    @property
+    def unverified(self) -> bool:
+        """It would be accepted, but it is a unit nobody has scanned: it waits for a scan (or an
+        operator's decision to accept it without one)."""
+        return not self.problems and needs_scan(self.line)
+
 
 def preview_note(note: DeliveryNote, *, gift_line_nos: frozenset[int] = frozenset()) -> list[LinePreview]:
-    """What `accept_delivery_note` would decide for every line of a recorded note, in line order:
-    the same checks in the same order (a serial accepted on an earlier line is taken for the later
-    ones). Writes nothing, so a scanning person sees each verdict before finishing the acceptance."""
-    lines = list(note.lines.select_related("product__registration_certificate").order_by("line_no"))
+    """What `accept_delivery_note` would decide for every open line of a recorded note, in line
+    order: the same checks in the same order (a serial accepted on an earlier line is taken for the
+    later ones). Writes nothing, so a scanning person sees each verdict before finishing the acceptance."""
+    lines = list(
+        note.lines.filter(acceptance__isnull=True).select_related("product__registration_certificate", "scanned_by")
+        .order_by("line_no")
+    )
     return _preview(note, lines, gift_line_nos)
 
 
@@ -471,7 +480,7 @@ def _preview(note: DeliveryNote, lines: list[DeliveryLine], gift_line_nos: froze
     previews = []
     for line in lines:
         problems = acceptance_problems(line, note=note, context=context, is_gift=line.line_no in gift_line_nos)
-        if not problems:
+        if not problems and not needs_scan(line):  # as acceptance: an unscanned unit stays open
             context.accept(line)
         previews.append(LinePreview(line, problems))
     return previews
