@@ -153,7 +153,7 @@ def render_acceptance_record(review: AcceptanceReview, *, printed_by: User) -> b
         Paragraph(f"{hospital.name} {TITLE}", title_style),
         table(details, [25, 105, 25, 110], header=False),
         Paragraph(f"明细（{len(review.lines)} 行）", heading),
-        table(lines, [8, 22, 52, 34, 18, 10, 18, 20, 22, 42, 31]),
+        table(lines, [8, 22, 50, 32, 18, 10, 18, 20, 30, 42, 27]),
         Paragraph("按产品合计（与纸质送货单核对）", heading),
         table(products, [25, 90, 15, 22, 22, 22, 22, 30], bold_last=True),
         Spacer(1, 8 * mm),
