@@ -258,6 +258,7 @@ def _decide_lines(
         problems = acceptance_problems(line, note=note, context=context, is_gift=is_gift)
         without_scan = not problems and needs_scan(line)
         if without_scan and not unscanned.accept:
+            context.accept(line)  # its serial stays reserved: a second line with it is a duplicate
             left_open.append(line)
             continue
         AcceptanceRecord.objects.create(
@@ -480,7 +481,7 @@ def _preview(note: DeliveryNote, lines: list[DeliveryLine], gift_line_nos: froze
     previews = []
     for line in lines:
         problems = acceptance_problems(line, note=note, context=context, is_gift=line.line_no in gift_line_nos)
-        if not problems and not needs_scan(line):  # as acceptance: an unscanned unit stays open
+        if not problems:
             context.accept(line)
         previews.append(LinePreview(line, problems))
     return previews

@@ -454,7 +454,7 @@ def draft_quantity(request: HttpRequest, key: str, line_no: int) -> HttpResponse
                 raise Refused(Refusal.NOT_FOUND, what=_("Line %(line)s") % {"line": line_no})
             previews = {preview.line.line_no: preview for preview in current.previews()}
             line = previews[line_no].line
-            if line.product is not None and line.product.tracking == TrackingMode.UNIT or line.serial:
+            if line.serial or (line.product is not None and line.product.tracking == TrackingMode.UNIT):
                 raise Refused(Refusal.INVALID_REQUEST, detail=_("a unit line is always one unit"))
             current.lines[line_no - 1]["quantity"] = _quantity(request.POST.get("quantity", ""))
             current.save()
