@@ -54,7 +54,7 @@ class AcceptInputSerializer(IdempotentInputSerializer):
     unscanned_reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=500)
 
 
-class ScanInputSerializer(serializers.Serializer):
+class DeliveryScanInputSerializer(serializers.Serializer):
     udi = serializers.CharField(max_length=300, help_text="The code scanned from the delivered unit or lot label")
 
 
@@ -139,12 +139,12 @@ class DeliveryNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         )
         return Response(self.get_serializer(self.get_queryset().get(pk=note.pk)).data)
 
-    @extend_schema(request=ScanInputSerializer, responses={200: DeliveryLineSerializer})
+    @extend_schema(request=DeliveryScanInputSerializer, responses={200: DeliveryLineSerializer})
     @action(detail=True, methods=["post"])
     def scan(self, request: Request, pk: str) -> Response:
         """Record that a delivered unit was physically scanned against its line (verified by scan)."""
         note = self.get_object()
-        data = validated(ScanInputSerializer, request)
+        data = validated(DeliveryScanInputSerializer, request)
         line = record_scan(actor=Actor(user=request.user), note=note, code=data["udi"])
         lines = DeliveryLine.objects.select_related("acceptance", "unit")
         return Response(DeliveryLineSerializer(lines.get(pk=line.pk)).data)
