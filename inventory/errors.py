@@ -190,6 +190,29 @@ class Refusal(Enum):
         403, "{record} is relied on by another hospital's acceptance; only an alliance steward may change it.",
         "{record} 是其他医院验收所依据的证照；只有医共体管理人员可以修改。",
     )
+    # Acceptance verified by scanning (验收扫码核对)
+    UNSCANNED_ACCEPT_NOT_AUTHORISED = (
+        403,
+        "Only an SPD operator or an administrator may accept units nobody scanned (lines {lines}).",
+        "只有 SPD 运营人员或管理员可以验收未扫码核对的耗材（第 {lines} 行）。",
+    )
+    UNSCANNED_REASON_MISSING = (
+        400,
+        "Accepting units without scanning them (lines {lines}) needs a reason.",
+        "未扫码验收（第 {lines} 行）必须填写原因。",
+    )
+    LINES_NOT_SCANNED = (
+        409,
+        "Nothing was decided: lines {lines} of delivery note {number} were not scanned. Scan the units, or have "
+        "an SPD operator accept them without scanning, with a reason.",
+        "未作任何验收：送货单 {number} 的第 {lines} 行未扫码核对。请扫码核对，或由 SPD 运营人员填写原因后免扫码验收。",
+    )
+    SCANNED_UNIT_NOT_ON_NOTE = (
+        404, "The scanned code is on no line of delivery note {number}.", "扫描的条码不在送货单 {number} 的任何一行上。"
+    )
+    LINE_ALREADY_DECIDED = (
+        409, "Line {line} of delivery note {number} is already decided.", "送货单 {number} 的第 {line} 行已验收完毕。"
+    )
 
     @property
     def status(self) -> int:

@@ -187,5 +187,19 @@ def stock_units(actor, supplier, warehouse, product, serials, *, lot=""):
         lines=[LineInput(price, udi=gs1_udi(product.udi_di, serial=s, lot=lot)) for s in serials],
         idempotency_key=f"rcv-{number}",
     )
+    scan_every_line(actor, note)
     accept_delivery_note(actor=actor, note=note, idempotency_key=f"acc-{number}")
     return list(Unit.objects.filter(serial__in=serials).order_by("serial"))
+
+
+def scan_every_line(actor, note):
+    """Scan each delivered unit against its line, as the keeper holding the delivery does before
+    acceptance (an unscanned unit line is not accepted); unreadable codes are skipped."""
+    from inventory.errors import Refused
+    from inventory.services.receiving import record_scan
+
+    for raw_udi in note.lines.exclude(raw_udi="").values_list("raw_udi", flat=True):
+        try:
+            record_scan(actor=actor, note=note, code=raw_udi)
+        except Refused:
+            continue

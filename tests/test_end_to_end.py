@@ -44,6 +44,10 @@ def test_from_delivery_to_the_patients_bill_and_back(his, hospital, supplier, pr
         "lines": [{"udi": gs1_udi(product.udi_di, serial=s, lot="LOT9"), "unit_price": "1200.00"} for s in serials],
     }, format="json")
     assert note.status_code == 201, note.data
+    for line in note.data["lines"]:  # the keeper scans each delivered unit against the note
+        scanned = keeper_api.post(f"/api/v1/delivery-notes/{note.data['id']}/scan/", {"udi": line["raw_udi"]},
+                                  format="json")
+        assert scanned.status_code == 200 and scanned.data["scanned_by"] == keeper.pk
     accepted = keeper_api.post(f"/api/v1/delivery-notes/{note.data['id']}/accept/", {"idempotency_key": "acc"},
                                format="json")
     assert [line["acceptance"]["decision"] for line in accepted.data["lines"]] == ["ACCEPTED"] * 3

@@ -17,7 +17,7 @@ from inventory.api.fields import (
 from inventory.api.permissions import BOOK_READERS, STOCK_HANDLERS
 from inventory.models import AcceptanceRecord, DeliveryLine, DeliveryNote, Location, Product, Supplier
 from inventory.selectors.scope import visible_to
-from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
+from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note, record_scan
 
 
 class DeliveryLineInputSerializer(serializers.Serializer):
@@ -46,12 +46,25 @@ class DeliveryNoteInputSerializer(IdempotentInputSerializer):
 class AcceptInputSerializer(IdempotentInputSerializer):
     gift_lines = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, default=list)
     put_away_to = ScopedPrimaryKeyRelatedField(queryset=Location.objects.all(), required=False, allow_null=True)
+    accept_unscanned = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Accept unit lines nobody scanned (SPD operator or admin only, with unscanned_reason). "
+                  "Without it those lines stay open and the note is PARTLY_ACCEPTED.",
+    )
+    unscanned_reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=500)
+
+
+class DeliveryScanInputSerializer(serializers.Serializer):
+    udi = serializers.CharField(max_length=300, help_text="The code scanned from the delivered unit or lot label")
 
 
 class AcceptanceSerializer(serializers.ModelSerializer):
     class Meta:
         model = AcceptanceRecord
-        fields = ["decision", "reason_code", "reasons", "is_gift", "decided_by", "decided_at"]
+        fields = [
+            "decision", "reason_code", "reasons", "is_gift", "decided_by", "decided_at", "accepted_without_scan",
+            "without_scan_reason",
+        ]
 
 
 class DeliveryLineSerializer(serializers.ModelSerializer):
@@ -62,7 +75,7 @@ class DeliveryLineSerializer(serializers.ModelSerializer):
         model = DeliveryLine
         fields = [
             "line_no", "raw_udi", "product", "lot", "serial", "expiry", "production_date", "quantity", "unit_price",
-            "acceptance", "unit",
+            "scanned_by", "scanned_at", "acceptance", "unit",
         ]
 
     def get_unit(self, line: DeliveryLine) -> int | None:
@@ -72,13 +85,17 @@ class DeliveryLineSerializer(serializers.ModelSerializer):
 
 class DeliveryNoteSerializer(serializers.ModelSerializer):
     lines = DeliveryLineSerializer(many=True, read_only=True)
+    open_lines = serializers.SerializerMethodField(help_text="Line numbers not decided yet")
 
     class Meta:
         model = DeliveryNote
         fields = [
             "id", "hospital", "supplier", "number", "receiving_location", "delivered_at", "temperature_c", "status",
-            "received_by", "accepted_by", "accepted_at", "lines",
+            "received_by", "accepted_by", "accepted_at", "open_lines", "lines",
         ]
+
+    def get_open_lines(self, note: DeliveryNote) -> list[int]:
+        return [line.line_no for line in note.lines.all() if getattr(line, "acceptance", None) is None]
 
 
 class DeliveryNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -119,6 +136,17 @@ class DeliveryNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         accept_delivery_note(
             actor=Actor(user=request.user), note=note, idempotency_key=idempotency_key(request, data),
             gift_line_nos=frozenset(data["gift_lines"]), put_away_to=data.get("put_away_to"),
+            accept_unscanned=data["accept_unscanned"], unscanned_reason=data["unscanned_reason"],
         )
         return Response(self.get_serializer(self.get_queryset().get(pk=note.pk)).data)
+
+    @extend_schema(request=DeliveryScanInputSerializer, responses={200: DeliveryLineSerializer})
+    @action(detail=True, methods=["post"])
+    def scan(self, request: Request, pk: str) -> Response:
+        """Record that a delivered unit was physically scanned against its line (verified by scan)."""
+        note = self.get_object()
+        data = validated(DeliveryScanInputSerializer, request)
+        line = record_scan(actor=Actor(user=request.user), note=note, code=data["udi"])
+        lines = DeliveryLine.objects.select_related("acceptance", "unit")
+        return Response(DeliveryLineSerializer(lines.get(pk=line.pk)).data)
 

@@ -9,6 +9,8 @@ class DeliveryNote(models.Model):
 
     class Status(models.TextChoices):
         RECEIVED = "RECEIVED", _("Received, awaiting acceptance")
+        # Some lines decided; unit lines nobody scanned are still open (see services.receiving).
+        PARTLY_ACCEPTED = "PARTLY_ACCEPTED", _("Partly accepted, lines open")
         ACCEPTED = "ACCEPTED", _("Acceptance done")
 
     hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="delivery_notes")
@@ -54,6 +56,12 @@ class DeliveryLine(models.Model):
     production_date = models.DateField(_("production date"), null=True, blank=True)
     quantity = models.PositiveIntegerField(_("quantity"), default=1)
     unit_price = models.DecimalField(_("unit price"), max_digits=12, decimal_places=2)
+    # Physically verified: the unit (or lot label) was scanned against this line, by whom and when.
+    scanned_by = models.ForeignKey(
+        "inventory.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        verbose_name=_("scanned by"),
+    )
+    scanned_at = models.DateTimeField(_("scanned at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("delivery line")
@@ -81,6 +89,12 @@ class AcceptanceRecord(models.Model):
     is_gift = models.BooleanField(_("gift (赠送)"), default=False)
     decided_by = models.ForeignKey("inventory.User", on_delete=models.PROTECT, related_name="+")
     decided_at = models.DateTimeField(_("decided at"), default=timezone.now)
+    # A unit line accepted although nobody scanned it: an operator's or administrator's decision
+    # (`decided_by`) with its reason. db_default: bulk loaders that name their columns still work.
+    accepted_without_scan = models.BooleanField(_("accepted without scanning"), default=False, db_default=False)
+    without_scan_reason = models.CharField(
+        _("reason for accepting without scanning"), max_length=500, blank=True, default="", db_default=""
+    )
 
     class Meta:
         verbose_name = _("acceptance record")
@@ -88,11 +102,49 @@ class AcceptanceRecord(models.Model):
             models.CheckConstraint(
                 condition=Q(decision="ACCEPTED", reason_code="") | (Q(decision="REJECTED") & ~Q(reason_code="")),
                 name="rejection_has_reason",
-            )
+            ),
+            models.CheckConstraint(
+                condition=Q(accepted_without_scan=False, without_scan_reason="")
+                | (Q(accepted_without_scan=True, decision="ACCEPTED") & ~Q(without_scan_reason="")),
+                name="unscanned_acceptance_has_reason",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.line}: {self.get_decision_display()} {self.reason_code}".strip()
+
+
+class ReceivingDraft(models.Model):
+    """A delivery being scanned in at the warehouse before its note is recorded (收货草稿).
+
+    Kept in the database, per hospital, so that a long delivery survives a closed browser and a
+    colleague can resume it. `lines` holds what was scanned or typed, in order: each a dict with
+    udi, product, lot, expiry, quantity, price, scanned_by, scanned_at. Once recorded, `note` is set.
+    """
+
+    hospital = models.ForeignKey("inventory.Hospital", on_delete=models.CASCADE, related_name="receiving_drafts")
+    key = models.CharField(_("key"), max_length=32, unique=True)
+    supplier = models.ForeignKey("inventory.Supplier", on_delete=models.PROTECT, related_name="+")
+    number = models.CharField(_("delivery note number"), max_length=64)
+    receiving_location = models.ForeignKey("inventory.Location", on_delete=models.PROTECT, related_name="+")
+    temperature_c = models.DecimalField(
+        _("temperature on arrival °C"), max_digits=5, decimal_places=1, null=True, blank=True
+    )
+    lines = models.JSONField(_("lines"), default=list, blank=True)
+    created_by = models.ForeignKey("inventory.User", on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(_("started at"), default=timezone.now)
+    updated_by = models.ForeignKey("inventory.User", on_delete=models.PROTECT, related_name="+")
+    updated_at = models.DateTimeField(_("last change"), default=timezone.now)
+    note = models.OneToOneField(
+        DeliveryNote, null=True, blank=True, on_delete=models.SET_NULL, related_name="draft"
+    )
+
+    class Meta:
+        verbose_name = _("receiving draft")
+        ordering = ["-updated_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.supplier} {self.number} ({len(self.lines)})"
 
 
 class StockOrder(models.Model):

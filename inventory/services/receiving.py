@@ -4,13 +4,18 @@ Acceptance is decided here and only here: `acceptance_problems` lists every reas
 be accepted; accepted lines enter stock with a RECEIPT movement, rejected lines keep their reasons
 and never enter stock. `preview_note` and `preview_delivery` run the same checks without writing,
 for people scanning a delivery who must see each verdict at once.
+
+Trust at the edge: a unit enters stock only when someone held it. `record_scan` marks the line a
+scanned unit is as verified (who, when); a unit line nobody scanned is not accepted on paper alone —
+it stays open (the note is PARTLY_ACCEPTED, to be finished later) unless an SPD operator or an
+administrator accepts it without scanning, with a reason kept on its acceptance record.
 """
 import datetime
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from devices.identification import ParsedUDI, ParseError, parse_udi
@@ -32,11 +37,14 @@ from inventory.models import (
     TrackingMode,
     Unit,
     UnitStatus,
+    User,
 )
 from inventory.services.idempotency import run_once
 from inventory.services.ledger import move_lot, move_unit
 
 REQUIRED_SUPPLIER_CERTIFICATES = (Certificate.Kind.BUSINESS_LICENCE, Certificate.Kind.DISTRIBUTION_LICENCE)
+# Who may accept unit lines nobody scanned (with a reason), and who may mark gift lines.
+UNSCANNED_DECIDERS = (Role.ADMIN, Role.SPD_OPERATOR)
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,10 @@ class LineInput:
     lot: str = ""
     expiry: datetime.date | None = None
     quantity: int = 1
+    # Set when the line was scanned in by a person (a delivery scanned at the warehouse): the
+    # recorded line is then verified by that scan. The API's lines are never scanned.
+    scanned_by: User | None = None
+    scanned_at: datetime.datetime | None = None
 
     def as_payload(self) -> dict:
         return {
@@ -143,6 +155,7 @@ def _delivery_line(
     delivery_line = DeliveryLine(
         note=note, line_no=line_no, raw_udi=line.udi, product=line.product, lot=line.lot, expiry=line.expiry,
         quantity=line.quantity, unit_price=line.unit_price,
+        scanned_by=line.scanned_by if line.scanned_at else None, scanned_at=line.scanned_at,
     )
     if scan is not None:
         delivery_line.product = catalog.get(scan.di)
@@ -155,27 +168,39 @@ def _delivery_line(
 
 def accept_delivery_note(
     *, actor: Actor, note: DeliveryNote, idempotency_key: str, gift_line_nos: frozenset[int] = frozenset(),
-    put_away_to: Location | None = None,
+    put_away_to: Location | None = None, accept_unscanned: bool = False, unscanned_reason: str = "",
 ) -> DeliveryNote:
-    """Decide every line of a delivery note: accepted units and lots enter stock, others keep reasons.
+    """Decide every open line of a delivery note: accepted units and lots enter stock, others keep reasons.
 
     Accepted units get a RECEIPT movement (RECEIVED → ACCEPTED at the receiving location) and a
     PUTAWAY movement into `put_away_to` (default: the receiving location). Gift lines need an
     authorised user and enter stock at zero cost.
+
+    A unit line that would be accepted but was never scanned (`record_scan`) is not decided: it
+    stays open, the note becomes PARTLY_ACCEPTED and a later call decides what is open then. With
+    `accept_unscanned` an SPD operator or administrator accepts such lines with `unscanned_reason`,
+    kept on each line's acceptance record. When every open line is an unscanned unit and nothing
+    else can be decided, the call is refused (LINES_NOT_SCANNED) rather than doing nothing quietly.
     """
     if gift_line_nos and not actor.user.has_role(Role.ADMIN, Role.SPD_OPERATOR):
         raise Refused(Refusal.GIFT_NOT_AUTHORISED)
     put_away_to = put_away_to or note.receiving_location
     if put_away_to.hospital_id != note.hospital_id:
         raise Refused(Refusal.NOT_FOUND, what="location")
+    unscanned_reason = unscanned_reason.strip() if accept_unscanned else ""
     payload = {"note": note.pk, "gifts": sorted(gift_line_nos), "put_away_to": put_away_to.pk}
+    if accept_unscanned:
+        payload["accept_unscanned"] = unscanned_reason
 
     def perform() -> DeliveryNote:
         locked = DeliveryNote.objects.select_for_update().get(pk=note.pk)
         if locked.status == DeliveryNote.Status.ACCEPTED:
             raise Refused(Refusal.DELIVERY_ALREADY_ACCEPTED, number=locked.number)
-        _decide_lines(locked, actor, gift_line_nos, put_away_to, idempotency_key)
-        locked.status = DeliveryNote.Status.ACCEPTED
+        left_open = _decide_lines(
+            locked, actor, gift_line_nos, put_away_to, idempotency_key,
+            _UnscannedDecision(accept=accept_unscanned, reason=unscanned_reason),
+        )
+        locked.status = DeliveryNote.Status.PARTLY_ACCEPTED if left_open else DeliveryNote.Status.ACCEPTED
         locked.accepted_by = actor.user
         locked.accepted_at = timezone.now()
         locked.save(update_fields=["status", "accepted_by", "accepted_at"])
@@ -193,20 +218,55 @@ def accept_delivery_note(
     return accepted
 
 
+@dataclass(frozen=True)
+class _UnscannedDecision:
+    """What to do with unit lines nobody scanned: leave them open, or accept them with a reason."""
+
+    accept: bool
+    reason: str
+
+    def require_authorised(self, actor: Actor, unscanned: list[DeliveryLine]) -> None:
+        if not self.accept or not unscanned:
+            return
+        lines = ", ".join(str(line.line_no) for line in unscanned)
+        if not actor.user.has_role(*UNSCANNED_DECIDERS):
+            raise Refused(Refusal.UNSCANNED_ACCEPT_NOT_AUTHORISED, lines=lines)
+        if not self.reason:
+            raise Refused(Refusal.UNSCANNED_REASON_MISSING, lines=lines)
+
+
+def needs_scan(line: DeliveryLine) -> bool:
+    """A unit line not verified by a scan: it is accepted only by an explicit decision."""
+    return line.product is not None and line.product.tracking == TrackingMode.UNIT and line.scanned_at is None
+
+
 def _decide_lines(
-    note: DeliveryNote, actor: Actor, gift_line_nos: frozenset[int], put_away_to: Location, key: str
-) -> None:
-    lines = list(note.lines.select_related("product__registration_certificate").order_by("line_no"))
+    note: DeliveryNote, actor: Actor, gift_line_nos: frozenset[int], put_away_to: Location, key: str,
+    unscanned: _UnscannedDecision,
+) -> list[DeliveryLine]:
+    """Decide the note's open lines; return the unscanned unit lines left open."""
+    lines = list(
+        note.lines.filter(acceptance__isnull=True).select_related("product__registration_certificate")
+        .order_by("line_no")
+    )
+    unscanned.require_authorised(actor, [line for line in lines if needs_scan(line)])
     context = _AcceptanceContext.load(note, lines)
     document = (Movement.DocumentType.DELIVERY_NOTE, note.pk)
+    left_open = []
     for line in lines:
         is_gift = line.line_no in gift_line_nos
         problems = acceptance_problems(line, note=note, context=context, is_gift=is_gift)
+        without_scan = not problems and needs_scan(line)
+        if without_scan and not unscanned.accept:
+            context.accept(line)  # its serial stays reserved: a second line with it is a duplicate
+            left_open.append(line)
+            continue
         AcceptanceRecord.objects.create(
             line=line, is_gift=is_gift, decided_by=actor.user,
             decision=AcceptanceRecord.Decision.REJECTED if problems else AcceptanceRecord.Decision.ACCEPTED,
             reason_code=problems[0].code if problems else "",
             reasons=[problem.as_dict() for problem in problems],
+            accepted_without_scan=without_scan, without_scan_reason=unscanned.reason if without_scan else "",
         )
         if problems:
             continue
@@ -222,6 +282,11 @@ def _decide_lines(
                 kind=Movement.Kind.RECEIPT, actor=actor, idempotency_key=movement_key, document=document,
                 new_balance_defaults={"expiry": line.expiry, "owner": owner, "unit_cost": unit_cost, "is_gift": is_gift},
             )
+    if left_open and len(left_open) == len(lines):
+        raise Refused(
+            Refusal.LINES_NOT_SCANNED, number=note.number, lines=", ".join(str(line.line_no) for line in left_open)
+        )
+    return left_open
 
 
 def _receive_unit(
@@ -383,12 +448,21 @@ class LinePreview:
     def accepted(self) -> bool:
         return not self.problems
 
+    @property
+    def unverified(self) -> bool:
+        """It would be accepted, but it is a unit nobody has scanned: it waits for a scan (or an
+        operator's decision to accept it without one)."""
+        return not self.problems and needs_scan(self.line)
+
 
 def preview_note(note: DeliveryNote, *, gift_line_nos: frozenset[int] = frozenset()) -> list[LinePreview]:
-    """What `accept_delivery_note` would decide for every line of a recorded note, in line order:
-    the same checks in the same order (a serial accepted on an earlier line is taken for the later
-    ones). Writes nothing, so a scanning person sees each verdict before finishing the acceptance."""
-    lines = list(note.lines.select_related("product__registration_certificate").order_by("line_no"))
+    """What `accept_delivery_note` would decide for every open line of a recorded note, in line
+    order: the same checks in the same order (a serial accepted on an earlier line is taken for the
+    later ones). Writes nothing, so a scanning person sees each verdict before finishing the acceptance."""
+    lines = list(
+        note.lines.filter(acceptance__isnull=True).select_related("product__registration_certificate", "scanned_by")
+        .order_by("line_no")
+    )
     return _preview(note, lines, gift_line_nos)
 
 
@@ -421,7 +495,10 @@ def find_line(note: DeliveryNote, raw_udi: str) -> DeliveryLine | None:
         scanned = parse_udi(raw_udi)
     except ParseError as error:
         raise Refused(Refusal.UDI_UNPARSEABLE, detail=str(error)) from error
-    for line in note.lines.select_related("product").order_by("line_no"):
+    candidates = note.lines.filter(serial=scanned.serial) if scanned.serial else note.lines.filter(
+        serial="", lot=scanned.lot
+    )
+    for line in candidates.select_related("product").order_by("line_no"):
         recorded = _read_udi(line.raw_udi)
         di = line.product.udi_di if line.product else (recorded.di if recorded else None)
         if di != scanned.di:
@@ -431,6 +508,29 @@ def find_line(note: DeliveryNote, raw_udi: str) -> DeliveryLine | None:
         if not scanned.serial and not line.serial and line.lot and line.lot == scanned.lot:
             return line
     return None
+
+
+def record_scan(*, actor: Actor, note: DeliveryNote, code: str) -> DeliveryLine:
+    """Record that the unit (or lot label) `code` was physically seen against its line of `note`.
+
+    The line is verified by scan: who and when, kept from the first scan (scanning it again changes
+    nothing). Refused when the code cannot be read (UDI_UNPARSEABLE), is on no line of the note
+    (SCANNED_UNIT_NOT_ON_NOTE), or its line or the whole note is already decided.
+    """
+    if note.status == DeliveryNote.Status.ACCEPTED:
+        raise Refused(Refusal.DELIVERY_ALREADY_ACCEPTED, number=note.number)
+    line = find_line(note, code)
+    if line is None:
+        raise Refused(Refusal.SCANNED_UNIT_NOT_ON_NOTE, number=note.number)
+    if AcceptanceRecord.objects.filter(line=line).exists():
+        raise Refused(Refusal.LINE_ALREADY_DECIDED, number=note.number, line=line.line_no)
+    with transaction.atomic():
+        # Conditional: two people scanning the same unit at once keep the first scan.
+        DeliveryLine.objects.filter(pk=line.pk, scanned_at__isnull=True).update(
+            scanned_by=actor.user, scanned_at=timezone.now()
+        )
+        line.refresh_from_db(fields=["scanned_by", "scanned_at"])
+    return line
 
 
 def agreed_price(*, hospital: Hospital, supplier: Supplier, product: Product) -> Decimal | None:

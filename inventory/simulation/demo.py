@@ -49,7 +49,7 @@ from inventory.models import (
     User,
 )
 from inventory.services.labelling import bind_tag
-from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
+from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note, record_scan
 from inventory.services.stock import transfer_stock
 from inventory.validators import make_uscc
 
@@ -742,10 +742,22 @@ def _seed_deliveries(context: _Context) -> None:
                 raise
             delivery = DeliveryNote.objects.get(hospital=hospital, supplier=supplier, number=note.number)
         if note.accept:
+            keeper = Actor(user=context.users[f"keeper{suffix}"])
+            for raw_udi in delivery.lines.exclude(raw_udi="").values_list("raw_udi", flat=True):
+                _scan_against(keeper, delivery, raw_udi)
             accept_delivery_note(
                 actor=Actor(user=context.users[f"{note.accepted_by}{suffix}"]), note=delivery,
                 idempotency_key=note.accept_key, gift_line_nos=frozenset(gifts),
             )
+
+
+def _scan_against(keeper: Actor, delivery: DeliveryNote, raw_udi: str) -> None:
+    """The keeper scans a delivered unit against the note, as at the warehouse (an unscanned unit
+    is not accepted); the label that cannot be read, or a note accepted on an earlier run, stays as it is."""
+    try:
+        record_scan(actor=keeper, note=delivery, code=raw_udi)
+    except Refused:
+        return
 
 
 def _delivery_lines(context: _Context, note: _Note) -> tuple[list[LineInput], set[int]]:

@@ -7,7 +7,7 @@ from devices.models import Device, DeviceEvent
 from inventory.models import Movement, Unit
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
 from tests import factories
-from tests.conftest import api_client_for
+from tests.conftest import api_client_for, scan_every_line
 from tests.factories import gs1_udi
 
 pytestmark = pytest.mark.django_db
@@ -141,6 +141,7 @@ def unit_in_warehouse(keeper_actor, supplier, warehouse, product):
         lines=[LineInput(product.agreements.get().unit_price, udi=gs1_udi(product.udi_di, serial="S1", lot="L1"))],
         idempotency_key="dn",
     )
+    scan_every_line(keeper_actor, note)
     accept_delivery_note(actor=keeper_actor, note=note, idempotency_key="acc")
     return Unit.objects.get()
 

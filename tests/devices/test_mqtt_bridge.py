@@ -34,6 +34,7 @@ from inventory.services.labelling import bind_tag
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
 from inventory.services.stock import transfer_stock
 from tests import factories
+from tests.conftest import scan_every_line
 from tests.factories import gs1_udi
 
 WHEN = "2026-11-23T09:30:00+08:00"
@@ -470,6 +471,7 @@ def test_simulate_cabinet_over_http_stores_a_whole_door_session(
         lines=[LineInput(product.agreements.get().unit_price, udi=gs1_udi(product.udi_di, serial=f"SIM{n}"))
                for n in range(3)],
     )
+    scan_every_line(keeper_actor, note)
     accept_delivery_note(actor=keeper_actor, note=note, idempotency_key="acc-sim")
     units = list(Unit.objects.order_by("serial"))
     transfer_stock(actor=keeper_actor, hospital=cabinet.hospital, to_location=cabinet, units=units,

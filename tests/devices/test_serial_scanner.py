@@ -26,6 +26,7 @@ from devices.management.commands import run_scanner
 from devices.models import Device, DeviceEvent
 from inventory.models import Movement, Unit, UnitStatus
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
+from tests.conftest import scan_every_line
 from tests.factories import gs1_udi
 
 WAIT = 5.0  # seconds any single condition may take before the test fails
@@ -301,6 +302,7 @@ def unit_in_warehouse(keeper_actor, supplier, warehouse, product) -> Unit:
         lines=[LineInput(Decimal("1200.00"), udi=gs1_udi(product.udi_di, serial="S1", lot="L1"))],
         idempotency_key="rcv-DN-SER",
     )
+    scan_every_line(keeper_actor, note)
     accept_delivery_note(actor=keeper_actor, note=note, idempotency_key="acc-DN-SER")
     return Unit.objects.get(serial="S1")
 

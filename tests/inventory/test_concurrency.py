@@ -18,6 +18,7 @@ from inventory.services import stock as stock_service
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
 from inventory.services.stock import LotQuantity, transfer_stock
 from tests.concurrency import run_together
+from tests.conftest import scan_every_line
 from tests.factories import TODAY, gs1_udi
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -28,6 +29,7 @@ def receive_and_accept(actor, supplier, location, lines, number):
         actor=actor, hospital=location.hospital, supplier=supplier, number=number, receiving_location=location,
         lines=lines, idempotency_key=f"rcv-{number}",
     )
+    scan_every_line(actor, note)
     accept_delivery_note(actor=actor, note=note, idempotency_key=f"acc-{number}")
 
 

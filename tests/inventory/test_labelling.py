@@ -2,6 +2,7 @@ import pytest
 
 from inventory.models import TagBinding, Unit
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
+from tests.conftest import scan_every_line
 from tests.factories import gs1_udi
 
 pytestmark = pytest.mark.django_db
@@ -14,6 +15,7 @@ def units(keeper_actor, supplier, warehouse, product):
         actor=keeper_actor, hospital=warehouse.hospital, supplier=supplier, number="DN", receiving_location=warehouse,
         lines=[LineInput(price, udi=gs1_udi(product.udi_di, serial=s)) for s in ("T1", "T2")], idempotency_key="dn",
     )
+    scan_every_line(keeper_actor, note)
     accept_delivery_note(actor=keeper_actor, note=note, idempotency_key="acc")
     return list(Unit.objects.order_by("serial"))
 

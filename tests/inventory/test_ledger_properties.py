@@ -49,6 +49,7 @@ from inventory.services.consumption import ClinicalContext, consume_lot, refund_
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
 from inventory.services.stock import LotQuantity, return_to_supplier, scrap, transfer_stock
 from tests import factories
+from tests.conftest import scan_every_line
 from tests.factories import TODAY, gs1_udi
 
 UNIT_PRICE = Decimal("1200.00")
@@ -245,6 +246,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
         changed = {"number": number + "-X"}
         note = self.attempt(receive_call, set(), key=receive_key, different=changed, log=self.done_receipts)
+        scan_every_line(self.actor, note)
         accept_kwargs = {"actor": self.actor, "note": note, "idempotency_key": accept_key, "put_away_to": destination}
 
         def accept_call(**changes):

@@ -8,6 +8,7 @@ from inventory.errors import Refused
 from inventory.models import AcceptanceRecord, DeliveryNote, LotBalance, Movement, Unit, UnitStatus
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
 from tests import factories
+from tests.conftest import scan_every_line
 from tests.factories import TODAY, gs1_udi
 
 pytestmark = pytest.mark.django_db
@@ -23,6 +24,7 @@ def receive(actor, supplier, warehouse, lines, *, number="DN-1", key="rcv-1", **
 
 def receive_and_accept(actor, supplier, warehouse, lines, *, gifts=frozenset(), **kwargs):
     note = receive(actor, supplier, warehouse, lines, **kwargs)
+    scan_every_line(actor, note)
     return accept_delivery_note(actor=actor, note=note, idempotency_key="acc-" + note.number, gift_line_nos=gifts)
 
 
@@ -123,6 +125,7 @@ def test_duplicate_serial_is_rejected_within_a_note_and_across_notes(keeper_acto
 def test_gift_line_needs_an_authorised_user_and_costs_nothing(keeper, operator, supplier, warehouse, product):
     lines = [LineInput(Decimal("0.00"), udi=gs1_udi(product.udi_di, serial="G1"))]
     note = receive(Actor(user=keeper), supplier, warehouse, lines)
+    scan_every_line(Actor(user=keeper), note)
 
     with pytest.raises(Refused) as refused:
         accept_delivery_note(actor=Actor(user=keeper), note=note, idempotency_key="a1", gift_line_nos=frozenset({1}))
@@ -153,6 +156,7 @@ def test_same_key_replays_the_delivery_and_different_content_conflicts(keeper_ac
 
 def test_accepting_twice_with_the_same_key_writes_nothing_more(keeper_actor, supplier, warehouse, product):
     note = receive(keeper_actor, supplier, warehouse, [LineInput(PRICE, udi=gs1_udi(product.udi_di, serial="S1"))])
+    scan_every_line(keeper_actor, note)
     accept_delivery_note(actor=keeper_actor, note=note, idempotency_key="acc")
     accept_delivery_note(actor=keeper_actor, note=note, idempotency_key="acc")
     assert Movement.objects.count() == 2

@@ -18,6 +18,7 @@ from inventory.services.receiving import (
     receive_delivery_note,
 )
 from tests import factories
+from tests.conftest import scan_every_line
 from tests.factories import TODAY, gs1_udi
 
 pytestmark = pytest.mark.django_db
@@ -57,6 +58,7 @@ def test_preview_of_a_delivery_not_yet_recorded_gives_the_verdicts_acceptance_wi
     assert codes(preview_note(note)) == EXPECTED
     assert not AcceptanceRecord.objects.exists() and not Unit.objects.exists()
 
+    scan_every_line(Actor(user=keeper), note)
     accept_delivery_note(actor=Actor(user=keeper), note=note, idempotency_key="acc-p")
     decided = [[r["code"] for r in record.reasons] for record in AcceptanceRecord.objects.order_by("line__line_no")]
     assert decided == EXPECTED

@@ -39,7 +39,7 @@ from inventory.services.settlements import confirm_settlement, draft_settlement
 from inventory.services.stock import LotQuantity, return_to_supplier, scrap, transfer_stock
 from spd.celery import app as celery_app
 from tests import factories
-from tests.conftest import api_client_for
+from tests.conftest import api_client_for, scan_every_line
 from tests.pdf_text import rows_through, shown_strings
 
 K = Finding.Kind
@@ -137,6 +137,7 @@ class Scenario:
             lines=[LineInput(price, udi=factories.gs1_udi(product.udi_di, serial=s, lot="L1", expiry=expiry))
                    for s in serials],
         )
+        scan_every_line(self.actor, note)
         accept_delivery_note(actor=self.actor, note=note, idempotency_key=self.key("acc"),
                              gift_line_nos=frozenset(range(1, len(serials) + 1)) if gift else frozenset())
         return list(Unit.objects.filter(product=product, serial__in=serials).order_by("serial"))

@@ -11,6 +11,7 @@ from inventory.models import IdempotencyRecord, LotBalance, LotMovementLayer, Mo
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
 from inventory.services.stock import LotQuantity, return_to_supplier, scrap, transfer_stock
 from tests import factories
+from tests.conftest import scan_every_line
 from tests.factories import TODAY, gs1_udi
 
 pytestmark = pytest.mark.django_db
@@ -23,6 +24,7 @@ def receive_and_accept(actor, supplier, location, lines, number):
         actor=actor, hospital=location.hospital, supplier=supplier, number=number, receiving_location=location,
         lines=lines, idempotency_key=f"rcv-{number}",
     )
+    scan_every_line(actor, note)
     return accept_delivery_note(actor=actor, note=note, idempotency_key=f"acc-{number}")
 
 

@@ -91,18 +91,19 @@ def test_receive_a_delivery_by_scanning_with_gs_and_see_accepted_and_rejected_ro
     page.goto(f"/receiving/{note.pk}/")
     check = page.locator("#note-scan")
     scan(page, check, gs1_udi(product.udi_di, serial="B1", lot="LB").replace("\x1d", "|"))
-    note_result = page.locator("form[data-mark-lines] [data-scan-result]")
+    note_result = page.locator("form[data-note-rows] [data-scan-result]")
     expect(note_result).to_have_class(re.compile(r"\bok\b"))
     expect(page.locator('#note-lines tr[data-line="1"]')).to_have_class(re.compile(r"\bscanned\b"))
     scan(page, check, gs1_udi(product.udi_di, serial="B2", lot="LB"))
     expect(note_result).to_have_class(re.compile(r"\bfail\b"))
     expect(note_result).to_contain_text("将被拒收")
-    expect(page.locator("[data-checked-count]")).to_have_text("2")
+    expect(page.locator("[data-checked-count]")).to_have_text("3")  # each was scanned into the draft
     scan(page, check, gs1_udi(product.udi_di, serial="NOT-ON-NOTE"))
-    expect(note_result).to_contain_text("未找到送货单 DN-BROWSER-1 上的该耗材")
+    expect(note_result).to_contain_text("扫描的条码不在送货单 DN-BROWSER-1 的任何一行上")
     settled_screenshot(page, "receiving-note")
 
-    page.locator('[data-action="finish"]').click()
+    page.locator('[data-action="finish"]').click()  # the review, then the decision
+    page.locator('[data-action="decide"]').click()
     expect(page.locator(".message.success")).to_contain_text("1 行通过，2 行拒收")
     expect(page.locator('[data-decision="ACCEPTED"]')).to_have_count(1)
     expect(page.locator('[data-decision="REJECTED"]')).to_have_count(2)

@@ -139,7 +139,8 @@ def test_scanning_a_note_number_opens_it_and_an_unknown_number_says_so(world):
 def test_a_recorded_note_shows_what_acceptance_will_decide_for_each_line(world):
     note = recorded_note(world)
     page = text(client_for(world.keeper).get(reverse("web:receiving-note", args=[note.pk])))
-    assert page.count('data-verdict="accept"') == 1 and page.count('data-verdict="reject"') == 2
+    # R1 would be accepted, but nobody has scanned it yet; R2 and R3 will be rejected.
+    assert page.count('data-verdict="unverified"') == 1 and page.count('data-verdict="reject"') == 2
     assert "价格 999.00 与协议价 1200.00 不一致" in page
     assert "本院目录中没有 UDI-DI 为 06901234567892 的产品" in page
     assert not AcceptanceRecord.objects.filter(line__note=note).exists()
@@ -163,7 +164,7 @@ def test_each_scan_says_at_once_which_line_and_whether_it_will_be_accepted(world
     assert "将被拒收" in bad.json()["message"]
 
     stranger = note_scan(keeper, note, gs1_udi(world.product.udi_di, serial="R9"))
-    assert stranger.status_code == 404 and stranger.json()["problems"][0]["code"] == "NOT_FOUND"
+    assert stranger.status_code == 404 and stranger.json()["problems"][0]["code"] == "SCANNED_UNIT_NOT_ON_NOTE"
     assert "DN-WEB-1" in stranger.json()["problems"][0]["detail"]
     unreadable = note_scan(keeper, note, "]d2012345")
     assert unreadable.status_code == 400 and unreadable.json()["problems"][0]["code"] == "UDI_UNPARSEABLE"
@@ -184,14 +185,15 @@ def test_a_scan_sent_with_the_stations_gs_substitute_or_the_shown_mark_is_read(w
 
 
 def accept(client, note, key=None, **data):
-    key = key or form_key(client.get(reverse("web:receiving-note", args=[note.pk])))
+    key = key or form_key(client.get(reverse("web:receiving-review", args=[note.pk])))
     return client.post(reverse("web:receiving-accept", args=[note.pk]), {"idempotency_key": key, **data})
 
 
 def test_finishing_the_acceptance_shows_each_lines_result_and_a_double_submit_changes_nothing(world):
     note = recorded_note(world)
     keeper = client_for(world.keeper)
-    key = form_key(keeper.get(reverse("web:receiving-note", args=[note.pk])))
+    note_scan(keeper, note, gs1_udi(world.product.udi_di, serial="R1", lot="L9"))
+    key = form_key(keeper.get(reverse("web:receiving-review", args=[note.pk])))
     first = accept(keeper, note, key)
     assert first.status_code == 302 and first["Location"] == reverse("web:receiving-note", args=[note.pk])
     again = accept(keeper, note, key)
@@ -210,6 +212,7 @@ def test_finishing_the_acceptance_shows_each_lines_result_and_a_double_submit_ch
 def test_accepting_an_accepted_note_with_a_new_form_is_refused_with_the_reason(world):
     note = recorded_note(world)
     keeper = client_for(world.keeper)
+    note_scan(keeper, note, gs1_udi(world.product.udi_di, serial="R1", lot="L9"))
     accept(keeper, note)
     late = accept(keeper, note, key="web-accept-another-tab")
     assert late.status_code == 409 and "送货单 DN-WEB-1 已验收" in text(late)
@@ -218,8 +221,9 @@ def test_accepting_an_accepted_note_with_a_new_form_is_refused_with_the_reason(w
 def test_only_an_operator_sees_the_gift_boxes_and_a_keeper_marking_a_gift_is_refused(world):
     note = recorded_note(world, lines=[LineInput(Decimal("0"), udi=gs1_udi(world.product.udi_di, serial="G1"))])
     keeper, operator = client_for(world.keeper), client_for(world.operator)
-    assert 'name="gift"' not in text(keeper.get(reverse("web:receiving-note", args=[note.pk])))
-    assert 'name="gift"' in text(operator.get(reverse("web:receiving-note", args=[note.pk])))
+    note_scan(keeper, note, gs1_udi(world.product.udi_di, serial="G1"))
+    assert 'name="gift"' not in text(keeper.get(reverse("web:receiving-review", args=[note.pk])))
+    assert 'name="gift"' in text(operator.get(reverse("web:receiving-review", args=[note.pk])))
 
     refused = accept(keeper, note, gift="1")
     assert refused.status_code == 403 and "只有 SPD 运营人员或管理员可以验收赠送品" in text(refused)
@@ -232,7 +236,9 @@ def test_only_an_operator_sees_the_gift_boxes_and_a_keeper_marking_a_gift_is_ref
 
 def test_accepted_stock_can_be_put_away_elsewhere(world, cath_lab_store):
     note = recorded_note(world)
-    accept(client_for(world.keeper), note, put_away_to=cath_lab_store.pk)
+    keeper = client_for(world.keeper)
+    note_scan(keeper, note, gs1_udi(world.product.udi_di, serial="R1", lot="L9"))
+    accept(keeper, note, put_away_to=cath_lab_store.pk)
     assert Unit.objects.get(serial="R1").location == cath_lab_store
 
 
@@ -305,9 +311,11 @@ def test_a_cold_chain_line_needs_the_arrival_temperature(world, hospital):
     assert "到货温度 12.5 °C 超出 2.0–8.0 °C 范围" in warm.json()["problems"][0]["detail"]
 
 
-def test_another_persons_draft_does_not_exist(world):
+def test_another_hospitals_draft_does_not_exist(world, other_hospital):
     draft = start_delivery(client_for(world.keeper), world)
-    assert client_for(world.operator).get(draft).status_code == 404
+    assert client_for(world.operator).get(draft).status_code == 200  # drafts belong to the hospital
+    stranger = factories.UserFactory(username="keeper-x", hospital=other_hospital, roles=["warehouse"])
+    assert client_for(stranger).get(draft).status_code == 404
 
 
 def test_receiving_speaks_english_to_an_english_reader(world):
@@ -316,7 +324,7 @@ def test_receiving_speaks_english_to_an_english_reader(world):
     bad = note_scan(keeper, note, gs1_udi(world.product.udi_di, serial="R2", lot="L9"))
     assert bad.json()["message"] == f"Line 2: {world.product.name} SN R2 — will be rejected"
     assert bad.json()["problems"][0]["detail"] == "Price 999.00 differs from the agreement price 1200.00."
-    assert "Finish acceptance" in text(keeper.get(reverse("web:receiving-note", args=[note.pk])))
+    assert "Review and finish acceptance" in text(keeper.get(reverse("web:receiving-note", args=[note.pk])))
 
 
 # --- smart cabinets --------------------------------------------------------------------------------

@@ -2,10 +2,16 @@
 
 Two ways in: a delivery note already recorded (sent through the API, or entered here earlier) is
 picked from the list or by scanning its number; or a supplier's delivery is entered here by
-scanning each unit into a new note (a draft kept in the session until it is recorded). Either way
-each scan shows at once which line it is and whether acceptance would accept it or why not
-(`receiving.preview_note` / `preview_delivery`: the service's own checks, nothing written), and
-"Finish acceptance" calls `accept_delivery_note`, which decides every line.
+scanning each unit into a new note (a draft, ReceivingDraft: kept in the database for the
+hospital, listed on the receiving page, resumed by anyone of the hospital, until it is recorded).
+Either way each scan shows at once which line it is and whether acceptance would accept it or why
+not (`receiving.preview_note` / `preview_delivery`: the service's own checks, nothing written).
+
+On a recorded note each scan is recorded (`receiving.record_scan`: the line is verified, by whom,
+when). "Review and finish" shows, before anything is decided, the lines that will be accepted, the
+rejected ones and the units nobody scanned, with totals per product to compare with the paper
+note; `accept_delivery_note` then decides — unscanned units stay open unless an SPD operator
+accepts them without scanning, with a reason. The acceptance record (验收单) prints as a PDF.
 """
 import datetime
 import uuid
@@ -13,29 +19,42 @@ from decimal import Decimal, InvalidOperation
 
 from django import forms
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from inventory.actors import Actor
 from inventory.errors import Refusal, Refused
-from inventory.models import DeliveryNote, Location, Product, Role, TrackingMode
+from inventory.models import DeliveryNote, Location, Product, ReceivingDraft, Role, TrackingMode, User
+from inventory.selectors.receiving import (
+    ACCEPT,
+    REJECT,
+    UNVERIFIED,
+    AcceptanceReview,
+    ReviewLine,
+    acceptance_review,
+    product_totals,
+    review_line,
+)
 from inventory.selectors.scope import visible_to
 from inventory.selectors.stock import StockScope
 from inventory.selectors.units import resolve_scan
+from inventory.services.acceptance_record import render_acceptance_record
 from inventory.services.receiving import (
+    UNSCANNED_DECIDERS,
     LineInput,
     LinePreview,
     accept_delivery_note,
     agreed_price,
-    find_line,
     preview_delivery,
-    preview_note,
     receive_delivery_note,
+    record_scan,
 )
 from inventory.web.access import STOCK_HANDLERS, may, web_page
 from inventory.web.forms import ProductChoiceField
@@ -46,16 +65,16 @@ from inventory.web.operations import (
     refused_answer,
     scan_answer,
     scanned_code,
-    shown,
 )
-from inventory.web.problems import problems_of, wants_json
+from inventory.web.problems import ShownProblem, problems_of, wants_json
+from inventory.web.views.station import station_of
 
 # Gift (赠送) lines: only these roles may mark one (the service refuses anyone else).
 GIFT_DECIDERS = frozenset({Role.ADMIN, Role.SPD_OPERATOR})
-DRAFTS = "spd_receiving_drafts"  # session: draft key → the delivery being scanned in
-CHECKED = "spd_receiving_checked"  # session: note id → line numbers checked by a scan
-KEPT_DRAFTS = 5
+# Accepting units nobody scanned: the same roles (services.receiving.UNSCANNED_DECIDERS).
+UNSCANNED_ACCEPTERS = frozenset(UNSCANNED_DECIDERS)
 RECENT = 20
+FEED = 8  # the latest scans listed on a note's page, newest first
 
 
 # --- forms ----------------------------------------------------------------------------------------
@@ -74,7 +93,12 @@ class DeliveryHeaderForm(forms.Form):
     def __init__(self, *args: object, request: HttpRequest, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.fields["supplier"].queryset = StockScope.of(request.user).suppliers()
-        self.fields["receiving_location"].queryset = _locations(request)
+        locations = _locations(request)
+        self.fields["receiving_location"].queryset = locations
+        # The keeper's scanner station stands somewhere: receive there unless told otherwise.
+        station = station_of(request)
+        if station is not None and station.location_id and locations.filter(pk=station.location_id).exists():
+            self.fields["receiving_location"].initial = station.location_id
 
     def clean_number(self) -> str:
         return self.cleaned_data["number"].strip()
@@ -116,10 +140,15 @@ def note_list(request: HttpRequest) -> HttpResponse:
         notes = notes.filter(number__iexact=number)
         if not notes.exists():
             problems = problems_of(Refused(Refusal.NOT_FOUND, what=_("Delivery note %(number)s") % {"number": number}))
+    drafts = ReceivingDraft.objects.none()
+    if request.user.hospital_id is not None:
+        drafts = ReceivingDraft.objects.filter(hospital=request.user.hospital_id, note__isnull=True).select_related(
+            "supplier", "receiving_location", "created_by", "updated_by")
+    awaiting = (DeliveryNote.Status.RECEIVED, DeliveryNote.Status.PARTLY_ACCEPTED)
     return render(request, "web/receiving/list.html", {
-        "awaiting": notes.filter(status=DeliveryNote.Status.RECEIVED).order_by("delivered_at", "pk"),
+        "awaiting": notes.filter(status__in=awaiting).order_by("delivered_at", "pk"),
         "accepted": notes.filter(status=DeliveryNote.Status.ACCEPTED).order_by("-accepted_at", "-pk")[:RECENT],
-        "number": number, "problems": problems,
+        "drafts": drafts, "number": number, "problems": problems,
     })
 
 
@@ -148,68 +177,71 @@ def _query(**values: str) -> str:
     return query.urlencode()
 
 
-# --- a new delivery, scanned in -------------------------------------------------------------------
+# --- a new delivery, scanned in: a draft kept in the database ----------------------------------------
 
 
 @web_page(STOCK_HANDLERS)
 def new_delivery(request: HttpRequest) -> HttpResponse:
-    """Step 1: who delivers, the note's number, where it is received. Nothing is written yet."""
+    """Step 1: who delivers, the note's number, where it is received. Only a draft is written."""
     try:
-        hospital_for(request)
+        hospital = hospital_for(request)
     except Refused as refused:
         return render(request, "web/receiving/new.html", {"problems": problems_of(refused)}, status=refused.status)
     if request.method == "POST":
         form = DeliveryHeaderForm(request.POST, request=request)
         if form.is_valid():
-            key = uuid.uuid4().hex
             data = form.cleaned_data
-            drafts = request.session.get(DRAFTS, {})
-            for old in list(drafts)[:-KEPT_DRAFTS + 1]:
-                drafts.pop(old)
-            drafts[key] = {
-                "supplier": data["supplier"].pk, "number": data["number"],
-                "location": data["receiving_location"].pk,
-                "temperature": str(data["temperature_c"]) if data["temperature_c"] is not None else "",
-                "lines": [], "note": None,
-            }
-            request.session[DRAFTS] = drafts
-            return redirect("web:receiving-draft", key=key)
+            draft = ReceivingDraft.objects.create(
+                hospital=hospital, key=uuid.uuid4().hex, supplier=data["supplier"], number=data["number"],
+                receiving_location=data["receiving_location"], temperature_c=data["temperature_c"],
+                created_by=request.user, updated_by=request.user,
+            )
+            return redirect("web:receiving-draft", key=draft.key)
     else:
         form = DeliveryHeaderForm(request=request)
     return render(request, "web/receiving/new.html", {"form": form, "problems": problems_of(form)})
 
 
 class _Draft:
-    """A delivery being scanned in: the header chosen in step 1 and the lines scanned so far."""
+    """A delivery being scanned in (a ReceivingDraft row): the header chosen in step 1 and the
+    lines scanned so far. Changes lock the row, so two people scanning into one draft lose nothing."""
 
-    def __init__(self, request: HttpRequest, key: str) -> None:
+    def __init__(self, request: HttpRequest, key: str, *, for_update: bool = False) -> None:
         self.request, self.key = request, key
-        data = request.session.get(DRAFTS, {}).get(key)
-        if data is None:
-            raise Http404
-        self.data = data
         self.hospital = hospital_for(request)
-        scope = StockScope.of(request.user)
-        self.supplier = get_object_or_404(scope.suppliers(), pk=data["supplier"])
-        self.location = get_object_or_404(_locations(request), pk=data["location"])
-        self.temperature = Decimal(data["temperature"]) if data["temperature"] else None
+        drafts = ReceivingDraft.objects.filter(hospital=self.hospital).select_related(
+            "supplier", "receiving_location", "created_by", "updated_by")
+        if for_update:
+            drafts = drafts.select_for_update(of=("self",))
+        self.row = get_object_or_404(drafts, key=key)
+        self.supplier = self.row.supplier
+        self.location = self.row.receiving_location
+        self.temperature = self.row.temperature_c
 
     @property
     def lines(self) -> list[dict]:
-        return self.data["lines"]
+        return self.row.lines
+
+    @property
+    def number(self) -> str:
+        return self.row.number
 
     def save(self) -> None:
-        self.request.session.modified = True
+        self.row.updated_by = self.request.user
+        self.row.updated_at = timezone.now()
+        self.row.save(update_fields=["lines", "updated_by", "updated_at"])
 
     def inputs(self) -> list[LineInput]:
         products = Product.objects.filter(hospital=self.hospital).in_bulk(
             {line["product"] for line in self.lines if line["product"]}
         )
+        scanners = User.objects.in_bulk({line.get("scanned_by") for line in self.lines if line.get("scanned_by")})
         return [
             LineInput(
                 Decimal(line["price"]), udi=line["udi"], product=products.get(line["product"]), lot=line["lot"],
                 expiry=datetime.date.fromisoformat(line["expiry"]) if line["expiry"] else None,
-                quantity=line["quantity"],
+                quantity=line["quantity"], scanned_by=scanners.get(line.get("scanned_by")),
+                scanned_at=datetime.datetime.fromisoformat(line["scanned_at"]) if line.get("scanned_at") else None,
             )
             for line in self.lines
         ]
@@ -235,36 +267,63 @@ class _Draft:
         return agreed_price(hospital=self.hospital, supplier=self.supplier, product=product) or Decimal("0.00")
 
 
+def _draft_review(draft: _Draft) -> AcceptanceReview:
+    """The draft's lines as acceptance would decide them once recorded, with the per-product totals."""
+    lines = [review_line(preview) for preview in draft.previews()]
+    return AcceptanceReview(DeliveryNote(number=draft.number), lines, product_totals(lines))
+
+
 def _draft_context(draft: _Draft, **extra: object) -> dict:
+    review = _draft_review(draft)
     return {
-        "draft": draft, "previews": draft.previews(), "key": draft.key,
+        "draft": draft, "review": review, "rows": list(reversed(review.lines)), "key": draft.key,
+        "tally": _draft_tally(draft, review),
         "lot_form": extra.pop("lot_form", None) or LotLineForm(hospital=draft.hospital),
         **extra,
     }
 
 
-@web_page(STOCK_HANDLERS)
-def draft(request: HttpRequest, key: str) -> HttpResponse:
-    """Step 2: scan the units, add lot lines, then record the note (POST)."""
+def _draft_tally(draft: _Draft, review: AcceptanceReview) -> dict[str, int]:
+    """Scanned lines, what acceptance would accept and reject, and lines typed without a scan."""
+    counts = review.tally
+    counts["scanned"] = sum(1 for line in draft.lines if line["udi"])
+    counts["unverified"] = len(draft.lines) - counts["scanned"]
+    return counts
+
+
+def _open_draft(request: HttpRequest, key: str) -> _Draft | HttpResponse:
     try:
         current = _Draft(request, key)
     except Refused as refused:
         return render(request, "web/receiving/new.html", {"problems": problems_of(refused)}, status=refused.status)
-    if current.data.get("note"):
-        return redirect("web:receiving-note", pk=current.data["note"])
+    if current.row.note_id:
+        return redirect("web:receiving-note", pk=current.row.note_id)
+    return current
+
+
+@web_page(STOCK_HANDLERS)
+def draft(request: HttpRequest, key: str) -> HttpResponse:
+    """Step 2: scan the units, add lot lines, then record the note (POST)."""
+    current = _open_draft(request, key)
+    if isinstance(current, HttpResponse):
+        return current
     if request.method != "POST":
         return render(request, "web/receiving/draft.html", _draft_context(current))
     try:
-        note = receive_delivery_note(
-            actor=Actor(user=request.user), hospital=current.hospital, supplier=current.supplier,
-            number=current.data["number"], receiving_location=current.location, lines=current.inputs(),
-            temperature_c=current.temperature, idempotency_key=f"web-receive-{key}",
-        )
+        with transaction.atomic():
+            current = _Draft(request, key, for_update=True)
+            if current.row.note_id:  # recorded meanwhile (a double submit): the same note
+                return redirect("web:receiving-note", pk=current.row.note_id)
+            note = receive_delivery_note(
+                actor=Actor(user=request.user), hospital=current.hospital, supplier=current.supplier,
+                number=current.number, receiving_location=current.location, lines=current.inputs(),
+                temperature_c=current.temperature, idempotency_key=f"web-receive-{key}",
+            )
+            current.row.note = note
+            current.row.save(update_fields=["note"])
     except Refused as refused:
         context = _draft_context(current, problems=problems_of(refused))
         return render(request, "web/receiving/draft.html", context, status=refused.status)
-    current.data["note"] = note.pk
-    current.save()
     messages.success(request, _("Delivery note %(number)s is recorded with %(lines)s lines. Check the units and "
                                 "finish the acceptance.") % {"number": note.number, "lines": len(current.lines)})
     return redirect("web:receiving-note", pk=note.pk)
@@ -275,28 +334,30 @@ def draft(request: HttpRequest, key: str) -> HttpResponse:
 def draft_scan(request: HttpRequest, key: str) -> HttpResponse:
     """One scanned unit (or lot UDI with a quantity) added to the draft, with acceptance's verdict."""
     try:
-        current = _Draft(request, key)
-        if current.data.get("note"):
-            raise Refused(Refusal.INVALID_REQUEST, detail=_("this delivery note is already recorded"))
-        code = scanned_code(request, request.POST.get("code", ""))
-        if not code:
-            raise Refused(Refusal.INVALID_REQUEST, detail=_("nothing was scanned"))
-        resolution = resolve_scan(current.hospital, code)  # an unreadable code is refused, not recorded
-        for line_no, line in enumerate(current.lines, start=1):
-            if line["udi"] == code:
-                raise Refused(Refusal.INVALID_REQUEST, detail=_("this code is already on line %(line)s") % {
-                    "line": line_no})
-        quantity = 1
-        if resolution.product is not None and resolution.product.tracking == TrackingMode.LOT:
-            quantity = _quantity(request.POST.get("quantity", ""))
-        price = current.price_for(resolution.product, request.POST.get("unit_price", ""))
+        with transaction.atomic():
+            current = _Draft(request, key, for_update=True)
+            if current.row.note_id:
+                raise Refused(Refusal.INVALID_REQUEST, detail=_("this delivery note is already recorded"))
+            code = scanned_code(request, request.POST.get("code", ""))
+            if not code:
+                raise Refused(Refusal.INVALID_REQUEST, detail=_("nothing was scanned"))
+            resolution = resolve_scan(current.hospital, code)  # an unreadable code is refused, not recorded
+            for line_no, line in enumerate(current.lines, start=1):
+                if line["udi"] == code:
+                    raise Refused(Refusal.INVALID_REQUEST, detail=_("this code is already on line %(line)s") % {
+                        "line": line_no})
+            quantity = 1
+            if resolution.product is not None and resolution.product.tracking == TrackingMode.LOT:
+                quantity = _quantity(request.POST.get("quantity", ""))
+            price = current.price_for(resolution.product, request.POST.get("unit_price", ""))
+            current.lines.append({
+                "udi": code, "product": None, "lot": "", "expiry": "", "quantity": quantity, "price": str(price),
+                "scanned_by": request.user.pk, "scanned_at": timezone.now().isoformat(),
+            })
+            current.save()
     except Refused as refused:
         return _draft_refused(request, key, refused)
-    current.lines.append({"udi": code, "product": None, "lot": "", "expiry": "", "quantity": quantity,
-                          "price": str(price)})
-    current.save()
-    preview = current.previews()[-1]
-    return _line_answer(request, key, preview, len(current.lines))
+    return _draft_line_answer(request, current, len(current.lines))
 
 
 def _quantity(value: str) -> int:
@@ -309,14 +370,27 @@ def _quantity(value: str) -> int:
     return quantity
 
 
-def _line_answer(request: HttpRequest, key: str, preview: LinePreview, count: int) -> HttpResponse:
-    message = _describe_preview(preview)
+def _draft_line_answer(request: HttpRequest, current: _Draft, line_no: int) -> HttpResponse:
+    """The verdict on one line of the draft; for the scan field also its row, the tally and the summary."""
+    context = _draft_context(current)
+    review = next(line for line in context["review"].lines if line.line.line_no == line_no)
+    message = _describe(review)
     if not wants_json(request):
-        (messages.success if preview.accepted else messages.warning)(request, message)
-        return redirect("web:receiving-draft", key=key)
-    row = render_to_string("web/receiving/_draft_row.html", {"preview": preview, "key": key}, request=request)
-    return scan_answer(ok=preview.accepted, message=message, problems=shown(preview.problems), status=200,
-                       row=row, line_no=preview.line.line_no, count=count)
+        (messages.success if review.accepted else messages.warning)(request, message)
+        return redirect("web:receiving-draft", key=current.key)
+    row = render_to_string("web/receiving/_draft_row.html", {"row": review, "key": current.key}, request=request)
+    return scan_answer(ok=review.accepted, message=message, problems=_shown(review), status=200,
+                       row=row, line_no=line_no, count=len(current.lines), **_live_parts(request, context))
+
+
+def _live_parts(request: HttpRequest, context: dict) -> dict:
+    """What receiving.js refreshes after each scan: the tally and the per-product summary."""
+    summary = render_to_string("web/receiving/_product_summary.html", context, request=request)
+    return {"tally": context["tally"], "summary": summary}
+
+
+def _shown(review: ReviewLine) -> list[ShownProblem]:
+    return [ShownProblem(reason["code"], reason["detail"], str(reason.get("item") or "")) for reason in review.reasons]
 
 
 def _draft_refused(request: HttpRequest, key: str, refused: Refused) -> HttpResponse:
@@ -327,8 +401,8 @@ def _draft_refused(request: HttpRequest, key: str, refused: Refused) -> HttpResp
     return redirect("web:receiving-draft", key=key)
 
 
-def _describe_preview(preview: LinePreview) -> str:
-    line = preview.line
+def _describe(review: ReviewLine) -> str:
+    line = review.line
     if line.product is None:
         what = _("unknown product")
     elif line.serial:
@@ -336,7 +410,9 @@ def _describe_preview(preview: LinePreview) -> str:
     else:
         what = _("%(product)s lot %(lot)s × %(quantity)s") % {
             "product": line.product.name, "lot": line.lot or "?", "quantity": line.quantity}
-    if preview.accepted:
+    if review.verdict == UNVERIFIED:
+        return _("Line %(line)s: %(what)s — not scanned yet") % {"line": line.line_no, "what": what}
+    if review.accepted:
         return _("Line %(line)s: %(what)s — will be accepted") % {"line": line.line_no, "what": what}
     return _("Line %(line)s: %(what)s — will be rejected") % {"line": line.line_no, "what": what}
 
@@ -345,10 +421,9 @@ def _describe_preview(preview: LinePreview) -> str:
 @web_page(STOCK_HANDLERS)
 def draft_lot(request: HttpRequest, key: str) -> HttpResponse:
     """A lot line typed from the paper note (product, lot, expiry, quantity, price)."""
-    try:
-        current = _Draft(request, key)
-    except Refused as refused:
-        return _draft_refused(request, key, refused)
+    current = _open_draft(request, key)
+    if isinstance(current, HttpResponse):
+        return current
     form = LotLineForm(request.POST, hospital=current.hospital)
     if not form.is_valid():
         context = _draft_context(current, lot_form=form, problems=problems_of(form))
@@ -357,48 +432,75 @@ def draft_lot(request: HttpRequest, key: str) -> HttpResponse:
     price = data["unit_price"]
     if price is None:
         price = agreed_price(hospital=current.hospital, supplier=current.supplier, product=data["product"])
-    current.lines.append({
-        "udi": "", "product": data["product"].pk, "lot": data["lot"].strip(), "expiry": data["expiry"].isoformat(),
-        "quantity": data["quantity"], "price": str(price if price is not None else Decimal("0.00")),
-    })
-    current.save()
-    preview = current.previews()[-1]
-    (messages.success if preview.accepted else messages.warning)(request, _describe_preview(preview))
-    return redirect("web:receiving-draft", key=key)
+    with transaction.atomic():
+        current = _Draft(request, key, for_update=True)
+        current.lines.append({
+            "udi": "", "product": data["product"].pk, "lot": data["lot"].strip(),
+            "expiry": data["expiry"].isoformat(), "quantity": data["quantity"],
+            "price": str(price if price is not None else Decimal("0.00")), "scanned_by": None, "scanned_at": "",
+        })
+        current.save()
+    return _draft_line_answer(request, current, len(current.lines))
+
+
+@require_POST
+@web_page(STOCK_HANDLERS)
+def draft_quantity(request: HttpRequest, key: str, line_no: int) -> HttpResponse:
+    """Correct the quantity of a lot line after its scan (the count on the box, not on the label)."""
+    try:
+        with transaction.atomic():
+            current = _Draft(request, key, for_update=True)
+            if current.row.note_id or not 1 <= line_no <= len(current.lines):
+                raise Refused(Refusal.NOT_FOUND, what=_("Line %(line)s") % {"line": line_no})
+            previews = {preview.line.line_no: preview for preview in current.previews()}
+            line = previews[line_no].line
+            if line.serial or (line.product is not None and line.product.tracking == TrackingMode.UNIT):
+                raise Refused(Refusal.INVALID_REQUEST, detail=_("a unit line is always one unit"))
+            current.lines[line_no - 1]["quantity"] = _quantity(request.POST.get("quantity", ""))
+            current.save()
+    except Refused as refused:
+        return _draft_refused(request, key, refused)
+    return _draft_line_answer(request, current, line_no)
 
 
 @require_POST
 @web_page(STOCK_HANDLERS)
 def draft_remove(request: HttpRequest, key: str, line_no: int) -> HttpResponse:
-    current = _Draft(request, key)
-    if current.data.get("note") is None and 1 <= line_no <= len(current.lines):
-        current.lines.pop(line_no - 1)
-        current.save()
-        messages.success(request, _("Line %(line)s removed; the lines after it are renumbered.") % {"line": line_no})
+    with transaction.atomic():
+        current = _Draft(request, key, for_update=True)
+        if current.row.note_id is None and 1 <= line_no <= len(current.lines):
+            current.lines.pop(line_no - 1)
+            current.save()
+            messages.success(request, _("Line %(line)s removed; the lines after it are renumbered.") % {
+                "line": line_no})
     return redirect("web:receiving-draft", key=key)
 
 
-@require_POST
 @web_page(STOCK_HANDLERS)
 def draft_discard(request: HttpRequest, key: str) -> HttpResponse:
-    drafts = request.session.get(DRAFTS, {})
-    if drafts.pop(key, None) is not None:
-        request.session[DRAFTS] = drafts
-        messages.success(request, _("The draft delivery was discarded; nothing was recorded."))
+    """GET asks to confirm; POST throws the draft away (a recorded note stays)."""
+    current = _open_draft(request, key)
+    if isinstance(current, HttpResponse):
+        return current
+    if request.method != "POST":
+        return render(request, "web/receiving/discard.html", {"draft": current, "key": key,
+                                                              "count": len(current.lines)})
+    with transaction.atomic():
+        current = _Draft(request, key, for_update=True)
+        if current.row.note_id is None:
+            current.row.delete()
+            messages.success(request, _("The draft delivery %(number)s was discarded; nothing was recorded.") % {
+                "number": current.number})
     return redirect("web:receiving")
 
 
-# --- a recorded note: check by scanning, finish the acceptance ---------------------------------------
+# --- a recorded note: check by scanning, review, finish the acceptance, print the record -------------
 
 
 def _note(request: HttpRequest, pk: int) -> DeliveryNote:
     notes = visible_to(request.user, DeliveryNote.objects.select_related(
-        "supplier", "receiving_location", "received_by", "accepted_by"))
+        "hospital", "supplier", "receiving_location", "received_by", "accepted_by"))
     return get_object_or_404(notes, pk=pk)
-
-
-def _checked(request: HttpRequest, note: DeliveryNote) -> set[int]:
-    return set(request.session.get(CHECKED, {}).get(str(note.pk), []))
 
 
 @web_page(STOCK_HANDLERS)
@@ -408,62 +510,79 @@ def note_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _note_context(request: HttpRequest, note: DeliveryNote, **extra: object) -> dict:
-    context = {"note": note, "can_gift": may(request.user, GIFT_DECIDERS), **extra}
-    if note.status == DeliveryNote.Status.ACCEPTED:
-        lines = list(note.lines.select_related("product", "acceptance", "unit").order_by("line_no"))
-        context["lines"] = lines
-        context["accepted_count"] = sum(1 for line in lines if line.acceptance.decision == "ACCEPTED")
-        context["rejected_count"] = len(lines) - context["accepted_count"]
-        return context
-    checked = _checked(request, note)
-    previews = preview_note(note)
-    context.update({
-        "previews": previews, "checked": checked, "checked_count": len(checked), "line_count": len(previews),
-        "locations": _locations(request), "key": extra.get("key") or new_form_key("accept"),
-        "gifts": extra.get("gifts", set()),
-    })
-    return context
+    review = acceptance_review(note)
+    scans = sorted((line for line in review.lines if line.scanned), key=lambda r: r.line.scanned_at, reverse=True)
+    return {
+        "note": note, "review": review, "tally": review.tally, "feed": scans[:FEED],
+        "is_open": note.status != DeliveryNote.Status.ACCEPTED,
+        "can_decide_unscanned": may(request.user, UNSCANNED_ACCEPTERS), "can_gift": may(request.user, GIFT_DECIDERS),
+        **extra,
+    }
 
 
 @require_POST
 @web_page(STOCK_HANDLERS)
 def note_scan(request: HttpRequest, pk: int) -> HttpResponse:
-    """Which line a scanned unit is, and whether acceptance would accept it; the line is ticked."""
+    """A unit scanned against the note: its line is verified (who, when) and its verdict shown."""
     note = _note(request, pk)
     try:
-        if note.status == DeliveryNote.Status.ACCEPTED:
-            raise Refused(Refusal.DELIVERY_ALREADY_ACCEPTED, number=note.number)
         code = scanned_code(request, request.POST.get("code", ""))
         if not code:
             raise Refused(Refusal.INVALID_REQUEST, detail=_("nothing was scanned"))
-        line = find_line(note, code)
-        if line is None:
-            raise Refused(Refusal.NOT_FOUND, what=_("This unit on delivery note %(number)s") % {"number": note.number})
+        line = record_scan(actor=Actor(user=request.user), note=note, code=code)
     except Refused as refused:
         if wants_json(request):
             return refused_answer(refused)
         for problem in problems_of(refused):
             messages.error(request, problem.detail)
         return redirect("web:receiving-note", pk=note.pk)
-    preview = next(p for p in preview_note(note) if p.line.line_no == line.line_no)
-    all_checked = request.session.get(CHECKED, {})
-    checked = set(all_checked.get(str(note.pk), [])) | {line.line_no}
-    all_checked[str(note.pk)] = sorted(checked)
-    request.session[CHECKED] = all_checked
-    message = _describe_preview(preview)
+    context = _note_context(request, note)
+    review = next(row for row in context["review"].lines if row.line.line_no == line.line_no)
+    message = _describe(review)
     if not wants_json(request):
-        (messages.success if preview.accepted else messages.warning)(request, message)
+        (messages.success if review.accepted else messages.warning)(request, message)
         return redirect("web:receiving-note", pk=note.pk)
-    return scan_answer(ok=preview.accepted, message=message, problems=shown(preview.problems), status=200,
-                       line_no=line.line_no, checked=len(checked))
+    parts = {"review_line": review, "row": review, **context}
+    return scan_answer(
+        ok=review.accepted, message=message, problems=_shown(review), status=200, line_no=line.line_no,
+        checked=context["tally"]["scanned"],
+        row=render_to_string("web/receiving/_note_row.html", parts, request=request),
+        feed=render_to_string("web/receiving/_feed_item.html", parts, request=request),
+        **_live_parts(request, context),
+    )
+
+
+@web_page(STOCK_HANDLERS)
+def review(request: HttpRequest, pk: int) -> HttpResponse:
+    """Before the decision: what will be accepted, rejected and left open, with totals per product."""
+    note = _note(request, pk)
+    if note.status == DeliveryNote.Status.ACCEPTED:
+        return redirect("web:receiving-note", pk=note.pk)
+    return render(request, "web/receiving/review.html", _review_context(request, note))
+
+
+def _review_context(request: HttpRequest, note: DeliveryNote, **extra: object) -> dict:
+    context = _note_context(request, note)
+    lines = context["review"].lines
+    context.update({
+        "will_accept": [row for row in lines if not row.decided and row.verdict == ACCEPT],
+        "will_reject": [row for row in lines if not row.decided and row.verdict == REJECT],
+        "unverified": [row for row in lines if row.verdict == UNVERIFIED],
+        "decided": [row for row in lines if row.decided],
+        "locations": _locations(request), "key": extra.pop("key", None) or new_form_key("accept"),
+        "gifts": extra.pop("gifts", set()), **extra,
+    })
+    return context
 
 
 @require_POST
 @web_page(STOCK_HANDLERS)
 def accept(request: HttpRequest, pk: int) -> HttpResponse:
-    """Finish the acceptance: every line accepted or rejected with its reasons (the service decides)."""
+    """The decision: open lines accepted or rejected with their reasons (the service decides);
+    unscanned units stay open unless an SPD operator accepts them without scanning, with a reason."""
     note = _note(request, pk)
     gifts = {int(value) for value in request.POST.getlist("gift") if value.isdigit()}
+    accept_unscanned = request.POST.get("accept_unscanned") == "1"
     put_away_to = None
     try:
         key = posted_key(request, "accept")
@@ -471,17 +590,35 @@ def accept(request: HttpRequest, pk: int) -> HttpResponse:
             put_away_to = _locations(request).filter(pk=wanted).first() if wanted.isdigit() else None
             if put_away_to is None:
                 raise Refused(Refusal.NOT_FOUND, what=_("Location"))
-        accepted = accept_delivery_note(actor=Actor(user=request.user), note=note, idempotency_key=key,
-                                        gift_line_nos=frozenset(gifts), put_away_to=put_away_to)
+        accepted = accept_delivery_note(
+            actor=Actor(user=request.user), note=note, idempotency_key=key, gift_line_nos=frozenset(gifts),
+            put_away_to=put_away_to, accept_unscanned=accept_unscanned,
+            unscanned_reason=request.POST.get("unscanned_reason", ""),
+        )
     except Refused as refused:
         note.refresh_from_db()
-        context = _note_context(request, note, problems=problems_of(refused), gifts=gifts)
-        return render(request, "web/receiving/note.html", context, status=refused.status)
-    records = [line.acceptance for line in accepted.lines.select_related("acceptance")]
-    taken = sum(1 for record in records if record.decision == "ACCEPTED")
-    messages.success(request, _("Acceptance of %(number)s finished: %(accepted)s accepted, %(rejected)s rejected.") % {
-        "number": accepted.number, "accepted": taken, "rejected": len(records) - taken})
-    all_checked = request.session.get(CHECKED, {})
-    if all_checked.pop(str(note.pk), None) is not None:
-        request.session[CHECKED] = all_checked
+        if note.status == DeliveryNote.Status.ACCEPTED:
+            context = _note_context(request, note, problems=problems_of(refused))
+            return render(request, "web/receiving/note.html", context, status=refused.status)
+        context = _review_context(request, note, problems=problems_of(refused), gifts=gifts)
+        return render(request, "web/receiving/review.html", context, status=refused.status)
+    tally = acceptance_review(accepted).tally
+    values = {"number": accepted.number, "accepted": tally["accept"], "rejected": tally["reject"],
+              "open": tally["unverified"]}
+    if tally["unverified"]:
+        messages.warning(request, _("Acceptance of %(number)s: %(accepted)s accepted, %(rejected)s rejected; "
+                                    "%(open)s units not scanned stay open.") % values)
+    else:
+        messages.success(request, _("Acceptance of %(number)s finished: %(accepted)s accepted, %(rejected)s "
+                                    "rejected.") % values)
     return redirect("web:receiving-note", pk=note.pk)
+
+
+@web_page(STOCK_HANDLERS)
+def acceptance_record(request: HttpRequest, pk: int) -> HttpResponse:
+    """The acceptance record (验收单) as a PDF to print and sign."""
+    note = _note(request, pk)
+    pdf = render_acceptance_record(acceptance_review(note), printed_by=request.user)
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="acceptance-{note.number}.pdf"'
+    return response

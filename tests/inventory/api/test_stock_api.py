@@ -20,9 +20,16 @@ def accept(api, note_id, key="k-acc-1", **body):
     return api.post(f"/api/v1/delivery-notes/{note_id}/accept/", {"idempotency_key": key, **body}, format="json")
 
 
+def scan_all(api, note):
+    """The keeper scans each delivered unit against the note (unscanned units are not accepted)."""
+    for line in note.data["lines"]:
+        assert api.post(f"/api/v1/delivery-notes/{note.data['id']}/scan/", {"udi": line["raw_udi"]}).status_code == 200
+
+
 @pytest.fixture
 def stocked_unit(api, supplier, warehouse, product):
     note = deliver(api, supplier, warehouse, [{"udi": gs1_udi(product.udi_di, serial="SN1"), "unit_price": "1200.00"}])
+    scan_all(api, note)
     accept(api, note.data["id"])
     return Unit.objects.get(serial="SN1")
 
@@ -37,6 +44,7 @@ def test_delivery_note_is_received_then_accepted_line_by_line(api, supplier, war
     assert received.data["status"] == "RECEIVED"
     assert [line["serial"] for line in received.data["lines"]] == ["A1", "A2"]
 
+    scan_all(api, received)
     accepted = accept(api, received.data["id"])
     assert accepted.status_code == 200, accepted.data
     results = [(line["acceptance"]["decision"], line["acceptance"]["reason_code"]) for line in accepted.data["lines"]]
