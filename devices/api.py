@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from devices.identification import gs_substitute_problem
 from devices.models import Device, DeviceEvent
 from devices.scanning import describe
 from devices.services import EventRejected, authenticate_device, ingest_body
@@ -124,7 +125,15 @@ class DeviceEventsView(generics.ListAPIView):
 
 class ScanInputSerializer(serializers.Serializer):
     code = serializers.CharField(max_length=500, trim_whitespace=False)
-    separator = serializers.CharField(max_length=8, required=False, help_text="The station's GS substitute, if any")
+    separator = serializers.CharField(
+        max_length=8, required=False, trim_whitespace=False,
+        help_text="The station's GS substitute, if any: a character that never occurs in GS1 or HIBC data (| ~ ^ @)",
+    )
+
+    def validate_separator(self, separator: str) -> str:
+        if problem := gs_substitute_problem(separator):
+            raise serializers.ValidationError(problem)
+        return separator
 
 
 class ScanResolveView(APIView):
@@ -160,8 +169,8 @@ class DeviceSerializer(serializers.ModelSerializer):
 
     def validate_config(self, config: dict) -> dict:
         substitute = config.get("gs_substitute")
-        if substitute is not None and (not isinstance(substitute, str) or not substitute or substitute.isalnum()):
-            raise serializers.ValidationError("gs_substitute must be a non-alphanumeric character or string")
+        if substitute is not None and (problem := gs_substitute_problem(substitute)):
+            raise serializers.ValidationError(problem)
         return config
 
 

@@ -2,6 +2,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -66,6 +67,14 @@ class Device(models.Model):
     @property
     def gs_substitute(self) -> str | None:
         return self.config.get("gs_substitute") or None
+
+    def clean(self) -> None:
+        from devices.identification import gs_substitute_problem
+
+        if not isinstance(self.config, dict):
+            raise ValidationError({"config": _("The configuration must be a JSON object.")})
+        if self.config.get("gs_substitute") is not None and (problem := gs_substitute_problem(self.gs_substitute)):
+            raise ValidationError({"config": problem})
 
 
 class DeviceEvent(models.Model):

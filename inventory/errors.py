@@ -163,6 +163,10 @@ class Refusal(Enum):
         409, "Unit {unit} already carries tag {epc}; unbind it first.", "耗材 {unit} 已绑定标签 {epc}，请先解绑。"
     )
     UNIT_NOT_TAGGED = (409, "Unit {unit} carries no tag.", "耗材 {unit} 未绑定标签。")
+    # Trust at the edges: device data, device clocks, reader faults (devices/, cabinets, HIS import)
+    GS_SUBSTITUTE_UNSAFE = (
+        400, "The scanner station's GS substitute cannot be used: {detail}", "扫码站的 GS 替代字符不可用：{detail}"
+    )
 
     @property
     def status(self) -> int:
