@@ -171,6 +171,11 @@ class DeviceSerializer(serializers.ModelSerializer):
         substitute = config.get("gs_substitute")
         if substitute is not None and (problem := gs_substitute_problem(substitute)):
             raise serializers.ValidationError(problem)
+        share, minimum = config.get("suspect_missing_share"), config.get("suspect_min_units")
+        if share is not None and (isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1):
+            raise serializers.ValidationError("suspect_missing_share must be a number above 0 and at most 1")
+        if minimum is not None and (isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 1):
+            raise serializers.ValidationError("suspect_min_units must be a whole number of at least 1")
         return config
 
 

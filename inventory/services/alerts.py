@@ -21,6 +21,11 @@ Scans and their subjects:
     scan_par_levels        BELOW_PAR     par:<location id>:<product id>
     scan_his_deliveries    HIS_DELIVERY_FAILING   his-outbox (one alert per hospital, with the count)
 
+Raised as events arrive (devices/services.py, services/cabinets.py), not by a scan:
+    report_device_clock    DEVICE_CLOCK_SKEW      device:<id>     a time beyond the accepted skew or window
+    report_cabinet_read    CABINET_READ_SUSPECT   cabinet:<location id>   a close read held as suspect
+    report_stale_close     CABINET_STALE_CLOSE    cabinet:<location id>   a close older than the last applied
+
 Settings (read at each use, with these defaults):
     SPD_EXPIRY_TIERS               near-expiry tiers in days, (90, 60, 30); the narrowest is CRITICAL,
                                    the next WARNING, wider ones INFO
@@ -575,6 +580,51 @@ def scan_devices(*, hospital: Hospital, now: datetime.datetime | None = None) ->
             {"device_id": device["pk"], "location_id": device["location_id"]},
         ))
     return sync_alerts(kind=Kind.DEVICE_OFFLINE, specs=specs, scope=Q(hospital=hospital), now=now)
+
+
+def report_device_clock(*, device: Device, problem: str | None, details: dict | None = None) -> None:
+    """DEVICE_CLOCK_SKEW while a device sends times that are not believed (`problem` says why);
+    resolved by the first event whose time is right again (`problem` None)."""
+    subject = f"device:{device.pk}"
+    if problem is None:
+        auto_resolve(hospital=device.hospital, kind=Kind.DEVICE_CLOCK_SKEW, subject_keys=[subject])
+        return
+    raise_alert(
+        hospital=device.hospital, kind=Kind.DEVICE_CLOCK_SKEW, subject_key=subject, severity=Severity.WARNING,
+        message=f"Device {device.code} {device.name}: {problem}; set its clock (NTP)",
+        details={"code": device.code, "problem": problem, **(details or {})}, device=device,
+        location_id=device.location_id,
+    )
+
+
+def report_cabinet_read(*, session: CabinetSession) -> None:
+    """CABINET_READ_SUSPECT while the cabinet's latest close read was held as suspect (a reader
+    fault is likelier than a nurse emptying the cabinet); resolved once a read is applied."""
+    subject = f"cabinet:{session.cabinet_id}"
+    hospital = session.cabinet.hospital
+    if session.status != CabinetSession.Status.SUSPECT:
+        auto_resolve(hospital=hospital, kind=Kind.CABINET_READ_SUSPECT, subject_keys=[subject])
+        return
+    check = session.read_check
+    raise_alert(
+        hospital=hospital, kind=Kind.CABINET_READ_SUSPECT, subject_key=subject, severity=Severity.CRITICAL,
+        message=(f"Cabinet {session.cabinet.name} read {check.get('seen_expected')} of the {check.get('expected')} "
+                 f"tagged units it should hold: reader fault? Nothing was taken; the cabinet is asked to read again"),
+        details={"session": session.pk, **check}, location_id=session.cabinet_id, device_id=session.device_id,
+    )
+
+
+def report_stale_close(*, session: CabinetSession) -> None:
+    """CABINET_STALE_CLOSE when a door close older than the cabinet's last applied one arrives: it
+    was recorded and not applied, so what it saw needs a person's look (one alert per cabinet)."""
+    raise_alert(
+        hospital=session.cabinet.hospital, kind=Kind.CABINET_STALE_CLOSE, subject_key=f"cabinet:{session.cabinet_id}",
+        severity=Severity.WARNING,
+        message=(f"Cabinet {session.cabinet.name}: a door close of {timezone.localtime(session.closed_at):%Y-%m-%d %H:%M} "
+                 f"arrived after a later one and was not applied"),
+        details={"session": session.pk, "closed_at": session.closed_at.isoformat(), "tags_seen": session.tags_seen},
+        location_id=session.cabinet_id, device_id=session.device_id,
+    )
 
 
 def scan_cabinet_tags(
