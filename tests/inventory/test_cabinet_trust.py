@@ -7,9 +7,12 @@ from django.utils import timezone
 from devices.models import Device
 from inventory.models import Alert, CabinetSession, Movement, UnitStatus
 from inventory.services.cabinets import close_session
-from tests.inventory.test_cabinets import cabinet_device, epc, nurse, send, statuses, stocked_cabinet  # noqa: F401
+from tests.inventory import test_cabinets
+from tests.inventory.test_cabinets import epc, send, statuses
 
 pytestmark = pytest.mark.django_db
+# The cabinet, its device, its five tagged units and the nurse of tests/inventory/test_cabinets.py.
+cabinet_device, stocked_cabinet, nurse = test_cabinets.cabinet_device, test_cabinets.stocked_cabinet, test_cabinets.nurse
 HOUR = datetime.timedelta(hours=1)
 
 
