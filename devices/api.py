@@ -3,7 +3,7 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import QuerySet
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import authentication, exceptions, generics, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import BasePermission
@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from devices.identification import gs_substitute_problem
 from devices.models import Device, DeviceEvent
 from devices.scanning import describe
-from devices.services import EventRejected, authenticate_device, ingest_body
+from devices.services import EventRejected, authenticate_device, ingest_body, readable_events
 from inventory.api.authentication import TokenAuthentication
 from inventory.api.fields import ScopedPrimaryKeyRelatedField, caller_hospital, validated
 from inventory.api.permissions import MASTER_DATA_EDITORS, RoleBasedAccess
@@ -63,13 +63,22 @@ class DevicePostsUsersRead(BasePermission):
 
 class DeviceEventSerializer(serializers.ModelSerializer):
     device = serializers.CharField(source="device.code", read_only=True)
+    occurred_at = serializers.SerializerMethodField(help_text="Null when the stored value cannot be shown")
 
     class Meta:
         model = DeviceEvent
         fields = [
             "id", "device", "event_id", "kind", "occurred_at", "received_at", "payload", "status", "result",
-            "error_code", "error_detail", "processed_at",
+            "error_code", "error_detail", "processed_at", "occurred_at_as_sent", "date_repaired_at",
         ]
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_occurred_at(self, event: DeviceEvent) -> str | None:
+        """From `occurred_at_readable` (see `devices.services.readable_events`), else the loaded field."""
+        moment = getattr(event, "occurred_at_readable", None) if "occurred_at" in event.get_deferred_fields() else (
+            event.occurred_at
+        )
+        return serializers.DateTimeField().to_representation(moment) if moment is not None else None
 
 
 class DeviceEventsView(generics.ListAPIView):
@@ -83,7 +92,9 @@ class DeviceEventsView(generics.ListAPIView):
     filterset_fields = ["device", "kind", "status", "event_id"]
 
     def get_queryset(self) -> QuerySet:
-        return visible_to(self.request.user, DeviceEvent.objects.select_related("device"), "device__hospital")
+        return readable_events(
+            visible_to(self.request.user, DeviceEvent.objects.select_related("device"), "device__hospital")
+        )
 
     @extend_schema(
         request=inline_serializer(

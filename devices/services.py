@@ -21,12 +21,12 @@ from itertools import groupby
 from operator import attrgetter
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from devices.models import Device, DeviceEvent
-from inventory.date_window import max_clock_ahead, window_problem
+from inventory.date_window import max_clock_ahead, readable, window_problem
 from inventory.errors import Refusal, Refused
 from inventory.services.alerts import report_device_clock
 
@@ -180,9 +180,16 @@ def ingest_event(*, device: Device, body: object) -> IngestOutcome:
     return IngestOutcome(event, replayed=False)
 
 
+def readable_events(queryset: QuerySet) -> QuerySet:
+    """Stored events loaded safely: a time that cannot be loaded or shown (a year 0 or 10000 in some
+    zone, stored before dates were checked) is left unloaded and `occurred_at_readable` is null,
+    so one such row never fails a list or a replay."""
+    return queryset.defer("occurred_at").annotate(occurred_at_readable=readable("occurred_at"))
+
+
 def _first_of_same_body(device: Device, event_id: str, digest: str) -> DeviceEvent:
     """The stored event a replay designates, or EVENT_CONFLICT if it was sent with another body."""
-    first = DeviceEvent.objects.get(device=device, event_id=event_id)
+    first = readable_events(DeviceEvent.objects.filter(device=device, event_id=event_id)).get()
     if first.body_sha256 != digest:
         raise _conflict(event_id)
     return first
@@ -246,7 +253,9 @@ def _store_batch(device: Device, incoming: list["_Incoming"]) -> tuple[list, lis
     rejection dict of a conflict) and the new events in batch order."""
     first_of = {
         event.event_id: event
-        for event in DeviceEvent.objects.filter(device=device, event_id__in={item.event_id for item in incoming})
+        for event in readable_events(
+            DeviceEvent.objects.filter(device=device, event_id__in={item.event_id for item in incoming})
+        )
     }
     answers: list[IngestOutcome | dict] = []
     new_events = []

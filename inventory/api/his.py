@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inventory.api.fields import caller_hospital, validated
+from inventory.date_window import readable
 from inventory.models import ChargeDelivery, HisSettlementLine, Role
 from inventory.selectors.scope import visible_to
 from inventory.services import his
@@ -29,11 +30,16 @@ HIS_OPERATORS = (Role.ADMIN, Role.SPD_OPERATOR)
 
 
 class HisSettlementLineSerializer(serializers.ModelSerializer):
+    settled_at = serializers.DateTimeField(
+        source="settled_at_readable", read_only=True, allow_null=True,
+        help_text="Null on a quarantined line, or when the stored value cannot be shown",
+    )
+
     class Meta:
         model = HisSettlementLine
         fields = [
             "id", "his_line_id", "encounter", "his_charge_code", "nhsa_code", "quantity", "unit_price", "amount",
-            "settled_at", "charge", "import_batch", "imported_at",
+            "settled_at", "charge", "import_batch", "imported_at", "settled_at_as_sent", "quarantined_at",
         ]
 
 
@@ -79,7 +85,11 @@ class SettlementLineView(generics.ListAPIView):
     write_roles = HIS_OPERATORS
 
     def get_queryset(self) -> QuerySet:
-        return visible_to(self.request.user, HisSettlementLine.objects.all())
+        # A settled_at that cannot be loaded or shown (stored before dates were checked) is listed as
+        # null: one bad line must not fail the hospital's whole list.
+        return visible_to(self.request.user, HisSettlementLine.objects.all()).defer("settled_at").annotate(
+            settled_at_readable=readable("settled_at")
+        )
 
     @extend_schema(
         request={"application/json": SettlementImportSerializer, "multipart/form-data": SettlementUploadSerializer},

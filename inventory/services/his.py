@@ -31,7 +31,8 @@ Outbound: the relay (`deliver_due_charges`)
 Inbound: settlement lines (`parse_settlement_file`, `import_settlement_lines`)
     The HIS's settlement data (结算明细) is imported in full, by API or file, all-or-nothing, for the
     nightly reconciliation. Re-importing a line already held with the same content is skipped; the
-    same line id with different content is a conflict.
+    same line id with different content is a conflict. A settlement date outside the accepted window
+    (SPD_ACCEPTED_DATE_YEARS of today) refuses its row, like any bad value.
 
 Settings (read at each use, with these defaults):
     SPD_HIS_CHARGE_URL            where charges are POSTed ("http://127.0.0.1:8900/charges")
@@ -67,6 +68,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from inventory.date_window import window_problem
 from inventory.errors import Problem, Refusal, Refused
 from inventory.models import Charge, ChargeDelivery, HisSettlementLine, Hospital
 from inventory.validators import is_his_reference, looks_like_personal_id
@@ -514,7 +516,8 @@ def _money(value: object, *, max_digits: int, negative: bool) -> Decimal:
 
 
 def _settled_at(value: object) -> datetime.datetime:
-    """An aware datetime, or a date (its start in the server's time zone); a naive time is ambiguous."""
+    """An aware datetime, or a date (its start in the server's time zone); a naive time is ambiguous.
+    Either must lie within the accepted window (SPD_ACCEPTED_DATE_YEARS of today)."""
     moment: object = value
     if isinstance(value, str):
         text = value.strip()
@@ -525,10 +528,15 @@ def _settled_at(value: object) -> datetime.datetime:
     if isinstance(moment, datetime.datetime):
         if timezone.is_naive(moment):
             raise _BadValue("needs a time zone offset, e.g. 2024-05-01T10:30:00+08:00")
-        return moment
-    if isinstance(moment, datetime.date):
-        return timezone.make_aware(datetime.datetime.combine(moment, datetime.time.min))
-    raise _BadValue("must be a date or a date and time with its offset (ISO 8601)")
+    elif isinstance(moment, datetime.date):
+        if problem := window_problem(moment):  # checked as a date: year 1 has no local midnight in UTC
+            raise _BadValue(problem)
+        moment = timezone.make_aware(datetime.datetime.combine(moment, datetime.time.min))
+    else:
+        raise _BadValue("must be a date or a date and time with its offset (ISO 8601)")
+    if problem := window_problem(moment):
+        raise _BadValue(problem)
+    return moment
 
 
 def _charge_id(value: object) -> int | None:
