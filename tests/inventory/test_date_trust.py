@@ -13,7 +13,8 @@ from inventory.models import Alert, CabinetSession, HisSettlementLine
 from inventory.services.date_repair import repair_dates
 from tests.conftest import api_client_for
 from tests.devices.test_ingest import device_client, event, make_device, post
-from tests.inventory.test_his_settlements import URL as SETTLEMENTS, line
+from tests.inventory.test_his_settlements import URL as SETTLEMENTS
+from tests.inventory.test_his_settlements import line
 
 pytestmark = pytest.mark.django_db
 EVENTS = "/api/v1/devices/events/"
