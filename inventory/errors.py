@@ -167,6 +167,9 @@ class Refusal(Enum):
     GS_SUBSTITUTE_UNSAFE = (
         400, "The scanner station's GS substitute cannot be used: {detail}", "扫码站的 GS 替代字符不可用：{detail}"
     )
+    SESSION_NOT_SUSPECT = (
+        409, "Cabinet session {session} is not waiting on a suspect read.", "智能柜会话 {session} 没有待确认的异常读取。"
+    )
 
     @property
     def status(self) -> int:

@@ -72,7 +72,8 @@ def close_session(
     - A read missing too large a share of the units the cabinet should hold (`reader_check`) is
       SUSPECT: nothing is taken, the raw read is kept, an alert is raised, and the session waits
       for the next read (the cabinet is asked to read again, or its next `inventory`), which is
-      applied to it if it passes, or if it confirms the suspect read tag for tag (not an empty one).
+      applied to it if it passes, or if it confirms the suspect read tag for tag (not an empty one);
+      a person may also accept the suspect read (`accept_suspect_read`).
     - A session that is still SUSPECT when another session closes is ABANDONED: that close's
       read describes the cabinet from then on.
     """
@@ -153,6 +154,32 @@ def _apply_or_hold(
     return session
 
 
+def accept_suspect_read(*, session: CabinetSession, user: User, note: str) -> CabinetSession:
+    """A person who has looked into the cabinet confirms its last suspect read (it really was
+    emptied, say): the read is applied to the session as its close, the takes are the session's
+    user's (else the device's), and the decision names who accepted it and why."""
+    note = (note or "").strip()
+    if not note:
+        raise Refused(Refusal.NOTE_REQUIRED)
+    with transaction.atomic():
+        Location.objects.select_for_update().get(pk=session.cabinet_id)
+        locked = CabinetSession.objects.select_for_update().select_related("cabinet", "device").get(pk=session.pk)
+        if locked.status != CabinetSession.Status.SUSPECT or not locked.suspect_reads:
+            raise Refused(Refusal.SESSION_NOT_SUSPECT, session=locked.pk)
+        seen = set(locked.suspect_reads[-1]["seen"])
+        diff = compare_with_contents(locked.cabinet, seen)
+        locked.read_check = {
+            **reader_check(locked.device, diff, seen), "verdict": ACCEPTED, "accepted_by": user.pk,
+            "accepted_at": timezone.now().isoformat(), "note": note[:500],
+        }
+        locked.tags_seen = len(seen)
+        locked.status = CabinetSession.Status.CLOSED if locked.opened_at else CabinetSession.Status.CLOSED_WITHOUT_OPEN
+        locked.save()
+        _apply(locked, diff, locked.device)
+        _alerts().report_cabinet_read(session=locked)
+        return locked
+
+
 def _apply(session: CabinetSession, diff: "CabinetDiff", device: object) -> None:
     cabinet, occurred_at = session.cabinet, session.closed_at
     actor = Actor(user=session.user) if session.user else Actor(device=device)
@@ -180,7 +207,8 @@ def _apply(session: CabinetSession, diff: "CabinetDiff", device: object) -> None
 
 # --- device clocks and reader faults -----------------------------------------------------------------
 
-SUSPECT, OK, CONFIRMED = "SUSPECT", "OK", "CONFIRMED"
+# The verdicts of a read: held, believed, believed because read twice alike, accepted by a person.
+SUSPECT, OK, CONFIRMED, ACCEPTED = "SUSPECT", "OK", "CONFIRMED", "ACCEPTED"
 
 
 def device_time(occurred_at: datetime.datetime, now: datetime.datetime) -> tuple[datetime.datetime, int | None]:

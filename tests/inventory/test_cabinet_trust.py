@@ -201,3 +201,29 @@ def test_registry_validates_the_reader_thresholds(operator):
         response = client.post("/api/v1/devices/", {"code": "CAB-X", "name": "x", "kind": "CABINET_HTTP",
                                                      "config": config}, format="json")
         assert response.status_code == 400, config
+
+
+def test_a_person_may_accept_a_suspect_read_after_looking_into_the_cabinet(cabinet_device, stocked_cabinet, nurse,
+                                                                           keeper):
+    from tests.conftest import api_client_for
+
+    now = timezone.now()
+    send(cabinet_device, "o1", "door_open", now - datetime.timedelta(minutes=2), badge="BADGE-7")
+    held = send(cabinet_device, "c1", "door_close", now - datetime.timedelta(minutes=1), epcs=[])["result"]
+    url = f"/api/v1/cabinet-sessions/{held['session']}/accept-read/"
+
+    assert api_client_for(nurse).post(url, {"note": "emptied"}, format="json").status_code == 403
+    assert api_client_for(keeper).post(url, {"note": ""}, format="json").status_code == 400
+    accepted = api_client_for(keeper).post(url, {"note": "cabinet emptied for two PCIs"}, format="json")
+    assert accepted.status_code == 200, accepted.data
+    assert accepted.data["status"] == "CLOSED"
+    assert accepted.data["read_check"]["verdict"] == "ACCEPTED"
+    assert accepted.data["read_check"]["accepted_by"] == keeper.pk
+    assert statuses(stocked_cabinet) == [UnitStatus.TAKEN] * 5
+    assert {m.actor_user for m in Movement.objects.filter(kind="CABINET_TAKE")} == {nurse}
+    assert not open_alerts(Alert.Kind.CABINET_READ_SUSPECT).exists()
+
+    again = api_client_for(keeper).post(url, {"note": "again"}, format="json")
+    assert (again.status_code, again.data["code"]) == (409, "SESSION_NOT_SUSPECT")
+    listed = api_client_for(keeper).get("/api/v1/cabinet-sessions/").data["results"][0]
+    assert listed["closed_at"] is not None and listed["suspect_reads"][0]["epcs"] == []
