@@ -63,6 +63,7 @@ class ImportReportSerializer(serializers.Serializer):
     created = serializers.IntegerField()
     skipped = serializers.IntegerField(help_text="Lines already imported with the same content")
     linked = serializers.IntegerField(help_text="New lines linked to one of our charges")
+    released = serializers.IntegerField(help_text="Quarantined lines sent again with a good date")
 
 
 class SettlementLineFilter(django_filters.FilterSet):
@@ -112,7 +113,7 @@ class SettlementLineView(generics.ListAPIView):
         report = his.import_settlement_lines(hospital=hospital, rows=rows, batch=batch)
         return Response(
             ImportReportSerializer(report.as_dict()).data,
-            status=status.HTTP_201_CREATED if report.created else status.HTTP_200_OK,
+            status=status.HTTP_201_CREATED if report.created or report.released else status.HTTP_200_OK,
         )
 
 

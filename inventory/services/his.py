@@ -385,6 +385,7 @@ class ImportReport:
     created: int
     skipped: int
     linked: int
+    released: int = 0  # quarantined lines (see repair_dates) sent again with a good date
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -401,7 +402,8 @@ def import_settlement_lines(*, hospital: Hospital, rows: list[dict], batch: str)
     every bad row by number (the row's `_row`, set by `parse_settlement_file` to its line in the file,
     else its 1-based position). A line already held with the same `his_line_id` is skipped when
     its content is the same and refused as a conflict (409) when it differs, so re-importing a file
-    is harmless. A row naming one of our charges (`spd_charge_id`: the id or our idempotency key
+    is harmless; a quarantined line (`repair_dates`) sent again with the same content and a good
+    date gets that date and leaves quarantine. A row naming one of our charges (`spd_charge_id`: the id or our idempotency key
     `charge-<id>`) is linked to it.
     """
     batch = str(batch or "").strip()
@@ -594,13 +596,16 @@ def _store(hospital: Hospital, lines: list[dict], problems: list[Problem], *, ba
             (line.his_line_id, line)
             for line in HisSettlementLine.objects.filter(hospital=hospital, his_line_id__in=chunk)
         )
-    new, skipped, conflicts = [], 0, []
+    new, skipped, conflicts, released = [], 0, [], []
     for line in lines:
         first = held.get(line["his_line_id"])
         if first is None:
             new.append(line)
         elif _content(first) == _content(line):
             skipped += 1
+        elif first.quarantined_at is not None and _content(first) == _content({**line, "settled_at": None}):
+            first.settled_at, first.quarantined_at = line["settled_at"], None  # sent again with a good date
+            released.append(first)
         else:
             conflicts.append(
                 Problem(Refusal.HIS_LINE_CONFLICT, {"line": line["his_line_id"], "batch": first.import_batch},
@@ -610,6 +615,7 @@ def _store(hospital: Hospital, lines: list[dict], problems: list[Problem], *, ba
     if problems:
         raise Refused(problems)
     imported_at = timezone.now()
+    HisSettlementLine.objects.bulk_update(released, ["settled_at", "quarantined_at"], batch_size=500)
     HisSettlementLine.objects.bulk_create(
         [
             HisSettlementLine(
@@ -622,7 +628,7 @@ def _store(hospital: Hospital, lines: list[dict], problems: list[Problem], *, ba
     )
     return ImportReport(
         batch=batch, rows=rows, created=len(new), skipped=skipped,
-        linked=sum(1 for line in new if line["charge_id"] is not None),
+        linked=sum(1 for line in new if line["charge_id"] is not None), released=len(released),
     )
 
 

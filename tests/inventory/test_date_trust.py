@@ -196,3 +196,20 @@ def test_a_quarantined_line_is_listed_with_its_value_as_sent(hospital, keeper):
     row = api_client_for(keeper).get(SETTLEMENTS).data["results"][0]
     assert row["settled_at"] is None and row["quarantined_at"] is not None
     assert row["settled_at_as_sent"].startswith("1900-01-01")
+
+
+def test_a_quarantined_line_sent_again_with_a_good_date_leaves_quarantine(hospital, operator):
+    client = api_client_for(operator)
+    assert client.post(SETTLEMENTS, {"batch": "b1", "lines": [line("L1")]}, format="json").status_code == 201
+    HisSettlementLine.objects.update(settled_at=datetime.datetime(1900, 1, 1, tzinfo=datetime.UTC))
+    repair_dates(apply=True)
+
+    changed = client.post(SETTLEMENTS, {"batch": "b2", "lines": [line("L1", amount="99.00")]}, format="json")
+    assert (changed.status_code, changed.data["code"]) == (409, "HIS_LINE_CONFLICT")  # other content: still refused
+    again = client.post(SETTLEMENTS, {"batch": "b2", "lines": [line("L1")]}, format="json")
+    assert again.status_code == 201, again.data
+    assert (again.data["created"], again.data["released"]) == (0, 1)
+    released = HisSettlementLine.objects.get()
+    assert released.quarantined_at is None
+    assert released.settled_at == datetime.datetime(2024, 5, 1, 2, 30, tzinfo=datetime.UTC)
+    assert released.settled_at_as_sent.startswith("1900-01-01")
