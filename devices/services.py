@@ -128,7 +128,8 @@ def _validated(device: Device, body: object) -> tuple[str, str, datetime.datetim
 
 def _watch_clock(device: Device, events: list[DeviceEvent]) -> None:
     """Alert on a device clock ahead of the server by more than the accepted skew (the cabinet
-    service uses the server's time for such events); resolve the alert once its times are right."""
+    service uses the server's time for such events). No query when the clock is right: the alert is
+    resolved by the periodic device scan (`scan_devices`)."""
     worst = max(events, key=lambda event: event.occurred_at - event.received_at)
     ahead = worst.occurred_at - worst.received_at
     if ahead > max_clock_ahead():
@@ -138,8 +139,6 @@ def _watch_clock(device: Device, events: list[DeviceEvent]) -> None:
             details={"event_id": worst.event_id, "ahead_seconds": int(ahead.total_seconds()),
                      "occurred_at": worst.occurred_at.isoformat(), "received_at": worst.received_at.isoformat()},
         )
-    else:
-        report_device_clock(device=device, problem=None)
 
 
 def _contains_nul(value: object) -> bool:

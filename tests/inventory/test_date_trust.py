@@ -213,3 +213,15 @@ def test_a_quarantined_line_sent_again_with_a_good_date_leaves_quarantine(hospit
     assert released.quarantined_at is None
     assert released.settled_at == datetime.datetime(2024, 5, 1, 2, 30, tzinfo=datetime.UTC)
     assert released.settled_at_as_sent.startswith("1900-01-01")
+
+
+def test_the_clock_alert_stays_until_the_device_sends_a_believable_time(hospital, device):
+    from inventory.services import alerts
+
+    client = device_client(device[1])
+    assert post(client, {**event("e1"), "occurred_at": "1970-01-01T00:00:00+00:00"}).status_code == 400
+    assert alerts.scan_devices(hospital=hospital).resolved == 0
+    assert Alert.objects.get(kind=Alert.Kind.DEVICE_CLOCK_SKEW).status == Alert.Status.OPEN
+    assert post(client, {**event("e2"), "occurred_at": timezone.now().isoformat()}).status_code == 201
+    assert alerts.scan_devices(hospital=hospital).resolved == 1
+    assert Alert.objects.get(kind=Alert.Kind.DEVICE_CLOCK_SKEW).status == Alert.Status.RESOLVED
