@@ -220,8 +220,8 @@ def test_the_clock_alert_stays_until_the_device_sends_a_believable_time(hospital
 
     client = device_client(device[1])
     assert post(client, {**event("e1"), "occurred_at": "1970-01-01T00:00:00+00:00"}).status_code == 400
-    assert alerts.scan_devices(hospital=hospital).resolved == 0
+    alerts.scan_devices(hospital=hospital)
     assert Alert.objects.get(kind=Alert.Kind.DEVICE_CLOCK_SKEW).status == Alert.Status.OPEN
     assert post(client, {**event("e2"), "occurred_at": timezone.now().isoformat()}).status_code == 201
-    assert alerts.scan_devices(hospital=hospital).resolved == 1
+    alerts.scan_devices(hospital=hospital)
     assert Alert.objects.get(kind=Alert.Kind.DEVICE_CLOCK_SKEW).status == Alert.Status.RESOLVED
