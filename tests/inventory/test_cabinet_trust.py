@@ -230,3 +230,21 @@ def test_a_person_may_accept_a_suspect_read_after_looking_into_the_cabinet(cabin
     assert (again.status_code, again.data["code"]) == (409, "SESSION_NOT_SUSPECT")
     listed = api_client_for(keeper).get("/api/v1/cabinet-sessions/").data["results"][0]
     assert listed["closed_at"] is not None and listed["suspect_reads"][0]["epcs"] == []
+
+
+def test_the_new_alerts_are_worded_in_the_readers_language(cabinet_device, stocked_cabinet):
+    from django.utils import translation
+
+    from inventory.web.describe import describe_alert
+
+    now = timezone.now()
+    everything = [epc(n) for n in range(5)]
+    send(cabinet_device, "c1", "door_close", now - datetime.timedelta(minutes=5), epcs=everything)
+    send(cabinet_device, "c0", "door_close", now - datetime.timedelta(minutes=9), epcs=everything)  # stale
+    send(cabinet_device, "c2", "door_close", now - datetime.timedelta(minutes=1), epcs=[])  # suspect
+    send(cabinet_device, "c3", "door_close", now + 24 * HOUR, epcs=[])  # clock ahead
+    with translation.override("zh-hans"):
+        words = {alert.kind: describe_alert(alert) for alert in Alert.objects.all()}
+    assert "疑似读写器故障" in words[Alert.Kind.CABINET_READ_SUSPECT]
+    assert "未应用" in words[Alert.Kind.CABINET_STALE_CLOSE]
+    assert "时钟比服务器快" in words[Alert.Kind.DEVICE_CLOCK_SKEW]
