@@ -10,6 +10,11 @@ nothing; the same id with a different body is refused (409).
 Out-of-order delivery: events are stored in arrival order but carry the device's `occurred_at`;
 handlers that depend on order (cabinet sessions) compare `occurred_at`, never arrival order, and
 `last_seen` only moves forward.
+
+Device clocks: an `occurred_at` outside the accepted window (inventory/date_window.py) refuses the
+event before anything is stored (DATE_OUT_OF_RANGE); one ahead of the server by more than the
+accepted skew is stored as sent (the cabinet service then uses the arrival time). Both raise a
+DEVICE_CLOCK_SKEW alert for the device.
 """
 import datetime
 import hashlib
