@@ -111,7 +111,9 @@ class DeviceEvent(models.Model):
     processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
     # Set by `manage.py repair_dates` on an event stored, before dates were checked, with a time
     # outside the accepted window: occurred_at is then the receipt time, the device's value is kept here.
-    occurred_at_as_sent = models.CharField(_("occurred at as the device sent it"), max_length=64, blank=True)
+    occurred_at_as_sent = models.CharField(
+        _("occurred at as the device sent it"), max_length=64, blank=True, default="", db_default=""
+    )
     date_repaired_at = models.DateTimeField(_("date repaired at"), null=True, blank=True)
 
     class Meta:

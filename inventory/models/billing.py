@@ -27,7 +27,9 @@ class HisSettlementLine(models.Model):
     import_batch = models.CharField(_("import batch"), max_length=64, blank=True)
     # Set by `manage.py repair_dates` on a line imported, before dates were checked, with a date outside
     # the accepted window: its settled_at is emptied (so no reconciliation period takes it in) and kept here.
-    settled_at_as_sent = models.CharField(_("settled at as the HIS sent it"), max_length=64, blank=True)
+    settled_at_as_sent = models.CharField(
+        _("settled at as the HIS sent it"), max_length=64, blank=True, default="", db_default=""
+    )
     quarantined_at = models.DateTimeField(_("quarantined at"), null=True, blank=True)
 
     class Meta:

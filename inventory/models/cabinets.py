@@ -41,11 +41,11 @@ class CabinetSession(models.Model):
         help_text=_("Set when the device's time was beyond the accepted skew: the session uses the server's time"),
     )
     read_check = models.JSONField(
-        _("reader check"), default=dict, blank=True,
+        _("reader check"), default=dict, db_default={}, blank=True,
         help_text=_("The decision on the close's read: expected and missing tags, the threshold, OK or SUSPECT"),
     )
     suspect_reads = models.JSONField(
-        _("suspect reads"), default=list, blank=True, help_text=_("Each read held as suspect, with its raw tags"),
+        _("suspect reads"), default=list, db_default=[], blank=True, help_text=_("Each read held as suspect, with its raw tags"),
     )
 
     class Meta:
