@@ -1,7 +1,11 @@
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from devices import broker_auth
 from devices.models import BridgeHeartbeat, Device, DeviceEvent, RejectedMessage
+from devices.services import readable_events
 from inventory.admin import ReadOnlyAdmin
 
 
@@ -26,10 +30,16 @@ class DeviceAdmin(admin.ModelAdmin):
 
 @admin.register(DeviceEvent)
 class DeviceEventAdmin(ReadOnlyAdmin):
-    list_display = ("device", "event_id", "kind", "status", "occurred_at", "received_at")
+    list_display = ("device", "event_id", "kind", "status", "occurred", "received_at")
     list_filter = ("kind", "status")
     search_fields = ("event_id",)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return readable_events(super().get_queryset(request))
+
+    @admin.display(description=_("occurred at (device clock)"), ordering="occurred_at")
+    def occurred(self, event: DeviceEvent) -> object:
+        return event.occurred_at_readable
 
 @admin.register(RejectedMessage)
 class RejectedMessageAdmin(ReadOnlyAdmin):

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import QuerySet
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import authentication, exceptions, generics, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import BasePermission
@@ -14,10 +14,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from devices import broker_auth
+from devices.identification import gs_substitute_problem
 from devices.models import Device, DeviceEvent, RejectedMessage
 from devices.scanning import describe
 from devices.selectors import MAX_OUTCOME_QUERY, event_outcomes
-from devices.services import EventRejected, authenticate_device, ingest_body
+from devices.services import EventRejected, authenticate_device, ingest_body, readable_events
 from inventory.api.authentication import TokenAuthentication
 from inventory.api.fields import ScopedPrimaryKeyRelatedField, caller_hospital, validated
 from inventory.api.history import HistoryActions
@@ -68,13 +69,22 @@ class DevicePostsUsersRead(BasePermission):
 
 class DeviceEventSerializer(serializers.ModelSerializer):
     device = serializers.CharField(source="device.code", read_only=True)
+    occurred_at = serializers.SerializerMethodField(help_text="Null when the stored value cannot be shown")
 
     class Meta:
         model = DeviceEvent
         fields = [
             "id", "device", "event_id", "kind", "occurred_at", "received_at", "payload", "status", "result",
-            "error_code", "error_detail", "processed_at",
+            "error_code", "error_detail", "processed_at", "occurred_at_as_sent", "date_repaired_at",
         ]
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_occurred_at(self, event: DeviceEvent) -> str | None:
+        """From `occurred_at_readable` (see `devices.services.readable_events`), else the loaded field."""
+        moment = getattr(event, "occurred_at_readable", None) if "occurred_at" in event.get_deferred_fields() else (
+            event.occurred_at
+        )
+        return serializers.DateTimeField().to_representation(moment) if moment is not None else None
 
 
 class DeviceEventsView(generics.ListAPIView):
@@ -88,7 +98,9 @@ class DeviceEventsView(generics.ListAPIView):
     filterset_fields = ["device", "kind", "status", "event_id"]
 
     def get_queryset(self) -> QuerySet:
-        return visible_to(self.request.user, DeviceEvent.objects.select_related("device"), "device__hospital")
+        return readable_events(
+            visible_to(self.request.user, DeviceEvent.objects.select_related("device"), "device__hospital")
+        )
 
     @extend_schema(
         request=inline_serializer(
@@ -156,7 +168,15 @@ class DeviceEventOutcomesView(APIView):
 
 class ScanInputSerializer(serializers.Serializer):
     code = serializers.CharField(max_length=500, trim_whitespace=False)
-    separator = serializers.CharField(max_length=8, required=False, help_text="The station's GS substitute, if any")
+    separator = serializers.CharField(
+        max_length=8, required=False, trim_whitespace=False,
+        help_text="The station's GS substitute, if any: a character that never occurs in GS1 or HIBC data (| ~ ^ @)",
+    )
+
+    def validate_separator(self, separator: str) -> str:
+        if problem := gs_substitute_problem(separator):
+            raise serializers.ValidationError(problem)
+        return separator
 
 
 class ScanResolveView(APIView):
@@ -196,8 +216,13 @@ class DeviceSerializer(serializers.ModelSerializer):
 
     def validate_config(self, config: dict) -> dict:
         substitute = config.get("gs_substitute")
-        if substitute is not None and (not isinstance(substitute, str) or not substitute or substitute.isalnum()):
-            raise serializers.ValidationError("gs_substitute must be a non-alphanumeric character or string")
+        if substitute is not None and (problem := gs_substitute_problem(substitute)):
+            raise serializers.ValidationError(problem)
+        share, minimum = config.get("suspect_missing_share"), config.get("suspect_min_units")
+        if share is not None and (isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1):
+            raise serializers.ValidationError("suspect_missing_share must be a number above 0 and at most 1")
+        if minimum is not None and (isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 1):
+            raise serializers.ValidationError("suspect_min_units must be a whole number of at least 1")
         return config
 
 

@@ -2,6 +2,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -70,6 +71,14 @@ class Device(models.Model):
     def gs_substitute(self) -> str | None:
         return self.config.get("gs_substitute") or None
 
+    def clean(self) -> None:
+        from devices.identification import gs_substitute_problem
+
+        if not isinstance(self.config, dict):
+            raise ValidationError({"config": _("The configuration must be a JSON object.")})
+        if self.config.get("gs_substitute") is not None and (problem := gs_substitute_problem(self.gs_substitute)):
+            raise ValidationError({"config": problem})
+
 
 class DeviceEvent(models.Model):
     """One raw event as a device sent it, stored before it is processed (DESIGN.md §5).
@@ -103,6 +112,12 @@ class DeviceEvent(models.Model):
     error_code = models.CharField(_("error code"), max_length=48, blank=True)
     error_detail = models.TextField(_("error detail"), blank=True)
     processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+    # Set by `manage.py repair_dates` on an event stored, before dates were checked, with a time
+    # outside the accepted window: occurred_at is then the receipt time, the device's value is kept here.
+    occurred_at_as_sent = models.CharField(
+        _("occurred at as the device sent it"), max_length=64, blank=True, default="", db_default=""
+    )
+    date_repaired_at = models.DateTimeField(_("date repaired at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("device event")

@@ -1,6 +1,7 @@
 """What a barcode scan from a device does: resolve it, and move the unit where the device says."""
 import hashlib
 
+from devices.identification import gs_substitute_problem
 from devices.models import Device, DeviceEvent
 from devices.services import handles, handles_batch
 from inventory.actors import Actor
@@ -35,6 +36,7 @@ def process_scan(event: DeviceEvent) -> dict:
     code = _scanned_code(event)
     if isinstance(code, Refused):
         raise code
+    _require_safe_substitute(device)
     resolution = resolve_scan(device.hospital, code, separator=device.gs_substitute)
     result = describe(resolution)
     if device.scan_mode == Device.ScanMode.RECEIVE_INTO_LOCATION and device.location is not None:
@@ -54,6 +56,10 @@ def process_scans(events: list[DeviceEvent]) -> list[dict | Refused]:
     few queries: every code resolved at once, and in RECEIVE_INTO_LOCATION mode every unit that
     can move moved in one transfer order (a unit scanned twice: the second scan finds it there)."""
     device = events[0].device
+    try:
+        _require_safe_substitute(device)
+    except Refused as refused:
+        return [refused for _ in events]
     codes = [_scanned_code(event) for event in events]
     readable = [code for code in codes if not isinstance(code, Refused)]
     resolved = iter(resolve_scans(device.hospital, readable, separator=device.gs_substitute))
@@ -77,6 +83,12 @@ def process_scans(events: list[DeviceEvent]) -> list[dict | Refused]:
     for index, unit_problems in zip(moving, problems, strict=True):
         outcomes[index] = Refused(unit_problems) if unit_problems else {**outcomes[index], "stock_order": order.pk}
     return outcomes
+
+
+def _require_safe_substitute(device: Device) -> None:
+    """A substitute stored before it was checked (or edited in the database) must not misread codes."""
+    if device.gs_substitute is not None and (problem := gs_substitute_problem(device.gs_substitute)):
+        raise Refused(Refusal.GS_SUBSTITUTE_UNSAFE, detail=problem)
 
 
 def _scanned_code(event: DeviceEvent) -> str | Refused:

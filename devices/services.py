@@ -10,6 +10,11 @@ nothing; the same id with a different body is refused (409).
 Out-of-order delivery: events are stored in arrival order but carry the device's `occurred_at`;
 handlers that depend on order (cabinet sessions) compare `occurred_at`, never arrival order, and
 `last_seen` only moves forward.
+
+Device clocks: an `occurred_at` outside the accepted window (inventory/date_window.py) refuses the
+event before anything is stored (DATE_OUT_OF_RANGE); one ahead of the server by more than the
+accepted skew is stored as sent (the cabinet service then uses the arrival time). Both raise a
+DEVICE_CLOCK_SKEW alert for the device.
 """
 import datetime
 import hashlib
@@ -21,17 +26,20 @@ from itertools import groupby
 from operator import attrgetter
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from devices.models import Device, DeviceEvent
+from inventory.date_window import max_clock_ahead, readable, window_problem
 from inventory.errors import Refusal, Refused
+from inventory.services.alerts import report_device_clock
 
 logger = logging.getLogger(__name__)
 
 MAX_EVENT_ID_LENGTH = 128
 MAX_BATCH = 500
+DATE_OUT_OF_RANGE = "DATE_OUT_OF_RANGE"
 
 
 class EventRejected(Exception):
@@ -97,14 +105,45 @@ def validate_event(body: object) -> tuple[str, str, datetime.datetime, dict]:
         raise EventRejected(
             "UNKNOWN_EVENT_KIND", f"kind {kind!r} is not one of {', '.join(DeviceEvent.Kind.values)}"
         )
-    moment = parse_datetime(occurred_at) if isinstance(occurred_at, str) else None
+    try:
+        moment = parse_datetime(occurred_at) if isinstance(occurred_at, str) else None
+    except ValueError:  # well formed but impossible, e.g. 2026-02-30
+        moment = None
     if moment is None or timezone.is_naive(moment):
         raise EventRejected("INVALID_EVENT", "occurred_at must be an ISO 8601 date-time with a time zone")
+    if problem := window_problem(moment):
+        raise EventRejected(DATE_OUT_OF_RANGE, f"occurred_at {problem}: check the device's clock")
     if payload is None:
         payload = {}
     if not isinstance(payload, dict):
         raise EventRejected("INVALID_EVENT", "payload must be a JSON object")
     return event_id, kind, moment, payload
+
+
+def _validated(device: Device, body: object) -> tuple[str, str, datetime.datetime, dict]:
+    """`validate_event`, and a DEVICE_CLOCK_SKEW alert when the device's time is not believable
+    (the event itself is refused and not stored: a device resends it once its clock is right)."""
+    try:
+        return validate_event(body)
+    except EventRejected as rejected:
+        if rejected.code == DATE_OUT_OF_RANGE:
+            report_device_clock(device=device, problem=rejected.detail, details={"event_id": body.get("event_id")})
+        raise
+
+
+def _watch_clock(device: Device, events: list[DeviceEvent]) -> None:
+    """Alert on a device clock ahead of the server by more than the accepted skew (the cabinet
+    service uses the server's time for such events). No query when the clock is right: the alert is
+    resolved by the periodic device scan (`scan_devices`)."""
+    worst = max(events, key=lambda event: event.occurred_at - event.received_at)
+    ahead = worst.occurred_at - worst.received_at
+    if ahead > max_clock_ahead():
+        report_device_clock(
+            device=device,
+            problem=f"its clock is {int(ahead.total_seconds())} s ahead of the server's (event {worst.event_id})",
+            details={"event_id": worst.event_id, "ahead_seconds": int(ahead.total_seconds()),
+                     "occurred_at": worst.occurred_at.isoformat(), "received_at": worst.received_at.isoformat()},
+        )
 
 
 def _contains_nul(value: object) -> bool:
@@ -127,7 +166,7 @@ def ingest_event(*, device: Device, body: object) -> IngestOutcome:
 
     If the transaction fails nothing is kept and the device sends the event again; a handler that
     fails only rolls back its own savepoint, and the event is kept as FAILED or REFUSED."""
-    event_id, kind, occurred_at, payload = validate_event(body)
+    event_id, kind, occurred_at, payload = _validated(device, body)
     _check_addressed_to(device, body)
     digest = body_hash(body)
     with transaction.atomic():
@@ -140,13 +179,21 @@ def ingest_event(*, device: Device, body: object) -> IngestOutcome:
         except IntegrityError:
             return IngestOutcome(_first_of_same_body(device, event_id, digest), replayed=True)
         _mark_seen(device)
+        _watch_clock(device, [event])
         process_event(event)
     return IngestOutcome(event, replayed=False)
 
 
+def readable_events(queryset: QuerySet) -> QuerySet:
+    """Stored events loaded safely: a time that cannot be loaded or shown (a year 0 or 10000 in some
+    zone, stored before dates were checked) is left unloaded and `occurred_at_readable` is null,
+    so one such row never fails a list or a replay."""
+    return queryset.defer("occurred_at").annotate(occurred_at_readable=readable("occurred_at"))
+
+
 def _first_of_same_body(device: Device, event_id: str, digest: str) -> DeviceEvent:
     """The stored event a replay designates, or EVENT_CONFLICT if it was sent with another body."""
-    first = DeviceEvent.objects.get(device=device, event_id=event_id)
+    first = readable_events(DeviceEvent.objects.filter(device=device, event_id=event_id)).get()
     if first.body_sha256 != digest:
         raise _conflict(event_id)
     return first
@@ -178,7 +225,7 @@ def ingest_batch(*, device: Device, bodies: list) -> list[dict]:
     incoming = []
     for index, body in enumerate(bodies):
         try:
-            incoming.append(_Incoming(body, *validate_event(body), body_hash(body)))
+            incoming.append(_Incoming(body, *_validated(device, body), body_hash(body)))
             _check_addressed_to(device, body)
         except EventRejected as rejected:
             raise EventRejected(rejected.code, f"event {index}: {rejected.detail}", rejected.status) from None
@@ -190,6 +237,7 @@ def ingest_batch(*, device: Device, bodies: list) -> list[dict]:
             return [_ingest_one(device, item.body) for item in incoming]
         if new_events:
             _mark_seen(device)
+            _watch_clock(device, new_events)
             process_events(new_events)
     return [answer if isinstance(answer, dict) else answer.as_dict() for answer in answers]
 
@@ -209,7 +257,9 @@ def _store_batch(device: Device, incoming: list["_Incoming"]) -> tuple[list, lis
     rejection dict of a conflict) and the new events in batch order."""
     first_of = {
         event.event_id: event
-        for event in DeviceEvent.objects.filter(device=device, event_id__in={item.event_id for item in incoming})
+        for event in readable_events(
+            DeviceEvent.objects.filter(device=device, event_id__in={item.event_id for item in incoming})
+        )
     }
     answers: list[IngestOutcome | dict] = []
     new_events = []

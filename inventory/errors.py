@@ -213,6 +213,13 @@ class Refusal(Enum):
     LINE_ALREADY_DECIDED = (
         409, "Line {line} of delivery note {number} is already decided.", "送货单 {number} 的第 {line} 行已验收完毕。"
     )
+    # Trust at the edges: device data, device clocks, reader faults (devices/, cabinets, HIS import)
+    GS_SUBSTITUTE_UNSAFE = (
+        400, "The scanner station's GS substitute cannot be used: {detail}", "扫码站的 GS 替代字符不可用：{detail}"
+    )
+    SESSION_NOT_SUSPECT = (
+        409, "Cabinet session {session} is not waiting on a suspect read.", "智能柜会话 {session} 没有待确认的异常读取。"
+    )
 
     @property
     def status(self) -> int:

@@ -276,6 +276,16 @@ SPD_HIS_TOKEN = env("SPD_HIS_TOKEN")
 SPD_HIS_SETTLEMENT_MAX_BYTES = int(env("SPD_HIS_SETTLEMENT_MAX_BYTES", str(20 * 1024 * 1024)))
 # A device event body (or batch) larger than this is refused with 413 before it is parsed.
 SPD_DEVICE_EVENT_MAX_BYTES = int(env("SPD_DEVICE_EVENT_MAX_BYTES", str(512 * 1024)))
+# Dates from devices and HIS imports outside now ± this many years are refused (inventory/date_window.py).
+SPD_ACCEPTED_DATE_YEARS = int(env("SPD_ACCEPTED_DATE_YEARS", "5"))
+# A device clock further ahead of the server's than this is not believed: the server's time is used
+# for its cabinet sessions, and a DEVICE_CLOCK_SKEW alert is raised.
+SPD_DEVICE_MAX_CLOCK_AHEAD_SECONDS = int(env("SPD_DEVICE_MAX_CLOCK_AHEAD_SECONDS", "300"))
+# Reader check at door close: a read missing more than this share of the cabinet's tagged units (or
+# all of them), when it should hold at least the minimum, is held as SUSPECT, not applied. A cabinet
+# device's config may set its own (suspect_missing_share, suspect_min_units).
+SPD_CABINET_SUSPECT_SHARE = float(env("SPD_CABINET_SUSPECT_SHARE", "0.5"))
+SPD_CABINET_SUSPECT_MIN_UNITS = int(env("SPD_CABINET_SUSPECT_MIN_UNITS", "4"))
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 if not DEBUG:

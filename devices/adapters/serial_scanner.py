@@ -31,9 +31,10 @@ MAX_FRAME = 4096
 HEALTHY_AFTER = 5.0
 
 # Stripped from both ends of a frame: stray line ends when the suffix is only half of what the
-# scanner sends, and padding. Never GS (0x1D): it separates GS1 fields, and str.strip() would
-# remove it because Python counts 0x1C-0x1F as whitespace.
-_FRAME_PADDING = b"\x00\t\n\r "
+# scanner sends (CR of CR LF), and NUL line noise, which no symbology carries and PostgreSQL text
+# cannot hold. Nothing else: a space or tab is data (a HIBC check character may be a space), and
+# GS (0x1D) separates GS1 fields (str.strip() would remove it: Python counts 0x1C-0x1F as whitespace).
+_FRAME_PADDING = b"\x00\n\r"
 
 
 class ScannerConfigError(ValueError):
@@ -61,7 +62,8 @@ class FrameDecoder:
     """Split a byte stream into scanned codes at a suffix.
 
     Reads from a serial port end anywhere: a code may arrive in several chunks, several codes may
-    arrive in one. The decoder keeps the unfinished tail between calls, drops empty frames, and
+    arrive in one. The decoder keeps the unfinished tail between calls, drops empty frames, keeps
+    every other byte of a frame (spaces at either end included), and
     decodes as Latin-1 so that every byte — GS (0x1D) included — reaches the UDI parser unchanged.
     Memory is bounded: a frame that grows past `max_frame` bytes without a suffix (wrong suffix
     configured, line noise) is dropped whole, up to the next suffix, with a warning.

@@ -2,6 +2,7 @@
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,10 +16,18 @@ from inventory.api.fields import (
     idempotency_key,
     validated,
 )
+from inventory.api.permissions import STOCK_HANDLERS
 from inventory.api.stock import StockOrderSerializer, UnitSerializer, named_units
+from inventory.date_window import readable
 from inventory.models import CabinetSession, Unit
 from inventory.selectors.stock import StockScope
-from inventory.services.cabinets import deadline_hours, overdue_takes, put_back_by_scan, take_by_scan
+from inventory.services.cabinets import (
+    accept_suspect_read,
+    deadline_hours,
+    overdue_takes,
+    put_back_by_scan,
+    take_by_scan,
+)
 
 
 class CabinetSessionSerializer(serializers.ModelSerializer):
@@ -28,11 +37,15 @@ class CabinetSessionSerializer(serializers.ModelSerializer):
     unknown_tags = serializers.SerializerMethodField()
     misplaced = serializers.SerializerMethodField()
 
+    # Null when a stored time cannot be shown (stamped by a wrong device clock before times were checked).
+    opened_at = serializers.DateTimeField(source="opened_at_readable", read_only=True, allow_null=True)
+    closed_at = serializers.DateTimeField(source="closed_at_readable", read_only=True, allow_null=True)
+
     class Meta:
         model = CabinetSession
         fields = [
             "id", "cabinet", "device", "user", "badge", "status", "opened_at", "closed_at", "tags_seen", "taken",
-            "returned", "unknown_tags", "misplaced",
+            "returned", "unknown_tags", "misplaced", "device_clock_ahead_seconds", "read_check", "suspect_reads",
         ]
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
@@ -47,14 +60,30 @@ class CabinetSessionSerializer(serializers.ModelSerializer):
         return [item for item in session.misplaced or [] if item.get("hospital") != session.cabinet.hospital_id]
 
 
+class AcceptReadSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=500, help_text="What was seen in the cabinet, e.g. 'emptied for PCI'")
+
+
 class CabinetSessionViewSet(viewsets.ReadOnlyModelViewSet):
-    """Door sessions of the smart cabinets, newest first."""
+    """Door sessions of the smart cabinets, newest first. A SUSPECT session's read may be accepted
+    by a person who has looked into the cabinet (accept-read)."""
 
     serializer_class = CabinetSessionSerializer
     filterset_fields = ["cabinet", "status", "user", "device"]
+    write_roles = STOCK_HANDLERS
 
     def get_queryset(self) -> QuerySet:
-        return StockScope.of(self.request.user).cabinet_sessions().select_related("cabinet")
+        return StockScope.of(self.request.user).cabinet_sessions().select_related("cabinet").defer(
+            "opened_at", "closed_at"
+        ).annotate(opened_at_readable=readable("opened_at"), closed_at_readable=readable("closed_at"))
+
+    @extend_schema(request=AcceptReadSerializer, responses={200: CabinetSessionSerializer})
+    @action(detail=True, methods=["post"], url_path="accept-read")
+    def accept_read(self, request: Request, pk: str) -> Response:
+        session = self.get_object()
+        data = validated(AcceptReadSerializer, request)
+        accept_suspect_read(session=session, user=request.user, note=data["note"])
+        return Response(self.get_serializer(self.get_queryset().get(pk=session.pk)).data)
 
 
 class ScanUnitsSerializer(IdempotentInputSerializer):

@@ -21,7 +21,10 @@ from inventory.services.receiving import LineInput, accept_delivery_note, receiv
 
 
 class DeliveryLineInputSerializer(serializers.Serializer):
-    udi = serializers.CharField(required=False, allow_blank=False, max_length=300, help_text="Raw scan (unit-tracked)")
+    # The scan's bytes as read: a HIBC label may end in a space (its check character).
+    udi = serializers.CharField(
+        required=False, allow_blank=False, max_length=300, trim_whitespace=False, help_text="Raw scan (unit-tracked)"
+    )
     product = ScopedPrimaryKeyRelatedField(queryset=Product.objects.all(), required=False)
     lot = serializers.CharField(required=False, default="", max_length=64)
     expiry = serializers.DateField(required=False, allow_null=True, default=None)

@@ -25,6 +25,9 @@ class Alert(models.Model):
         HIS_DELIVERY_FAILING = "HIS_DELIVERY_FAILING", _("HIS charge delivery failing")
         # MQTT cabinets (trust at the edges)
         MQTT_BRIDGE_DOWN = "MQTT_BRIDGE_DOWN", _("MQTT cabinet bridge down")
+        DEVICE_CLOCK_SKEW = "DEVICE_CLOCK_SKEW", _("Device clock wrong (设备时钟偏差)")
+        CABINET_READ_SUSPECT = "CABINET_READ_SUSPECT", _("Cabinet read suspect: reader fault? (读取异常)")
+        CABINET_STALE_CLOSE = "CABINET_STALE_CLOSE", _("Cabinet door close arrived out of date (过期关门事件)")
 
     class Severity(models.TextChoices):
         INFO = "INFO", _("Info")

@@ -15,13 +15,22 @@ class HisSettlementLine(models.Model):
     quantity = models.IntegerField(_("quantity"))
     unit_price = models.DecimalField(_("unit price"), max_digits=12, decimal_places=2)
     amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
-    settled_at = models.DateTimeField(_("settled at"))
+    settled_at = models.DateTimeField(
+        _("settled at"), null=True, blank=True,
+        help_text=_("Empty only on a quarantined line, whose date was outside the accepted window"),
+    )
     charge = models.ForeignKey(
         "inventory.Charge", null=True, blank=True, on_delete=models.PROTECT, related_name="his_settlements",
         help_text=_("Our charge this line answers, when the HIS echoes our idempotency key"),
     )
     imported_at = models.DateTimeField(_("imported at"), default=timezone.now)
     import_batch = models.CharField(_("import batch"), max_length=64, blank=True)
+    # Set by `manage.py repair_dates` on a line imported, before dates were checked, with a date outside
+    # the accepted window: its settled_at is emptied (so no reconciliation period takes it in) and kept here.
+    settled_at_as_sent = models.CharField(
+        _("settled at as the HIS sent it"), max_length=64, blank=True, default="", db_default=""
+    )
+    quarantined_at = models.DateTimeField(_("quarantined at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("HIS settlement line")

@@ -16,6 +16,7 @@ class CabinetSession(models.Model):
         CLOSED_WITHOUT_OPEN = "CLOSED_WITHOUT_OPEN", _("Closed with no open seen: inventory applied, no user")
         ABANDONED = "ABANDONED", _("Superseded by a later door open")
         STALE = "STALE", _("Close older than the last applied one: recorded, not applied")
+        SUSPECT = "SUSPECT", _("Read suspect (reader fault?): not applied, waiting for a new read")
 
     cabinet = models.ForeignKey("inventory.Location", on_delete=models.PROTECT, related_name="cabinet_sessions")
     device = models.ForeignKey("devices.Device", on_delete=models.PROTECT, related_name="cabinet_sessions")
@@ -35,6 +36,17 @@ class CabinetSession(models.Model):
     returned = models.JSONField(_("units returned"), default=list, blank=True)
     unknown_tags = models.JSONField(_("tags bound to no unit"), default=list, blank=True)
     misplaced = models.JSONField(_("tags of units that belong elsewhere"), default=list, blank=True)
+    device_clock_ahead_seconds = models.IntegerField(
+        _("device clock ahead by (s)"), null=True, blank=True,
+        help_text=_("Set when the device's time was beyond the accepted skew: the session uses the server's time"),
+    )
+    read_check = models.JSONField(
+        _("reader check"), default=dict, db_default={}, blank=True,
+        help_text=_("The decision on the close's read: expected and missing tags, the threshold, OK or SUSPECT"),
+    )
+    suspect_reads = models.JSONField(
+        _("suspect reads"), default=list, db_default=[], blank=True, help_text=_("Each read held as suspect, with its raw tags"),
+    )
 
     class Meta:
         verbose_name = _("cabinet session")

@@ -22,6 +22,12 @@ Scans and their subjects:
     scan_his_deliveries    HIS_DELIVERY_FAILING   his-outbox (one alert per hospital, with the count)
     scan_mqtt_bridge       MQTT_BRIDGE_DOWN   mqtt-bridge (each hospital with active MQTT cabinets)
 
+Raised as events arrive (devices/services.py, services/cabinets.py), not by a scan:
+    report_device_clock    DEVICE_CLOCK_SKEW      device:<id>     a time beyond the accepted skew or window
+                                                  (resolved by scan_devices once the clock is right)
+    report_cabinet_read    CABINET_READ_SUSPECT   cabinet:<location id>   a close read held as suspect
+    report_stale_close     CABINET_STALE_CLOSE    cabinet:<location id>   a close older than the last applied
+
 Settings (read at each use, with these defaults):
     SPD_EXPIRY_TIERS               near-expiry tiers in days, (90, 60, 30); the narrowest is CRITICAL,
                                    the next WARNING, wider ones INFO
@@ -45,8 +51,9 @@ from django.db.models import Count, F, IntegerField, Max, Min, OuterRef, Q, Subq
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from devices.models import BridgeHeartbeat, Device
+from devices.models import BridgeHeartbeat, Device, DeviceEvent
 from inventory.actors import Actor
+from inventory.date_window import max_clock_ahead, readable
 from inventory.errors import Refusal, Refused
 from inventory.models import (
     UNIT_TRANSITIONS,
@@ -561,7 +568,8 @@ def scan_overdue_takes(*, hospital: Hospital, now: datetime.datetime | None = No
 
 def scan_devices(*, hospital: Hospital, now: datetime.datetime | None = None) -> ScanResult:
     """DEVICE_OFFLINE for each active device silent longer than its `offline_after_seconds` (or never
-    seen). Resolved when it is heard from again or deactivated."""
+    seen). Resolved when it is heard from again or deactivated. Also resolves the DEVICE_CLOCK_SKEW
+    alerts of devices whose clock is right again (`clock_skew_cleared`)."""
     now = now or timezone.now()
     specs = []
     for device in Device.objects.filter(hospital=hospital, is_active=True).values(
@@ -578,7 +586,66 @@ def scan_devices(*, hospital: Hospital, now: datetime.datetime | None = None) ->
              "offline_after_seconds": device["offline_after_seconds"]},
             {"device_id": device["pk"], "location_id": device["location_id"]},
         ))
-    return sync_alerts(kind=Kind.DEVICE_OFFLINE, specs=specs, scope=Q(hospital=hospital), now=now)
+    offline = sync_alerts(kind=Kind.DEVICE_OFFLINE, specs=specs, scope=Q(hospital=hospital), now=now)
+    return offline + ScanResult(resolved=clock_skew_cleared(hospital=hospital, now=now))
+
+
+def report_device_clock(*, device: Device, problem: str, details: dict | None = None) -> None:
+    """DEVICE_CLOCK_SKEW while a device sends times that are not believed (`problem` says why);
+    resolved by `scan_devices` once its latest event's time is right (not here: ingest stays lean)."""
+    subject = f"device:{device.pk}"
+    raise_alert(
+        hospital=device.hospital, kind=Kind.DEVICE_CLOCK_SKEW, subject_key=subject, severity=Severity.WARNING,
+        message=f"Device {device.code} {device.name}: {problem}; set its clock (NTP)",
+        details={"code": device.code, "problem": problem, **(details or {})}, device=device,
+        location_id=device.location_id,
+    )
+
+
+def clock_skew_cleared(*, hospital: Hospital, now: datetime.datetime | None = None) -> int:
+    """Resolve the open DEVICE_CLOCK_SKEW alerts whose device has since sent an event (the latest it
+    sent) with a believable time; returns how many. One query per open alert, which are few."""
+    latest = DeviceEvent.objects.filter(device=OuterRef("device_id")).order_by("-received_at", "-id")
+    alerts = Alert.objects.filter(hospital=hospital, kind=Kind.DEVICE_CLOCK_SKEW).exclude(status=Status.RESOLVED)
+    cleared = [
+        alert["pk"] for alert in alerts.annotate(
+            received=Subquery(latest.values("received_at")[:1]),
+            told=Subquery(latest.annotate(told=readable("occurred_at")).values("told")[:1]),
+        ).values("pk", "last_seen_at", "received", "told")
+        if alert["received"] and alert["told"] and alert["received"] > alert["last_seen_at"]
+        and alert["told"] - alert["received"] <= max_clock_ahead()
+    ]
+    return _resolve_automatically(cleared, now or timezone.now())
+
+
+def report_cabinet_read(*, session: CabinetSession) -> None:
+    """CABINET_READ_SUSPECT while the cabinet's latest close read was held as suspect (a reader
+    fault is likelier than a nurse emptying the cabinet); resolved once a read is applied."""
+    subject = f"cabinet:{session.cabinet_id}"
+    hospital = session.cabinet.hospital
+    if session.status != CabinetSession.Status.SUSPECT:
+        auto_resolve(hospital=hospital, kind=Kind.CABINET_READ_SUSPECT, subject_keys=[subject])
+        return
+    check = session.read_check
+    raise_alert(
+        hospital=hospital, kind=Kind.CABINET_READ_SUSPECT, subject_key=subject, severity=Severity.CRITICAL,
+        message=(f"Cabinet {session.cabinet.name} read {check.get('seen_expected')} of the {check.get('expected')} "
+                 f"tagged units it should hold: reader fault? Nothing was taken; the cabinet is asked to read again"),
+        details={"session": session.pk, **check}, location_id=session.cabinet_id, device_id=session.device_id,
+    )
+
+
+def report_stale_close(*, session: CabinetSession) -> None:
+    """CABINET_STALE_CLOSE when a door close older than the cabinet's last applied one arrives: it
+    was recorded and not applied, so what it saw needs a person's look (one alert per cabinet)."""
+    raise_alert(
+        hospital=session.cabinet.hospital, kind=Kind.CABINET_STALE_CLOSE, subject_key=f"cabinet:{session.cabinet_id}",
+        severity=Severity.WARNING,
+        message=(f"Cabinet {session.cabinet.name}: a door close of {timezone.localtime(session.closed_at):%Y-%m-%d %H:%M} "
+                 f"arrived after a later one and was not applied"),
+        details={"session": session.pk, "closed_at": session.closed_at.isoformat(), "tags_seen": session.tags_seen},
+        location_id=session.cabinet_id, device_id=session.device_id,
+    )
 
 
 def scan_cabinet_tags(

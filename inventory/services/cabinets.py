@@ -7,18 +7,26 @@ unit, are recorded on the session and never absorbed into stock. An expired unit
 (by close or by scan): one missing at close is locked as EXPIRED by the cabinet device instead.
 
 Order of events: sessions are matched by the device's `occurred_at`, not by arrival. A close older
-than the cabinet's last applied close is recorded as STALE and not applied (the newer close
-already describes the cabinet); a close with no open is applied without a user (attributed to the
-cabinet device); a second open supersedes a session still open.
+than the cabinet's last applied close is recorded as STALE, not applied, and alerted (the newer
+close already describes the cabinet); a close with no open is applied without a user (attributed
+to the cabinet device); a second open supersedes a session still open.
+
+Trust: a device time more than SPD_DEVICE_MAX_CLOCK_AHEAD_SECONDS ahead of the server is replaced
+by the server's (flagged on the session), so a wrong clock never makes the present STALE; a read
+missing too large a share of the cabinet's units is held as SUSPECT (see `reader_check`) instead of
+marking them all TAKEN.
 """
 import datetime
 from dataclasses import dataclass
+from types import ModuleType
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from inventory.actors import Actor
+from inventory.date_window import max_clock_ahead
 from inventory.errors import Problem, Refusal, Refused
 from inventory.models import CabinetSession, Hospital, Location, Movement, StockOrder, Unit, UnitStatus, User
 from inventory.services.idempotency import run_once
@@ -36,71 +44,241 @@ APPLIED = (CabinetSession.Status.CLOSED, CabinetSession.Status.CLOSED_WITHOUT_OP
 
 def open_session(
     *, device: object, cabinet: Location, occurred_at: datetime.datetime, user_ref: str = "", badge: str = "",
-    event: object = None,
+    event: object = None, received_at: datetime.datetime | None = None,
 ) -> CabinetSession:
     """Start a session for whoever opened the door (by username or badge). An unknown person is
-    recorded (badge kept) and their takes are attributed to the cabinet device."""
+    recorded (badge kept) and their takes are attributed to the cabinet device. A time beyond the
+    accepted clock skew is replaced by the server's (`received_at`) and flagged."""
     user = _person(cabinet.hospital, user_ref, badge)
+    now = received_at or timezone.now()
+    moment, ahead = device_time(occurred_at, now)
     with transaction.atomic():
         Location.objects.select_for_update().get(pk=cabinet.pk)  # one session change per cabinet at a time
-        if _last_applied_close(cabinet, after=occurred_at):
+        if _last_applied_close(cabinet, after=moment, now=now):
             status = CabinetSession.Status.STALE
         else:
             status = CabinetSession.Status.OPEN
-            CabinetSession.objects.filter(
-                cabinet=cabinet, status=CabinetSession.Status.OPEN, opened_at__lte=occurred_at
+            # A session opened "in the future" by a wrong clock never blocks the present: superseded too.
+            CabinetSession.objects.filter(cabinet=cabinet, status=CabinetSession.Status.OPEN).filter(
+                Q(opened_at__lte=moment) | Q(opened_at__gt=now + max_clock_ahead())
             ).update(status=CabinetSession.Status.ABANDONED)
         return CabinetSession.objects.create(
-            cabinet=cabinet, device=device, user=user, badge=badge or "", status=status, opened_at=occurred_at,
-            open_event=event,
+            cabinet=cabinet, device=device, user=user, badge=badge or "", status=status, opened_at=moment,
+            open_event=event, device_clock_ahead_seconds=ahead,
         )
 
 
 def close_session(
-    *, device: object, cabinet: Location, occurred_at: datetime.datetime, epcs: list[str], event: object = None
+    *, device: object, cabinet: Location, occurred_at: datetime.datetime, epcs: list[str], event: object = None,
+    received_at: datetime.datetime | None = None,
 ) -> CabinetSession:
-    """Apply the cabinet's full tag inventory at door close: takes, put-backs, unknown and misplaced tags."""
+    """Apply the cabinet's full tag inventory at door close: takes, put-backs, unknown and misplaced tags.
+
+    - A close older than the last applied one is STALE: recorded, not applied, alerted.
+    - A read missing too large a share of the units the cabinet should hold (`reader_check`) is
+      SUSPECT: nothing is taken, the raw read is kept, an alert is raised, and the session waits
+      for the next read (the cabinet is asked to read again, or its next `inventory`), which is
+      applied to it if it passes, or if it confirms the suspect read tag for tag (not an empty one);
+      a person may also accept the suspect read (`accept_suspect_read`).
+    - A session that is still SUSPECT when another session closes is ABANDONED: that close's
+      read describes the cabinet from then on.
+    """
+    now = received_at or timezone.now()
+    moment, ahead = device_time(occurred_at, now)
     seen = _normalised(epcs)
     with transaction.atomic():
         Location.objects.select_for_update().get(pk=cabinet.pk)
-        session = (
-            CabinetSession.objects.filter(
-                cabinet=cabinet, status=CabinetSession.Status.OPEN, opened_at__lte=occurred_at
-            ).order_by("-opened_at", "-id").first()
+        opened = (
+            CabinetSession.objects.filter(cabinet=cabinet, status=CabinetSession.Status.OPEN, opened_at__lte=moment)
+            .order_by("-opened_at", "-id").first()
         )
-        if session is None:
-            session = CabinetSession(cabinet=cabinet, device=device, status=CabinetSession.Status.CLOSED_WITHOUT_OPEN)
+        suspect = _pending_suspect(cabinet, before=moment)
+        if suspect is not None and (opened is None or opened.opened_at < suspect.closed_at):
+            session = suspect  # the cabinet reading again after a suspect read
+        elif opened is not None:
+            session = opened
+            if suspect is not None:
+                _supersede(suspect, by=session)
         else:
-            session.status = CabinetSession.Status.CLOSED
-        session.closed_at, session.close_event, session.tags_seen = occurred_at, event, len(seen)
-        if _last_applied_close(cabinet, after=occurred_at):
+            session = CabinetSession(cabinet=cabinet, device=device, status=CabinetSession.Status.CLOSED_WITHOUT_OPEN)
+        was_suspect = session.status == CabinetSession.Status.SUSPECT
+        session.closed_at, session.close_event, session.tags_seen = moment, event, len(seen)
+        session.device_clock_ahead_seconds = ahead if ahead is not None else session.device_clock_ahead_seconds
+        if _last_applied_close(cabinet, after=moment, now=now):
             session.status = CabinetSession.Status.STALE
             session.save()
+            _alerts().report_stale_close(session=session)
             return session
-        session.save()
         diff = compare_with_contents(cabinet, seen)
-        actor = Actor(user=session.user) if session.user else Actor(device=device)
-        document = (Movement.DocumentType.CABINET_SESSION, session.pk)
-        today = timezone.localdate(occurred_at)
-        expired = [unit for unit in diff.taken if expiry_lock_problem(unit, today)]
-        taken = [unit for unit in diff.taken if unit not in expired]
-        # Past its expiry date a unit is locked: missing at close, it is recorded as expired, never as taken.
-        move_units(units=expired, kind=Movement.Kind.EXPIRE, to_status=UnitStatus.EXPIRED, to_location=cabinet,
-                   actor=Actor(device=device), document=document, occurred_at=occurred_at,
-                   idempotency_keys=[f"cabinet-session:{session.pk}:expire:{unit.pk}" for unit in expired],
-                   note="expired unit not seen at door close: locked, not taken")
-        move_units(units=taken, kind=Movement.Kind.CABINET_TAKE, to_status=UnitStatus.TAKEN, to_location=cabinet,
-                   actor=actor, document=document, occurred_at=occurred_at,
-                   idempotency_keys=[f"cabinet-session:{session.pk}:take:{unit.pk}" for unit in taken])
-        move_units(units=diff.returned, kind=Movement.Kind.CABINET_RETURN, to_status=UnitStatus.IN_CABINET,
-                   to_location=cabinet, actor=actor, document=document, occurred_at=occurred_at,
-                   idempotency_keys=[f"cabinet-session:{session.pk}:return:{unit.pk}" for unit in diff.returned])
-        session.taken = [_unit_summary(unit) for unit in taken]
-        session.returned = [_unit_summary(unit) for unit in diff.returned]
-        session.unknown_tags = diff.unknown
-        session.misplaced = diff.misplaced
-        session.save(update_fields=["taken", "returned", "unknown_tags", "misplaced"])
+        return _apply_or_hold(session, diff, seen, epcs, event, device, was_suspect)
+
+
+def interim_read(
+    *, device: object, cabinet: Location, occurred_at: datetime.datetime, epcs: list[str], event: object = None,
+    received_at: datetime.datetime | None = None,
+) -> CabinetSession | None:
+    """An `inventory` read: informative, except that it is the next read a SUSPECT session waits
+    for. Then it is checked like a close and applied to that session if it passes. Returns the
+    suspect session it was used for, or None."""
+    moment, _ = device_time(occurred_at, received_at or timezone.now())
+    seen = _normalised(epcs)
+    with transaction.atomic():
+        Location.objects.select_for_update().get(pk=cabinet.pk)
+        session = _pending_suspect(cabinet, before=moment)
+        if session is None:
+            return None
+        diff = compare_with_contents(cabinet, seen)
+        return _apply_or_hold(session, diff, seen, epcs, event, device, was_suspect=True, close_event=False)
+
+
+def _apply_or_hold(
+    session: CabinetSession, diff: "CabinetDiff", seen: set[str], epcs: list[str], event: object, device: object,
+    was_suspect: bool, close_event: bool = True,
+) -> CabinetSession:
+    check = reader_check(device, diff, seen)
+    if check["verdict"] == SUSPECT and was_suspect and _confirms(session, seen):
+        check["verdict"] = CONFIRMED  # the same read twice, not an empty one: believed
+    session.read_check = check
+    if check["verdict"] == SUSPECT:
+        session.status = CabinetSession.Status.SUSPECT
+        read = {"event": getattr(event, "pk", None), "at": timezone.now().isoformat(), "epcs": list(epcs),
+                "seen": sorted(seen), **{k: check[k] for k in ("expected", "missing")}}
+        session.suspect_reads = [*session.suspect_reads, read]
+        session.save()
+        _alerts().report_cabinet_read(session=session)
         return session
+    if was_suspect:
+        session.status = CabinetSession.Status.CLOSED if session.opened_at else CabinetSession.Status.CLOSED_WITHOUT_OPEN
+        if not close_event:
+            session.tags_seen = len(seen)
+    elif session.status == CabinetSession.Status.OPEN:
+        session.status = CabinetSession.Status.CLOSED
+    session.save()
+    _apply(session, diff, device)
+    if was_suspect:
+        _alerts().report_cabinet_read(session=session)
+    return session
+
+
+def accept_suspect_read(*, session: CabinetSession, user: User, note: str) -> CabinetSession:
+    """A person who has looked into the cabinet confirms its last suspect read (it really was
+    emptied, say): the read is applied to the session as its close, the takes are the session's
+    user's (else the device's), and the decision names who accepted it and why."""
+    note = (note or "").strip()
+    if not note:
+        raise Refused(Refusal.NOTE_REQUIRED)
+    with transaction.atomic():
+        Location.objects.select_for_update().get(pk=session.cabinet_id)
+        locked = CabinetSession.objects.select_for_update().select_related("cabinet", "device").get(pk=session.pk)
+        if locked.status != CabinetSession.Status.SUSPECT or not locked.suspect_reads:
+            raise Refused(Refusal.SESSION_NOT_SUSPECT, session=locked.pk)
+        seen = set(locked.suspect_reads[-1]["seen"])
+        diff = compare_with_contents(locked.cabinet, seen)
+        locked.read_check = {
+            **reader_check(locked.device, diff, seen), "verdict": ACCEPTED, "accepted_by": user.pk,
+            "accepted_at": timezone.now().isoformat(), "note": note[:500],
+        }
+        locked.tags_seen = len(seen)
+        locked.status = CabinetSession.Status.CLOSED if locked.opened_at else CabinetSession.Status.CLOSED_WITHOUT_OPEN
+        locked.save()
+        _apply(locked, diff, locked.device)
+        _alerts().report_cabinet_read(session=locked)
+        return locked
+
+
+def _apply(session: CabinetSession, diff: "CabinetDiff", device: object) -> None:
+    cabinet, occurred_at = session.cabinet, session.closed_at
+    actor = Actor(user=session.user) if session.user else Actor(device=device)
+    document = (Movement.DocumentType.CABINET_SESSION, session.pk)
+    today = timezone.localdate(occurred_at)
+    expired = [unit for unit in diff.taken if expiry_lock_problem(unit, today)]
+    taken = [unit for unit in diff.taken if unit not in expired]
+    # Past its expiry date a unit is locked: missing at close, it is recorded as expired, never as taken.
+    move_units(units=expired, kind=Movement.Kind.EXPIRE, to_status=UnitStatus.EXPIRED, to_location=cabinet,
+               actor=Actor(device=device), document=document, occurred_at=occurred_at,
+               idempotency_keys=[f"cabinet-session:{session.pk}:expire:{unit.pk}" for unit in expired],
+               note="expired unit not seen at door close: locked, not taken")
+    move_units(units=taken, kind=Movement.Kind.CABINET_TAKE, to_status=UnitStatus.TAKEN, to_location=cabinet,
+               actor=actor, document=document, occurred_at=occurred_at,
+               idempotency_keys=[f"cabinet-session:{session.pk}:take:{unit.pk}" for unit in taken])
+    move_units(units=diff.returned, kind=Movement.Kind.CABINET_RETURN, to_status=UnitStatus.IN_CABINET,
+               to_location=cabinet, actor=actor, document=document, occurred_at=occurred_at,
+               idempotency_keys=[f"cabinet-session:{session.pk}:return:{unit.pk}" for unit in diff.returned])
+    session.taken = [_unit_summary(unit) for unit in taken]
+    session.returned = [_unit_summary(unit) for unit in diff.returned]
+    session.unknown_tags = diff.unknown
+    session.misplaced = diff.misplaced
+    session.save(update_fields=["taken", "returned", "unknown_tags", "misplaced"])
+
+
+# --- device clocks and reader faults -----------------------------------------------------------------
+
+# The verdicts of a read: held, believed, believed because read twice alike, accepted by a person.
+SUSPECT, OK, CONFIRMED, ACCEPTED = "SUSPECT", "OK", "CONFIRMED", "ACCEPTED"
+
+
+def device_time(occurred_at: datetime.datetime, now: datetime.datetime) -> tuple[datetime.datetime, int | None]:
+    """The time a session uses for a device's `occurred_at`, and how far ahead the device's clock
+    was when that time is not believed (more than SPD_DEVICE_MAX_CLOCK_AHEAD_SECONDS ahead of the
+    server): then the server's time is used, so that a wrong clock never puts a session in the future
+    where it would make every later close of the cabinet STALE."""
+    ahead = occurred_at - now
+    if ahead > max_clock_ahead():
+        return now, int(ahead.total_seconds())
+    return occurred_at, None
+
+
+def reader_thresholds(device: object) -> tuple[float, int]:
+    """(share, minimum units) of the reader check: the cabinet device's `config`
+    (`suspect_missing_share`, `suspect_min_units`), else SPD_CABINET_SUSPECT_SHARE (0.5) and
+    SPD_CABINET_SUSPECT_MIN_UNITS (4)."""
+    config = getattr(device, "config", None) or {}
+    share = config.get("suspect_missing_share")
+    if share is None:
+        share = getattr(settings, "SPD_CABINET_SUSPECT_SHARE", None)
+    minimum = config.get("suspect_min_units")
+    if minimum is None:
+        minimum = getattr(settings, "SPD_CABINET_SUSPECT_MIN_UNITS", None)
+    return float(0.5 if share is None else share), int(4 if minimum is None else minimum)
+
+
+def reader_check(device: object, diff: "CabinetDiff", seen: set[str]) -> dict:
+    """Is this read believable? A read that misses more than the share (or all) of the tagged units
+    the cabinet should hold, when it should hold at least the minimum, is SUSPECT: a reader fault
+    (antenna, door ajar, interference) is likelier than one person taking most of a cabinet."""
+    share, minimum = reader_thresholds(device)
+    expected, missing = diff.expected, len(diff.taken)
+    suspect = expected >= minimum and expected > 0 and (missing == expected or missing / expected > share)
+    return {
+        "verdict": SUSPECT if suspect else OK, "expected": expected, "missing": missing,
+        "seen_expected": expected - missing, "tags_seen": len(seen), "max_share": share, "min_units": minimum,
+    }
+
+
+def _confirms(session: CabinetSession, seen: set[str]) -> bool:
+    """A re-read that sees exactly what the last suspect read saw, and saw something."""
+    last = session.suspect_reads[-1] if session.suspect_reads else None
+    return bool(seen) and last is not None and set(last.get("seen", [])) == seen
+
+
+def _pending_suspect(cabinet: Location, *, before: datetime.datetime) -> CabinetSession | None:
+    return (
+        CabinetSession.objects.filter(cabinet=cabinet, status=CabinetSession.Status.SUSPECT, closed_at__lte=before)
+        .order_by("-closed_at", "-id").first()
+    )
+
+
+def _supersede(suspect: CabinetSession, *, by: CabinetSession) -> None:
+    suspect.status = CabinetSession.Status.ABANDONED
+    suspect.read_check = {**suspect.read_check, "superseded_by": by.pk}
+    suspect.save(update_fields=["status", "read_check"])
+    _alerts().report_cabinet_read(session=suspect)
+
+
+def _alerts() -> ModuleType:
+    from inventory.services import alerts  # imported here: the alerts module imports this one
+
+    return alerts
 
 
 @dataclass
@@ -109,6 +287,7 @@ class CabinetDiff:
     returned: list[Unit]
     unknown: list[str]
     misplaced: list[dict]
+    expected: int = 0  # tagged units IN_CABINET: those a read can find missing
 
 
 def compare_with_contents(cabinet: Location, seen: set[str]) -> CabinetDiff:
@@ -137,7 +316,10 @@ def compare_with_contents(cabinet: Location, seen: set[str]) -> CabinetDiff:
         ).values_list("epc", "pk", "status", "location_id", "hospital_id")
     ]
     known = {item["epc"] for item in misplaced}
-    return CabinetDiff(taken, returned, sorted(others - known), sorted(misplaced, key=lambda item: item["epc"]))
+    return CabinetDiff(
+        taken, returned, sorted(others - known), sorted(misplaced, key=lambda item: item["epc"]),
+        expected=sum(1 for _, _, status in expected if status == UnitStatus.IN_CABINET),
+    )
 
 
 def take_by_scan(*, actor: Actor, hospital: Hospital, units: list[Unit], idempotency_key: str) -> StockOrder:
@@ -219,8 +401,12 @@ def _person(hospital: Hospital, user_ref: str, badge: str) -> User | None:
     return User.objects.filter(query, hospital=hospital, is_active=True).first()
 
 
-def _last_applied_close(cabinet: Location, *, after: datetime.datetime) -> bool:
-    return CabinetSession.objects.filter(cabinet=cabinet, status__in=APPLIED, closed_at__gt=after).exists()
+def _last_applied_close(cabinet: Location, *, after: datetime.datetime, now: datetime.datetime) -> bool:
+    """Was a later close applied? One stamped beyond the accepted skew (stored before clocks were
+    bounded) is not believed, so it never makes the present STALE."""
+    return CabinetSession.objects.filter(
+        cabinet=cabinet, status__in=APPLIED, closed_at__gt=after, closed_at__lte=now + max_clock_ahead()
+    ).exists()
 
 
 def _normalised(epcs: list[str]) -> set[str]:

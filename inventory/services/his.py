@@ -31,7 +31,8 @@ Outbound: the relay (`deliver_due_charges`)
 Inbound: settlement lines (`parse_settlement_file`, `import_settlement_lines`)
     The HIS's settlement data (结算明细) is imported in full, by API or file, all-or-nothing, for the
     nightly reconciliation. Re-importing a line already held with the same content is skipped; the
-    same line id with different content is a conflict.
+    same line id with different content is a conflict. A settlement date outside the accepted window
+    (SPD_ACCEPTED_DATE_YEARS of today) refuses its row, like any bad value.
 
 Settings (read at each use, with these defaults):
     SPD_HIS_CHARGE_URL            where charges are POSTed ("http://127.0.0.1:8900/charges")
@@ -67,6 +68,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from inventory.date_window import window_problem
 from inventory.errors import Problem, Refusal, Refused
 from inventory.models import Charge, ChargeDelivery, HisSettlementLine, Hospital
 from inventory.validators import is_his_reference, looks_like_personal_id
@@ -383,6 +385,7 @@ class ImportReport:
     created: int
     skipped: int
     linked: int
+    released: int = 0  # quarantined lines (see repair_dates) sent again with a good date
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -399,7 +402,8 @@ def import_settlement_lines(*, hospital: Hospital, rows: list[dict], batch: str)
     every bad row by number (the row's `_row`, set by `parse_settlement_file` to its line in the file,
     else its 1-based position). A line already held with the same `his_line_id` is skipped when
     its content is the same and refused as a conflict (409) when it differs, so re-importing a file
-    is harmless. A row naming one of our charges (`spd_charge_id`: the id or our idempotency key
+    is harmless; a quarantined line (`repair_dates`) sent again with the same content and a good
+    date gets that date and leaves quarantine. A row naming one of our charges (`spd_charge_id`: the id or our idempotency key
     `charge-<id>`) is linked to it.
     """
     batch = str(batch or "").strip()
@@ -514,7 +518,8 @@ def _money(value: object, *, max_digits: int, negative: bool) -> Decimal:
 
 
 def _settled_at(value: object) -> datetime.datetime:
-    """An aware datetime, or a date (its start in the server's time zone); a naive time is ambiguous."""
+    """An aware datetime, or a date (its start in the server's time zone); a naive time is ambiguous.
+    Either must lie within the accepted window (SPD_ACCEPTED_DATE_YEARS of today)."""
     moment: object = value
     if isinstance(value, str):
         text = value.strip()
@@ -525,10 +530,15 @@ def _settled_at(value: object) -> datetime.datetime:
     if isinstance(moment, datetime.datetime):
         if timezone.is_naive(moment):
             raise _BadValue("needs a time zone offset, e.g. 2024-05-01T10:30:00+08:00")
-        return moment
-    if isinstance(moment, datetime.date):
-        return timezone.make_aware(datetime.datetime.combine(moment, datetime.time.min))
-    raise _BadValue("must be a date or a date and time with its offset (ISO 8601)")
+    elif isinstance(moment, datetime.date):
+        if problem := window_problem(moment):  # checked as a date: year 1 has no local midnight in UTC
+            raise _BadValue(problem)
+        moment = timezone.make_aware(datetime.datetime.combine(moment, datetime.time.min))
+    else:
+        raise _BadValue("must be a date or a date and time with its offset (ISO 8601)")
+    if problem := window_problem(moment):
+        raise _BadValue(problem)
+    return moment
 
 
 def _charge_id(value: object) -> int | None:
@@ -586,13 +596,16 @@ def _store(hospital: Hospital, lines: list[dict], problems: list[Problem], *, ba
             (line.his_line_id, line)
             for line in HisSettlementLine.objects.filter(hospital=hospital, his_line_id__in=chunk)
         )
-    new, skipped, conflicts = [], 0, []
+    new, skipped, conflicts, released = [], 0, [], []
     for line in lines:
         first = held.get(line["his_line_id"])
         if first is None:
             new.append(line)
         elif _content(first) == _content(line):
             skipped += 1
+        elif first.quarantined_at is not None and _content(first) == _content({**line, "settled_at": None}):
+            first.settled_at, first.quarantined_at = line["settled_at"], None  # sent again with a good date
+            released.append(first)
         else:
             conflicts.append(
                 Problem(Refusal.HIS_LINE_CONFLICT, {"line": line["his_line_id"], "batch": first.import_batch},
@@ -602,6 +615,7 @@ def _store(hospital: Hospital, lines: list[dict], problems: list[Problem], *, ba
     if problems:
         raise Refused(problems)
     imported_at = timezone.now()
+    HisSettlementLine.objects.bulk_update(released, ["settled_at", "quarantined_at"], batch_size=500)
     HisSettlementLine.objects.bulk_create(
         [
             HisSettlementLine(
@@ -614,7 +628,7 @@ def _store(hospital: Hospital, lines: list[dict], problems: list[Problem], *, ba
     )
     return ImportReport(
         batch=batch, rows=rows, created=len(new), skipped=skipped,
-        linked=sum(1 for line in new if line["charge_id"] is not None),
+        linked=sum(1 for line in new if line["charge_id"] is not None), released=len(released),
     )
 
 

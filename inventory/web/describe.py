@@ -147,6 +147,27 @@ def _his_failing(alert: Alert, details: dict) -> str:
     }
 
 
+def _clock_skew(alert: Alert, details: dict) -> str:
+    name = alert.device.name if alert.device else ""
+    if details.get("ahead_seconds") is not None:
+        return _("Device %(code)s %(name)s: its clock is %(seconds)s s ahead of the server's; set its clock (NTP)") % {
+            "code": details["code"], "name": name, "seconds": details["ahead_seconds"]}
+    return _("Device %(code)s %(name)s sends dates outside the accepted range, which are refused; set its clock "
+             "(NTP)") % {"code": details["code"], "name": name}
+
+
+def _read_suspect(alert: Alert, details: dict) -> str:
+    return _("Cabinet %(cabinet)s read %(seen)s of the %(expected)s tagged units it should hold: reader fault? "
+             "Nothing was taken; the cabinet is asked to read again") % {
+        "cabinet": alert.location.name if alert.location else "?", "seen": details["seen_expected"],
+        "expected": details["expected"]}
+
+
+def _stale_close(alert: Alert, details: dict) -> str:
+    return _("Cabinet %(cabinet)s: a door close of %(at)s arrived after a later one and was not applied") % {
+        "cabinet": alert.location.name if alert.location else "?", "at": _when(details["closed_at"])}
+
+
 _WORDING = {
     Kind.NEAR_EXPIRY: _near_expiry,
     Kind.EXPIRED: _expired,
@@ -158,4 +179,7 @@ _WORDING = {
     Kind.MISPLACED_TAG: _tag,
     Kind.BELOW_PAR: _below_par,
     Kind.HIS_DELIVERY_FAILING: _his_failing,
+    Kind.DEVICE_CLOCK_SKEW: _clock_skew,
+    Kind.CABINET_READ_SUSPECT: _read_suspect,
+    Kind.CABINET_STALE_CLOSE: _stale_close,
 }

@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
+from devices.identification import gs_substitute_problem
 from devices.models import Device
 from inventory.models import Alert, Product, UnitStatus
 from inventory.selectors.stock import ANY_STATUS, ON_HAND, StockFilters, StockScope, find_product
@@ -144,3 +145,12 @@ class StationForm(forms.Form):
     def __init__(self, *args: object, stations: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.fields["station"].queryset = stations
+
+    def clean_station(self) -> Device | None:
+        station = self.cleaned_data["station"]
+        if station is not None and (problem := gs_substitute_problem(station.gs_substitute or "|")):
+            raise forms.ValidationError(
+                _("This station's GS substitute cannot be used (%(problem)s); an administrator must change it."),
+                params={"problem": problem},
+            )
+        return station

@@ -39,12 +39,13 @@ def hospital_for(request: HttpRequest) -> Hospital:
 
 def scanned_code(request: HttpRequest, raw: str) -> str:
     """A scanned code as the services read it: a shown GS mark, and this workstation's GS
-    substitute, become a real GS (scan-field.js does the same before sending)."""
+    substitute, become a real GS (scan-field.js does the same before sending). Only line ends are
+    trimmed: a space at either end is data (a HIBC check character may be a space)."""
     code = (raw or "").replace(GS_MARK, GS)
     substitute = gs_substitute_of(request)
     if substitute:
         code = code.replace(substitute, GS)
-    return code.strip(" \r\n\t")
+    return code.strip("\r\n")
 
 
 def new_form_key(operation: str) -> str:

@@ -59,9 +59,19 @@ def test_several_codes_in_one_read_are_separate_frames():
     assert decoder.feed(b"\r\n") == ["D4"]
 
 
-def test_empty_frames_and_padding_are_dropped():
+def test_empty_frames_are_dropped_and_only_line_ends_are_trimmed():
     decoder = FrameDecoder(b"\r")
-    assert decoder.feed(b"\r\r  \rA1\r\n\rB2 \r") == ["A1", "B2"]
+    assert decoder.feed(b"\r\rA1\r\n\rB2 \r\n C3\t\r") == ["A1", "B2 ", " C3\t"]
+
+
+# A HIBC label whose mod-43 check character is a space (data "+A99912341/$$+3281231S0").
+HIBC_SPACE_CHECK = "+A99912341/$$+3281231S0 "
+
+
+def test_a_space_at_either_end_of_a_frame_is_kept():
+    decoder = FrameDecoder(b"\r\n")
+    assert decoder.feed(HIBC_SPACE_CHECK.encode("latin-1") + b"\r\n") == [HIBC_SPACE_CHECK]
+    assert decoder.feed(b"\x00 X1 \x00\r\n") == [" X1 "]  # NUL line noise goes, spaces stay
 
 
 @pytest.mark.parametrize(
@@ -219,6 +229,20 @@ def test_codes_split_across_writes_or_joined_in_one_write_each_become_one_event(
     assert all(event.event_id.startswith("SER-1-") for event in events)
     assert events[0].result["udi"]["serial"] == "S1"
     assert (reader.counters.frames, reader.counters.errors, reader.counters.refused) == (3, 0, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hibc_label_ending_in_a_space_check_character_is_stored_and_read_whole(scanner, pty_pair):
+    reader = fast_reader(scanner, pty_pair.path)
+    with running(reader):
+        assert reader.connected.wait(WAIT)
+        pty_pair.write(HIBC_SPACE_CHECK.encode("latin-1") + b"\r\n")
+        assert wait_for(lambda: reader.counters.ingested == 1)
+
+    event = DeviceEvent.objects.get(device=scanner)
+    assert event.payload["code"] == HIBC_SPACE_CHECK
+    assert event.result["udi"]["serial"] == "S0"  # a trimmed code fails its check character
+    assert event.result["udi"]["di"] == "A99912341"
 
 
 @pytest.mark.django_db(transaction=True)

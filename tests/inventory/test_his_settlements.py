@@ -72,7 +72,7 @@ def test_json_lines_are_imported_and_linked_to_our_charge(hospital, operator):
     response = api_client_for(operator).post(URL, {"batch": "2024-05-01", "lines": lines}, format="json")
 
     assert response.status_code == 201, response.data
-    assert response.data == {"batch": "2024-05-01", "rows": 2, "created": 2, "skipped": 0, "linked": 1}
+    assert response.data == {"batch": "2024-05-01", "rows": 2, "created": 2, "skipped": 0, "linked": 1, "released": 0}
     first, second = HisSettlementLine.objects.filter(hospital=hospital).order_by("his_line_id")
     assert (first.charge, first.quantity, first.amount) == (charge, 1, Decimal("1200.00"))
     assert first.settled_at == datetime.datetime(2024, 5, 1, 2, 30, tzinfo=datetime.UTC)

@@ -36,11 +36,12 @@
     return document.body.getAttribute("data-gs-substitute") || "";
   }
 
-  /* The code as the server must read it: every GS mark or substitute becomes a real GS. */
+  /* The code as the server must read it: every GS mark or substitute becomes a real GS. Only line
+     ends are trimmed: a space at either end is data (a HIBC check character may be a space). */
   function normalise(text, substitute) {
     var code = text.split(GS_MARK).join(GS);
     if (substitute) code = code.split(substitute).join(GS);
-    return code.replace(/^[\r\n ]+|[\r\n ]+$/g, "");
+    return code.replace(/^[\r\n]+|[\r\n]+$/g, "");
   }
 
   function insertAtCaret(input, text) {

@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
+from devices.identification import gs_substitute_problem
 from devices.models import Device
 from inventory.selectors.scope import visible_to
 from inventory.web.access import web_page
@@ -37,8 +38,12 @@ def station_of(request: HttpRequest) -> Device | None:
 
 
 def gs_substitute_of(request: HttpRequest) -> str | None:
+    """The chosen station's GS substitute; None when it has none, or one that occurs in UDI data
+    (configured before that was checked): replacing it would change the scanned codes."""
     station = station_of(request)
-    return station.gs_substitute if station else None
+    if station is None or station.gs_substitute is None or gs_substitute_problem(station.gs_substitute):
+        return None
+    return station.gs_substitute
 
 
 @web_page()
@@ -58,4 +63,7 @@ def choose_station(request: HttpRequest) -> HttpResponse:
             return response
     else:
         form = StationForm(initial={"station": station_of(request)}, stations=stations)
+        station = station_of(request)
+        if station is not None and (problem := gs_substitute_problem(station.gs_substitute or "|")):
+            messages.error(request, _("This station's GS substitute is ignored: %(problem)s") % {"problem": problem})
     return render(request, "web/station.html", {"form": form, "station": station_of(request)})
