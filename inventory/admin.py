@@ -93,3 +93,20 @@ for model in (
     models.SupplierSettlement, models.ReconciliationRun, models.Alert, models.TagBinding,
 ):
     admin.site.register(model, ReadOnlyAdmin)
+
+
+@admin.register(models.NotificationRule)
+class NotificationRuleAdmin(admin.ModelAdmin):
+    """Who hears of which alerts, by e-mail or group robot (model.clean checks each channel's target)."""
+
+    list_display = ("name", "hospital", "kind", "channel", "min_severity", "quiet_start", "quiet_end", "digest",
+                    "is_active")
+    list_filter = ("hospital", "channel", "kind", "min_severity", "is_active")
+    search_fields = ("name", "recipients")
+
+
+@admin.register(models.Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = ("id", "kind", "rule", "severity", "status", "attempts", "next_attempt_at", "sent_at", "subject")
+    list_filter = ("hospital", "status", "kind")
+    search_fields = ("subject", "dedup_key")

@@ -241,6 +241,24 @@ SPD_HIS_TOKEN = env("SPD_HIS_TOKEN")
 SPD_HIS_SETTLEMENT_MAX_BYTES = int(env("SPD_HIS_SETTLEMENT_MAX_BYTES", str(20 * 1024 * 1024)))
 # A device event body (or batch) larger than this is refused with 413 before it is parsed.
 SPD_DEVICE_EVENT_MAX_BYTES = int(env("SPD_DEVICE_EVENT_MAX_BYTES", str(512 * 1024)))
+# Alert notifications (inventory/services/notifications.py): e-mail through Django's mail settings,
+# group robots through each rule's webhook URL. Without EMAIL_HOST, mails are printed to the console.
+EMAIL_BACKEND = env(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if env("EMAIL_HOST") else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(env("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = env("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = float(env("EMAIL_TIMEOUT", "10"))
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "SPD <spd@localhost>")
+SPD_NOTIFY_TIMEOUT_SECONDS = float(env("SPD_NOTIFY_TIMEOUT_SECONDS", "10"))
+SPD_NOTIFY_MAX_ATTEMPTS = int(env("SPD_NOTIFY_MAX_ATTEMPTS", "8"))
+SPD_NOTIFY_BACKOFF_BASE_SECONDS = float(env("SPD_NOTIFY_BACKOFF_BASE_SECONDS", "60"))
+SPD_NOTIFY_DIGEST_MAX_ALERTS = int(env("SPD_NOTIFY_DIGEST_MAX_ALERTS", "30"))
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 if not DEBUG:

@@ -6,6 +6,7 @@ from inventory.models.catalog import Product, SupplyAgreement, TrackingMode
 from inventory.models.clinical import Charge, ChargeDelivery, Consumption
 from inventory.models.documents import AcceptanceRecord, DeliveryLine, DeliveryNote, StockOrder
 from inventory.models.idempotency import IdempotencyRecord
+from inventory.models.notifications import Notification, NotificationRule
 from inventory.models.organisation import Department, Hospital, Location
 from inventory.models.parties import Certificate, Manufacturer, Supplier
 from inventory.models.people import Role, User
@@ -26,7 +27,8 @@ __all__ = [
     "CabinetSession", "Charge", "ChargeDelivery", "Consumption", "HisSettlementLine", "SupplierSettlement",
     "SupplierSettlementLine",
     "AcceptanceRecord", "Certificate", "DeliveryLine", "DeliveryNote", "Department", "Hospital",
-    "IdempotencyRecord", "Location", "LotBalance", "Manufacturer", "Movement", "Owner", "Product", "Role",
+    "IdempotencyRecord", "Location", "LotBalance", "Manufacturer", "Movement", "Notification", "NotificationRule",
+    "Owner", "Product", "Role",
     "StockOrder", "Supplier", "SupplyAgreement", "TagBinding", "TrackingMode", "UNIT_TRANSITIONS", "Unit", "UnitStatus",
     "User",
 ]
