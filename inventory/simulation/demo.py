@@ -51,6 +51,7 @@ from inventory.models import (
 from inventory.services.labelling import bind_tag
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
 from inventory.services.stock import transfer_stock
+from inventory.simulation.demo_history import history_counts, seed_history
 from inventory.validators import make_uscc
 
 __all__ = [
@@ -553,7 +554,9 @@ def seed_demo(*, today: datetime.date | None = None) -> dict[str, int]:
         _seed_users(context)
         _seed_deliveries(context)
         _seed_devices_and_cabinets(context)
-    return demo_counts()
+        seed_history(hospital=context.hospitals[LEAD], users=context.users, suppliers=context.suppliers,
+                     today=context.today)
+    return {**demo_counts(), **history_counts(context.hospitals[LEAD])}
 
 
 def _seed_organisation(context: _Context) -> None:
