@@ -556,6 +556,7 @@ def seed_demo(*, today: datetime.date | None = None) -> dict[str, int]:
         _seed_devices_and_cabinets(context)
         seed_history(hospital=context.hospitals[LEAD], users=context.users, suppliers=context.suppliers,
                      today=context.today)
+        _stock_cabinet(context, LEAD, "CATH-CAB1")  # refilled with what the history (or the last demo) used
     return {**demo_counts(), **history_counts(context.hospitals[LEAD])}
 
 
