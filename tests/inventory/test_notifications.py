@@ -368,3 +368,25 @@ def test_administrators_manage_their_hospitals_rules_through_the_api(hospital, o
     assert [(row["channel"], row["status"]) for row in listed] == [("DINGTALK", "PENDING")]
     assert api_client_for(keeper).get("/api/v1/alerts/notifications/").status_code == 403
     assert client.post(f"/api/v1/alerts/notifications/{listed[0]['id']}/resend/").status_code == 200
+
+
+def test_with_a_broker_the_relay_task_is_queued_after_the_alert_commits(hospital, monkeypatch,
+                                                                         django_capture_on_commit_callbacks):
+    from inventory.tasks import deliver_notifications
+
+    _rule(hospital)
+    monkeypatch.setitem(deliver_notifications.app.conf, "task_always_eager", False)
+    queued = []
+    monkeypatch.setattr(deliver_notifications, "delay", lambda *args: queued.append(args))
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        _raise(hospital, Severity.CRITICAL)
+        assert queued == []  # nothing leaves before the commit
+    assert len(callbacks) == 1 and queued == [()]
+
+    def broker_down(*args):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(deliver_notifications, "delay", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        alert = _raise(hospital, Severity.CRITICAL, subject="device:2")
+    assert Notification.objects.filter(alert=alert, status=Status.PENDING).exists()  # the relay job sends it
