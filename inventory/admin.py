@@ -2,6 +2,7 @@
 that move stock are read-only; stock moves only through the services (API and web UI)."""
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.db.models import URLField
 
 from inventory import models
 
@@ -103,6 +104,7 @@ class NotificationRuleAdmin(admin.ModelAdmin):
                     "is_active")
     list_filter = ("hospital", "channel", "kind", "min_severity", "is_active")
     search_fields = ("name", "recipients")
+    formfield_overrides = {URLField: {"assume_scheme": "https"}}
 
 
 @admin.register(models.Notification)
