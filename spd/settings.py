@@ -242,11 +242,9 @@ SPD_HIS_SETTLEMENT_MAX_BYTES = int(env("SPD_HIS_SETTLEMENT_MAX_BYTES", str(20 * 
 # A device event body (or batch) larger than this is refused with 413 before it is parsed.
 SPD_DEVICE_EVENT_MAX_BYTES = int(env("SPD_DEVICE_EVENT_MAX_BYTES", str(512 * 1024)))
 # Alert notifications (inventory/services/notifications.py): e-mail through Django's mail settings,
-# group robots through each rule's webhook URL. Without EMAIL_HOST, mails are printed to the console.
-EMAIL_BACKEND = env(
-    "EMAIL_BACKEND",
-    "django.core.mail.backends.smtp.EmailBackend" if env("EMAIL_HOST") else "django.core.mail.backends.console.EmailBackend",
-)
+# group robots through each rule's webhook URL. An unreachable SMTP server is recorded on each message
+# and retried; EMAIL_BACKEND=django.core.mail.backends.console.EmailBackend prints mails instead.
+EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env("EMAIL_HOST", "localhost")
 EMAIL_PORT = int(env("EMAIL_PORT", "25"))
 EMAIL_HOST_USER = env("EMAIL_HOST_USER")
