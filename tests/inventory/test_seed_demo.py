@@ -219,6 +219,10 @@ def test_a_month_of_history_reaches_the_reconciliation_with_each_planted_finding
     series = daily_use_and_billing(lead, today - datetime.timedelta(days=28), today, grace=datetime.timedelta(days=2))
     assert sum(1 for day in series if day.used) >= 15 and sum(1 for day in series if day.billed) >= 15
     assert seeded["history_findings"] == Finding.objects.filter(run=run).count()
+    from inventory.models import Alert
+
+    assert {Alert.Kind.CERTIFICATE_EXPIRING, Alert.Kind.CERTIFICATE_EXPIRED} <= set(
+        Alert.objects.filter(hospital=lead).values_list("kind", flat=True))
     # The smart cabinet is refilled after the history's takes.
     assert Unit.objects.filter(location__code="CATH-CAB1", location__hospital=lead,
                                status=UnitStatus.IN_CABINET).count() >= 8
