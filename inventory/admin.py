@@ -2,6 +2,7 @@
 that move stock are read-only; stock moves only through the services (API and web UI)."""
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.db.models import URLField
 
 from inventory import models
 
@@ -96,3 +97,21 @@ for model in (
     models.LotMovementLayer,
 ):
     admin.site.register(model, ReadOnlyAdmin)
+
+
+@admin.register(models.NotificationRule)
+class NotificationRuleAdmin(admin.ModelAdmin):
+    """Who hears of which alerts, by e-mail or group robot (model.clean checks each channel's target)."""
+
+    list_display = ("name", "hospital", "kind", "channel", "min_severity", "quiet_start", "quiet_end", "digest",
+                    "is_active")
+    list_filter = ("hospital", "channel", "kind", "min_severity", "is_active")
+    search_fields = ("name", "recipients")
+    formfield_overrides = {URLField: {"assume_scheme": "https"}}
+
+
+@admin.register(models.Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = ("id", "kind", "rule", "severity", "status", "attempts", "next_attempt_at", "sent_at", "subject")
+    list_filter = ("hospital", "status", "kind")
+    search_fields = ("subject", "dedup_key")

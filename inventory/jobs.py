@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from devices.retention import purge_telemetry
 from inventory.models import Hospital
-from inventory.services import alerts
+from inventory.services import alerts, notifications
 from inventory.services.his import deliver_due_charges
 from inventory.services.reconciliation import run_nightly_reconciliation
 
@@ -116,6 +116,28 @@ def nightly_reconciliation() -> dict:
     return run_nightly_reconciliation()
 
 
+NOTIFY_BATCH = 50
+NOTIFY_MAX_BATCHES = 10
+
+
+def notification_relay() -> dict:
+    """Send the due alert notifications (e-mail, group robots): batches while they come back full."""
+    total: dict[str, int] = {}
+    for _ in range(NOTIFY_MAX_BATCHES):
+        report = notifications.deliver_due_notifications(limit=NOTIFY_BATCH)
+        for name, value in report.as_dict().items():
+            total[name] = total.get(name, 0) + value
+        if report.claimed < NOTIFY_BATCH:
+            break
+    return total
+
+
+def alert_digest() -> dict:
+    """Queue each notification rule's daily digest of the open alerts below its threshold, then send."""
+    queued = notifications.queue_digests(now=timezone.now()).as_dict()
+    return {**queued, "sent": notification_relay()}
+
+
 JOBS: dict[str, Job] = {
     job.name: job for job in (
         Job("expiry_scan", "lock expired units; near-expiry and expired alerts (daily)", expiry_scan),
@@ -131,6 +153,10 @@ JOBS: dict[str, Job] = {
         Job("nightly_reconciliation", "进销存 reconciliation of the day settled by the HIS (02:00)", nightly_reconciliation),
         Job("mqtt_bridge_scan", "the MQTT cabinet bridge has stopped beating (every minute)", mqtt_bridge_scan),
         Job("device_event_retention", "delete old heartbeat and temperature events (daily)", device_event_retention),
+        Job("notification_relay", "send the due alert e-mails and group-robot messages (every minute)",
+            notification_relay),
+        Job("alert_digest", "daily digest of the alerts below each notification rule's threshold (08:00)",
+            alert_digest),
     )
 }
 

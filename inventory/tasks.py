@@ -7,6 +7,7 @@ from django.db import OperationalError
 from inventory.jobs import run_job
 from inventory.models import Hospital
 from inventory.services.his import deliver_due_charges
+from inventory.services.notifications import deliver_due_notifications
 from inventory.services.reconciliation import run_reconciliation
 from inventory.services.reports import ensure_reports
 
@@ -65,3 +66,16 @@ def render_reconciliation_reports(self: Task, run_pk: int) -> int | None:
     """
     run = ensure_reports(run_pk)
     return run.pk if run else None
+
+
+@shared_task(
+    bind=True, acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, retry_jitter=True,
+    max_retries=5,
+)
+def deliver_notifications(self: Task, limit: int = 50) -> dict:
+    """Send the due alert notifications (queued when an alert commits; also the notification_relay job).
+
+    A channel that fails is not an error of the task: the relay records it on the message and
+    retries it with back-off. Retried only when the database is unreachable.
+    """
+    return deliver_due_notifications(limit=limit).as_dict()

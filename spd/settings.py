@@ -286,6 +286,22 @@ SPD_DEVICE_MAX_CLOCK_AHEAD_SECONDS = int(env("SPD_DEVICE_MAX_CLOCK_AHEAD_SECONDS
 # device's config may set its own (suspect_missing_share, suspect_min_units).
 SPD_CABINET_SUSPECT_SHARE = float(env("SPD_CABINET_SUSPECT_SHARE", "0.5"))
 SPD_CABINET_SUSPECT_MIN_UNITS = int(env("SPD_CABINET_SUSPECT_MIN_UNITS", "4"))
+# Alert notifications (inventory/services/notifications.py): e-mail through Django's mail settings,
+# group robots through each rule's webhook URL. An unreachable SMTP server is recorded on each message
+# and retried; EMAIL_BACKEND=django.core.mail.backends.console.EmailBackend prints mails instead.
+EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(env("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = env("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = float(env("EMAIL_TIMEOUT", "10"))
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "SPD <spd@localhost>")
+SPD_NOTIFY_TIMEOUT_SECONDS = float(env("SPD_NOTIFY_TIMEOUT_SECONDS", "10"))
+SPD_NOTIFY_MAX_ATTEMPTS = int(env("SPD_NOTIFY_MAX_ATTEMPTS", "8"))
+SPD_NOTIFY_BACKOFF_BASE_SECONDS = float(env("SPD_NOTIFY_BACKOFF_BASE_SECONDS", "60"))
+SPD_NOTIFY_DIGEST_MAX_ALERTS = int(env("SPD_NOTIFY_DIGEST_MAX_ALERTS", "30"))
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 if not DEBUG:

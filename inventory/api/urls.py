@@ -24,6 +24,7 @@ urlpatterns = [
     path("takes/overdue/", cabinets.OverdueTakesView.as_view(), name="overdue-takes"),
     path("", include("inventory.api.settlements")),
     path("", include("inventory.api.his")),
+    path("", include("inventory.api.notifications")),
     path("", include("inventory.api.alerts")),
     path("", include("inventory.api.reconciliation")),
     path("", include("inventory.api.history")),

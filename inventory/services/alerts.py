@@ -11,6 +11,10 @@ and resolves (automatically, `resolved_by` empty) the open ones whose condition 
 person may resolve an alert by hand with a note; if the condition still holds, the next scan raises
 a new alert.
 
+A new alert, and one escalated to a higher severity, also gets its notifications (e-mail, 企业微信 /
+钉钉 group robots) written in the same transaction and sent after it commits, outside it: see
+inventory/services/notifications.py. A failing channel never touches the alert.
+
 Scans and their subjects:
     scan_expiry            NEAR_EXPIRY   unit:<id>, lot:<lot balance id>   tiered (SPD_EXPIRY_TIERS)
     lock_expired_units     EXPIRED       unit:<id>, lot:<lot balance id>   units moved to EXPIRED
@@ -40,13 +44,14 @@ hospital and no usable password, created on first use (`system_actor`), so that 
 still names who made it.
 """
 import datetime
+import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ImproperlyConfigured
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Count, F, IntegerField, Max, Min, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -71,11 +76,13 @@ from inventory.models import (
     UnitStatus,
     User,
 )
+from inventory.services import notifications
 from inventory.services.cabinets import APPLIED, deadline_hours, overdue_takes
 from inventory.services.his import failing_deliveries
 from inventory.services.ledger import move_unit
 from inventory.validators import refuse_personal_ids
 
+logger = logging.getLogger(__name__)
 Kind, Severity, Status = Alert.Kind, Alert.Severity, Alert.Status
 
 SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
@@ -205,12 +212,13 @@ def _sync_once(
         )
         for key, spec in wanted.items() if key not in existing
     ]
-    bumped = []
+    bumped, escalated = [], []
     for key, alert in existing.items():
         if (spec := wanted.get(key)) is None:
             continue
         if SEVERITY_RANK[spec.severity] > SEVERITY_RANK[alert.severity]:
             alert.severity, alert.status = spec.severity, Status.OPEN
+            escalated.append(alert)
         alert.message, alert.details, alert.last_seen_at = spec.message[:500], spec.details, now
         alert.occurrences += 1
         for name, value in _subject_ids(spec.subject).items():
@@ -223,7 +231,19 @@ def _sync_once(
                  *(f"{name}_id" for name in SUBJECT_FIELDS)],
         batch_size=_CHUNK,
     )
+    _queue_notifications(created + escalated, now)
     return ScanResult(len(created), len(bumped), _resolve_automatically(gone, now))
+
+
+def _queue_notifications(alerts: list[Alert], now: datetime.datetime) -> None:
+    """The messages of new and escalated alerts join the alerts' transaction (an outbox), sent after
+    it commits. Writing them may not cost the alert: an error here is logged and the alert stands."""
+    if not alerts:
+        return
+    try:
+        notifications.queue_alert_notifications(alerts=alerts, now=now)
+    except DatabaseError:
+        logger.exception("alert notifications not queued for %s alerts", len(alerts))
 
 
 def _subject_ids(subject: dict) -> dict:

@@ -48,9 +48,11 @@ from inventory.models import (
     UnitStatus,
     User,
 )
+from inventory.services import alerts
 from inventory.services.labelling import bind_tag
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note, record_scan
 from inventory.services.stock import transfer_stock
+from inventory.simulation.demo_history import history_counts, seed_history
 from inventory.validators import make_uscc
 
 __all__ = [
@@ -553,7 +555,14 @@ def seed_demo(*, today: datetime.date | None = None) -> dict[str, int]:
         _seed_users(context)
         _seed_deliveries(context)
         _seed_devices_and_cabinets(context)
-    return demo_counts()
+        seed_history(hospital=context.hospitals[LEAD], users=context.users, suppliers=context.suppliers,
+                     today=context.today)
+        _stock_cabinet(context, LEAD, "CATH-CAB1")  # refilled with what the history (or the last demo) used
+        # The alerts page has something on the first visit too (beat runs these scans later on).
+        alerts.scan_certificates(today=context.today)
+        for spec in HOSPITALS:
+            alerts.scan_expiry(hospital=context.hospitals[spec.code], today=context.today)
+    return {**demo_counts(), **history_counts(context.hospitals[LEAD])}
 
 
 def _seed_organisation(context: _Context) -> None:

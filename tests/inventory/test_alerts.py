@@ -517,7 +517,7 @@ def test_stock_below_par_is_alerted_in_one_aggregate_query(
     ParLevel.objects.create(location=cath_lab_store, product=product, minimum=1)  # nothing there
     expire(units[2], -1)  # expired stock does not count
 
-    with django_assert_max_num_queries(6):
+    with django_assert_max_num_queries(7):  # 6, and the notification rules of the new alerts
         assert alerts.scan_par_levels(hospital=hospital, today=TODAY).raised == 2
     found = {a.subject_key: (a.severity, a.details["on_hand"], a.details["replenish"]) for a in open_alerts()}
     assert found == {
@@ -694,17 +694,20 @@ def test_the_nightly_reconciliation_job_runs_once_per_hospital(hospital, other_h
 def test_every_job_runs_through_one_idempotent_task(hospital):
     assert (run_named_job.acks_late, run_named_job.reject_on_worker_lost) == (True, True)
     for name in ("certificate_scan", "return_overdue_scan", "device_offline_scan", "cabinet_tag_scan",
-                 "par_level_scan", "his_failing_scan", "his_relay", "mqtt_bridge_scan", "device_event_retention"):
+                 "par_level_scan", "his_failing_scan", "his_relay", "mqtt_bridge_scan", "device_event_retention",
+                 "notification_relay", "alert_digest"):
         assert isinstance(run_named_job.apply(args=[name]).get(), dict)
 
 
 def test_the_default_schedule_runs_every_job_and_can_be_applied_twice():
     migration = importlib.import_module("inventory.migrations.0006_default_schedule")
     later = importlib.import_module("inventory.migrations.0008_mqtt_bridge_alert_and_jobs")
+    notify = importlib.import_module("inventory.migrations.0016_alert_notifications")
     PeriodicTask.objects.all().delete()
     for _ in range(2):
         migration.create_schedule(apps, None)
         later.create_schedule(apps, None)
+        notify.create_schedule(apps, None)
 
     tasks = {json.loads(task.args)[0]: task for task in PeriodicTask.objects.filter(task=migration.TASK)}
     assert set(tasks) == set(JOBS) and len(tasks) == PeriodicTask.objects.count()
@@ -720,7 +723,10 @@ def test_the_default_schedule_runs_every_job_and_can_be_applied_twice():
     assert every["return_overdue_scan"] == (5, "minutes", 300)
     assert every["mqtt_bridge_scan"] == (1, "minutes", 60)
     assert tasks["device_event_retention"].crontab.hour == "3"
+    assert every["notification_relay"] == (1, "minutes", 60)
+    assert (tasks["alert_digest"].crontab.hour, tasks["alert_digest"].crontab.minute) == ("8", "0")
 
     migration.delete_schedule(apps, None)
     later.delete_schedule(apps, None)
+    notify.delete_schedule(apps, None)
     assert not PeriodicTask.objects.exists()

@@ -177,3 +177,102 @@ def test_running_it_again_changes_nothing(seeded):
     output = out.getvalue()
     assert "admin-demo-123" in output and "keeper2" in output
     assert "expired" in output and "expiring soon" in output
+
+
+# --- the month of history -------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_month_of_history_reaches_the_reconciliation_with_each_planted_finding(seeded, today):
+    from inventory.models import (
+        CabinetSession,
+        Consumption,
+        Finding,
+        HisSettlementLine,
+        ReconciliationRun,
+        SupplierSettlement,
+    )
+    from inventory.selectors.charts import daily_use_and_billing
+
+    lead = Hospital.objects.get(is_lead=True)
+    uses = Consumption.objects.filter(hospital=lead)
+    first = uses.order_by("occurred_at").first().occurred_at
+    assert timezone.localdate(first) <= today - datetime.timedelta(days=25)
+    assert uses.count() >= 40 and uses.filter(refunded_at__isnull=False).count() == 2
+    assert uses.filter(was_consignment=True).count() >= 3 and uses.filter(unit__isnull=True).exists()
+    sessions = CabinetSession.objects.filter(cabinet__hospital=lead, status=CabinetSession.Status.CLOSED)
+    assert sessions.count() >= 3 and all(session.taken for session in sessions)
+    assert HisSettlementLine.objects.filter(hospital=lead, amount__lt=0).count() == 2  # the refunds
+    statement = SupplierSettlement.objects.get(hospital=lead)
+    assert statement.status == SupplierSettlement.Status.CONFIRMED and statement.lines.exists()
+
+    run = ReconciliationRun.objects.get(hospital=lead, is_current=True)
+    assert run.status == ReconciliationRun.Status.DONE and run.period_end == today
+    assert run.period_start <= today - datetime.timedelta(days=28)
+    assert run.csv_sha256 and run.pdf_sha256
+    kinds = set(Finding.objects.filter(run=run).values_list("kind", flat=True))
+    assert kinds == {
+        Finding.Kind.USED_NOT_BILLED, Finding.Kind.BILLED_NOT_USED, Finding.Kind.BILLED_QTY_EXCEEDS_USED,
+        Finding.Kind.SUBSTITUTION, Finding.Kind.PRICE_ABOVE_PURCHASE, Finding.Kind.PRICE_NOT_ADJUSTED,
+        Finding.Kind.MULTI_SUPPLIER_HIGHEST_PRICE, Finding.Kind.ZERO_COST_BILLED, Finding.Kind.CONSIGNMENT_UNSETTLED,
+    }
+    series = daily_use_and_billing(lead, today - datetime.timedelta(days=28), today, grace=datetime.timedelta(days=2))
+    assert sum(1 for day in series if day.used) >= 15 and sum(1 for day in series if day.billed) >= 15
+    assert seeded["history_findings"] == Finding.objects.filter(run=run).count()
+    from inventory.models import Alert
+
+    assert {Alert.Kind.CERTIFICATE_EXPIRING, Alert.Kind.CERTIFICATE_EXPIRED} <= set(
+        Alert.objects.filter(hospital=lead).values_list("kind", flat=True))
+    # The smart cabinet is refilled after the history's takes.
+    assert Unit.objects.filter(location__code="CATH-CAB1", location__hospital=lead,
+                               status=UnitStatus.IN_CABINET).count() >= 8
+
+
+@pytest.mark.django_db
+def test_the_ward_uses_what_the_cabinet_gave_out_and_its_charges_reach_the_fake_his(seeded, settings):
+    from devices.models import Device
+    from inventory.models import ChargeDelivery, Consumption
+    from inventory.services.cabinets import close_session, open_session
+    from inventory.services.his import deliver_due_charges
+    from inventory.simulation.fake_his import FakeHis
+    from inventory.simulation.ward import ward_round
+
+    lead = Hospital.objects.get(is_lead=True)
+    cabinet = Location.objects.get(hospital=lead, code="CATH-CAB1")
+    device = Device.objects.get(code="QS01-CATH-CAB1")
+    inside = list(Unit.objects.filter(location=cabinet, status=UnitStatus.IN_CABINET).order_by("pk"))
+    now = timezone.now()
+    open_session(device=device, cabinet=cabinet, occurred_at=now, badge="B-0001")
+    close_session(device=device, cabinet=cabinet, occurred_at=now, epcs=[unit.epc for unit in inside[2:]])
+    before = Consumption.objects.filter(hospital=lead).count()
+
+    report = ward_round(hospital_code="QS01", cabinet_code="CATH-CAB1")
+    assert report.used == 2
+    assert Consumption.objects.filter(hospital=lead).count() == before + 2
+    assert set(Unit.objects.filter(pk__in=[inside[0].pk, inside[1].pk]).values_list("status", flat=True)) == {
+        UnitStatus.CONSUMED}
+    assert ward_round(hospital_code="QS01", cabinet_code="CATH-CAB1").used == 0
+
+    with FakeHis() as his:
+        settings.SPD_HIS_CHARGE_URL = his.url
+        ChargeDelivery.objects.exclude(charge__consumption__unit__in=inside[:2]).update(
+            status=ChargeDelivery.Status.DELIVERED, his_reference="seeded")
+        assert deliver_due_charges().delivered == 2
+        assert len(his.received) == 2
+
+
+@pytest.mark.django_db
+def test_the_ward_refills_a_cabinet_running_low(seeded):
+    from inventory.actors import Actor
+    from inventory.services.stock import transfer_stock
+    from inventory.simulation.ward import REFILL_TO, ward_round
+
+    lead = Hospital.objects.get(is_lead=True)
+    cabinet = Location.objects.get(hospital=lead, code="CATH-CAB1")
+    store = Location.objects.get(hospital=lead, code="CATH-STORE")
+    units = list(Unit.objects.filter(location=cabinet, status=UnitStatus.IN_CABINET).order_by("pk"))
+    transfer_stock(actor=Actor(user=User.objects.get(username="keeper")), hospital=lead, to_location=store,
+                   units=units[1:], idempotency_key="empty-the-cabinet")
+    report = ward_round(hospital_code="QS01", cabinet_code="CATH-CAB1")
+    assert report.refilled == REFILL_TO - 1
+    assert Unit.objects.filter(location=cabinet, status=UnitStatus.IN_CABINET).exclude(epc__isnull=True).count() == REFILL_TO

@@ -1,5 +1,7 @@
-"""The embedded demo in one process: the web server, a fake HIS, the HIS relay and a simulated
-smart cabinet that opens, is read and closes every so often over the real device API."""
+"""The embedded demo in one process: the web server, a fake HIS, the HIS relay, the alert
+notification relay, and a simulated smart cabinet that opens, is read and closes every so often
+over the real device API, after which the ward uses what was taken (its charges go to the fake
+HIS) and the keeper refills the cabinet when it runs low."""
 import io
 import logging
 import threading
@@ -12,11 +14,14 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections
 
 from inventory.services.his import deliver_due_charges
+from inventory.services.notifications import deliver_due_notifications
 from inventory.simulation.demo import NURSE_BADGES, demo_device_token
 from inventory.simulation.fake_his import FakeHis
+from inventory.simulation.ward import ward_round
 
 logger = logging.getLogger(__name__)
-DEMO_CABINET = "QS01-CATH-CAB1"
+DEMO_HOSPITAL, DEMO_CABINET_LOCATION = "QS01", "CATH-CAB1"
+DEMO_CABINET = f"{DEMO_HOSPITAL}-{DEMO_CABINET_LOCATION}"
 
 
 class Command(BaseCommand):
@@ -65,6 +70,10 @@ class Command(BaseCommand):
                 deliver_due_charges()
             except Exception:  # the demo keeps going; the outbox keeps the charges
                 logger.exception("HIS relay run failed")
+            try:
+                deliver_due_notifications()
+            except Exception:  # the outbox keeps the notifications
+                logger.exception("notification relay run failed")
 
     def _cabinet(self, stopping: threading.Event, url: str, every: float) -> None:
         while not stopping.wait(every):
@@ -76,3 +85,7 @@ class Command(BaseCommand):
                 )
             except Exception:
                 logger.exception("simulated cabinet session failed")
+            try:
+                ward_round(hospital_code=DEMO_HOSPITAL, cabinet_code=DEMO_CABINET_LOCATION)
+            except Exception:
+                logger.exception("simulated ward round failed")
