@@ -21,13 +21,20 @@ from tests.factories import TODAY
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
+def ward_nurse(store):
+    """A nurse of the store's department (a nurse uses items of her own departments only)."""
+    nurse = factories.UserFactory(hospital=store.hospital, roles=["nurse"])
+    nurse.departments.add(store.department)
+    return nurse
+
+
 def test_two_nurses_using_the_same_unit_at_once_exactly_one_succeeds(
     hospital, keeper_actor, supplier, warehouse, product, cath_lab_store
 ):
     unit = stock_units(keeper_actor, supplier, warehouse, product, ["RACE"])[0]
     transfer_stock(actor=keeper_actor, hospital=hospital, to_location=cath_lab_store, units=[unit],
                    idempotency_key="to-store")
-    nurses = [factories.UserFactory(hospital=hospital, roles=["nurse"]) for _ in range(2)]
+    nurses = [ward_nurse(cath_lab_store) for _ in range(2)]
     barrier = threading.Barrier(len(nurses))
     outcomes: list[str] = []
 
@@ -75,7 +82,7 @@ def test_two_nurses_using_the_same_lot_at_once_draw_each_layer_once(
         )
         accept_delivery_note(actor=operator_actor, note=note, idempotency_key=f"acc-{number}")
         receipts.append(Movement.objects.get(kind=Movement.Kind.RECEIPT, document_id=note.pk).pk)
-    nurses = [factories.UserFactory(hospital=hospital, roles=["nurse"]) for _ in range(2)]
+    nurses = [ward_nurse(cath_lab_store) for _ in range(2)]
 
     def use(index):
         return consume_lot(
@@ -110,7 +117,7 @@ def test_more_uses_of_a_lot_than_it_holds_never_oversell_a_layer(
                          quantity=4)],
     )
     accept_delivery_note(actor=keeper_actor, note=note, idempotency_key="acc-c3")
-    nurses = [factories.UserFactory(hospital=hospital, roles=["nurse"]) for _ in range(6)]
+    nurses = [ward_nurse(cath_lab_store) for _ in range(6)]
 
     def use(index):
         return consume_lot(

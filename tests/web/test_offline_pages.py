@@ -1,13 +1,17 @@
 """Every page people open — the UI, the API docs, the admin — works with no internet: in headless
 Chromium, any request that would leave the server fails the test (a hospital network is often
 closed, and a CDN would also learn who reads what)."""
+import datetime
+from decimal import Decimal
 from urllib.parse import urlparse
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
+from inventory.actors import Actor
 from inventory.models import DeliveryNote, ReconciliationRun, StockOrder
+from inventory.services.receiving import LineInput, receive_delivery_note
 from tests.web.conftest import login
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -18,7 +22,7 @@ NOT_PAGES = {
     "web:receiving-draft-lot", "web:receiving-draft-remove", "web:receiving-draft-discard", "web:receiving-note-scan",
     "web:receiving-accept", "web:bedside-scan", "web:bedside-lot", "web:bedside-refund", "web:moves-scan",
     "web:reconciliation-start", "web:reconciliation-rerun", "web:reconciliation-report", "web:product-suggestions",
-    "web:scan", "web:receiving-find",
+    "web:scan", "web:receiving-find", "web:receiving-draft-quantity", "web:receiving-record", "web:moves-order-pdf",
 }
 
 
@@ -27,6 +31,12 @@ def pages(world) -> dict[str, str]:
     note = DeliveryNote.objects.filter(hospital=world.warehouse.hospital).order_by("pk").first()
     order = StockOrder.objects.filter(hospital=world.warehouse.hospital).order_by("pk").first()
     run = ReconciliationRun.objects.order_by("pk").first()
+    open_note = receive_delivery_note(
+        actor=Actor(user=world.keeper), hospital=world.warehouse.hospital, supplier=world.supplier,
+        number="DN-OFFLINE", receiving_location=world.warehouse, idempotency_key="offline-note",
+        lines=[LineInput(Decimal("3.50"), product=world.lot_product, lot="L-OFF",
+                         expiry=timezone.localdate() + datetime.timedelta(days=400), quantity=5)],
+    )
     found = {
         "web:dashboard": "/", "web:stock": "/stock/", "web:stock-lots": "/stock/lots/",
         "web:unit-trace": f"/units/{world.used.pk}/", "web:alerts": "/alerts/", "web:station": "/station/",
@@ -35,6 +45,8 @@ def pages(world) -> dict[str, str]:
         "web:cabinet": f"/cabinets/{world.cabinet.pk}/", "web:bedside": "/use/", "web:moves": "/moves/",
         "web:moves-return": "/moves/return/", "web:moves-scrap": "/moves/scrap/",
         "web:moves-order": f"/moves/orders/{order.pk}/", "web:reconciliation": "/reconciliation/",
+        "web:receiving-review": f"/receiving/{open_note.pk}/review/", "web:moves-release": "/moves/release/",
+        "web:history": "/history/",
         "api-docs": "/api/docs/", "api-redoc": "/api/redoc/", "admin:index": "/admin/",
     }
     if run is not None:

@@ -350,7 +350,7 @@ def test_a_nurse_lists_the_devices_of_her_departments(ours, hospital):
 def test_the_migration_forgets_other_hospitals_units_in_stored_door_closes_and_alerts(ours, theirs, hospital):
     from django.apps import apps
 
-    migration = importlib.import_module("inventory.migrations.0008_shared_master_data_owner_hospital")
+    migration = importlib.import_module("inventory.migrations.0011_shared_master_data_owner_hospital")
     ours_item = {"epc": "3034257BF400B780AAAAAAAA", "unit": ours.in_store.pk, "status": "IN_STOCK",
                  "location": ours.store.pk, "hospital": hospital.pk}
     theirs_item = {"epc": theirs.epc, "unit": theirs.in_warehouse.pk, "status": "IN_STOCK",
