@@ -12,6 +12,7 @@ Idempotency: a scan's key is the page's token plus the code, so the same unit sc
 one page (a scanner's double read) is recorded once; lot uses and refunds carry a key per form.
 """
 import hashlib
+import re
 
 from django import forms
 from django.contrib import messages
@@ -33,6 +34,7 @@ from inventory.selectors.stock import StockScope
 from inventory.selectors.units import find_unit_by_udi
 from inventory.services.consumption import ClinicalContext, consume_lot, consume_unit, refund_consumption
 from inventory.templatetags.spd_web import money
+from inventory.validators import is_his_reference, looks_like_personal_id
 from inventory.web.access import web_page
 from inventory.web.describe import REFUND_REASONS, reason_label
 from inventory.web.operations import (
@@ -54,6 +56,7 @@ class ContextForm(forms.Form):
     encounter = forms.CharField(
         label=gettext_lazy("HIS encounter number"), max_length=64,
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "none",
+                                      "enterkeyhint": "go", "data-encounter-field": "",
                                       "placeholder": gettext_lazy("Visit or admission number, no names")}),
     )
     department = forms.ModelChoiceField(label=gettext_lazy("Ordering department"), queryset=None, empty_label=None)
@@ -65,11 +68,37 @@ class ContextForm(forms.Form):
         super().__init__(data)
         self.fields["department"].queryset = departments_for(request)
 
+    def clean_encounter(self) -> str:
+        """The encounter as a wristband or a typed number gives it: a scanner's AIM symbology identifier
+        (e.g. "]C0") is looked past; an identity number or anything but a HIS reference is refused here,
+        before any item is scanned against it."""
+        value = encounter_of(self.cleaned_data["encounter"])
+        if looks_like_personal_id(value):
+            raise forms.ValidationError(
+                _("This looks like an identity number, which is never stored: scan the encounter barcode on the "
+                  "wristband or type the HIS visit or admission number."), code=Refusal.LOOKS_LIKE_PERSONAL_ID.name)
+        if not is_his_reference(value):
+            raise forms.ValidationError(
+                _("This is not an encounter number (1 to 64 letters, digits, '-', '_' or '.'): scan the encounter "
+                  "barcode on the wristband again or type the HIS visit or admission number."),
+                code=Refusal.INVALID_ENCOUNTER.name)
+        return value
+
     def context(self) -> ClinicalContext:
         data = self.cleaned_data
         return ClinicalContext(encounter=data["encounter"].strip(), department=data["department"],
                                surgery_id=data["surgery_id"].strip(), surgery_name=data["surgery_name"].strip(),
                                doctor=data["doctor"].strip())
+
+
+AIM_IDENTIFIER = re.compile(r"^\][A-Za-z][0-9A-Za-z]")
+
+
+def encounter_of(scanned: str) -> str:
+    """The encounter number a wristband barcode (or a typed number) carries: surrounding blanks and a
+    leading AIM symbology identifier, which some scanners are set to send, are not part of it."""
+    value = (scanned or "").strip()
+    return AIM_IDENTIFIER.sub("", value, count=1).strip()
 
 
 def departments_for(request: HttpRequest) -> QuerySet:
@@ -125,7 +154,11 @@ def use(request: HttpRequest) -> HttpResponse:
     form = ContextForm(request.GET if "encounter" in request.GET else None, request=request)
     context = form.context() if form.is_bound and form.is_valid() else None
     if not form.is_bound:
-        form.initial = {"department": departments_for(request).first()}
+        # "Next patient" keeps the department the nurse was recording for (?department=…).
+        departments = departments_for(request)
+        chosen = departments.filter(pk=request.GET["department"]).first() if request.GET.get(
+            "department", "").isdigit() else None
+        form.initial = {"department": chosen or departments.first()}
     return _render(request, form, context)
 
 
