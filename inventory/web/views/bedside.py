@@ -195,6 +195,12 @@ def _with_charges(uses: QuerySet) -> QuerySet:
 def _context_from_post(request: HttpRequest) -> ClinicalContext:
     form = ContextForm(request.POST, request=request)
     if not form.is_valid():
+        # An encounter refused by the form is refused with the service's own code (the API's words).
+        codes = {error.code for error in form.errors.as_data().get("encounter", [])}
+        if Refusal.LOOKS_LIKE_PERSONAL_ID.name in codes:
+            raise Refused(Refusal.LOOKS_LIKE_PERSONAL_ID, field="encounter")
+        if Refusal.INVALID_ENCOUNTER.name in codes:
+            raise Refused(Refusal.INVALID_ENCOUNTER)
         raise Refused(Refusal.INVALID_REQUEST, detail="; ".join(p.detail for p in problems_of(form)))
     return form.context()
 
