@@ -127,6 +127,7 @@ def test_consume_against_an_encounter_see_the_charge_reach_the_his_then_refund(p
     page.get_by_role("link", name="使用登记").click()
     expect(page.locator("#id_department")).to_have_value(str(world.cabinet.department.pk))
     page.fill("#id_encounter", "ZY20261123777")
+    page.locator("details.context-more summary").click()  # surgery and doctor, when there are any
     page.fill("#id_surgery_name", "PCI")
     page.fill("#id_doctor", "D0042")
     page.locator('[data-action="set-context"]').click()

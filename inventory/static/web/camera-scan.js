@@ -159,6 +159,7 @@
     }).then(function (found) {
       if (!found || !current.running) return;
       view.box.setAttribute("data-decoder", found.name);
+      document.body.setAttribute("data-camera-decoder", found.name); // which one read: native or zxing
       view.status.textContent = message("aim");
       loop(current, found);
     }).catch(function () {
