@@ -18,7 +18,7 @@ NOT_PAGES = {
     "web:receiving-draft-lot", "web:receiving-draft-remove", "web:receiving-draft-discard", "web:receiving-note-scan",
     "web:receiving-accept", "web:bedside-scan", "web:bedside-lot", "web:bedside-refund", "web:moves-scan",
     "web:reconciliation-start", "web:reconciliation-rerun", "web:reconciliation-report", "web:product-suggestions",
-    "web:scan", "web:receiving-find",
+    "web:scan", "web:receiving-find", "web:moves-order-pdf",
 }
 
 
@@ -34,6 +34,7 @@ def pages(world) -> dict[str, str]:
         "web:receiving-note": f"/receiving/{note.pk}/", "web:cabinets": "/cabinets/",
         "web:cabinet": f"/cabinets/{world.cabinet.pk}/", "web:bedside": "/use/", "web:moves": "/moves/",
         "web:moves-return": "/moves/return/", "web:moves-scrap": "/moves/scrap/",
+        "web:moves-release": "/moves/release/",
         "web:moves-order": f"/moves/orders/{order.pk}/", "web:reconciliation": "/reconciliation/",
         "api-docs": "/api/docs/", "api-redoc": "/api/redoc/", "admin:index": "/admin/",
     }
