@@ -2,6 +2,7 @@
 number, then the items, then the next patient), its rows carry their column names for the card layout,
 the camera button and its decoder are served by the app, and a nurse's home leads to her work."""
 import re
+from pathlib import Path
 
 import pytest
 from django.contrib.staticfiles import finders
@@ -94,8 +95,8 @@ def test_the_use_page_offers_the_camera_with_the_decoder_served_by_the_app(world
     assert 'data-camera-scan="use-scan" hidden' in page  # shown by camera-scan.js when a camera can be used
     assert f'data-decoder="/static/{DECODER}"' in page and "/static/web/camera-scan.js" in page
     decoder = finders.find(DECODER)
-    assert decoder and "MultiFormatReader" in open(decoder, encoding="utf-8").read()
-    licence = open(finders.find("web/vendor/zxing-library-LICENSE.txt"), encoding="utf-8").read()
+    assert decoder and "MultiFormatReader" in Path(decoder).read_text(encoding="utf-8")
+    licence = Path(finders.find("web/vendor/zxing-library-LICENSE.txt")).read_text(encoding="utf-8")
     assert "Apache License" in licence
 
 
