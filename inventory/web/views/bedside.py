@@ -1,7 +1,9 @@
 """Use on a patient at the bedside or in the OR (使用登记), its charge and HIS status, and refunds.
 
-The nurse first says for whom: the HIS encounter number (no patient names), the ordering
-department (their own preselected), and optionally surgery and doctor. That context is carried
+The nurse first says for whom: the HIS encounter number, scanned from the wristband or typed (no
+patient names; an identity number is refused before anything is scanned), the ordering department
+(their own preselected), and optionally surgery and doctor; "next patient" clears it, keeping the
+department (docs/nurse-pages.md). That context is carried
 in the page's address, so every scan and lot use below is recorded against it; each scan calls
 `consume_unit`, each lot use `consume_lot`, and the row of the new use, with its charge and its
 HIS delivery status, appears at the top of today's list. A refund (`refund_consumption`) needs a
@@ -56,7 +58,7 @@ class ContextForm(forms.Form):
     encounter = forms.CharField(
         label=gettext_lazy("HIS encounter number"), max_length=64,
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "none",
-                                      "enterkeyhint": "go", "data-encounter-field": "",
+                                      "enterkeyhint": "go",
                                       "placeholder": gettext_lazy("Visit or admission number, no names")}),
     )
     department = forms.ModelChoiceField(label=gettext_lazy("Ordering department"), queryset=None, empty_label=None)
