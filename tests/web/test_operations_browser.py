@@ -125,9 +125,10 @@ def test_consume_against_an_encounter_see_the_charge_reach_the_his_then_refund(p
                    units=[world.units["SN-A1"]], idempotency_key="to-cath")
     page.set_viewport_size({"width": 1024, "height": 1366})  # a tablet, upright
     login(page, "nurse")
-    page.get_by_role("link", name="使用登记").click()
+    page.get_by_role("link", name="使用登记", exact=True).click()
     expect(page.locator("#id_department")).to_have_value(str(world.cabinet.department.pk))
     page.fill("#id_encounter", "ZY20261123777")
+    page.locator("details.context-more summary").click()  # surgery and doctor, when there are any
     page.fill("#id_surgery_name", "PCI")
     page.fill("#id_doctor", "D0042")
     page.locator('[data-action="set-context"]').click()

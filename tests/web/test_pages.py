@@ -19,6 +19,9 @@ from devices.models import Device
 from inventory.actors import Actor
 from inventory.errors import Problem, Refusal
 from inventory.models import Alert, Unit
+from inventory.selectors.dashboard import dashboard as dashboard_figures
+from inventory.selectors.stock import StockScope
+from inventory.services.alerts import expiry_tiers
 from inventory.services.stock import transfer_stock
 from inventory.web.problems import ShownProblem
 from tests import factories
@@ -126,10 +129,12 @@ def test_dashboard_counts_alerts_expiry_stock_value_use_cabinets_and_his(world):
 
 
 def test_a_nurse_dashboard_and_stock_show_their_department_only(world, cath_lab_store):
+    """The figures a departmental person's dashboard is built from (a nurse's own home, tested in
+    tests/web/test_nurse_pages.py, shows her work instead) and the stock page are of her department."""
     transfer_stock(actor=Actor(user=world.keeper), hospital=cath_lab_store.hospital, to_location=cath_lab_store,
                    units=[world.units["SN-A2"]], idempotency_key="to-store")
     nurse = client_for(world.nurse)
-    figures = nurse.get("/").context["figures"]
+    figures = dashboard_figures(StockScope.of(world.nurse), tiers=expiry_tiers())
     assert [row.location_id for row in figures.stock_value.locations] == [cath_lab_store.pk]
     assert {count.kind for count in figures.alerts} == {"DEVICE_OFFLINE"}
     assert figures.consumption.uses == 1

@@ -1,7 +1,9 @@
 """Use on a patient at the bedside or in the OR (使用登记), its charge and HIS status, and refunds.
 
-The nurse first says for whom: the HIS encounter number (no patient names), the ordering
-department (their own preselected), and optionally surgery and doctor. That context is carried
+The nurse first says for whom: the HIS encounter number, scanned from the wristband or typed (no
+patient names; an identity number is refused before anything is scanned), the ordering department
+(their own preselected), and optionally surgery and doctor; "next patient" clears it, keeping the
+department (docs/nurse-pages.md). That context is carried
 in the page's address, so every scan and lot use below is recorded against it; each scan calls
 `consume_unit`, each lot use `consume_lot`, and the row of the new use, with its charge and its
 HIS delivery status, appears at the top of today's list. A refund (`refund_consumption`) needs a
@@ -12,6 +14,7 @@ Idempotency: a scan's key is the page's token plus the code, so the same unit sc
 one page (a scanner's double read) is recorded once; lot uses and refunds carry a key per form.
 """
 import hashlib
+import re
 
 from django import forms
 from django.contrib import messages
@@ -33,6 +36,7 @@ from inventory.selectors.stock import StockScope
 from inventory.selectors.units import find_unit_by_udi
 from inventory.services.consumption import ClinicalContext, consume_lot, consume_unit, refund_consumption
 from inventory.templatetags.spd_web import money
+from inventory.validators import is_his_reference, looks_like_personal_id
 from inventory.web.access import web_page
 from inventory.web.describe import REFUND_REASONS, reason_label
 from inventory.web.operations import (
@@ -54,6 +58,7 @@ class ContextForm(forms.Form):
     encounter = forms.CharField(
         label=gettext_lazy("HIS encounter number"), max_length=64,
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "none",
+                                      "enterkeyhint": "go",
                                       "placeholder": gettext_lazy("Visit or admission number, no names")}),
     )
     department = forms.ModelChoiceField(label=gettext_lazy("Ordering department"), queryset=None, empty_label=None)
@@ -65,11 +70,37 @@ class ContextForm(forms.Form):
         super().__init__(data)
         self.fields["department"].queryset = departments_for(request)
 
+    def clean_encounter(self) -> str:
+        """The encounter as a wristband or a typed number gives it: a scanner's AIM symbology identifier
+        (e.g. "]C0") is looked past; an identity number or anything but a HIS reference is refused here,
+        before any item is scanned against it."""
+        value = encounter_of(self.cleaned_data["encounter"])
+        if looks_like_personal_id(value):
+            raise forms.ValidationError(
+                _("This looks like an identity number, which is never stored: scan the encounter barcode on the "
+                  "wristband or type the HIS visit or admission number."), code=Refusal.LOOKS_LIKE_PERSONAL_ID.name)
+        if not is_his_reference(value):
+            raise forms.ValidationError(
+                _("This is not an encounter number (1 to 64 letters, digits, '-', '_' or '.'): scan the encounter "
+                  "barcode on the wristband again or type the HIS visit or admission number."),
+                code=Refusal.INVALID_ENCOUNTER.name)
+        return value
+
     def context(self) -> ClinicalContext:
         data = self.cleaned_data
         return ClinicalContext(encounter=data["encounter"].strip(), department=data["department"],
                                surgery_id=data["surgery_id"].strip(), surgery_name=data["surgery_name"].strip(),
                                doctor=data["doctor"].strip())
+
+
+AIM_IDENTIFIER = re.compile(r"^\][A-Za-z][0-9A-Za-z]")
+
+
+def encounter_of(scanned: str) -> str:
+    """The encounter number a wristband barcode (or a typed number) carries: surrounding blanks and a
+    leading AIM symbology identifier, which some scanners are set to send, are not part of it."""
+    value = (scanned or "").strip()
+    return AIM_IDENTIFIER.sub("", value, count=1).strip()
 
 
 def departments_for(request: HttpRequest) -> QuerySet:
@@ -125,7 +156,11 @@ def use(request: HttpRequest) -> HttpResponse:
     form = ContextForm(request.GET if "encounter" in request.GET else None, request=request)
     context = form.context() if form.is_bound and form.is_valid() else None
     if not form.is_bound:
-        form.initial = {"department": departments_for(request).first()}
+        # "Next patient" keeps the department the nurse was recording for (?department=…).
+        departments = departments_for(request)
+        chosen = departments.filter(pk=request.GET["department"]).first() if request.GET.get(
+            "department", "").isdigit() else None
+        form.initial = {"department": chosen or departments.first()}
     return _render(request, form, context)
 
 
@@ -162,6 +197,12 @@ def _with_charges(uses: QuerySet) -> QuerySet:
 def _context_from_post(request: HttpRequest) -> ClinicalContext:
     form = ContextForm(request.POST, request=request)
     if not form.is_valid():
+        # An encounter refused by the form is refused with the service's own code (the API's words).
+        codes = {error.code for error in form.errors.as_data().get("encounter", [])}
+        if Refusal.LOOKS_LIKE_PERSONAL_ID.name in codes:
+            raise Refused(Refusal.LOOKS_LIKE_PERSONAL_ID, field="encounter")
+        if Refusal.INVALID_ENCOUNTER.name in codes:
+            raise Refused(Refusal.INVALID_ENCOUNTER)
         raise Refused(Refusal.INVALID_REQUEST, detail="; ".join(p.detail for p in problems_of(form)))
     return form.context()
 
