@@ -480,7 +480,7 @@ def test_the_run_page_draws_thirty_days_of_use_and_billing_with_the_run_shaded(b
     page = text(response)
 
     assert (chart.first_day, chart.last_day) == (books.today - 29 * ONE_DAY, books.today)
-    assert chart.as_bars and len(chart.used.bars) == len(chart.billed.bars) == 30
+    assert chart.bin_days == 1 and len(chart.used.bars) == len(chart.billed.bars) == 30
     assert chart.band is not None and chart.band[0] > chart.used.bars[-2].x  # only the last day is shaded
     today_used, today_billed = chart.used.bars[-1], chart.billed.bars[-1]
     assert today_used.height > today_billed.height > 0  # ¥1,200 used, ¥500 billed
@@ -495,7 +495,7 @@ def test_the_run_page_draws_thirty_days_of_use_and_billing_with_the_run_shaded(b
     assert f'data-day="{books.today:%Y-%m-%d}" class="in-run"' in table and "¥700.00" in table
 
 
-def test_a_long_run_is_drawn_as_lines_over_its_own_period(books, operator):
+def test_a_long_run_is_drawn_in_weeks_over_its_own_period(books, operator):
     first = books.today - 89 * ONE_DAY
     run = run_reconciliation(hospital=books.run.hospital, period_start=first, period_end=books.today,
                              requested_by=operator)
@@ -503,10 +503,13 @@ def test_a_long_run_is_drawn_as_lines_over_its_own_period(books, operator):
     response = client_for(operator).get(run_url(run))
 
     chart = response.context["chart"]
-    assert (chart.first_day, chart.last_day, chart.as_bars) == (first, books.today, False)
+    assert (chart.first_day, chart.last_day, chart.bin_days) == (first, books.today, 7)
+    assert len(chart.used.bars) == 13  # 90 days: twelve weeks back from today and a short first one
+    assert chart.days[-1].day == books.today - 6 * ONE_DAY and chart.days[0].last == first + 5 * ONE_DAY
+    assert (chart.days[-1].used, chart.days[-1].billed) == (Decimal("2400.00"), Decimal("1780.00"))  # the week summed
     assert len(chart.x_ticks) <= 10 and chart.band is None  # the whole chart is the run: nothing to set apart
     assert [item.key for item in chart.legend] == ["used", "billed"]
-    assert text(response).count("<polyline") == 2
+    assert 'data-note="weekly"' in text(response)
 
 
 def test_the_run_page_and_its_chart_in_english(books, world):

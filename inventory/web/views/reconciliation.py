@@ -44,7 +44,7 @@ from inventory.services.reconciliation import (
 )
 from inventory.services.reports import content_type
 from inventory.web.access import READERS, may, web_page
-from inventory.web.charts import use_and_billing_chart
+from inventory.web.charts import difference_chart, findings_chart, use_and_billing_chart
 from inventory.web.operations import hospital_for
 from inventory.web.problems import ShownProblem, problems_of
 
@@ -379,8 +379,9 @@ def _render_detail(
                          size=STOCK_ROWS_PER_PAGE, anchor="stock-table")
     first_day, last_day = _chart_range(run)
     grace = datetime.timedelta(days=summary.get("billing_grace_days", billing_grace_days()))
+    days = daily_use_and_billing(run.hospital, first_day, last_day, grace=grace)
     chart = use_and_billing_chart(
-        daily_use_and_billing(run.hospital, first_day, last_day, grace=grace),
+        days,
         labels=(_("Used on patients"), _("Billed by the HIS"), _("This run's period")),
         shaded=(run.period_start, run.period_end),
     )
@@ -391,6 +392,8 @@ def _render_detail(
         "reports": _reports(run), "superseded_by": later, "can_run": may(request.user, RECONCILERS),
         "all_hospitals": sees_all_hospitals(request.user),
         "problems": problems if problems is not None else problems_of(kind_form),
+        "difference": difference_chart(days),
+        "findings_chart": findings_chart([(count.kind, count.label, count.count, count.amount) for count in kinds]),
         "order_form": order_form, "stock_form": stock_form, "open_count": open_findings(run).count(),
         "can_dispose": may(request.user, DISPOSERS), "disposition_form": DispositionForm(),
         "export_formats": EXPORT_FORMATS, "back": request.get_full_path(),
