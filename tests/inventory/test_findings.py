@@ -135,10 +135,10 @@ def test_the_findings_export_carries_the_dispositions_and_leaves_the_signed_repo
 
     assert (csv_job.status, csv_job.progress, csv_job.result) == ("READY", 100, {"rows": 2, "run": run.pk})
     rows = list(csv.reader(io.StringIO(csv_job.result_file.open("rb").read().decode("utf-8-sig"))))
-    assert rows[0][12:] == ["处理意见", "说明", "登记人", "登记时间", "已登记处理意见数"]
+    assert rows[0][12:] == ["处理意见", "备注", "登记人", "登记时间", "已登记处理意见数"]
     assert rows[1][0] == "1" and rows[1][7] == "'=HIS"  # numbered as the reports; no formula
     assert rows[1][12:15] == ["已更正", "refunded to the patient", "auditor"] and rows[1][16] == "2"
-    assert rows[2][12:15] == ["未处理", "", ""] and rows[2][16] == "0"
+    assert rows[2][12:15] == ["待处理", "", ""] and rows[2][16] == "0"
     sheet = load_workbook(xlsx_job.result_file.open("rb")).active
     assert [cell.value for cell in sheet[2]][12:14] == ["已更正", "refunded to the patient"]
     run.refresh_from_db()
