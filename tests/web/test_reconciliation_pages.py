@@ -546,3 +546,49 @@ def test_an_empty_range_and_a_negative_day_still_make_a_chart():
     negative = refund.billed.bars[0]
     assert negative.y == refund.zero and negative.height > 0  # drawn below the zero line
     assert [row.in_band for row in refund.days] == [False, True]
+
+
+def test_one_spike_is_clipped_and_labelled_so_that_it_does_not_flatten_the_other_days():
+    from inventory.selectors.charts import DayAmounts
+
+    day = datetime.date(2025, 3, 1)
+    days = [DayAmounts(day + n * ONE_DAY, Decimal(100 + n), Decimal(100)) for n in range(10)]
+    days[4] = DayAmounts(days[4].day, Decimal("90000"), Decimal(100))
+
+    chart = use_and_billing_chart(days, labels=("u", "b", "r"))
+
+    assert chart.clipped_at is not None and chart.clipped_at < 1000
+    assert [bar.value for bar in chart.clipped_bars] == [Decimal("90000")]
+    spike, ordinary = chart.used.bars[4], chart.used.bars[3]
+    assert spike.y == chart.top and ordinary.height > (chart.bottom - chart.top) / 5  # the others stay readable
+    unclipped = use_and_billing_chart(days[:4] + days[5:], labels=("u", "b", "r"))
+    assert unclipped.clipped_at is None and not unclipped.clipped_bars
+
+
+def test_the_difference_chart_shows_used_minus_billed_up_and_down():
+    from inventory.selectors.charts import DayAmounts
+    from inventory.web.charts import difference_chart, findings_chart
+
+    day = datetime.date(2025, 3, 1)
+    chart = difference_chart([DayAmounts(day, Decimal(300), Decimal(100)), DayAmounts(day + ONE_DAY, Decimal(0),
+                                                                                      Decimal(50)),
+                              DayAmounts(day + 2 * ONE_DAY, Decimal(10), Decimal(10))])
+
+    up, down, level = chart.bars
+    assert (up.value, down.value, level.value) == (Decimal(200), Decimal(-50), Decimal(0))
+    assert up.y + up.height == chart.zero and down.y == chart.zero and down.height > 0 and level.height == 0
+    assert not chart.empty and chart.bin_days == 1
+    kinds = findings_chart([("A", "a", 1, Decimal("10")), ("B", "b", 0, Decimal("0")), ("C", "c", 2, Decimal("40"))])
+    assert [bar.kind for bar in kinds.bars] == ["C", "A"] and kinds.bars[0].width > kinds.bars[1].width
+    assert findings_chart([("B", "b", 0, Decimal("0"))]) is None
+
+
+def test_the_run_page_draws_the_difference_and_the_findings_by_type(books, world):
+    page = text(client_for(world.auditor).get(run_url(books.run)))
+
+    difference = page[page.index('data-chart="difference"'):]
+    difference = difference[:difference.index("</svg>")]
+    assert f'data-day="{books.today:%Y-%m-%d}"' in difference and "¥700.00" in difference
+    findings = page[page.index('data-chart="findings"'):]
+    findings = findings[:findings.index("</svg>")]
+    assert 'data-kind="USED_NOT_BILLED"' in findings and 'data-kind="BILLED_NOT_USED"' in findings
