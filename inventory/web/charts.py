@@ -33,6 +33,7 @@ SWATCH = 14
 BARS_UP_TO = 62
 WEEK = 7
 CLIP_RATIO = 4  # a bar this many times the next largest is clipped, so that it does not flatten the others
+CLIP_FROM = 5  # ...when at least this many bars are not empty (with fewer there is nothing to flatten)
 CLIP_HEADROOM = 1.5  # the clipped scale reaches this far above the next largest
 MAX_DATE_LABELS = 10
 Y_STEPS = 4
@@ -57,6 +58,7 @@ class Bar:
     day: datetime.date
     value: Decimal
     clipped: bool = False  # drawn to the edge of a clipped scale: its amount is written beside it
+    label_before: bool = False  # write that amount before the bar (it is in the right half of the chart)
 
     @property
     def label_y(self) -> float:
@@ -190,7 +192,8 @@ def use_and_billing_chart(
             value = getattr(row, key)
             y = y_of(_clip(value, low, high))
             bars.append(Bar(round(centre(index) + offset, 1), min(y, zero), round(bar_width, 1),
-                            round(abs(zero - y), 1), row.day, value, clipped=_is_clipped(value, low, high)))
+                            round(abs(zero - y), 1), row.day, value, clipped=_is_clipped(value, low, high),
+                            label_before=index >= count / 2))
         return Series(key, label, COLOURS[key], bars)
 
     band = _band(rows, shaded, left, slot)
@@ -289,7 +292,7 @@ def difference_chart(days: Sequence[DayAmounts]) -> DifferenceChart:
         y = y_of(_clip(row.difference, low, high))
         bars.append(Bar(round(centre(index) - slot * 0.35, 1), min(y, zero), round(slot * 0.7, 1),
                         round(abs(zero - y), 1), row.day, row.difference,
-                        clipped=_is_clipped(row.difference, low, high)))
+                        clipped=_is_clipped(row.difference, low, high), label_before=index >= len(rows) / 2))
     return DifferenceChart(
         width=WIDTH, height=height, font_size=FONT_SIZE, left=left, right=right, top=top, bottom=bottom, zero=zero,
         label_x=left - 8, tick_end=bottom + 5, date_y=bottom + 22, x_ticks=_x_ticks(rows, centre),
@@ -371,7 +374,7 @@ def _clipped_scale(values: Sequence[Decimal]) -> tuple[float, float, float, floa
     (in size, either sign): then the scale reaches CLIP_HEADROOM times the next largest and that
     bar is clipped. The fourth value is where the scale was clipped (None: not clipped)."""
     sizes = sorted((abs(float(value)) for value in values if value), reverse=True)
-    if len(sizes) >= 2 and sizes[0] > CLIP_RATIO * sizes[1]:
+    if len(sizes) >= CLIP_FROM and sizes[0] > CLIP_RATIO * sizes[1]:
         cap = sizes[1] * CLIP_HEADROOM
         kept = [min(max(float(value), -cap), cap) for value in values]
         low, high, step = _scale(Decimal(str(min(kept))), Decimal(str(max(kept))))

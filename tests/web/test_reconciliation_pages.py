@@ -561,8 +561,11 @@ def test_one_spike_is_clipped_and_labelled_so_that_it_does_not_flatten_the_other
     assert [bar.value for bar in chart.clipped_bars] == [Decimal("90000")]
     spike, ordinary = chart.used.bars[4], chart.used.bars[3]
     assert spike.y == chart.top and ordinary.height > (chart.bottom - chart.top) / 5  # the others stay readable
+    assert not spike.label_before and chart.used.bars[-1].label_before is True  # its amount stays on the chart
     unclipped = use_and_billing_chart(days[:4] + days[5:], labels=("u", "b", "r"))
     assert unclipped.clipped_at is None and not unclipped.clipped_bars
+    few = use_and_billing_chart(days[3:5], labels=("u", "b", "r"))  # two days: nothing to flatten
+    assert few.clipped_at is None
 
 
 def test_the_difference_chart_shows_used_minus_billed_up_and_down():
