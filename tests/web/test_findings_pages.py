@@ -168,3 +168,21 @@ def test_reconciling_days_the_his_is_still_settling_warns(books, operator):
     response = client.post(START, {"period_start": books.today.isoformat()}, follow=True)
 
     assert re.search(r"HIS 可能仍在结算本期间的 \d+ 天", text(response))
+
+
+def test_a_rerun_can_go_through_the_background_job_too(books, operator, rf):
+    from django.contrib.messages.storage.fallback import FallbackStorage
+
+    from inventory.web.views.reconciliation import reconcile_in_background
+
+    request = rf.post("/")
+    request.user = operator
+    request.session = {}
+    request._messages = FallbackStorage(request)
+    period = (books.run.period_start, books.run.period_end)
+
+    response = reconcile_in_background(request, hospital=books.run.hospital, period=period, before=books.run.pk,
+                                       rerun=True)
+
+    later = ReconciliationRun.objects.get(hospital=books.run.hospital, period_start=books.today, is_current=True)
+    assert later.supersedes_id == books.run.pk and response["Location"] == run_url(later)

@@ -29,7 +29,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from inventory.errors import Refused
-from inventory.models import BackgroundJob, Finding, FindingDisposition, ReconciliationRun, Role
+from inventory.models import BackgroundJob, Finding, FindingDisposition, Hospital, ReconciliationRun, Role
 from inventory.selectors.charts import daily_use_and_billing
 from inventory.selectors.reconciliation import runs_visible_to
 from inventory.selectors.scope import sees_all_hospitals
@@ -307,8 +307,19 @@ def start_run(request: HttpRequest) -> HttpResponse:
     ).values_list("pk", flat=True).first()
     if days := unsettled_days(*period):
         messages.warning(request, _unsettled_message(days))
+    return reconcile_in_background(request, hospital=hospital, period=period, before=before)
+
+
+def reconcile_in_background(
+    request: HttpRequest, *, hospital: Hospital, period: tuple[datetime.date, datetime.date],
+    before: int | None, rerun: bool = False,
+) -> HttpResponse:
+    """Queue the period's reconciliation (a re-run with `rerun`) as a background job; answer the
+    run's page when it is done by now (tasks in process), else the job's page, which follows it.
+    `before` is the period's current DONE run, if any (a run again opened says so)."""
     job = request_job(kind=BackgroundJob.Kind.RECONCILIATION, requested_by=request.user, hospital=hospital, params={
         "period_start": period[0].isoformat(), "period_end": period[1].isoformat(), "existing_run": before,
+        "rerun": rerun,
     })
     if job.status != BackgroundJob.Status.READY:
         return redirect("web:job", pk=job.pk)
