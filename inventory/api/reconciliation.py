@@ -3,7 +3,8 @@
 URLs, relative to /api/v1/ (`urlpatterns` below):
     reconciliation/runs/                          GET list; POST run a period
     reconciliation/runs/<id>/                     GET one run: summary, reports (links + SHA-256), findings
-    reconciliation/runs/<id>/findings/            GET its findings, paginated; ?kind=… (repeatable)
+    reconciliation/runs/<id>/findings/            GET its findings, paginated; ?kind=… (repeatable),
+                                                  ?sort=amount (largest first), ?open=true|false
     reconciliation/runs/<id>/inventory/           GET its 进销存 table, paginated
     reconciliation/runs/<id>/report.<csv|xlsx|pdf>  GET a stored report; header X-Content-SHA256
     reconciliation/findings/<id>/dispositions/    GET a finding's dispositions, first first (the last is
@@ -260,18 +261,30 @@ class ReconciliationRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         return Response(RunDetailSerializer(run, context=self.get_serializer_context()).data, status=code)
 
     @extend_schema(
-        parameters=[OpenApiParameter("kind", str, many=True, enum=Finding.Kind.values)],
+        parameters=[
+            OpenApiParameter("kind", str, many=True, enum=Finding.Kind.values),
+            OpenApiParameter("sort", str, enum=["amount"], description="largest amount first"),
+            OpenApiParameter("open", bool, description="only open findings (true) or disposed of (false)"),
+        ],
         responses={200: FindingSerializer(many=True)},
     )
     @action(detail=True)
     def findings(self, request: Request, pk: str) -> Response:
-        """The run's findings, in report order; `?kind=` keeps those types only."""
+        """The run's findings, in report order or largest amount first (`?sort=amount`); `?kind=`
+        keeps those types only, `?open=` the open (no disposition yet) or disposed of ones."""
         kinds = request.query_params.getlist("kind")
         if unknown := sorted(set(kinds) - set(Finding.Kind.values)):
             raise Refused(Refusal.INVALID_REQUEST, detail=f"unknown kind {', '.join(unknown)}")
+        sort, still_open = request.query_params.get("sort", ""), request.query_params.get("open", "")
+        if sort not in ("", "amount") or still_open not in ("", "true", "false"):
+            raise Refused(Refusal.INVALID_REQUEST, detail="sort is amount; open is true or false")
         findings = _findings(self.get_object())
         if kinds:
             findings = findings.filter(kind__in=kinds)
+        if still_open:
+            findings = findings.filter(current_outcome__isnull=still_open == "true")
+        if sort:
+            findings = findings.order_by("-amount", "pk")
         page = self.paginate_queryset(findings)
         return self.get_paginated_response(FindingSerializer(page, many=True).data)
 

@@ -62,3 +62,18 @@ def test_another_hospitals_finding_is_a_404(finding, other_hospital):
     assert api_client_for(stranger).get(url(finding)).status_code == 404
     assert api_client_for(stranger).post(url(finding), {"outcome": "CONFIRMED", "note": "x"},
                                          format="json").status_code == 404
+
+
+def test_findings_sort_by_amount_and_filter_open_over_the_api(finding, auditor):
+    larger = Finding.objects.create(run=finding.run, kind=Finding.Kind.USED_NOT_BILLED, amount=Decimal("900.00"),
+                                    message="not billed")
+    client = api_client_for(auditor)
+    client.post(url(finding), {"outcome": "FALSE_ALARM", "note": "test patient"}, format="json")
+    base = f"/api/v1/reconciliation/runs/{finding.run_id}/findings/"
+
+    def ids(**query) -> list[int]:
+        return [row["id"] for row in client.get(base, query).json()["results"]]
+
+    assert ids() == [finding.pk, larger.pk] and ids(sort="amount") == [larger.pk, finding.pk]
+    assert ids(open="true") == [larger.pk] and ids(open="false") == [finding.pk]
+    assert client.get(base, {"sort": "colour"}).status_code == 400
