@@ -66,6 +66,8 @@ urlpatterns = [
     path("reconciliation/<int:pk>/", reconciliation.run_detail, name="reconciliation-run"),
     path("reconciliation/<int:pk>/rerun/", reconciliation.rerun, name="reconciliation-rerun"),
     path("reconciliation/<int:pk>/report.<str:report_format>", reconciliation.report, name="reconciliation-report"),
+    path("reconciliation/<int:pk>/reports-status/", reconciliation.reports_status,
+         name="reconciliation-reports-status"),
     path("reconciliation/<int:pk>/findings-export/", reconciliation.export_findings,
          name="reconciliation-findings-export"),
     path("reconciliation/findings/<int:pk>/dispositions/", reconciliation.record_finding_disposition,

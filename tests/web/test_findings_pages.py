@@ -186,3 +186,18 @@ def test_a_rerun_can_go_through_the_background_job_too(books, operator, rf):
 
     later = ReconciliationRun.objects.get(hospital=books.run.hospital, period_start=books.today, is_current=True)
     assert later.supersedes_id == books.run.pk and response["Location"] == run_url(later)
+
+
+def test_a_run_page_waiting_for_its_reports_polls_their_status(world, hospital, books):
+    rendering = ReconciliationRun.objects.create(hospital=hospital, period_start=books.today - 20 * ONE_DAY,
+                                                 period_end=books.today - 20 * ONE_DAY, status="DONE")
+    client = client_for(world.auditor)
+    status_url = reverse("web:reconciliation-reports-status", args=[rendering.pk])
+
+    page = text(client.get(run_url(rendering)))
+
+    assert f'data-status-url="{status_url}"' in page and "web/reconciliation.js" in page
+    assert client.get(status_url).json() == {"status": "DONE", "ready": False}
+    assert client.get(reverse("web:reconciliation-reports-status", args=[books.run.pk])).json()["ready"] is True
+    foreign = reverse("web:reconciliation-reports-status", args=[books.foreign_run.pk])
+    assert client.get(foreign).status_code == 404

@@ -21,7 +21,7 @@ from django.contrib import messages
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
 from django.db.models.fields.json import KeyTransform
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -451,6 +451,14 @@ def export_findings(request: HttpRequest, pk: int) -> HttpResponse:
     job = request_job(kind=BackgroundJob.Kind.FINDINGS_EXPORT, requested_by=request.user, hospital=run.hospital,
                       params={"run": run.pk, "format": file_format})
     return redirect("web:job", pk=job.pk)
+
+
+@web_page(READERS)
+def reports_status(request: HttpRequest, pk: int) -> JsonResponse:
+    """Whether the run's reports are stored yet: the run page polls it while they are rendered by
+    their task, and shows them when they are (reconciliation.js)."""
+    run = get_object_or_404(runs_visible_to(request.user).defer("summary"), pk=pk)
+    return JsonResponse({"status": run.status, "ready": run.has_reports})
 
 
 @web_page(READERS)
