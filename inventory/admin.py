@@ -94,7 +94,7 @@ for model in (
     models.Unit, models.LotBalance, models.DeliveryNote, models.AcceptanceRecord, models.StockOrder,
     models.Consumption, models.Charge, models.ChargeDelivery, models.CabinetSession, models.HisSettlementLine,
     models.SupplierSettlement, models.ReconciliationRun, models.Alert, models.TagBinding, models.LotCostLayer,
-    models.LotMovementLayer,
+    models.LotMovementLayer, models.FindingDisposition, models.BackgroundJob,
 ):
     admin.site.register(model, ReadOnlyAdmin)
 

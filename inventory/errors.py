@@ -220,6 +220,17 @@ class Refusal(Enum):
     SESSION_NOT_SUSPECT = (
         409, "Cabinet session {session} is not waiting on a suspect read.", "智能柜会话 {session} 没有待确认的异常读取。"
     )
+    # Findings and their dispositions; background jobs (people's pages, second pass)
+    DISPOSITION_NOT_AUTHORISED = (
+        403, "Only an auditor, an SPD operator or an administrator may record what a finding turned out to be.",
+        "只有审计人员、SPD 运营人员或管理员可以登记对账发现的处理意见。",
+    )
+    DISPOSITION_NOTE_REQUIRED = (400, "A disposition needs a note saying why.", "处理意见需要填写说明。")
+    DISPOSITION_UNKNOWN_OUTCOME = (
+        400, "{outcome} is not a disposition (confirmed, explained, corrected or false alarm).",
+        "{outcome} 不是有效的处理结论（确认、已说明、已更正或误报）。",
+    )
+    JOB_NOT_READY = (409, "Background job {job} is not ready yet ({status}).", "后台任务 {job} 尚未完成（{status}）。")
 
     @property
     def status(self) -> int:
@@ -245,6 +256,8 @@ THINGS = {
     "alert": ("alert", "预警"),
     "product or location": ("product or location", "产品或库位"),
     "lot": ("lot", "批号"),
+    "finding": ("finding", "对账发现"),
+    "job": ("background job", "后台任务"),
 }
 
 

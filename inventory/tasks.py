@@ -6,6 +6,7 @@ from django.db import OperationalError
 
 from inventory.jobs import run_job
 from inventory.models import Hospital
+from inventory.services.background import run_queued_job
 from inventory.services.his import deliver_due_charges
 from inventory.services.notifications import deliver_due_notifications
 from inventory.services.reconciliation import run_reconciliation
@@ -79,3 +80,17 @@ def deliver_notifications(self: Task, limit: int = 50) -> dict:
     retries it with back-off. Retried only when the database is unreachable.
     """
     return deliver_due_notifications(limit=limit).as_dict()
+
+
+@shared_task(
+    bind=True, acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, retry_jitter=True,
+    max_retries=5,
+)
+def run_background_job(self: Task, job_pk: int) -> str | None:
+    """Run one background job a person is watching (an export, a reconciliation); returns its status.
+
+    Claimed by a conditional update, so a redelivered message does nothing; the work's errors are
+    kept on the job for the page to show. Retried only when the database is unreachable.
+    """
+    job = run_queued_job(job_pk)
+    return job.status if job else None

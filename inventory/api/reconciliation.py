@@ -3,9 +3,12 @@
 URLs, relative to /api/v1/ (`urlpatterns` below):
     reconciliation/runs/                          GET list; POST run a period
     reconciliation/runs/<id>/                     GET one run: summary, reports (links + SHA-256), findings
-    reconciliation/runs/<id>/findings/            GET its findings, paginated; ?kind=… (repeatable)
+    reconciliation/runs/<id>/findings/            GET its findings, paginated; ?kind=… (repeatable),
+                                                  ?sort=amount (largest first), ?open=true|false
     reconciliation/runs/<id>/inventory/           GET its 进销存 table, paginated
     reconciliation/runs/<id>/report.<csv|xlsx|pdf>  GET a stored report; header X-Content-SHA256
+    reconciliation/findings/<id>/dispositions/    GET a finding's dispositions, first first (the last is
+                                                  current); POST {outcome, note} records a new one
 
 The list filters on period_start and period_end (exact, __gte, __lte), status and is_current.
 Every user of the hospital reads, auditors included (they can read everything and change
@@ -14,6 +17,10 @@ the reconciliation synchronously — a day takes moments; the nightly runs go th
 worker — and answers the period's current run: 201 when this request made it, 200 when it
 already existed (POST again with rerun=true to replace it; the earlier run is kept). Everything
 is scoped to the caller's hospital: another hospital's run is a 404.
+
+A finding's disposition (confirmed / explained / corrected / false alarm, with a note) is the one
+thing auditors write; SPD operators and administrators may too. Dispositions are append-only: a new
+one supersedes the current one, and the history is kept (inventory.services.findings).
 """
 from django.db.models import QuerySet
 from django.http import FileResponse
@@ -34,8 +41,9 @@ from inventory.api import filters as api_filters
 from inventory.api.fields import caller_hospital, validated
 from inventory.api.permissions import BOOK_READERS, MASTER_DATA_EDITORS
 from inventory.errors import Refusal, Refused
-from inventory.models import Finding, ReconciliationRun
+from inventory.models import Finding, FindingDisposition, ReconciliationRun, Role
 from inventory.selectors.reconciliation import runs_visible_to
+from inventory.services.findings import history, record_disposition, with_current_disposition
 from inventory.services.reconciliation import run_reconciliation
 from inventory.services.reports import content_type
 
@@ -48,12 +56,18 @@ class FindingSerializer(serializers.ModelSerializer):
     product_name = serializers.CharField(source="product.name", read_only=True, default="")
     serial = serializers.CharField(source="unit.serial", read_only=True, default="")
     location_name = serializers.CharField(source="location.name", read_only=True, default="")
+    disposition = serializers.CharField(
+        source="current_outcome", read_only=True, default=None, allow_null=True,
+        help_text="The current disposition's outcome; null while the finding is open",
+    )
+    disposition_note = serializers.CharField(source="current_note", read_only=True, default=None, allow_null=True)
 
     class Meta:
         model = Finding
         fields = [
             "id", "kind", "kind_label", "product", "product_code", "product_name", "unit", "serial", "lot", "location",
             "location_name", "encounter", "his_charge_code", "expected", "actual", "amount", "message", "evidence",
+            "disposition", "disposition_note",
         ]
         read_only_fields = fields
 
@@ -159,7 +173,54 @@ class InventoryRowSerializer(serializers.Serializer):
 
 
 def _findings(run: ReconciliationRun) -> QuerySet[Finding]:
-    return run.findings.select_related("product", "unit", "location").order_by("pk")
+    return with_current_disposition(run.findings.select_related("product", "unit", "location").order_by("pk"))
+
+
+class DispositionSerializer(serializers.ModelSerializer):
+    outcome_label = serializers.CharField(source="get_outcome_display", read_only=True)
+    recorded_by_username = serializers.CharField(source="recorded_by.username", read_only=True)
+    superseded_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = FindingDisposition
+        fields = ["id", "finding", "outcome", "outcome_label", "note", "recorded_by", "recorded_by_username",
+                  "recorded_at", "supersedes", "superseded_by"]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.INT)
+    def get_superseded_by(self, disposition: FindingDisposition) -> int | None:
+        later = getattr(disposition, "superseded_by", None)
+        return later.pk if later else None
+
+
+class DispositionRequestSerializer(serializers.Serializer):
+    outcome = serializers.CharField(help_text="CONFIRMED, EXPLAINED, CORRECTED or FALSE_ALARM")
+    note = serializers.CharField(allow_blank=True, max_length=2000, help_text="Why (required, not blank)")
+
+
+class FindingDispositionsView(APIView):
+    """A finding's dispositions (its history, first first) and recording a new one."""
+
+    write_roles = (Role.AUDITOR, Role.SPD_OPERATOR, Role.ADMIN)
+
+    def _finding(self, request: Request, pk: int) -> Finding:
+        return get_object_or_404(
+            Finding.objects.filter(run__in=runs_visible_to(request.user)).select_related("run"), pk=pk,
+        )
+
+    @extend_schema(responses={200: DispositionSerializer(many=True)})
+    def get(self, request: Request, pk: int) -> Response:
+        rows = history(self._finding(request, pk)).select_related("superseded_by")
+        return Response(DispositionSerializer(rows, many=True).data)
+
+    @extend_schema(request=DispositionRequestSerializer, responses={201: DispositionSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        """Record what the finding turned out to be; it supersedes the current disposition (kept)."""
+        data = validated(DispositionRequestSerializer, request)
+        disposition = record_disposition(
+            finding=self._finding(request, pk), outcome=data["outcome"], note=data["note"], recorded_by=request.user,
+        )
+        return Response(DispositionSerializer(disposition).data, status=status.HTTP_201_CREATED)
 
 
 class RunFilter(api_filters.FilterSet):
@@ -201,18 +262,30 @@ class ReconciliationRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         return Response(RunDetailSerializer(run, context=self.get_serializer_context()).data, status=code)
 
     @extend_schema(
-        parameters=[OpenApiParameter("kind", str, many=True, enum=Finding.Kind.values)],
+        parameters=[
+            OpenApiParameter("kind", str, many=True, enum=Finding.Kind.values),
+            OpenApiParameter("sort", str, enum=["amount"], description="largest amount first"),
+            OpenApiParameter("open", bool, description="only open findings (true) or disposed of (false)"),
+        ],
         responses={200: FindingSerializer(many=True)},
     )
     @action(detail=True)
     def findings(self, request: Request, pk: str) -> Response:
-        """The run's findings, in report order; `?kind=` keeps those types only."""
+        """The run's findings, in report order or largest amount first (`?sort=amount`); `?kind=`
+        keeps those types only, `?open=` the open (no disposition yet) or disposed of ones."""
         kinds = request.query_params.getlist("kind")
         if unknown := sorted(set(kinds) - set(Finding.Kind.values)):
             raise Refused(Refusal.INVALID_REQUEST, detail=f"unknown kind {', '.join(unknown)}")
+        sort, still_open = request.query_params.get("sort", ""), request.query_params.get("open", "")
+        if sort not in ("", "amount") or still_open not in ("", "true", "false"):
+            raise Refused(Refusal.INVALID_REQUEST, detail="sort is amount; open is true or false")
         findings = _findings(self.get_object())
         if kinds:
             findings = findings.filter(kind__in=kinds)
+        if still_open:
+            findings = findings.filter(current_outcome__isnull=still_open == "true")
+        if sort:
+            findings = findings.order_by("-amount", "pk")
         page = self.paginate_queryset(findings)
         return self.get_paginated_response(FindingSerializer(page, many=True).data)
 
@@ -265,5 +338,7 @@ urlpatterns = [
         r"^reconciliation/runs/(?P<pk>\d+)/report\.(?P<report_format>csv|xlsx|pdf)$",
         ReconciliationReportView.as_view(), name="reconciliation-run-report",
     ),
+    path("reconciliation/findings/<int:pk>/dispositions/", FindingDispositionsView.as_view(),
+         name="reconciliation-finding-dispositions"),
     path("", include(router.urls)),
 ]

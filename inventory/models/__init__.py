@@ -1,5 +1,6 @@
 """The SPD domain model. Each module holds one part of it; import from here."""
 from inventory.models.alerts import Alert
+from inventory.models.background import BackgroundJob
 from inventory.models.billing import HisSettlementLine, SupplierSettlement, SupplierSettlementLine
 from inventory.models.cabinets import CabinetSession
 from inventory.models.catalog import Product, SupplyAgreement, TrackingMode
@@ -23,7 +24,7 @@ from inventory.models.notifications import Notification, NotificationRule
 from inventory.models.organisation import Department, Hospital, Location
 from inventory.models.parties import Certificate, Manufacturer, Supplier
 from inventory.models.people import Role, User
-from inventory.models.reconciliation import Finding, ReconciliationRun
+from inventory.models.reconciliation import Finding, FindingDisposition, ReconciliationRun
 from inventory.models.stock import (
     UNIT_TRANSITIONS,
     LotBalance,
@@ -38,7 +39,7 @@ from inventory.models.stock import (
 )
 
 __all__ = [
-    "Alert", "Finding", "ParLevel", "ReconciliationRun",
+    "Alert", "BackgroundJob", "Finding", "FindingDisposition", "ParLevel", "ReconciliationRun",
     "CabinetSession", "Charge", "ChargeDelivery", "Consumption", "HisSettlementLine", "SupplierSettlement",
     "SupplierSettlementLine",
     "AcceptanceRecord", "Certificate", "DeliveryLine", "DeliveryNote", "Department", "Hospital",

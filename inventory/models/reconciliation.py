@@ -98,3 +98,50 @@ class Finding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.message}"
+
+
+class FindingDisposition(models.Model):
+    """What an auditor made of a finding (处理意见): confirmed, explained, corrected or a false alarm,
+    with a note, who and when.
+
+    Append-only: a finding's dispositions form one chain, each new one superseding the one before
+    (`supersedes`, unique), so the history of a finding is kept whole. The model refuses updates and
+    deletes; `inventory.services.findings.record_disposition` is the only writer.
+    """
+
+    class Outcome(models.TextChoices):
+        CONFIRMED = "CONFIRMED", _("Confirmed")
+        EXPLAINED = "EXPLAINED", _("Explained")
+        CORRECTED = "CORRECTED", _("Corrected")
+        FALSE_ALARM = "FALSE_ALARM", _("False alarm")
+
+    finding = models.ForeignKey(Finding, on_delete=models.PROTECT, related_name="dispositions")
+    outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices)
+    note = models.TextField(_("note"))
+    recorded_by = models.ForeignKey("inventory.User", on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField(_("recorded at"), default=timezone.now)
+    supersedes = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by",
+        help_text=_("The finding's disposition before this one"),
+    )
+
+    class Meta:
+        verbose_name = _("finding disposition")
+        ordering = ["finding", "recorded_at", "id"]
+        constraints = [
+            # One first disposition per finding; with `supersedes` unique, the history is one chain.
+            models.UniqueConstraint(fields=["finding"], condition=Q(supersedes__isnull=True),
+                                    name="one_first_disposition_per_finding"),
+            models.CheckConstraint(condition=~Q(note=""), name="disposition_note_required"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_outcome_display()}: {self.note[:60]}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise TypeError("Dispositions are append-only: record a new one instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: object, **kwargs: object):
+        raise TypeError("Dispositions are append-only: they cannot be deleted.")

@@ -152,13 +152,29 @@ def run_reconciliation(
     current one, which is kept as superseded. Raises whatever the computation raised, after
     marking the run FAILED.
     """
+    check_period(period_start, period_end)
+    run = _current_run(hospital, period_start, period_end, requested_by, rerun)
+    return _compute(run.pk)
+
+
+def check_period(period_start: datetime.date, period_end: datetime.date) -> None:
+    """Refuse a period no run can cover (backwards, or longer than SPD_RECON_MAX_PERIOD_DAYS): asked
+    before a run is queued in the background, so that the person hears it at once."""
     max_days = int(_setting("SPD_RECON_MAX_PERIOD_DAYS", 366))
     if period_end < period_start:
         raise Refused(Refusal.INVALID_REQUEST, detail="the period ends before it starts")
     if (period_end - period_start).days + 1 > max_days:
         raise Refused(Refusal.INVALID_REQUEST, detail=f"a run covers at most {max_days} days")
-    run = _current_run(hospital, period_start, period_end, requested_by, rerun)
-    return _compute(run.pk)
+
+
+def unsettled_days(period_start: datetime.date, period_end: datetime.date,
+                   today: datetime.date | None = None) -> int:
+    """How many days of the period the HIS may still be settling (after `nightly_day`): their
+    use may yet be billed, so a run now can show 漏收 that are only late billing."""
+    last_settled = nightly_day(today)
+    if period_end <= last_settled:
+        return 0
+    return (period_end - max(period_start, last_settled + datetime.timedelta(days=1))).days + 1
 
 
 def run_nightly_reconciliation(today: datetime.date | None = None) -> dict:

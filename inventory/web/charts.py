@@ -5,7 +5,15 @@ computes the geometry (scales, ticks, bars or lines, legend) in the SVG's own co
 template writes the elements, so that every word on the chart goes through the translations.
 
 Up to BARS_UP_TO days are drawn as two bars a day (used beside billed: a day billed short shows a
-shorter second bar); longer ranges as two lines. The days of the run are shaded when the chart shows days before them.
+shorter second bar); longer ranges (a year) in weekly bins, counted back from the last day, so that
+a year is 53 pairs of bars rather than a comb. One spike must not flatten the rest: when the
+largest amount is more than CLIP_RATIO times the next, the scale stops a little above the next one
+and the spike's bar is drawn to the edge, marked and labelled with its amount (`clipped`). The days
+of the run are shaded when the chart shows days before them.
+
+Below it, `difference_chart` draws used − billed per day (or week): up is used and not billed
+(漏收), down billed and not used (虚记, 多记) — the discrepancy itself, where the first chart shows
+two near-equal bars. `findings_chart` draws the run's findings by type as horizontal bars.
 """
 import datetime
 import math
@@ -23,11 +31,16 @@ FONT_SIZE = 15
 LEGEND_Y = 12
 SWATCH = 14
 BARS_UP_TO = 62
+WEEK = 7
+CLIP_RATIO = 4  # a bar this many times the next largest is clipped, so that it does not flatten the others
+CLIP_FROM = 5  # ...when at least this many bars are not empty (with fewer there is nothing to flatten)
+CLIP_HEADROOM = 1.5  # the clipped scale reaches this far above the next largest
 MAX_DATE_LABELS = 10
 Y_STEPS = 4
 # Written into the SVG (not only the stylesheet), so that the picture keeps its colours when it is
 # copied or saved: blue and orange are told apart also without colour vision.
-COLOURS = {"used": "#0b6e8a", "billed": "#d9730d", "band": "#fff3d6"}
+COLOURS = {"used": "#0b6e8a", "billed": "#d9730d", "band": "#fff3d6", "short": "#b42318", "over": "#6941c6",
+           "finding": "#b42318"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +57,21 @@ class Bar:
     height: float
     day: datetime.date
     value: Decimal
+    clipped: bool = False  # drawn to the edge of a clipped scale: its amount is written beside it
+    label_before: bool = False  # write that amount before the bar (it is in the right half of the chart)
+
+    @property
+    def label_y(self) -> float:
+        """Where a clipped bar's amount is written: beside its far end."""
+        return round(self.y + 12 if self.value >= 0 else self.y + self.height - 6, 1)
+
+    @property
+    def break_marks(self) -> str:
+        """Two slanted white strokes across a clipped bar near its far end (an SVG path): the bar is
+        longer than drawn."""
+        y = self.y + 8 if self.value >= 0 else self.y + self.height - 12
+        return (f"M{self.x} {round(y + 4, 1)} l{self.width} -4 "
+                f"M{self.x} {round(y + 9, 1)} l{self.width} -4")
 
 
 @dataclass(frozen=True)
@@ -51,8 +79,7 @@ class Series:
     key: str  # "used" or "billed"
     label: str
     colour: str
-    bars: list[Bar]  # when drawn as bars
-    points: str  # the polyline, when drawn as a line
+    bars: list[Bar]
 
 
 @dataclass(frozen=True)
@@ -66,10 +93,11 @@ class LegendItem:
 
 @dataclass(frozen=True)
 class DayRow:
-    day: datetime.date
+    day: datetime.date  # the first day of a weekly bin
     used: Decimal
     billed: Decimal
     in_band: bool
+    last: datetime.date | None = None  # the last day of a weekly bin (None: one day)
 
     @property
     def difference(self) -> Decimal:
@@ -94,7 +122,6 @@ class Chart:
     x_ticks: list[Tick]
     y_ticks: list[Tick]
     series: list[Series]  # used, then billed
-    as_bars: bool
     band: tuple[float, float] | None  # x and width of the shaded run period
     band_colour: str
     legend: list[LegendItem]
@@ -102,6 +129,8 @@ class Chart:
     swatch: int
     days: list[DayRow]
     empty: bool  # nothing used or billed in the whole range
+    bin_days: int = 1  # 1: a bar per day; WEEK: a bar per week
+    clipped_at: float | None = None  # the clipped scale's top, when a spike was clipped
 
     @property
     def used(self) -> Series:
@@ -117,7 +146,11 @@ class Chart:
 
     @property
     def last_day(self) -> datetime.date:
-        return self.days[-1].day
+        return self.days[-1].last or self.days[-1].day
+
+    @property
+    def clipped_bars(self) -> list[Bar]:
+        return [bar for series in self.series for bar in series.bars if bar.clipped]
 
     @property
     def used_total(self) -> Decimal:
@@ -136,44 +169,34 @@ def use_and_billing_chart(
     days: Sequence[DayAmounts], *, labels: tuple[str, str, str],
     shaded: tuple[datetime.date, datetime.date] | None = None,
 ) -> Chart:
-    """Lay out `days` (consecutive, oldest first, at least one). `labels` name the used and billed
-    series and the shaded days in the legend; `shaded` is the (first, last) day of the run."""
-    count = len(days)
+    """Lay out `days` (consecutive, oldest first, at least one): by day, or by week beyond
+    BARS_UP_TO days. `labels` name the used and billed series and the shaded days in the legend;
+    `shaded` is the (first, last) day of the run."""
+    rows = binned(days)
+    count = len(rows)
     left, right, top, bottom = LEFT, WIDTH - RIGHT, TOP, HEIGHT - BOTTOM
     slot = (right - left) / count
-    values = [amount for day in days for amount in (day.used, day.billed)]
-    low, high, step = _scale(min(values), max(values))
-
-    def y_of(value: Decimal | float) -> float:
-        return round(bottom - (float(value) - low) / (high - low) * (bottom - top), 1)
+    values = [amount for row in rows for amount in (row.used, row.billed)]
+    low, high, step, cap = _clipped_scale(values)
+    y_of = _y_scale(low, high, top, bottom)
 
     def centre(index: int) -> float:
         return left + (index + 0.5) * slot
 
     zero = y_of(0)
-    as_bars = count <= BARS_UP_TO
     bar_width, gap = slot * 0.38, slot * 0.04
 
     def series(key: str, label: str, offset: float) -> Series:
-        bars, points = [], []
-        for index, day in enumerate(days):
-            value = getattr(day, key)
-            y = y_of(value)
-            points.append(f"{round(centre(index), 1)},{y}")
-            if as_bars:
-                bars.append(Bar(round(centre(index) + offset, 1), min(y, zero), round(bar_width, 1),
-                                round(abs(zero - y), 1), day.day, value))
-        return Series(key, label, COLOURS[key], bars, " ".join(points))
+        bars = []
+        for index, row in enumerate(rows):
+            value = getattr(row, key)
+            y = y_of(_clip(value, low, high))
+            bars.append(Bar(round(centre(index) + offset, 1), min(y, zero), round(bar_width, 1),
+                            round(abs(zero - y), 1), row.day, value, clipped=_is_clipped(value, low, high),
+                            label_before=index >= count / 2))
+        return Series(key, label, COLOURS[key], bars)
 
-    every = max(1, math.ceil(count / MAX_DATE_LABELS))
-    x_ticks = [
-        Tick(round(centre(index), 1), f"{day.day:%m-%d}")
-        for index, day in enumerate(days) if (count - 1 - index) % every == 0  # the last day always
-    ]
-    y_ticks = [
-        Tick(y_of(low + step * n), compact_money(low + step * n)) for n in range(int(round((high - low) / step)) + 1)
-    ]
-    band = _band(days, shaded, left, slot)
+    band = _band(rows, shaded, left, slot)
     legend, x = [], float(left)
     for key, label in zip(("used", "billed", "band"), labels, strict=True):
         if key == "band" and band is None:
@@ -183,15 +206,181 @@ def use_and_billing_chart(
     return Chart(
         width=WIDTH, height=HEIGHT, font_size=FONT_SIZE, left=left, right=right, top=top, bottom=bottom,
         middle=round((left + right) / 2, 1), plot_height=bottom - top, zero=zero, label_x=left - 8,
-        tick_end=bottom + 5, date_y=bottom + 22, x_ticks=x_ticks, y_ticks=y_ticks,
+        tick_end=bottom + 5, date_y=bottom + 22, x_ticks=_x_ticks(rows, centre), y_ticks=_y_ticks(low, high, step, y_of),
         series=[series("used", labels[0], -bar_width - gap / 2), series("billed", labels[1], gap / 2)],
-        as_bars=as_bars, band=band, band_colour=COLOURS["band"], legend=legend, legend_y=LEGEND_Y, swatch=SWATCH,
+        band=band, band_colour=COLOURS["band"], legend=legend, legend_y=LEGEND_Y, swatch=SWATCH,
         days=[
-            DayRow(day.day, day.used, day.billed, shaded is not None and shaded[0] <= day.day <= shaded[1])
-            for day in days
+            DayRow(row.day, row.used, row.billed,
+                   shaded is not None and shaded[0] <= row.day <= shaded[1], row.last)
+            for row in rows
         ],
-        empty=not any(values),
+        empty=not any(values), bin_days=WEEK if count < len(days) else 1, clipped_at=cap,
     )
+
+
+@dataclass(frozen=True)
+class Binned:
+    """Use and billing over a day, or over a week from `day` to `last`."""
+
+    day: datetime.date
+    used: Decimal
+    billed: Decimal
+    last: datetime.date | None = None
+
+    @property
+    def difference(self) -> Decimal:
+        return self.used - self.billed
+
+
+def binned(days: Sequence[DayAmounts]) -> list[Binned]:
+    """The days as they are (up to BARS_UP_TO), or summed by week counted back from the last day
+    (the first week may be short)."""
+    if len(days) <= BARS_UP_TO:
+        return [Binned(day.day, day.used, day.billed) for day in days]
+    weeks = []
+    for end in range(len(days), 0, -WEEK):
+        chunk = days[max(0, end - WEEK):end]
+        weeks.append(Binned(chunk[0].day, sum((day.used for day in chunk), Decimal("0.00")),
+                            sum((day.billed for day in chunk), Decimal("0.00")), chunk[-1].day))
+    return weeks[::-1]
+
+
+@dataclass(frozen=True)
+class DifferenceChart:
+    """Used − billed per day or week: bars up (used, not billed) or down (billed, not used)."""
+
+    width: int
+    height: int
+    font_size: int
+    left: float
+    right: float
+    top: float
+    bottom: float
+    zero: float
+    label_x: float
+    tick_end: float
+    date_y: float
+    x_ticks: list[Tick]
+    y_ticks: list[Tick]
+    bars: list[Bar]
+    colours: dict
+    bin_days: int
+    clipped_at: float | None
+    empty: bool
+
+    @property
+    def clipped_bars(self) -> list[Bar]:
+        return [bar for bar in self.bars if bar.clipped]
+
+
+def difference_chart(days: Sequence[DayAmounts]) -> DifferenceChart:
+    """The discrepancy itself, binned and clipped as the use and billing chart is."""
+    rows = binned(days)
+    height = 240
+    left, right, top, bottom = LEFT, WIDTH - RIGHT, 16, height - BOTTOM
+    slot = (right - left) / len(rows)
+    values = [row.difference for row in rows]
+    low, high, step, cap = _clipped_scale(values)
+    y_of = _y_scale(low, high, top, bottom)
+    zero = y_of(0)
+
+    def centre(index: int) -> float:
+        return left + (index + 0.5) * slot
+
+    bars = []
+    for index, row in enumerate(rows):
+        y = y_of(_clip(row.difference, low, high))
+        bars.append(Bar(round(centre(index) - slot * 0.35, 1), min(y, zero), round(slot * 0.7, 1),
+                        round(abs(zero - y), 1), row.day, row.difference,
+                        clipped=_is_clipped(row.difference, low, high), label_before=index >= len(rows) / 2))
+    return DifferenceChart(
+        width=WIDTH, height=height, font_size=FONT_SIZE, left=left, right=right, top=top, bottom=bottom, zero=zero,
+        label_x=left - 8, tick_end=bottom + 5, date_y=bottom + 22, x_ticks=_x_ticks(rows, centre),
+        y_ticks=_y_ticks(low, high, step, y_of), bars=bars, colours={"up": COLOURS["short"], "down": COLOURS["over"]},
+        bin_days=WEEK if len(rows) < len(days) else 1, clipped_at=cap, empty=not any(values),
+    )
+
+
+@dataclass(frozen=True)
+class FindingBar:
+    kind: str
+    label: str
+    count: int
+    amount: Decimal
+    y: float
+    width: float  # of the bar, in SVG units
+    label_x: float  # where the amount is written, after the bar
+
+
+@dataclass(frozen=True)
+class FindingsChart:
+    width: int
+    height: int
+    font_size: int
+    left: float
+    bar_height: float
+    colour: str
+    bars: list[FindingBar]
+
+
+def findings_chart(kinds: Sequence[tuple[str, str, int, Decimal]]) -> FindingsChart | None:
+    """The run's findings by type (kind, label, count, amount) with any, as horizontal bars of
+    their amounts, largest first; None when there is none."""
+    shown = sorted((kind for kind in kinds if kind[2]), key=lambda kind: (-kind[3], kind[0]))
+    if not shown:
+        return None
+    left = min(420, max(text_width(kind[1]) for kind in shown) + 16)
+    room = WIDTH - left - 180
+    largest = max(float(kind[3]) for kind in shown) or 1.0
+    row_height, bar_height = 28, 18
+    bars = []
+    for index, (kind, label, count, amount) in enumerate(shown):
+        width = round(max(2.0, float(amount) / largest * room), 1)
+        bars.append(FindingBar(kind, label, count, amount, index * row_height + 6, width, round(left + width + 8, 1)))
+    return FindingsChart(width=WIDTH, height=len(shown) * row_height + 12, font_size=FONT_SIZE, left=left,
+                         bar_height=bar_height, colour=COLOURS["finding"], bars=bars)
+
+
+def _x_ticks(rows: Sequence[Binned], centre) -> list[Tick]:
+    count = len(rows)
+    every = max(1, math.ceil(count / MAX_DATE_LABELS))
+    return [
+        Tick(round(centre(index), 1), f"{row.day:%m-%d}")
+        for index, row in enumerate(rows) if (count - 1 - index) % every == 0  # the last always
+    ]
+
+
+def _y_ticks(low: float, high: float, step: float, y_of) -> list[Tick]:
+    return [Tick(y_of(low + step * n), compact_money(low + step * n)) for n in range(int(round((high - low) / step)) + 1)]
+
+
+def _y_scale(low: float, high: float, top: float, bottom: float):
+    def y_of(value: Decimal | float) -> float:
+        return round(bottom - (float(value) - low) / (high - low) * (bottom - top), 1)
+
+    return y_of
+
+
+def _clip(value: Decimal, low: float, high: float) -> float:
+    return min(max(float(value), low), high)
+
+
+def _is_clipped(value: Decimal, low: float, high: float) -> bool:
+    return not low <= float(value) <= high
+
+
+def _clipped_scale(values: Sequence[Decimal]) -> tuple[float, float, float, float | None]:
+    """`_scale` of the values, clipped when one stands CLIP_RATIO times above the next largest
+    (in size, either sign): then the scale reaches CLIP_HEADROOM times the next largest and that
+    bar is clipped. The fourth value is where the scale was clipped (None: not clipped)."""
+    sizes = sorted((abs(float(value)) for value in values if value), reverse=True)
+    if len(sizes) >= CLIP_FROM and sizes[0] > CLIP_RATIO * sizes[1]:
+        cap = sizes[1] * CLIP_HEADROOM
+        kept = [min(max(float(value), -cap), cap) for value in values]
+        low, high, step = _scale(Decimal(str(min(kept))), Decimal(str(max(kept))))
+        return low, high, step, cap
+    low, high, step = _scale(min(values), max(values))
+    return low, high, step, None
 
 
 def text_width(text: str, size: int = FONT_SIZE) -> float:
@@ -201,11 +390,11 @@ def text_width(text: str, size: int = FONT_SIZE) -> float:
 
 
 def _band(
-    days: Sequence[DayAmounts], shaded: tuple[datetime.date, datetime.date] | None, left: float, slot: float
+    days: Sequence[Binned], shaded: tuple[datetime.date, datetime.date] | None, left: float, slot: float
 ) -> tuple[float, float] | None:
     if shaded is None:
         return None
-    inside = [index for index, day in enumerate(days) if shaded[0] <= day.day <= shaded[1]]
+    inside = [index for index, day in enumerate(days) if shaded[0] <= (day.last or day.day) and day.day <= shaded[1]]
     if not inside or len(inside) == len(days):  # shading every day would set nothing apart
         return None
     return round(left + inside[0] * slot, 1), round((inside[-1] - inside[0] + 1) * slot, 1)

@@ -8,6 +8,7 @@ from inventory.web.views import (
     cabinets,
     dashboard,
     history,
+    jobs,
     moves,
     receiving,
     reconciliation,
@@ -24,6 +25,11 @@ urlpatterns = [
     path("logout/", auth.SignOutView.as_view(), name="logout"),
     path("stock/", stock.units, name="stock"),
     path("stock/lots/", stock.lots, name="stock-lots"),
+    path("stock/export/", stock.export, name="stock-export"),
+    # Background jobs (exports, reconciliations): their page, JSON status and result file.
+    path("jobs/<int:pk>/", jobs.job_page, name="job"),
+    path("jobs/<int:pk>/status/", jobs.job_status, name="job-status"),
+    path("jobs/<int:pk>/download/", jobs.job_download, name="job-download"),
     path("products/suggest/", stock.product_suggestions, name="product-suggestions"),
     path("units/<int:pk>/", trace.unit_trace, name="unit-trace"),
     path("scan/", trace.scan, name="scan"),
@@ -68,4 +74,10 @@ urlpatterns = [
     path("reconciliation/<int:pk>/report.<str:report_format>", reconciliation.report, name="reconciliation-report"),
     # Master-data history (变更记录), read only.
     path("history/", history.change_history, name="history"),
+    path("reconciliation/<int:pk>/reports-status/", reconciliation.reports_status,
+         name="reconciliation-reports-status"),
+    path("reconciliation/<int:pk>/findings-export/", reconciliation.export_findings,
+         name="reconciliation-findings-export"),
+    path("reconciliation/findings/<int:pk>/dispositions/", reconciliation.record_finding_disposition,
+         name="reconciliation-finding-disposition"),
 ]

@@ -81,3 +81,42 @@ def test_a_real_worker_runs_the_expiry_scan_sent_through_redis(
     ], log.read_text()
     assert Unit.objects.get(pk=expired.pk).status == UnitStatus.EXPIRED
     assert "succeeded" in log.read_text()
+
+
+def test_a_real_worker_runs_a_background_stock_export_sent_through_redis(
+    hospital, keeper, keeper_actor, supplier, warehouse, product, tmp_path, settings, redis_left_as_found
+):
+    from inventory.models import BackgroundJob
+    from inventory.tasks import run_background_job
+
+    stock_units(keeper_actor, supplier, warehouse, product, ["BGW-1", "BGW-2"])
+    job = BackgroundJob.objects.create(kind=BackgroundJob.Kind.STOCK_EXPORT, requested_by=keeper, hospital=hospital,
+                                       params={"language": "en", "what": "units", "format": "csv", "query": ""})
+    broker = os.environ["REDIS_URL"]
+    queue = f"spd-test-{uuid.uuid4().hex[:10]}"
+    log = tmp_path / "worker.log"
+    media = tmp_path / "media"
+    os.environ["MEDIA_ROOT"] = str(media)  # the worker stores the file where this test reads it
+    try:
+        worker = start_worker(broker, queue, log)
+    finally:
+        os.environ.pop("MEDIA_ROOT")
+    settings.MEDIA_ROOT = media
+    try:
+        eager, app.conf.task_always_eager = app.conf.task_always_eager, False
+        try:
+            with app.connection_for_write(broker) as broker_connection:
+                run_background_job.apply_async(args=[job.pk], queue=queue, connection=broker_connection)
+        finally:
+            app.conf.task_always_eager = eager
+        deadline = time.monotonic() + 25
+        while not BackgroundJob.objects.get(pk=job.pk).finished and time.monotonic() < deadline:
+            assert worker.poll() is None, log.read_text()
+            time.sleep(0.2)
+    finally:
+        stop(worker)
+
+    job.refresh_from_db()
+    assert (job.status, job.progress, job.result, job.error) == ("READY", 100, {"rows": 2}, ""), log.read_text()
+    body = job.result_file.open("rb").read().decode("utf-8-sig")
+    assert body.startswith("Internal code,Product") and "BGW-1" in body and "BGW-2" in body  # in the requester's language

@@ -10,7 +10,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from inventory.actors import Actor
-from inventory.models import DeliveryNote, ReconciliationRun, StockOrder
+from inventory.models import BackgroundJob, DeliveryNote, ReconciliationRun, StockOrder
 from inventory.services.receiving import LineInput, receive_delivery_note
 from tests.web.conftest import login
 
@@ -23,6 +23,8 @@ NOT_PAGES = {
     "web:receiving-accept", "web:bedside-scan", "web:bedside-lot", "web:bedside-refund", "web:moves-scan",
     "web:reconciliation-start", "web:reconciliation-rerun", "web:reconciliation-report", "web:product-suggestions",
     "web:scan", "web:receiving-find", "web:receiving-draft-quantity", "web:receiving-record", "web:moves-order-pdf",
+    "web:job-status", "web:job-download", "web:reconciliation-reports-status", "web:reconciliation-findings-export",
+    "web:reconciliation-finding-disposition",
 }
 
 
@@ -31,6 +33,8 @@ def pages(world) -> dict[str, str]:
     note = DeliveryNote.objects.filter(hospital=world.warehouse.hospital).order_by("pk").first()
     order = StockOrder.objects.filter(hospital=world.warehouse.hospital).order_by("pk").first()
     run = ReconciliationRun.objects.order_by("pk").first()
+    job = BackgroundJob.objects.create(kind=BackgroundJob.Kind.STOCK_EXPORT, hospital=world.warehouse.hospital,
+                                       requested_by=world.operator, params={"what": "units", "format": "csv"})
     open_note = receive_delivery_note(
         actor=Actor(user=world.keeper), hospital=world.warehouse.hospital, supplier=world.supplier,
         number="DN-OFFLINE", receiving_location=world.warehouse, idempotency_key="offline-note",
@@ -46,7 +50,7 @@ def pages(world) -> dict[str, str]:
         "web:moves-return": "/moves/return/", "web:moves-scrap": "/moves/scrap/",
         "web:moves-order": f"/moves/orders/{order.pk}/", "web:reconciliation": "/reconciliation/",
         "web:receiving-review": f"/receiving/{open_note.pk}/review/", "web:moves-release": "/moves/release/",
-        "web:history": "/history/",
+        "web:history": "/history/", "web:job": f"/jobs/{job.pk}/",
         "api-docs": "/api/docs/", "api-redoc": "/api/redoc/", "admin:index": "/admin/",
     }
     if run is not None:

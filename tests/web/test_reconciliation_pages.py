@@ -490,7 +490,7 @@ def test_the_run_page_draws_thirty_days_of_use_and_billing_with_the_run_shaded(b
     page = text(response)
 
     assert (chart.first_day, chart.last_day) == (books.today - 29 * ONE_DAY, books.today)
-    assert chart.as_bars and len(chart.used.bars) == len(chart.billed.bars) == 30
+    assert chart.bin_days == 1 and len(chart.used.bars) == len(chart.billed.bars) == 30
     assert chart.band is not None and chart.band[0] > chart.used.bars[-2].x  # only the last day is shaded
     today_used, today_billed = chart.used.bars[-1], chart.billed.bars[-1]
     assert today_used.height > today_billed.height > 0  # ¥1,200 used, ¥500 billed
@@ -505,7 +505,7 @@ def test_the_run_page_draws_thirty_days_of_use_and_billing_with_the_run_shaded(b
     assert f'data-day="{books.today:%Y-%m-%d}" class="in-run"' in table and "¥700.00" in table
 
 
-def test_a_long_run_is_drawn_as_lines_over_its_own_period(books, operator):
+def test_a_long_run_is_drawn_in_weeks_over_its_own_period(books, operator):
     first = books.today - 89 * ONE_DAY
     run = run_reconciliation(hospital=books.run.hospital, period_start=first, period_end=books.today,
                              requested_by=operator)
@@ -513,10 +513,13 @@ def test_a_long_run_is_drawn_as_lines_over_its_own_period(books, operator):
     response = client_for(operator).get(run_url(run))
 
     chart = response.context["chart"]
-    assert (chart.first_day, chart.last_day, chart.as_bars) == (first, books.today, False)
+    assert (chart.first_day, chart.last_day, chart.bin_days) == (first, books.today, 7)
+    assert len(chart.used.bars) == 13  # 90 days: twelve weeks back from today and a short first one
+    assert chart.days[-1].day == books.today - 6 * ONE_DAY and chart.days[0].last == first + 5 * ONE_DAY
+    assert (chart.days[-1].used, chart.days[-1].billed) == (Decimal("2400.00"), Decimal("1780.00"))  # the week summed
     assert len(chart.x_ticks) <= 10 and chart.band is None  # the whole chart is the run: nothing to set apart
     assert [item.key for item in chart.legend] == ["used", "billed"]
-    assert text(response).count("<polyline") == 2
+    assert 'data-note="weekly"' in text(response)
 
 
 def test_the_run_page_and_its_chart_in_english(books, world):
@@ -553,3 +556,52 @@ def test_an_empty_range_and_a_negative_day_still_make_a_chart():
     negative = refund.billed.bars[0]
     assert negative.y == refund.zero and negative.height > 0  # drawn below the zero line
     assert [row.in_band for row in refund.days] == [False, True]
+
+
+def test_one_spike_is_clipped_and_labelled_so_that_it_does_not_flatten_the_other_days():
+    from inventory.selectors.charts import DayAmounts
+
+    day = datetime.date(2025, 3, 1)
+    days = [DayAmounts(day + n * ONE_DAY, Decimal(100 + n), Decimal(100)) for n in range(10)]
+    days[4] = DayAmounts(days[4].day, Decimal("90000"), Decimal(100))
+
+    chart = use_and_billing_chart(days, labels=("u", "b", "r"))
+
+    assert chart.clipped_at is not None and chart.clipped_at < 1000
+    assert [bar.value for bar in chart.clipped_bars] == [Decimal("90000")]
+    spike, ordinary = chart.used.bars[4], chart.used.bars[3]
+    assert spike.y == chart.top and ordinary.height > (chart.bottom - chart.top) / 5  # the others stay readable
+    assert not spike.label_before and chart.used.bars[-1].label_before is True  # its amount stays on the chart
+    unclipped = use_and_billing_chart(days[:4] + days[5:], labels=("u", "b", "r"))
+    assert unclipped.clipped_at is None and not unclipped.clipped_bars
+    few = use_and_billing_chart(days[3:5], labels=("u", "b", "r"))  # two days: nothing to flatten
+    assert few.clipped_at is None
+
+
+def test_the_difference_chart_shows_used_minus_billed_up_and_down():
+    from inventory.selectors.charts import DayAmounts
+    from inventory.web.charts import difference_chart, findings_chart
+
+    day = datetime.date(2025, 3, 1)
+    chart = difference_chart([DayAmounts(day, Decimal(300), Decimal(100)), DayAmounts(day + ONE_DAY, Decimal(0),
+                                                                                      Decimal(50)),
+                              DayAmounts(day + 2 * ONE_DAY, Decimal(10), Decimal(10))])
+
+    up, down, level = chart.bars
+    assert (up.value, down.value, level.value) == (Decimal(200), Decimal(-50), Decimal(0))
+    assert up.y + up.height == chart.zero and down.y == chart.zero and down.height > 0 and level.height == 0
+    assert not chart.empty and chart.bin_days == 1
+    kinds = findings_chart([("A", "a", 1, Decimal("10")), ("B", "b", 0, Decimal("0")), ("C", "c", 2, Decimal("40"))])
+    assert [bar.kind for bar in kinds.bars] == ["C", "A"] and kinds.bars[0].width > kinds.bars[1].width
+    assert findings_chart([("B", "b", 0, Decimal("0"))]) is None
+
+
+def test_the_run_page_draws_the_difference_and_the_findings_by_type(books, world):
+    page = text(client_for(world.auditor).get(run_url(books.run)))
+
+    difference = page[page.index('data-chart="difference"'):]
+    difference = difference[:difference.index("</svg>")]
+    assert f'data-day="{books.today:%Y-%m-%d}"' in difference and "¥700.00" in difference
+    findings = page[page.index('data-chart="findings"'):]
+    findings = findings[:findings.index("</svg>")]
+    assert 'data-kind="USED_NOT_BILLED"' in findings and 'data-kind="BILLED_NOT_USED"' in findings

@@ -5,7 +5,11 @@ Everyone who reads the hospital's books (READERS: auditors included) reads every
 its reports; administrators and SPD operators (RECONCILERS, as in the API) reconcile a period from
 the list or re-run one from its page. `inventory.services.reconciliation.run_reconciliation` decides
 everything (one current run per period, what a re-run keeps); its refusals are shown as problems.
-Runs are computed synchronously, as the API does: a day takes moments.
+A period reconciled from the list runs in the background (a year takes longer than a page should
+wait): the person follows it on the job's page (web/views/jobs.py) and is sent to the run when it is
+done — at once when tasks run in process. Auditors, SPD operators and administrators record what each
+finding turned out to be (inventory.services.findings); the run page counts the findings still open,
+sorts them by amount, and exports them with their dispositions on demand, beside the signed reports.
 """
 import datetime
 import json
@@ -15,9 +19,9 @@ from decimal import Decimal
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
 from django.db.models.fields.json import KeyTransform
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -25,19 +29,29 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from inventory.errors import Refused
-from inventory.models import Finding, ReconciliationRun, Role
+from inventory.models import BackgroundJob, Finding, FindingDisposition, Hospital, ReconciliationRun, Role
 from inventory.selectors.charts import daily_use_and_billing
 from inventory.selectors.reconciliation import runs_visible_to
 from inventory.selectors.scope import sees_all_hospitals
-from inventory.services.reconciliation import billing_grace_days, nightly_day, run_reconciliation
+from inventory.services.background import request_job
+from inventory.services.findings import open_findings, record_disposition, with_current_disposition
+from inventory.services.reconciliation import (
+    billing_grace_days,
+    check_period,
+    nightly_day,
+    unsettled_days,
+)
 from inventory.services.reports import content_type
 from inventory.web.access import READERS, may, web_page
-from inventory.web.charts import use_and_billing_chart
+from inventory.web.charts import difference_chart, findings_chart, use_and_billing_chart
 from inventory.web.operations import hospital_for
 from inventory.web.problems import ShownProblem, problems_of
 
 # Who may reconcile a period or re-run one: the API's MASTER_DATA_EDITORS.
 RECONCILERS = frozenset({Role.ADMIN, Role.SPD_OPERATOR})
+# Who records what a finding turned out to be: auditors too (the one thing they write).
+DISPOSERS = frozenset({Role.ADMIN, Role.SPD_OPERATOR, Role.AUDITOR})
+EXPORT_FORMATS = ("csv", "xlsx")
 REPORT_FORMATS = ("csv", "xlsx", "pdf")
 RUNS_PER_PAGE = 50
 FINDINGS_PER_PAGE = 50
@@ -112,6 +126,54 @@ class FindingFilterForm(forms.Form):
 
     def chosen_kind(self) -> str:
         return self.cleaned_data.get("kind", "") if self.is_valid() else ""
+
+
+class FindingOrderForm(forms.Form):
+    """How the findings are listed: in report order or largest amount first; all, open or disposed of."""
+
+    SORTS = (("", gettext_lazy("Report order")), ("amount", gettext_lazy("Largest amount first")))
+    STATES = (("", gettext_lazy("Open and disposed of")), ("open", gettext_lazy("Open only")),
+              ("disposed", gettext_lazy("Disposed of only")))
+
+    sort = forms.ChoiceField(label=gettext_lazy("Order"), required=False, choices=SORTS)
+    state = forms.ChoiceField(label=gettext_lazy("Disposition"), required=False, choices=STATES)
+
+    def apply(self, findings: QuerySet[Finding]) -> QuerySet[Finding]:
+        data = self.cleaned_data if self.is_valid() else {}
+        if data.get("state") == "open":
+            findings = findings.filter(current_outcome__isnull=True)
+        elif data.get("state") == "disposed":
+            findings = findings.filter(current_outcome__isnull=False)
+        if data.get("sort") == "amount":
+            findings = findings.order_by("-amount", "pk")
+        return findings
+
+
+class StockRowFilterForm(forms.Form):
+    """The 进销存 table's filters: a product and a location, by code or name (part of either)."""
+
+    product = forms.CharField(label=gettext_lazy("Product"), required=False, max_length=100)
+    location = forms.CharField(label=gettext_lazy("Location"), required=False, max_length=100)
+
+    def apply(self, rows: list[dict]) -> list[dict]:
+        data = self.cleaned_data if self.is_valid() else {}
+        for field in ("product", "location"):
+            if wanted := (data.get(field) or "").strip().casefold():
+                rows = [row for row in rows if wanted in str(row.get(f"{field}_code", "")).casefold()
+                        or wanted in str(row.get(f"{field}_name", "")).casefold()]
+        return rows
+
+    @property
+    def active(self) -> bool:
+        return bool(self.is_valid() and (self.cleaned_data.get("product") or self.cleaned_data.get("location")))
+
+
+class DispositionForm(forms.Form):
+    """What a finding turned out to be, with a note (the service checks both again)."""
+
+    outcome = forms.ChoiceField(label=gettext_lazy("Disposition"), choices=FindingDisposition.Outcome.choices)
+    note = forms.CharField(label=gettext_lazy("Note"), max_length=2000,
+                           widget=forms.Textarea(attrs={"rows": 2}))
 
 
 # --- what the pages show --------------------------------------------------------------------------
@@ -227,26 +289,53 @@ def _render_list(
 @require_POST
 @web_page(RECONCILERS)
 def start_run(request: HttpRequest) -> HttpResponse:
-    """Reconcile a period now, or open its run when it already has one (a re-run is asked for on it)."""
+    """Reconcile a period in the background, or open its run when it already has one (a re-run is
+    asked for on it). Sent to the run when it is done by the time the page answers (tasks in
+    process), else to the job's page, which follows it."""
     form = RunRequestForm(request.POST)
     if not form.is_valid():
         return _render_list(request, form, problems_of(form), status=400)
     period = form.cleaned_data["period_start"], form.cleaned_data["period_end"]
     try:
         hospital = hospital_for(request)
-        before = ReconciliationRun.objects.filter(
-            hospital=hospital, period_start=period[0], period_end=period[1], is_current=True, status=Status.DONE,
-        ).values_list("pk", flat=True).first()
-        run = run_reconciliation(hospital=hospital, period_start=period[0], period_end=period[1],
-                                 requested_by=request.user)
+        check_period(*period)
     except Refused as refused:
         return _render_list(request, form, problems_of(refused), status=refused.status)
+    before = ReconciliationRun.objects.filter(
+        hospital=hospital, period_start=period[0], period_end=period[1], is_current=True, status=Status.DONE,
+    ).values_list("pk", flat=True).first()
+    if days := unsettled_days(*period):
+        messages.warning(request, _unsettled_message(days))
+    return reconcile_in_background(request, hospital=hospital, period=period, before=before)
+
+
+def reconcile_in_background(
+    request: HttpRequest, *, hospital: Hospital, period: tuple[datetime.date, datetime.date],
+    before: int | None, rerun: bool = False,
+) -> HttpResponse:
+    """Queue the period's reconciliation (a re-run with `rerun`) as a background job; answer the
+    run's page when it is done by now (tasks in process), else the job's page, which follows it.
+    `before` is the period's current DONE run, if any (a run again opened says so)."""
+    job = request_job(kind=BackgroundJob.Kind.RECONCILIATION, requested_by=request.user, hospital=hospital, params={
+        "period_start": period[0].isoformat(), "period_end": period[1].isoformat(), "existing_run": before,
+        "rerun": rerun,
+    })
+    if job.status != BackgroundJob.Status.READY:
+        return redirect("web:job", pk=job.pk)
+    run = ReconciliationRun.objects.get(pk=job.result["run"])
     if run.pk == before:
         messages.info(request, _("This period was already reconciled: here is its run. Re-run it to reconcile "
                                  "the period again with today's data."))
     else:
         messages.success(request, _reconciled_message(run))
     return redirect("web:reconciliation-run", pk=run.pk)
+
+
+def _unsettled_message(days: int) -> str:
+    return _("The HIS may still be settling %(days)s day(s) of this period (it has %(grace)s days after a "
+             "day's use): use billed late will show as 漏收 until the period is re-run.") % {
+        "days": days, "grace": billing_grace_days(),
+    }
 
 
 @web_page(RECONCILERS)
@@ -262,13 +351,8 @@ def rerun(request: HttpRequest, pk: int) -> HttpResponse:
             "run": run, "findings": findings.get("count", 0),
             "amount": f"¥{Decimal(findings.get('amount', '0')):,.2f}",
         })
-    try:
-        again = run_reconciliation(hospital=run.hospital, period_start=run.period_start, period_end=run.period_end,
-                                   requested_by=request.user, rerun=True)
-    except Refused as refused:
-        return _render_detail(request, run, problems_of(refused), status=refused.status)
-    messages.success(request, _reconciled_message(again))
-    return redirect("web:reconciliation-run", pk=again.pk)
+    return reconcile_in_background(request, hospital=run.hospital, period=(run.period_start, run.period_end),
+                                   before=run.pk, rerun=True)
 
 
 def _reconciled_message(run: ReconciliationRun) -> str:
@@ -291,20 +375,26 @@ def _render_detail(
     summary = run.summary or {}
     kinds = _kind_counts(summary.get("findings"), all_kinds=True)
     kind_form = FindingFilterForm(request.GET, counts={count.kind: count.count for count in kinds})
-    findings = run.findings.select_related("product", "unit", "location").order_by("pk").annotate(
-        number=_report_number(),
-    )
+    findings = with_current_disposition(
+        run.findings.select_related("product", "unit", "location").order_by("pk").annotate(number=_report_number())
+    ).prefetch_related(Prefetch(
+        "dispositions", queryset=FindingDisposition.objects.select_related("recorded_by").order_by("recorded_at", "pk"),
+    ))
     if kind := kind_form.chosen_kind():
         findings = findings.filter(kind=kind)
+    order_form = FindingOrderForm(request.GET)
+    findings = order_form.apply(findings)
     findings_pager = _pager(request, findings, param="page", size=FINDINGS_PER_PAGE, anchor="findings")
     for finding in findings_pager.page:
         finding.evidence_text = json.dumps(finding.evidence, ensure_ascii=False, indent=1) if finding.evidence else ""
-    stock_pager = _pager(request, summary.get("inventory", []), param="rows", size=STOCK_ROWS_PER_PAGE,
-                         anchor="stock-table")
+    stock_form = StockRowFilterForm(request.GET)
+    stock_pager = _pager(request, stock_form.apply(summary.get("inventory", [])), param="rows",
+                         size=STOCK_ROWS_PER_PAGE, anchor="stock-table")
     first_day, last_day = _chart_range(run)
     grace = datetime.timedelta(days=summary.get("billing_grace_days", billing_grace_days()))
+    days = daily_use_and_billing(run.hospital, first_day, last_day, grace=grace)
     chart = use_and_billing_chart(
-        daily_use_and_billing(run.hospital, first_day, last_day, grace=grace),
+        days,
         labels=(_("Used on patients"), _("Billed by the HIS"), _("This run's period")),
         shaded=(run.period_start, run.period_end),
     )
@@ -315,7 +405,62 @@ def _render_detail(
         "reports": _reports(run), "superseded_by": later, "can_run": may(request.user, RECONCILERS),
         "all_hospitals": sees_all_hospitals(request.user),
         "problems": problems if problems is not None else problems_of(kind_form),
+        "difference": difference_chart(days),
+        "findings_chart": findings_chart([(count.kind, count.label, count.count, count.amount) for count in kinds]),
+        "order_form": order_form, "stock_form": stock_form, "open_count": open_findings(run).count(),
+        "can_dispose": may(request.user, DISPOSERS), "disposition_form": DispositionForm(),
+        "export_formats": EXPORT_FORMATS, "back": request.get_full_path(),
     }, status=status)
+
+
+@require_POST
+@web_page(DISPOSERS)
+def record_finding_disposition(request: HttpRequest, pk: int) -> HttpResponse:
+    """Record what a finding turned out to be; back to the run page where it was, at the finding."""
+    finding = get_object_or_404(
+        Finding.objects.filter(run__in=runs_visible_to(request.user)).select_related("run"), pk=pk,
+    )
+    form = DispositionForm(request.POST)
+    form.is_valid()  # the service decides; the form only reads the fields
+    try:
+        disposition = record_disposition(
+            finding=finding, outcome=form.cleaned_data.get("outcome", request.POST.get("outcome", "")),
+            note=form.cleaned_data.get("note", request.POST.get("note", "")), recorded_by=request.user,
+        )
+    except Refused as refused:
+        for problem in refused.problems:
+            messages.error(request, problem.detail)
+    else:
+        messages.success(request, _("Finding %(number)s: %(outcome)s recorded.") % {
+            "number": finding.pk, "outcome": disposition.get_outcome_display(),
+        })
+    back = request.POST.get("next", "")
+    run_url = reverse("web:reconciliation-run", args=[finding.run_id])
+    if not back.startswith(run_url):  # only back to this run's page, never elsewhere
+        back = run_url
+    return redirect(f"{back.split('#')[0]}#finding-{finding.pk}")
+
+
+@require_POST
+@web_page(READERS)
+def export_findings(request: HttpRequest, pk: int) -> HttpResponse:
+    """The run's findings with their dispositions as CSV or XLSX, made in the background now. The
+    signed reports stay as they were stored: dispositions change after them."""
+    run = get_object_or_404(runs_visible_to(request.user), pk=pk)
+    file_format = request.POST.get("format", "")
+    if file_format not in EXPORT_FORMATS:
+        raise Http404
+    job = request_job(kind=BackgroundJob.Kind.FINDINGS_EXPORT, requested_by=request.user, hospital=run.hospital,
+                      params={"run": run.pk, "format": file_format})
+    return redirect("web:job", pk=job.pk)
+
+
+@web_page(READERS)
+def reports_status(request: HttpRequest, pk: int) -> JsonResponse:
+    """Whether the run's reports are stored yet: the run page polls it while they are rendered by
+    their task, and shows them when they are (reconciliation.js)."""
+    run = get_object_or_404(runs_visible_to(request.user).defer("summary"), pk=pk)
+    return JsonResponse({"status": run.status, "ready": run.has_reports})
 
 
 @web_page(READERS)

@@ -2,13 +2,16 @@
 
 The search field takes what people type (a serial, a lot, a product's code or part of its name) or
 scan: a UDI whose GS separators arrive as the field's GS mark or as this workstation's substitute
-character is read as the scanner meant it. A filter that is invalid shows its message and no list.
+character is read as the scanner meant it. A filter that is invalid shows its message and no list. Exports run in the background from the
+page's buttons; `?export=` still answers the file at once, for scripts.
 """
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
+from inventory.models import BackgroundJob
 from inventory.selectors.stock import (
     LOT_COLUMNS,
     UNIT_COLUMNS,
@@ -19,8 +22,9 @@ from inventory.selectors.stock import (
     suggest_products,
     unit_export_rows,
 )
+from inventory.services.background import request_job
 from inventory.web.access import web_page
-from inventory.web.export import csv_response, xlsx_response
+from inventory.web.export import STOCK_EXPORTS, csv_response, xlsx_response
 from inventory.web.forms import StockFilterForm
 from inventory.web.problems import problems_of
 from inventory.web.views.station import gs_substitute_of
@@ -51,6 +55,20 @@ def lots(request: HttpRequest) -> HttpResponse:
     if (export := EXPORTS.get(request.GET.get("export", ""))) is not None:
         return export(_filename("lots", request.GET["export"]), LOT_COLUMNS, lot_export_rows(queryset))
     return _render(request, "web/stock/lots.html", form, queryset, scope)
+
+
+@require_POST
+@web_page()
+def export(request: HttpRequest) -> HttpResponse:
+    """Export the units or lots as filtered on the page (`query`), as CSV or XLSX, in the
+    background: 200,000 units take longer than a page should wait. Answers the job's page."""
+    what, file_format = request.POST.get("what", ""), request.POST.get("format", "")
+    if what not in STOCK_EXPORTS or file_format not in EXPORTS or request.user.hospital_id is None:
+        return HttpResponseBadRequest()
+    job = request_job(kind=BackgroundJob.Kind.STOCK_EXPORT, requested_by=request.user,
+                      hospital=request.user.hospital,
+                      params={"what": what, "format": file_format, "query": request.POST.get("query", "")[:2000]})
+    return redirect("web:job", pk=job.pk)
 
 
 @web_page()
