@@ -24,7 +24,7 @@ NOT_PAGES = {
     "web:reconciliation-start", "web:reconciliation-rerun", "web:reconciliation-report", "web:product-suggestions",
     "web:scan", "web:receiving-find", "web:receiving-draft-quantity", "web:receiving-record", "web:moves-order-pdf",
     "web:job-status", "web:job-download", "web:reconciliation-reports-status", "web:reconciliation-findings-export",
-    "web:reconciliation-finding-disposition",
+    "web:reconciliation-finding-disposition", "web:stock-export",
 }
 
 
