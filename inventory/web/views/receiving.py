@@ -116,8 +116,20 @@ def note_list(request: HttpRequest) -> HttpResponse:
         notes = notes.filter(number__iexact=number)
         if not notes.exists():
             problems = problems_of(Refused(Refusal.NOT_FOUND, what=_("Delivery note %(number)s") % {"number": number}))
+    # Imported here so that this list's sorting stays within this function (receiving is reworked apart).
+    from django.db.models import Count
+
+    from inventory.web.listing import Sort, listing
+
+    awaiting = listing(
+        request, notes.filter(status=DeliveryNote.Status.RECEIVED).annotate(line_count=Count("lines")),
+        sorts=(Sort("number", ("number",)), Sort("supplier", ("supplier__name",)),
+               Sort("delivered", ("delivered_at",)), Sort("location", ("receiving_location__code",)),
+               Sort("lines", ("line_count",))),
+        default="delivered",
+    )
     return render(request, "web/receiving/list.html", {
-        "awaiting": notes.filter(status=DeliveryNote.Status.RECEIVED).order_by("delivered_at", "pk"),
+        "awaiting": awaiting.page, "page": awaiting.page, "listing": awaiting,
         "accepted": notes.filter(status=DeliveryNote.Status.ACCEPTED).order_by("-accepted_at", "-pk")[:RECENT],
         "number": number, "problems": problems,
     })
