@@ -28,7 +28,7 @@ def pages(world) -> dict[str, str]:
     order = StockOrder.objects.filter(hospital=world.warehouse.hospital).order_by("pk").first()
     run = ReconciliationRun.objects.order_by("pk").first()
     found = {
-        "web:dashboard": "/", "web:stock": "/stock/", "web:stock-lots": "/stock/lots/",
+        "web:dashboard": "/", "web:his-deliveries": "/his/?status=FAILING", "web:stock": "/stock/", "web:stock-lots": "/stock/lots/",
         "web:unit-trace": f"/units/{world.used.pk}/", "web:alerts": "/alerts/", "web:station": "/station/",
         "web:receiving": "/receiving/", "web:receiving-new": "/receiving/new/",
         "web:receiving-note": f"/receiving/{note.pk}/", "web:cabinets": "/cabinets/",

@@ -4,8 +4,8 @@ Auditors read; everyone else who sees an alert may acknowledge it and resolve it
 (`inventory.services.alerts` decides what is allowed and records who did it).
 """
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
 from django.db.models import Case, IntegerField, Value, When
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
