@@ -4,7 +4,8 @@ A list page names the columns it sorts by (`Sort`: a key for the query string, t
 orders by); `listing()` reads `sort`, `page` and `per_page` from the query string and gives back the
 page to show. Unknown sort keys and page sizes are ignored (the default is used), never an error: a
 bookmarked address keeps working when a column goes away. The primary key is always the last
-ordering field, so rows with equal values keep one order from page to page.
+ordering field, so rows with equal values keep one order from page to page; empty values sort last
+both ways.
 
 The templates use `{% sort_header listing "key" label %}` (spd_web) for a column header and
 web/_pagination.html for the pager, the page jump and the page size.
@@ -12,7 +13,8 @@ web/_pagination.html for the pager, the page jump and the page size.
 from dataclasses import dataclass, field
 
 from django.core.paginator import Page, Paginator
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
+from django.db.models.expressions import OrderBy
 from django.http import HttpRequest, QueryDict
 
 PAGE_SIZES = (25, 50, 100, 200)
@@ -70,8 +72,8 @@ def listing(
     if key not in by_key:
         descending = default.startswith(DESCENDING)
         key = default.removeprefix(DESCENDING)
-    ordering = [_flip(name) if descending else name for name in by_key[key].fields]
-    ordering.append("-pk" if descending else "pk")
+    ordering = [_order(_flip(name) if descending else name) for name in by_key[key].fields]
+    ordering.append(_order("-pk" if descending else "pk"))
     size = page_size_of(request, default_page_size)
     page = Paginator(queryset.order_by(*ordering), size).get_page(request.GET.get("page"))
     query = request.GET.copy()
@@ -90,3 +92,10 @@ def page_size_of(request: HttpRequest, default: int = DEFAULT_PAGE_SIZE) -> int:
 
 def _flip(name: str) -> str:
     return name[1:] if name.startswith(DESCENDING) else DESCENDING + name
+
+
+def _order(name: str) -> OrderBy:
+    """Empty values (no location, no expiry) last either way, on SQLite as on PostgreSQL."""
+    if name.startswith(DESCENDING):
+        return F(name[1:]).desc(nulls_last=True)
+    return F(name).asc(nulls_last=True)
