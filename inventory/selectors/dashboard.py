@@ -4,15 +4,18 @@ Every function is a handful of set-based queries (`values()` + `annotate()`/`agg
 filtered counts and sums); none loops over rows issuing queries.
 """
 import datetime
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db.models import Count, DecimalField, ExpressionWrapper, F, Min, Q, Sum
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from devices.models import Device
-from inventory.models import Alert, ChargeDelivery, Location, LotCostLayer, Owner
+from inventory.models import Alert, ChargeDelivery, DeliveryNote, Location, LotCostLayer, Owner
+from inventory.selectors.scope import visible_to
 from inventory.selectors.settlements import period_bounds
 from inventory.selectors.stock import HELD, StockScope
 
@@ -24,6 +27,24 @@ CABINET_KINDS = (Device.Kind.CABINET_HTTP, Device.Kind.CABINET_MQTT)
 def _cents(value: Decimal | None) -> Decimal:
     """A sum rounded to cents (SQLite adds decimals as floating-point numbers)."""
     return Decimal(value or 0).quantize(CENT)
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """An amount of lot stock in one product unit of measure (盒, 支, 套): lot quantities of
+    different measures are never added into one number."""
+
+    amount: int
+    measure: str
+
+
+def _by_measure(amounts: Iterable[tuple[str, int]]) -> tuple[Quantity, ...]:
+    """(measure, amount) pairs added up per measure, largest first, empty amounts left out."""
+    totals: dict[str, int] = defaultdict(int)
+    for measure, amount in amounts:
+        totals[measure] += amount or 0
+    return tuple(sorted((Quantity(amount, measure) for measure, amount in totals.items() if amount),
+                        key=lambda quantity: (-quantity.amount, quantity.measure)))
 
 
 @dataclass(frozen=True)
@@ -65,7 +86,9 @@ class ExpiryTier:
     days: int | None
     after_days: int  # the previous (narrower) tier's bound, 0 for the first
     units: int
-    lot_quantity: int
+    lot_quantities: tuple[Quantity, ...]
+    first_day: datetime.date | None  # the expiry dates of the tier, for the link to the stock list
+    last_day: datetime.date
 
 
 def near_expiry_by_tier(scope: StockScope, tiers: tuple[int, ...], today: datetime.date | None = None) -> list[ExpiryTier]:
@@ -82,10 +105,20 @@ def near_expiry_by_tier(scope: StockScope, tiers: tuple[int, ...], today: dateti
     units = scope.units().filter(status__in=HELD).aggregate(
         **{name: Count("pk", filter=condition) for name, condition, _, _ in buckets}
     )
-    lots = scope.lot_balances().filter(quantity__gt=0).aggregate(
-        **{name: Coalesce(Sum("quantity", filter=condition), 0) for name, condition, _, _ in buckets}
+    lots = list(
+        scope.lot_balances().filter(quantity__gt=0).order_by().values(measure=F("product__unit_of_measure"))
+        .annotate(**{name: Coalesce(Sum("quantity", filter=condition), 0) for name, condition, _, _ in buckets})
     )
-    return [ExpiryTier(days, after, units[name], lots[name]) for name, _, days, after in buckets]
+    tiers = []
+    for name, _, days, after in buckets:
+        quantities = _by_measure((row["measure"], row[name]) for row in lots)
+        if days is None:
+            first, last = None, today - datetime.timedelta(days=1)
+        else:
+            first = today + datetime.timedelta(days=after + 1 if after else 0)
+            last = today + datetime.timedelta(days=days)
+        tiers.append(ExpiryTier(days, after, units[name], quantities, first, last))
+    return tiers
 
 
 @dataclass(frozen=True)
@@ -95,7 +128,7 @@ class LocationValue:
     kind: str
     kind_label: str
     units: int
-    lot_quantity: int
+    lot_quantities: tuple[Quantity, ...]
     owned_value: Decimal  # the hospital's own stock
     consignment_value: Decimal  # still the supplier's (寄售)
 
@@ -136,25 +169,26 @@ def stock_value_by_location(scope: StockScope) -> StockValue:
     # Lots are valued layer by layer: a lot received at two prices is worth what each receipt cost.
     lot_value = ExpressionWrapper(F("quantity") * F("unit_cost"), output_field=MONEY)
     consigned_lot = Q(balance__owner=Owner.SUPPLIER)
-    lot_rows = {
-        row["location_id"]: row
-        for row in LotCostLayer.objects.filter(balance__in=scope.lot_balances(), quantity__gt=0).order_by()
-        .values(location_id=F("balance__location_id"))
+    lot_rows: dict[int, list[dict]] = defaultdict(list)
+    for row in (
+        LotCostLayer.objects.filter(balance__in=scope.lot_balances(), quantity__gt=0).order_by()
+        .values(location_id=F("balance__location_id"), measure=F("balance__product__unit_of_measure"))
         .annotate(
             n=Sum("quantity"),
             owned=Sum(lot_value, filter=~consigned_lot, output_field=MONEY),
             consigned=Sum(lot_value, filter=consigned_lot, output_field=MONEY),
         )
-    }
+    ):
+        lot_rows[row["location_id"]].append(row)
     kinds = dict(Location.Kind.choices)
     rows = []
     for location in Location.objects.filter(pk__in=unit_rows.keys() | lot_rows.keys()).order_by("code"):
-        units, lots = unit_rows.get(location.pk, {}), lot_rows.get(location.pk, {})
+        units, lots = unit_rows.get(location.pk, {}), lot_rows.get(location.pk, [])
         rows.append(LocationValue(
             location.pk, location.name, location.kind, str(kinds.get(location.kind, location.kind)),
-            units.get("n", 0), lots.get("n", 0) or 0,
-            _cents(units.get("owned")) + _cents(lots.get("owned")),
-            _cents(units.get("consigned")) + _cents(lots.get("consigned")),
+            units.get("n", 0), _by_measure((lot["measure"], lot["n"]) for lot in lots),
+            _cents(units.get("owned")) + sum((_cents(lot["owned"]) for lot in lots), Decimal("0.00")),
+            _cents(units.get("consigned")) + sum((_cents(lot["consigned"]) for lot in lots), Decimal("0.00")),
         ))
     rows.sort(key=lambda row: (-row.total, row.name))
     return StockValue(rows)
@@ -244,6 +278,117 @@ def his_deliveries_failing(scope: StockScope) -> HisFailures:
 
 
 @dataclass(frozen=True)
+class WorkWaiting:
+    """What is waiting for someone to act on it."""
+
+    notes_to_accept: int  # delivery notes received, not accepted yet (验收)
+    alerts_new: int  # raised, nobody has acknowledged them
+    alerts_critical: int  # not resolved, critical
+
+
+def work_waiting(scope: StockScope) -> WorkWaiting:
+    """Two counting queries: delivery notes awaiting acceptance, and the unresolved alerts."""
+    notes = visible_to(scope.user, DeliveryNote.objects.filter(status=DeliveryNote.Status.RECEIVED)).count()
+    alerts = scope.alerts().aggregate(
+        new=Count("pk", filter=Q(status=Alert.Status.OPEN)),
+        critical=Count("pk", filter=~Q(status=Alert.Status.RESOLVED) & Q(severity=Alert.Severity.CRITICAL)),
+    )
+    return WorkWaiting(notes, alerts["new"], alerts["critical"])
+
+
+@dataclass(frozen=True)
+class WeekUse:
+    first_day: datetime.date  # a Monday
+    last_day: datetime.date
+    uses: int
+    value: Decimal  # at the unit price charged (the purchase price, 零差率)
+
+
+def weekly_use(scope: StockScope, *, weeks: int, today: datetime.date | None = None) -> list[WeekUse]:
+    """Use on patients per calendar week (Monday to Sunday, local days), the last `weeks` weeks up to
+    the current one, oldest first; refunded uses do not count. One query (per day, folded into weeks)."""
+    today = today or timezone.localdate()
+    first = today - datetime.timedelta(days=today.weekday() + 7 * (weeks - 1))
+    start, end = period_bounds(first, today)
+    amount = ExpressionWrapper(F("unit_price") * F("quantity"), output_field=MONEY)
+    rows = (
+        scope.consumptions().filter(occurred_at__gte=start, occurred_at__lt=end, refunded_at__isnull=True)
+        .annotate(day=TruncDate("occurred_at", tzinfo=timezone.get_default_timezone()))
+        .order_by().values("day").annotate(uses=Count("pk"), value=Sum(amount, output_field=MONEY))
+    )
+    uses: dict[int, int] = defaultdict(int)
+    values: dict[int, Decimal] = defaultdict(Decimal)
+    for row in rows:
+        week = (row["day"] - first).days // 7
+        uses[week] += row["uses"]
+        values[week] += _cents(row["value"])
+    return [
+        WeekUse(first + datetime.timedelta(weeks=week), first + datetime.timedelta(weeks=week, days=6), uses[week],
+                _cents(values[week]))
+        for week in range(weeks)
+    ]
+
+
+@dataclass(frozen=True)
+class MonthExpiry:
+    """Held stock expiring in one calendar month (`month` None: already expired)."""
+
+    month: datetime.date | None  # the first of the month
+    first_day: datetime.date | None  # the expiry dates counted, for the link to the stock list
+    last_day: datetime.date
+    units: int
+    lot_quantities: tuple[Quantity, ...]
+    value: Decimal  # at cost, own and consignment
+
+
+def expiry_by_month(scope: StockScope, *, months: int, today: datetime.date | None = None) -> list[MonthExpiry]:
+    """The expired stock, then this month (from today) and the next `months` - 1 months. Two queries,
+    grouped by expiry date and folded into months here."""
+    today = today or timezone.localdate()
+    firsts = [_add_months(today.replace(day=1), n) for n in range(months + 1)]
+    end = firsts[-1]  # the day after the last month shown
+
+    def bucket(expiry: datetime.date) -> int:
+        """0 for expired, n for the n-th month."""
+        if expiry < today:
+            return 0
+        return next(n for n in range(months, 0, -1) if expiry >= firsts[n - 1])
+
+    units = (
+        scope.units().filter(status__in=HELD, expiry__lt=end).order_by().values("expiry")
+        .annotate(n=Count("pk"), value=Sum("unit_cost", output_field=MONEY))
+    )
+    lot_value = ExpressionWrapper(F("quantity") * F("unit_cost"), output_field=MONEY)
+    lots = (
+        LotCostLayer.objects.filter(balance__in=scope.lot_balances(), quantity__gt=0, balance__expiry__lt=end)
+        .order_by().values(expiry=F("balance__expiry"), measure=F("balance__product__unit_of_measure"))
+        .annotate(n=Sum("quantity"), value=Sum(lot_value, output_field=MONEY))
+    )
+    counts: dict[int, int] = defaultdict(int)
+    values: dict[int, Decimal] = defaultdict(Decimal)
+    quantities: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    for row in units:
+        counts[bucket(row["expiry"])] += row["n"]
+        values[bucket(row["expiry"])] += _cents(row["value"])
+    for row in lots:
+        quantities[bucket(row["expiry"])].append((row["measure"], row["n"]))
+        values[bucket(row["expiry"])] += _cents(row["value"])
+    result = [MonthExpiry(None, None, today - datetime.timedelta(days=1), counts[0], _by_measure(quantities[0]),
+                          _cents(values[0]))]
+    for n in range(1, months + 1):
+        result.append(MonthExpiry(
+            firsts[n - 1], max(firsts[n - 1], today), firsts[n] - datetime.timedelta(days=1), counts[n],
+            _by_measure(quantities[n]), _cents(values[n]),
+        ))
+    return result
+
+
+def _add_months(first: datetime.date, months: int) -> datetime.date:
+    index = first.month - 1 + months
+    return datetime.date(first.year + index // 12, index % 12 + 1, 1)
+
+
+@dataclass(frozen=True)
 class Dashboard:
     alerts: list[AlertCount]
     expiry: list[ExpiryTier]
@@ -251,10 +396,17 @@ class Dashboard:
     consumption: ConsumptionToday
     cabinets: CabinetState
     his: HisFailures
+    work: WorkWaiting
+    use_by_week: list[WeekUse]
+    expiry_months: list[MonthExpiry]
 
     @property
     def open_alerts(self) -> int:
         return sum(count.total for count in self.alerts)
+
+
+WEEKS = 12  # of use shown on the dashboard's chart
+EXPIRY_MONTHS = 6  # of expiry shown by month
 
 
 def dashboard(scope: StockScope, *, tiers: tuple[int, ...], today: datetime.date | None = None) -> Dashboard:
@@ -266,4 +418,7 @@ def dashboard(scope: StockScope, *, tiers: tuple[int, ...], today: datetime.date
         consumption=consumption_today(scope, today),
         cabinets=cabinets_online(scope),
         his=his_deliveries_failing(scope),
+        work=work_waiting(scope),
+        use_by_week=weekly_use(scope, weeks=WEEKS, today=today),
+        expiry_months=expiry_by_month(scope, months=EXPIRY_MONTHS, today=today),
     )

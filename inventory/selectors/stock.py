@@ -136,6 +136,7 @@ class StockFilters:
     location: Location | None = None
     status: str = ON_HAND  # ON_HAND, ANY_STATUS or one UnitStatus
     expiry_before: datetime.date | None = None  # expiring on or before this day
+    expiry_after: datetime.date | None = None  # expiring on or after this day (a dashboard's expiry tier)
     supplier: Supplier | None = None
     consignment: bool | None = None  # True: supplier-owned (寄售) only, False: hospital-owned only
     text: str = ""  # serial, lot, product name/code, or a scanned UDI
@@ -154,6 +155,8 @@ def filter_units(scope: StockScope, filters: StockFilters) -> QuerySet:
         units = units.filter(location=filters.location)
     if filters.expiry_before is not None:
         units = units.filter(expiry__lte=filters.expiry_before)
+    if filters.expiry_after is not None:
+        units = units.filter(expiry__gte=filters.expiry_after)
     if filters.supplier is not None:
         units = units.filter(supplier=filters.supplier)
     if filters.consignment is not None:
@@ -226,6 +229,8 @@ def filter_lot_balances(scope: StockScope, filters: StockFilters) -> QuerySet:
         balances = balances.filter(location=filters.location)
     if filters.expiry_before is not None:
         balances = balances.filter(expiry__lte=filters.expiry_before)
+    if filters.expiry_after is not None:
+        balances = balances.filter(expiry__gte=filters.expiry_after)
     if filters.supplier is not None:
         balances = balances.filter(product__agreements__supplier=filters.supplier).distinct()
     if filters.consignment is not None:

@@ -9,6 +9,8 @@
     {{ code|label_of:"movement" }}  the label of a stored choice (see _CHOICES)
     {{ alert|describe }}       what an alert is about, in the active language
     {{ code|reason }}          the label of a return, scrap or refund reason code
+    {% sort_header listing "key" label %}  a sortable column header (inventory.web.listing)
+    {{ tier.lot_quantities|measures }}  lot quantities per unit of measure: "20 盒 · 5 套", or "—"
 """
 import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -26,6 +28,22 @@ from inventory.web.problems import ShownProblem, problems_of
 from inventory.web.views.station import gs_substitute_of
 
 register = template.Library()
+
+
+@register.filter
+def measures(quantities: object) -> str:
+    """Lot quantities (selectors.dashboard.Quantity) each in its own unit of measure: boxes and
+    pieces are never added into one number."""
+    return " · ".join(f"{quantity.amount} {quantity.measure}" for quantity in quantities or ()) or "—"
+
+
+@register.inclusion_tag("web/_sort_header.html")
+def sort_header(listing: object, key: str, label: str, css: str = "") -> dict:
+    """A column header that sorts the list by `key` (descending on a second click), marked with
+    aria-sort when the list is sorted by it."""
+    active = listing.sort == key
+    return {"href": listing.sort_link(key), "label": label, "css": css, "active": active,
+            "descending": active and listing.descending, "key": key}
 
 
 @register.filter

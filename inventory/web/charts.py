@@ -427,3 +427,78 @@ def compact_money(value: float) -> str:
 
 def _short(number: float) -> str:
     return f"{number:.2f}".rstrip("0").rstrip(".") or "0"
+
+
+# --- the dashboard's bar charts -------------------------------------------------------------------
+# One series of amounts of money (never quantities: boxes and pieces do not add up), a bar per
+# period, each bar a link to the list behind it and titled with its numbers; the page shows the same
+# numbers in a table beside the chart.
+
+SMALL_WIDTH, SMALL_HEIGHT = 520, 260
+SMALL_LEFT, SMALL_RIGHT, SMALL_TOP, SMALL_BOTTOM = 64, 12, 24, 40
+SMALL_FONT = 13
+
+
+@dataclass(frozen=True)
+class BarInput:
+    label: str  # under the bar (a week, a month)
+    value: Decimal
+    title: str  # the bar's tooltip and accessible name: the period and its numbers in words
+    href: str = ""  # the list of what the bar counts
+    colour: str = COLOURS["used"]
+
+
+@dataclass(frozen=True)
+class ValueBar:
+    x: float
+    y: float
+    width: float
+    height: float
+    centre: float
+    label: str
+    title: str
+    href: str
+    colour: str
+
+
+@dataclass(frozen=True)
+class BarChart:
+    width: int
+    height: int
+    font_size: int
+    left: float
+    right: float
+    top: float
+    bottom: float
+    label_x: float
+    label_y: float
+    y_ticks: list[Tick]
+    bars: list[ValueBar]
+    empty: bool
+
+
+def bar_chart(bars: Sequence[BarInput], *, every: int = 1) -> BarChart:
+    """Lay out one bar per input (at least one), amounts from 0 up; `every` n-th bar is labelled
+    below (counted from the last, which always is)."""
+    left, right, top, bottom = SMALL_LEFT, SMALL_WIDTH - SMALL_RIGHT, SMALL_TOP, SMALL_HEIGHT - SMALL_BOTTOM
+    low, high, step = _scale(Decimal(0), max(bar.value for bar in bars))
+    slot = (right - left) / len(bars)
+
+    def y_of(value: Decimal | float) -> float:
+        return round(bottom - (float(value) - low) / (high - low) * (bottom - top), 1)
+
+    laid = []
+    for index, bar in enumerate(bars):
+        y = y_of(bar.value)
+        centre = round(left + (index + 0.5) * slot, 1)
+        laid.append(ValueBar(
+            round(left + index * slot + slot * 0.15, 1), y, round(slot * 0.7, 1), round(bottom - y, 1), centre,
+            bar.label if (len(bars) - 1 - index) % every == 0 else "", bar.title, bar.href, bar.colour,
+        ))
+    return BarChart(
+        width=SMALL_WIDTH, height=SMALL_HEIGHT, font_size=SMALL_FONT, left=left, right=right, top=top,
+        bottom=bottom, label_x=left - 6, label_y=bottom + 18,
+        y_ticks=[Tick(y_of(low + step * n), compact_money(low + step * n))
+                 for n in range(int(round((high - low) / step)) + 1)],
+        bars=laid, empty=not any(bar.value for bar in bars),
+    )

@@ -70,6 +70,8 @@ class StockFilterForm(forms.Form):
     status = forms.ChoiceField(label=_("Status"), required=False)
     expiry_before = forms.DateField(label=_("Expiring by"), required=False,
                                     widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    expiry_after = forms.DateField(label=_("Expiring from"), required=False,
+                                   widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
     supplier = forms.ModelChoiceField(label=_("Supplier"), queryset=None, required=False,
                                       empty_label=_("All suppliers"))
     consignment = forms.ChoiceField(label=_("Ownership"), choices=CONSIGNMENT_CHOICES, required=False)
@@ -99,7 +101,7 @@ class StockFilterForm(forms.Form):
         consignment = {"yes": True, "no": False}.get(data.get("consignment") or "")
         return StockFilters(
             product=data.get("product"), location=data.get("location"), status=data.get("status") or ON_HAND,
-            expiry_before=data.get("expiry_before"), supplier=data.get("supplier"), consignment=consignment,
+            expiry_before=data.get("expiry_before"), expiry_after=data.get("expiry_after"), supplier=data.get("supplier"), consignment=consignment,
             text=data.get("q") or "",
         )
 
@@ -112,6 +114,15 @@ class AlertFilterForm(forms.Form):
     status = forms.ChoiceField(label=_("Status"), required=False)
     kind = forms.ChoiceField(label=_("Type"), required=False)
     severity = forms.ChoiceField(label=_("Severity"), required=False)
+    # The keys of inventory.web.views.alerts.SORTS, each way round.
+    SORT_CHOICES = (
+        ("-last_seen", _("Last seen, newest first")), ("last_seen", _("Last seen, oldest first")),
+        ("-raised", _("Raised, newest first")), ("raised", _("Raised, oldest first")),
+        ("-severity", _("Most severe first")), ("severity", _("Least severe first")),
+        ("kind", _("Type")), ("status", _("Status")),
+        ("-occurrences", _("Most occurrences first")), ("occurrences", _("Fewest occurrences first")),
+    )
+    sort = forms.ChoiceField(label=_("Sort by"), required=False, choices=SORT_CHOICES)
 
     def __init__(self, data: object) -> None:
         super().__init__(data)

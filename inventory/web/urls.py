@@ -7,6 +7,7 @@ from inventory.web.views import (
     bedside,
     cabinets,
     dashboard,
+    his,
     history,
     jobs,
     moves,
@@ -37,6 +38,7 @@ urlpatterns = [
     path("alerts/<int:pk>/acknowledge/", alerts.acknowledge, name="alert-acknowledge"),
     path("alerts/<int:pk>/resolve/", alerts.resolve, name="alert-resolve"),
     path("station/", station.choose_station, name="station"),
+    path("his/", his.delivery_list, name="his-deliveries"),
     # Operations: receiving (验收), smart cabinets, use at the bedside, transfers / returns / scraps.
     path("receiving/", receiving.note_list, name="receiving"),
     path("receiving/find/", receiving.find_note, name="receiving-find"),

@@ -233,9 +233,10 @@ def test_stock_lists_and_the_dashboard_value_a_lot_layer_by_layer(in_store, oper
     scope = StockScope.of(operator)
     values = {balance.location_id: balance.value for balance in filter_lot_balances(scope, StockFilters())}
     assert values == {cath_lab_store.pk: 10 * FIRST + 2 * SECOND, warehouse.pk: 8 * SECOND}
-    by_location = {row.location_id: (row.lot_quantity, row.owned_value) for row in stock_value_by_location(scope).locations}
-    assert by_location[cath_lab_store.pk] == (12, 10 * FIRST + 2 * SECOND)
-    assert by_location[warehouse.pk] == (8, 8 * SECOND)
+    by_location = {row.location_id: ([quantity.amount for quantity in row.lot_quantities], row.owned_value)
+                   for row in stock_value_by_location(scope).locations}
+    assert by_location[cath_lab_store.pk] == ([12], 10 * FIRST + 2 * SECOND)
+    assert by_location[warehouse.pk] == ([8], 8 * SECOND)
 
 
 def test_a_use_recorded_before_cost_layers_is_refunded_into_the_opening_layer(keeper_actor, hospital, cath_lab_store,

@@ -42,7 +42,7 @@ def pages(world) -> dict[str, str]:
                          expiry=timezone.localdate() + datetime.timedelta(days=400), quantity=5)],
     )
     found = {
-        "web:dashboard": "/", "web:stock": "/stock/", "web:stock-lots": "/stock/lots/",
+        "web:dashboard": "/", "web:his-deliveries": "/his/?status=FAILING", "web:stock": "/stock/", "web:stock-lots": "/stock/lots/",
         "web:unit-trace": f"/units/{world.used.pk}/", "web:alerts": "/alerts/", "web:station": "/station/",
         "web:receiving": "/receiving/", "web:receiving-new": "/receiving/new/",
         "web:receiving-note": f"/receiving/{note.pk}/", "web:cabinets": "/cabinets/",

@@ -122,7 +122,7 @@ def test_dashboard_counts_alerts_expiry_stock_value_use_cabinets_and_his(world):
     assert (figures.his.failing, figures.his.gave_up) == (1, 0)
     warehouse = next(row for row in figures.stock_value.locations if row.location_id == world.warehouse.pk)
     # SN-A1 + SN-A2 own (2 × 1200), SN-C1 consignment (8800), 20 infusion sets at 3.50 own
-    assert (warehouse.units, warehouse.lot_quantity) == (3, 20)
+    assert (warehouse.units, [(q.amount, q.measure) for q in warehouse.lot_quantities]) == (3, [(20, world.lot_product.unit_of_measure)])
     assert (str(warehouse.owned_value), str(warehouse.consignment_value)) == ("2470.00", "8800.00")
     assert "¥11,270.00" in page and "¥1,200.00" in page
     assert "今日患者使用" in page and "导管室智能柜1号（RFID）" in page

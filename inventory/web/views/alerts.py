@@ -4,7 +4,7 @@ Auditors read; everyone else who sees an alert may acknowledge it and resolve it
 (`inventory.services.alerts` decides what is allowed and records who did it).
 """
 from django.contrib import messages
-from django.core.paginator import Paginator
+from django.db.models import Case, IntegerField, Value, When
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -17,9 +17,22 @@ from inventory.selectors.stock import StockScope
 from inventory.services import alerts as alert_service
 from inventory.web.access import ALERT_HANDLERS, may, web_page
 from inventory.web.forms import ALL, UNRESOLVED, AcknowledgeForm, AlertFilterForm, ResolveForm
+from inventory.web.listing import Sort, listing
 from inventory.web.problems import flash_problems
 
-PAGE_SIZE = 50
+# The list is not a table: the sort is chosen in the filter form (`AlertFilterForm.SORT_CHOICES`).
+SORTS = (
+    Sort("last_seen", ("last_seen_at",)),
+    Sort("raised", ("first_raised_at",)),
+    Sort("severity", ("severity_rank", "-last_seen_at")),
+    Sort("kind", ("kind", "-last_seen_at")),
+    Sort("status", ("status", "-last_seen_at")),
+    Sort("occurrences", ("occurrences", "-last_seen_at")),
+)
+SEVERITY_RANK = Case(
+    When(severity=Alert.Severity.INFO, then=Value(0)), When(severity=Alert.Severity.WARNING, then=Value(1)),
+    default=Value(2), output_field=IntegerField(),
+)
 
 
 @web_page()
@@ -37,11 +50,9 @@ def alert_list(request: HttpRequest) -> HttpResponse:
         alerts = alerts.filter(kind=wanted["kind"])
     if wanted["severity"]:
         alerts = alerts.filter(severity=wanted["severity"])
-    page = Paginator(alerts.order_by("-last_seen_at", "-pk"), PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
+    shown = listing(request, alerts.annotate(severity_rank=SEVERITY_RANK), sorts=SORTS, default="-last_seen")
     return render(request, "web/alerts/list.html", {
-        "form": form, "page": page, "query": query.urlencode(), "can_handle": may(request.user, ALERT_HANDLERS),
+        "form": form, "page": shown.page, "listing": shown, "can_handle": may(request.user, ALERT_HANDLERS),
         "here": request.get_full_path(),
     })
 

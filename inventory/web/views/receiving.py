@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from django import forms
 from django.contrib import messages
 from django.db import transaction
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -58,6 +59,7 @@ from inventory.services.receiving import (
 )
 from inventory.web.access import STOCK_HANDLERS, may, web_page
 from inventory.web.forms import ProductChoiceField
+from inventory.web.listing import Sort, listing
 from inventory.web.operations import (
     hospital_for,
     new_form_key,
@@ -144,9 +146,17 @@ def note_list(request: HttpRequest) -> HttpResponse:
     if request.user.hospital_id is not None:
         drafts = ReceivingDraft.objects.filter(hospital=request.user.hospital_id, note__isnull=True).select_related(
             "supplier", "receiving_location", "created_by", "updated_by")
-    awaiting = (DeliveryNote.Status.RECEIVED, DeliveryNote.Status.PARTLY_ACCEPTED)
+    awaiting = listing(
+        request,
+        notes.filter(status__in=(DeliveryNote.Status.RECEIVED, DeliveryNote.Status.PARTLY_ACCEPTED)).annotate(
+            line_count=Count("lines")),
+        sorts=(Sort("number", ("number",)), Sort("supplier", ("supplier__name",)),
+               Sort("delivered", ("delivered_at",)), Sort("location", ("receiving_location__code",)),
+               Sort("lines", ("line_count",))),
+        default="delivered",
+    )
     return render(request, "web/receiving/list.html", {
-        "awaiting": notes.filter(status__in=awaiting).order_by("delivered_at", "pk"),
+        "awaiting": awaiting.page, "page": awaiting.page, "listing": awaiting,
         "accepted": notes.filter(status=DeliveryNote.Status.ACCEPTED).order_by("-accepted_at", "-pk")[:RECENT],
         "drafts": drafts, "number": number, "problems": problems,
     })

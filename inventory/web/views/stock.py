@@ -5,7 +5,7 @@ scan: a UDI whose GS separators arrive as the field's GS mark or as this worksta
 character is read as the scanner meant it. A filter that is invalid shows its message and no list. Exports run in the background from the
 page's buttons; `?export=` still answers the file at once, for scripts.
 """
-from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -26,11 +26,32 @@ from inventory.services.background import request_job
 from inventory.web.access import web_page
 from inventory.web.export import STOCK_EXPORTS, csv_response, xlsx_response
 from inventory.web.forms import StockFilterForm
+from inventory.web.listing import DEFAULT_PAGE_SIZE, Sort, listing
 from inventory.web.problems import problems_of
 from inventory.web.views.station import gs_substitute_of
 
-PAGE_SIZE = 50
+PAGE_SIZE = DEFAULT_PAGE_SIZE  # unless the person chooses another (listing.PAGE_SIZES)
 EXPORTS = {"csv": csv_response, "xlsx": xlsx_response}
+# The columns each list sorts by; soonest expiry first unless asked otherwise.
+UNIT_SORTS = (
+    Sort("product", ("product__internal_code",)),
+    Sort("serial", ("serial",)),
+    Sort("lot", ("lot",)),
+    Sort("expiry", ("expiry", "product__internal_code")),
+    Sort("status", ("status",)),
+    Sort("location", ("location__code",)),
+    Sort("supplier", ("supplier__name",)),
+    Sort("cost", ("unit_cost",)),
+)
+LOT_SORTS = (
+    Sort("product", ("product__internal_code", "lot")),
+    Sort("lot", ("lot",)),
+    Sort("expiry", ("expiry", "product__internal_code")),
+    Sort("location", ("location__code",)),
+    Sort("quantity", ("quantity",)),
+    Sort("cost", ("unit_cost",)),
+    Sort("value", ("value",)),
+)
 
 
 @web_page()
@@ -42,7 +63,7 @@ def units(request: HttpRequest) -> HttpResponse:
     queryset = filter_units(scope, form.filters())
     if (export := EXPORTS.get(request.GET.get("export", ""))) is not None:
         return export(_filename("units", request.GET["export"]), UNIT_COLUMNS, unit_export_rows(queryset))
-    return _render(request, "web/stock/units.html", form, queryset, scope)
+    return _render(request, "web/stock/units.html", form, queryset, scope, UNIT_SORTS)
 
 
 @web_page()
@@ -54,7 +75,7 @@ def lots(request: HttpRequest) -> HttpResponse:
     queryset = filter_lot_balances(scope, form.filters())
     if (export := EXPORTS.get(request.GET.get("export", ""))) is not None:
         return export(_filename("lots", request.GET["export"]), LOT_COLUMNS, lot_export_rows(queryset))
-    return _render(request, "web/stock/lots.html", form, queryset, scope)
+    return _render(request, "web/stock/lots.html", form, queryset, scope, LOT_SORTS)
 
 
 @require_POST
@@ -82,13 +103,13 @@ def product_suggestions(request: HttpRequest) -> JsonResponse:
     ]})
 
 
-def _render(request: HttpRequest, template: str, form: StockFilterForm, queryset: object, scope: StockScope) -> HttpResponse:
-    page = Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
+def _render(request: HttpRequest, template: str, form: StockFilterForm, queryset: QuerySet, scope: StockScope,
+            sorts: tuple[Sort, ...]) -> HttpResponse:
+    shown = listing(request, queryset, sorts=sorts, default="expiry", default_page_size=PAGE_SIZE)
+    query = shown.query.copy()
     query.pop("page", None)
-    query.pop("export", None)
     return render(request, template, {
-        "form": form, "page": page, "query": query.urlencode(), "scope": scope,
+        "form": form, "page": shown.page, "listing": shown, "query": query.urlencode(), "scope": scope,
         "problems": problems_of(form),
     })
 
