@@ -171,9 +171,9 @@ def test_admin_sees_the_work_list(world, hospital):
     assert 'data-work="notes"' in page and 'data-chart="chart-expiry"' in page
 
 
-def test_a_nurse_home_keeps_the_plain_cards(world):
+def test_a_nurse_home_leads_to_her_work_without_the_books(world):
     page = text(client_for(world.nurse).get("/"))
-    assert 'data-card="alerts"' in page and 'data-card="work"' not in page and "data-chart" not in page
+    assert 'data-link="use"' in page and 'data-card="work"' not in page and "data-chart" not in page
     assert client_for(world.nurse).get("/his/").status_code == 403
 
 
