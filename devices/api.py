@@ -15,8 +15,11 @@ from devices.models import Device, DeviceEvent
 from devices.scanning import describe
 from devices.services import EventRejected, authenticate_device, ingest_body
 from inventory.api.authentication import TokenAuthentication
+from inventory.api.errors import error_body
 from inventory.api.fields import ScopedPrimaryKeyRelatedField, caller_hospital, validated
+from inventory.api.parsers import JSONParser
 from inventory.api.permissions import MASTER_DATA_EDITORS, RoleBasedAccess
+from inventory.errors import Refusal
 from inventory.models import Location, Role
 from inventory.selectors.scope import visible_to
 from inventory.selectors.units import resolve_scan
@@ -71,6 +74,12 @@ class DeviceEventSerializer(serializers.ModelSerializer):
         ]
 
 
+class DeviceEventJSONParser(JSONParser):
+    """Devices send JSON only; ingest refuses NUL itself, as INVALID_EVENT with the event's id."""
+
+    refuse_nul = False
+
+
 class DeviceEventsView(generics.ListAPIView):
     """Devices POST their events here (one object, a list, or {"events": [...]}); people list them."""
 
@@ -78,6 +87,7 @@ class DeviceEventsView(generics.ListAPIView):
         DeviceTokenAuthentication, TokenAuthentication, authentication.SessionAuthentication,
     ]
     permission_classes = [DevicePostsUsersRead]
+    parser_classes = [DeviceEventJSONParser]
     serializer_class = DeviceEventSerializer
     filterset_fields = ["device", "kind", "status", "event_id"]
 
@@ -107,13 +117,14 @@ class DeviceEventsView(generics.ListAPIView):
             settings.SPD_DEVICE_EVENT_MAX_BYTES
         ):
             return Response(
-                {"code": "PAYLOAD_TOO_LARGE", "detail": f"at most {settings.SPD_DEVICE_EVENT_MAX_BYTES} bytes"},
+                error_body(Refusal.PAYLOAD_TOO_LARGE, limit=settings.SPD_DEVICE_EVENT_MAX_BYTES),
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
         try:
             outcome = ingest_body(device=device, body=request.data)
         except EventRejected as rejected:
-            return Response({"code": rejected.code, "detail": rejected.detail}, status=rejected.status)
+            problem = {"code": rejected.code, "detail": rejected.detail}
+            return Response({**problem, "problems": [problem]}, status=rejected.status)
         if isinstance(outcome, list):
             return Response({"events": outcome})
         return Response(

@@ -82,7 +82,7 @@ def process_scans(events: list[DeviceEvent]) -> list[dict | Refused]:
 def _scanned_code(event: DeviceEvent) -> str | Refused:
     code = event.payload.get("code")
     if not isinstance(code, str) or not code:
-        return Refused(Refusal.INVALID_REQUEST, detail="a scan payload needs the scanned code as 'code'")
+        return Refused(Refusal.SCAN_CODE_MISSING)
     return code
 
 

@@ -31,7 +31,7 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 from rest_framework.views import APIView
 
-from inventory.api.fields import caller_hospital, validated
+from inventory.api.fields import BoundedDateField, caller_hospital, validated
 from inventory.api.permissions import MASTER_DATA_EDITORS
 from inventory.errors import Refusal, Refused
 from inventory.models import Finding, ReconciliationRun
@@ -125,8 +125,8 @@ class RunDetailSerializer(RunSerializer):
 
 
 class RunRequestSerializer(serializers.Serializer):
-    period_start = serializers.DateField()
-    period_end = serializers.DateField(required=False, help_text="Last day, included (default: period_start)")
+    period_start = BoundedDateField()
+    period_end = BoundedDateField(required=False, help_text="Last day, included (default: period_start)")
     rerun = serializers.BooleanField(
         default=False, help_text="Replace the period's current run with a new one; the earlier run is kept"
     )
@@ -208,7 +208,9 @@ class ReconciliationRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         """The run's findings, in report order; `?kind=` keeps those types only."""
         kinds = request.query_params.getlist("kind")
         if unknown := sorted(set(kinds) - set(Finding.Kind.values)):
-            raise Refused(Refusal.INVALID_REQUEST, detail=f"unknown kind {', '.join(unknown)}")
+            raise Refused(
+                Refusal.CHOICE_UNKNOWN, field="kind", choices=", ".join(Finding.Kind.values), value=", ".join(unknown)[:200]
+            )
         findings = _findings(self.get_object())
         if kinds:
             findings = findings.filter(kind__in=kinds)
