@@ -10,6 +10,7 @@ documents the error body `{code, detail, problems}` for every 4xx (see inventory
 Run time is bounded by `SPD_FUZZ_MAX_EXAMPLES` examples per operation and phase (default 8: about
 three minutes on two cores); raise it for a deeper local run.
 """
+import http.client
 import json
 import os
 import socket
@@ -173,3 +174,58 @@ def test_linked_operations_hold_up_in_sequence(fuzz_server):
             case.validate_response(response, checks=CHECK_FUNCTIONS, transport_kwargs=kwargs)
 
     Sequences.run(settings=hypothesis_settings(QUICK, max_examples=MAX_EXAMPLES * 4, stateful_step_count=12))
+
+
+# --- what only a real HTTP server shows ----------------------------------------------------------
+
+def _raw_request(base_url: str, request: bytes) -> tuple[int, dict, bytes]:
+    """Send `request` as is and read the answer (http.client would fix up what we break on purpose)."""
+    parsed = urlparse(base_url)
+    with socket.create_connection((parsed.hostname, parsed.port), timeout=60) as sock:
+        sock.sendall(request)
+        answer = http.client.HTTPResponse(sock)
+        answer.begin()
+        return answer.status, dict(answer.getheaders()), answer.read()
+
+
+def test_a_chunked_device_event_is_a_json_411(fuzz_server):
+    base_url, _, device_token = fuzz_server
+    body = json.dumps({"event_id": "chunked-1", "kind": "scan", "occurred_at": "2026-11-23T09:30:00+08:00",
+                       "payload": {"code": "x"}}).encode()
+    chunked = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+    status, headers, content = _raw_request(base_url, (
+        "POST /api/v1/devices/events/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Authorization: Device {device_token}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    ).encode() + chunked)
+    assert status == 411, content[:300]
+    assert json.loads(content)["code"] == "LENGTH_REQUIRED"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/transfers/", "/api/v1/devices/events/", "/api/v1/auth/token/"])
+def test_a_body_over_the_limit_is_a_json_413_not_read(fuzz_server, path):
+    base_url, user_token, _ = fuzz_server
+    declared = 50 * 1024 * 1024
+    status, _, content = _raw_request(base_url, (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Authorization: Token {user_token}\r\nContent-Length: {declared}\r\nConnection: close\r\n\r\n"
+    ).encode() + b"{" * 1024)
+    assert status == 413, content[:300]
+    assert json.loads(content)["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_a_megabyte_username_at_the_api_login_is_a_validation_error(fuzz_server):
+    """(The web login's is tests/inventory/api/test_bad_input.py: over plain HTTP the secure CSRF
+    cookie of a DEBUG-off server is not sent back.)"""
+    base_url, _, _ = fuzz_server
+    response = requests.post(
+        f"{base_url}/api/v1/auth/token/", json={"username": "u" * 2**20, "password": "x"}, timeout=60,
+    )
+    assert response.status_code == 400 and response.json()["code"] == "INVALID_REQUEST"
+
+
+def test_an_unknown_api_path_is_a_json_404_on_the_real_server(fuzz_server):
+    base_url, user_token, _ = fuzz_server
+    for path in ("/api/v1/no-such-thing/", "/api/v1/units/%00/", "/api/v1/units/1/%F0/", "/api/nothing"):
+        response = requests.get(f"{base_url}{path}", headers={"Authorization": f"Token {user_token}"}, timeout=60)
+        assert response.status_code == 404, path
+        assert response.json()["code"] == "NOT_FOUND"
