@@ -169,7 +169,9 @@ class DeviceSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["hospital", "last_seen"]
 
-    def validate_config(self, config: dict) -> dict:
+    def validate_config(self, config: object) -> dict:
+        if not isinstance(config, dict):
+            raise serializers.ValidationError(Refusal.JSON_OBJECT_REQUIRED.message(field="config"))
         substitute = config.get("gs_substitute")
         if substitute is not None and (not isinstance(substitute, str) or not substitute or substitute.isalnum()):
             raise serializers.ValidationError("gs_substitute must be a non-alphanumeric character or string")

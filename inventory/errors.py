@@ -194,6 +194,7 @@ class Refusal(Enum):
         400, "A date or number in the request is outside the range this system can handle.",
         "请求中的日期或数值超出本系统可处理的范围。",
     )
+    JSON_OBJECT_REQUIRED = (400, "{field} must be a JSON object.", "{field} 必须是 JSON 对象。")
     BAD_REQUEST = (400, "The request is malformed.", "请求格式错误。")
     SERVER_ERROR = (500, "The server failed to handle the request; the error has been logged.", "服务器处理请求失败，错误已记录。")
     HOSPITAL_REQUIRED = (403, "This needs a user bound to a hospital.", "此操作需要绑定医院的用户。")

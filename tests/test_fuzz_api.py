@@ -7,7 +7,7 @@ coverage and fuzzing phases); then a stateful run follows the links schemathesis
 operations. A test fails on any 5xx and on any response that does not match the schema — which
 documents the error body `{code, detail, problems}` for every 4xx (see inventory/api/errors.py).
 
-Run time is bounded by `SPD_FUZZ_MAX_EXAMPLES` examples per operation and phase (default 8: about
+Run time is bounded by `SPD_FUZZ_MAX_EXAMPLES` examples per operation and phase (default 5: about
 three minutes on two cores); raise it for a deeper local run.
 """
 import http.client
@@ -32,7 +32,7 @@ from schemathesis.checks import CHECKS
 pytestmark = pytest.mark.postgres
 
 ROOT = Path(__file__).resolve().parent.parent
-MAX_EXAMPLES = int(os.environ.get("SPD_FUZZ_MAX_EXAMPLES", "8"))
+MAX_EXAMPLES = int(os.environ.get("SPD_FUZZ_MAX_EXAMPLES", "5"))
 # Not fuzzed: the login (its throttle and lock-out answer 429 by design once a few bad passwords
 # arrive; tests/inventory/api/test_bad_input.py covers its bad input) and the schema itself.
 EXCLUDED_PATHS = ("/api/v1/auth/token/",)

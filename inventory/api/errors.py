@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
@@ -64,6 +65,11 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         )
     elif isinstance(exc, TooManyFieldsSent):
         exc = exceptions.ParseError()
+    elif isinstance(exc, DataError):
+        # A safety net, as OverflowError below: the database refused a value the API let through
+        # (a timestamp offset past ±15:59, a number past its column); the request was wrong.
+        logger.warning("DataError answered as VALUE_OUT_OF_RANGE", exc_info=exc)
+        return Response(error_body(Refusal.VALUE_OUT_OF_RANGE), status=status.HTTP_400_BAD_REQUEST)
     elif isinstance(exc, OverflowError):
         # A safety net: a date at the calendar's edge (year 1, 9999) or a number past what the code
         # computes with reached arithmetic that left the range. The input was wrong, not the server;

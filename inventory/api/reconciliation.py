@@ -88,7 +88,7 @@ class RunSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.INT)
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_superseded_by(self, run: ReconciliationRun) -> int | None:
         later = getattr(run, "superseded_by", None)
         return later.pk if later else None

@@ -257,7 +257,7 @@ class FileExportView(APIView):
             ) from None
 
     def finalize_response(self, request: Request, response: Response, *args, **kwargs) -> Response:
-        if getattr(response, "exception", False):
+        if getattr(response, "exception", False) or request.method == "OPTIONS":  # not a statement: JSON
             request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
         return super().finalize_response(request, response, *args, **kwargs)
 

@@ -361,3 +361,36 @@ def test_a_server_error_under_the_api_is_json(as_admin, monkeypatch, settings):
 
 def test_dates_of_the_calendar_edges_are_valid_python_dates():
     assert datetime.date.min.year == 1 and datetime.date.max.year == 9999
+
+
+# --- what the fuzz test found --------------------------------------------------------------------
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("config", [None, "text", ["a"], 3])
+def test_a_device_config_that_is_not_an_object_is_a_validation_error(as_admin, config):
+    body = {"code": "CAB-Z", "name": "z", "kind": "CABINET_MQTT", "config": config}
+    response = as_admin.post(f"{API}/devices/", body, format="json")
+    assert assert_error(response, 400, "INVALID_REQUEST")["problems"][0]["field"] == "config"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["units/", "units/1/"])
+def test_http_trace_is_not_the_trace_action(as_admin, path):
+    assert_error(as_admin.generic("TRACE", f"{API}/{path}"), 405, "METHOD_NOT_ALLOWED")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["settlements/export/?format=csv", "settlements/statements/1/export/?format=xlsx"])
+def test_options_on_a_file_export_answers_json(as_admin, path):
+    response = as_admin.options(f"{API}/{path}")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("moment", ["0363-02-07T11:49:11.2-17:03", "2024-01-01T00:00:00+23:59"])
+def test_a_timestamp_filter_with_an_offset_the_database_refuses_is_a_400(as_admin, moment):
+    response = as_admin.get(f"{API}/his/deliveries/", {"failing_since_before": moment})
+    assert response.status_code in (200, 400)  # SQLite compares text; PostgreSQL refuses the offset
+    if response.status_code == 400:
+        assert_error(response, 400, "VALUE_OUT_OF_RANGE")
