@@ -123,8 +123,10 @@ class DeviceEventsView(generics.ListAPIView):
         try:
             outcome = ingest_body(device=device, body=request.data)
         except EventRejected as rejected:
-            problem = {"code": rejected.code, "detail": rejected.detail}
-            return Response({**problem, "problems": [problem]}, status=rejected.status)
+            # The code is a Refusal (its message in the caller's language); the problem says which field.
+            refusal = Refusal.__members__.get(rejected.code, Refusal.INVALID_EVENT)
+            body = error_body(refusal, problems=[{"code": rejected.code, "detail": rejected.detail}])
+            return Response({**body, "code": rejected.code}, status=rejected.status)
         if isinstance(outcome, list):
             return Response({"events": outcome})
         return Response(

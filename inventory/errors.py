@@ -195,6 +195,14 @@ class Refusal(Enum):
         "请求中的日期或数值超出本系统可处理的范围。",
     )
     JSON_OBJECT_REQUIRED = (400, "{field} must be a JSON object.", "{field} 必须是 JSON 对象。")
+    # Device events refused before they are stored (devices/services.py EventRejected; the problem's
+    # detail names the field)
+    INVALID_EVENT = (400, "The device event is malformed.", "设备事件格式错误。")
+    UNKNOWN_EVENT_KIND = (400, "The device event is of an unknown kind.", "设备事件类型未知。")
+    INVALID_BATCH = (400, "The batch of device events is malformed.", "设备事件批次格式错误。")
+    EVENT_CONFLICT = (409, "This event id was already received with a different body.", "该事件 id 已以不同内容接收过。")
+    WRONG_DEVICE = (403, "A device may only send its own events.", "设备只能发送自己的事件。")
+    WRONG_HOSPITAL = (403, "A device may only send events for its own hospital.", "设备只能发送本院的事件。")
     BAD_REQUEST = (400, "The request is malformed.", "请求格式错误。")
     SERVER_ERROR = (500, "The server failed to handle the request; the error has been logged.", "服务器处理请求失败，错误已记录。")
     HOSPITAL_REQUIRED = (403, "This needs a user bound to a hospital.", "此操作需要绑定医院的用户。")
