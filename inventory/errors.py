@@ -225,7 +225,8 @@ class Refusal(Enum):
     CHOICE_UNKNOWN = (400, "{field} must be one of {choices}; {value} given.", "{field} 必须是 {choices} 之一，给出的是 {value}。")
     IMPORT_BATCH_INVALID = (400, "The import batch must be 1 to 64 characters.", "导入批次须为 1 到 64 个字符。")
     SETTLEMENT_LINES_MISSING = (400, "There are no settlement lines to import.", "没有可导入的结算明细。")
-    SETTLEMENT_ROW_INVALID = (400, "Row {row}{column}: {reason}", "第 {row} 行{column}：{reason}")
+    SETTLEMENT_ROW_INVALID = (400, "Row {row} {column}: {reason}", "第 {row} 行 {column}：{reason}")
+    SETTLEMENT_ROW_NOT_OBJECT = (400, "Row {row} is not an object of column → value.", "第 {row} 行不是“列 → 值”的对象。")
     FILE_TOO_LARGE = (413, "The file is larger than {limit} bytes.", "文件超过 {limit} 字节。")
     FILE_TYPE_UNSUPPORTED = (400, "The settlement file must be .csv or .xlsx.", "结算文件必须是 .csv 或 .xlsx 格式。")
     FILE_ENCODING_UNKNOWN = (400, "The CSV file is neither UTF-8 nor GBK text.", "CSV 文件既不是 UTF-8 也不是 GBK 文本。")
@@ -254,8 +255,6 @@ class Refusal(Enum):
         if isinstance(params.get("reason"), str) and params["reason"] in REASONS:
             reason = REASONS[params["reason"]][1 if chinese else 0]
             params = {**params, "reason": reason.format_map(_Lenient(params))}
-        if self is Refusal.SETTLEMENT_ROW_INVALID:
-            params = {**params, "column": f" {params['column']}" if params.get("column") else ""}
         try:
             return template.format(**params)
         except (KeyError, IndexError):
@@ -289,7 +288,6 @@ REASONS = {
     "charge_key": ("must be our charge id or idempotency key (charge-<id>)", "必须是本系统的收费 id 或幂等键（charge-<id>）"),
     "unknown_charge": ("names no charge of this hospital ({value})", "不是本院的收费记录（{value}）"),
     "repeated": ("{value} appears again with other content", "{value} 重复出现且内容不同"),
-    "not_an_object": ("a line must be an object of column → value", "每行必须是“列 → 值”的对象"),
     "udi_or_product": (
         "give either a scanned udi or a product with lot, expiry and quantity", "请给出扫描的 UDI，或产品及其批号、有效期和数量（二选一）"
     ),

@@ -235,13 +235,19 @@ class _FirstRenderer(BaseContentNegotiation):
         return parsers[0] if parsers else None
 
 
+REPORT_MEDIA_TYPES = [content_type(report_format) for report_format in ("csv", "xlsx", "pdf")]
+
+
 class ReconciliationReportView(APIView):
     """One stored report of a run, as stored; X-Content-SHA256 is the hash recorded with it."""
 
     renderer_classes = [JSONRenderer]
     content_negotiation_class = _FirstRenderer
 
-    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.BINARY, description="CSV, XLSX or PDF")})
+    @extend_schema(responses={
+        (200, media_type): OpenApiResponse(OpenApiTypes.BINARY, description="CSV, XLSX or PDF")
+        for media_type in REPORT_MEDIA_TYPES
+    })
     def get(self, request: Request, pk: int, report_format: str) -> FileResponse:
         run = get_object_or_404(runs_visible_to(request.user), pk=pk)
         stored = getattr(run, f"report_{report_format}")

@@ -441,7 +441,7 @@ def _clean_rows(rows: list[dict]) -> tuple[list[dict], list[Problem]]:
 
 def _clean_row(raw: object, row: object) -> tuple[dict | None, list[Problem]]:
     if not isinstance(raw, dict):
-        return None, [_problem(row, "", "not_an_object")]
+        return None, [Problem(Refusal.SETTLEMENT_ROW_NOT_OBJECT, {"row": row}, {"row": row, "field": ""})]
     problems: list[Problem] = []
     line: dict[str, Any] = {"row": row}
     for name, clean in _CLEANERS.items():
