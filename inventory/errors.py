@@ -205,7 +205,7 @@ class Refusal(Enum):
     WRONG_HOSPITAL = (403, "A device may only send events for its own hospital.", "设备只能发送本院的事件。")
     BAD_REQUEST = (400, "The request is malformed.", "请求格式错误。")
     SERVER_ERROR = (500, "The server failed to handle the request; the error has been logged.", "服务器处理请求失败，错误已记录。")
-    HOSPITAL_REQUIRED = (403, "This needs a user bound to a hospital.", "此操作需要绑定医院的用户。")
+    HOSPITAL_REQUIRED = (400, "This needs a user bound to a hospital.", "此操作需要绑定医院的用户。")
     IDEMPOTENCY_KEY_MISSING = (
         400, "idempotency_key (or the Idempotency-Key header) is required.", "必须提供 idempotency_key（或 Idempotency-Key 头）。"
     )
@@ -214,7 +214,7 @@ class Refusal(Enum):
     PERIOD_TOO_LONG = (400, "A period covers at most {days} days.", "期间最长 {days} 天。")
     NOTHING_SCANNED = (400, "Nothing was scanned: name at least one unit or lot.", "未扫描任何内容：至少需要一件耗材或一个批号。")
     QUANTITY_INVALID = (400, "The quantity must be a whole number of at least 1.", "数量必须是不小于 1 的整数。")
-    UNIT_NAMED_TWICE = (400, "Unit {unit} is named twice.", "耗材 {unit} 重复出现。")
+    UNIT_NAMED_TWICE = (400, "Unit {unit} is already in the list.", "耗材 {unit} 已在列表中。")
     LOT_USE_INCOMPLETE = (
         400, "A lot-tracked use needs a lot-tracked product, its lot and a quantity of at least 1.",
         "按批号管理的使用需要批号管理的产品、批号以及不小于 1 的数量。",

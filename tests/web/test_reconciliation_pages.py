@@ -308,8 +308,8 @@ def test_a_bad_period_is_refused_with_the_reasons_and_the_form_kept(books, opera
     too_long = client.post(START, {"period_start": "2025-01-01", "period_end": "2025-03-01"})
     assert too_long.status_code == 400
     problems = too_long.context["problems"]
-    assert [problem.code for problem in problems] == ["INVALID_REQUEST"]
-    assert "请求无效" in text(too_long) and "31" in problems[0].detail  # the service's own refusal
+    assert [problem.code for problem in problems] == ["PERIOD_TOO_LONG"]
+    assert "期间最长 31 天" in text(too_long) and "31" in problems[0].detail  # the service's own refusal
     assert not ReconciliationRun.objects.filter(period_start__year=2025).exists()
 
     missing = client.post(START, {})
