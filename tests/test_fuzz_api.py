@@ -164,20 +164,27 @@ def test_every_operation_answers_without_a_server_error_and_as_documented(case, 
 
 def test_linked_operations_hold_up_in_sequence(fuzz_server):
     """Stateful: schemathesis chains operations by the links it infers from the schema (a list's ids
-    into its detail, update, delete and actions …), so later steps act on objects that exist."""
+    into its detail, update, delete and actions …), so later steps act on objects that exist.
+
+    Failures are collected rather than raised: Hypothesis replays a failing sequence to report it,
+    and against a server whose data the sequence changed the replay draws differently (reported as
+    a flaky strategy, hiding the failure)."""
+    failures: list[str] = []
 
     class Sequences(schema.as_state_machine()):
         def get_call_kwargs(self, case) -> dict:
             return _call_kwargs(case, fuzz_server)
 
         def validate_response(self, response, case, additional_checks=None, **kwargs) -> None:
-            case.validate_response(response, checks=CHECK_FUNCTIONS, transport_kwargs=kwargs)
+            try:
+                case.validate_response(response, checks=CHECK_FUNCTIONS, transport_kwargs=kwargs)
+            except Exception as failure:  # schemathesis' FailureGroup and its kin
+                failures.append(f"{case.operation.method.upper()} {case.operation.path}: {failure}")
 
-    # No shrinking: a sequence replayed against a server whose data it changed draws differently,
-    # which Hypothesis reports as a flaky strategy instead of the failure itself.
     Sequences.run(settings=hypothesis_settings(
         QUICK, max_examples=MAX_EXAMPLES * 4, stateful_step_count=12, phases=[Phase.explicit, Phase.generate],
     ))
+    assert not failures, f"{len(failures)} failing steps; the first:\n{failures[0]}"
 
 
 # --- what only a real HTTP server shows ----------------------------------------------------------
