@@ -20,9 +20,12 @@ from devices.scanning import describe
 from devices.selectors import MAX_OUTCOME_QUERY, event_outcomes
 from devices.services import EventRejected, authenticate_device, ingest_body, readable_events
 from inventory.api.authentication import TokenAuthentication
+from inventory.api.errors import error_body
 from inventory.api.fields import ScopedPrimaryKeyRelatedField, caller_hospital, validated
 from inventory.api.history import HistoryActions
+from inventory.api.parsers import JSONParser
 from inventory.api.permissions import MASTER_DATA_EDITORS, RoleBasedAccess
+from inventory.errors import Refusal
 from inventory.models import Location, Role
 from inventory.selectors.scope import visible_to
 from inventory.selectors.stock import StockScope
@@ -87,6 +90,12 @@ class DeviceEventSerializer(serializers.ModelSerializer):
         return serializers.DateTimeField().to_representation(moment) if moment is not None else None
 
 
+class DeviceEventJSONParser(JSONParser):
+    """Devices send JSON only; ingest refuses NUL itself, as INVALID_EVENT with the event's id."""
+
+    refuse_nul = False
+
+
 class DeviceEventsView(generics.ListAPIView):
     """Devices POST their events here (one object, a list, or {"events": [...]}); people list them."""
 
@@ -94,6 +103,7 @@ class DeviceEventsView(generics.ListAPIView):
         DeviceTokenAuthentication, TokenAuthentication, authentication.SessionAuthentication,
     ]
     permission_classes = [DevicePostsUsersRead]
+    parser_classes = [DeviceEventJSONParser]
     serializer_class = DeviceEventSerializer
     filterset_fields = ["device", "kind", "status", "event_id"]
 
@@ -125,13 +135,16 @@ class DeviceEventsView(generics.ListAPIView):
             settings.SPD_DEVICE_EVENT_MAX_BYTES
         ):
             return Response(
-                {"code": "PAYLOAD_TOO_LARGE", "detail": f"at most {settings.SPD_DEVICE_EVENT_MAX_BYTES} bytes"},
+                error_body(Refusal.PAYLOAD_TOO_LARGE, limit=settings.SPD_DEVICE_EVENT_MAX_BYTES),
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
         try:
             outcome = ingest_body(device=device, body=request.data)
         except EventRejected as rejected:
-            return Response({"code": rejected.code, "detail": rejected.detail}, status=rejected.status)
+            # The code is a Refusal (its message in the caller's language); the problem says which field.
+            refusal = Refusal.__members__.get(rejected.code, Refusal.INVALID_EVENT)
+            body = error_body(refusal, problems=[{"code": rejected.code, "detail": rejected.detail}])
+            return Response({**body, "code": rejected.code}, status=rejected.status)
         if isinstance(outcome, list):
             return Response({"events": outcome})
         return Response(
@@ -214,7 +227,9 @@ class DeviceSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["hospital", "last_seen"]
 
-    def validate_config(self, config: dict) -> dict:
+    def validate_config(self, config: object) -> dict:
+        if not isinstance(config, dict):
+            raise serializers.ValidationError(Refusal.JSON_OBJECT_REQUIRED.message(field="config"))
         substitute = config.get("gs_substitute")
         if substitute is not None and (problem := gs_substitute_problem(substitute)):
             raise serializers.ValidationError(problem)

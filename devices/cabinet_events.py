@@ -11,14 +11,14 @@ CABINET_KINDS = (Device.Kind.CABINET_HTTP, Device.Kind.CABINET_MQTT, Device.Kind
 def _cabinet_of(device: Device) -> Location:
     location = device.location
     if device.kind not in CABINET_KINDS or location is None or location.kind != Location.Kind.SMART_CABINET:
-        raise Refused(Refusal.INVALID_REQUEST, detail=f"device {device.code} is not bound to a smart cabinet location")
+        raise Refused(Refusal.DEVICE_NOT_AT_CABINET, device=device.code)
     return location
 
 
 def _epcs(event: DeviceEvent) -> list[str]:
     epcs = event.payload.get("epcs")
     if not isinstance(epcs, list) or not all(isinstance(epc, str) for epc in epcs):
-        raise Refused(Refusal.INVALID_REQUEST, detail="payload.epcs must be a list of tag ids (strings)")
+        raise Refused(Refusal.EPC_LIST_INVALID)
     return epcs
 
 

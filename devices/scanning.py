@@ -94,7 +94,7 @@ def _require_safe_substitute(device: Device) -> None:
 def _scanned_code(event: DeviceEvent) -> str | Refused:
     code = event.payload.get("code")
     if not isinstance(code, str) or not code:
-        return Refused(Refusal.INVALID_REQUEST, detail="a scan payload needs the scanned code as 'code'")
+        return Refused(Refusal.SCAN_CODE_MISSING)
     return code
 
 

@@ -405,5 +405,5 @@ def _heartbeat(event: DeviceEvent) -> dict:
 def _temperature(event: DeviceEvent) -> dict:
     celsius = event.payload.get("celsius")
     if not isinstance(celsius, (int, float)) or isinstance(celsius, bool) or not -80 <= celsius <= 80:
-        raise Refused(Refusal.INVALID_REQUEST, detail="temperature payload needs celsius between -80 and 80")
+        raise Refused(Refusal.TEMPERATURE_PAYLOAD_INVALID)
     return {"celsius": celsius}

@@ -26,7 +26,7 @@ class Refusal(Enum):
         409, "Delivery note {number} of this supplier already exists.", "该供应商的送货单 {number} 已存在。"
     )
     DELIVERY_ALREADY_ACCEPTED = (409, "Delivery note {number} has already been accepted.", "送货单 {number} 已验收。")
-    UDI_UNPARSEABLE = (400, "The UDI cannot be read: {detail}", "UDI 无法识别：{detail}")
+    UDI_UNPARSEABLE = (400, "The UDI cannot be read: {reason}.", "UDI 无法识别：{reason}。")
     PRODUCT_UNKNOWN = (
         400, "No product with UDI-DI {di} is in this hospital's catalog.", "本院目录中没有 UDI-DI 为 {di} 的产品。"
     )
@@ -231,6 +231,85 @@ class Refusal(Enum):
         "{outcome} 不是有效的处理结论（确认、已说明、已更正或误报）。",
     )
     JOB_NOT_READY = (409, "Background job {job} is not ready yet ({status}).", "后台任务 {job} 尚未完成（{status}）。")
+    # Bad input at the edges (fuzz): every API error has one of these codes, never free text alone
+    NOT_AUTHENTICATED = (401, "Authentication credentials were not provided.", "未提供身份认证信息。")
+    AUTHENTICATION_FAILED = (
+        401, "Authentication failed: the credentials are wrong, unknown or inactive.", "身份认证失败：凭据错误、未知或已停用。"
+    )
+    INVALID_CREDENTIALS = (400, "Username or password is wrong.", "用户名或密码错误。")
+    LOCKED_OUT = (429, "Too many failed logins; try again later.", "登录失败次数过多，请稍后再试。")
+    PERMISSION_DENIED = (403, "You do not have permission to perform this action.", "您没有执行该操作的权限。")
+    METHOD_NOT_ALLOWED = (405, "Method {method} is not allowed here.", "此处不允许 {method} 方法。")
+    NOT_ACCEPTABLE = (406, "The requested response format is not available.", "无法提供所请求的响应格式。")
+    UNSUPPORTED_MEDIA_TYPE = (415, "Content type {media_type} is not supported here.", "此处不支持内容类型 {media_type}。")
+    THROTTLED = (429, "Too many requests; try again in {wait} seconds.", "请求过于频繁，请 {wait} 秒后再试。")
+    PARSE_ERROR = (400, "The request body cannot be parsed: it is not well-formed {media_type}.", "请求内容无法解析：不是格式正确的 {media_type}。")
+    PAYLOAD_TOO_LARGE = (413, "The request body is larger than {limit} bytes.", "请求内容超过 {limit} 字节。")
+    LENGTH_REQUIRED = (
+        411, "Send the body with a Content-Length header (chunked bodies are not accepted here).",
+        "请求内容需带 Content-Length 头（此处不接受分块传输）。",
+    )
+    IN_USE = (409, "This record is still in use and cannot be deleted; deactivate it instead.", "该记录仍在使用中，不能删除；请停用。")
+    TEXT_INVALID = (
+        400, "Text at {where} contains the NUL character or an unpaired surrogate, which cannot be stored.",
+        "{where} 处的文本含有无法保存的 NUL 字符或不成对的代理字符。",
+    )
+    DATE_OUT_OF_RANGE = (
+        400, "{date} is outside the dates this system handles ({earliest} to {latest}).",
+        "{date} 超出本系统可处理的日期范围（{earliest} 至 {latest}）。",
+    )
+    VALUE_OUT_OF_RANGE = (
+        400, "A date or number in the request is outside the range this system can handle.",
+        "请求中的日期或数值超出本系统可处理的范围。",
+    )
+    JSON_OBJECT_REQUIRED = (400, "{field} must be a JSON object.", "{field} 必须是 JSON 对象。")
+    # Device events refused before they are stored (devices/services.py EventRejected; the problem's
+    # detail names the field)
+    INVALID_EVENT = (400, "The device event is malformed.", "设备事件格式错误。")
+    UNKNOWN_EVENT_KIND = (400, "The device event is of an unknown kind.", "设备事件类型未知。")
+    INVALID_BATCH = (400, "The batch of device events is malformed.", "设备事件批次格式错误。")
+    EVENT_CONFLICT = (409, "This event id was already received with a different body.", "该事件 id 已以不同内容接收过。")
+    WRONG_DEVICE = (403, "A device may only send its own events.", "设备只能发送自己的事件。")
+    WRONG_HOSPITAL = (403, "A device may only send events for its own hospital.", "设备只能发送本院的事件。")
+    BAD_REQUEST = (400, "The request is malformed.", "请求格式错误。")
+    SERVER_ERROR = (500, "The server failed to handle the request; the error has been logged.", "服务器处理请求失败，错误已记录。")
+    HOSPITAL_REQUIRED = (400, "This needs a user bound to a hospital.", "此操作需要绑定医院的用户。")
+    IDEMPOTENCY_KEY_MISSING = (
+        400, "idempotency_key (or the Idempotency-Key header) is required.", "必须提供 idempotency_key（或 Idempotency-Key 头）。"
+    )
+    IDEMPOTENCY_KEY_INVALID = (400, "idempotency_key must be 1 to 128 characters.", "idempotency_key 须为 1 到 128 个字符。")
+    PERIOD_INVALID = (400, "The period ends ({end}) before it starts ({start}).", "期间的结束日 {end} 早于开始日 {start}。")
+    PERIOD_TOO_LONG = (400, "A period covers at most {days} days.", "期间最长 {days} 天。")
+    NOTHING_SCANNED = (400, "Nothing was scanned: name at least one unit or lot.", "未扫描任何内容：至少需要一件耗材或一个批号。")
+    QUANTITY_INVALID = (400, "The quantity must be a whole number of at least 1.", "数量必须是不小于 1 的整数。")
+    UNIT_NAMED_TWICE = (400, "Unit {unit} is already in the list.", "耗材 {unit} 已在列表中。")
+    LOT_USE_INCOMPLETE = (
+        400, "A lot-tracked use needs a lot-tracked product, its lot and a quantity of at least 1.",
+        "按批号管理的使用需要批号管理的产品、批号以及不小于 1 的数量。",
+    )
+    DELIVERY_NOTE_EMPTY = (400, "A delivery note needs at least one line.", "送货单至少需要一行。")
+    DELIVERY_LINE_INVALID = (400, "Line {line}: {reason}", "第 {line} 行：{reason}")
+    NOTE_TOO_LONG = (400, "The note is longer than {limit} characters.", "备注超过 {limit} 个字符。")
+    CHOICE_UNKNOWN = (400, "{field} must be one of {choices}; {value} given.", "{field} 必须是 {choices} 之一，给出的是 {value}。")
+    IMPORT_BATCH_INVALID = (400, "The import batch must be 1 to 64 characters.", "导入批次须为 1 到 64 个字符。")
+    SETTLEMENT_LINES_MISSING = (400, "There are no settlement lines to import.", "没有可导入的结算明细。")
+    SETTLEMENT_ROW_INVALID = (400, "Row {row} {column}: {reason}", "第 {row} 行 {column}：{reason}")
+    SETTLEMENT_ROW_NOT_OBJECT = (400, "Row {row} is not an object of column → value.", "第 {row} 行不是“列 → 值”的对象。")
+    FILE_TOO_LARGE = (413, "The file is larger than {limit} bytes.", "文件超过 {limit} 字节。")
+    FILE_TYPE_UNSUPPORTED = (400, "The settlement file must be .csv or .xlsx.", "结算文件必须是 .csv 或 .xlsx 格式。")
+    FILE_ENCODING_UNKNOWN = (400, "The CSV file is neither UTF-8 nor GBK text.", "CSV 文件既不是 UTF-8 也不是 GBK 文本。")
+    FILE_UNREADABLE = (400, "The file cannot be read as {format}.", "文件无法按 {format} 读取。")
+    FILE_EMPTY = (400, "The file is empty.", "文件为空。")
+    FILE_COLUMN_TWICE = (400, "The column {column} appears twice.", "列 {column} 出现了两次。")
+    FILE_COLUMNS_MISSING = (400, "The file lacks the columns {columns}.", "文件缺少列：{columns}。")
+    SCAN_CODE_MISSING = (400, "A scan payload needs the scanned code as 'code'.", "扫码数据需要以 'code' 给出扫描内容。")
+    TEMPERATURE_PAYLOAD_INVALID = (
+        400, "A temperature payload needs celsius between -80 and 80.", "温度数据需要 -80 到 80 之间的摄氏度（celsius）。"
+    )
+    DEVICE_NOT_AT_CABINET = (
+        400, "Device {device} is not bound to a smart cabinet location.", "设备 {device} 未绑定到智能柜库位。"
+    )
+    EPC_LIST_INVALID = (400, "payload.epcs must be a list of tag ids (strings).", "payload.epcs 必须是标签号（字符串）的列表。")
 
     @property
     def status(self) -> int:
@@ -241,6 +320,9 @@ class Refusal(Enum):
         template = self.value[2] if chinese else self.value[1]
         if isinstance(params.get("what"), str) and params["what"] in THINGS:
             params = {**params, "what": THINGS[params["what"]][1 if chinese else 0]}
+        if isinstance(params.get("reason"), str) and params["reason"] in REASONS:
+            reason = REASONS[params["reason"]][1 if chinese else 0]
+            params = {**params, "reason": reason.format_map(_Lenient(params))}
         try:
             return template.format(**params)
         except (KeyError, IndexError):
@@ -258,7 +340,61 @@ THINGS = {
     "lot": ("lot", "批号"),
     "finding": ("finding", "对账发现"),
     "job": ("background job", "后台任务"),
+    "resource": ("Resource", "资源"),
 }
+
+
+# Why one value is refused (the `reason` of a row or line refusal), in each language.
+REASONS = {
+    "required": ("is required", "为必填项"),
+    "too_long": ("is longer than {limit} characters", "超过 {limit} 个字符"),
+    "nul": ("contains the NUL character", "含有 NUL 字符"),
+    "whole_number": ("must be a whole number other than 0", "必须是非 0 的整数"),
+    "decimal": ("must be a decimal number", "必须是十进制数"),
+    "two_places": ("has more than 2 decimal places", "小数超过 2 位"),
+    "negative": ("must not be negative", "不能为负数"),
+    "too_large": ("is too large", "数值过大"),
+    "needs_offset": ("needs a time zone offset, e.g. 2024-05-01T10:30:00+08:00", "需要时区偏移，例如 2024-05-01T10:30:00+08:00"),
+    "outside_window": (
+        "is outside the accepted dates {low} to {high} (within {years} years of today)",
+        "超出可接受的日期范围 {low} 至 {high}（今天前后 {years} 年内）",
+    ),
+    "not_a_date": ("must be a date or a date and time with its offset (ISO 8601)", "必须是日期，或带时区偏移的日期时间（ISO 8601）"),
+    "charge_key": ("must be our charge id or idempotency key (charge-<id>)", "必须是本系统的收费 id 或幂等键（charge-<id>）"),
+    "unknown_charge": ("names no charge of this hospital ({value})", "不是本院的收费记录（{value}）"),
+    "repeated": ("{value} appears again with other content", "{value} 重复出现且内容不同"),
+    "udi_or_product": (
+        "give either a scanned udi or a product with lot, expiry and quantity", "请给出扫描的 UDI，或产品及其批号、有效期和数量（二选一）"
+    ),
+    "foreign_product": ("product not in this hospital's catalog", "产品不在本院目录中"),
+    "quantity": ("quantity must be at least 1", "数量至少为 1"),
+    "negative_price": ("unit_price cannot be negative", "单价不能为负数"),
+    # Why a scanned code is not a UDI (devices/identification: ParseError.reason)
+    "UDI_MALFORMED": ("it is not a UDI in a known format (GS1, HIBCC, MA)", "不是可识别格式（GS1、HIBCC、MA）的 UDI"),
+    "UDI_NOT_TEXT": ("the UDI must be text", "UDI 必须是文本"),
+    "UDI_EMPTY": ("nothing was scanned", "未扫描到任何内容"),
+    "UDI_NOT_ASCII": ("it contains the non-ASCII character {char}", "含有非 ASCII 字符 {char}"),
+    "GS1_SYMBOLOGY_UNKNOWN": ("the symbology identifier at its start is not recognised", "开头的码制标识符无法识别"),
+    "GS1_BARE_GTIN": (
+        "{code} is a bare GTIN from a linear barcode; scan the UDI DataMatrix or GS1-128 label",
+        "{code} 只是一维条码上的 GTIN，请扫描 UDI 的 DataMatrix 或 GS1-128 标签",
+    ),
+    "GS1_MALFORMED": ("it is not a GS1 element string", "不是 GS1 元素串"),
+    "GS1_AI_UNKNOWN": ("it holds an unknown GS1 application identifier", "含有未知的 GS1 应用标识符"),
+    "GS1_AI_VALUE_INVALID": ("the value of AI ({ai}) does not have the form GS1 requires", "AI ({ai}) 的值不符合 GS1 规定的格式"),
+    "GS1_DATE_INVALID": ("a date in it is not a valid date", "其中的日期无效"),
+    "GS1_HRI_MALFORMED": ("the human-readable text is not (AI)data(AI)data…", "人工识读文本不是 (AI)数据(AI)数据… 的形式"),
+    "GS1_AI_REPEATED": ("AI ({ai}) appears twice with different values", "AI ({ai}) 出现两次且值不同"),
+    "GS1_GTIN_MISSING": ("it has no GTIN (AI 01), which a GS1 UDI needs", "缺少 GS1 UDI 必需的 GTIN（AI 01）"),
+    "GS1_CHECK_DIGIT": (
+        "the GTIN check digit is wrong in (01){gtin}: expected {expected}", "(01){gtin} 的 GTIN 校验位错误：应为 {expected}"
+    ),
+}
+
+
+class _Lenient(dict):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
 
 
 @dataclass
@@ -279,6 +415,8 @@ class Problem:
 
     def as_dict(self) -> dict:
         data = {"code": self.code, "detail": self.detail}
+        if isinstance(self.params.get("reason"), str) and self.params["reason"] in REASONS:
+            data["reason"] = self.params["reason"]  # the stable code of why, e.g. GS1_CHECK_DIGIT
         if self.item is not None:
             data["item"] = self.item
         return data

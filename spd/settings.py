@@ -63,6 +63,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads a body: oversized or chunked API bodies get a JSON 413 / 411.
+    "inventory.api.errors.BodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -177,7 +179,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["inventory.api.permissions.RoleBasedAccess"],
     "DEFAULT_FILTER_BACKENDS": ["inventory.api.filters.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "inventory.api.pagination.BoundedLimitOffsetPagination",
+    "DEFAULT_PARSER_CLASSES": [
+        "inventory.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "inventory.api.errors.exception_handler",
@@ -195,6 +202,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Every operation documents the error body `{code, detail, problems}` of its 4xx answers.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums", "inventory.api.errors.document_errors",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "UnitStatusEnum": "inventory.models.stock.UnitStatus",
         "DeliveryNoteStatusEnum": "inventory.models.documents.DeliveryNote.Status",
@@ -274,6 +285,9 @@ SPD_HIS_MAX_ATTEMPTS = int(env("SPD_HIS_MAX_ATTEMPTS", "12"))
 SPD_HIS_BACKOFF_BASE_SECONDS = float(env("SPD_HIS_BACKOFF_BASE_SECONDS", "5"))
 SPD_HIS_TOKEN = env("SPD_HIS_TOKEN")
 SPD_HIS_SETTLEMENT_MAX_BYTES = int(env("SPD_HIS_SETTLEMENT_MAX_BYTES", str(20 * 1024 * 1024)))
+# Any API request body (JSON, form fields) larger than this is refused with 413 before it is parsed;
+# multipart uploads may add SPD_HIS_SETTLEMENT_MAX_BYTES of file on top.
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(env("SPD_MAX_BODY_BYTES", str(2 * 1024 * 1024)))
 # A device event body (or batch) larger than this is refused with 413 before it is parsed.
 SPD_DEVICE_EVENT_MAX_BYTES = int(env("SPD_DEVICE_EVENT_MAX_BYTES", str(512 * 1024)))
 # Dates from devices and HIS imports outside now ± this many years are refused (inventory/date_window.py).

@@ -5,6 +5,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from inventory.api.docs import OfflineRedocView
 from inventory.web.health import healthz
 
+# Under /api/ these answer the JSON error body; elsewhere Django's pages (inventory/api/errors.py).
+handler400 = "inventory.api.errors.bad_request"
+handler403 = "inventory.api.errors.permission_denied"
+handler404 = "inventory.api.errors.page_not_found"
+handler500 = "inventory.api.errors.server_error"
+
 urlpatterns = [
     path("healthz/", healthz, name="healthz"),
     path("admin/", admin.site.urls),

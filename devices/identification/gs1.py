@@ -68,16 +68,19 @@ def parse_gs1(raw: str, *, separator: str | None = None) -> ParsedUDI:
     if separator is not None and not separator:
         raise ValueError("separator must be a non-empty string or None")
     if not isinstance(raw, str):
-        raise ParseError(f"UDI must be text, got {type(raw).__name__}")
+        raise ParseError(f"UDI must be text, got {type(raw).__name__}", reason="UDI_NOT_TEXT")
     text = raw if separator is None else raw.replace(separator, GS)
     # str.strip() also removes GS (Python treats \x1c-\x1f as whitespace): a leading FNC1
     # or a trailing separator before CR/LF carries no data.
     text = text.strip()
     if not text:
-        raise ParseError("UDI is empty")
+        raise ParseError("UDI is empty", reason="UDI_EMPTY")
     if not text.isascii():
         bad = next(char for char in text if not char.isascii())
-        raise ParseError(f"UDI contains the non-ASCII character {bad!r}; GS1 element strings are ASCII")
+        raise ParseError(
+            f"UDI contains the non-ASCII character {bad!r}; GS1 element strings are ASCII",
+            reason="UDI_NOT_ASCII", char=repr(bad),
+        )
 
     elements, normalized = _parse_gs1(text)
     return _to_udi(elements, raw=raw, normalized=normalized)
@@ -89,7 +92,9 @@ def _parse_gs1(text: str) -> tuple[Sequence[GS1ElementString], str]:
         try:
             body = text[len(SymbologyIdentifier.extract(text)) :]
         except Exception as exc:  # biip raises IndexError/ValueError here for short prefixes
-            raise ParseError(f"Unrecognised symbology identifier at the start of {show(text)}") from exc
+            raise ParseError(
+                f"Unrecognised symbology identifier at the start of {show(text)}", reason="GS1_SYMBOLOGY_UNKNOWN"
+            ) from exc
 
     if body.lstrip(GS).startswith("("):
         return _parse_hri(body)
@@ -97,21 +102,37 @@ def _parse_gs1(text: str) -> tuple[Sequence[GS1ElementString], str]:
         # Too short to hold (01) plus 14 digits; biip would misread e.g. 400... as AI (400).
         raise ParseError(
             f"{show(body)} is a bare GTIN from a linear EAN/UPC barcode, not a GS1 UDI element string; "
-            "scan the UDI DataMatrix or GS1-128 label instead"
+            "scan the UDI DataMatrix or GS1-128 label instead",
+            reason="GS1_BARE_GTIN", code=body,
         )
 
     try:
         # A Digital Link URI in a plain (]Q1) QR code is only recognised without its prefix.
         result = biip.parse(body if body.startswith("http") else text)
     except Exception as exc:  # biip's contract is ParseError, but it leaks others on odd input
-        raise ParseError(f"Not a GS1 element string: {show(text)} ({exc})") from exc
+        raise ParseError(f"Not a GS1 element string: {show(text)} ({exc})", **_biip_reason(str(exc))) from exc
 
     container = result.gs1_message or result.gs1_digital_link_uri
     if container is None or not container.element_strings:
         reason = result.gs1_message_error or result.gs1_digital_link_uri_error or "no element strings"
-        raise ParseError(f"Not a GS1 element string: {show(text)} ({reason})")
+        raise ParseError(f"Not a GS1 element string: {show(text)} ({reason})", **_biip_reason(reason))
     elements = container.element_strings
     return elements, "".join(element.as_hri() for element in elements)
+
+
+_BIIP_AI_VALUE = re.compile(r"with GS1 AI \((\d{2,4})\) pattern")
+_BIIP_DATE = re.compile(r"date", re.IGNORECASE)
+
+
+def _biip_reason(message: str) -> dict:
+    """biip's English error as one of our stable reasons (its wording may change between releases)."""
+    if match := _BIIP_AI_VALUE.search(message):
+        return {"reason": "GS1_AI_VALUE_INVALID", "ai": match.group(1)}
+    if "Application Identifier" in message:
+        return {"reason": "GS1_AI_UNKNOWN"}
+    if _BIIP_DATE.search(message):
+        return {"reason": "GS1_DATE_INVALID"}
+    return {"reason": "GS1_MALFORMED"}
 
 
 def _parse_hri(body: str) -> tuple[Sequence[GS1ElementString], str]:
@@ -119,11 +140,14 @@ def _parse_hri(body: str) -> tuple[Sequence[GS1ElementString], str]:
     # trailing "(10)" with no data, so the whole text is checked first.
     hri = "".join(body.split())
     if not _HRI.fullmatch(hri):
-        raise ParseError(f"Malformed human-readable GS1 string {show(body)}: expected '(AI)data(AI)data...'")
+        raise ParseError(
+            f"Malformed human-readable GS1 string {show(body)}: expected '(AI)data(AI)data...'",
+            reason="GS1_HRI_MALFORMED",
+        )
     try:
         message = GS1Message.parse_hri(hri)
     except Exception as exc:
-        raise ParseError(f"Invalid human-readable GS1 string {show(body)}: {exc}") from exc
+        raise ParseError(f"Invalid human-readable GS1 string {show(body)}: {exc}", **_biip_reason(str(exc))) from exc
     return message.element_strings, message.as_hri()
 
 
@@ -138,15 +162,20 @@ def _to_udi(elements: Sequence[GS1ElementString], *, raw: str, normalized: str) 
         previous = named.setdefault(ai, element)
         if previous.value != element.value:
             values = f"{previous.value!r} and {element.value!r}"
-            raise ParseError(f"AI ({ai}) appears twice with different values: {values}")
+            raise ParseError(f"AI ({ai}) appears twice with different values: {values}", reason="GS1_AI_REPEATED", ai=ai)
 
     gtin = named.get("01")
     if gtin is None:
-        raise ParseError(f"No GTIN (AI 01) in {show(normalized)}; a GS1 UDI needs a device identifier")
+        raise ParseError(
+            f"No GTIN (AI 01) in {show(normalized)}; a GS1 UDI needs a device identifier", reason="GS1_GTIN_MISSING"
+        )
     di = gtin.value
     if not is_valid_gtin(di):
         expected = gtin_check_digit(di[:-1])
-        raise ParseError(f"GTIN check digit is wrong in (01){di}: expected {expected}, got {di[-1]}")
+        raise ParseError(
+            f"GTIN check digit is wrong in (01){di}: expected {expected}, got {di[-1]}",
+            reason="GS1_CHECK_DIGIT", gtin=di, expected=expected,
+        )
 
     def value(ai: str) -> str:
         element = named.get(ai)

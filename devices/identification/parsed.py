@@ -13,7 +13,19 @@ __all__ = ["ParseError", "ParsedUDI"]
 
 
 class ParseError(ValueError):
-    """A scan that cannot be turned into a UDI (or EPC); the message says what was wrong."""
+    """A scan that cannot be turned into a UDI (or EPC); the message says what was wrong.
+
+    `reason` is a stable code for what was wrong (a key of inventory.errors.REASONS, which holds
+    its zh/en wording) and `params` its values; the English message is for logs and tests.
+    """
+
+    def __init__(self, message: str, *, reason: str = "UDI_MALFORMED", **params: object) -> None:
+        super().__init__(message)
+        self.reason, self.params = reason, params
+
+    def refusal_params(self) -> dict:
+        """The parameters of the UDI_UNPARSEABLE refusal this error becomes."""
+        return {**self.params, "reason": self.reason}
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Token login for integrators. Failed attempts count towards django-axes lock-out, as web logins do."""
 from django.contrib.auth import authenticate
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
@@ -11,7 +11,9 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from inventory.api.authentication import token_expired
+from inventory.api.errors import error_body, error_response
 from inventory.client_address import client_address
+from inventory.errors import Refusal
 
 
 class LoginRateThrottle(ScopedRateThrottle):
@@ -22,8 +24,9 @@ class LoginRateThrottle(ScopedRateThrottle):
 
 
 class CredentialsSerializer(serializers.Serializer):
-    username = serializers.CharField()
-    password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
+    # Bounded: a megabyte of username must be a 400, not a lookup (nor a row django-axes cannot store).
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=4096, style={"input_type": "password"}, trim_whitespace=False)
 
 
 class ObtainTokenView(APIView):
@@ -44,10 +47,7 @@ class ObtainTokenView(APIView):
         credentials.is_valid(raise_exception=True)
         user = authenticate(request._request, **credentials.validated_data)
         if user is None or not user.is_active:
-            return Response(
-                {"code": "INVALID_CREDENTIALS", "detail": "Username or password is wrong."},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+            return Response(error_body(Refusal.INVALID_CREDENTIALS), status=status.HTTP_400_BAD_REQUEST)
         token, _ = Token.objects.get_or_create(user=user)
         if token_expired(token):
             token.delete()
@@ -58,9 +58,7 @@ class ObtainTokenView(APIView):
 def lockout_response(request: HttpRequest, original_response: HttpResponse | None, credentials: dict | None) -> HttpResponse:
     """django-axes lock-out: the API gets the same JSON error shape as every other error."""
     if request.path.startswith("/api/"):
-        return JsonResponse(
-            {"code": "LOCKED_OUT", "detail": "Too many failed logins; try again later."}, status=429
-        )
+        return error_response(Refusal.LOCKED_OUT)
     from inventory.web.views.auth import locked_out  # the people's page, in their language
 
     return locked_out(request, credentials)

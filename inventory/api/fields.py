@@ -1,4 +1,6 @@
 """Serializer pieces shared by the API modules."""
+import datetime
+
 from django.db.models import QuerySet
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -6,6 +8,10 @@ from rest_framework.request import Request
 from inventory.errors import Refusal, Refused
 from inventory.models import Hospital
 from inventory.selectors.scope import visible_to
+
+# The dates an API request may name (see BoundedDateField).
+EARLIEST_DATE = datetime.date(1900, 1, 1)
+LATEST_DATE = datetime.date(2999, 12, 31)
 
 
 class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
@@ -29,17 +35,36 @@ class IdempotentInputSerializer(serializers.Serializer):
     idempotency_key = serializers.CharField(max_length=128, required=False)
 
 
+class BoundedDateField(serializers.DateField):
+    """A date within the years the system computes with: periods and deadlines add and subtract
+    days, which at year 1 or 9999 leaves the calendar (OverflowError) instead of answering."""
+
+    def to_internal_value(self, value: object) -> datetime.date:
+        return within_calendar(super().to_internal_value(value))
+
+
+def within_calendar(day: datetime.date) -> datetime.date:
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise serializers.ValidationError(within_calendar_message(day.isoformat()), code="date_out_of_range")
+    return day
+
+
+def within_calendar_message(text: str) -> str:
+    """DATE_OUT_OF_RANGE in the caller's language, for a validation error of one field."""
+    return Refusal.DATE_OUT_OF_RANGE.message(date=text, earliest=EARLIEST_DATE, latest=LATEST_DATE)
+
+
 def idempotency_key(request: Request, data: dict) -> str:
     key = request.headers.get("Idempotency-Key") or data.get("idempotency_key")
     if not key:
-        raise Refused(Refusal.INVALID_REQUEST, detail="idempotency_key (or the Idempotency-Key header) is required")
+        raise Refused(Refusal.IDEMPOTENCY_KEY_MISSING)
     return key
 
 
 def caller_hospital(request: Request) -> Hospital:
     """The hospital an operation is done for: the caller's own."""
     if request.user.hospital is None:
-        raise Refused(Refusal.INVALID_REQUEST, detail="this needs a user bound to a hospital")
+        raise Refused(Refusal.HOSPITAL_REQUIRED)
     return request.user.hospital
 
 

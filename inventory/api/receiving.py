@@ -71,7 +71,7 @@ class AcceptanceSerializer(serializers.ModelSerializer):
 
 
 class DeliveryLineSerializer(serializers.ModelSerializer):
-    acceptance = AcceptanceSerializer(read_only=True)
+    acceptance = AcceptanceSerializer(read_only=True, allow_null=True)
     unit = serializers.SerializerMethodField()
 
     class Meta:

@@ -38,7 +38,7 @@ from rest_framework.routers import SimpleRouter
 from rest_framework.views import APIView
 
 from inventory.api import filters as api_filters
-from inventory.api.fields import caller_hospital, validated
+from inventory.api.fields import BoundedDateField, caller_hospital, validated
 from inventory.api.permissions import BOOK_READERS, MASTER_DATA_EDITORS
 from inventory.errors import Refusal, Refused
 from inventory.models import Finding, FindingDisposition, ReconciliationRun, Role
@@ -102,7 +102,7 @@ class RunSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.INT)
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_superseded_by(self, run: ReconciliationRun) -> int | None:
         later = getattr(run, "superseded_by", None)
         return later.pk if later else None
@@ -139,8 +139,8 @@ class RunDetailSerializer(RunSerializer):
 
 
 class RunRequestSerializer(serializers.Serializer):
-    period_start = serializers.DateField()
-    period_end = serializers.DateField(required=False, help_text="Last day, included (default: period_start)")
+    period_start = BoundedDateField()
+    period_end = BoundedDateField(required=False, help_text="Last day, included (default: period_start)")
     rerun = serializers.BooleanField(
         default=False, help_text="Replace the period's current run with a new one; the earlier run is kept"
     )
@@ -275,10 +275,14 @@ class ReconciliationRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         keeps those types only, `?open=` the open (no disposition yet) or disposed of ones."""
         kinds = request.query_params.getlist("kind")
         if unknown := sorted(set(kinds) - set(Finding.Kind.values)):
-            raise Refused(Refusal.INVALID_REQUEST, detail=f"unknown kind {', '.join(unknown)}")
+            raise Refused(
+                Refusal.CHOICE_UNKNOWN, field="kind", choices=", ".join(Finding.Kind.values), value=", ".join(unknown)[:200]
+            )
         sort, still_open = request.query_params.get("sort", ""), request.query_params.get("open", "")
-        if sort not in ("", "amount") or still_open not in ("", "true", "false"):
-            raise Refused(Refusal.INVALID_REQUEST, detail="sort is amount; open is true or false")
+        if sort not in ("", "amount"):
+            raise Refused(Refusal.CHOICE_UNKNOWN, field="sort", choices="amount", value=sort[:200])
+        if still_open not in ("", "true", "false"):
+            raise Refused(Refusal.CHOICE_UNKNOWN, field="open", choices="true, false", value=still_open[:200])
         findings = _findings(self.get_object())
         if kinds:
             findings = findings.filter(kind__in=kinds)
@@ -307,6 +311,9 @@ class _FirstRenderer(BaseContentNegotiation):
         return parsers[0] if parsers else None
 
 
+REPORT_MEDIA_TYPES = [content_type(report_format) for report_format in ("csv", "xlsx", "pdf")]
+
+
 class ReconciliationReportView(APIView):
     """One stored report of a run, as stored; X-Content-SHA256 is the hash recorded with it."""
     read_roles = BOOK_READERS
@@ -314,7 +321,10 @@ class ReconciliationReportView(APIView):
     renderer_classes = [JSONRenderer]
     content_negotiation_class = _FirstRenderer
 
-    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.BINARY, description="CSV, XLSX or PDF")})
+    @extend_schema(responses={
+        (200, media_type): OpenApiResponse(OpenApiTypes.BINARY, description="CSV, XLSX or PDF")
+        for media_type in REPORT_MEDIA_TYPES
+    })
     def get(self, request: Request, pk: int, report_format: str) -> FileResponse:
         run = get_object_or_404(runs_visible_to(request.user), pk=pk)
         stored = getattr(run, f"report_{report_format}")

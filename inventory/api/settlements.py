@@ -34,7 +34,14 @@ from rest_framework.routers import SimpleRouter
 from rest_framework.views import APIView
 
 from inventory.actors import Actor
-from inventory.api.fields import caller_hospital, validated
+from inventory.api.fields import (
+    EARLIEST_DATE,
+    LATEST_DATE,
+    BoundedDateField,
+    caller_hospital,
+    validated,
+    within_calendar_message,
+)
 from inventory.api.permissions import BOOK_READERS, MASTER_DATA_EDITORS
 from inventory.errors import Refusal, Refused
 from inventory.models import Supplier, SupplierSettlement
@@ -59,8 +66,8 @@ class SettlementPeriodSerializer(serializers.Serializer):
     period = serializers.RegexField(
         r"^\d{4}-(0[1-9]|1[0-2])$", required=False, help_text="A calendar month, YYYY-MM"
     )
-    period_start = serializers.DateField(required=False, help_text="First day (instead of period)")
-    period_end = serializers.DateField(required=False, help_text="Last day, included (instead of period)")
+    period_start = BoundedDateField(required=False, help_text="First day (instead of period)")
+    period_end = BoundedDateField(required=False, help_text="Last day, included (instead of period)")
 
     def validate(self, attrs: dict) -> dict:
         month = attrs.pop("period", None)
@@ -69,6 +76,8 @@ class SettlementPeriodSerializer(serializers.Serializer):
             raise serializers.ValidationError("give period or period_start and period_end, not both")
         if month:
             year, number = (int(part) for part in month.split("-"))
+            if not EARLIEST_DATE.year <= year <= LATEST_DATE.year:
+                raise serializers.ValidationError({"period": within_calendar_message(month)})
             attrs["period_start"], attrs["period_end"] = month_period(year, number)
         elif len(dates) != 2:
             raise serializers.ValidationError("give period (YYYY-MM) or both period_start and period_end")
@@ -244,10 +253,12 @@ class FileExportView(APIView):
         try:
             return super().perform_content_negotiation(request, force)
         except Http404:  # what DRF says for an unknown ?format=
-            raise Refused(Refusal.INVALID_REQUEST, detail="format must be csv or xlsx") from None
+            raise Refused(
+                Refusal.CHOICE_UNKNOWN, field="format", choices="csv, xlsx", value=request.query_params.get("format", "")[:40]
+            ) from None
 
     def finalize_response(self, request: Request, response: Response, *args, **kwargs) -> Response:
-        if getattr(response, "exception", False):
+        if getattr(response, "exception", False) or request.method == "OPTIONS":  # not a statement: JSON
             request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
         return super().finalize_response(request, response, *args, **kwargs)
 

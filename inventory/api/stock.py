@@ -82,6 +82,10 @@ class UnbindTagSerializer(serializers.Serializer):
 class UnitViewSet(viewsets.ReadOnlyModelViewSet):
     """High-value units (一物一码): where each is, in what state, and its whole history."""
 
+    # Not "trace": DRF dispatches an HTTP method to the view method of its name, which here is the
+    # trace action — an HTTP TRACE would run it (and without a pk, crash).
+    http_method_names = ["get", "post", "head", "options"]
+
     serializer_class = UnitSerializer
     filterset_class = UnitFilter
     write_roles = STOCK_HANDLERS
@@ -93,7 +97,7 @@ class UnitViewSet(viewsets.ReadOnlyModelViewSet):
         return units_for_list(scope.units() if self.action == "list" else scope.traceable_units())
 
     @extend_schema(responses={200: TraceEventSerializer(many=True)})
-    @action(detail=True)
+    @action(detail=True, pagination_class=None, filter_backends=[])  # the whole trace, as one list
     def trace(self, request: Request, pk: str) -> Response:
         """Oldest first: manufacturer, certificates, supplier, delivery, acceptance, every movement."""
         return Response(TraceEventSerializer(unit_trace(self.get_object()), many=True).data)

@@ -50,7 +50,7 @@ def resolve_scans(
         try:
             parsed.append(parse_udi(raw, separator=separator))
         except ParseError as error:
-            parsed.append(Refused(Refusal.UDI_UNPARSEABLE, detail=str(error)))
+            parsed.append(Refused(Refusal.UDI_UNPARSEABLE, **error.refusal_params()))
     readable = [udi for udi in parsed if isinstance(udi, ParsedUDI)]
     dis = {udi.di for udi in readable}
     serials = {udi.serial for udi in readable if udi.serial}

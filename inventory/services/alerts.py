@@ -322,7 +322,7 @@ def resolve(*, alert: Alert, user: User, note: str, now: datetime.datetime | Non
 def _note(note: str | None) -> str:
     note = (note or "").strip()
     if len(note) > 500:
-        raise Refused(Refusal.INVALID_REQUEST, detail="the note is longer than 500 characters")
+        raise Refused(Refusal.NOTE_TOO_LONG, limit=500)
     refuse_personal_ids(note=note)
     return note
 

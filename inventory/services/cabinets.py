@@ -350,7 +350,7 @@ def deadline_hours(unit: Unit) -> int:
 
 def _scan_order(actor: Actor, hospital: Hospital, units: list[Unit], key: str, kind: str) -> StockOrder:
     if not units:
-        raise Refused(Refusal.INVALID_REQUEST, detail="scan at least one unit")
+        raise Refused(Refusal.NOTHING_SCANNED)
     if any(unit.hospital_id != hospital.pk for unit in units):
         raise Refused(Refusal.NOT_FOUND, what="unit")
     take = kind == StockOrder.Kind.TAKE

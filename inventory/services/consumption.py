@@ -113,7 +113,7 @@ def consume_lot(
     if product.hospital_id != hospital.pk or (location is not None and location.hospital_id != hospital.pk):
         raise Refused(Refusal.NOT_FOUND, what="product or location")
     if product.tracking != TrackingMode.LOT or quantity < 1 or not lot:
-        raise Refused(Refusal.INVALID_REQUEST, detail="a lot-tracked product, a lot and a quantity of at least 1")
+        raise Refused(Refusal.LOT_USE_INCOMPLETE)
     if not product.his_charge_code:
         raise Refused(Refusal.NO_CHARGE_CODE, product=product)
     payload = {"product": product.pk, "lot": lot, "quantity": quantity,

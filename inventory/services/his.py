@@ -68,7 +68,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from inventory.date_window import window_problem
+from inventory.date_window import accepted_window, accepted_years, window_problem
 from inventory.errors import Problem, Refusal, Refused
 from inventory.models import Charge, ChargeDelivery, HisSettlementLine, Hospital
 from inventory.validators import is_his_reference, looks_like_personal_id
@@ -392,7 +392,11 @@ class ImportReport:
 
 
 class _BadValue(ValueError):
-    pass
+    """Why a cell is refused: a key of inventory.errors.REASONS and its parameters."""
+
+    def __init__(self, reason: str, **params: object) -> None:
+        super().__init__(reason)
+        self.reason, self.params = reason, params
 
 
 def import_settlement_lines(*, hospital: Hospital, rows: list[dict], batch: str) -> ImportReport:
@@ -408,9 +412,9 @@ def import_settlement_lines(*, hospital: Hospital, rows: list[dict], batch: str)
     """
     batch = str(batch or "").strip()
     if not batch or len(batch) > 64:
-        raise Refused(Refusal.INVALID_REQUEST, detail="batch must be 1 to 64 characters")
+        raise Refused(Refusal.IMPORT_BATCH_INVALID)
     if not rows:
-        raise Refused(Refusal.INVALID_REQUEST, detail="there are no settlement lines to import")
+        raise Refused(Refusal.SETTLEMENT_LINES_MISSING)
     lines, problems = _clean_rows(rows)
     _link_charges(hospital, lines, problems)
     try:
@@ -435,32 +439,34 @@ def _clean_rows(rows: list[dict]) -> tuple[list[dict], list[Problem]]:
             seen[line["his_line_id"]] = line
             lines.append(line)
         elif {**first, "row": None} != {**line, "row": None}:
-            problems.append(_problem(row, "his_line_id", f"{line['his_line_id']} appears again with other content"))
+            problems.append(_problem(row, "his_line_id", "repeated", value=line["his_line_id"]))
     return lines, problems
 
 
 def _clean_row(raw: object, row: object) -> tuple[dict | None, list[Problem]]:
     if not isinstance(raw, dict):
-        return None, [_problem(row, "", "a line must be an object of column → value")]
+        return None, [Problem(Refusal.SETTLEMENT_ROW_NOT_OBJECT, {"row": row}, {"row": row, "field": ""})]
     problems: list[Problem] = []
     line: dict[str, Any] = {"row": row}
     for name, clean in _CLEANERS.items():
         value = raw.get(name)
         if _blank(value) and name in REQUIRED_COLUMNS:
-            problems.append(_problem(row, name, "is required"))
+            problems.append(_problem(row, name, "required"))
             continue
         try:
             line[name] = clean(value)
         except _BadValue as error:
-            problems.append(_problem(row, name, str(error)))
+            problems.append(_problem(row, name, error.reason, **error.params))
         except Refused as refused:
             problems += [Problem(p.refusal, p.params, {"row": row, "field": name}) for p in refused.problems]
     return (None if problems else line), problems
 
 
-def _problem(row: object, field: str, message: str) -> Problem:
-    where = f"row {row}" + (f": {field}" if field else "")
-    return Problem(Refusal.INVALID_REQUEST, {"detail": f"{where} {message}"}, {"row": row, "field": field})
+def _problem(row: object, field: str, reason: str, **params: object) -> Problem:
+    return Problem(
+        Refusal.SETTLEMENT_ROW_INVALID, {"row": row, "column": field, "reason": reason, **params},
+        {"row": row, "field": field},
+    )
 
 
 def _blank(value: object) -> bool:
@@ -472,9 +478,11 @@ def _text(value: object, max_length: int, *, required: bool = True) -> str:
     if isinstance(value, float) and value.is_integer():  # a code typed as a number in a spreadsheet
         text = str(int(value))
     if len(text) > max_length:
-        raise _BadValue(f"is longer than {max_length} characters")
+        raise _BadValue("too_long", limit=max_length)
+    if "\x00" in text:  # PostgreSQL cannot store it (an XLSX cell or a JSON line may carry one)
+        raise _BadValue("nul")
     if required and not text:
-        raise _BadValue("is required")
+        raise _BadValue("required")
     return text
 
 
@@ -489,31 +497,31 @@ def _encounter(value: object) -> str:
 
 def _quantity(value: object) -> int:
     if isinstance(value, bool):
-        raise _BadValue("must be a whole number other than 0")
+        raise _BadValue("whole_number")
     try:
         number = Decimal(str(value).strip())
     except InvalidOperation:
-        raise _BadValue("must be a whole number other than 0") from None
+        raise _BadValue("whole_number") from None
     if not number.is_finite() or number != number.to_integral_value() or number == 0 or abs(number) > 2**31 - 1:
-        raise _BadValue("must be a whole number other than 0")
+        raise _BadValue("whole_number")
     return int(number)
 
 
 def _money(value: object, *, max_digits: int, negative: bool) -> Decimal:
     if isinstance(value, bool):
-        raise _BadValue("must be a decimal number")
+        raise _BadValue("decimal")
     try:
         number = Decimal(str(value).strip())
     except InvalidOperation:
-        raise _BadValue("must be a decimal number") from None
+        raise _BadValue("decimal") from None
     if not number.is_finite():
-        raise _BadValue("must be a decimal number")
+        raise _BadValue("decimal")
     if number != number.quantize(Decimal("0.01")):
-        raise _BadValue("has more than 2 decimal places")
+        raise _BadValue("two_places")
     if number < 0 and not negative:
-        raise _BadValue("must not be negative")
+        raise _BadValue("negative")
     if abs(number) >= Decimal(10) ** (max_digits - 2):
-        raise _BadValue("is too large")
+        raise _BadValue("too_large")
     return number.quantize(Decimal("0.01"))
 
 
@@ -529,16 +537,21 @@ def _settled_at(value: object) -> datetime.datetime:
             moment = None
     if isinstance(moment, datetime.datetime):
         if timezone.is_naive(moment):
-            raise _BadValue("needs a time zone offset, e.g. 2024-05-01T10:30:00+08:00")
+            raise _BadValue("needs_offset")
     elif isinstance(moment, datetime.date):
-        if problem := window_problem(moment):  # checked as a date: year 1 has no local midnight in UTC
-            raise _BadValue(problem)
+        _refuse_outside_window(moment)  # checked as a date: year 1 has no local midnight in UTC
         moment = timezone.make_aware(datetime.datetime.combine(moment, datetime.time.min))
     else:
-        raise _BadValue("must be a date or a date and time with its offset (ISO 8601)")
-    if problem := window_problem(moment):
-        raise _BadValue(problem)
+        raise _BadValue("not_a_date")
+    _refuse_outside_window(moment)
     return moment
+
+
+def _refuse_outside_window(moment: datetime.datetime | datetime.date) -> None:
+    if window_problem(moment):
+        low, high = accepted_window()
+        raise _BadValue("outside_window", low=timezone.localdate(low), high=timezone.localdate(high),
+                        years=accepted_years())
 
 
 def _charge_id(value: object) -> int | None:
@@ -546,7 +559,7 @@ def _charge_id(value: object) -> int | None:
         return None
     match = _CHARGE_KEY.match(_text(value, 64))
     if not match:
-        raise _BadValue("must be our charge id or idempotency key (charge-<id>)")
+        raise _BadValue("charge_key")
     return int(match.group(1))
 
 
@@ -569,7 +582,7 @@ def _link_charges(hospital: Hospital, lines: list[dict], problems: list[Problem]
     for line in lines:
         charge_id = line.pop("spd_charge_id")
         if charge_id is not None and charge_id not in known:
-            problems.append(_problem(line["row"], "spd_charge_id", f"names no charge of this hospital ({charge_id})"))
+            problems.append(_problem(line["row"], "spd_charge_id", "unknown_charge", value=charge_id))
         line["charge_id"] = charge_id
 
 
@@ -645,45 +658,51 @@ def parse_settlement_file(uploaded: IO[bytes], filename: str) -> list[dict]:
     limit = int(_setting("SPD_HIS_SETTLEMENT_MAX_BYTES", 20 * 1024 * 1024))
     data = uploaded.read(limit + 1)
     if len(data) > limit:
-        raise Refused(Refusal.INVALID_REQUEST, detail=f"the file is larger than {limit} bytes")
+        raise Refused(Refusal.FILE_TOO_LARGE, limit=limit)
     name = filename.lower()
     if name.endswith(".csv"):
         table = _csv_rows(data)
     elif name.endswith((".xlsx", ".xlsm")):
         table = _xlsx_rows(data)
     else:
-        raise Refused(Refusal.INVALID_REQUEST, detail="the settlement file must be .csv or .xlsx")
+        raise Refused(Refusal.FILE_TYPE_UNSUPPORTED)
     return _rows_by_header(table)
 
 
 def _csv_rows(data: bytes) -> Iterable[tuple[int, list]]:
+    if b"\x00" in data:  # no UTF-8 or GBK text has NUL bytes; a UTF-16 export (or a binary file) has
+        raise Refused(Refusal.FILE_ENCODING_UNKNOWN)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         try:
             text = data.decode("gb18030")
         except UnicodeDecodeError:
-            raise Refused(Refusal.INVALID_REQUEST, detail="the CSV file is neither UTF-8 nor GBK text") from None
+            raise Refused(Refusal.FILE_ENCODING_UNKNOWN) from None
     first_line = text.split("\n", 1)[0]
     delimiter = "\t" if "\t" in first_line and "," not in first_line else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         return [(reader.line_num, row) for row in reader]
-    except csv.Error as error:
-        raise Refused(Refusal.INVALID_REQUEST, detail=f"the CSV file cannot be read: {error}") from None
+    except csv.Error:
+        raise Refused(Refusal.FILE_UNREADABLE, format="CSV") from None
 
 
 def _xlsx_rows(data: bytes) -> Iterable[tuple[int, list]]:
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
+    # openpyxl raises whatever its zip and XML layers raise on a damaged or hand-made file (BadZipFile,
+    # KeyError, XML ParseError — a SyntaxError —, ValueError…), while opening or, read-only, while reading.
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError):
-        raise Refused(Refusal.INVALID_REQUEST, detail="the file is not a readable XLSX workbook") from None
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError, SyntaxError, TypeError):
+        raise Refused(Refusal.FILE_UNREADABLE, format="XLSX") from None
     try:
         sheet = workbook.worksheets[0]
         return [(number, list(row)) for number, row in enumerate(sheet.iter_rows(values_only=True), start=1)]
+    except (KeyError, OSError, ValueError, SyntaxError, TypeError, IndexError, zipfile.BadZipFile):
+        raise Refused(Refusal.FILE_UNREADABLE, format="XLSX") from None
     finally:
         workbook.close()
 
@@ -692,7 +711,7 @@ def _rows_by_header(table: Iterable[tuple[int, list]]) -> list[dict]:
     rows = iter(row for row in table if any(not _blank(cell) for cell in row[1]))
     header_row = next(rows, None)
     if header_row is None:
-        raise Refused(Refusal.INVALID_REQUEST, detail="the file is empty")
+        raise Refused(Refusal.FILE_EMPTY)
     columns: dict[int, str] = {}
     for index, cell in enumerate(header_row[1]):
         heading = str(cell or "").strip().lstrip("\ufeff")
@@ -700,11 +719,11 @@ def _rows_by_header(table: Iterable[tuple[int, list]]) -> list[dict]:
         if column not in SETTLEMENT_COLUMNS:
             continue
         if column in columns.values():
-            raise Refused(Refusal.INVALID_REQUEST, detail=f"the column {column} appears twice")
+            raise Refused(Refusal.FILE_COLUMN_TWICE, column=column)
         columns[index] = column
     missing = [column for column in REQUIRED_COLUMNS if column not in columns.values()]
     if missing:
-        raise Refused(Refusal.INVALID_REQUEST, detail=f"the file lacks the columns {', '.join(missing)}")
+        raise Refused(Refusal.FILE_COLUMNS_MISSING, columns=", ".join(missing))
     return [
         {"_row": number, **{column: _local(_cell(cells, index)) for index, column in columns.items()}}
         for number, cells in rows

@@ -32,7 +32,7 @@ def run_once(
     the work fails, the record is rolled back with it and the key stays free.
     """
     if not key or len(key) > 128:
-        raise Refused(Refusal.INVALID_REQUEST, detail="idempotency_key must be 1 to 128 characters")
+        raise Refused(Refusal.IDEMPOTENCY_KEY_INVALID)
     request_fingerprint = fingerprint(operation, payload)
     try:
         with transaction.atomic():

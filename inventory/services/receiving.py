@@ -109,19 +109,19 @@ def _delivery_request_problems(hospital: Hospital, location: Location, lines: li
     if location.hospital_id != hospital.pk:
         problems.append(Problem(Refusal.NOT_FOUND, {"what": "location"}))
     if not lines:
-        problems.append(Problem(Refusal.INVALID_REQUEST, {"detail": "a delivery note needs at least one line"}))
+        problems.append(Problem(Refusal.DELIVERY_NOTE_EMPTY))
     for line_no, line in enumerate(lines, start=1):
         if bool(line.udi) == bool(line.product):
-            detail = "give either a scanned udi or a product with lot, expiry and quantity"
+            reason = "udi_or_product"
         elif line.product is not None and line.product.hospital_id != hospital.pk:
-            detail = "product not in this hospital's catalog"
+            reason = "foreign_product"
         elif line.quantity < 1:
-            detail = "quantity must be at least 1"
+            reason = "quantity"
         elif line.unit_price < 0:
-            detail = "unit_price cannot be negative"
+            reason = "negative_price"
         else:
             continue
-        problems.append(Problem(Refusal.INVALID_REQUEST, {"detail": f"line {line_no}: {detail}"}, line_no))
+        problems.append(Problem(Refusal.DELIVERY_LINE_INVALID, {"line": line_no, "reason": reason}, line_no))
     return problems
 
 
@@ -355,7 +355,7 @@ def acceptance_problems(
         try:
             parsed = parse_udi(line.raw_udi)
         except ParseError as error:
-            return [Problem(Refusal.UDI_UNPARSEABLE, {"detail": str(error)})]
+            return [Problem(Refusal.UDI_UNPARSEABLE, error.refusal_params())]
         if line.product is None:
             return [Problem(Refusal.PRODUCT_UNKNOWN, {"di": parsed.di})]
         if parsed.di != line.product.udi_di:
@@ -494,7 +494,7 @@ def find_line(note: DeliveryNote, raw_udi: str) -> DeliveryLine | None:
     try:
         scanned = parse_udi(raw_udi)
     except ParseError as error:
-        raise Refused(Refusal.UDI_UNPARSEABLE, detail=str(error)) from error
+        raise Refused(Refusal.UDI_UNPARSEABLE, **error.refusal_params()) from error
     candidates = note.lines.filter(serial=scanned.serial) if scanned.serial else note.lines.filter(
         serial="", lot=scanned.lot
     )

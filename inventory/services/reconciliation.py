@@ -162,9 +162,9 @@ def check_period(period_start: datetime.date, period_end: datetime.date) -> None
     before a run is queued in the background, so that the person hears it at once."""
     max_days = int(_setting("SPD_RECON_MAX_PERIOD_DAYS", 366))
     if period_end < period_start:
-        raise Refused(Refusal.INVALID_REQUEST, detail="the period ends before it starts")
+        raise Refused(Refusal.PERIOD_INVALID, start=period_start, end=period_end)
     if (period_end - period_start).days + 1 > max_days:
-        raise Refused(Refusal.INVALID_REQUEST, detail=f"a run covers at most {max_days} days")
+        raise Refused(Refusal.PERIOD_TOO_LONG, days=max_days)
 
 
 def unsettled_days(period_start: datetime.date, period_end: datetime.date,

@@ -42,7 +42,7 @@ def draft_settlement(
     """
     user = _acting_user(actor, hospital, "draft a consignment settlement")
     if period_end < period_start:
-        raise Refused(Refusal.INVALID_REQUEST, detail="the period ends before it starts")
+        raise Refused(Refusal.PERIOD_INVALID, start=period_start, end=period_end)
     with transaction.atomic():
         Supplier.objects.select_for_update().filter(pk=supplier.pk).first()
         overlapping = list(

@@ -13,6 +13,7 @@ operator's or administrator's decision with a reason, recorded as QUARANTINE_REL
 never by an ordinary transfer or put-away (refused with QUARANTINE_RELEASE_REQUIRED).
 """
 import datetime
+from collections import Counter
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -306,7 +307,7 @@ def _refuse_bad_request(
 ) -> None:
     problems = personal_id_problems(note=spec.note, reason_code=spec.reason_code or "")
     if not units and not lots:
-        problems.append(Problem(Refusal.INVALID_REQUEST, {"detail": "name at least one unit or lot"}))
+        problems.append(Problem(Refusal.NOTHING_SCANNED))
     if spec.kind in (StockOrder.Kind.RETURN_TO_SUPPLIER, StockOrder.Kind.SCRAP) and not spec.reason_code:
         problems.append(Problem(Refusal.REASON_REQUIRED))
     locations = [spec.to_location, from_location, *(lot.from_location for lot in lots)]
@@ -320,9 +321,9 @@ def _refuse_bad_request(
         if lot.product.hospital_id != hospital.pk:
             problems.append(Problem(Refusal.NOT_FOUND, {"what": "product"}))
         if lot.quantity < 1:
-            problems.append(Problem(Refusal.INVALID_REQUEST, {"detail": "quantity must be at least 1"}))
-    if len({unit.pk for unit in units}) != len(units):
-        problems.append(Problem(Refusal.INVALID_REQUEST, {"detail": "a unit is named twice"}))
+            problems.append(Problem(Refusal.QUANTITY_INVALID))
+    named = Counter(unit.pk for unit in units)
+    problems += [Problem(Refusal.UNIT_NAMED_TWICE, {"unit": unit}) for unit in units if named.pop(unit.pk, 1) > 1]
     if problems:
         raise Refused(problems)
 

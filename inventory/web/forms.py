@@ -2,6 +2,7 @@
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator
 from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -22,6 +23,11 @@ class SignInForm(AuthenticationForm):
             {"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false"}
         )
         self.fields["password"].widget.attrs.update({"autocomplete": "current-password"})
+        # AuthenticationForm sets the username's max_length after the field is built, so nothing checks
+        # it: a megabyte of username would reach authenticate() and django-axes' varchar(255) (a 500 on
+        # PostgreSQL). A bounded password keeps hashing cheap, as the API login does.
+        self.fields["username"].validators.append(MaxLengthValidator(self.fields["username"].max_length or 150))
+        self.fields["password"].validators.append(MaxLengthValidator(4096))
 
 
 class ProductChoiceField(forms.ModelChoiceField):

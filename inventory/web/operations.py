@@ -33,7 +33,7 @@ def hospital_for(request: HttpRequest) -> Hospital:
     """The hospital an operation is done for: the person's own (an alliance administrator, bound to
     none, cannot move stock)."""
     if request.user.hospital_id is None:
-        raise Refused(Refusal.INVALID_REQUEST, detail=_("this needs a user bound to a hospital"))
+        raise Refused(Refusal.HOSPITAL_REQUIRED)
     return request.user.hospital
 
 

@@ -127,7 +127,7 @@ def test_other_kinds_keep_their_handlers_in_batch_order(bedside, product):
         scan("s2", "%%garbage%%"),
     ])
     assert outcome_codes(outcomes) == [
-        ("t1", "PROCESSED", None), ("s1", "PROCESSED", None), ("t2", "REFUSED", "INVALID_REQUEST"),
+        ("t1", "PROCESSED", None), ("s1", "PROCESSED", None), ("t2", "REFUSED", "TEMPERATURE_PAYLOAD_INVALID"),
         ("s2", "REFUSED", "UDI_UNPARSEABLE"),
     ]
     assert outcomes[1]["result"]["problem"]["code"] == "NOT_FOUND"

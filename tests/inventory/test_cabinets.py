@@ -128,7 +128,7 @@ def test_cabinet_events_from_a_device_without_a_cabinet_are_refused(hospital):
     client.credentials(HTTP_AUTHORIZATION=f"Device {token}")
     body = {"event_id": "c", "kind": "door_close", "occurred_at": T0.isoformat(), "payload": {"epcs": []}}
     response = client.post("/api/v1/devices/events/", json.dumps(body), content_type="application/json")
-    assert (response.data["status"], response.data["error_code"]) == ("REFUSED", "INVALID_REQUEST")
+    assert (response.data["status"], response.data["error_code"]) == ("REFUSED", "DEVICE_NOT_AT_CABINET")
 
 
 def test_take_and_put_back_by_scan_at_a_store_without_rfid(api, keeper_actor, supplier, warehouse, product, cath_lab_store):

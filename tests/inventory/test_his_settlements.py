@@ -138,12 +138,13 @@ def test_invalid_rows_are_all_listed_with_their_row_number_and_nothing_is_stored
     response = api_client_for(operator).post(URL, {"batch": "b", "lines": lines}, format="json")
 
     assert response.status_code == 400
-    assert response.data["code"] == "INVALID_REQUEST"
+    assert response.data["code"] == "SETTLEMENT_ROW_INVALID"
     found = [(p["item"]["row"], p["item"]["field"]) for p in response.data["problems"]]
     assert found == [
         (2, "quantity"), (3, "unit_price"), (3, "settled_at"), (4, "encounter"), (5, "his_line_id"), (5, "amount")
     ]
-    assert "row 2: quantity" in response.data["detail"]
+    assert "第 2 行 quantity：必须是非 0 的整数" in response.data["detail"]
+    assert response.data["problems"][0]["reason"] == "whole_number"
     assert response.data["problems"][3]["code"] == "LOOKS_LIKE_PERSONAL_ID"
     assert not HisSettlementLine.objects.exists()
 
@@ -165,9 +166,11 @@ def test_a_file_lacking_columns_or_of_another_kind_is_refused(hospital, operator
     broken = client.post(URL, {"file": SimpleUploadedFile("s.xlsx", b"not a zip")}, format="multipart")
 
     assert missing.status_code == 400
+    assert missing.data["code"] == "FILE_COLUMNS_MISSING"
     assert "quantity, unit_price, amount, settled_at" in missing.data["detail"]
     assert other.status_code == broken.status_code == 400
-    assert ".csv or .xlsx" in other.data["detail"]
+    assert (other.data["code"], broken.data["code"]) == ("FILE_TYPE_UNSUPPORTED", "FILE_UNREADABLE")
+    assert ".csv 或 .xlsx" in other.data["detail"]
     assert "XLSX" in broken.data["detail"]
 
 

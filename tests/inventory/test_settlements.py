@@ -383,7 +383,7 @@ def test_an_unknown_export_format_is_a_json_400(supplier, auditor):
     response = api_client_for(auditor).get(f"{API}/export/", query)
 
     assert response.status_code == 400
-    assert response.json()["code"] == "INVALID_REQUEST"
+    assert response.json()["code"] == "CHOICE_UNKNOWN"
 
 
 @api_urls

@@ -212,14 +212,14 @@ def test_malformed_request_lists_every_problem(keeper_actor, unit, lot_product, 
         )
 
     codes = sorted(problem.code for problem in refused.value.problems)
-    assert codes == ["INVALID_REQUEST", "INVALID_REQUEST", "NOT_FOUND"]
+    assert codes == ["NOT_FOUND", "QUANTITY_INVALID", "UNIT_NAMED_TWICE"]
     assert ledger_snapshot() == before
 
 
 def test_empty_order_is_an_invalid_request(keeper_actor, cath_lab_store):
     with pytest.raises(Refused) as refused:
         transfer(keeper_actor, cath_lab_store)
-    assert (refused.value.code, refused.value.status) == ("INVALID_REQUEST", 400)
+    assert (refused.value.code, refused.value.status) == ("NOTHING_SCANNED", 400)
 
 
 def test_transfer_to_an_inactive_location_is_refused(keeper_actor, unit, cath_lab_store):
@@ -383,7 +383,7 @@ def test_same_key_with_different_content_is_a_conflict(keeper_actor, units, hosp
 def test_idempotency_key_must_be_1_to_128_characters(keeper_actor, unit, cath_lab_store, key):
     with pytest.raises(Refused) as refused:
         transfer(keeper_actor, cath_lab_store, units=[unit], key=key)
-    assert refused.value.code == "INVALID_REQUEST"
+    assert refused.value.code == "IDEMPOTENCY_KEY_INVALID"
 
 
 # Hospitals of one alliance do not see each other's stock

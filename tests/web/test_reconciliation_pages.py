@@ -316,9 +316,8 @@ def test_a_bad_period_is_refused_with_the_reasons_and_the_form_kept(books, opera
     too_long = client.post(START, {"period_start": "2025-01-01", "period_end": "2025-03-01"})
     assert too_long.status_code == 400
     problems = too_long.context["problems"]
-    assert [problem.code for problem in problems] == ["INVALID_REQUEST"]
-    # The service's own refusal, worded for people: one sentence, no "请求无效：" prefix, no English.
-    assert problems[0].detail == "一次对账最多 31 天：请选择更短的期间。"
+    assert [problem.code for problem in problems] == ["PERIOD_TOO_LONG"]
+    assert "期间最长 31 天" in text(too_long) and "31" in problems[0].detail  # the service's own refusal
     assert "请求无效" not in text(too_long) and "a run covers" not in text(too_long)
     assert not ReconciliationRun.objects.filter(period_start__year=2025).exists()
 

@@ -222,7 +222,7 @@ def consume_scan(request: HttpRequest) -> HttpResponse:
         context = _context_from_post(request)
         code = scanned_code(request, request.POST.get("code", ""))
         if not code:
-            raise Refused(Refusal.INVALID_REQUEST, detail=_("nothing was scanned"))
+            raise Refused(Refusal.NOTHING_SCANNED)
         token = posted_key(request, "use")
         key = f"{token}-{hashlib.sha256(code.encode()).hexdigest()[:16]}"
         unit = find_unit_by_udi(hospital, code)

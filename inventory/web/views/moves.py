@@ -352,7 +352,7 @@ def scan(request: HttpRequest) -> HttpResponse:
         hospital = hospital_for(request)
         code = scanned_code(request, request.POST.get("code", ""))
         if not code:
-            raise Refused(Refusal.INVALID_REQUEST, detail=_("nothing was scanned"))
+            raise Refused(Refusal.NOTHING_SCANNED)
         resolution = resolve_scan(hospital, code)
         if problem := resolution.problem:
             raise Refused([problem])
@@ -360,8 +360,7 @@ def scan(request: HttpRequest) -> HttpResponse:
         if unit is None:
             raise Refused(Refusal.NOT_FOUND, what="unit")
         if unit.pk in listed:
-            raise Refused(Refusal.INVALID_REQUEST, detail=_("SN %(serial)s is already in the list") % {
-                "serial": unit.serial})
+            raise Refused(Refusal.UNIT_NAMED_TWICE, unit=unit.serial)
     except Refused as refused:
         if wants_json(request):
             return refused_answer(refused)

@@ -350,7 +350,7 @@ def draft_scan(request: HttpRequest, key: str) -> HttpResponse:
                 raise Refused(Refusal.INVALID_REQUEST, detail=_("this delivery note is already recorded"))
             code = scanned_code(request, request.POST.get("code", ""))
             if not code:
-                raise Refused(Refusal.INVALID_REQUEST, detail=_("nothing was scanned"))
+                raise Refused(Refusal.NOTHING_SCANNED)
             resolution = resolve_scan(current.hospital, code)  # an unreadable code is refused, not recorded
             for line_no, line in enumerate(current.lines, start=1):
                 if line["udi"] == code:
@@ -376,7 +376,7 @@ def _quantity(value: str) -> int:
     except ValueError:
         quantity = 0
     if quantity < 1:
-        raise Refused(Refusal.INVALID_REQUEST, detail=_("the quantity must be a whole number of at least 1"))
+        raise Refused(Refusal.QUANTITY_INVALID)
     return quantity
 
 
@@ -538,7 +538,7 @@ def note_scan(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         code = scanned_code(request, request.POST.get("code", ""))
         if not code:
-            raise Refused(Refusal.INVALID_REQUEST, detail=_("nothing was scanned"))
+            raise Refused(Refusal.NOTHING_SCANNED)
         line = record_scan(actor=Actor(user=request.user), note=note, code=code)
     except Refused as refused:
         if wants_json(request):

@@ -48,7 +48,7 @@ def scan(request: HttpRequest) -> HttpResponse:
 
 def _unit_of_scan(request: HttpRequest, code: str) -> Unit:
     if not code.strip():
-        raise Refused(Refusal.INVALID_REQUEST, detail=_("nothing was scanned"))
+        raise Refused(Refusal.NOTHING_SCANNED)
     separator = gs_substitute_of(request)
     scope = StockScope.of(request.user)
     # An alliance administrator belongs to no hospital: look in each one they see.
