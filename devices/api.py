@@ -143,7 +143,8 @@ class DeviceEventsView(generics.ListAPIView):
         except EventRejected as rejected:
             # The code is a Refusal (its message in the caller's language); the problem says which field.
             refusal = Refusal.__members__.get(rejected.code, Refusal.INVALID_EVENT)
-            body = error_body(refusal, problems=[{"code": rejected.code, "detail": rejected.detail}])
+            body = error_body(refusal, **rejected.params,
+                              problems=[{"code": rejected.code, "detail": rejected.detail}])
             return Response({**body, "code": rejected.code}, status=rejected.status)
         if isinstance(outcome, list):
             return Response({"events": outcome})

@@ -31,7 +31,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from devices.models import Device, DeviceEvent
-from inventory.date_window import max_clock_ahead, readable, window_problem
+from inventory.date_window import accepted_window, max_clock_ahead, readable, window_problem
 from inventory.errors import Refusal, Refused
 from inventory.services.alerts import report_device_clock
 
@@ -45,9 +45,10 @@ DATE_OUT_OF_RANGE = "DATE_OUT_OF_RANGE"
 class EventRejected(Exception):
     """An event that cannot be accepted at all (malformed, conflicting); nothing was stored."""
 
-    def __init__(self, code: str, detail: str, status: int = 400) -> None:
+    def __init__(self, code: str, detail: str, status: int = 400, params: dict | None = None) -> None:
         super().__init__(detail)
         self.code, self.detail, self.status = code, detail, status
+        self.params = params or {}  # the placeholders of the refusal's zh/en message (inventory/errors.py)
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,9 @@ def validate_event(body: object) -> tuple[str, str, datetime.datetime, dict]:
     if moment is None or timezone.is_naive(moment):
         raise EventRejected("INVALID_EVENT", "occurred_at must be an ISO 8601 date-time with a time zone")
     if problem := window_problem(moment):
-        raise EventRejected(DATE_OUT_OF_RANGE, f"occurred_at {problem}: check the device's clock")
+        low, high = accepted_window()
+        raise EventRejected(DATE_OUT_OF_RANGE, f"occurred_at {problem}: check the device's clock", params={
+            "date": occurred_at, "earliest": timezone.localdate(low), "latest": timezone.localdate(high)})
     if payload is None:
         payload = {}
     if not isinstance(payload, dict):
@@ -228,7 +231,8 @@ def ingest_batch(*, device: Device, bodies: list) -> list[dict]:
             incoming.append(_Incoming(body, *_validated(device, body), body_hash(body)))
             _check_addressed_to(device, body)
         except EventRejected as rejected:
-            raise EventRejected(rejected.code, f"event {index}: {rejected.detail}", rejected.status) from None
+            raise EventRejected(rejected.code, f"event {index}: {rejected.detail}", rejected.status,
+                                rejected.params) from None
     with transaction.atomic():
         try:
             with transaction.atomic():

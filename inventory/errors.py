@@ -233,6 +233,7 @@ class Refusal(Enum):
     JOB_NOT_READY = (409, "Background job {job} is not ready yet ({status}).", "后台任务 {job} 尚未完成（{status}）。")
     # Bad input at the edges (fuzz): every API error has one of these codes, never free text alone
     NOT_AUTHENTICATED = (401, "Authentication credentials were not provided.", "未提供身份认证信息。")
+    TOKEN_EXPIRED = (401, "The token has expired; sign in again.", "令牌已过期，请重新登录。")
     AUTHENTICATION_FAILED = (
         401, "Authentication failed: the credentials are wrong, unknown or inactive.", "身份认证失败：凭据错误、未知或已停用。"
     )

@@ -12,6 +12,8 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
+from inventory.errors import Refusal
+
 
 def token_expired(token: Token, now: datetime.datetime | None = None) -> bool:
     hours = settings.SPD_API_TOKEN_TTL_HOURS
@@ -33,5 +35,12 @@ class TokenAuthentication(authentication.TokenAuthentication):
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
         if token_expired(token):
             token.delete()
-            raise exceptions.AuthenticationFailed(_("The token has expired; sign in again."))
+            raise TokenExpired()
         return token.user, token
+
+
+class TokenExpired(exceptions.AuthenticationFailed):
+    """A token older than SPD_API_TOKEN_TTL_HOURS: its own code, so a client knows to sign in again."""
+
+    default_code = Refusal.TOKEN_EXPIRED.name
+    default_detail = _("The token has expired; sign in again.")

@@ -42,7 +42,8 @@ def test_a_device_event_outside_the_accepted_dates_is_refused_and_nothing_is_sto
     response = post(device_client(device[1]), at(when))
     assert response.status_code == 400
     assert response.data["code"] == "DATE_OUT_OF_RANGE"
-    assert "check the device's clock" in response.data["detail"]
+    assert "超出本系统可处理的日期范围" in response.data["detail"]  # the refusal's message, in the caller's language
+    assert "check the device's clock" in response.data["problems"][0]["detail"]
     assert not DeviceEvent.objects.exists()
     alert = Alert.objects.get(kind=Alert.Kind.DEVICE_CLOCK_SKEW)
     assert alert.device == device[0]
@@ -58,7 +59,7 @@ def test_one_bad_date_refuses_the_whole_batch(device):
     good = event("a")
     response = post(device_client(device[1]), [good, {**event("b"), "occurred_at": "0001-01-01T00:00:00+08:00"}])
     assert (response.status_code, response.data["code"]) == (400, "DATE_OUT_OF_RANGE")
-    assert response.data["detail"].startswith("event 1:")
+    assert response.data["problems"][0]["detail"].startswith("event 1:")
     assert not DeviceEvent.objects.exists()
 
 
@@ -78,7 +79,7 @@ def test_a_settlement_line_outside_the_accepted_dates_refuses_the_import(hospita
     assert response.status_code == 400
     problem = response.data["problems"][0]
     assert problem["item"] == {"row": 2, "field": "settled_at"}
-    assert "outside the accepted dates" in problem["detail"]
+    assert "超出可接受的日期范围" in problem["detail"]  # translated: the caller's language is Chinese
     assert not HisSettlementLine.objects.exists()
 
 
