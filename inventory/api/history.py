@@ -60,12 +60,22 @@ def _page(request: Request, view: Any, kind: history.HistoryKind, rows: QuerySet
     return response
 
 
+class HistoryPageSerializer(serializers.Serializer):
+    """One page of changes; `recorded` is false where nothing is recorded (a database other than PostgreSQL)."""
+
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    recorded = serializers.BooleanField()
+    results = ChangeSerializer(many=True)
+
+
 class HistoryActions:
     """Adds `GET {id}/history/` to a viewset of tracked master data (the object as `get_object` finds it)."""
 
     @extend_schema(
         summary="Change history of this object",
-        responses=ChangeSerializer(many=True),
+        responses=HistoryPageSerializer,
         parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
         filters=False,
     )
@@ -89,7 +99,7 @@ class HistoryList(APIView):
             OpenApiParameter("limit", int),
             OpenApiParameter("offset", int),
         ],
-        responses=ChangeSerializer(many=True),
+        responses=HistoryPageSerializer,
     )
     def get(self, request: Request) -> Response:
         kind = history.KINDS.get(request.query_params.get("kind", ""))

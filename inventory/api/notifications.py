@@ -15,7 +15,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.urls import include, path
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import BasePermission
@@ -39,7 +39,15 @@ class AdministratorsOnly(BasePermission):
         return bool(user and user.is_authenticated and (user.is_superuser or user.has_role(Role.ADMIN)))
 
 
+@extend_schema_field({"type": "string", "pattern": r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?$", "example": "22:00",
+                      "nullable": True})
+class ClockTimeField(serializers.TimeField):
+    """A time of day on the hospital's clock ("22:00"), with no offset: OpenAPI's `format: time` asks for one."""
+
+
 class NotificationRuleSerializer(HospitalOwnedSerializer):
+    quiet_start = ClockTimeField(required=False, allow_null=True, help_text="Quiet hours start (hospital time)")
+    quiet_end = ClockTimeField(required=False, allow_null=True, help_text="Quiet hours end (hospital time)")
     secret = serializers.CharField(max_length=200, required=False, allow_blank=True, write_only=True,
                                    help_text="DingTalk 加签 secret (write-only)")
     has_secret = serializers.SerializerMethodField()

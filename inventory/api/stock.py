@@ -36,7 +36,7 @@ from inventory.services.stock import (
 
 class UnitSerializer(serializers.ModelSerializer):
     product_name = serializers.CharField(source="product.name", read_only=True)
-    location_name = serializers.CharField(source="location.name", read_only=True, default=None)
+    location_name = serializers.CharField(source="location.name", read_only=True, default=None, allow_null=True)
 
     class Meta:
         model = Unit

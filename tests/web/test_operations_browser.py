@@ -185,7 +185,7 @@ def test_transfer_by_scanning_into_a_list(page, world, cath_lab_store):
         expect(result).to_have_class(re.compile(r"\bok\b"))
     scan(page, field, gs1_udi(world.product.udi_di, serial="SN-A1", lot="LOT-A"))
     expect(result).to_have_class(re.compile(r"\bfail\b"))
-    expect(result).to_contain_text("SN SN-A1 已在列表中")
+    expect(result).to_contain_text("耗材 SN-A1 已在列表中")
     page.locator(f'#move-lines tr[data-unit="{world.units["SN-C1"].pk}"] [data-remove-row]').click()
     expect(page.locator("[data-count-of='#move-lines']")).to_have_text("2")
     page.select_option("#id_to_location", str(cath_lab_store.pk))
