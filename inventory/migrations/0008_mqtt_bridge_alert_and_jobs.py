@@ -2,50 +2,18 @@
 
 Schedule rows are created once per name, as in 0006: an administrator's later change is kept.
 """
-import json
 
-from django.conf import settings
 from django.db import migrations, models
-from django.utils import timezone
 
-TASK = "inventory.tasks.run_named_job"
+from inventory.migrations._schedule import schedule_functions
+
 SCHEDULE = [
     ("SPD MQTT bridge scan", "mqtt_bridge_scan", ("interval", 1, "minutes")),
     ("SPD device event retention", "device_event_retention", ("crontab", "30", "3")),
 ]
-_SECONDS = {"seconds": 1, "minutes": 60, "hours": 3600}
 
 
-def create_schedule(apps, schema_editor) -> None:
-    CrontabSchedule = apps.get_model("django_celery_beat", "CrontabSchedule")
-    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    for name, job, (kind, first, second) in SCHEDULE:
-        if kind == "crontab":
-            schedule, _ = CrontabSchedule.objects.get_or_create(
-                minute=first, hour=second, day_of_week="*", day_of_month="*", month_of_year="*",
-                timezone=settings.TIME_ZONE,
-            )
-            defaults = {"crontab": schedule}
-        else:
-            schedule, _ = IntervalSchedule.objects.get_or_create(every=first, period=second)
-            defaults = {"interval": schedule, "expire_seconds": first * _SECONDS[second]}
-        PeriodicTask.objects.get_or_create(
-            name=name, defaults={"task": TASK, "args": json.dumps([job]), "description": f"inventory.jobs: {job}",
-                                 **defaults},
-        )
-    _tell_beat(apps)
-
-
-def delete_schedule(apps, schema_editor) -> None:
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    PeriodicTask.objects.filter(name__in=[name for name, _, _ in SCHEDULE], task=TASK).delete()
-    _tell_beat(apps)
-
-
-def _tell_beat(apps) -> None:
-    PeriodicTasks = apps.get_model("django_celery_beat", "PeriodicTasks")
-    PeriodicTasks.objects.update_or_create(ident=1, defaults={"last_update": timezone.now()})
+create_schedule, delete_schedule = schedule_functions(SCHEDULE)
 
 
 class Migration(migrations.Migration):
