@@ -16,7 +16,7 @@ from django.utils.translation import gettext, gettext_lazy
 from inventory.errors import Problem, Refusal, Refused
 from inventory.models import BackgroundJob, Finding, FindingDisposition, ReconciliationRun, Role, User
 from inventory.services.background import JobResult, Progress, counted, scratch_file
-from inventory.web.export import WRITERS
+from inventory.spreadsheets import WRITERS
 
 # Who records dispositions: auditors (it is the one thing they write), SPD operators, administrators.
 DISPOSERS = (Role.AUDITOR, Role.SPD_OPERATOR, Role.ADMIN)

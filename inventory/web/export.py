@@ -1,20 +1,11 @@
-"""File downloads of tables: CSV (UTF-8 with BOM, so Excel reads Chinese) and XLSX.
-
-Cells that a spreadsheet would run as a formula (text starting with = + - @) are quoted with a
-leading apostrophe: a product name or a scanned code must never execute.
-"""
+"""File downloads of tables (CSV and XLSX, see `inventory/spreadsheets.py` for the cells) and the
+stock page's exports as a background job."""
 import csv
-import datetime
 import io
 from collections.abc import Iterable
-from decimal import Decimal
-from pathlib import Path
 
 from django.http import HttpResponse, QueryDict, StreamingHttpResponse
 from django.utils import timezone
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font
 
 from inventory.models import BackgroundJob
 from inventory.selectors.stock import (
@@ -27,47 +18,13 @@ from inventory.selectors.stock import (
     unit_export_rows,
 )
 from inventory.services.background import JobResult, Progress, counted, scratch_file
+from inventory.spreadsheets import WRITERS, XLSX_TYPE, csv_cell, workbook
 from inventory.web.forms import StockFilterForm
-
-XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_text(value: object) -> object:
-    """The value as a spreadsheet should hold it: text that could be a formula is quoted."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
-def _csv_cell(value: object) -> object:
-    if value is None:
-        return ""
-    if isinstance(value, (datetime.date, datetime.datetime)):
-        return value.isoformat()
-    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
-        return value
-    return safe_text(str(value))
 
 
 class _Echo:
     def write(self, value: str) -> str:
         return value
-
-
-def write_csv(path: Path, header: Iterable[object], rows: Iterable[Iterable[object]]) -> None:
-    """Rows as a CSV file at `path` (UTF-8 with BOM, as the download), for a background job."""
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        handle.write("\ufeff")
-        writer.writerow([str(label) for label in header])
-        for row in rows:
-            writer.writerow([_csv_cell(value) for value in row])
-
-
-def write_xlsx(path: Path, header: Iterable[object], rows: Iterable[Iterable[object]], *, sheet: str = "Sheet1") -> None:
-    """Rows as an XLSX file at `path`, for a background job."""
-    _workbook(header, rows, sheet).save(path)
 
 
 def csv_response(filename: str, header: Iterable[object], rows: Iterable[Iterable[object]]) -> StreamingHttpResponse:
@@ -77,7 +34,7 @@ def csv_response(filename: str, header: Iterable[object], rows: Iterable[Iterabl
     def lines():
         yield "\ufeff" + writer.writerow([str(label) for label in header])
         for row in rows:
-            yield writer.writerow([_csv_cell(value) for value in row])
+            yield writer.writerow([csv_cell(value) for value in row])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -89,38 +46,15 @@ def xlsx_response(
 ) -> HttpResponse:
     """Rows as an XLSX download (one sheet, bold header, dates and numbers typed)."""
     buffer = io.BytesIO()
-    _workbook(header, rows, sheet).save(buffer)
+    workbook(header, rows, sheet).save(buffer)
     response = HttpResponse(buffer.getvalue(), content_type=XLSX_TYPE)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 
-def _workbook(header: Iterable[object], rows: Iterable[Iterable[object]], sheet: str) -> Workbook:
-    workbook = Workbook(write_only=True)
-    worksheet = workbook.create_sheet(title=sheet[:31])
-    header_cells = []
-    for label in header:
-        cell = WriteOnlyCell(worksheet, value=str(label))
-        cell.font = Font(bold=True)
-        header_cells.append(cell)
-    worksheet.append(header_cells)
-    for row in rows:
-        worksheet.append([_xlsx_cell(value) for value in row])
-    return workbook
-
-
-def _xlsx_cell(value: object) -> object:
-    if value is None or isinstance(value, (bool, int, float, Decimal, datetime.date, datetime.datetime)):
-        if isinstance(value, datetime.datetime) and value.tzinfo is not None:
-            return value.replace(tzinfo=None)  # XLSX has no time zones; callers pass local times
-        return value
-    return safe_text(str(value))
-
-
 # --- the stock page's exports as a background job ------------------------------------------------
 
 STOCK_EXPORTS = {"units", "lots"}
-WRITERS = {"csv": write_csv, "xlsx": write_xlsx}
 
 
 def export_stock(job: BackgroundJob, progress: Progress) -> JobResult:
