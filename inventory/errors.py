@@ -337,6 +337,11 @@ class Refusal(Enum):
     NOT_A_DEPARTMENT_STORE = (
         409, "{location} is not a store or cabinet of a clinical department.", "{location} 不是临床科室的二级库或智能柜。"
     )
+    EXPENSED_NOT_BILLED = (
+        409, "Product {product} is expensed to the department (科室领用即消耗), never billed to a patient: it is "
+        "expensed when the department receives it, or at the department's count.",
+        "产品 {product} 属于科室领用即消耗物品，不向患者计费：科室收货时或科室盘点时计入科室成本。",
+    )
     COUNT_ABOVE_BOOK = (
         409, "Lot {lot} of {product}: {counted} counted but only {on_hand} on the books; a surplus is a stocktake matter.",
         "产品 {product} 批号 {lot}：盘点 {counted}，账面仅 {on_hand}；盘盈须走盘点调整。",
@@ -400,6 +405,9 @@ REASONS = {
     "foreign_product": ("product not in this hospital's catalog", "产品不在本院目录中"),
     "quantity": ("quantity must be at least 1", "数量至少为 1"),
     "negative_price": ("unit_price cannot be negative", "单价不能为负数"),
+    "unit_for_unit_tracked": (
+        "a unit-tracked line is one scanned unit: it takes no packaging unit", "单件管理的行是一件扫码耗材，不能指定包装单位"
+    ),
     # Why a scanned code is not a UDI (devices/identification: ParseError.reason)
     "UDI_MALFORMED": ("it is not a UDI in a known format (GS1, HIBCC, MA)", "不是可识别格式（GS1、HIBCC、MA）的 UDI"),
     "UDI_NOT_TEXT": ("the UDI must be text", "UDI 必须是文本"),

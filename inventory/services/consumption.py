@@ -115,6 +115,8 @@ def consume_lot(
         raise Refused(Refusal.NOT_FOUND, what="product or location")
     if product.tracking != TrackingMode.LOT or quantity < 1 or not lot:
         raise Refused(Refusal.LOT_USE_INCOMPLETE)
+    if product.expensed_on_issue:
+        raise Refused(Refusal.EXPENSED_NOT_BILLED, product=product)
     if not product.his_charge_code:
         raise Refused(Refusal.NO_CHARGE_CODE, product=product)
     payload = {"product": product.pk, "lot": lot, "quantity": quantity,
