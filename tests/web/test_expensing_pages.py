@@ -118,3 +118,16 @@ def test_a_lot_line_typed_in_boxes_is_received_in_pieces(keeper, supplier, wareh
     page = text(client.get(reverse("web:receiving-draft", args=[key])))
     assert 'value="3" inputmode="numeric" data-quantity> 盒<small data-received-as>= 30 支</small>' in page
     assert "¥35.00" not in page and "¥3.50" in page  # the line as it will be recorded: per 支
+
+
+def test_the_reconciliation_page_shows_what_was_expensed(operator, hospital, expensed, cath_lab_store):
+    from inventory.services.reconciliation import run_reconciliation
+
+    today = timezone.localdate()
+    run = run_reconciliation(hospital=hospital, period_start=today, period_end=today)
+    page = text(client_for(operator).get(reverse("web:reconciliation-run", args=[run.pk])))
+    assert 'data-total="expensed"' in page
+    row = page[page.index(f'data-row="{cath_lab_store.code}/{expensed.internal_code}"'):]
+    row = row[:row.index("</tr>")]
+    cells = [cell.split(">")[-1] for cell in row.split("</td>")[:-1]]
+    assert cells[-2:] == ["34", "0"]  # expensed, closing
