@@ -33,6 +33,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("web:reconciliation", _("Reconciliation"), READERS),
     NavItem("web:his-deliveries", _("Charges to the HIS"), READERS),
     NavItem("web:history", _("Change history"), READERS),
+    NavItem("web:department-cost", _("Department cost"), EVERYONE),
 )
 
 
