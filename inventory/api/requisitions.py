@@ -228,7 +228,7 @@ class SuggestionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         data = validated(SuggestionPickSerializer, request)
         chosen = list(self.get_queryset().filter(pk__in=data["suggestions"]))
         if missing := set(data["suggestions"]) - {suggestion.pk for suggestion in chosen}:
-            raise Refused(Refusal.NOT_FOUND, what="suggestion", field=f"suggestions: {min(missing)}")
+            raise Refused(Refusal.INVALID_REQUEST, detail=f"no open suggestion {min(missing)}", field="suggestions")
         created = replenishment.requisition_suggestions(suggestions=chosen, user=request.user)
         queryset = selectors.requisitions_visible_to(request.user).filter(pk__in=[r.pk for r in created])
         return Response(RequisitionSerializer(_with_lines(queryset), many=True).data, status=status.HTTP_201_CREATED)

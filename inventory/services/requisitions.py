@@ -336,7 +336,7 @@ def approve_requisition(
         _require_status(locked, [Status.SUBMITTED], "approved")
         by_pk = {line.pk: line for line in lines}
         problems = [
-            Problem(Refusal.NOT_FOUND, {"what": "requisition line", "field": f"approved[{pk}]"})
+            Problem(Refusal.INVALID_REQUEST, {"detail": f"line {pk} is not on {locked.number}", "field": f"approved[{pk}]"})
             for pk in approved if pk not in by_pk
         ]
         for line in lines:
