@@ -362,7 +362,6 @@ class Refusal(Enum):
         400, "{field}: {price} per {unit} is not a whole number of cents per {base} (1 {unit} = {factor} {base}).",
         "{field}：每{unit} {price} 元折合每{base}不是整分（1 {unit} = {factor} {base}）。",
     )
-    PACKAGING_UNIT_INVALID = (400, "{field}: {reason}", "{field}：{reason}")
     NOT_EXPENSED_ON_ISSUE = (
         409, "Product {product} is not expensed to the department; its use is billed to a patient.",
         "产品 {product} 不是科室领用即消耗的物品，其使用须向患者计费。",

@@ -78,8 +78,8 @@ def department_cost(
         LotMovementLayer.objects.filter(movement__in=expenses.values("pk"))
         .values("movement__from_location__department_id", "movement__from_location__department__code",
                 "movement__from_location__department__name", "movement__product_id")
-        .annotate(quantity=Sum("quantity"),
-                  value=Sum(ExpressionWrapper(F("quantity") * F("unit_cost"), output_field=MONEY)))
+        .annotate(total_quantity=Sum("quantity"),
+                  total_value=Sum(ExpressionWrapper(F("quantity") * F("unit_cost"), output_field=MONEY)))
         .order_by("movement__from_location__department__code", "movement__product__internal_code")
     )
     sums = list(sums)
@@ -88,7 +88,7 @@ def department_cost(
         DepartmentCostRow(
             row["movement__from_location__department_id"], row["movement__from_location__department__code"],
             row["movement__from_location__department__name"], products[row["movement__product_id"]],
-            int(row["quantity"]), Decimal(row["value"] or 0).quantize(CENT),
+            int(row["total_quantity"]), Decimal(row["total_value"] or 0).quantize(CENT),
         )
         for row in sums
     ]

@@ -43,6 +43,7 @@ from inventory.models import (
     LotBalance,
     LotMovementLayer,
     Movement,
+    PackagingUnit,
     Product,
     ReconciliationRun,
     SupplierSettlement,
@@ -365,7 +366,26 @@ def billed_line_rows(
     """The lines of `billed_lines` as plain rows, in settlement order: read once per run, since
     matching a line to its use is the costly part of the query."""
     lines = billed_lines(hospital, start, end, grace)
-    return list(lines.values(*LINE_FIELDS).order_by("settled_at", "his_line_id"))
+    return _in_base_units(hospital, list(lines.values(*LINE_FIELDS).order_by("settled_at", "his_line_id")))
+
+
+def _in_base_units(hospital: Hospital, rows: list[dict]) -> list[dict]:
+    """Lines of products billed in a packaging unit (约定计价单位), restated per base unit — as uses
+    and purchase prices are — so that every rule compares like with like; the amount is unchanged.
+    The product is that of the use the line bills, else the one of its charge code."""
+    factors = dict(PackagingUnit.objects.filter(product__hospital=hospital, is_billing_unit=True)
+                   .values_list("product_id", "factor"))
+    if not factors:
+        return rows
+    product_of_use = dict(Consumption.objects.filter(pk__in={row["use_pk"] for row in rows if row["use_pk"]})
+                          .values_list("pk", "product_id"))
+    product_of_code = dict(Product.objects.filter(hospital=hospital, pk__in=factors).values_list("his_charge_code", "pk"))
+    for row in rows:
+        product = product_of_use.get(row["use_pk"]) or product_of_code.get(row["billed_for"])
+        if (factor := factors.get(product)) is not None:
+            row["quantity"] *= factor
+            row["unit_price"] = row["unit_price"] / factor
+    return rows
 
 
 def billed_totals_by_key(rows: list[dict]) -> dict[tuple[str, str], BilledTotal]:

@@ -39,6 +39,7 @@ from inventory.models import (
     LotBalance,
     Manufacturer,
     Owner,
+    PackagingUnit,
     ParLevel,
     Product,
     Requisition,
@@ -53,7 +54,7 @@ from inventory.models import (
 from inventory.services import alerts
 from inventory.services.labelling import bind_tag
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note, record_scan
-from inventory.services.stock import transfer_stock
+from inventory.services.stock import LotQuantity, transfer_stock
 from inventory.simulation.demo_history import history_counts, seed_history
 from inventory.validators import make_uscc
 
@@ -560,6 +561,7 @@ def seed_demo(*, today: datetime.date | None = None) -> dict[str, int]:
         seed_history(hospital=context.hospitals[LEAD], users=context.users, suppliers=context.suppliers,
                      today=context.today)
         _stock_cabinet(context, LEAD, "CATH-CAB1")  # refilled with what the history (or the last demo) used
+        _seed_units_and_expensing(context)
         _seed_distribution(context)
         # The alerts page has something on the first visit too (beat runs these scans later on).
         alerts.scan_certificates(today=context.today)
@@ -904,6 +906,68 @@ def _seed_distribution(context: _Context) -> None:
     create_requisition(user=operator, department=ortho, submit=True, note=f"{DEMO_NOTE}：待审批",
                        lines=[RequestedLine(product, 10) for product in low_value[3:5]])
     replenishment.replenish(hospital=hospital)
+
+
+# --- Units of measure and department expensing (科室领用即消耗) ------------------------------------
+
+# Packaging units of catalog families (key: the family; purchase unit first): syringes come 100 支
+# to a 盒 and 10 盒 to a 箱, infusion sets 50 套 to a 箱.
+PACKAGING = {"WG_SYRINGE": (("盒", 100), ("箱", 1000)), "WG_INFUSION": (("箱", 50),)}
+# A non-chargeable item, outside the families: examination gloves have no HIS charge code and are
+# expensed to the department that receives them.
+GLOVES = {
+    "internal_code": "LV90001", "name": "一次性使用医用检查手套", "specification": "丁腈 M 号", "category": "医用手套",
+    "registration": "粤械备20190123号", "unit_of_measure": "副", "price": Decimal("0.35"), "box": 100,
+}
+
+
+def _seed_units_and_expensing(context: _Context) -> None:
+    """Packaging units on the syringes and infusion sets; gloves received in boxes and sent to the
+    eye clinic, where they are expensed on arrival (the 科室耗材成本 page has a line at once)."""
+    catalog = {row.internal_code: row for row in _catalog()}
+    for spec in HOSPITALS:
+        for product in Product.objects.filter(hospital=context.hospitals[spec.code], internal_code__in=catalog):
+            for number, (name, factor) in enumerate(PACKAGING.get(catalog[product.internal_code].family.key, ())):
+                PackagingUnit.objects.get_or_create(
+                    product=product, name=name, defaults={"factor": factor, "is_purchase_unit": number == 0})
+    hospital = context.hospitals[LEAD]
+    manufacturer = context.manufacturers["WN"]
+    registration = _certificate(Certificate.Kind.REGISTRATION, GLOVES["registration"],
+                                context.today - datetime.timedelta(days=900),
+                                context.today + datetime.timedelta(days=900), manufacturer=manufacturer)
+    body = f"0{MANUFACTURERS['WN'].gs1_prefix}9001"
+    gloves, _ = Product.objects.get_or_create(
+        hospital=hospital, internal_code=GLOVES["internal_code"],
+        defaults={
+            "name": GLOVES["name"], "specification": GLOVES["specification"], "category": GLOVES["category"],
+            "manufacturer": manufacturer, "registration_certificate": registration,
+            "udi_di": body + gtin_check_digit(body), "nhsa_code": "C0103019990007000001", "his_charge_code": "",
+            "unit_of_measure": GLOVES["unit_of_measure"], "is_high_value": False, "tracking": LOT,
+            "expensed_on_issue": True,
+        },
+    )
+    PackagingUnit.objects.get_or_create(product=gloves, name="盒",
+                                        defaults={"factor": GLOVES["box"], "is_purchase_unit": True})
+    supplier = context.suppliers["RK"]
+    SupplyAgreement.objects.get_or_create(
+        hospital=hospital, supplier=supplier, product=gloves,
+        defaults={"unit_price": GLOVES["price"], "valid_from": context.today - datetime.timedelta(days=150),
+                  "valid_to": context.today + datetime.timedelta(days=215), "is_active": True},
+    )
+    if LotBalance.objects.filter(product=gloves).exists():
+        return
+    keeper = Actor(user=context.users["keeper"])
+    warehouse = context.locations[(LEAD, "CW")]
+    lot = f"GL{context.today:%y%m}01"
+    note = receive_delivery_note(
+        actor=keeper, hospital=hospital, supplier=supplier, number=f"RK-GL-{context.today:%Y%m%d}",
+        receiving_location=warehouse, idempotency_key="demo-dn-gloves",
+        lines=[LineInput(GLOVES["price"] * GLOVES["box"], product=gloves, lot=lot,
+                         expiry=context.today + datetime.timedelta(days=3 * 365), quantity=10, unit="盒")],
+    )
+    accept_delivery_note(actor=keeper, note=note, idempotency_key="demo-acc-gloves")
+    transfer_stock(actor=keeper, hospital=hospital, to_location=context.locations[(LEAD, "OPH-STORE")],
+                   lots=[LotQuantity(gloves, lot, 3 * GLOVES["box"], warehouse)], idempotency_key="demo-gloves-oph")
 
 
 def demo_counts() -> dict[str, int]:

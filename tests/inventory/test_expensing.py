@@ -184,3 +184,53 @@ def test_reconciliation_counts_expensed_items_as_issued_not_as_used_without_a_bi
     assert run.summary["totals"]["expensed"] == {"quantity": 60, "amount": "73.00"}
     assert run.summary["totals"]["consumed"]["quantity"] == 0
     assert not run.findings.filter(kind=Finding.Kind.USED_NOT_BILLED).exists()
+
+
+def test_the_department_cost_report_sums_by_department_and_product_at_cost(
+    keeper_actor, hospital, supplier, warehouse, cath_lab_store, gauze_in_warehouse
+):
+    from inventory.selectors.expensing import department_cost
+    from inventory.selectors.stock import StockScope
+
+    icu = factories.DepartmentFactory(hospital=hospital, code="ICU", name="重症医学科")
+    icu_store = factories.LocationFactory(hospital=hospital, department=icu, code="ICU-STORE", name="ICU 二级库",
+                                          kind="DEPARTMENT_STORE")
+    gloves = factories.SupplyAgreementFactory(
+        product__hospital=hospital, product__tracking="LOT", product__is_high_value=False, product__name="检查手套",
+        product__his_charge_code="", product__unit_of_measure="副", product__expensed_on_issue=True,
+        unit_price=Decimal("0.35"), supplier=supplier,
+    ).product
+    receive(keeper_actor, supplier, warehouse, gloves, 200, Decimal("0.35"), "DN-GL")
+    send(keeper_actor, warehouse, cath_lab_store, gauze_in_warehouse, 30, "g-cath")   # 30 × 1.20 = 36.00
+    send(keeper_actor, warehouse, icu_store, gauze_in_warehouse, 30, "g-icu")         # 20 × 1.20 + 10 × 1.30 = 37.00
+    send(keeper_actor, warehouse, icu_store, gloves, 100, "gl-icu")                   # 100 × 0.35 = 35.00
+    # ICU expenses at its count; ten more 包 arrive, and the count of the 1st of last month finds 4 left
+    icu.expense_at_count = True
+    icu.save()
+    send(keeper_actor, warehouse, icu_store, gauze_in_warehouse, 10, "g-icu-2")
+    last_month = timezone.localdate().replace(day=1) - datetime.timedelta(days=1)
+    expense_department_stock(actor=keeper_actor, location=icu_store, idempotency_key="icu-count",
+                             counted=[CountedLot(gauze_in_warehouse, "G1", 4)],
+                             occurred_at=timezone.make_aware(datetime.datetime.combine(last_month, datetime.time(9))))
+    today = timezone.localdate()
+    scope = StockScope.of(keeper_actor.user)
+    report = department_cost(scope, start=today.replace(day=1), end=today)
+    figures = [(row.department_code, row.product.name, row.quantity, row.value) for row in report.rows]
+    assert figures == sorted([
+        ("CATH", "医用纱布", 30, Decimal("36.00")),
+        ("ICU", "医用纱布", 30, Decimal("37.00")),
+        ("ICU", "检查手套", 100, Decimal("35.00")),
+    ], key=lambda row: (row[0], gauze_in_warehouse.internal_code if row[1] == "医用纱布" else gloves.internal_code))
+    assert report.total == Decimal("108.00")
+    assert [(code, total) for code, _, _, total in report.by_department()] == [
+        ("CATH", Decimal("36.00")), ("ICU", Decimal("72.00"))]
+    # the count of last month: six 包 of the second receipt, at 1.30
+    earlier = department_cost(scope, start=last_month, end=last_month)
+    assert [(row.department_code, row.quantity, row.value) for row in earlier.rows] == [("ICU", 6, Decimal("7.80"))]
+    # a nurse of the cath lab sees her department only
+    nurse = factories.UserFactory(username="nurse-cath", hospital=hospital, roles=["nurse"])
+    nurse.departments.add(cath_lab_store.department)
+    mine = department_cost(StockScope.of(nurse), start=today.replace(day=1), end=today)
+    assert [row.department_code for row in mine.rows] == ["CATH"] and mine.total == Decimal("36.00")
+    only_icu = department_cost(scope, start=today.replace(day=1), end=today, department_id=icu.pk)
+    assert only_icu.total == Decimal("72.00")

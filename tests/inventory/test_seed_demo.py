@@ -2,6 +2,7 @@
 import datetime
 import io
 import re
+from decimal import Decimal
 
 import pytest
 from django.apps import apps
@@ -12,6 +13,7 @@ from devices.identification import is_valid_gtin, parse_udi
 from inventory.models import (
     AcceptanceRecord,
     Certificate,
+    DeliveryLine,
     DeliveryNote,
     Department,
     Hospital,
@@ -108,7 +110,9 @@ def test_catalog_has_200_products_with_valid_gtins_codes_and_agreements(seeded, 
     assert len({product.udi_di for product in products}) == len(products)
     assert all(re.fullmatch(r"C\d{19}", product.nhsa_code) for product in products)
     assert len({product.nhsa_code for product in products}) == len(products)
-    assert all(product.his_charge_code and product.specification for product in products)
+    # every item is billed to the patient but those expensed to the department (科室领用即消耗)
+    assert all(bool(product.his_charge_code) != product.expensed_on_issue for product in products)
+    assert all(product.specification for product in products)
     assert {product.tracking for product in products} == {TrackingMode.UNIT, TrackingMode.LOT}
     assert any(product.is_consignment for product in products)
     cold = [product for product in products if product.is_cold_chain]
@@ -288,3 +292,22 @@ def test_the_demo_shows_the_distribution_loop_once(seeded):
     assert ReplenishmentSuggestion.objects.filter(status="OPEN").exists()
     seed_demo()
     assert Requisition.objects.count() == 3 and ParLevel.objects.count() == 12
+
+
+@pytest.mark.django_db
+def test_the_demo_has_packaging_units_and_gloves_expensed_to_the_eye_clinic(seeded):
+    from inventory.models import LotMovementLayer, PackagingUnit
+    from inventory.services.units_of_measure import describe_quantity, purchase_unit
+
+    syringe = Product.objects.filter(hospital__is_lead=True, category="注射器").first()
+    assert (purchase_unit(syringe).name, purchase_unit(syringe).factor) == ("盒", 100)
+    assert describe_quantity(product=syringe, base_quantity=1234) == "1 箱 2 盒 34 支"
+    gloves = Product.objects.get(expensed_on_issue=True)
+    assert gloves.his_charge_code == "" and PackagingUnit.objects.filter(product=gloves, is_purchase_unit=True).exists()
+    line = DeliveryLine.objects.get(product=gloves)
+    assert (line.quantity, line.received_unit, line.unit_price) == (1000, "盒", Decimal("0.35"))
+    expense = Movement.objects.get(kind=Movement.Kind.DEPARTMENT_EXPENSE)
+    assert (expense.product, expense.quantity, expense.from_location.code) == (gloves, 300, "OPH-STORE")
+    assert sum(row.quantity * row.unit_cost for row in LotMovementLayer.objects.filter(movement=expense)) == Decimal("105.00")
+    seed_demo()  # a second run adds nothing
+    assert Movement.objects.filter(kind=Movement.Kind.DEPARTMENT_EXPENSE).count() == 1

@@ -139,3 +139,31 @@ def test_a_product_billed_in_its_base_unit_sends_no_unit(keeper_actor, supplier,
     charge = use(keeper_actor, cath_lab_store, boxed, 3, "use-3").charges.get()
     assert (charge.quantity, charge.unit_price, charge.billing_unit) == (3, Decimal("3.50"), "")
     assert "unit" not in charge_message(charge)
+
+
+def test_reconciliation_reads_his_lines_in_the_billing_unit(keeper_actor, hospital, cath_lab_store, billed_per_box):
+    from django.utils import timezone
+
+    from inventory.models import Finding
+    from inventory.services.his import import_settlement_lines
+    from inventory.services.reconciliation import run_reconciliation
+
+    whole = consume_lot(actor=keeper_actor, hospital=hospital, product=billed_per_box, lot="B1", quantity=20,
+                        location=cath_lab_store, idempotency_key="use-a",
+                        context=ClinicalContext(encounter="ZY-A", department=cath_lab_store.department))
+    short = consume_lot(actor=keeper_actor, hospital=hospital, product=billed_per_box, lot="B1", quantity=20,
+                        location=cath_lab_store, idempotency_key="use-b",
+                        context=ClinicalContext(encounter="ZY-B", department=cath_lab_store.department))
+    now = timezone.now().isoformat()
+
+    def line(line_id, consumption, boxes):
+        return {"his_line_id": line_id, "encounter": consumption.encounter, "his_charge_code": billed_per_box.his_charge_code,
+                "nhsa_code": billed_per_box.nhsa_code, "quantity": boxes, "unit_price": "35.00",
+                "amount": str(Decimal("35.00") * boxes), "settled_at": now, "spd_charge_id": consumption.charges.get().pk}
+
+    import_settlement_lines(hospital=hospital, rows=[line("H1", whole, 2), line("H2", short, 1)], batch="B1")
+    run = run_reconciliation(hospital=hospital, period_start=timezone.localdate(), period_end=timezone.localdate())
+    findings = list(run.findings.values_list("kind", "encounter", "expected", "actual", "amount"))
+    # 2 盒 at 35.00 bill 20 支 at 3.50 exactly; 1 盒 leaves 10 支 (35.00) unbilled
+    assert findings == [(Finding.Kind.USED_NOT_BILLED, "ZY-B", Decimal("20"), Decimal("10"), Decimal("35.00"))], findings
+    assert run.summary["totals"]["billed"] == {"quantity": 30, "amount": "105.00"}
