@@ -5,6 +5,7 @@ from inventory.models.billing import HisSettlementLine, SupplierSettlement, Supp
 from inventory.models.cabinets import CabinetSession
 from inventory.models.catalog import PackagingUnit, Product, SupplyAgreement, TrackingMode
 from inventory.models.clinical import Charge, ChargeDelivery, Consumption
+from inventory.models.distribution import ParLevelProposal, ReplenishmentSuggestion, Requisition, RequisitionLine
 from inventory.models.documents import AcceptanceRecord, DeliveryLine, DeliveryNote, ReceivingDraft, StockOrder
 from inventory.models.history import (
     CertificateChange,
@@ -51,6 +52,8 @@ __all__ = [
     "CertificateChange", "DepartmentChange", "DeviceChange", "HospitalChange", "LocationChange",
     "ManufacturerChange", "ParLevelChange", "ProductChange", "SupplierChange", "SupplyAgreementChange",
     "UserRoleChange",
+    # Distribution (inventory/models/distribution.py)
+    "ParLevelProposal", "ReplenishmentSuggestion", "Requisition", "RequisitionLine",
     # Units of measure (inventory/models/catalog.py)
     "PackagingUnit", "PackagingUnitChange",
 ]

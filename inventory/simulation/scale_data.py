@@ -872,9 +872,16 @@ class _Generator:
     def copy(self, cursor, model, columns: list[str], rows: Iterable[tuple]) -> None:
         table = model._meta.db_table
         count = 0
-        with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        # A NOT NULL column the generator does not name (added to the model later) gets the model's
+        # default: COPY would write NULL, the default being Django's, not the database's.
+        defaults = [(field.column, field.get_default()) for field in model._meta.concrete_fields
+                    if field.column not in columns and not field.null and field.has_default() and not field.primary_key
+                    and isinstance(field.get_default(), str | int | bool)]
+        extra = tuple(value for _, value in defaults)
+        names = [*columns, *(column for column, _ in defaults)]
+        with cursor.cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row(row)
+                copy.write_row((*row, *extra))
                 count += 1
         self._counts[table] = count
         self._step(f"COPY {table}: {count:,} rows")

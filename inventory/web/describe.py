@@ -168,6 +168,12 @@ def _stale_close(alert: Alert, details: dict) -> str:
         "cabinet": alert.location.name if alert.location else "?", "at": _when(details["closed_at"])}
 
 
+def _urgent_requisition(alert: Alert, details: dict) -> str:
+    return _("Urgent requisition %(number)s for %(location)s: %(lines)s lines to pick first") % {
+        "number": details["number"], "location": alert.location.name if alert.location else "?",
+        "lines": details["lines"]}
+
+
 _WORDING = {
     Kind.NEAR_EXPIRY: _near_expiry,
     Kind.EXPIRED: _expired,
@@ -182,4 +188,5 @@ _WORDING = {
     Kind.DEVICE_CLOCK_SKEW: _clock_skew,
     Kind.CABINET_READ_SUSPECT: _read_suspect,
     Kind.CABINET_STALE_CLOSE: _stale_close,
+    Kind.URGENT_REQUISITION: _urgent_requisition,
 }

@@ -282,6 +282,18 @@ def test_the_ward_refills_a_cabinet_running_low(seeded):
     assert Unit.objects.filter(location=cabinet, status=UnitStatus.IN_CABINET).exclude(epc__isnull=True).count() == REFILL_TO
 
 
+def test_the_demo_shows_the_distribution_loop_once(seeded):
+    from inventory.models import ParLevel, ReplenishmentSuggestion, Requisition
+
+    lead = Requisition.objects.filter(hospital__is_lead=True)
+    assert lead.filter(urgency="URGENT", status="APPROVED").count() == 1
+    assert lead.filter(status="SUBMITTED").count() == 1
+    assert ParLevel.objects.filter(location__hospital__is_lead=True).count() == 12
+    assert ReplenishmentSuggestion.objects.filter(status="OPEN").exists()
+    seed_demo()
+    assert Requisition.objects.count() == 3 and ParLevel.objects.count() == 12
+
+
 @pytest.mark.django_db
 def test_the_demo_has_packaging_units_and_gloves_expensed_to_the_eye_clinic(seeded):
     from inventory.models import LotMovementLayer, PackagingUnit
