@@ -310,6 +310,39 @@ class Refusal(Enum):
     DEVICE_NOT_AT_CABINET = (
         400, "Device {device} is not bound to a smart cabinet location.", "设备 {device} 未绑定到智能柜库位。"
     )
+    # Distribution: requisitions (科室申领) and par levels (基数)
+    REQUISITION_STATE = (
+        409, "Requisition {requisition} is {current}: it cannot be {action}.", "申领单 {requisition} 当前为“{current}”，不能{action}。"
+    )
+    REQUISITION_EMPTY = (409, "Requisition {requisition} has no lines to submit.", "申领单 {requisition} 没有可提交的明细。")
+    REQUISITION_QUANTITY_INVALID = (
+        400, "{field}: the quantity must be a whole number of at least 1 in the base unit.",
+        "{field}：数量必须是以基本单位计的不小于 1 的整数。",
+    )
+    REQUISITION_QUANTITY_TOO_LARGE = (
+        409, "{field}: {quantity} is more than the {allowed} still allowed on line {line}.",
+        "{field}：{quantity} 超过第 {line} 行仍允许的 {allowed}。",
+    )
+    REQUISITION_LOCATION_INVALID = (
+        400, "{location} is not a department store or smart cabinet of {department}.",
+        "{location} 不是 {department} 的二级库或智能柜。",
+    )
+    REQUISITION_PRODUCT_TWICE = (
+        400, "Product {product} is already on this requisition; change that line instead.",
+        "产品 {product} 已在该申领单上，请修改原有明细。",
+    )
+    REASON_MISSING = (400, "{field}: a reason is required.", "{field}：必须填写原因。")
+    PAR_LEVEL_INVALID = (
+        400, "{field}: minimum ≤ target ≤ maximum is required ({minimum} / {target} / {maximum}).",
+        "{field}：必须满足 最低量 ≤ 补货目标 ≤ 最高量（{minimum} / {target} / {maximum}）。",
+    )
+    PAR_LEVEL_EXISTS = (409, "{location} already has a par level for {product}.", "{location} 已有 {product} 的基数。")
+    PAR_LEVEL_LOCATION_INVALID = (
+        400, "Par levels are kept for department stores, smart cabinets and warehouses, not for {location}.",
+        "基数只适用于二级库、智能柜和仓库，不适用于 {location}。",
+    )
+    SUGGESTION_DECIDED = (409, "This suggestion is already {status}.", "该建议已{status}。")
+    PROPOSAL_DECIDED = (409, "This proposed par level is already {status}.", "该基数建议已{status}。")
     EPC_LIST_INVALID = (400, "payload.epcs must be a list of tag ids (strings).", "payload.epcs 必须是标签号（字符串）的列表。")
 
     @property
@@ -342,6 +375,10 @@ THINGS = {
     "finding": ("finding", "对账发现"),
     "job": ("background job", "后台任务"),
     "resource": ("Resource", "资源"),
+    "requisition": ("requisition", "申领单"),
+    "requisition line": ("requisition line", "申领明细"),
+    "par level": ("par level", "基数"),
+    "suggestion": ("replenishment suggestion", "补货建议"),
 }
 
 

@@ -5,6 +5,7 @@ from inventory.models.billing import HisSettlementLine, SupplierSettlement, Supp
 from inventory.models.cabinets import CabinetSession
 from inventory.models.catalog import Product, SupplyAgreement, TrackingMode
 from inventory.models.clinical import Charge, ChargeDelivery, Consumption
+from inventory.models.distribution import ParLevelProposal, ReplenishmentSuggestion, Requisition, RequisitionLine
 from inventory.models.documents import AcceptanceRecord, DeliveryLine, DeliveryNote, ReceivingDraft, StockOrder
 from inventory.models.history import (
     CertificateChange,
@@ -52,4 +53,6 @@ __all__ = [
     "CertificateChange", "DepartmentChange", "DeviceChange", "HospitalChange", "LocationChange",
     "ManufacturerChange", "ParLevelChange", "ProductChange", "SupplierChange", "SupplyAgreementChange",
     "UserRoleChange",
+    # Distribution (inventory/models/distribution.py)
+    "ParLevelProposal", "ReplenishmentSuggestion", "Requisition", "RequisitionLine",
 ]

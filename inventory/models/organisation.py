@@ -29,6 +29,14 @@ class Department(models.Model):
     code = models.CharField(_("code"), max_length=32)
     name = models.CharField(_("name"), max_length=200)
     kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices, default=Kind.CLINICAL)
+    requisitions_need_approval = models.BooleanField(
+        _("requisitions need approval"), default=False,
+        help_text=_("A submitted requisition waits for approval before the warehouse picks it."),
+    )
+    zero_stock = models.BooleanField(
+        _("zero-stock mode (零库存)"), default=False,
+        help_text=_("Dispatch to this department is its receipt, in one step."),
+    )
 
     class Meta:
         verbose_name = _("department")

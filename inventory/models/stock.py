@@ -1,5 +1,5 @@
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -362,10 +362,32 @@ class ParLevel(models.Model):
     product = models.ForeignKey("inventory.Product", on_delete=models.PROTECT, related_name="par_levels")
     minimum = models.PositiveIntegerField(_("minimum quantity"))
     target = models.PositiveIntegerField(_("replenish up to"), null=True, blank=True)
+    maximum = models.PositiveIntegerField(
+        _("maximum quantity"), null=True, blank=True, help_text=_("Empty: no upper limit")
+    )
+    updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
+    updated_by = models.ForeignKey(
+        "inventory.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        verbose_name=_("updated by"),
+    )
 
     class Meta:
         verbose_name = _("par level")
-        constraints = [models.UniqueConstraint(fields=["location", "product"], name="one_par_level_per_location_product")]
+        constraints = [
+            models.UniqueConstraint(fields=["location", "product"], name="one_par_level_per_location_product"),
+            models.CheckConstraint(
+                condition=Q(target__isnull=True) | Q(target__gte=F("minimum")), name="par_target_not_below_minimum"
+            ),
+            models.CheckConstraint(
+                condition=Q(maximum__isnull=True) | (Q(maximum__gte=F("minimum")) & (Q(target__isnull=True) | Q(maximum__gte=F("target")))),
+                name="par_maximum_not_below_target",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.product} @ {self.location} ≥ {self.minimum}"
+
+    @property
+    def replenish_to(self) -> int:
+        """The quantity replenishment fills up to: the target, or the minimum when no target is set."""
+        return self.minimum if self.target is None else self.target
