@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
-from inventory.web.access import EVERYONE, READERS, STOCK_HANDLERS, may
+from inventory.web.access import CLINICAL, EVERYONE, READERS, STOCK_HANDLERS, may
 from inventory.web.operations import BEDSIDE
 
 
@@ -33,6 +33,8 @@ NAV: tuple[NavItem, ...] = (
     NavItem("web:reconciliation", _("Reconciliation"), READERS),
     NavItem("web:his-deliveries", _("Charges to the HIS"), READERS),
     NavItem("web:history", _("Change history"), READERS),
+    NavItem("web:picking", _("Picking"), STOCK_HANDLERS),
+    NavItem("web:deliveries", _("Department receipt"), CLINICAL),
 )
 
 

@@ -7,6 +7,7 @@ from inventory.web.views import (
     bedside,
     cabinets,
     dashboard,
+    distribution,
     his,
     history,
     jobs,
@@ -82,4 +83,15 @@ urlpatterns = [
          name="reconciliation-findings-export"),
     path("reconciliation/findings/<int:pk>/dispositions/", reconciliation.record_finding_disposition,
          name="reconciliation-finding-disposition"),
+    # Picking, dispatch and department receipt (拣货、配送、科室验收)
+    path("picking/", distribution.pick_lists, name="picking"),
+    path("picking/<int:pk>/", distribution.pick_list, name="pick-list"),
+    path("picking/<int:pk>/scan/", distribution.pick_scan, name="pick-list-scan"),
+    path("picking/<int:pk>/dispatch/", distribution.pick_list_dispatch, name="pick-list-dispatch"),
+    path("picking/<int:pk>/cancel/", distribution.pick_list_cancel, name="pick-list-cancel"),
+    path("picking/<int:pk>/pick-list.pdf", distribution.pick_list_pdf, name="pick-list-pdf"),
+    path("deliveries/", distribution.deliveries, name="deliveries"),
+    path("deliveries/<int:pk>/", distribution.delivery, name="delivery"),
+    path("deliveries/<int:pk>/scan/", distribution.delivery_scan, name="delivery-scan"),
+    path("deliveries/<int:pk>/slip.pdf", distribution.delivery_pdf, name="delivery-pdf"),
 ]
