@@ -485,7 +485,7 @@ class Problem:
         if isinstance(self.params.get("reason"), str) and self.params["reason"] in REASONS:
             data["reason"] = self.params["reason"]  # the stable code of why, e.g. GS1_CHECK_DIGIT
         if isinstance(self.params.get("field"), str):
-            data["field"] = self.params["field"]  # the input field a 400 is about, e.g. items[3].received
+            data["field"] = self.params["field"]  # the request field the problem is about, e.g. lines[1].quantity
         if self.item is not None:
             data["item"] = self.item
         return data

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from devices.retention import purge_telemetry
 from inventory.models import Hospital
-from inventory.services import alerts, notifications
+from inventory.services import alerts, notifications, replenishment
 from inventory.services.his import deliver_due_charges
 from inventory.services.reconciliation import run_nightly_reconciliation
 
@@ -138,6 +138,17 @@ def alert_digest() -> dict:
     return {**queued, "sent": notification_relay()}
 
 
+def replenishment_suggestions() -> dict:
+    """Replenishment suggestions and proposed par levels for every department store and cabinet."""
+    now, total, count = timezone.now(), replenishment.ReplenishmentResult(), 0
+    for hospital in _hospitals():
+        result = replenishment.replenish(hospital=hospital, now=now)
+        total.suggestions += result.suggestions
+        total.proposals += result.proposals
+        count += 1
+    return {"hospitals": count, **total.as_dict()}
+
+
 JOBS: dict[str, Job] = {
     job.name: job for job in (
         Job("expiry_scan", "lock expired units; near-expiry and expired alerts (daily)", expiry_scan),
@@ -157,6 +168,8 @@ JOBS: dict[str, Job] = {
             notification_relay),
         Job("alert_digest", "daily digest of the alerts below each notification rule's threshold (08:00)",
             alert_digest),
+        Job("replenishment_suggestions", "replenishment suggestions and proposed par levels, 主动配送 (05:30)",
+            replenishment_suggestions),
     )
 }
 

@@ -316,6 +316,12 @@ SPD_NOTIFY_TIMEOUT_SECONDS = float(env("SPD_NOTIFY_TIMEOUT_SECONDS", "10"))
 SPD_NOTIFY_MAX_ATTEMPTS = int(env("SPD_NOTIFY_MAX_ATTEMPTS", "8"))
 SPD_NOTIFY_BACKOFF_BASE_SECONDS = float(env("SPD_NOTIFY_BACKOFF_BASE_SECONDS", "60"))
 SPD_NOTIFY_DIGEST_MAX_ALERTS = int(env("SPD_NOTIFY_DIGEST_MAX_ALERTS", "30"))
+# Proposed par levels (inventory/services/replenishment.py): from the p95 daily use of the last N weeks,
+# minimum = p95 × lead days (how long a delivery takes), target = p95 × cover days (what one
+# delivery should last). Proposals only: a person accepts or dismisses each.
+SPD_PAR_USE_WEEKS = int(env("SPD_PAR_USE_WEEKS", "8"))
+SPD_PAR_LEAD_DAYS = int(env("SPD_PAR_LEAD_DAYS", "2"))
+SPD_PAR_COVER_DAYS = int(env("SPD_PAR_COVER_DAYS", "7"))
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 if not DEBUG:

@@ -30,5 +30,6 @@ urlpatterns = [
     path("", include("inventory.api.alerts")),
     path("", include("inventory.api.reconciliation")),
     path("", include("inventory.api.history")),
+    path("", include("inventory.api.requisitions")),
     path("", include(router.urls)),
 ]

@@ -33,6 +33,9 @@ NAV: tuple[NavItem, ...] = (
     NavItem("web:reconciliation", _("Reconciliation"), READERS),
     NavItem("web:his-deliveries", _("Charges to the HIS"), READERS),
     NavItem("web:history", _("Change history"), READERS),
+    NavItem("web:requisitions", _("Requisitions"), CLINICAL),
+    NavItem("web:requisition-queue", _("Distribution queue"), READERS),
+    NavItem("web:par-levels", _("Par levels"), STOCK_HANDLERS),
     NavItem("web:picking", _("Picking"), STOCK_HANDLERS),
     NavItem("web:deliveries", _("Department receipt"), CLINICAL),
 )

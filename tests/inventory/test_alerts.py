@@ -703,11 +703,13 @@ def test_the_default_schedule_runs_every_job_and_can_be_applied_twice():
     migration = importlib.import_module("inventory.migrations.0006_default_schedule")
     later = importlib.import_module("inventory.migrations.0008_mqtt_bridge_alert_and_jobs")
     notify = importlib.import_module("inventory.migrations.0016_alert_notifications")
+    replenish = importlib.import_module("inventory.migrations.0019_requisitions_and_replenishment")
     PeriodicTask.objects.all().delete()
     for _ in range(2):
         migration.create_schedule(apps, None)
         later.create_schedule(apps, None)
         notify.create_schedule(apps, None)
+        replenish.create_schedule(apps, None)
 
     tasks = {json.loads(task.args)[0]: task for task in PeriodicTask.objects.filter(task=migration.TASK)}
     assert set(tasks) == set(JOBS) and len(tasks) == PeriodicTask.objects.count()
@@ -725,6 +727,8 @@ def test_the_default_schedule_runs_every_job_and_can_be_applied_twice():
     assert tasks["device_event_retention"].crontab.hour == "3"
     assert every["notification_relay"] == (1, "minutes", 60)
     assert (tasks["alert_digest"].crontab.hour, tasks["alert_digest"].crontab.minute) == ("8", "0")
+    assert (tasks["replenishment_suggestions"].crontab.hour, tasks["replenishment_suggestions"].crontab.minute) == (
+        "5", "30")
 
     migration.delete_schedule(apps, None)
     later.delete_schedule(apps, None)

@@ -12,6 +12,7 @@ from django.utils import timezone
 from inventory.actors import Actor
 from inventory.models import BackgroundJob, DeliveryNote, ReconciliationRun, StockOrder
 from inventory.services.receiving import LineInput, receive_delivery_note
+from inventory.services.requisitions import RequestedLine, create_requisition
 from tests.web.conftest import login
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -25,6 +26,9 @@ NOT_PAGES = {
     "web:scan", "web:receiving-find", "web:receiving-draft-quantity", "web:receiving-record", "web:moves-order-pdf",
     "web:job-status", "web:job-download", "web:reconciliation-reports-status", "web:reconciliation-findings-export",
     "web:reconciliation-finding-disposition", "web:stock-export",
+    "web:requisition-new", "web:requisition-add-line", "web:requisition-remove-line", "web:requisition-cancel-line",
+    "web:requisition-action", "web:replenishment-recompute", "web:replenishment-requisition", "web:suggestion-dismiss",
+    "web:proposal-decide", "web:par-level-delete",
     "web:pick-list-scan", "web:pick-list-dispatch", "web:pick-list-cancel", "web:pick-list-pdf", "web:delivery-scan",
     "web:delivery-pdf",
 }
@@ -43,6 +47,10 @@ def pages(world) -> dict[str, str]:
         lines=[LineInput(Decimal("3.50"), product=world.lot_product, lot="L-OFF",
                          expiry=timezone.localdate() + datetime.timedelta(days=400), quantity=5)],
     )
+    requisition = create_requisition(
+        user=world.operator, department=world.cabinet.department,
+        lines=[RequestedLine(world.lot_product, 5)], urgency="URGENT",
+    )
     found = {
         "web:dashboard": "/", "web:his-deliveries": "/his/?status=FAILING", "web:stock": "/stock/", "web:stock-lots": "/stock/lots/",
         "web:unit-trace": f"/units/{world.used.pk}/", "web:alerts": "/alerts/", "web:station": "/station/",
@@ -54,6 +62,9 @@ def pages(world) -> dict[str, str]:
         "web:receiving-review": f"/receiving/{open_note.pk}/review/", "web:moves-release": "/moves/release/",
         "web:history": "/history/", "web:job": f"/jobs/{job.pk}/",
         "api-docs": "/api/docs/", "api-redoc": "/api/redoc/", "admin:index": "/admin/",
+        "web:requisitions": "/requisitions/", "web:requisition-queue": "/distribution/queue/",
+        "web:par-levels": "/par-levels/",
+        "web:requisition": f"/requisitions/{requisition.pk}/",
     }
     if run is not None:
         found["web:reconciliation-run"] = f"/reconciliation/{run.pk}/"

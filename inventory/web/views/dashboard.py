@@ -21,6 +21,7 @@ from django.utils.translation import ngettext
 from inventory.models import Role, User
 from inventory.selectors.dashboard import MonthExpiry, WeekUse
 from inventory.selectors.dashboard import dashboard as dashboard_figures
+from inventory.selectors.requisitions import queue_counts
 from inventory.selectors.stock import StockScope
 from inventory.services.alerts import expiry_tiers
 from inventory.templatetags.spd_web import measures, money
@@ -51,6 +52,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "expiry_rows": [(tier, expiry_links(tier.first_day, tier.last_day)) for tier in figures.expiry],
     }
     if books:
+        context["distribution"] = queue_counts(request.user)
         context.update({
             "expired": figures.expiry[0],
             "expired_links": expiry_links(figures.expiry[0].first_day, figures.expiry[0].last_day),
