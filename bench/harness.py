@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.figures import Figure, Report
 
-BENCHMARKS = ("ingest", "cabinet", "reconciliation", "api", "ui")
+BENCHMARKS = ("ingest", "cabinet", "reconciliation", "api", "ui", "replenishment")
 
 
 @dataclass(frozen=True)
@@ -149,6 +149,7 @@ def run_benchmarks(options: Options) -> Report:
 
 
 def _modules() -> dict:
-    from bench import api, cabinet, ingest, reconciliation, ui
+    from bench import api, cabinet, ingest, reconciliation, replenishment, ui
 
-    return {"ingest": ingest, "cabinet": cabinet, "reconciliation": reconciliation, "api": api, "ui": ui}
+    return {"ingest": ingest, "cabinet": cabinet, "reconciliation": reconciliation, "api": api, "ui": ui,
+            "replenishment": replenishment}

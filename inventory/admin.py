@@ -65,10 +65,16 @@ class CertificateAdmin(admin.ModelAdmin):
     search_fields = ("number",)
 
 
+class PackagingUnitInline(admin.TabularInline):
+    model = models.PackagingUnit
+    extra = 0
+
+
 @admin.register(models.Product)
 class ProductAdmin(admin.ModelAdmin):
     list_display = ("internal_code", "name", "specification", "hospital", "tracking", "is_consignment", "is_active")
-    list_filter = ("hospital", "tracking", "is_high_value", "is_consignment")
+    list_filter = ("hospital", "tracking", "is_high_value", "is_consignment", "expensed_on_issue")
+    inlines = (PackagingUnitInline,)
     search_fields = ("internal_code", "name", "udi_di", "nhsa_code", "his_charge_code")
 
 

@@ -373,6 +373,41 @@ class Refusal(Enum):
     )
     DELIVERY_ALREADY_RECEIVED = (409, "Delivery {number} has already been received.", "配送单 {number} 已签收。")
     RECEIPT_ITEM_INVALID = (400, "{field}: {reason}", "{field}：{reason}")
+    # Units of measure (包装单位) and department expensing (科室领用即消耗)
+    UNKNOWN_PACKAGING_UNIT = (
+        400, "{field}: product {product} has no unit {unit}; its units are {units}.",
+        "{field}：产品 {product} 没有单位“{unit}”；可用单位为 {units}。",
+    )
+    QUANTITY_NOT_WHOLE_BASE_UNITS = (
+        400, "{field}: {quantity} {unit} is not a whole number of {base} (1 {unit} = {factor} {base}).",
+        "{field}：{quantity} {unit} 不是整数个{base}（1 {unit} = {factor} {base}）。",
+    )
+    QUANTITY_NOT_POSITIVE = (400, "{field}: the quantity must be above 0; {quantity} given.", "{field}：数量必须大于 0，给出的是 {quantity}。")
+    NOT_WHOLE_BILLING_UNITS = (
+        409, "{quantity} {base} of {product} is not a whole number of its billing unit {unit} (1 {unit} = {factor} {base}).",
+        "产品 {product} 的 {quantity} {base} 不是整数个计价单位“{unit}”（1 {unit} = {factor} {base}）。",
+    )
+    PRICE_NOT_WHOLE_CENTS_PER_BASE_UNIT = (
+        400, "{field}: {price} per {unit} is not a whole number of cents per {base} (1 {unit} = {factor} {base}).",
+        "{field}：每{unit} {price} 元折合每{base}不是整分（1 {unit} = {factor} {base}）。",
+    )
+    PACKAGING_UNIT_INVALID = (400, "{field}: {reason}", "{field}：{reason}")
+    NOT_EXPENSED_ON_ISSUE = (
+        409, "Product {product} is not expensed to the department; its use is billed to a patient.",
+        "产品 {product} 不是科室领用即消耗的物品，其使用须向患者计费。",
+    )
+    NOT_A_DEPARTMENT_STORE = (
+        409, "{location} is not a store or cabinet of a clinical department.", "{location} 不是临床科室的二级库或智能柜。"
+    )
+    EXPENSED_NOT_BILLED = (
+        409, "Product {product} is expensed to the department (科室领用即消耗), never billed to a patient: it is "
+        "expensed when the department receives it, or at the department's count.",
+        "产品 {product} 属于科室领用即消耗物品，不向患者计费：科室收货时或科室盘点时计入科室成本。",
+    )
+    COUNT_ABOVE_BOOK = (
+        409, "Lot {lot} of {product}: {counted} counted but only {on_hand} on the books; a surplus is a stocktake matter.",
+        "产品 {product} 批号 {lot}：盘点 {counted}，账面仅 {on_hand}；盘盈须走盘点调整。",
+    )
 
     @property
     def status(self) -> int:
@@ -436,6 +471,9 @@ REASONS = {
     "foreign_product": ("product not in this hospital's catalog", "产品不在本院目录中"),
     "quantity": ("quantity must be at least 1", "数量至少为 1"),
     "negative_price": ("unit_price cannot be negative", "单价不能为负数"),
+    "unit_for_unit_tracked": (
+        "a unit-tracked line is one scanned unit: it takes no packaging unit", "单件管理的行是一件扫码耗材，不能指定包装单位"
+    ),
     # Why a scanned code is not a UDI (devices/identification: ParseError.reason)
     "UDI_MALFORMED": ("it is not a UDI in a known format (GS1, HIBCC, MA)", "不是可识别格式（GS1、HIBCC、MA）的 UDI"),
     "UDI_NOT_TEXT": ("the UDI must be text", "UDI 必须是文本"),

@@ -41,10 +41,12 @@ from inventory.models import (
     Hospital,
     Location,
     Manufacturer,
+    PackagingUnit,
     Product,
     Role,
     Supplier,
     SupplyAgreement,
+    TrackingMode,
     User,
 )
 from inventory.selectors.scope import sees_all_hospitals, shared_record_problem, visible_to
@@ -175,7 +177,7 @@ class DepartmentSerializer(HospitalOwnedSerializer):
 
     class Meta:
         model = Department
-        fields = ["id", "hospital", "code", "name", "kind"]
+        fields = ["id", "hospital", "code", "name", "kind", "expense_at_count"]
         validators: list = []
 
 
@@ -252,8 +254,28 @@ class CertificateSerializer(serializers.ModelSerializer):
         return attrs
 
 
+class PackagingUnitSerializer(serializers.ModelSerializer):
+    """A packaging unit of a product (包装单位): `factor` base units each (盒 = 10 支)."""
+
+    factor = serializers.IntegerField(min_value=2, max_value=1_000_000, help_text=_("Base units per unit"))
+
+    class Meta:
+        model = PackagingUnit
+        fields = ["name", "factor", "is_purchase_unit", "is_billing_unit"]
+        validators: list = []
+
+
 class ProductSerializer(HospitalOwnedSerializer):
-    """A catalog item of the hospital (院内目录). A 14-digit UDI-DI must be a valid GTIN-14."""
+    """A catalog item of the hospital (院内目录). A 14-digit UDI-DI must be a valid GTIN-14.
+
+    `unit_of_measure` is the base unit stock is counted in; `packaging_units`, when sent, replaces
+    the product's packaging units (a changed one is recorded in its history as removed and added).
+    """
+
+    packaging_units = PackagingUnitSerializer(
+        many=True, required=False,
+        help_text=_("Named packagings holding whole numbers of base units; at most one purchase and one billing unit."),
+    )
 
     unique_in_hospital = (
         ("internal_code", _("A product with internal code “%(value)s” already exists in this hospital.")),
@@ -282,6 +304,8 @@ class ProductSerializer(HospitalOwnedSerializer):
             "is_consignment",
             "min_shelf_life_days",
             "is_active",
+            "expensed_on_issue",
+            "packaging_units",
         ]
         validators: list = []
 
@@ -313,7 +337,75 @@ class ProductSerializer(HospitalOwnedSerializer):
                 raise serializers.ValidationError(
                     {"registration_certificate": _("This registration certificate is held by another manufacturer.")}
                 )
+        if _after(self, attrs, "expensed_on_issue"):
+            # Expensed to the department means never billed to a patient: no charge code; by lot.
+            if _after(self, attrs, "his_charge_code"):
+                raise serializers.ValidationError(
+                    {"expensed_on_issue": _("An item expensed to the department has no HIS charge code; clear it.")}
+                )
+            if _after(self, attrs, "tracking") != TrackingMode.LOT:
+                raise serializers.ValidationError(
+                    {"expensed_on_issue": _("Only a lot-tracked item can be expensed to the department.")}
+                )
+        if "packaging_units" in attrs:
+            base_unit = _after(self, attrs, "unit_of_measure") or Product._meta.get_field("unit_of_measure").default
+            _check_packaging_units(attrs["packaging_units"], base_unit)
         return super().validate(attrs)
+
+    def create(self, validated_data: dict[str, Any]) -> Product:
+        units = validated_data.pop("packaging_units", None)
+        product = super().create(validated_data)
+        if units is not None:
+            _replace_packaging_units(product, units)
+        return product
+
+    def update(self, instance: Product, validated_data: dict[str, Any]) -> Product:
+        units = validated_data.pop("packaging_units", None)
+        product = super().update(instance, validated_data)
+        if units is not None:
+            _replace_packaging_units(product, units)
+        return product
+
+
+def _check_packaging_units(units: list[dict[str, Any]], base_unit: str) -> None:
+    """Each unit's problems under its index (`packaging_units[1].name`), before the database says it."""
+    errors: dict[int, dict[str, str]] = {}
+    names = [unit["name"].strip() for unit in units]
+    factors = [unit["factor"] for unit in units]
+    for index, unit in enumerate(units):
+        if names[index] == base_unit:
+            errors.setdefault(index, {})["name"] = _("“%(name)s” is the base unit.") % {"name": names[index]}
+        elif names.index(names[index]) != index:
+            errors.setdefault(index, {})["name"] = _("“%(name)s” appears twice.") % {"name": names[index]}
+        if factors.index(unit["factor"]) != index:
+            errors.setdefault(index, {})["factor"] = _("Another unit holds %(factor)s base units already.") % {
+                "factor": unit["factor"]}
+    for flag in ("is_purchase_unit", "is_billing_unit"):
+        flagged = [index for index, unit in enumerate(units) if unit.get(flag)]
+        for index in flagged[1:]:
+            errors.setdefault(index, {})[flag] = _("Only one unit can be the purchase unit and one the billing unit.")
+    if errors:
+        raise serializers.ValidationError({"packaging_units": errors})
+
+
+def _replace_packaging_units(product: Product, units: list[dict[str, Any]]) -> None:
+    """Make the product's packaging units exactly `units`: unchanged ones stay, the rest are
+    removed and (re)created, so that the one-purchase/one-billing constraints hold at each step."""
+    wanted = {
+        unit["name"].strip(): (unit["factor"], unit.get("is_purchase_unit", False), unit.get("is_billing_unit", False))
+        for unit in units
+    }
+    kept = set()
+    for existing in list(product.packaging_units.all()):
+        if wanted.get(existing.name) == (existing.factor, existing.is_purchase_unit, existing.is_billing_unit):
+            kept.add(existing.name)
+        else:
+            existing.delete()
+    PackagingUnit.objects.bulk_create(
+        PackagingUnit(product=product, name=name, factor=factor, is_purchase_unit=purchase, is_billing_unit=billing)
+        for name, (factor, purchase, billing) in wanted.items() if name not in kept
+    )
+    getattr(product, "_prefetched_objects_cache", {}).pop("packaging_units", None)
 
 
 class SupplyAgreementSerializer(HospitalOwnedSerializer):
@@ -564,7 +656,7 @@ class CertificateViewSet(SharedMasterDataViewSet):
 class ProductViewSet(HospitalOwnedViewSet):
     """The hospital's catalog (院内目录)."""
 
-    queryset = Product.objects.all()
+    queryset = Product.objects.prefetch_related("packaging_units")
     serializer_class = ProductSerializer
     filter_backends = [api_filters.DjangoFilterBackend, SearchFilter]
     filterset_class = ProductFilter

@@ -17,7 +17,13 @@ from inventory.api.fields import (
 from inventory.api.permissions import BOOK_READERS, STOCK_HANDLERS
 from inventory.models import AcceptanceRecord, DeliveryLine, DeliveryNote, Location, Product, Supplier
 from inventory.selectors.scope import visible_to
-from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note, record_scan
+from inventory.services.receiving import (
+    LineInput,
+    accept_delivery_note,
+    receive_delivery_note,
+    received_as,
+    record_scan,
+)
 
 
 class DeliveryLineInputSerializer(serializers.Serializer):
@@ -30,6 +36,11 @@ class DeliveryLineInputSerializer(serializers.Serializer):
     expiry = serializers.DateField(required=False, allow_null=True, default=None)
     quantity = serializers.IntegerField(min_value=1, default=1)
     unit_price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
+    unit = serializers.CharField(
+        required=False, default="", allow_blank=True, max_length=16,
+        help_text="The packaging unit of a lot line's quantity and unit price (e.g. 盒, the purchase unit); "
+                  "empty: the product's base unit. Stock and the ledger are kept in base units.",
+    )
 
     def validate(self, attrs: dict) -> dict:
         if bool(attrs.get("udi")) == bool(attrs.get("product")):
@@ -73,13 +84,25 @@ class AcceptanceSerializer(serializers.ModelSerializer):
 class DeliveryLineSerializer(serializers.ModelSerializer):
     acceptance = AcceptanceSerializer(read_only=True, allow_null=True)
     unit = serializers.SerializerMethodField()
+    quantity = serializers.IntegerField(read_only=True, help_text="In the product's base unit")
+    unit_price = serializers.DecimalField(
+        max_digits=12, decimal_places=2, read_only=True, help_text="Per base unit"
+    )
+    received_unit = serializers.CharField(
+        read_only=True, help_text="The packaging unit it was delivered in; empty: the base unit"
+    )
+    received_unit_factor = serializers.IntegerField(read_only=True, help_text="Base units per delivered unit")
+    received_as = serializers.SerializerMethodField(help_text='What was delivered, in its unit: "3 盒"')
 
     class Meta:
         model = DeliveryLine
         fields = [
             "line_no", "raw_udi", "product", "lot", "serial", "expiry", "production_date", "quantity", "unit_price",
-            "scanned_by", "scanned_at", "acceptance", "unit",
+            "scanned_by", "scanned_at", "acceptance", "unit", "received_unit", "received_unit_factor", "received_as",
         ]
+
+    def get_received_as(self, line: DeliveryLine) -> str:
+        return received_as(line)
 
     def get_unit(self, line: DeliveryLine) -> int | None:
         unit = getattr(line, "unit", None)
@@ -110,7 +133,7 @@ class DeliveryNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     filterset_fields = ["supplier", "status", "number"]
 
     def get_queryset(self) -> QuerySet:
-        lines = DeliveryLine.objects.select_related("acceptance", "unit").order_by("line_no")
+        lines = DeliveryLine.objects.select_related("acceptance", "unit", "product").order_by("line_no")
         return visible_to(self.request.user, DeliveryNote.objects.all()).prefetch_related(Prefetch("lines", lines))
 
     @extend_schema(request=DeliveryNoteInputSerializer, responses={201: DeliveryNoteSerializer})
@@ -123,7 +146,7 @@ class DeliveryNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
             lines=[
                 LineInput(
                     unit_price=line["unit_price"], udi=line.get("udi", ""), product=line.get("product"),
-                    lot=line["lot"], expiry=line["expiry"], quantity=line["quantity"],
+                    lot=line["lot"], expiry=line["expiry"], quantity=line["quantity"], unit=line["unit"],
                 )
                 for line in data["lines"]
             ],

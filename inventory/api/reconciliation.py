@@ -169,6 +169,9 @@ class InventoryRowSerializer(serializers.Serializer):
     scrapped = serializers.IntegerField()
     adjusted = serializers.IntegerField()
     other = serializers.IntegerField()
+    expensed = serializers.IntegerField(
+        default=0, help_text="Expensed to the department (科室领用即消耗); 0 in runs made before the column existed"
+    )
     closing = serializers.IntegerField()
 
 

@@ -1,7 +1,7 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from inventory.api import cabinets, clinical, distribution, master_data, stock
+from inventory.api import cabinets, clinical, distribution, expensing, master_data, stock
 from inventory.api.auth import ObtainTokenView
 from inventory.api.receiving import DeliveryNoteViewSet
 
@@ -24,6 +24,9 @@ urlpatterns = [
     path("takes/", cabinets.TakeView.as_view(), name="take"),
     path("takes/put-back/", cabinets.PutBackView.as_view(), name="put-back"),
     path("takes/overdue/", cabinets.OverdueTakesView.as_view(), name="overdue-takes"),
+    # 科室领用即消耗: a department count that expenses what was used; 科室耗材成本 of a period.
+    path("department-expenses/", expensing.DepartmentExpenseView.as_view(), name="department-expense"),
+    path("department-cost/", expensing.DepartmentCostView.as_view(), name="department-cost"),
     path("", include("inventory.api.settlements")),
     path("", include("inventory.api.his")),
     path("", include("inventory.api.notifications")),

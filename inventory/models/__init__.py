@@ -3,7 +3,7 @@ from inventory.models.alerts import Alert
 from inventory.models.background import BackgroundJob
 from inventory.models.billing import HisSettlementLine, SupplierSettlement, SupplierSettlementLine
 from inventory.models.cabinets import CabinetSession
-from inventory.models.catalog import Product, SupplyAgreement, TrackingMode
+from inventory.models.catalog import PackagingUnit, Product, SupplyAgreement, TrackingMode
 from inventory.models.clinical import Charge, ChargeDelivery, Consumption
 from inventory.models.distribution import ParLevelProposal, ReplenishmentSuggestion, Requisition, RequisitionLine
 from inventory.models.documents import AcceptanceRecord, DeliveryLine, DeliveryNote, ReceivingDraft, StockOrder
@@ -14,6 +14,7 @@ from inventory.models.history import (
     HospitalChange,
     LocationChange,
     ManufacturerChange,
+    PackagingUnitChange,
     ParLevelChange,
     ProductChange,
     SupplierChange,
@@ -58,4 +59,6 @@ __all__ = [
     "UserRoleChange",
     # Distribution (inventory/models/distribution.py)
     "ParLevelProposal", "ReplenishmentSuggestion", "Requisition", "RequisitionLine",
+    # Units of measure (inventory/models/catalog.py)
+    "PackagingUnit", "PackagingUnitChange",
 ]

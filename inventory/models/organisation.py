@@ -37,6 +37,13 @@ class Department(models.Model):
         _("zero-stock mode (零库存)"), default=False,
         help_text=_("Dispatch to this department is its receipt, in one step."),
     )
+    expense_at_count = models.BooleanField(
+        _("expense non-chargeable items at the periodic count"), default=False,
+        help_text=_(
+            "Off: items expensed on issue are expensed when they arrive in this department. "
+            "On: they stay in its stores until a department count expenses what was used (二级库管理)."
+        ),
+    )
 
     class Meta:
         verbose_name = _("department")

@@ -32,6 +32,8 @@ from inventory.models import (
     LocationChange,
     Manufacturer,
     ManufacturerChange,
+    PackagingUnit,
+    PackagingUnitChange,
     ParLevel,
     ParLevelChange,
     Product,
@@ -83,6 +85,7 @@ KINDS: dict[str, HistoryKind] = {
         HistoryKind("par-levels", _("Par levels"), ParLevel, ParLevelChange, "location__hospital"),
         HistoryKind("devices", _("Devices"), Device, DeviceChange, "hospital"),
         HistoryKind(ROLES, _("User roles"), User, UserRoleChange, "user__hospital"),
+        HistoryKind("packaging-units", _("Packaging units"), PackagingUnit, PackagingUnitChange, "product__hospital"),
     )
 }
 _KIND_OF_MODEL = {kind.model: kind for kind in KINDS.values() if kind.slug != ROLES}

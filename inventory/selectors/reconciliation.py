@@ -75,6 +75,8 @@ _FLOW_COLUMNS = {
     "returned": (Movement.Kind.RETURN_TO_SUPPLIER,),
     "scrapped": (Movement.Kind.SCRAP,),
     "adjusted": (Movement.Kind.ADJUSTMENT,),
+    # 科室领用即消耗: issued to the department as its cost, never billed (services/expensing.py)
+    "expensed": (Movement.Kind.DEPARTMENT_EXPENSE,),
 }
 _NAMED_KINDS = [kind for kinds in _FLOW_COLUMNS.values() for kind in kinds]
 
@@ -89,7 +91,7 @@ def cents(amount: Decimal | int | None) -> Decimal:
 
 QUANTITY_COLUMNS = (
     "opening", "received", "transferred_in", "transferred_out", "consumed", "refunded", "returned", "scrapped",
-    "adjusted", "other",
+    "adjusted", "other", "expensed",
 )
 
 
@@ -113,12 +115,13 @@ class FlowRow:
     scrapped: int = 0
     adjusted: int = 0
     other: int = 0
+    expensed: int = 0
 
     @property
     def closing(self) -> int:
         return (
             self.opening + self.received + self.transferred_in - self.transferred_out - self.consumed + self.refunded
-            - self.returned - self.scrapped + self.adjusted + self.other
+            - self.returned - self.scrapped + self.adjusted + self.other - self.expensed
         )
 
     def is_empty(self) -> bool:
@@ -144,6 +147,7 @@ _FLOW_SQL_COLUMNS = (
     ("scrapped", _FLOW_COLUMNS["scrapped"], "out"),
     ("adjusted", _FLOW_COLUMNS["adjusted"], "net"),
     ("other", None, "net"),
+    ("expensed", _FLOW_COLUMNS["expensed"], "out"),
 )
 _FLOW_SUMS = {"net": "side * quantity", "out": "-side * quantity", "in_only": "quantity", "out_only": "quantity"}
 _FLOW_SIDES = {"in_only": " AND side = 1", "out_only": " AND side = -1"}
@@ -492,12 +496,15 @@ class PeriodTotals:
     consumed_amount: Decimal = field(default_factory=Decimal)
     billed_quantity: int = 0
     billed_amount: Decimal = field(default_factory=Decimal)
+    expensed_quantity: int = 0
+    expensed_amount: Decimal = field(default_factory=Decimal)
 
     def as_dict(self) -> dict:
         return {
             "received": {"quantity": self.received_quantity, "amount": str(self.received_amount)},
             "consumed": {"quantity": self.consumed_quantity, "amount": str(self.consumed_amount)},
             "billed": {"quantity": self.billed_quantity, "amount": str(self.billed_amount)},
+            "expensed": {"quantity": self.expensed_quantity, "amount": str(self.expensed_amount)},
         }
 
 
@@ -520,10 +527,17 @@ def period_totals(hospital: Hospital, start: datetime.datetime, end: datetime.da
         total_quantity=Coalesce(Sum("quantity"), 0),
         total_amount=Sum(ExpressionWrapper(F("unit_price") * F("quantity"), output_field=MONEY)),
     )
+    # 科室领用即消耗: issued to departments at the cost of the layers drawn, never billed.
+    expensed = LotMovementLayer.objects.filter(
+        movement__hospital=hospital, movement__kind=Movement.Kind.DEPARTMENT_EXPENSE, movement__occurred_at__gte=start,
+        movement__occurred_at__lt=end,
+    ).aggregate(total_quantity=Coalesce(Sum("quantity"), 0),
+                total_amount=Sum(ExpressionWrapper(F("quantity") * F("unit_cost"), output_field=MONEY)))
     return PeriodTotals(
         received["total_quantity"], cents(received["total_amount"]), consumed["total_quantity"],
         cents(consumed["total_amount"]), sum(line["quantity"] for line in lines),
-        cents(sum((line["amount"] for line in lines), Decimal(0))),
+        cents(sum((line["amount"] for line in lines), Decimal(0))), expensed["total_quantity"],
+        cents(expensed["total_amount"]),
     )
 
 

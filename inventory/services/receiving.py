@@ -41,6 +41,7 @@ from inventory.models import (
 )
 from inventory.services.idempotency import run_once
 from inventory.services.ledger import move_lot, move_unit
+from inventory.services.units_of_measure import base_unit_price, to_base_quantity, unit_named
 
 REQUIRED_SUPPLIER_CERTIFICATES = (Certificate.Kind.BUSINESS_LICENCE, Certificate.Kind.DISTRIBUTION_LICENCE)
 # Who may accept unit lines nobody scanned (with a reason), and who may mark gift lines.
@@ -57,6 +58,9 @@ class LineInput:
     lot: str = ""
     expiry: datetime.date | None = None
     quantity: int = 1
+    # The packaging unit the supplier delivered in (e.g. 盒; "" = the base unit): `quantity` and
+    # `unit_price` are then per that unit, and are recorded converted to base units, exactly.
+    unit: str = ""
     # Set when the line was scanned in by a person (a delivery scanned at the warehouse): the
     # recorded line is then verified by that scan. The API's lines are never scanned.
     scanned_by: User | None = None
@@ -66,6 +70,7 @@ class LineInput:
         return {
             "udi": self.udi, "product": self.product.pk if self.product else None, "lot": self.lot,
             "expiry": self.expiry, "quantity": self.quantity, "unit_price": str(self.unit_price),
+            **({"unit": self.unit} if self.unit else {}),
         }
 
 
@@ -119,24 +124,77 @@ def _delivery_request_problems(hospital: Hospital, location: Location, lines: li
             reason = "quantity"
         elif line.unit_price < 0:
             reason = "negative_price"
+        elif line.unit and line.product is not None and line.product.tracking == TrackingMode.UNIT:
+            reason = "unit_for_unit_tracked"
         else:
+            if line.unit and line.product is not None:
+                problems += _unit_problems(line.product, line, f"lines[{line_no - 1}]")
             continue
         problems.append(Problem(Refusal.DELIVERY_LINE_INVALID, {"line": line_no, "reason": reason}, line_no))
     return problems
 
 
-def _delivery_lines(note: DeliveryNote, lines: list[LineInput]) -> list[DeliveryLine]:
+def _unit_problems(product: Product, line: LineInput, where: str) -> list[Problem]:
+    """Why the line's quantity or price cannot be converted from its unit to base units exactly."""
+    try:
+        _in_base_units(product, line, where)
+    except Refused as refused:
+        return refused.problems
+    return []
+
+
+def _in_base_units(product: Product, line: LineInput, where: str) -> tuple[int, Decimal, str, int]:
+    """(quantity, unit price) of the line per base unit, and the unit and factor it was delivered in."""
+    if not line.unit:
+        return line.quantity, line.unit_price, "", 1
+    named = unit_named(product=product, unit=line.unit, field=f"{where}.unit")
+    problems = []
+    quantity = price = None
+    try:
+        quantity = to_base_quantity(product=product, quantity=line.quantity, unit=named.name,
+                                    field=f"{where}.quantity", allow_zero=False)
+    except Refused as refused:
+        problems += refused.problems
+    try:
+        price = base_unit_price(product=product, unit_price=line.unit_price, unit=named.name,
+                                field=f"{where}.unit_price")
+    except Refused as refused:
+        problems += refused.problems
+    if problems:
+        raise Refused(problems)
+    return quantity, price, (named.name if named.factor != 1 else ""), named.factor
+
+
+def _delivery_lines(note: DeliveryNote, lines: list[LineInput], *, strict: bool = True) -> list[DeliveryLine]:
     """The note's lines as they are recorded (not saved here): a scanned UDI gives product, lot,
-    serial and dates; a line whose UDI cannot be read keeps only its raw text."""
+    serial and dates; a line whose UDI cannot be read keeps only its raw text. A line delivered in a
+    packaging unit is recorded in base units; one that cannot be converted exactly is refused (or,
+    with `strict=False` for a preview, left as sent: acceptance then shows what is wrong with it)."""
     scans = [_read_udi(line.udi) for line in lines]
     catalog = {
         product.udi_di: product
         for product in Product.objects.filter(hospital=note.hospital_id, udi_di__in={scan.di for scan in scans if scan})
     }
-    return [
+    recorded = [
         _delivery_line(note, line_no, line, scan, catalog)
         for line_no, (line, scan) in enumerate(zip(lines, scans, strict=True), start=1)
     ]
+    problems = []
+    for index, (line, delivery_line) in enumerate(zip(lines, recorded, strict=True)):
+        if not line.unit or delivery_line.product is None:  # an unknown product is rejected at acceptance
+            continue
+        if delivery_line.product.tracking == TrackingMode.UNIT:
+            problems.append(Problem(Refusal.DELIVERY_LINE_INVALID, {"line": index + 1, "reason": "unit_for_unit_tracked"},
+                                    index + 1))
+            continue
+        try:
+            (delivery_line.quantity, delivery_line.unit_price, delivery_line.received_unit,
+             delivery_line.received_unit_factor) = _in_base_units(delivery_line.product, line, f"lines[{index}]")
+        except Refused as refused:
+            problems += refused.problems
+    if problems and strict:
+        raise Refused(problems)
+    return recorded
 
 
 def _read_udi(raw: str) -> ParsedUDI | None:
@@ -473,7 +531,7 @@ def preview_delivery(
     """The same for a delivery not recorded yet (one being scanned in): each line as
     `receive_delivery_note` would record it, and what acceptance would then decide. Writes nothing."""
     note = DeliveryNote(hospital=hospital, supplier=supplier, temperature_c=temperature_c)
-    return _preview(note, _delivery_lines(note, lines), gift_line_nos)
+    return _preview(note, _delivery_lines(note, lines, strict=False), gift_line_nos)
 
 
 def _preview(note: DeliveryNote, lines: list[DeliveryLine], gift_line_nos: frozenset[int]) -> list[LinePreview]:
@@ -531,6 +589,12 @@ def record_scan(*, actor: Actor, note: DeliveryNote, code: str) -> DeliveryLine:
         )
         line.refresh_from_db(fields=["scanned_by", "scanned_at"])
     return line
+
+
+def received_as(line: DeliveryLine) -> str:
+    """What the supplier delivered on the line, in the unit it delivered in: "3 盒" (30 支 in stock)."""
+    base = line.product.unit_of_measure if line.product_id else ""
+    return f"{line.quantity // line.received_unit_factor} {line.received_unit or base}".strip()
 
 
 def agreed_price(*, hospital: Hospital, supplier: Supplier, product: Product) -> Decimal | None:

@@ -1,7 +1,8 @@
 """Par levels (基数) and replenishment (主动配送): what each department store and smart cabinet needs.
 
     suggested = target − (on hand + in transit to it + open requisitions for it), rounded up to
-    the product's packaging unit, for every par level where that is above zero.
+    the product's purchase unit (a whole box; `units_of_measure.round_up_to_unit`), for every
+    par level where that is above zero.
 
 - on hand: units IN_STOCK / IN_CABINET there and lot balances there, expired stock not counted
   (the same count as the BELOW_PAR alert);
@@ -135,10 +136,13 @@ class ReplenishmentResult:
 
 
 def _packaging_join() -> tuple[str, str]:
-    """The SQL that rounds a shortfall up to the product's packaging unit: (join, multiple expression).
-
-    Without named packaging units the multiple is 1 (the base unit)."""
-    return "", "1"
+    """The SQL that rounds a shortfall up to the product's purchase unit, as
+    `units_of_measure.round_up_to_unit` does: (join, multiple expression). A product without a
+    purchase unit rounds to its base unit (multiple 1)."""
+    return (
+        "LEFT JOIN inventory_packagingunit pu ON pu.product_id = lv.product_id AND pu.is_purchase_unit = %(yes)s",
+        "COALESCE(pu.factor, 1)",
+    )
 
 
 def suggestions_sql() -> str:
@@ -191,7 +195,8 @@ def suggestions_sql() -> str:
             SELECT lv.par_level_id, lv.location_id, lv.product_id, lv.minimum, lv.target,
                    COALESCE(s.n, 0) AS on_hand, COALESCE(f.in_transit, 0) AS in_transit,
                    COALESCE(f.on_order, 0) AS on_order,
-                   lv.target - COALESCE(s.n, 0) - COALESCE(f.in_transit, 0) - COALESCE(f.on_order, 0) AS shortfall,
+                   CAST(lv.target - COALESCE(s.n, 0) - COALESCE(f.in_transit, 0) - COALESCE(f.on_order, 0)
+                        AS BIGINT) AS shortfall,
                    {multiple} AS multiple
             FROM levels lv
             LEFT JOIN stock s ON s.location_id = lv.location_id AND s.product_id = lv.product_id
@@ -202,7 +207,7 @@ def suggestions_sql() -> str:
             (hospital_id, location_id, product_id, par_level_id, minimum, target, on_hand, in_transit, on_order,
              quantity, status, computed_at)
         SELECT %(hospital)s, location_id, product_id, par_level_id, minimum, target, on_hand, in_transit, on_order,
-               ((shortfall + multiple - 1) / multiple) * multiple, 'OPEN', %(now)s
+               ((shortfall + multiple - 1) / multiple) * multiple, 'OPEN', %(now)s  -- whole units: integer division
         FROM needs
         WHERE shortfall > 0
     """

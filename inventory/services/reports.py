@@ -72,14 +72,14 @@ FINDINGS_HEADER = [
 ]
 INVENTORY_HEADER = [
     "库位编码", "库位", "院内码", "产品名称", "期初", "入库", "调入", "调出", "使用", "退费回库", "退货", "报损", "盘点调整",
-    "其他", "期末",
+    "其他", "科室领用", "期末",
 ]
 _FIRST_QUANTITY = INVENTORY_HEADER.index("期初")
 # The 进销存 of the PDF: per location, its number of rows in the table and each quantity column summed.
 LOCATION_TOTALS_HEADER = ["库位编码", "库位", "明细行数", *INVENTORY_HEADER[_FIRST_QUANTITY:]]
 _INVENTORY_COLUMNS = (
     "location_code", "location_name", "product_code", "product_name", "opening", "received", "transferred_in",
-    "transferred_out", "consumed", "refunded", "returned", "scrapped", "adjusted", "other", "closing",
+    "transferred_out", "consumed", "refunded", "returned", "scrapped", "adjusted", "other", "expensed", "closing",
 )
 _FORMATS = {
     "csv": "text/csv",
@@ -134,6 +134,8 @@ def report_content(run: ReconciliationRun) -> ReportContent:
             ["入库", totals["received"]["quantity"], Decimal(totals["received"]["amount"])],
             ["使用（不含退费）", totals["consumed"]["quantity"], Decimal(totals["consumed"]["amount"])],
             ["HIS 收费", totals["billed"]["quantity"], Decimal(totals["billed"]["amount"])],
+            *([["科室领用（不计费）", totals["expensed"]["quantity"], Decimal(totals["expensed"]["amount"])]]
+              if "expensed" in totals else []),
             ["发现", summary["findings"]["count"], Decimal(summary["findings"]["amount"])],
         ],
         kinds=[
@@ -148,7 +150,7 @@ def report_content(run: ReconciliationRun) -> ReportContent:
             ]
             for number, record in enumerate(records, start=1)
         ],
-        inventory=[[row[column] for column in _INVENTORY_COLUMNS] for row in summary["inventory"]],
+        inventory=[[row.get(column, 0) for column in _INVENTORY_COLUMNS] for row in summary["inventory"]],
         data_sha256=hashlib.sha256(data.encode()).hexdigest(),
     )
 
@@ -401,7 +403,7 @@ def render_pdf(content: ReportContent, *, csv_sha256: str) -> bytes:
         *table(FINDINGS_HEADER, content.findings or [["无"] + [""] * 12],
                [9, 22, 16, 28, 18, 14, 18, 16, 16, 14, 14, 16, 76]),
         Paragraph("进销存（按库位合计）", styles["heading"]),
-        *table(LOCATION_TOTALS_HEADER, inventory_by_location(content.inventory), [28, 50, 16, *[16] * 11]),
+        *table(LOCATION_TOTALS_HEADER, inventory_by_location(content.inventory), [26, 44, 16, *[15] * 12]),
         Paragraph(
             f"进销存明细共 {len(content.inventory)} 行，见本次对账的 CSV / XLSX 报告，CSV 文件 SHA-256：{csv_sha256}",
             styles["note"],

@@ -27,6 +27,7 @@ from inventory.errors import Problem, Refusal, Refused
 from inventory.models import Alert, Department, Location, Product, Requisition, RequisitionLine, User
 from inventory.selectors.scope import departments_of
 from inventory.services import alerts
+from inventory.services.units_of_measure import to_base_quantity
 
 Status = Requisition.Status
 # Where a requisition may be delivered to.
@@ -79,22 +80,15 @@ def whole_quantity(value: object, *, field: str, allow_zero: bool = False) -> in
 
 
 def base_quantity(*, product: Product, quantity: object, unit: str = "", field: str = "quantity") -> int:
-    """`quantity` of `unit` of `product` in base units (a whole number ≥ 1), else 400 naming `field`."""
+    """`quantity` of `unit` of `product` (empty: the base unit) in base units, a whole number ≥ 1;
+    else 400 naming `field` (or `unit` for a unit the product does not have)."""
     amount = whole_quantity(quantity, field=field)
-    unit = (unit or "").strip()
-    if not unit or unit == product.unit_of_measure:
-        return amount
-    try:
-        from inventory.services.units_of_measure import to_base_quantity
-    except ImportError:  # before units of measure exist, only the base unit is known
-        raise Refused(Refusal.CHOICE_UNKNOWN, field="unit", choices=product.unit_of_measure, value=unit) from None
-    try:
-        result = to_base_quantity(product=product, quantity=amount, unit=unit)
-    except Refused as refused:
-        for problem in refused.problems:
-            problem.params.setdefault("field", field)
-        raise
-    return whole_quantity(result, field=field)
+    unit_field = field.rsplit(".", 1)[0] + ".unit" if "." in field else "unit"
+    result = to_base_quantity(product=product, quantity=amount, unit=(unit or "").strip(), field=field,
+                              unit_field=unit_field, allow_zero=False)
+    if result > 10**9:
+        raise Refused(Refusal.REQUISITION_QUANTITY_INVALID, field=field)
+    return result
 
 
 # --- scope ----------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from inventory.models import (
     Unit,
     UnitStatus,
 )
+from inventory.services.expensing import expense_arrival
 from inventory.services.idempotency import run_once
 from inventory.services.ledger import (
     expiry_lock_problem,
@@ -198,11 +199,13 @@ def _execute_order(
                 idempotency_key=f"{hospital.pk}:{idempotency_key}:unit:{unit.pk}", **common,
             )
         for index, lot in enumerate(lots):
-            move_lot(
+            movement = move_lot(
                 product=lot.product, lot=lot.lot, quantity=lot.quantity,
                 source=balances[(lot.product.pk, lot.lot, lot.from_location.pk)], to_location=spec.to_location,
                 kind=spec.movement_kind, idempotency_key=f"{hospital.pk}:{idempotency_key}:lot:{index}", **common,
             )
+            if spec.stays_in_stock:
+                expense_arrival(actor=actor, movement=movement)  # 科室领用即消耗: gauze arriving in a ward
         return order
 
     order, _ = run_once(

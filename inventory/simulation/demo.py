@@ -39,7 +39,9 @@ from inventory.models import (
     LotBalance,
     Manufacturer,
     Owner,
+    ParLevel,
     Product,
+    Requisition,
     Role,
     Supplier,
     SupplyAgreement,
@@ -558,6 +560,7 @@ def seed_demo(*, today: datetime.date | None = None) -> dict[str, int]:
         seed_history(hospital=context.hospitals[LEAD], users=context.users, suppliers=context.suppliers,
                      today=context.today)
         _stock_cabinet(context, LEAD, "CATH-CAB1")  # refilled with what the history (or the last demo) used
+        _seed_distribution(context)
         # The alerts page has something on the first visit too (beat runs these scans later on).
         alerts.scan_certificates(today=context.today)
         for spec in HOSPITALS:
@@ -862,6 +865,47 @@ def _stock_cabinet(context: _Context, hospital_code: str, cabinet_code: str) -> 
                        idempotency_key=f"demo-stock-{hospital_code}-{cabinet_code}-{to_move[0].pk}")
 
 
+# --- Distribution: par levels, open requisitions, a suggestion list --------------------------------
+
+DEMO_NOTE = "演示申领"
+
+
+def _seed_distribution(context: _Context) -> None:
+    """Par levels for the lead hospital's cath-lab store and cabinet, three open requisitions (an
+    urgent one from the cath-lab nurse, a routine one, one awaiting approval in orthopaedics) and the
+    replenishment suggestions they leave: the distribution loop on the first visit. Created once: a
+    par level or requisition already there is left as it is."""
+    from inventory.services import replenishment
+    from inventory.services.requisitions import RequestedLine, create_requisition
+
+    hospital = context.hospitals[LEAD]
+    keeper, nurse, operator = context.users["keeper"], context.users["nurse"], context.users["operator"]
+    products = list(Product.objects.filter(hospital=hospital, is_active=True).order_by("internal_code"))
+    low_value = [product for product in products if product.tracking == LOT][:6]
+    high_value = [product for product in products if product.tracking == UNIT][:6]
+    levels = [("CATH-STORE", product, 20, 60, 100) for product in low_value] + [
+        ("CATH-CAB1", product, 2, 4, 6) for product in high_value]
+    for location_code, product, minimum, target, maximum in levels:
+        ParLevel.objects.get_or_create(
+            location=context.locations[(LEAD, location_code)], product=product,
+            defaults={"minimum": minimum, "target": target, "maximum": maximum, "updated_by": keeper},
+        )
+    if Requisition.objects.filter(hospital=hospital, note__startswith=DEMO_NOTE).exists():
+        return
+    ortho = context.departments[(LEAD, "ORTHO")]
+    if not ortho.requisitions_need_approval:
+        ortho.requisitions_need_approval = True
+        ortho.save(update_fields=["requisitions_need_approval"])
+    cath = context.departments[(LEAD, "CATH")]
+    create_requisition(user=nurse, department=cath, urgency=Requisition.Urgency.URGENT, submit=True,
+                       note=f"{DEMO_NOTE}：急诊 PCI 备货", lines=[RequestedLine(product, 2) for product in high_value[:2]])
+    create_requisition(user=nurse, department=cath, submit=True, note=f"{DEMO_NOTE}：日常补充",
+                       lines=[RequestedLine(product, 30) for product in low_value[:3]])
+    create_requisition(user=operator, department=ortho, submit=True, note=f"{DEMO_NOTE}：待审批",
+                       lines=[RequestedLine(product, 10) for product in low_value[3:5]])
+    replenishment.replenish(hospital=hospital)
+
+
 def demo_counts() -> dict[str, int]:
     """How many of each thing the demo alliance holds now."""
     hospitals = Hospital.objects.filter(code__in=[spec.code for spec in HOSPITALS])
@@ -902,6 +946,9 @@ def demo_counts() -> dict[str, int]:
         "units_in_stock": Unit.objects.filter(hospital__in=hospitals, status=UnitStatus.IN_STOCK).count(),
         "units_in_cabinets": Unit.objects.filter(hospital__in=hospitals, status=UnitStatus.IN_CABINET).count(),
         "devices": Device.objects.filter(hospital__in=hospitals).count(),
+        "par_levels": ParLevel.objects.filter(location__hospital__in=hospitals).count(),
+        "requisitions_open": Requisition.objects.filter(
+            hospital__in=hospitals, status__in=Requisition.OPEN_STATUSES).count(),
         "lot_quantity_in_stock": sum(
             LotBalance.objects.filter(hospital__in=hospitals).values_list("quantity", flat=True)
         ),

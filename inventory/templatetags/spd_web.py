@@ -10,6 +10,7 @@
     {{ alert|describe }}       what an alert is about, in the active language
     {{ code|reason }}          the label of a return, scrap or refund reason code
     {% sort_header listing "key" label %}  a sortable column header (inventory.web.listing)
+    {% in_packages product quantity %}  a base quantity in packaging units: "3 盒 4 支", or ""
     {{ tier.lot_quantities|measures }}  lot quantities per unit of measure: "20 盒 · 5 套", or "—"
 """
 import datetime
@@ -21,6 +22,7 @@ from django.utils import timezone
 
 from inventory.models import AcceptanceRecord, Alert, Certificate, Movement, Owner, Role, StockOrder, UnitStatus
 from inventory.services.alerts import expiry_tiers
+from inventory.services.units_of_measure import describe_quantity
 from inventory.web.access import roles_of
 from inventory.web.describe import describe_alert, reason_label
 from inventory.web.nav import items_for
@@ -35,6 +37,15 @@ def measures(quantities: object) -> str:
     """Lot quantities (selectors.dashboard.Quantity) each in its own unit of measure: boxes and
     pieces are never added into one number."""
     return " · ".join(f"{quantity.amount} {quantity.measure}" for quantity in quantities or ()) or "—"
+
+
+@register.simple_tag
+def in_packages(product: object, base_quantity: int) -> str:
+    """A base quantity in the product's packaging units ("3 盒 4 支"); "" for a product that has none
+    (the base quantity beside it says it all). Prefetch `packaging_units` for a list."""
+    if not any(True for _ in product.packaging_units.all()):
+        return ""
+    return describe_quantity(product=product, base_quantity=base_quantity)
 
 
 @register.inclusion_tag("web/_sort_header.html")

@@ -38,6 +38,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("web:par-levels", _("Par levels"), STOCK_HANDLERS),
     NavItem("web:picking", _("Picking"), STOCK_HANDLERS),
     NavItem("web:deliveries", _("Department receipt"), CLINICAL),
+    NavItem("web:department-cost", _("Department cost"), EVERYONE),
 )
 
 

@@ -8,6 +8,7 @@ from inventory.web.views import (
     cabinets,
     dashboard,
     distribution,
+    expensing,
     his,
     history,
     jobs,
@@ -76,6 +77,8 @@ urlpatterns = [
     path("reconciliation/<int:pk>/", reconciliation.run_detail, name="reconciliation-run"),
     path("reconciliation/<int:pk>/rerun/", reconciliation.rerun, name="reconciliation-rerun"),
     path("reconciliation/<int:pk>/report.<str:report_format>", reconciliation.report, name="reconciliation-report"),
+    # 科室耗材成本: what was expensed to each department (科室领用即消耗), with CSV / XLSX.
+    path("expensing/", expensing.department_cost_page, name="department-cost"),
     # Master-data history (变更记录), read only.
     path("history/", history.change_history, name="history"),
     path("reconciliation/<int:pk>/reports-status/", reconciliation.reports_status,

@@ -703,7 +703,7 @@ def test_the_default_schedule_runs_every_job_and_can_be_applied_twice():
     migration = importlib.import_module("inventory.migrations.0006_default_schedule")
     later = importlib.import_module("inventory.migrations.0008_mqtt_bridge_alert_and_jobs")
     notify = importlib.import_module("inventory.migrations.0016_alert_notifications")
-    replenish = importlib.import_module("inventory.migrations.0019_requisitions_and_replenishment")
+    replenish = importlib.import_module("inventory.migrations.0020_requisitions_and_replenishment")
     PeriodicTask.objects.all().delete()
     for _ in range(2):
         migration.create_schedule(apps, None)

@@ -12,6 +12,7 @@ from inventory.jobs import run_job
 from inventory.models import (
     LotBalance,
     Movement,
+    PackagingUnit,
     ParLevel,
     ParLevelChange,
     ParLevelProposal,
@@ -19,6 +20,7 @@ from inventory.models import (
     Requisition,
 )
 from inventory.services import alerts, replenishment
+from inventory.services.units_of_measure import round_up_to_unit
 from inventory.services import requisitions as req
 from tests import factories
 
@@ -190,3 +192,17 @@ def test_the_job_computes_suggestions_for_every_hospital(hospital, cath_lab_stor
     result = run_job("replenishment_suggestions")
     assert result["suggestions"] == 1
     assert suggestion(cath_lab_store, lot_product).quantity == 3
+
+
+def test_the_suggestion_is_rounded_up_to_whole_purchase_units_as_round_up_to_unit_does(
+    hospital, cath_lab_store, cabinet, lot_product, keeper
+):
+    PackagingUnit.objects.create(product=lot_product, name="盒", factor=10, is_purchase_unit=True)
+    PackagingUnit.objects.create(product=lot_product, name="箱", factor=100)
+    replenishment.save_par_level(user=keeper, location=cath_lab_store, product=lot_product, minimum=20, target=43)
+    replenishment.save_par_level(user=keeper, location=cabinet, product=lot_product, minimum=5, target=40)
+    hold(cath_lab_store, lot_product, 20)
+    hold(cabinet, lot_product, 30)
+    replenishment.compute_suggestions(hospital=hospital)
+    assert suggestion(cath_lab_store, lot_product).quantity == 30 == round_up_to_unit(product=lot_product, base_quantity=23)
+    assert suggestion(cabinet, lot_product).quantity == 10 == round_up_to_unit(product=lot_product, base_quantity=10)

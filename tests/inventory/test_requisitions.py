@@ -3,7 +3,7 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from inventory.errors import Refused
-from inventory.models import Alert, Requisition, RequisitionLine
+from inventory.models import Alert, PackagingUnit, Requisition, RequisitionLine
 from inventory.services import requisitions as svc
 from inventory.services.requisitions import RequestedLine
 from tests import factories
@@ -210,3 +210,13 @@ def test_the_database_refuses_a_dispatch_beyond_the_pick(draft):
     line = draft.lines.first()
     with pytest.raises(IntegrityError), transaction.atomic():
         RequisitionLine.objects.filter(pk=line.pk).update(dispatched_quantity=1)
+
+
+def test_a_quantity_in_a_packaging_unit_becomes_base_units_and_an_unknown_unit_is_refused(nurse, department, gloves):
+    PackagingUnit.objects.create(product=gloves, name="盒", factor=100)
+    requisition = svc.create_requisition(user=nurse, department=department, lines=[RequestedLine(gloves, 2, "盒")])
+    line = requisition.lines.get()
+    assert (line.requested_quantity, line.entered_quantity, line.entered_unit) == (200, 2, "盒")
+    with pytest.raises(Refused) as refused:
+        svc.add_line(requisition=requisition, user=nurse, product=gloves, quantity=1, unit="箱")
+    assert (refused.value.status, refused.value.problems[0].params["field"]) == (400, "unit")

@@ -276,3 +276,15 @@ def test_the_ward_refills_a_cabinet_running_low(seeded):
     report = ward_round(hospital_code="QS01", cabinet_code="CATH-CAB1")
     assert report.refilled == REFILL_TO - 1
     assert Unit.objects.filter(location=cabinet, status=UnitStatus.IN_CABINET).exclude(epc__isnull=True).count() == REFILL_TO
+
+
+def test_the_demo_shows_the_distribution_loop_once(seeded):
+    from inventory.models import ParLevel, ReplenishmentSuggestion, Requisition
+
+    lead = Requisition.objects.filter(hospital__is_lead=True)
+    assert lead.filter(urgency="URGENT", status="APPROVED").count() == 1
+    assert lead.filter(status="SUBMITTED").count() == 1
+    assert ParLevel.objects.filter(location__hospital__is_lead=True).count() == 12
+    assert ReplenishmentSuggestion.objects.filter(status="OPEN").exists()
+    seed_demo()
+    assert Requisition.objects.count() == 3 and ParLevel.objects.count() == 12

@@ -60,7 +60,7 @@ def pages(world) -> dict[str, str]:
         "web:moves-return": "/moves/return/", "web:moves-scrap": "/moves/scrap/",
         "web:moves-order": f"/moves/orders/{order.pk}/", "web:reconciliation": "/reconciliation/",
         "web:receiving-review": f"/receiving/{open_note.pk}/review/", "web:moves-release": "/moves/release/",
-        "web:history": "/history/", "web:job": f"/jobs/{job.pk}/",
+        "web:history": "/history/", "web:job": f"/jobs/{job.pk}/", "web:department-cost": "/expensing/",
         "api-docs": "/api/docs/", "api-redoc": "/api/redoc/", "admin:index": "/admin/",
         "web:requisitions": "/requisitions/", "web:requisition-queue": "/distribution/queue/",
         "web:par-levels": "/par-levels/",

@@ -57,6 +57,7 @@ from inventory.services.receiving import (
     receive_delivery_note,
     record_scan,
 )
+from inventory.services.units_of_measure import base_unit_price, unit_named
 from inventory.web.access import STOCK_HANDLERS, may, web_page
 from inventory.web.forms import ProductChoiceField
 from inventory.web.listing import Sort, listing
@@ -113,10 +114,14 @@ class LotLineForm(forms.Form):
     lot = forms.CharField(label=gettext_lazy("Lot"), max_length=64)
     expiry = forms.DateField(label=gettext_lazy("Expiry"), widget=forms.DateInput(attrs={"type": "date"}))
     quantity = forms.IntegerField(label=gettext_lazy("Quantity"), min_value=1, initial=1)
+    unit = forms.CharField(
+        label=gettext_lazy("Unit"), required=False, max_length=16,
+        help_text=gettext_lazy("The packaging unit delivered, e.g. 盒; empty: the base unit"),
+    )
     unit_price = forms.DecimalField(
         label=gettext_lazy("Unit price"), required=False, min_value=0, max_digits=12, decimal_places=2,
         widget=forms.NumberInput(attrs={"step": "0.01", "inputmode": "decimal"}),
-        help_text=gettext_lazy("Empty: the agreement price"),
+        help_text=gettext_lazy("Per unit delivered. Empty: the agreement price"),
     )
 
     def __init__(self, *args: object, hospital: object, **kwargs: object) -> None:
@@ -250,7 +255,7 @@ class _Draft:
             LineInput(
                 Decimal(line["price"]), udi=line["udi"], product=products.get(line["product"]), lot=line["lot"],
                 expiry=datetime.date.fromisoformat(line["expiry"]) if line["expiry"] else None,
-                quantity=line["quantity"], scanned_by=scanners.get(line.get("scanned_by")),
+                quantity=line["quantity"], unit=line.get("unit", ""), scanned_by=scanners.get(line.get("scanned_by")),
                 scanned_at=datetime.datetime.fromisoformat(line["scanned_at"]) if line.get("scanned_at") else None,
             )
             for line in self.lines
@@ -439,15 +444,28 @@ def draft_lot(request: HttpRequest, key: str) -> HttpResponse:
         context = _draft_context(current, lot_form=form, problems=problems_of(form))
         return render(request, "web/receiving/draft.html", context, status=400)
     data = form.cleaned_data
+    try:
+        unit = unit_named(product=data["product"], unit=data["unit"])
+    except Refused as refused:
+        context = _draft_context(current, lot_form=form, problems=problems_of(refused))
+        return render(request, "web/receiving/draft.html", context, status=400)
     price = data["unit_price"]
     if price is None:
         price = agreed_price(hospital=current.hospital, supplier=current.supplier, product=data["product"])
+        price = price * unit.factor if price is not None else None  # the agreement is per base unit
+    price = price if price is not None else Decimal("0.00")
+    try:
+        base_unit_price(product=data["product"], unit_price=price, unit=unit.name)
+    except Refused as refused:
+        context = _draft_context(current, lot_form=form, problems=problems_of(refused))
+        return render(request, "web/receiving/draft.html", context, status=400)
     with transaction.atomic():
         current = _Draft(request, key, for_update=True)
         current.lines.append({
             "udi": "", "product": data["product"].pk, "lot": data["lot"].strip(),
             "expiry": data["expiry"].isoformat(), "quantity": data["quantity"],
-            "price": str(price if price is not None else Decimal("0.00")), "scanned_by": None, "scanned_at": "",
+            "price": str(price), "scanned_by": None, "scanned_at": "",
+            **({"unit": unit.name} if unit.factor != 1 else {}),
         })
         current.save()
     return _draft_line_answer(request, current, len(current.lines))

@@ -76,7 +76,8 @@ class LineForm(forms.Form):
     code = ProductCodeField(label=gettext_lazy("Product"))
     quantity = forms.IntegerField(label=gettext_lazy("Quantity"), min_value=1, max_value=10**9, initial=1,
                                   widget=forms.NumberInput(attrs={"inputmode": "numeric", "min": 1, "step": 1}))
-    unit = forms.CharField(label=gettext_lazy("Unit"), required=False, max_length=16)
+    unit = forms.CharField(label=gettext_lazy("Packaging unit"), required=False, max_length=16,
+                           widget=forms.TextInput(attrs={"placeholder": gettext_lazy("Base unit")}))
 
     def __init__(self, *args: object, request: HttpRequest, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)

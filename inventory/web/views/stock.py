@@ -75,6 +75,8 @@ def lots(request: HttpRequest) -> HttpResponse:
     queryset = filter_lot_balances(scope, form.filters())
     if (export := EXPORTS.get(request.GET.get("export", ""))) is not None:
         return export(_filename("lots", request.GET["export"]), LOT_COLUMNS, lot_export_rows(queryset))
+    # "3 盒 4 支" beside each quantity: the products' packaging units, read once for the page
+    queryset = queryset.prefetch_related("product__packaging_units")
     return _render(request, "web/stock/lots.html", form, queryset, scope, LOT_SORTS)
 
 

@@ -2,7 +2,7 @@
 illegal state changes (409, nothing changed) and idempotency."""
 import pytest
 
-from inventory.models import ParLevel, ParLevelProposal, Requisition
+from inventory.models import PackagingUnit, ParLevel, ParLevelProposal, Requisition
 from inventory.services import replenishment
 from tests import factories
 from tests.conftest import api_client_for
@@ -82,7 +82,15 @@ def test_zero_negative_and_fractional_quantities_are_400_naming_the_field(nurse,
 def test_a_unit_the_product_does_not_have_is_400_naming_the_unit(nurse, department, lot_product):
     response = create(api_client_for(nurse), department, [{"product": lot_product.pk, "quantity": 1, "unit": "吨"}])
     assert response.status_code == 400
+    assert problem_fields(response) == ["lines[0].unit"]
     assert not Requisition.objects.exists()
+
+
+def test_a_quantity_in_a_packaging_unit_is_kept_in_base_units_with_what_was_entered(nurse, department, lot_product):
+    PackagingUnit.objects.create(product=lot_product, name="盒", factor=10, is_purchase_unit=True)
+    response = create(api_client_for(nurse), department, [{"product": lot_product.pk, "quantity": 3, "unit": "盒"}])
+    [line] = response.json()["lines"]
+    assert (line["requested_quantity"], line["entered_quantity"], line["entered_unit"]) == (30, 3, "盒")
 
 
 def test_an_unknown_scanned_code_is_400_naming_the_code(nurse, department):
