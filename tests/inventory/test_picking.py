@@ -345,3 +345,26 @@ def test_a_pick_list_with_nothing_picked_can_be_cancelled_and_its_stock_is_free_
     picking.cancel_pick_list(user=keeper, pick_list=pick_list)
     assert not StockReservation.objects.filter(is_active=True).exists()
     assert new_pick_list(keeper, warehouse, requisition, key="pl-2").status == "OPEN"
+
+
+def test_after_dispatch_receipt_return_and_write_off_the_reconciliation_balances(
+    nurse, warehouse, cath_lab_store, delivered
+):
+    from django.utils import timezone
+
+    from inventory.services.reconciliation import run_reconciliation
+
+    requisition, delivery = delivered
+    late = delivery.items.get(lot="LATE")
+    unit_item = delivery.items.get(unit__isnull=False)
+    picking.receive_delivery(user=nurse, delivery=delivery, idempotency_key="r-1", decisions={
+        late.pk: ItemDecision(received=1, discrepancy="DAMAGED", action="RETURNED", reason="包装破损"),
+        unit_item.pk: ItemDecision(received=0, discrepancy="SHORT", action="WRITTEN_OFF", reason="未到"),
+    })
+    today = timezone.localdate()
+    run = run_reconciliation(hospital=warehouse.hospital, period_start=today, period_end=today)
+    assert not run.findings.filter(kind="INVENTORY_MISMATCH").exists()
+    assert Movement.objects.filter(kind="TRANSFER", to_location=delivery.in_transit_location).count() == 3
+    assert Movement.objects.filter(kind="TRANSFER", from_location=delivery.in_transit_location).count() == 3
+    assert Movement.objects.filter(kind="SCRAP", from_location=delivery.in_transit_location).count() == 1
+    assert run.findings.count() == run.findings.exclude(kind="INVENTORY_MISMATCH").count()

@@ -20,8 +20,8 @@ from inventory.models import (
     Requisition,
 )
 from inventory.services import alerts, replenishment
-from inventory.services.units_of_measure import round_up_to_unit
 from inventory.services import requisitions as req
+from inventory.services.units_of_measure import round_up_to_unit
 from tests import factories
 
 
