@@ -16,7 +16,6 @@ Every rule is in `inventory/services/picking.py`; this module checks shapes and 
 """
 from django.db.models import QuerySet
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
@@ -293,5 +292,5 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             pagination_class=None, filter_backends=[])
     def pdf(self, request: Request, pk: str) -> HttpResponse:
         """The printable delivery slip (配送单) with signature lines."""
-        delivery = get_object_or_404(self.get_queryset(), pk=pk)
+        delivery = self.get_object()
         return _pdf(distribution_pdf.delivery_pdf(delivery), f"{delivery.number}.pdf")
