@@ -344,6 +344,35 @@ class Refusal(Enum):
     SUGGESTION_DECIDED = (409, "This suggestion is already {status}.", "该建议已{status}。")
     PROPOSAL_DECIDED = (409, "This proposed par level is already {status}.", "该基数建议已{status}。")
     EPC_LIST_INVALID = (400, "payload.epcs must be a list of tag ids (strings).", "payload.epcs 必须是标签号（字符串）的列表。")
+    # Picking, dispatch and department receipt (拣货、配送、科室验收)
+    PICK_LINES_MISSING = (400, "Name at least one requisition line to pick.", "至少需要一条待拣货的申领明细。")
+    PICK_LINE_NOT_OPEN = (
+        409, "Requisition line {line} has nothing open to pick (requisition {requisition} is {status}).",
+        "申领明细 {line} 没有待拣数量（申领单 {requisition} 状态为{status}）。",
+    )
+    PICK_LINE_ON_ANOTHER_LIST = (
+        409, "Requisition line {line} is already on open pick list {pick_list}.", "申领明细 {line} 已在未完成的拣货单 {pick_list} 上。"
+    )
+    PICK_LIST_STATE = (409, "Pick list {number} is {status}: it cannot {action}.", "拣货单 {number} 状态为{status}，不能{action}。")
+    PICK_NOTHING_PICKED = (409, "Nothing on pick list {number} has been picked yet.", "拣货单 {number} 尚未拣出任何耗材。")
+    PICK_SCAN_NOT_ON_LIST = (
+        409, "{product} is not to be picked on this pick list (or its lines are complete).",
+        "本拣货单没有待拣的 {product}（或相应明细已拣完）。",
+    )
+    PICK_SCAN_NOT_AT_SOURCE = (409, "{item} is at {location}, not at {source}.", "{item} 位于 {location}，不在 {source}。")
+    PICK_SCAN_NOT_PICKABLE = (409, "{item} is {status}: it cannot be picked.", "{item} 状态为{status}，不能拣货。")
+    PICK_SCAN_RESERVED = (409, "{item} is reserved for another pick list or order.", "{item} 已被其他拣货单或单据预留。")
+    PICK_SCAN_ALREADY_PICKED = (409, "{item} has already been picked.", "{item} 已拣货。")
+    PICK_SCAN_NOT_FEFO = (
+        409,
+        "Lot {lot} expires on {expiry}, later than {proposed_lot} ({proposed_expiry}) proposed: pick first expiry first.",
+        "批号 {lot} 有效期至 {expiry}，晚于建议的 {proposed_lot}（{proposed_expiry}）：请按近效期先出拣货。",
+    )
+    PICK_SCAN_QUANTITY_TOO_LARGE = (
+        409, "{quantity} of lot {lot} cannot be picked: {allowed} at most.", "批号 {lot} 不能拣 {quantity}：最多 {allowed}。"
+    )
+    DELIVERY_ALREADY_RECEIVED = (409, "Delivery {number} has already been received.", "配送单 {number} 已签收。")
+    RECEIPT_ITEM_INVALID = (400, "{field}: {reason}", "{field}：{reason}")
     # Units of measure (包装单位) and department expensing (科室领用即消耗)
     UNKNOWN_PACKAGING_UNIT = (
         400, "{field}: product {product} has no unit {unit}; its units are {units}.",

@@ -1,7 +1,7 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from inventory.api import cabinets, clinical, expensing, master_data, stock
+from inventory.api import cabinets, clinical, distribution, expensing, master_data, stock
 from inventory.api.auth import ObtainTokenView
 from inventory.api.receiving import DeliveryNoteViewSet
 
@@ -12,6 +12,8 @@ router.register("units", stock.UnitViewSet, basename="unit")
 router.register("movements", stock.MovementViewSet, basename="movement")
 router.register("consumptions", clinical.ConsumptionViewSet, basename="consumption")
 router.register("cabinet-sessions", cabinets.CabinetSessionViewSet, basename="cabinet-session")
+router.register("pick-lists", distribution.PickListViewSet, basename="pick-list")
+router.register("deliveries", distribution.DeliveryViewSet, basename="delivery")
 
 urlpatterns = [
     path("auth/token/", ObtainTokenView.as_view(), name="auth-token"),

@@ -26,7 +26,9 @@ from inventory.models.notifications import Notification, NotificationRule
 from inventory.models.organisation import Department, Hospital, Location
 from inventory.models.parties import Certificate, Manufacturer, Supplier
 from inventory.models.people import Role, User
+from inventory.models.picking import Delivery, DeliveryItem, PickedItem, PickList, PickListLine
 from inventory.models.reconciliation import Finding, FindingDisposition, ReconciliationRun
+from inventory.models.reservations import StockReservation
 from inventory.models.stock import (
     UNIT_TRANSITIONS,
     LotBalance,
@@ -48,6 +50,9 @@ __all__ = [
     "IdempotencyRecord", "Location", "LotBalance", "LotCostLayer", "LotMovementLayer", "Manufacturer", "Movement", "Notification", "NotificationRule", "Owner", "Product", "Role",
     "ReceivingDraft", "StockOrder", "Supplier", "SupplyAgreement", "TagBinding", "TrackingMode", "UNIT_TRANSITIONS", "Unit", "UnitStatus",
     "User",
+    "StockReservation",
+    # Picking, dispatch and receipt (inventory/models/picking.py)
+    "Delivery", "DeliveryItem", "PickedItem", "PickList", "PickListLine",
     # Master-data history (inventory/models/history.py)
     "CertificateChange", "DepartmentChange", "DeviceChange", "HospitalChange", "LocationChange",
     "ManufacturerChange", "ParLevelChange", "ProductChange", "SupplierChange", "SupplyAgreementChange",

@@ -36,6 +36,8 @@ NAV: tuple[NavItem, ...] = (
     NavItem("web:requisitions", _("Requisitions"), CLINICAL),
     NavItem("web:requisition-queue", _("Distribution queue"), READERS),
     NavItem("web:par-levels", _("Par levels"), STOCK_HANDLERS),
+    NavItem("web:picking", _("Picking"), STOCK_HANDLERS),
+    NavItem("web:deliveries", _("Department receipt"), CLINICAL),
     NavItem("web:department-cost", _("Department cost"), EVERYONE),
 )
 

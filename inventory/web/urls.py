@@ -7,6 +7,7 @@ from inventory.web.views import (
     bedside,
     cabinets,
     dashboard,
+    distribution,
     expensing,
     his,
     history,
@@ -103,4 +104,15 @@ urlpatterns = [
     path("replenishment/proposals/<int:pk>/<slug:decision>/", requisitions.proposal_decide, name="proposal-decide"),
     path("par-levels/", requisitions.par_levels, name="par-levels"),
     path("par-levels/<int:pk>/delete/", requisitions.par_level_delete, name="par-level-delete"),
+    # Picking, dispatch and department receipt (拣货、配送、科室验收)
+    path("picking/", distribution.pick_lists, name="picking"),
+    path("picking/<int:pk>/", distribution.pick_list, name="pick-list"),
+    path("picking/<int:pk>/scan/", distribution.pick_scan, name="pick-list-scan"),
+    path("picking/<int:pk>/dispatch/", distribution.pick_list_dispatch, name="pick-list-dispatch"),
+    path("picking/<int:pk>/cancel/", distribution.pick_list_cancel, name="pick-list-cancel"),
+    path("picking/<int:pk>/pick-list.pdf", distribution.pick_list_pdf, name="pick-list-pdf"),
+    path("deliveries/", distribution.deliveries, name="deliveries"),
+    path("deliveries/<int:pk>/", distribution.delivery, name="delivery"),
+    path("deliveries/<int:pk>/scan/", distribution.delivery_scan, name="delivery-scan"),
+    path("deliveries/<int:pk>/slip.pdf", distribution.delivery_pdf, name="delivery-pdf"),
 ]

@@ -29,6 +29,8 @@ NOT_PAGES = {
     "web:requisition-new", "web:requisition-add-line", "web:requisition-remove-line", "web:requisition-cancel-line",
     "web:requisition-action", "web:replenishment-recompute", "web:replenishment-requisition", "web:suggestion-dismiss",
     "web:proposal-decide", "web:par-level-delete",
+    "web:pick-list-scan", "web:pick-list-dispatch", "web:pick-list-cancel", "web:pick-list-pdf", "web:delivery-scan",
+    "web:delivery-pdf",
 }
 
 
@@ -66,7 +68,31 @@ def pages(world) -> dict[str, str]:
     }
     if run is not None:
         found["web:reconciliation-run"] = f"/reconciliation/{run.pk}/"
+    pick_list, delivery = _picked_and_dispatched(world)
+    found.update({"web:picking": "/picking/", "web:pick-list": f"/picking/{pick_list.pk}/",
+                  "web:deliveries": "/deliveries/", "web:delivery": f"/deliveries/{delivery.pk}/"})
     return found
+
+
+def _picked_and_dispatched(world):
+    """A requisition of the cabinet's department picked and dispatched (once per world)."""
+    from inventory.models import Delivery, PickList
+    from inventory.services import picking
+    from inventory.services.requisitions import RequestedLine, create_requisition
+
+    if (delivery := Delivery.objects.order_by("pk").first()) is not None:
+        return delivery.pick_list, delivery
+    requisition = create_requisition(user=world.operator, department=world.cabinet.department,
+                                     lines=[RequestedLine(world.lot_product, 2)], submit=True)
+    pick_list = picking.create_pick_list(
+        user=world.keeper, hospital=world.warehouse.hospital, source_location=world.warehouse,
+        requisition_lines=list(requisition.lines.all()), idempotency_key="offline-pick",
+    )
+    lot = pick_list.lines.get().product.lot_balances.filter(location=world.warehouse).order_by("expiry").first()
+    picking.confirm_pick_scan(user=world.keeper, pick_list=pick_list, code=f"]d201{world.lot_product.udi_di}"
+                              f"17{lot.expiry:%y%m%d}10{lot.lot}", quantity=2)
+    picking.dispatch_pick_list(user=world.keeper, pick_list=pick_list, idempotency_key="offline-dispatch")
+    return PickList.objects.get(pk=pick_list.pk), Delivery.objects.get()
 
 
 def _route_names(patterns, prefix: str = "") -> set[str]:
