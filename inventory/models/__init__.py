@@ -24,6 +24,7 @@ from inventory.models.notifications import Notification, NotificationRule
 from inventory.models.organisation import Department, Hospital, Location
 from inventory.models.parties import Certificate, Manufacturer, Supplier
 from inventory.models.people import Role, User
+from inventory.models.processing import LabelPrint, Pack, PackDefinition, PackDefinitionLine, PackMember
 from inventory.models.reconciliation import Finding, FindingDisposition, ReconciliationRun
 from inventory.models.reservations import StockReservation
 from inventory.models.stock import (
@@ -48,6 +49,8 @@ __all__ = [
     "ReceivingDraft", "StockOrder", "Supplier", "SupplyAgreement", "TagBinding", "TrackingMode", "UNIT_TRANSITIONS", "Unit", "UnitStatus",
     "User",
     "StockReservation",
+    # Processing (inventory/models/processing.py)
+    "LabelPrint", "Pack", "PackDefinition", "PackDefinitionLine", "PackMember",
     # Master-data history (inventory/models/history.py)
     "CertificateChange", "DepartmentChange", "DeviceChange", "HospitalChange", "LocationChange",
     "ManufacturerChange", "ParLevelChange", "ProductChange", "SupplierChange", "SupplyAgreementChange",

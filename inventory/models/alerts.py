@@ -28,6 +28,7 @@ class Alert(models.Model):
         DEVICE_CLOCK_SKEW = "DEVICE_CLOCK_SKEW", _("Device clock wrong (设备时钟偏差)")
         CABINET_READ_SUSPECT = "CABINET_READ_SUSPECT", _("Cabinet read suspect: reader fault? (读取异常)")
         CABINET_STALE_CLOSE = "CABINET_STALE_CLOSE", _("Cabinet door close arrived out of date (过期关门事件)")
+        SET_PARTNER_MISSING = "SET_PARTNER_MISSING", _("Set component used without its partner (配套组件缺用)")
 
     class Severity(models.TextChoices):
         INFO = "INFO", _("Info")
