@@ -72,11 +72,12 @@ def unit_label(unit: Unit) -> Label:
         data += f"(10){unit.lot}"
     data += f"(21){unit.serial}"
     product = unit.product
-    lines = [f"规格：{product.specification}" if product.specification else f"院内码：{product.internal_code}"]
+    # Expiry and lot first: a GS1-128 label has room for three lines only.
+    lines = [f"效期：{unit.expiry or '—'}", f"批号：{unit.lot or '—'}", f"序列号：{unit.serial}"]
     pack = getattr(unit, "pack", None)
     if pack is not None:
-        lines.append(f"内含：{pack.members.count()} 件  版本 v{pack.definition.version}")
-    lines += [f"序列号：{unit.serial}", f"批号：{unit.lot or '—'}", f"效期：{unit.expiry or '—'}"]
+        lines.append(f"内含：{pack.members.count()} 项  版本 v{pack.definition.version}")
+    lines.append(f"规格：{product.specification}" if product.specification else f"院内码：{product.internal_code}")
     return Label(data, product.name, tuple(lines))
 
 
@@ -89,8 +90,8 @@ def lot_label(balance: LotBalance) -> Label:
     if balance.expiry:
         data += f"(17){balance.expiry:%y%m%d}"
     data += f"(10){balance.lot}"
-    lines = (f"院内码：{product.internal_code}", f"规格：{product.specification or '—'}", f"批号：{balance.lot}",
-             f"效期：{balance.expiry or '—'}")
+    lines = (f"效期：{balance.expiry or '—'}", f"批号：{balance.lot}", f"院内码：{product.internal_code}",
+             f"规格：{product.specification or '—'}")
     return Label(data, product.name, lines)
 
 
