@@ -68,6 +68,9 @@ class PackDefinitionLine(models.Model):
             models.CheckConstraint(condition=Q(quantity__gt=0), name="pack_line_quantity_positive"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.product} × {self.quantity}"
+
 
 class Pack(models.Model):
     """A pack made from one version of a definition. Its identity, place and status are its `unit`'s."""
@@ -133,9 +136,8 @@ class PackMember(models.Model):
             ),
         ]
 
-    @property
-    def cost(self):
-        return self.unit_cost * self.quantity
+    def __str__(self) -> str:
+        return f"{self.product} {self.unit.serial if self.unit_id else self.lot} × {self.quantity}"
 
 
 class LabelPrint(models.Model):
@@ -168,3 +170,6 @@ class LabelPrint(models.Model):
                 name="label_for_a_unit_or_a_lot",
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.content} ({self.get_symbology_display()})"

@@ -210,7 +210,7 @@ def _assemble(actor: Actor, hospital: Hospital, definition: PackDefinition, stat
         elif problem := expiry_lock_problem(unit):
             problems.append(problem)
     balances = {}
-    for (product_id, lot), quantity in sorted(lots.items()):
+    for (product_id, _lot), quantity in sorted(lots.items()):
         counted[product_id] += quantity
     for balance in LotBalance.objects.select_for_update(of=("self",)).filter(
         location=station, product_id__in={product for product, _ in lots}, lot__in={lot for _, lot in lots}
@@ -278,7 +278,7 @@ def _fefo_problems(hospital, station, lines, units, lots, balances) -> list[Prob
     by_product = defaultdict(list)
     for unit in units:
         by_product[unit.product_id].append((unit.serial, unit.expiry))
-    for (product_id, lot), quantity in lots.items():
+    for product_id, lot in lots:
         by_product[product_id].append((lot, balances[(product_id, lot)].expiry))
     problems = []
     for product_id, items in by_product.items():

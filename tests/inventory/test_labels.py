@@ -1,7 +1,7 @@
 """Labels: what is printed decodes, and the decoded scan resolves like a supplier's UDI to the same item."""
+import base64
 import re
 import zlib
-import base64
 
 import pytest
 import zxingcpp
