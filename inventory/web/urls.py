@@ -11,6 +11,7 @@ from inventory.web.views import (
     history,
     jobs,
     moves,
+    processing,
     receiving,
     reconciliation,
     station,
@@ -74,6 +75,11 @@ urlpatterns = [
     path("reconciliation/<int:pk>/", reconciliation.run_detail, name="reconciliation-run"),
     path("reconciliation/<int:pk>/rerun/", reconciliation.rerun, name="reconciliation-rerun"),
     path("reconciliation/<int:pk>/report.<str:report_format>", reconciliation.report, name="reconciliation-report"),
+    # Processing (加工): the station, a pack, its label and its break-up.
+    path("processing/", processing.station, name="processing"),
+    path("processing/packs/<int:pk>/", processing.pack_page, name="processing-pack"),
+    path("processing/packs/<int:pk>/label/", processing.pack_label, name="processing-pack-label"),
+    path("processing/packs/<int:pk>/break/", processing.pack_break, name="processing-pack-break"),
     # Master-data history (变更记录), read only.
     path("history/", history.change_history, name="history"),
     path("reconciliation/<int:pk>/reports-status/", reconciliation.reports_status,

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from inventory.actors import Actor
 from inventory.models import BackgroundJob, DeliveryNote, ReconciliationRun, StockOrder
-from inventory.services.receiving import LineInput, receive_delivery_note
+from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
 from tests.web.conftest import login
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -24,7 +24,8 @@ NOT_PAGES = {
     "web:reconciliation-start", "web:reconciliation-rerun", "web:reconciliation-report", "web:product-suggestions",
     "web:scan", "web:receiving-find", "web:receiving-draft-quantity", "web:receiving-record", "web:moves-order-pdf",
     "web:job-status", "web:job-download", "web:reconciliation-reports-status", "web:reconciliation-findings-export",
-    "web:reconciliation-finding-disposition", "web:stock-export",
+    "web:reconciliation-finding-disposition", "web:stock-export", "web:processing-pack-label",
+    "web:processing-pack-break",
 }
 
 
@@ -55,7 +56,32 @@ def pages(world) -> dict[str, str]:
     }
     if run is not None:
         found["web:reconciliation-run"] = f"/reconciliation/{run.pk}/"
+    found["web:processing"] = "/processing/"
+    found["web:processing-pack"] = f"/processing/packs/{_a_pack(world).pk}/"
     return found
+
+
+def _a_pack(world):
+    """A pack of 2 of the world's lot product, made at a processing station."""
+    from inventory.services.processing import LineInput as PackLine
+    from inventory.services.processing import MemberScan, assemble_pack, save_definition
+    from tests.factories import LocationFactory, gs1_udi
+
+    hospital = world.warehouse.hospital
+    station = LocationFactory(hospital=hospital, code="PROC-OFF", name="加工间", kind="PROCESSING_STATION")
+    expiry = timezone.localdate() + datetime.timedelta(days=400)
+    actor = Actor(user=world.keeper)
+    note = receive_delivery_note(
+        actor=actor, hospital=hospital, supplier=world.supplier, number="DN-PROC", receiving_location=station,
+        idempotency_key="offline-proc", lines=[LineInput(Decimal("3.50"), product=world.lot_product, lot="L-PROC",
+                                                         expiry=expiry, quantity=2)],
+    )
+    accept_delivery_note(actor=actor, note=note, idempotency_key="offline-proc-acc")
+    definition = save_definition(user=world.keeper, hospital=hospital, code="DB-OFF", name="定数包",
+                                 kind="PACK", lines=[PackLine(world.lot_product, 2)])
+    return assemble_pack(actor=actor, hospital=hospital, definition=definition, station=station,
+                         scans=[MemberScan(gs1_udi(world.lot_product.udi_di, lot="L-PROC", expiry=expiry), 2)],
+                         idempotency_key="offline-pack")
 
 
 def _route_names(patterns, prefix: str = "") -> set[str]:

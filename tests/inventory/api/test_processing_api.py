@@ -4,13 +4,13 @@ import pytest
 from inventory.models import Charge, LabelPrint, Movement, Pack, PackDefinition
 from tests import factories
 from tests.conftest import api_client_for
+from tests.factories import gs1_udi
 from tests.inventory.test_processing import (  # noqa: F401 (fixtures)
     EARLY,
     LATE,
     station,
     stocked_station,
 )
-from tests.factories import gs1_udi
 
 pytestmark = pytest.mark.django_db
 
