@@ -138,6 +138,14 @@ def alert_digest() -> dict:
     return {**queued, "sent": notification_relay()}
 
 
+def set_partner_scan() -> dict:
+    """A set's component used without its partner on the same encounter (docs/processing.md)."""
+    from inventory.services.processing import scan_set_partners
+
+    now = timezone.now()
+    return _each_hospital(lambda hospital: scan_set_partners(hospital=hospital, now=now))
+
+
 JOBS: dict[str, Job] = {
     job.name: job for job in (
         Job("expiry_scan", "lock expired units; near-expiry and expired alerts (daily)", expiry_scan),
@@ -157,6 +165,7 @@ JOBS: dict[str, Job] = {
             notification_relay),
         Job("alert_digest", "daily digest of the alerts below each notification rule's threshold (08:00)",
             alert_digest),
+        Job("set_partner_scan", "set components used without their partner (hourly)", set_partner_scan),
     )
 }
 
