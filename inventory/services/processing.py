@@ -129,11 +129,15 @@ def _pack_product(hospital: Hospital, code: str, name: str, kind: str, first: Pr
     """The catalog product packs of this definition code are units of, with an internal GTIN.
 
     It has no HIS charge code on purpose: a pack is never billed, its members are."""
-    product = Product.objects.create(
-        hospital=hospital, internal_code=code, name=name, specification=PackDefinition.Kind(kind).label,
-        category="加工包", manufacturer=first.manufacturer, udi_di=f"pending-{code}"[:64], unit_of_measure="包",
-        is_high_value=False, tracking=TrackingMode.UNIT,
-    )
+    try:
+        with transaction.atomic():
+            product = Product.objects.create(
+                hospital=hospital, internal_code=code, name=name, specification=PackDefinition.Kind(kind).label,
+                category="加工包", manufacturer=first.manufacturer, udi_di=f"pending-{code}"[:64],
+                unit_of_measure="包", is_high_value=False, tracking=TrackingMode.UNIT,
+            )
+    except IntegrityError as error:  # the same new code saved concurrently
+        raise Refused(Refusal.PACK_DEFINITION_CODE_TAKEN, code=code) from error
     product.udi_di = internal_gtin(product.pk)
     product.save(update_fields=["udi_di"])
     return product
