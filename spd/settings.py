@@ -224,6 +224,9 @@ SPECTACULAR_SETTINGS = {
         "ReconciliationRunStatusEnum": "inventory.models.reconciliation.ReconciliationRun.Status",
         "FindingKindEnum": "inventory.models.reconciliation.Finding.Kind",
         "ChargeDeliveryStatusEnum": "inventory.models.clinical.ChargeDelivery.Status",
+        "PackDefinitionKindEnum": "inventory.models.processing.PackDefinition.Kind",
+        "PackMemberStateEnum": "inventory.models.processing.PackMember.State",
+        "LabelSymbologyEnum": "inventory.models.processing.LabelPrint.Symbology",
     },
 }
 

@@ -731,4 +731,5 @@ def test_the_default_schedule_runs_every_job_and_can_be_applied_twice():
     migration.delete_schedule(apps, None)
     later.delete_schedule(apps, None)
     notify.delete_schedule(apps, None)
+    processing.delete_schedule(apps, None)
     assert not PeriodicTask.objects.exists()
