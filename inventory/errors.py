@@ -407,6 +407,53 @@ class Refusal(Enum):
         409, "Lot {lot} of {product}: {counted} counted but only {on_hand} on the books; a surplus is a stocktake matter.",
         "产品 {product} 批号 {lot}：盘点 {counted}，账面仅 {on_hand}；盘盈须走盘点调整。",
     )
+    # Processing (加工: packs, kits, sets, internal labels)
+    PACK_DEFINITION_EMPTY = (400, "A definition needs at least one line.", "定义至少需要一行。")
+    PACK_LINE_QUANTITY = (
+        400, "Line {product}: the quantity must be a whole number of at least 1, {quantity} given.",
+        "{product} 行：数量必须是不小于 1 的整数，给出的是 {quantity}。",
+    )
+    PACK_LINE_TWICE = (400, "Product {product} is listed twice.", "产品 {product} 列出了两次。")
+    PACK_DEFINITION_CYCLE = (
+        400, "A definition cannot contain itself: {product} leads back to {definition}.",
+        "定义不能包含自身：{product} 又包含了 {definition}。",
+    )
+    PACK_DEFINITION_CODE_TAKEN = (
+        409, "The code {code} is already a product of this hospital.", "编码 {code} 已是本院的产品编码。"
+    )
+    NOT_A_PROCESSING_STATION = (400, "{location} is not a processing station.", "{location} 不是加工间。")
+    PACK_MEMBER_NOT_IN_DEFINITION = (
+        400, "{item} ({product}) is not in definition {definition}.", "{item}（{product}）不在定义 {definition} 中。"
+    )
+    PACK_MEMBERS_SHORT = (
+        400, "{product}: {expected} needed, {scanned} scanned.", "{product}：需要 {expected}，已扫 {scanned}。"
+    )
+    PACK_MEMBERS_EXCESS = (
+        409, "{product}: only {expected} belong in the pack, {scanned} scanned.",
+        "{product}：包内只需 {expected}，却扫了 {scanned}。",
+    )
+    PACK_MEMBER_SCANNED_TWICE = (400, "{item} was scanned twice.", "{item} 扫描了两次。")
+    MEMBER_NOT_AT_STATION = (
+        409, "{item} is not in stock at {station} (it is {status}).", "{item} 不在 {station} 的库存中（当前：{status}）。"
+    )
+    NOT_FEFO = (
+        409, "{product}: lot {lot} is not first to expire; take {proposed} (expires {expiry}) first.",
+        "{product}：批号 {lot} 不是最先到期的，请先取 {proposed}（有效期至 {expiry}）。",
+    )
+    NOT_A_PACK = (400, "{item} is not a pack.", "{item} 不是加工包。")
+    PACK_MEMBER_EXPIRED = (
+        409, "Pack {pack} is locked: its member {member} expired on {expiry}.",
+        "加工包 {pack} 已锁定：其中的 {member} 已于 {expiry} 过期。",
+    )
+    PACK_MEMBER_NOT_LIVE = (409, "{member} is no longer in pack {pack}.", "{member} 已不在加工包 {pack} 中。")
+    PACK_NOT_IN_STOCK = (
+        409, "Pack {pack} cannot be broken up where it is ({status}); bring it to a store first.",
+        "加工包 {pack} 在当前状态（{status}）下不能拆包，请先送回库房。",
+    )
+    LABEL_NEEDS_GTIN = (
+        400, "{item} has no GTIN (UDI-DI {di}); a GS1 label cannot carry it.",
+        "{item} 没有 GTIN（UDI-DI {di}），无法打印 GS1 标签。",
+    )
 
     @property
     def status(self) -> int:

@@ -149,6 +149,14 @@ def replenishment_suggestions() -> dict:
     return {"hospitals": count, **total.as_dict()}
 
 
+def set_partner_scan() -> dict:
+    """A set's component used without its partner on the same encounter (docs/processing.md)."""
+    from inventory.services.processing import scan_set_partners
+
+    now = timezone.now()
+    return _each_hospital(lambda hospital: scan_set_partners(hospital=hospital, now=now))
+
+
 JOBS: dict[str, Job] = {
     job.name: job for job in (
         Job("expiry_scan", "lock expired units; near-expiry and expired alerts (daily)", expiry_scan),
@@ -170,6 +178,7 @@ JOBS: dict[str, Job] = {
             alert_digest),
         Job("replenishment_suggestions", "replenishment suggestions and proposed par levels, 主动配送 (05:30)",
             replenishment_suggestions),
+        Job("set_partner_scan", "set components used without their partner (hourly)", set_partner_scan),
     )
 }
 

@@ -224,6 +224,9 @@ SPECTACULAR_SETTINGS = {
         "ReconciliationRunStatusEnum": "inventory.models.reconciliation.ReconciliationRun.Status",
         "FindingKindEnum": "inventory.models.reconciliation.Finding.Kind",
         "ChargeDeliveryStatusEnum": "inventory.models.clinical.ChargeDelivery.Status",
+        "PackDefinitionKindEnum": "inventory.models.processing.PackDefinition.Kind",
+        "PackMemberStateEnum": "inventory.models.processing.PackMember.State",
+        "LabelSymbologyEnum": "inventory.models.processing.LabelPrint.Symbology",
     },
 }
 
@@ -278,6 +281,12 @@ SPD_HIS_FAILING_ALERT_MINUTES = int(env("SPD_HIS_FAILING_ALERT_MINUTES", "30"))
 SPD_RECON_BILLING_GRACE_DAYS = int(env("SPD_RECON_BILLING_GRACE_DAYS", "2"))
 SPD_RECON_CONSIGNMENT_SETTLE_DAYS = int(env("SPD_RECON_CONSIGNMENT_SETTLE_DAYS", "45"))
 SPD_RECON_MAX_PERIOD_DAYS = int(env("SPD_RECON_MAX_PERIOD_DAYS", "366"))
+# Processing (docs/processing.md): label stock size "WIDTHxHEIGHT" in mm; the first digits of the
+# internal GTIN-14 of pack products (GS1 restricted-circulation range 02x); the hours within which a
+# set component's partner must be used on the same encounter before SET_PARTNER_MISSING is raised.
+SPD_LABEL_SIZE_MM = env("SPD_LABEL_SIZE_MM", "60x40")
+SPD_INTERNAL_GTIN_PREFIX = env("SPD_INTERNAL_GTIN_PREFIX", "029")
+SPD_SET_PARTNER_WINDOW_HOURS = float(env("SPD_SET_PARTNER_WINDOW_HOURS", "24"))
 # HIS charge relay (inventory/services/his.py): endpoint, per-request timeout, retries with back-off.
 SPD_HIS_CHARGE_URL = env("SPD_HIS_CHARGE_URL", "http://127.0.0.1:8900/charges")
 SPD_HIS_TIMEOUT_SECONDS = float(env("SPD_HIS_TIMEOUT_SECONDS", "5"))

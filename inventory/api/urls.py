@@ -34,5 +34,6 @@ urlpatterns = [
     path("", include("inventory.api.reconciliation")),
     path("", include("inventory.api.history")),
     path("", include("inventory.api.requisitions")),
+    path("", include("inventory.api.processing")),
     path("", include(router.urls)),
 ]

@@ -27,6 +27,7 @@ from inventory.models.organisation import Department, Hospital, Location
 from inventory.models.parties import Certificate, Manufacturer, Supplier
 from inventory.models.people import Role, User
 from inventory.models.picking import Delivery, DeliveryItem, PickedItem, PickList, PickListLine
+from inventory.models.processing import LabelPrint, Pack, PackDefinition, PackDefinitionLine, PackMember
 from inventory.models.reconciliation import Finding, FindingDisposition, ReconciliationRun
 from inventory.models.reservations import StockReservation
 from inventory.models.stock import (
@@ -53,6 +54,8 @@ __all__ = [
     "StockReservation",
     # Picking, dispatch and receipt (inventory/models/picking.py)
     "Delivery", "DeliveryItem", "PickedItem", "PickList", "PickListLine",
+    # Processing (inventory/models/processing.py)
+    "LabelPrint", "Pack", "PackDefinition", "PackDefinitionLine", "PackMember",
     # Master-data history (inventory/models/history.py)
     "CertificateChange", "DepartmentChange", "DeviceChange", "HospitalChange", "LocationChange",
     "ManufacturerChange", "ParLevelChange", "ProductChange", "SupplierChange", "SupplyAgreementChange",

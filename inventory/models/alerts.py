@@ -30,6 +30,7 @@ class Alert(models.Model):
         CABINET_STALE_CLOSE = "CABINET_STALE_CLOSE", _("Cabinet door close arrived out of date (过期关门事件)")
         # Distribution
         URGENT_REQUISITION = "URGENT_REQUISITION", _("Urgent requisition (紧急申领)")
+        SET_PARTNER_MISSING = "SET_PARTNER_MISSING", _("Set component used without its partner (配套组件缺用)")
 
     class Severity(models.TextChoices):
         INFO = "INFO", _("Info")

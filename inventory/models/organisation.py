@@ -64,6 +64,7 @@ class Location(models.Model):
         OPERATING_ROOM = "OPERATING_ROOM", _("Operating room")
         QUARANTINE = "QUARANTINE", _("Quarantine")
         IN_TRANSIT = "IN_TRANSIT", _("In transit")
+        PROCESSING_STATION = "PROCESSING_STATION", _("Processing station (加工间)")
 
     hospital = models.ForeignKey(Hospital, on_delete=models.PROTECT, related_name="locations")
     department = models.ForeignKey(

@@ -15,6 +15,8 @@ class UnitStatus(models.TextChoices):
     RETURNED_TO_SUPPLIER = "RETURNED_TO_SUPPLIER", _("Returned to supplier")
     SCRAPPED = "SCRAPPED", _("Scrapped")
     EXPIRED = "EXPIRED", _("Expired (locked)")
+    IN_PACK = "IN_PACK", _("In a pack (已组包)")
+    UNPACKED = "UNPACKED", _("Pack emptied (包已拆空)")
 
 
 # The unit status machine (DESIGN.md §3). A move between two locations keeps IN_STOCK or
@@ -46,6 +48,14 @@ UNIT_TRANSITIONS: dict[str, frozenset[str]] = {
     UnitStatus.RETURNED_TO_SUPPLIER: frozenset(),
     UnitStatus.SCRAPPED: frozenset(),
 }
+# Processing (inventory/services/processing.py): a member goes into a pack from stock and comes back
+# out into the pack's place and status; a pack's own unit ends UNPACKED once its last member is out.
+UNIT_TRANSITIONS[UnitStatus.IN_STOCK] |= {UnitStatus.IN_PACK, UnitStatus.UNPACKED}
+UNIT_TRANSITIONS[UnitStatus.IN_CABINET] |= {UnitStatus.UNPACKED}
+UNIT_TRANSITIONS[UnitStatus.TAKEN] |= {UnitStatus.UNPACKED}
+UNIT_TRANSITIONS[UnitStatus.EXPIRED] |= {UnitStatus.UNPACKED}
+UNIT_TRANSITIONS[UnitStatus.IN_PACK] = frozenset({UnitStatus.IN_STOCK, UnitStatus.TAKEN})
+UNIT_TRANSITIONS[UnitStatus.UNPACKED] = frozenset()
 
 
 class Owner(models.TextChoices):
@@ -158,6 +168,10 @@ class Movement(models.Model):
         OWNER_CHANGE = "OWNER_CHANGE", _("Change of owner (寄售转自有)")
         QUARANTINE_RELEASE = "QUARANTINE_RELEASE", _("Released from quarantine (解除隔离)")
         DEPARTMENT_EXPENSE = "DEPARTMENT_EXPENSE", _("Expensed to the department (科室领用即消耗)")
+        PACK_IN = "PACK_IN", _("Into a pack (组包)")
+        PACK_OUT = "PACK_OUT", _("Out of a pack (拆包)")
+        PACK_MADE = "PACK_MADE", _("Pack assembled (加工成包)")
+        PACK_EMPTIED = "PACK_EMPTIED", _("Pack emptied (包已拆空)")
 
     KINDS_REQUIRING_REASON = frozenset(
         {Kind.RETURN_TO_SUPPLIER, Kind.SCRAP, Kind.UNCONSUME, Kind.ADJUSTMENT, Kind.QUARANTINE_RELEASE}
@@ -169,6 +183,7 @@ class Movement(models.Model):
         CABINET_SESSION = "CABINET_SESSION", _("Cabinet session")
         CONSUMPTION = "CONSUMPTION", _("Consumption")
         ALERT = "ALERT", _("Alert (expiry lock)")
+        PACK = "PACK", _("Pack (加工包)")
 
     hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="movements")
     kind = models.CharField(_("kind"), max_length=24, choices=Kind.choices)

@@ -13,6 +13,7 @@ from inventory.web.views import (
     history,
     jobs,
     moves,
+    processing,
     receiving,
     reconciliation,
     requisitions,
@@ -79,6 +80,11 @@ urlpatterns = [
     path("reconciliation/<int:pk>/report.<str:report_format>", reconciliation.report, name="reconciliation-report"),
     # 科室耗材成本: what was expensed to each department (科室领用即消耗), with CSV / XLSX.
     path("expensing/", expensing.department_cost_page, name="department-cost"),
+    # Processing (加工): the station, a pack, its label and its break-up.
+    path("processing/", processing.station, name="processing"),
+    path("processing/packs/<int:pk>/", processing.pack_page, name="processing-pack"),
+    path("processing/packs/<int:pk>/label/", processing.pack_label, name="processing-pack-label"),
+    path("processing/packs/<int:pk>/break/", processing.pack_break, name="processing-pack-break"),
     # Master-data history (变更记录), read only.
     path("history/", history.change_history, name="history"),
     path("reconciliation/<int:pk>/reports-status/", reconciliation.reports_status,

@@ -695,7 +695,7 @@ def test_every_job_runs_through_one_idempotent_task(hospital):
     assert (run_named_job.acks_late, run_named_job.reject_on_worker_lost) == (True, True)
     for name in ("certificate_scan", "return_overdue_scan", "device_offline_scan", "cabinet_tag_scan",
                  "par_level_scan", "his_failing_scan", "his_relay", "mqtt_bridge_scan", "device_event_retention",
-                 "notification_relay", "alert_digest"):
+                 "notification_relay", "alert_digest", "set_partner_scan"):
         assert isinstance(run_named_job.apply(args=[name]).get(), dict)
 
 
@@ -704,12 +704,14 @@ def test_the_default_schedule_runs_every_job_and_can_be_applied_twice():
     later = importlib.import_module("inventory.migrations.0008_mqtt_bridge_alert_and_jobs")
     notify = importlib.import_module("inventory.migrations.0016_alert_notifications")
     replenish = importlib.import_module("inventory.migrations.0020_requisitions_and_replenishment")
+    processing = importlib.import_module("inventory.migrations.0020_processing")
     PeriodicTask.objects.all().delete()
     for _ in range(2):
         migration.create_schedule(apps, None)
         later.create_schedule(apps, None)
         notify.create_schedule(apps, None)
         replenish.create_schedule(apps, None)
+        processing.create_schedule(apps, None)
 
     tasks = {json.loads(task.args)[0]: task for task in PeriodicTask.objects.filter(task=migration.TASK)}
     assert set(tasks) == set(JOBS) and len(tasks) == PeriodicTask.objects.count()
@@ -734,4 +736,5 @@ def test_the_default_schedule_runs_every_job_and_can_be_applied_twice():
     later.delete_schedule(apps, None)
     notify.delete_schedule(apps, None)
     replenish.delete_schedule(apps, None)
+    processing.delete_schedule(apps, None)
     assert not PeriodicTask.objects.exists()

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from inventory.actors import Actor
 from inventory.models import BackgroundJob, DeliveryNote, ReconciliationRun, StockOrder
-from inventory.services.receiving import LineInput, receive_delivery_note
+from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
 from inventory.services.requisitions import RequestedLine, create_requisition
 from tests.web.conftest import login
 
@@ -30,7 +30,8 @@ NOT_PAGES = {
     "web:requisition-action", "web:replenishment-recompute", "web:replenishment-requisition", "web:suggestion-dismiss",
     "web:proposal-decide", "web:par-level-delete",
     "web:pick-list-scan", "web:pick-list-dispatch", "web:pick-list-cancel", "web:pick-list-pdf", "web:delivery-scan",
-    "web:delivery-pdf",
+    "web:delivery-pdf", "web:processing-pack-label",
+    "web:processing-pack-break",
 }
 
 
@@ -71,6 +72,8 @@ def pages(world) -> dict[str, str]:
     pick_list, delivery = _picked_and_dispatched(world)
     found.update({"web:picking": "/picking/", "web:pick-list": f"/picking/{pick_list.pk}/",
                   "web:deliveries": "/deliveries/", "web:delivery": f"/deliveries/{delivery.pk}/"})
+    found["web:processing"] = "/processing/"
+    found["web:processing-pack"] = f"/processing/packs/{_a_pack(world).pk}/"
     return found
 
 
@@ -93,6 +96,29 @@ def _picked_and_dispatched(world):
                               f"17{lot.expiry:%y%m%d}10{lot.lot}", quantity=2)
     picking.dispatch_pick_list(user=world.keeper, pick_list=pick_list, idempotency_key="offline-dispatch")
     return PickList.objects.get(pk=pick_list.pk), Delivery.objects.get()
+
+
+def _a_pack(world):
+    """A pack of 2 of the world's lot product, made at a processing station."""
+    from inventory.services.processing import LineInput as PackLine
+    from inventory.services.processing import MemberScan, assemble_pack, save_definition
+    from tests.factories import LocationFactory, gs1_udi
+
+    hospital = world.warehouse.hospital
+    station = LocationFactory(hospital=hospital, code="PROC-OFF", name="加工间", kind="PROCESSING_STATION")
+    expiry = timezone.localdate() + datetime.timedelta(days=400)
+    actor = Actor(user=world.keeper)
+    note = receive_delivery_note(
+        actor=actor, hospital=hospital, supplier=world.supplier, number="DN-PROC", receiving_location=station,
+        idempotency_key="offline-proc", lines=[LineInput(Decimal("3.50"), product=world.lot_product, lot="L-PROC",
+                                                         expiry=expiry, quantity=2)],
+    )
+    accept_delivery_note(actor=actor, note=note, idempotency_key="offline-proc-acc")
+    definition = save_definition(user=world.keeper, hospital=hospital, code="DB-OFF", name="定数包",
+                                 kind="PACK", lines=[PackLine(world.lot_product, 2)])
+    return assemble_pack(actor=actor, hospital=hospital, definition=definition, station=station,
+                         scans=[MemberScan(gs1_udi(world.lot_product.udi_di, lot="L-PROC", expiry=expiry), 2)],
+                         idempotency_key="offline-pack")
 
 
 def _route_names(patterns, prefix: str = "") -> set[str]:

@@ -6,6 +6,7 @@ from django.utils.translation import gettext as _
 
 from inventory.errors import Refusal, Refused
 from inventory.models import Hospital, Unit
+from inventory.selectors.processing import packs_of_member, set_partners
 from inventory.selectors.scope import visible_to
 from inventory.selectors.stock import StockScope
 from inventory.selectors.trace import unit_timeline
@@ -22,6 +23,7 @@ def unit_trace(request: HttpRequest, pk: int) -> HttpResponse:
     unit = get_object_or_404(StockScope.of(request.user).traceable_units(), pk=pk)
     return render(request, "web/trace/unit.html", {
         "timeline": unit_timeline(unit), "reads_history": may(request.user, READERS),
+        "memberships": packs_of_member(unit), "set_partners": set_partners(unit),
     })
 
 

@@ -1,0 +1,303 @@
+"""Processing (加工): definitions, assembly by scan with FEFO, use member by member, break-up, sets."""
+import datetime
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from inventory.actors import Actor
+from inventory.errors import Refused
+from inventory.models import (
+    Alert,
+    Charge,
+    Consumption,
+    IdempotencyRecord,
+    Location,
+    LotBalance,
+    Movement,
+    Pack,
+    PackDefinition,
+    PackMember,
+    Product,
+    Unit,
+)
+from inventory.selectors.reconciliation import ledger_against_stock, stock_flows
+from inventory.services.consumption import ClinicalContext
+from inventory.services.processing import (
+    LineInput,
+    MemberScan,
+    assemble_pack,
+    break_pack,
+    save_definition,
+    scan_set_partners,
+    use_pack,
+)
+from inventory.services.receiving import LineInput as DeliveryLine
+from inventory.services.receiving import accept_delivery_note, receive_delivery_note
+from inventory.services.stock import transfer_stock
+from tests import factories
+from tests.conftest import stock_units
+from tests.factories import TODAY, gs1_udi
+
+pytestmark = pytest.mark.django_db
+
+EARLY, LATE = TODAY + datetime.timedelta(days=300), TODAY + datetime.timedelta(days=700)
+
+
+@pytest.fixture
+def station(hospital):
+    return factories.LocationFactory(hospital=hospital, code="PROC", name="加工间", kind=Location.Kind.PROCESSING_STATION)
+
+
+def receive_lot(actor, supplier, location, product, lot, quantity, expiry, price=Decimal("3.50")):
+    number = f"DN-{lot}-{quantity}"
+    note = receive_delivery_note(
+        actor=actor, hospital=location.hospital, supplier=supplier, number=number, receiving_location=location,
+        lines=[DeliveryLine(price, product=product, lot=lot, expiry=expiry, quantity=quantity)],
+        idempotency_key=f"rcv-{number}",
+    )
+    accept_delivery_note(actor=actor, note=note, idempotency_key=f"acc-{number}")
+    return LotBalance.objects.get(product=product, lot=lot, location=location)
+
+
+def lot_scan(product, lot, quantity, expiry):
+    return MemberScan(gs1_udi(product.udi_di, lot=lot, expiry=expiry), quantity)
+
+
+def unit_scan(unit):
+    return MemberScan(gs1_udi(unit.di, serial=unit.serial, lot=unit.lot, expiry=unit.expiry))
+
+
+@pytest.fixture
+def syringe_pack(keeper, hospital, lot_product):
+    return save_definition(user=keeper, hospital=hospital, code="DB-SYR10", name="注射器定数包（10支）",
+                           kind=PackDefinition.Kind.PACK, lines=[LineInput(lot_product, 10)])
+
+
+@pytest.fixture
+def stocked_station(keeper_actor, supplier, station, lot_product):
+    receive_lot(keeper_actor, supplier, station, lot_product, "L-LATE", 20, LATE)
+    receive_lot(keeper_actor, supplier, station, lot_product, "L-EARLY", 15, EARLY)
+    return station
+
+
+def assemble(actor, definition, station, scans, key="asm-1"):
+    return assemble_pack(actor=actor, hospital=station.hospital, definition=definition, station=station,
+                         scans=scans, idempotency_key=key)
+
+
+def test_a_changed_definition_is_a_new_version_and_made_packs_keep_theirs(
+    keeper, keeper_actor, hospital, syringe_pack, stocked_station, lot_product
+):
+    pack = assemble(keeper_actor, syringe_pack, stocked_station, [lot_scan(lot_product, "L-EARLY", 10, EARLY)])
+    second = save_definition(user=keeper, hospital=hospital, code="DB-SYR10", name="注射器定数包（5支）",
+                             kind=PackDefinition.Kind.PACK, lines=[LineInput(lot_product, 5)])
+    syringe_pack.refresh_from_db()
+    assert (second.version, second.is_current, syringe_pack.is_current) == (2, True, False)
+    assert second.pack_product == syringe_pack.pack_product  # one identity (GTIN) for the code
+    pack.refresh_from_db()
+    assert pack.definition == syringe_pack
+
+
+@pytest.mark.parametrize("quantity", [0, -3, "2"])
+def test_a_definition_with_a_bad_quantity_is_refused_and_nothing_is_written(keeper, hospital, lot_product, quantity):
+    products = Product.objects.count()
+    with pytest.raises(Refused) as refused:
+        save_definition(user=keeper, hospital=hospital, code="BAD", name="坏定义", kind=PackDefinition.Kind.KIT,
+                        lines=[LineInput(lot_product, quantity)])
+    assert (refused.value.code, refused.value.status) == ("PACK_LINE_QUANTITY", 400)
+    assert (PackDefinition.objects.count(), Product.objects.count()) == (0, products)
+
+
+def test_a_kit_containing_itself_is_refused(keeper, hospital, product, lot_product):
+    inner = save_definition(user=keeper, hospital=hospital, code="KIT-A", name="A 包", kind=PackDefinition.Kind.KIT,
+                            lines=[LineInput(lot_product, 2)])
+    save_definition(user=keeper, hospital=hospital, code="KIT-B", name="B 包", kind=PackDefinition.Kind.KIT,
+                    lines=[LineInput(inner.pack_product, 1), LineInput(product, 1)])
+    outer = PackDefinition.objects.get(code="KIT-B")
+    with pytest.raises(Refused) as refused:  # A would contain B, which contains A
+        save_definition(user=keeper, hospital=hospital, code="KIT-A", name="A 包", kind=PackDefinition.Kind.KIT,
+                        lines=[LineInput(outer.pack_product, 1)])
+    assert (refused.value.code, refused.value.status) == ("PACK_DEFINITION_CYCLE", 400)
+    with pytest.raises(Refused) as itself:
+        save_definition(user=keeper, hospital=hospital, code="KIT-A", name="A 包", kind=PackDefinition.Kind.KIT,
+                        lines=[LineInput(inner.pack_product, 1)])
+    assert itself.value.code == "PACK_DEFINITION_CYCLE"
+    assert PackDefinition.objects.filter(code="KIT-A").count() == 1
+
+
+def test_assembly_by_scan_takes_the_first_expiring_lot_and_refuses_a_later_one(
+    keeper_actor, syringe_pack, stocked_station, lot_product
+):
+    with pytest.raises(Refused) as refused:
+        assemble(keeper_actor, syringe_pack, stocked_station, [lot_scan(lot_product, "L-LATE", 10, LATE)])
+    assert (refused.value.code, refused.value.status) == ("NOT_FEFO", 409)
+    assert "L-EARLY" in refused.value.detail
+    assert not Pack.objects.exists() and not IdempotencyRecord.objects.filter(key="asm-1").exists()
+
+    pack = assemble(keeper_actor, syringe_pack, stocked_station, [lot_scan(lot_product, "L-EARLY", 10, EARLY)])
+    unit = pack.unit
+    assert (unit.status, unit.location, unit.expiry) == ("IN_STOCK", stocked_station, EARLY)
+    assert unit.unit_cost == Decimal("35.00")
+    assert unit.di == syringe_pack.pack_product.udi_di and unit.di.startswith("029")
+    member = pack.members.get()
+    assert (member.lot, member.quantity, member.state) == ("L-EARLY", 10, "LIVE")
+    assert LotBalance.objects.get(lot="L-EARLY", location=stocked_station).quantity == 5
+    kinds = list(Movement.objects.filter(document_type="PACK", document_id=pack.pk).values_list("kind", flat=True))
+    assert sorted(kinds) == ["PACK_IN", "PACK_MADE"]
+    assert ledger_against_stock(stocked_station.hospital) == []
+
+
+def test_assembling_with_too_few_or_too_many_members_is_refused_and_writes_nothing(
+    keeper_actor, syringe_pack, stocked_station, lot_product
+):
+    movements = Movement.objects.count()
+    with pytest.raises(Refused) as short:
+        assemble(keeper_actor, syringe_pack, stocked_station, [lot_scan(lot_product, "L-EARLY", 9, EARLY)])
+    assert (short.value.code, short.value.status) == ("PACK_MEMBERS_SHORT", 400)
+    with pytest.raises(Refused) as excess:
+        assemble(keeper_actor, syringe_pack, stocked_station, [lot_scan(lot_product, "L-EARLY", 11, EARLY)])
+    assert (excess.value.code, excess.value.status) == ("PACK_MEMBERS_EXCESS", 409)
+    assert Movement.objects.count() == movements and not Pack.objects.exists()
+
+
+def test_a_unit_not_at_the_station_or_not_in_the_definition_is_refused(
+    keeper, keeper_actor, hospital, supplier, warehouse, station, product, lot_product
+):
+    kit = save_definition(user=keeper, hospital=hospital, code="KIT-PCI", name="PCI 手术包",
+                          kind=PackDefinition.Kind.KIT, lines=[LineInput(product, 1)])
+    unit = stock_units(keeper_actor, supplier, warehouse, product, ["W1"])[0]
+    with pytest.raises(Refused) as refused:
+        assemble(keeper_actor, kit, station, [unit_scan(unit)])
+    assert refused.value.code == "MEMBER_NOT_AT_STATION"
+    with pytest.raises(Refused) as foreign:
+        assemble(keeper_actor, kit, station, [unit_scan(unit), lot_scan(lot_product, "X", 1, EARLY)])
+    assert "PACK_MEMBER_NOT_IN_DEFINITION" in [problem.code for problem in foreign.value.problems]
+
+
+@pytest.fixture
+def ward(hospital):
+    department = factories.DepartmentFactory(hospital=hospital, code="OPH", name="眼科")
+    return factories.LocationFactory(hospital=hospital, department=department, code="OPH-STORE", name="眼科二级库",
+                                     kind="DEPARTMENT_STORE")
+
+
+@pytest.fixture
+def iol_set(keeper, keeper_actor, hospital, supplier, station, ward):
+    """An intraocular lens and its injector, assembled as a set and dispatched to the eye ward."""
+    lens = factories.SupplyAgreementFactory(product__hospital=hospital, product__name="人工晶状体", supplier=supplier,
+                                            unit_price=Decimal("2800.00")).product
+    injector = factories.SupplyAgreementFactory(product__hospital=hospital, product__name="晶体推注器",
+                                                supplier=supplier, unit_price=Decimal("300.00")).product
+    definition = save_definition(user=keeper, hospital=hospital, code="SET-IOL", name="人工晶体配套",
+                                 kind=PackDefinition.Kind.SET, lines=[LineInput(lens, 1), LineInput(injector, 1)])
+    units = stock_units(keeper_actor, supplier, station, lens, ["IOL1"]) + stock_units(
+        keeper_actor, supplier, station, injector, ["INJ1"])
+    pack = assemble(keeper_actor, definition, station, [unit_scan(unit) for unit in units], key="asm-iol")
+    transfer_stock(actor=keeper_actor, hospital=hospital, to_location=ward, units=[pack.unit], idempotency_key="go")
+    pack.refresh_from_db()
+    return pack
+
+
+def context(ward, encounter="ZY2026001", **kwargs):
+    return ClinicalContext(encounter=encounter, department=ward.department, **kwargs)
+
+
+def test_a_pack_moves_like_a_unit_and_its_whole_use_charges_each_member_once_at_its_cost(
+    keeper_actor, hospital, iol_set, ward
+):
+    assert (iol_set.unit.location, iol_set.unit.status) == (ward, "IN_STOCK")
+    use_pack(actor=keeper_actor, hospital=hospital, pack=iol_set, context=context(ward), idempotency_key="use-1")
+    use_pack(actor=keeper_actor, hospital=hospital, pack=iol_set, context=context(ward), idempotency_key="use-1")
+    charges = Charge.objects.order_by("unit_price")
+    assert [(charge.unit_price, charge.quantity, charge.encounter) for charge in charges] == [
+        (Decimal("300.00"), 1, "ZY2026001"), (Decimal("2800.00"), 1, "ZY2026001")]
+    assert set(Unit.objects.filter(serial__in=["IOL1", "INJ1"]).values_list("status", flat=True)) == {"CONSUMED"}
+    iol_set.unit.refresh_from_db()
+    assert iol_set.unit.status == "UNPACKED" and iol_set.unit.location is None
+    assert ledger_against_stock(hospital) == []
+    with pytest.raises(Refused):
+        use_pack(actor=keeper_actor, hospital=hospital, pack=iol_set, context=context(ward), idempotency_key="use-2")
+    assert Charge.objects.count() == 2
+
+
+def test_using_part_of_a_pack_consumes_those_members_and_leaves_the_rest(keeper_actor, hospital, iol_set, ward):
+    lens = iol_set.members.get(unit__serial="IOL1")
+    use_pack(actor=keeper_actor, hospital=hospital, pack=iol_set, context=context(ward), idempotency_key="use-lens",
+             member_ids=[lens.pk])
+    states = dict(iol_set.members.values_list("unit__serial", "state"))
+    assert states == {"IOL1": "USED", "INJ1": "LIVE"}
+    iol_set.unit.refresh_from_db()
+    assert (iol_set.unit.status, iol_set.unit.location) == ("IN_STOCK", ward)
+    assert Consumption.objects.get().unit.serial == "IOL1"
+    assert ledger_against_stock(hospital) == []
+
+
+def test_breaking_a_pack_returns_its_members_to_stock_with_the_ledger_showing_it(
+    keeper_actor, hospital, syringe_pack, stocked_station, lot_product
+):
+    pack = assemble(keeper_actor, syringe_pack, stocked_station, [lot_scan(lot_product, "L-EARLY", 10, EARLY)])
+    start = timezone.now() - datetime.timedelta(minutes=1)
+    break_pack(actor=keeper_actor, hospital=hospital, pack=pack, idempotency_key="break-1")
+    assert LotBalance.objects.get(lot="L-EARLY", location=stocked_station).quantity == 15
+    member = pack.members.get()
+    assert member.state == "RETURNED" and member.out_movement.kind == "PACK_OUT"
+    pack.unit.refresh_from_db()
+    assert pack.unit.status == "UNPACKED"
+    assert ledger_against_stock(hospital) == []
+    rows = {(row.product_id, row.location_id): row for row in stock_flows(hospital, start, timezone.now()
+                                                                          + datetime.timedelta(minutes=1))}
+    assert rows[(lot_product.pk, stocked_station.pk)].closing == 35
+
+
+def test_an_expired_member_locks_the_whole_pack_naming_the_member(keeper_actor, hospital, iol_set, ward):
+    lens = iol_set.members.get(unit__serial="IOL1")
+    PackMember.objects.filter(pk=lens.pk).update(expiry=TODAY - datetime.timedelta(days=1))
+    with pytest.raises(Refused) as refused:
+        use_pack(actor=keeper_actor, hospital=hospital, pack=iol_set, context=context(ward), idempotency_key="use-x")
+    assert (refused.value.code, refused.value.status) == ("PACK_MEMBER_EXPIRED", 409)
+    assert "人工晶状体 SN IOL1" in refused.value.detail
+    assert not Consumption.objects.exists()
+
+
+def test_a_set_component_used_without_its_partner_raises_an_alert(
+    keeper_actor, hospital, iol_set, ward, settings
+):
+    settings.SPD_SET_PARTNER_WINDOW_HOURS = 2
+    lens = iol_set.members.get(unit__serial="IOL1")
+    used_at = timezone.now() - datetime.timedelta(hours=3)
+    use_pack(actor=keeper_actor, hospital=hospital, pack=iol_set, context=context(ward, occurred_at=used_at),
+             idempotency_key="use-lens", member_ids=[lens.pk])
+    scan_set_partners(hospital=hospital)
+    alert = Alert.objects.get(kind="SET_PARTNER_MISSING")
+    assert "晶体推注器" in alert.message and alert.unit.serial == "IOL1"
+    injector = iol_set.members.get(unit__serial="INJ1")
+    use_pack(actor=keeper_actor, hospital=hospital, pack=iol_set,
+             context=context(ward, occurred_at=used_at + datetime.timedelta(minutes=20)),
+             idempotency_key="use-inj", member_ids=[injector.pk])
+    scan_set_partners(hospital=hospital)
+    alert.refresh_from_db()
+    assert alert.status == "RESOLVED"
+
+
+def test_another_hospitals_definition_is_not_found(keeper_actor, other_hospital, syringe_pack, station):
+    other_station = factories.LocationFactory(hospital=other_hospital, code="P2", kind="PROCESSING_STATION")
+    with pytest.raises(Refused) as refused:
+        assemble_pack(actor=keeper_actor, hospital=other_hospital, definition=syringe_pack, station=other_station,
+                      scans=[], idempotency_key="x")
+    assert refused.value.status == 404
+
+
+def test_assembly_at_a_place_that_is_not_a_processing_station_is_refused(
+    keeper_actor, syringe_pack, warehouse, lot_product
+):
+    with pytest.raises(Refused) as refused:
+        assemble(keeper_actor, syringe_pack, warehouse, [lot_scan(lot_product, "L-EARLY", 10, EARLY)])
+    assert refused.value.code == "NOT_A_PROCESSING_STATION"
+
+
+def test_actor_is_recorded_on_every_processing_movement(keeper, keeper_actor, syringe_pack, stocked_station,
+                                                        lot_product):
+    pack = assemble(Actor(user=keeper), syringe_pack, stocked_station, [lot_scan(lot_product, "L-EARLY", 10, EARLY)])
+    assert set(Movement.objects.filter(document_type="PACK", document_id=pack.pk)
+               .values_list("actor_user", flat=True)) == {keeper.pk}
