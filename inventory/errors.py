@@ -312,6 +312,30 @@ class Refusal(Enum):
     )
     EPC_LIST_INVALID = (400, "payload.epcs must be a list of tag ids (strings).", "payload.epcs 必须是标签号（字符串）的列表。")
 
+    # Stocktakes (盘点)
+    STOCKTAKE_FROZEN = (
+        409, "{location} is being counted (stocktake {session}): nothing may leave it until the count is submitted.",
+        "{location} 正在盘点（盘点单 {session}）：提交盘点前不能出库。",
+    )
+    STOCKTAKE_NOT_OPEN = (409, "Stocktake {session} is {status}: it cannot be changed so.", "盘点单 {session} 状态为“{status}”，不能进行此操作。")
+    STOCKTAKE_LOCATION_NOT_IN_SESSION = (
+        409, "{location} is not counted by stocktake {session}.", "{location} 不在盘点单 {session} 的范围内。"
+    )
+    STOCKTAKE_UNIT_NOT_COUNTABLE = (
+        409, "Unit {unit} is {status}: it should not be on a shelf; check its record.", "耗材 {unit} 状态为“{status}”，不应在货架上，请核查。"
+    )
+    STOCKTAKE_NOT_COUNTED = (409, "Line {line} has not been counted yet.", "盘点行 {line} 尚未盘点。")
+    STOCKTAKE_SAME_PERSON = (
+        409, "You counted this variance yourself: someone else must {action} it.", "该差异由您本人盘点，须由他人{action}。"
+    )
+    STOCKTAKE_RECOUNT_REQUIRED = (
+        409, "The variance of {item} (line {line}) is over the threshold: it needs a recount by another person.",
+        "{item}（盘点行 {line}）的差异超过阈值，须由另一人复盘。",
+    )
+    STOCKTAKE_LINES_UNCOUNTED = (
+        409, "{count} lines are neither confirmed nor counted.", "还有 {count} 行既未确认也未盘点。"
+    )
+
     @property
     def status(self) -> int:
         return self.value[0]
@@ -341,6 +365,7 @@ THINGS = {
     "lot": ("lot", "批号"),
     "finding": ("finding", "对账发现"),
     "job": ("background job", "后台任务"),
+    "stocktake": ("stocktake", "盘点单"),
     "resource": ("Resource", "资源"),
 }
 

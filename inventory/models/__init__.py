@@ -37,6 +37,7 @@ from inventory.models.stock import (
     Unit,
     UnitStatus,
 )
+from inventory.models.stocktake import StocktakeFinding, StocktakeLine, StocktakeSession
 
 __all__ = [
     "Alert", "BackgroundJob", "Finding", "FindingDisposition", "ParLevel", "ReconciliationRun",
@@ -46,6 +47,7 @@ __all__ = [
     "IdempotencyRecord", "Location", "LotBalance", "LotCostLayer", "LotMovementLayer", "Manufacturer", "Movement", "Notification", "NotificationRule", "Owner", "Product", "Role",
     "ReceivingDraft", "StockOrder", "Supplier", "SupplyAgreement", "TagBinding", "TrackingMode", "UNIT_TRANSITIONS", "Unit", "UnitStatus",
     "User",
+    "StocktakeFinding", "StocktakeLine", "StocktakeSession",
     # Master-data history (inventory/models/history.py)
     "CertificateChange", "DepartmentChange", "DeviceChange", "HospitalChange", "LocationChange",
     "ManufacturerChange", "ParLevelChange", "ProductChange", "SupplierChange", "SupplyAgreementChange",

@@ -168,6 +168,7 @@ class Movement(models.Model):
         CABINET_SESSION = "CABINET_SESSION", _("Cabinet session")
         CONSUMPTION = "CONSUMPTION", _("Consumption")
         ALERT = "ALERT", _("Alert (expiry lock)")
+        STOCKTAKE = "STOCKTAKE", _("Stocktake (盘点)")
 
     hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="movements")
     kind = models.CharField(_("kind"), max_length=24, choices=Kind.choices)
