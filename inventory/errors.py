@@ -311,6 +311,36 @@ class Refusal(Enum):
         400, "Device {device} is not bound to a smart cabinet location.", "设备 {device} 未绑定到智能柜库位。"
     )
     EPC_LIST_INVALID = (400, "payload.epcs must be a list of tag ids (strings).", "payload.epcs 必须是标签号（字符串）的列表。")
+    # Units of measure (包装单位) and department expensing (科室领用即消耗)
+    UNKNOWN_PACKAGING_UNIT = (
+        400, "{field}: product {product} has no unit {unit}; its units are {units}.",
+        "{field}：产品 {product} 没有单位“{unit}”；可用单位为 {units}。",
+    )
+    QUANTITY_NOT_WHOLE_BASE_UNITS = (
+        400, "{field}: {quantity} {unit} is not a whole number of {base} (1 {unit} = {factor} {base}).",
+        "{field}：{quantity} {unit} 不是整数个{base}（1 {unit} = {factor} {base}）。",
+    )
+    QUANTITY_NOT_POSITIVE = (400, "{field}: the quantity must be above 0; {quantity} given.", "{field}：数量必须大于 0，给出的是 {quantity}。")
+    NOT_WHOLE_BILLING_UNITS = (
+        409, "{quantity} {base} of {product} is not a whole number of its billing unit {unit} (1 {unit} = {factor} {base}).",
+        "产品 {product} 的 {quantity} {base} 不是整数个计价单位“{unit}”（1 {unit} = {factor} {base}）。",
+    )
+    PRICE_NOT_WHOLE_CENTS_PER_BASE_UNIT = (
+        400, "{field}: {price} per {unit} is not a whole number of cents per {base} (1 {unit} = {factor} {base}).",
+        "{field}：每{unit} {price} 元折合每{base}不是整分（1 {unit} = {factor} {base}）。",
+    )
+    PACKAGING_UNIT_INVALID = (400, "{field}: {reason}", "{field}：{reason}")
+    NOT_EXPENSED_ON_ISSUE = (
+        409, "Product {product} is not expensed to the department; its use is billed to a patient.",
+        "产品 {product} 不是科室领用即消耗的物品，其使用须向患者计费。",
+    )
+    NOT_A_DEPARTMENT_STORE = (
+        409, "{location} is not a store or cabinet of a clinical department.", "{location} 不是临床科室的二级库或智能柜。"
+    )
+    COUNT_ABOVE_BOOK = (
+        409, "Lot {lot} of {product}: {counted} counted but only {on_hand} on the books; a surplus is a stocktake matter.",
+        "产品 {product} 批号 {lot}：盘点 {counted}，账面仅 {on_hand}；盘盈须走盘点调整。",
+    )
 
     # Stocktakes (盘点)
     STOCKTAKE_FROZEN = (
