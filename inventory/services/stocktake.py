@@ -53,6 +53,7 @@ from inventory.models import (
 )
 from inventory.selectors.scope import departments_of
 from inventory.services.ledger import move_lot, move_unit
+from inventory.services.units_of_measure import to_base_quantity
 
 Status = StocktakeSession.Status
 Line = StocktakeLine
@@ -684,17 +685,8 @@ def _require_in_session(session: StocktakeSession, location: Location) -> None:
         raise Refused(Refusal.STOCKTAKE_LOCATION_NOT_IN_SESSION, location=location, session=session.pk)
 
 
-def _base_quantity(product: Product, quantity: int, packaging_unit: str) -> int:
-    if quantity is None or quantity < 0:
-        raise Refused(Refusal.INVALID_REQUEST, detail="quantity: must be 0 or more")
-    if not packaging_unit:
-        return quantity
-    try:
-        from inventory.services.units_of_measure import to_base_quantity
-    except ImportError:
-        if packaging_unit == product.unit_of_measure:
-            return quantity
-        raise Refused(Refusal.INVALID_REQUEST, detail=f"unit: unknown packaging unit {packaging_unit!r}") from None
+def _base_quantity(product: Product, quantity: int | Decimal, packaging_unit: str) -> int:
+    """`quantity` in `packaging_unit` (the base unit when empty) as base units, exactly, or refused."""
     return to_base_quantity(product=product, quantity=quantity, unit=packaging_unit)
 
 

@@ -10,6 +10,7 @@ from inventory.models import (
     LotBalance,
     Movement,
     Owner,
+    PackagingUnit,
     StocktakeFinding,
     StocktakeLine,
     StocktakeSession,
@@ -139,13 +140,18 @@ def test_the_counter_may_approve_a_variance_below_the_threshold(counter, hospita
 
 
 def test_lot_quantities_are_converted_from_the_packaging_unit(counter, hospital, warehouse, lot_stock, lot_product):
+    PackagingUnit.objects.create(product=lot_product, name="盒", factor=4)
     session = stocktake.start_count(user=counter, hospital=hospital, locations=[warehouse])
     line = stocktake.count_lot(session=session, user=counter, product=lot_product, lot="L1", location=warehouse,
-                               quantity=7, packaging_unit=lot_product.unit_of_measure)
-    assert line.counted_quantity == 7
-    with pytest.raises(Refused):
-        stocktake.count_lot(session=session, user=counter, product=lot_product, lot="L1", location=warehouse,
-                            quantity=1, packaging_unit="pallet-of-nothing")
+                               quantity=Decimal("2.5"), packaging_unit="盒")
+    assert (line.counted_quantity, line.variance) == (10, 0)
+    for quantity, unit, code in ((1, "pallet", "UNKNOWN_PACKAGING_UNIT"), (Decimal("0.3"), "盒", "QUANTITY_NOT_WHOLE_BASE_UNITS"),
+                                 (-1, "", "QUANTITY_NOT_POSITIVE")):
+        with pytest.raises(Refused) as refused:
+            stocktake.count_lot(session=session, user=counter, product=lot_product, lot="L1", location=warehouse,
+                                quantity=quantity, packaging_unit=unit)
+        assert refused.value.code == code
+    assert session.lines.get().counted_quantity == 10
 
 
 def test_a_unit_found_in_the_wrong_place_is_transferred_not_adjusted(
