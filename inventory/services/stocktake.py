@@ -53,6 +53,7 @@ from inventory.models import (
 )
 from inventory.selectors.scope import departments_of
 from inventory.services.ledger import move_lot, move_unit
+from inventory.services.stocktake_reports import store_variance_reports
 from inventory.services.units_of_measure import to_base_quantity
 
 Status = StocktakeSession.Status
@@ -401,6 +402,7 @@ def approve(*, session: StocktakeSession, user: User, reasons: dict[int, str] | 
     threshold has no recount by another person, the approver counted or recounted such a line,
     a reason given for a line is unknown. `reasons` maps line id → FOUND/LOST/DAMAGED/DATA_ERROR;
     by default a surplus is FOUND, a shortfall LOST (DAMAGED when the line was noted damaged).
+    The variance report (CSV, XLSX, PDF with their SHA-256) is stored once the posting is committed.
     """
     reasons = reasons or {}
     if not user.has_role(*APPROVERS):
@@ -429,7 +431,7 @@ def approve(*, session: StocktakeSession, user: User, reasons: dict[int, str] | 
         session.status, session.approved_by, session.approved_at = Status.APPROVED, user, timezone.now()
         session.summary = session_summary(session)
         session.save(update_fields=["status", "approved_by", "approved_at", "summary"])
-        return session
+    return store_variance_reports(session)
 
 
 def _post(session: StocktakeSession, lines: list[Line], actor: Actor, reasons: dict[int, str]) -> None:

@@ -346,3 +346,29 @@ def test_location_history_gives_accuracy_and_variance_value(counter, approver, h
     (row,) = stocktake.location_history(location=warehouse)
     assert (row["lines"], row["variances"], row["accuracy"], row["variance_value"]) == (
         4, 1, 75.0, Decimal("7.00"))
+
+
+def test_approval_stores_the_variance_report_hashed_and_reproducible(counter, approver, hospital, warehouse,
+                                                                    lot_stock, lot_product, settings):
+    import hashlib
+
+    from inventory.services.stocktake_reports import count_sheet_pdf, render_variance_reports
+    from tests.pdf_text import shown_strings
+
+    def pdf_text(data):
+        return "".join(shown_strings(data))
+
+    settings.SPD_STOCKTAKE_RECOUNT_QUANTITY = 50
+    session = stocktake.start_count(user=counter, hospital=hospital, locations=[warehouse])
+    blind = pdf_text(count_sheet_pdf(session, warehouse))
+    assert "L1" in blind and "盲盘" in blind
+    stocktake.count_lot(session=session, user=counter, product=lot_product, lot="L1", location=warehouse, quantity=7)
+    stocktake.submit(session=session, user=counter)
+    session = stocktake.approve(session=session, user=approver)
+    for report_format in ("csv", "xlsx", "pdf"):
+        data = getattr(session, f"report_{report_format}").read()
+        assert hashlib.sha256(data).hexdigest() == getattr(session, f"{report_format}_sha256")
+    assert render_variance_reports(session)["csv"] == session.report_csv.open("rb").read()
+    csv_text = render_variance_reports(session)["csv"].decode()
+    assert "L1" in csv_text and ",-3," in csv_text
+    assert session.csv_sha256 in pdf_text(session.report_pdf.open("rb").read()).replace("\n", "")
