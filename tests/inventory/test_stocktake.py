@@ -29,6 +29,12 @@ pytestmark = pytest.mark.django_db
 Status = StocktakeSession.Status
 
 
+
+@pytest.fixture(autouse=True)
+def _media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
 @pytest.fixture
 def counter(hospital):
     return factories.UserFactory(username="counter", hospital=hospital, roles=["warehouse"])

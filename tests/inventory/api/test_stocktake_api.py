@@ -16,6 +16,12 @@ def units(keeper_actor, supplier, warehouse, product):
     return stock_units(keeper_actor, supplier, warehouse, product, ["A1", "A2"])
 
 
+
+@pytest.fixture(autouse=True)
+def _media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
 @pytest.fixture
 def counter(hospital):
     return factories.UserFactory(username="counter", hospital=hospital, roles=["warehouse"])
