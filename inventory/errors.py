@@ -355,8 +355,12 @@ class Refusal(Enum):
         409, "Unit {unit} is {status}: it should not be on a shelf; check its record.", "耗材 {unit} 状态为“{status}”，不应在货架上，请核查。"
     )
     STOCKTAKE_NOT_COUNTED = (409, "Line {line} has not been counted yet.", "盘点行 {line} 尚未盘点。")
-    STOCKTAKE_SAME_PERSON = (
-        409, "You counted this variance yourself: someone else must {action} it.", "该差异由您本人盘点，须由他人{action}。"
+    STOCKTAKE_RECOUNT_BY_COUNTER = (
+        409, "You counted line {line} yourself: someone else must recount it.", "盘点行 {line} 由您本人盘点，须由他人复盘。"
+    )
+    STOCKTAKE_APPROVE_OWN_VARIANCE = (
+        409, "You counted or recounted a variance over the threshold (line {line}): someone else must approve it.",
+        "您本人盘点或复盘了超过阈值的差异（盘点行 {line}），须由他人审批。",
     )
     STOCKTAKE_RECOUNT_REQUIRED = (
         409, "The variance of {item} (line {line}) is over the threshold: it needs a recount by another person.",

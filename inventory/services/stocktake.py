@@ -340,7 +340,7 @@ def recount_line(*, line: Line, user: User, quantity: int, packaging_unit: str =
         if line.counted_quantity is None:
             raise Refused(Refusal.STOCKTAKE_NOT_COUNTED, line=line.pk)
         if line.counted_by_id == user.pk:
-            raise Refused(Refusal.STOCKTAKE_SAME_PERSON, action="recount")
+            raise Refused(Refusal.STOCKTAKE_RECOUNT_BY_COUNTER, line=line.pk)
         if line.unit_id and quantity not in (0, 1):
             raise Refused(Refusal.UNIT_QUANTITY_NOT_ONE, quantity=quantity)
         base = quantity if line.unit_id else _base_quantity(line.product, quantity, packaging_unit)
@@ -422,10 +422,9 @@ def approve(*, session: StocktakeSession, user: User, reasons: dict[int, str] | 
                 if line.recount_quantity is None:
                     problems.append(Problem(Refusal.STOCKTAKE_RECOUNT_REQUIRED, {"line": line.pk, "item": _item(line)}))
                 elif user.pk in (line.counted_by_id, line.recounted_by_id):
-                    problems.append(Problem(Refusal.STOCKTAKE_SAME_PERSON, {"action": "approve"}))
+                    problems.append(Problem(Refusal.STOCKTAKE_APPROVE_OWN_VARIANCE, {"line": line.pk}))
         if problems:
-            raise Refused(problems[:1] if all(p.refusal == Refusal.STOCKTAKE_SAME_PERSON for p in problems)
-                          else problems)
+            raise Refused(problems)
         actor = Actor(user=user)
         _post(session, lines, actor, reasons)
         session.status, session.approved_by, session.approved_at = Status.APPROVED, user, timezone.now()

@@ -106,13 +106,13 @@ def test_a_missing_unit_is_adjusted_out_as_lost_after_a_recount_and_a_second_per
     assert refused.value.code == "STOCKTAKE_RECOUNT_REQUIRED" and not adjustments(session).exists()
     with pytest.raises(Refused) as refused:
         stocktake.recount_line(line=missing, user=counter, quantity=0)
-    assert refused.value.code == "STOCKTAKE_SAME_PERSON"
+    assert refused.value.code == "STOCKTAKE_RECOUNT_BY_COUNTER"
     stocktake.recount_line(line=missing, user=recounter, quantity=0)
     for same_person in (counter, recounter):
         same_person.groups.add(*approver.groups.all())
         with pytest.raises(Refused) as refused:
             stocktake.approve(session=session, user=same_person)
-        assert refused.value.code == "STOCKTAKE_SAME_PERSON"
+        assert refused.value.code == "STOCKTAKE_APPROVE_OWN_VARIANCE"
     stocktake.approve(session=session, user=approver)
     (movement,) = adjustments(session)
     assert (movement.kind, movement.reason_code, movement.unit_id) == ("ADJUSTMENT", "LOST", units[2].pk)

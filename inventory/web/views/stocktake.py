@@ -28,7 +28,7 @@ from inventory.services.stocktake_reports import count_sheet_pdf
 from inventory.web.access import CLINICAL, STOCK_HANDLERS, may, web_page
 from inventory.web.charts import BarInput, bar_chart
 from inventory.web.operations import hospital_for, new_form_key, posted_key, scanned_code
-from inventory.web.problems import flash_problems
+from inventory.web.problems import flash_problems, problems_of, scan_response, wants_json
 from inventory.web.views.station import gs_substitute_of
 
 # Who counts (a nurse in her departments only) and who approves: as the service says.
@@ -93,7 +93,8 @@ def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @web_page(COUNTERS)
 @require_POST
 def scan(request: HttpRequest, pk: int) -> HttpResponse:
-    """A scanned unit, or a scanned lot label with the quantity typed beside it."""
+    """A scanned unit, or a scanned lot label with the quantity typed beside it. scan-field.js asks
+    for JSON (a refusal is shown at the field, a count reloads the page); a plain post is redirected."""
     session = get_object_or_404(sessions_visible_to(request.user), pk=pk)
     location = _location(session, request.POST.get("location"))
     back = f"{reverse('web:stocktake', args=[session.pk])}?at={location.pk if location else ''}#scan"
@@ -119,9 +120,14 @@ def scan(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             raise Refused([resolution.problem])
     except Refused as refused:
+        if wants_json(request):
+            return scan_response(ok=False, problems=problems_of(refused), status=refused.status)
         flash_problems(request, refused)
         return redirect(back)
     messages.success(request, _("Counted: %(item)s") % {"item": _describe(line)})
+    if wants_json(request):  # scan-field.js: reload the page, which shows the line counted
+        return scan_response(ok=True, message=_("Counted: %(item)s") % {"item": _describe(line)},
+                             redirect=back.removesuffix("#scan"))
     return redirect(back)
 
 
