@@ -68,11 +68,11 @@ OPEN = (Status.COUNTING, Status.SUBMITTED)
 
 
 def recount_quantity_threshold() -> int:
-    return int(getattr(settings, "SPD_STOCKTAKE_RECOUNT_QUANTITY", 2))
+    return int(settings.SPD_STOCKTAKE_RECOUNT_QUANTITY)
 
 
 def recount_value_threshold() -> Decimal:
-    return Decimal(str(getattr(settings, "SPD_STOCKTAKE_RECOUNT_VALUE", "1000")))
+    return Decimal(str(settings.SPD_STOCKTAKE_RECOUNT_VALUE))
 
 
 # --- what the close needs -------------------------------------------------------------------------
@@ -538,11 +538,11 @@ def _consignment_finding(session: StocktakeSession, line: Line, unit: Unit | Non
 
 
 def issued_not_used_days() -> int:
-    return int(getattr(settings, "SPD_STOCKTAKE_ISSUED_UNUSED_DAYS", 7))
+    return int(settings.SPD_STOCKTAKE_ISSUED_UNUSED_DAYS)
 
 
 def use_above_usual_factor() -> Decimal:
-    return Decimal(str(getattr(settings, "SPD_STOCKTAKE_USE_FACTOR", "3")))
+    return Decimal(str(settings.SPD_STOCKTAKE_USE_FACTOR))
 
 
 def build_daily_worklist(*, department: Department, day: datetime.date) -> StocktakeSession | None:
