@@ -13,6 +13,7 @@ URLs, relative to /api/v1/ (`urlpatterns` below):
     stocktakes/<id>/sheet/<location>.pdf      GET the count sheet (blind unless the session is not)
     stocktakes/<id>/report.<csv|xlsx|pdf>     GET the stored variance report; header X-Content-SHA256
     stocktakes/history/?location=<id>         GET accuracy and variance value per approved session
+    stocktakes/findings/?supplier=&status=    GET consigned items found missing, for the supplier settlement
 
 Everyone of the hospital reads (auditors too; a nurse the sessions of her departments); those
 who handle stock count (a nurse in her departments only); administrators, SPD operators and
@@ -314,6 +315,29 @@ class StocktakeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             perform=lambda: stocktake.approve(session=session, user=request.user, reasons=reasons),
         )
         return self._answer(done)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("supplier", int), OpenApiParameter("status", str,
+                                                                         enum=StocktakeFinding.Status.values)],
+        responses={200: FindingSerializer(many=True)},
+    )
+    @action(detail=False, filter_backends=[])
+    def findings(self, request: Request) -> Response:
+        """Consigned items counts found missing, for the supplier settlement (寄售结算), newest first;
+        `?supplier=` and `?status=OPEN|SETTLED` narrow them."""
+        findings = StocktakeFinding.objects.filter(session__in=sessions_visible_to(request.user)).order_by("-pk")
+        supplier, state = request.query_params.get("supplier", ""), request.query_params.get("status", "")
+        if supplier:
+            if not supplier.isdigit() or len(supplier) > 18:
+                raise Refused(Refusal.INVALID_REQUEST, detail="supplier: a supplier id")
+            findings = findings.filter(supplier_id=int(supplier))
+        if state:
+            if state not in StocktakeFinding.Status.values:
+                raise Refused(Refusal.CHOICE_UNKNOWN, field="status", choices=", ".join(StocktakeFinding.Status.values),
+                              value=state[:200])
+            findings = findings.filter(status=state)
+        page = self.paginate_queryset(findings)
+        return self.get_paginated_response(FindingSerializer(page, many=True).data)
 
     @extend_schema(
         parameters=[OpenApiParameter("location", int, required=True)],

@@ -525,7 +525,7 @@ def _consignment_finding(session: StocktakeSession, line: Line, unit: Unit | Non
         supplier_id = DeliveryNote.objects.filter(pk__in=note.values("document_id")).values_list(
             "supplier", flat=True).first()
         if supplier_id is None:
-            supplier_id = line.product.supply_agreements.values_list("supplier", flat=True).first()
+            supplier_id = line.product.agreements.values_list("supplier", flat=True).first()
     if supplier_id is None:
         return
     StocktakeFinding.objects.create(

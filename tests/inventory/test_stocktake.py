@@ -378,3 +378,19 @@ def test_approval_stores_the_variance_report_hashed_and_reproducible(counter, ap
     csv_text = render_variance_reports(session)["csv"].decode()
     assert "L1" in csv_text and ",-3," in csv_text
     assert session.csv_sha256 in pdf_text(session.report_pdf.open("rb").read()).replace("\n", "")
+
+
+def test_a_consigned_lot_counted_short_becomes_a_finding_for_its_supplier(
+    counter, recounter, approver, hospital, warehouse, lot_stock, lot_product, supplier
+):
+    LotBalance.objects.filter(pk=lot_stock.pk).update(owner=Owner.SUPPLIER)
+    session = stocktake.start_count(user=counter, hospital=hospital, locations=[warehouse])
+    line = stocktake.count_lot(session=session, user=counter, product=lot_product, lot="L1", location=warehouse,
+                               quantity=6)
+    stocktake.submit(session=session, user=counter)
+    stocktake.recount_line(line=line, user=recounter, quantity=6)
+    stocktake.approve(session=session, user=approver)
+    finding = StocktakeFinding.objects.get(session=session)
+    assert (finding.supplier, finding.lot, finding.quantity, finding.amount) == (
+        supplier, "L1", 4, Decimal("14.00"))
+    assert LotBalance.objects.get(pk=lot_stock.pk).quantity == 6

@@ -150,3 +150,20 @@ def test_a_frozen_count_makes_the_transfer_api_answer_409_naming_it(api, counter
     assert response.status_code == 409 and response.json()["code"] == "STOCKTAKE_FROZEN"
     assert f"{session['id']}" in response.json()["detail"]
     assert StocktakeSession.objects.get(pk=session["id"]).status == "COUNTING"
+
+
+def test_missing_consigned_units_are_listed_for_the_supplier_settlement(counter, approver, hospital, warehouse, units,
+                                                                       supplier, settings):
+    from inventory.models import Owner, Unit
+
+    settings.SPD_STOCKTAKE_RECOUNT_VALUE = "1000000"
+    Unit.objects.filter(pk=units[0].pk).update(owner=Owner.SUPPLIER)
+    client = api_client_for(counter)
+    session = start(client, warehouse)
+    client.post(f"{API}/{session['id']}/counts/", {"location": warehouse.pk, "unit": units[1].pk}, format="json")
+    client.post(f"{API}/{session['id']}/submit/")
+    api_client_for(approver).post(f"{API}/{session['id']}/approve/", {"idempotency_key": "f-1"}, format="json")
+    rows = client.get(f"{API}/findings/", {"supplier": supplier.pk, "status": "OPEN"}).json()["results"]
+    assert [(row["unit"], row["quantity"], row["amount"]) for row in rows] == [(units[0].pk, 1, "1200.00")]
+    assert client.get(f"{API}/findings/", {"status": "NOPE"}).status_code == 400
+    assert client.get(f"{API}/findings/", {"supplier": "x"}).status_code == 400
