@@ -473,6 +473,12 @@ def _reason(line: Line, given: str | None, surplus: bool) -> str:
 def _post_unit(line: Line, unit: Unit, actor: Actor, key: str, document: tuple, given: str | None) -> Movement | None:
     seen = line.final_count == 1
     where = line.found_at or line.location
+    if Movement.objects.filter(unit=unit, occurred_at__gt=line.counted_at).exists():
+        return None  # moved, used or returned since it was counted: the ledger knows better than the count
+    if seen and unit.status == UnitStatus.EXPIRED:
+        return None  # locked where it is; the variance report shows where it was found
+    if seen and unit.status not in (*SHELVED, UnitStatus.TAKEN):
+        return None
     if seen:
         if unit.location_id == where.pk and unit.status in SHELVED:
             return None

@@ -394,3 +394,19 @@ def test_a_consigned_lot_counted_short_becomes_a_finding_for_its_supplier(
     assert (finding.supplier, finding.lot, finding.quantity, finding.amount) == (
         supplier, "L1", 4, Decimal("14.00"))
     assert LotBalance.objects.get(pk=lot_stock.pk).quantity == 6
+
+
+def test_a_unit_used_after_it_was_counted_is_left_to_the_ledger(counter, approver, keeper_actor, hospital, warehouse,
+                                                                cath_lab_store, units, settings):
+    settings.SPD_STOCKTAKE_RECOUNT_VALUE = "1000000"
+    session = stocktake.start_count(user=counter, hospital=hospital, locations=[warehouse, cath_lab_store])
+    stocktake.count_unit(session=session, user=counter, unit=units[0], location=cath_lab_store)
+    for unit in units[1:]:
+        stocktake.count_unit(session=session, user=counter, unit=unit, location=warehouse)
+    transfer_stock(actor=keeper_actor, hospital=hospital, to_location=cath_lab_store, units=[units[1]],
+                   idempotency_key="after-count")
+    stocktake.submit(session=session, user=counter)
+    stocktake.approve(session=session, user=approver)
+    (movement,) = adjustments(session)
+    assert (movement.kind, movement.unit_id) == ("TRANSFER", units[0].pk)
+    assert Unit.objects.get(pk=units[1].pk).location == cath_lab_store
