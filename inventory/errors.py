@@ -455,6 +455,34 @@ class Refusal(Enum):
         "{item} 没有 GTIN（UDI-DI {di}），无法打印 GS1 标签。",
     )
 
+    # Stocktakes (盘点)
+    STOCKTAKE_FROZEN = (
+        409, "{location} is being counted (stocktake {session}): nothing may leave it until the count is submitted.",
+        "{location} 正在盘点（盘点单 {session}）：提交盘点前不能出库。",
+    )
+    STOCKTAKE_NOT_OPEN = (409, "Stocktake {session} is {status}: it cannot be changed so.", "盘点单 {session} 状态为“{status}”，不能进行此操作。")
+    STOCKTAKE_LOCATION_NOT_IN_SESSION = (
+        409, "{location} is not counted by stocktake {session}.", "{location} 不在盘点单 {session} 的范围内。"
+    )
+    STOCKTAKE_UNIT_NOT_COUNTABLE = (
+        409, "Unit {unit} is {status}: it should not be on a shelf; check its record.", "耗材 {unit} 状态为“{status}”，不应在货架上，请核查。"
+    )
+    STOCKTAKE_NOT_COUNTED = (409, "Line {line} has not been counted yet.", "盘点行 {line} 尚未盘点。")
+    STOCKTAKE_RECOUNT_BY_COUNTER = (
+        409, "You counted line {line} yourself: someone else must recount it.", "盘点行 {line} 由您本人盘点，须由他人复盘。"
+    )
+    STOCKTAKE_APPROVE_OWN_VARIANCE = (
+        409, "You counted or recounted a variance over the threshold (line {line}): someone else must approve it.",
+        "您本人盘点或复盘了超过阈值的差异（盘点行 {line}），须由他人审批。",
+    )
+    STOCKTAKE_RECOUNT_REQUIRED = (
+        409, "The variance of {item} (line {line}) is over the threshold: it needs a recount by another person.",
+        "{item}（盘点行 {line}）的差异超过阈值，须由另一人复盘。",
+    )
+    STOCKTAKE_LINES_UNCOUNTED = (
+        409, "{count} lines are neither confirmed nor counted.", "还有 {count} 行既未确认也未盘点。"
+    )
+
     @property
     def status(self) -> int:
         return self.value[0]
@@ -484,6 +512,7 @@ THINGS = {
     "lot": ("lot", "批号"),
     "finding": ("finding", "对账发现"),
     "job": ("background job", "后台任务"),
+    "stocktake": ("stocktake", "盘点单"),
     "resource": ("Resource", "资源"),
     "requisition": ("requisition", "申领单"),
     "requisition line": ("requisition line", "申领明细"),

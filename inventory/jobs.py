@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from devices.retention import purge_telemetry
 from inventory.models import Hospital
-from inventory.services import alerts, notifications, replenishment
+from inventory.services import alerts, notifications, replenishment, stocktake
 from inventory.services.his import deliver_due_charges
 from inventory.services.reconciliation import run_nightly_reconciliation
 
@@ -157,6 +157,11 @@ def set_partner_scan() -> dict:
     return _each_hospital(lambda hospital: scan_set_partners(hospital=hospital, now=now))
 
 
+def daily_stocktake_worklists() -> dict:
+    """Build every department's daily dynamic check (动态盘点) for today (once per department and day)."""
+    return stocktake.build_daily_worklists()
+
+
 JOBS: dict[str, Job] = {
     job.name: job for job in (
         Job("expiry_scan", "lock expired units; near-expiry and expired alerts (daily)", expiry_scan),
@@ -179,6 +184,8 @@ JOBS: dict[str, Job] = {
         Job("replenishment_suggestions", "replenishment suggestions and proposed par levels, 主动配送 (05:30)",
             replenishment_suggestions),
         Job("set_partner_scan", "set components used without their partner (hourly)", set_partner_scan),
+        Job("daily_stocktake_worklists", "each department's daily dynamic check worklist (21:30)",
+            daily_stocktake_worklists),
     )
 }
 

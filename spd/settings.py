@@ -287,6 +287,14 @@ SPD_RECON_MAX_PERIOD_DAYS = int(env("SPD_RECON_MAX_PERIOD_DAYS", "366"))
 SPD_LABEL_SIZE_MM = env("SPD_LABEL_SIZE_MM", "60x40")
 SPD_INTERNAL_GTIN_PREFIX = env("SPD_INTERNAL_GTIN_PREFIX", "029")
 SPD_SET_PARTNER_WINDOW_HOURS = float(env("SPD_SET_PARTNER_WINDOW_HOURS", "24"))
+
+# Stocktakes (inventory/services/stocktake.py): a line whose variance reaches this many units, or
+# this value (yuan), needs a recount by another person; the daily check lists units issued and
+# still in a department store after N days, and products used more than factor × their median day.
+SPD_STOCKTAKE_RECOUNT_QUANTITY = int(env("SPD_STOCKTAKE_RECOUNT_QUANTITY", "2"))
+SPD_STOCKTAKE_RECOUNT_VALUE = env("SPD_STOCKTAKE_RECOUNT_VALUE", "1000")
+SPD_STOCKTAKE_ISSUED_UNUSED_DAYS = int(env("SPD_STOCKTAKE_ISSUED_UNUSED_DAYS", "7"))
+SPD_STOCKTAKE_USE_FACTOR = env("SPD_STOCKTAKE_USE_FACTOR", "3")
 # HIS charge relay (inventory/services/his.py): endpoint, per-request timeout, retries with back-off.
 SPD_HIS_CHARGE_URL = env("SPD_HIS_CHARGE_URL", "http://127.0.0.1:8900/charges")
 SPD_HIS_TIMEOUT_SECONDS = float(env("SPD_HIS_TIMEOUT_SECONDS", "5"))

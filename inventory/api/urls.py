@@ -35,5 +35,6 @@ urlpatterns = [
     path("", include("inventory.api.history")),
     path("", include("inventory.api.requisitions")),
     path("", include("inventory.api.processing")),
+    path("", include("inventory.api.stocktake")),
     path("", include(router.urls)),
 ]

@@ -42,6 +42,7 @@ from inventory.models.stock import (
     Unit,
     UnitStatus,
 )
+from inventory.models.stocktake import StocktakeFinding, StocktakeLine, StocktakeSession
 
 __all__ = [
     "Alert", "BackgroundJob", "Finding", "FindingDisposition", "ParLevel", "ReconciliationRun",
@@ -56,6 +57,7 @@ __all__ = [
     "Delivery", "DeliveryItem", "PickedItem", "PickList", "PickListLine",
     # Processing (inventory/models/processing.py)
     "LabelPrint", "Pack", "PackDefinition", "PackDefinitionLine", "PackMember",
+    "StocktakeFinding", "StocktakeLine", "StocktakeSession",
     # Master-data history (inventory/models/history.py)
     "CertificateChange", "DepartmentChange", "DeviceChange", "HospitalChange", "LocationChange",
     "ManufacturerChange", "ParLevelChange", "ProductChange", "SupplierChange", "SupplyAgreementChange",

@@ -184,6 +184,7 @@ class Movement(models.Model):
         CONSUMPTION = "CONSUMPTION", _("Consumption")
         ALERT = "ALERT", _("Alert (expiry lock)")
         PACK = "PACK", _("Pack (加工包)")
+        STOCKTAKE = "STOCKTAKE", _("Stocktake (盘点)")
 
     hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="movements")
     kind = models.CharField(_("kind"), max_length=24, choices=Kind.choices)

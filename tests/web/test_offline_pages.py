@@ -13,6 +13,7 @@ from inventory.actors import Actor
 from inventory.models import BackgroundJob, DeliveryNote, ReconciliationRun, StockOrder
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
 from inventory.services.requisitions import RequestedLine, create_requisition
+from inventory.services.stocktake import start_count
 from tests.web.conftest import login
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -32,6 +33,8 @@ NOT_PAGES = {
     "web:pick-list-scan", "web:pick-list-dispatch", "web:pick-list-cancel", "web:pick-list-pdf", "web:delivery-scan",
     "web:delivery-pdf", "web:processing-pack-label",
     "web:processing-pack-break",
+    "web:stocktake-start", "web:stocktake-scan", "web:stocktake-lot", "web:stocktake-line", "web:stocktake-action",
+    "web:stocktake-sheet", "web:stocktake-report",
 }
 
 
@@ -74,6 +77,10 @@ def pages(world) -> dict[str, str]:
                   "web:deliveries": "/deliveries/", "web:delivery": f"/deliveries/{delivery.pk}/"})
     found["web:processing"] = "/processing/"
     found["web:processing-pack"] = f"/processing/packs/{_a_pack(world).pk}/"
+    session = start_count(user=world.operator, hospital=world.warehouse.hospital, locations=[world.warehouse])
+    found["web:stocktakes"] = "/stocktakes/"
+    found["web:stocktake"] = f"/stocktakes/{session.pk}/"
+    found["web:stocktake-history"] = f"/stocktakes/locations/{world.warehouse.pk}/"
     return found
 
 
