@@ -177,7 +177,7 @@ def _flow_sums(hospital: Hospital, start: datetime.datetime, end: datetime.datet
     after, opening, opening_params = "", "", []
     if snapshot is not None:
         after = " AND occurred_at >= %s"
-        opening = f"""SELECT product_id, location_id, 1, '', quantity, NULL, 0
+        opening = f"""SELECT product_id, location_id, 1 AS side, '' AS kind, quantity, NULL AS occurred_at, 0 AS same_place
               FROM {PeriodBalance._meta.db_table} WHERE period_id = %s
             UNION ALL"""
         opening_params = [snapshot.pk]
@@ -253,7 +253,7 @@ def ledger_against_stock(hospital: Hospital) -> list[StockDifference]:
     if snapshot is not None:
         after = " AND occurred_at >= %s"
         bound = [connection.ops.adapt_datetimefield_value(snapshot.ends_at)]
-        opening = f"""SELECT product_id, location_id, quantity, 0, 0
+        opening = f"""SELECT product_id, location_id, quantity AS ledger, 0 AS units, 0 AS lots
               FROM {PeriodBalance._meta.db_table} WHERE period_id = %s
             UNION ALL"""
         opening_params = [snapshot.pk]
