@@ -114,5 +114,10 @@ class Migration(migrations.Migration):
             model_name='periodbalance',
             constraint=models.UniqueConstraint(fields=('period', 'product', 'location', 'lot', 'owner'), name='one_balance_per_period_place'),
         ),
+        migrations.AddField(
+            model_name='stockorder',
+            name='recorded_at',
+            field=models.DateTimeField(default=django.utils.timezone.now, verbose_name='recorded at'),
+        ),
         migrations.RunPython(protect_closed_periods, unprotect_closed_periods),
     ]

@@ -22,12 +22,12 @@ from inventory.selectors.periods import ledger_fold
 from inventory.services.consumption import ClinicalContext, consume_unit
 from inventory.services.his import import_settlement_lines
 from inventory.services.period_close import close_month, month_blockers, month_bounds, next_month
+from inventory.services.receiving import LineInput
 from inventory.services.reconciliation import run_reconciliation
 from inventory.services.stock import LotQuantity, scrap, transfer_stock
 from tests.conftest import stock_units
 from tests.factories import TODAY
 from tests.inventory.test_stock_moves import receive_and_accept
-from inventory.services.receiving import LineInput
 
 pytestmark = pytest.mark.django_db
 
