@@ -24,7 +24,7 @@ NOT_PAGES = {
     "web:reconciliation-start", "web:reconciliation-rerun", "web:reconciliation-report", "web:product-suggestions",
     "web:scan", "web:receiving-find", "web:receiving-draft-quantity", "web:receiving-record", "web:moves-order-pdf",
     "web:job-status", "web:job-download", "web:reconciliation-reports-status", "web:reconciliation-findings-export",
-    "web:reconciliation-finding-disposition", "web:stock-export",
+    "web:reconciliation-finding-disposition", "web:stock-export", "web:period-report",
 }
 
 
@@ -51,6 +51,7 @@ def pages(world) -> dict[str, str]:
         "web:moves-order": f"/moves/orders/{order.pk}/", "web:reconciliation": "/reconciliation/",
         "web:receiving-review": f"/receiving/{open_note.pk}/review/", "web:moves-release": "/moves/release/",
         "web:history": "/history/", "web:job": f"/jobs/{job.pk}/",
+        "web:periods": "/periods/", "web:period-close": f"/periods/close/?month={timezone.localdate():%Y-%m-01}",
         "api-docs": "/api/docs/", "api-redoc": "/api/redoc/", "admin:index": "/admin/",
     }
     if run is not None:
