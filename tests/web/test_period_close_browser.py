@@ -46,7 +46,8 @@ def test_an_operator_closes_last_month_after_its_review(page, world, hospital):
     expect(row.locator("code.hash")).to_contain_text(period.csv_sha256[:16])
     with page.expect_download() as download:
         row.locator('[data-action="report"]').click()
-    data = open(download.value.path(), "rb").read()
+    with open(download.value.path(), "rb") as handle:
+        data = handle.read()
     assert hashlib.sha256(data).hexdigest() == period.csv_sha256
     screenshot(page, "period-close-list")
 
