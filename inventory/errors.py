@@ -327,6 +327,64 @@ class Refusal(Enum):
         "{item}: a date of {moment} contradicts the ledger, whose last entry for it is at {last}.",
         "{item}：日期 {moment} 与台账矛盾，台账中它的最后一笔记录在 {last}。",
     )
+    # Units of measure (包装单位) and department expensing (科室领用即消耗)
+    UNKNOWN_PACKAGING_UNIT = (
+        400, "{field}: product {product} has no unit {unit}; its units are {units}.",
+        "{field}：产品 {product} 没有单位“{unit}”；可用单位为 {units}。",
+    )
+    QUANTITY_NOT_WHOLE_BASE_UNITS = (
+        400, "{field}: {quantity} {unit} is not a whole number of {base} (1 {unit} = {factor} {base}).",
+        "{field}：{quantity} {unit} 不是整数个{base}（1 {unit} = {factor} {base}）。",
+    )
+    QUANTITY_NOT_POSITIVE = (400, "{field}: the quantity must be above 0; {quantity} given.", "{field}：数量必须大于 0，给出的是 {quantity}。")
+    NOT_WHOLE_BILLING_UNITS = (
+        409, "{quantity} {base} of {product} is not a whole number of its billing unit {unit} (1 {unit} = {factor} {base}).",
+        "产品 {product} 的 {quantity} {base} 不是整数个计价单位“{unit}”（1 {unit} = {factor} {base}）。",
+    )
+    PRICE_NOT_WHOLE_CENTS_PER_BASE_UNIT = (
+        400, "{field}: {price} per {unit} is not a whole number of cents per {base} (1 {unit} = {factor} {base}).",
+        "{field}：每{unit} {price} 元折合每{base}不是整分（1 {unit} = {factor} {base}）。",
+    )
+    PACKAGING_UNIT_INVALID = (400, "{field}: {reason}", "{field}：{reason}")
+    NOT_EXPENSED_ON_ISSUE = (
+        409, "Product {product} is not expensed to the department; its use is billed to a patient.",
+        "产品 {product} 不是科室领用即消耗的物品，其使用须向患者计费。",
+    )
+    NOT_A_DEPARTMENT_STORE = (
+        409, "{location} is not a store or cabinet of a clinical department.", "{location} 不是临床科室的二级库或智能柜。"
+    )
+    COUNT_ABOVE_BOOK = (
+        409, "Lot {lot} of {product}: {counted} counted but only {on_hand} on the books; a surplus is a stocktake matter.",
+        "产品 {product} 批号 {lot}：盘点 {counted}，账面仅 {on_hand}；盘盈须走盘点调整。",
+    )
+
+    # Stocktakes (盘点)
+    STOCKTAKE_FROZEN = (
+        409, "{location} is being counted (stocktake {session}): nothing may leave it until the count is submitted.",
+        "{location} 正在盘点（盘点单 {session}）：提交盘点前不能出库。",
+    )
+    STOCKTAKE_NOT_OPEN = (409, "Stocktake {session} is {status}: it cannot be changed so.", "盘点单 {session} 状态为“{status}”，不能进行此操作。")
+    STOCKTAKE_LOCATION_NOT_IN_SESSION = (
+        409, "{location} is not counted by stocktake {session}.", "{location} 不在盘点单 {session} 的范围内。"
+    )
+    STOCKTAKE_UNIT_NOT_COUNTABLE = (
+        409, "Unit {unit} is {status}: it should not be on a shelf; check its record.", "耗材 {unit} 状态为“{status}”，不应在货架上，请核查。"
+    )
+    STOCKTAKE_NOT_COUNTED = (409, "Line {line} has not been counted yet.", "盘点行 {line} 尚未盘点。")
+    STOCKTAKE_RECOUNT_BY_COUNTER = (
+        409, "You counted line {line} yourself: someone else must recount it.", "盘点行 {line} 由您本人盘点，须由他人复盘。"
+    )
+    STOCKTAKE_APPROVE_OWN_VARIANCE = (
+        409, "You counted or recounted a variance over the threshold (line {line}): someone else must approve it.",
+        "您本人盘点或复盘了超过阈值的差异（盘点行 {line}），须由他人审批。",
+    )
+    STOCKTAKE_RECOUNT_REQUIRED = (
+        409, "The variance of {item} (line {line}) is over the threshold: it needs a recount by another person.",
+        "{item}（盘点行 {line}）的差异超过阈值，须由另一人复盘。",
+    )
+    STOCKTAKE_LINES_UNCOUNTED = (
+        409, "{count} lines are neither confirmed nor counted.", "还有 {count} 行既未确认也未盘点。"
+    )
 
     @property
     def status(self) -> int:
@@ -357,6 +415,7 @@ THINGS = {
     "lot": ("lot", "批号"),
     "finding": ("finding", "对账发现"),
     "job": ("background job", "后台任务"),
+    "stocktake": ("stocktake", "盘点单"),
     "resource": ("Resource", "资源"),
 }
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from devices.retention import purge_telemetry
 from inventory.models import Hospital
-from inventory.services import alerts, notifications
+from inventory.services import alerts, notifications, stocktake
 from inventory.services.his import deliver_due_charges
 from inventory.services.reconciliation import run_nightly_reconciliation
 
@@ -138,6 +138,11 @@ def alert_digest() -> dict:
     return {**queued, "sent": notification_relay()}
 
 
+def daily_stocktake_worklists() -> dict:
+    """Build every department's daily dynamic check (动态盘点) for today (once per department and day)."""
+    return stocktake.build_daily_worklists()
+
+
 JOBS: dict[str, Job] = {
     job.name: job for job in (
         Job("expiry_scan", "lock expired units; near-expiry and expired alerts (daily)", expiry_scan),
@@ -157,6 +162,8 @@ JOBS: dict[str, Job] = {
             notification_relay),
         Job("alert_digest", "daily digest of the alerts below each notification rule's threshold (08:00)",
             alert_digest),
+        Job("daily_stocktake_worklists", "each department's daily dynamic check worklist (21:30)",
+            daily_stocktake_worklists),
     )
 }
 

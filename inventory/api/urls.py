@@ -29,5 +29,6 @@ urlpatterns = [
     path("", include("inventory.api.reconciliation")),
     path("", include("inventory.api.history")),
     path("", include("inventory.api.period_close")),
+    path("", include("inventory.api.stocktake")),
     path("", include(router.urls)),
 ]

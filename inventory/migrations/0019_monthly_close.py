@@ -60,7 +60,7 @@ def unprotect_closed_periods(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('inventory', '0018_finding_dispositions_and_background_jobs'),
+        ('inventory', '0019_stocktakes'),
     ]
 
     operations = [

@@ -3,7 +3,7 @@ from inventory.models.alerts import Alert
 from inventory.models.background import BackgroundJob
 from inventory.models.billing import HisSettlementLine, SupplierSettlement, SupplierSettlementLine
 from inventory.models.cabinets import CabinetSession
-from inventory.models.catalog import Product, SupplyAgreement, TrackingMode
+from inventory.models.catalog import PackagingUnit, Product, SupplyAgreement, TrackingMode
 from inventory.models.clinical import Charge, ChargeDelivery, Consumption
 from inventory.models.documents import AcceptanceRecord, DeliveryLine, DeliveryNote, ReceivingDraft, StockOrder
 from inventory.models.history import (
@@ -13,6 +13,7 @@ from inventory.models.history import (
     HospitalChange,
     LocationChange,
     ManufacturerChange,
+    PackagingUnitChange,
     ParLevelChange,
     ProductChange,
     SupplierChange,
@@ -38,6 +39,7 @@ from inventory.models.stock import (
     Unit,
     UnitStatus,
 )
+from inventory.models.stocktake import StocktakeFinding, StocktakeLine, StocktakeSession
 
 __all__ = [
     "Alert", "BackgroundJob", "Finding", "FindingDisposition", "ParLevel", "ReconciliationRun",
@@ -48,8 +50,11 @@ __all__ = [
     "ReceivingDraft", "StockOrder", "Supplier", "SupplyAgreement", "TagBinding", "TrackingMode", "UNIT_TRANSITIONS", "Unit", "UnitStatus",
     "User",
     "ClosedPeriod", "PeriodBalance",
+    "StocktakeFinding", "StocktakeLine", "StocktakeSession",
     # Master-data history (inventory/models/history.py)
     "CertificateChange", "DepartmentChange", "DeviceChange", "HospitalChange", "LocationChange",
     "ManufacturerChange", "ParLevelChange", "ProductChange", "SupplierChange", "SupplyAgreementChange",
     "UserRoleChange",
+    # Units of measure (inventory/models/catalog.py)
+    "PackagingUnit", "PackagingUnitChange",
 ]

@@ -26,7 +26,10 @@ class Product(models.Model):
     udi_di = models.CharField(_("UDI-DI"), max_length=64, help_text=_("GTIN-14 or another issuer's DI"))
     nhsa_code = models.CharField(_("医保耗材编码"), max_length=32, blank=True)
     his_charge_code = models.CharField(_("HIS charge code"), max_length=32, blank=True)
-    unit_of_measure = models.CharField(_("unit of measure"), max_length=16, default="个")
+    unit_of_measure = models.CharField(
+        _("base unit (库存单位)"), max_length=16, default="个",
+        help_text=_("The unit stock, the ledger and uses are counted in; packaging units are whole multiples of it."),
+    )
     is_high_value = models.BooleanField(_("high value (高值)"), default=False)
     tracking = models.CharField(_("tracking mode"), max_length=4, choices=TrackingMode.choices)
     storage_min_c = models.DecimalField(
@@ -45,6 +48,13 @@ class Product(models.Model):
         help_text=_("Empty: the deadline of the location the unit was taken from."),
     )
     is_active = models.BooleanField(_("active"), default=True)
+    expensed_on_issue = models.BooleanField(
+        _("expensed to the department (科室领用即消耗)"), default=False,
+        help_text=_(
+            "A non-chargeable item (gauze, gloves): it has no HIS charge code, is never billed to a patient, "
+            "and is expensed to the department when the department receives it or counts it."
+        ),
+    )
 
     class Meta:
         verbose_name = _("product")
@@ -52,6 +62,12 @@ class Product(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["hospital", "internal_code"], name="product_code_per_hospital"),
             models.UniqueConstraint(fields=["hospital", "udi_di"], name="product_di_per_hospital"),
+            # Expensed items are the non-chargeable ones: a charge code would say the opposite. They
+            # are counted by lot (a unit-tracked item is high-value and billed per unit).
+            models.CheckConstraint(
+                condition=Q(expensed_on_issue=False) | Q(his_charge_code="", tracking="LOT"),
+                name="expensed_product_not_chargeable",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -87,3 +103,42 @@ class SupplyAgreement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.supplier} × {self.product} @ {self.unit_price}"
+
+
+class PackagingUnit(models.Model):
+    """A named packaging of a product (包装单位: 盒, 箱) holding a whole number of base units.
+
+    Stock and the ledger stay in the product's base unit (`Product.unit_of_measure`); a packaging
+    unit only converts quantities at the edges: a delivery received in the purchase unit, a charge
+    sent in the billing unit (约定计价单位), a quantity shown as "3 盒 4 支". A product without a
+    flagged packaging unit buys and bills in its base unit (factor 1). Opening a box (拆零) is no
+    movement: a partial box is simply base units.
+    """
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="packaging_units")
+    name = models.CharField(_("unit name"), max_length=16)
+    factor = models.PositiveIntegerField(
+        _("base units per unit"), validators=[MinValueValidator(2)],
+        help_text=_("How many base units one of this unit holds (e.g. 盒 = 10 支)."),
+    )
+    is_purchase_unit = models.BooleanField(_("purchase unit (采购单位)"), default=False)
+    is_billing_unit = models.BooleanField(_("billing unit (约定计价单位)"), default=False)
+
+    class Meta:
+        verbose_name = _("packaging unit")
+        ordering = ["product", "-factor"]
+        constraints = [
+            models.UniqueConstraint(fields=["product", "name"], name="packaging_unit_name_per_product"),
+            models.UniqueConstraint(fields=["product", "factor"], name="packaging_unit_factor_per_product"),
+            models.UniqueConstraint(
+                fields=["product"], condition=Q(is_purchase_unit=True), name="one_purchase_unit_per_product"
+            ),
+            models.UniqueConstraint(
+                fields=["product"], condition=Q(is_billing_unit=True), name="one_billing_unit_per_product"
+            ),
+            models.CheckConstraint(condition=Q(factor__gte=2), name="packaging_unit_factor_above_one"),
+            models.CheckConstraint(condition=~Q(name=""), name="packaging_unit_named"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} = {self.factor} {self.product.unit_of_measure}"

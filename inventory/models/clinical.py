@@ -102,6 +102,9 @@ class Charge(models.Model):
     quantity = models.IntegerField(_("quantity (negative for a refund)"))
     unit_price = models.DecimalField(_("unit price"), max_digits=12, decimal_places=2)
     amount = models.DecimalField(_("amount (negative for a refund)"), max_digits=14, decimal_places=2)
+    # The product's billing unit (约定计价单位) when it is not the base unit: quantity and unit price
+    # are then per that unit (inventory.services.units_of_measure.in_billing_unit); "" = base unit.
+    billing_unit = models.CharField(_("billing unit"), max_length=16, blank=True, default="")
     is_zero_cost = models.BooleanField(_("gift / zero-cost unit"), default=False)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 

@@ -56,6 +56,10 @@ class DeliveryLine(models.Model):
     production_date = models.DateField(_("production date"), null=True, blank=True)
     quantity = models.PositiveIntegerField(_("quantity"), default=1)
     unit_price = models.DecimalField(_("unit price"), max_digits=12, decimal_places=2)
+    # The packaging unit the supplier delivered in ("" = the base unit); `quantity` and `unit_price`
+    # are always per base unit, the factor is kept as it was on the day so "3 盒" can be shown later.
+    received_unit = models.CharField(_("delivered in unit"), max_length=16, blank=True, default="")
+    received_unit_factor = models.PositiveIntegerField(_("base units per delivered unit"), default=1)
     # Physically verified: the unit (or lot label) was scanned against this line, by whom and when.
     scanned_by = models.ForeignKey(
         "inventory.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
@@ -158,6 +162,7 @@ class StockOrder(models.Model):
         TAKE = "TAKE", _("Taken by scan")
         PUT_BACK = "PUT_BACK", _("Put back by scan")
         QUARANTINE_RELEASE = "QUARANTINE_RELEASE", _("Release from quarantine")
+        DEPARTMENT_EXPENSE = "DEPARTMENT_EXPENSE", _("Department expense at a count (科室盘点消耗)")
 
     hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="stock_orders")
     kind = models.CharField(_("kind"), max_length=24, choices=Kind.choices)

@@ -19,7 +19,7 @@ import pghistory
 from django.db import models
 
 from devices.models import Device
-from inventory.models.catalog import Product, SupplyAgreement
+from inventory.models.catalog import PackagingUnit, Product, SupplyAgreement
 from inventory.models.organisation import Department, Hospital, Location
 from inventory.models.parties import Certificate, Manufacturer, Supplier
 from inventory.models.people import User
@@ -57,6 +57,7 @@ CertificateChange = _track(Certificate)
 ProductChange = _track(Product)
 SupplyAgreementChange = _track(SupplyAgreement)
 ParLevelChange = _track(ParLevel)
+PackagingUnitChange = _track(PackagingUnit)
 # A device reports `last_seen` with every heartbeat: that is telemetry, not a change of master data.
 # The token hash changes when a token is issued; the hash itself is no business of the history.
 DeviceChange = _track(Device, exclude=("last_seen", "token_hash", "mqtt_password_hash"))
@@ -77,4 +78,5 @@ UserRoleChange = pghistory.create_event_model(
 CHANGE_MODELS = (
     HospitalChange, DepartmentChange, LocationChange, SupplierChange, ManufacturerChange, CertificateChange,
     ProductChange, SupplyAgreementChange, ParLevelChange, DeviceChange, UserRoleChange,
+    PackagingUnitChange,
 )

@@ -29,6 +29,13 @@ class Department(models.Model):
     code = models.CharField(_("code"), max_length=32)
     name = models.CharField(_("name"), max_length=200)
     kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices, default=Kind.CLINICAL)
+    expense_at_count = models.BooleanField(
+        _("expense non-chargeable items at the periodic count"), default=False,
+        help_text=_(
+            "Off: items expensed on issue are expensed when they arrive in this department. "
+            "On: they stay in its stores until a department count expenses what was used (二级库管理)."
+        ),
+    )
 
     class Meta:
         verbose_name = _("department")

@@ -157,6 +157,7 @@ class Movement(models.Model):
         ADJUSTMENT = "ADJUSTMENT", _("Stocktake adjustment (盘点调整)")
         OWNER_CHANGE = "OWNER_CHANGE", _("Change of owner (寄售转自有)")
         QUARANTINE_RELEASE = "QUARANTINE_RELEASE", _("Released from quarantine (解除隔离)")
+        DEPARTMENT_EXPENSE = "DEPARTMENT_EXPENSE", _("Expensed to the department (科室领用即消耗)")
 
     KINDS_REQUIRING_REASON = frozenset(
         {Kind.RETURN_TO_SUPPLIER, Kind.SCRAP, Kind.UNCONSUME, Kind.ADJUSTMENT, Kind.QUARANTINE_RELEASE}
@@ -168,6 +169,7 @@ class Movement(models.Model):
         CABINET_SESSION = "CABINET_SESSION", _("Cabinet session")
         CONSUMPTION = "CONSUMPTION", _("Consumption")
         ALERT = "ALERT", _("Alert (expiry lock)")
+        STOCKTAKE = "STOCKTAKE", _("Stocktake (盘点)")
 
     hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="movements")
     kind = models.CharField(_("kind"), max_length=24, choices=Kind.choices)

@@ -42,6 +42,7 @@ from inventory.services.ledger import (
     move_unit,
     transition_problem,
 )
+from inventory.services.units_of_measure import in_billing_unit
 from inventory.validators import is_his_reference, personal_id_problems, refuse_personal_ids
 
 
@@ -222,7 +223,7 @@ def _refund_part(
         hospital_id=hospital_id, consumption=part, kind=Charge.Kind.REFUND, refund_of=original,
         encounter=original.encounter, his_charge_code=original.his_charge_code, nhsa_code=original.nhsa_code,
         quantity=-original.quantity, unit_price=original.unit_price, amount=-original.amount,
-        is_zero_cost=original.is_zero_cost,
+        billing_unit=original.billing_unit, is_zero_cost=original.is_zero_cost,
     )
     ChargeDelivery.objects.create(charge=refund)
 
@@ -314,13 +315,17 @@ def _clinical_fields(context: ClinicalContext) -> dict:
 
 
 def _queue_charge(consumption: Consumption, *, is_zero_cost: bool) -> Charge:
-    """The charge at the purchase price of that very unit or lot (零差率), and its outbox row."""
+    """The charge at the purchase price of that very unit or lot (零差率), and its outbox row.
+
+    It is in the product's billing unit (约定计价单位): a use that is not a whole number of them is
+    refused (NOT_WHOLE_BILLING_UNITS), and the amount is the use's exact cost either way."""
     product = consumption.product
+    billed = in_billing_unit(product=product, base_quantity=consumption.quantity, base_unit_price=consumption.unit_price)
     charge = Charge.objects.create(
         hospital_id=consumption.hospital_id, consumption=consumption, kind=Charge.Kind.CHARGE,
         encounter=consumption.encounter, his_charge_code=product.his_charge_code, nhsa_code=product.nhsa_code,
-        quantity=consumption.quantity, unit_price=consumption.unit_price, amount=consumption.amount,
-        is_zero_cost=is_zero_cost,
+        quantity=billed.quantity, unit_price=billed.unit_price, amount=billed.amount,
+        billing_unit=billed.unit if billed.factor != 1 else "", is_zero_cost=is_zero_cost,
     )
     ChargeDelivery.objects.create(charge=charge)
     return charge

@@ -110,7 +110,7 @@ def charge_message(charge: Charge) -> dict:
     byte-for-byte the request the HIS saw first. Money is sent as decimal strings, never floats.
     """
     consumption = charge.consumption
-    return {
+    message = {
         "charge_id": charge.pk,
         "idempotency_key": idempotency_key(charge.pk),
         "kind": charge.kind,
@@ -129,6 +129,10 @@ def charge_message(charge: Charge) -> dict:
         "doctor": consumption.doctor,
         "department": consumption.department.code,
     }
+    if charge.billing_unit:
+        # Quantity and unit price are per the product's billing unit (约定计价单位), not its base unit.
+        message["unit"] = charge.billing_unit
+    return message
 
 
 @dataclass

@@ -30,6 +30,7 @@ from inventory.models import (
     Movement,
     Owner,
     Product,
+    StocktakeSession,
     Unit,
     UnitStatus,
 )
@@ -85,6 +86,29 @@ def quarantine_problem(unit: Unit, *, releasing: bool) -> Problem | None:
     return None
 
 
+# Movements a count with `freeze_outgoing` stops from leaving its locations. Cabinet takes and
+# returns, expiry locks and adjustments are facts reported by devices or the count itself: they are
+# recorded, and the count accounts for them by the snapshot time.
+FROZEN_KINDS = frozenset({
+    Movement.Kind.PUTAWAY, Movement.Kind.TRANSFER, Movement.Kind.CONSUME, Movement.Kind.RETURN_TO_SUPPLIER,
+    Movement.Kind.SCRAP, Movement.Kind.QUARANTINE_RELEASE,
+})
+
+
+def refuse_if_frozen(kind: str, from_location_ids: set[int | None]) -> None:
+    """Refuse (409 STOCKTAKE_FROZEN, naming the count) a `kind` of movement out of a location that a
+    count with `freeze_outgoing` is counting right now."""
+    from_location_ids = {pk for pk in from_location_ids if pk is not None}
+    if kind not in FROZEN_KINDS or not from_location_ids:
+        return
+    session = StocktakeSession.objects.filter(
+        status=StocktakeSession.Status.COUNTING, freeze_outgoing=True, locations__in=from_location_ids
+    ).order_by("pk").first()
+    if session is not None:
+        location = session.locations.filter(pk__in=from_location_ids).order_by("pk").first()
+        raise Refused(Refusal.STOCKTAKE_FROZEN, location=location, session=session.pk)
+
+
 def move_unit(
     *, unit: Unit, kind: str, to_status: str, to_location: Location | None, actor: Actor,
     idempotency_key: str, document: tuple[str, int], occurred_at: datetime.datetime | None = None,
@@ -95,6 +119,7 @@ def move_unit(
         raise Refused([problem])
     occurred_at = occurred_at or timezone.now()
     refuse_closed_period(hospital_id=unit.hospital_id, moment=occurred_at)
+    refuse_if_frozen(kind, {unit.location_id})
     movement = Movement.objects.create(
         hospital_id=unit.hospital_id, kind=kind, product_id=unit.product_id, unit=unit, lot=unit.lot,
         quantity=1, from_location_id=unit.location_id, to_location=to_location,
@@ -121,6 +146,7 @@ def move_units(
     problems = [problem for unit in units if (problem := transition_problem(unit, to_status))]
     if problems:
         raise Refused(problems)
+    refuse_if_frozen(kind, {unit.location_id for unit in units})
     if not units:
         return []
     refuse_closed_period(hospital_id=units[0].hospital_id, moment=occurred_at)
@@ -182,6 +208,7 @@ def move_lot(
     occurred_at = occurred_at or timezone.now()
     refuse_closed_period(hospital_id=product.hospital_id, moment=occurred_at)
     if source is not None:
+        refuse_if_frozen(kind, {source.location_id})
         if source.quantity < quantity:
             raise Refused(
                 Refusal.INSUFFICIENT_STOCK, lot=lot, location=source.location, available=source.quantity,

@@ -98,9 +98,12 @@ def refuse_closed_period(*, hospital_id: int, moment: datetime.datetime | None) 
 
 
 def open_count_sessions(hospital: Hospital, start: datetime.datetime, end: datetime.datetime) -> int:
-    """Count sessions of the month still open. Stocktakes are built on another branch: until they
-    are merged there are none (one line to change: call `open_sessions_in_period`)."""
-    return 0
+    """Count sessions still open that hold stock of the month (inventory.services.stocktake)."""
+    # Imported here: stocktake imports the ledger, which imports this module for its lock.
+    from inventory.services.stocktake import open_sessions_in_period
+
+    last_day = timezone.localdate(end - datetime.timedelta(microseconds=1))
+    return open_sessions_in_period(hospital=hospital, start=timezone.localdate(start), end=last_day).count()
 
 
 def month_blockers(hospital: Hospital, month: datetime.date, *, now: datetime.datetime | None = None) -> list[Blocker]:

@@ -16,6 +16,7 @@ from inventory.web.views import (
     reconciliation,
     station,
     stock,
+    stocktake,
     trace,
 )
 
@@ -79,6 +80,17 @@ urlpatterns = [
     path("reconciliation/<int:pk>/", reconciliation.run_detail, name="reconciliation-run"),
     path("reconciliation/<int:pk>/rerun/", reconciliation.rerun, name="reconciliation-rerun"),
     path("reconciliation/<int:pk>/report.<str:report_format>", reconciliation.report, name="reconciliation-report"),
+    # Stocktakes (盘点): sessions, the count page, approval, count sheets and variance reports.
+    path("stocktakes/", stocktake.session_list, name="stocktakes"),
+    path("stocktakes/start/", stocktake.start, name="stocktake-start"),
+    path("stocktakes/<int:pk>/", stocktake.session_detail, name="stocktake"),
+    path("stocktakes/<int:pk>/scan/", stocktake.scan, name="stocktake-scan"),
+    path("stocktakes/<int:pk>/lot/", stocktake.count_lot, name="stocktake-lot"),
+    path("stocktakes/<int:pk>/lines/<int:line>/", stocktake.line_action, name="stocktake-line"),
+    path("stocktakes/<int:pk>/action/", stocktake.session_action, name="stocktake-action"),
+    path("stocktakes/<int:pk>/sheet/<int:location>.pdf", stocktake.sheet, name="stocktake-sheet"),
+    path("stocktakes/<int:pk>/report.<str:report_format>", stocktake.report, name="stocktake-report"),
+    path("stocktakes/locations/<int:pk>/", stocktake.location_history, name="stocktake-history"),
     # Master-data history (变更记录), read only.
     path("history/", history.change_history, name="history"),
     path("reconciliation/<int:pk>/reports-status/", reconciliation.reports_status,

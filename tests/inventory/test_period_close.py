@@ -185,3 +185,16 @@ def test_a_move_dated_in_a_closed_month_is_refused_before_anything_is_written(hi
              list(LotBalance.objects.values_list("pk", "quantity").order_by("pk")),
              list(Unit.objects.values_list("pk", "status", "location_id").order_by("pk")))
     assert after == before
+
+
+def test_an_open_count_session_of_the_month_blocks_its_close(history, hospital, operator, warehouse):
+    from inventory.services.stocktake import cancel, start_count
+
+    reconcile_month(hospital)
+    session = start_count(user=operator, hospital=hospital, locations=[warehouse])
+    assert [b.code for b in month_blockers(hospital, THIS_MONTH, now=AFTER_MONTH)] == ["COUNT_SESSIONS_OPEN"]
+    with pytest.raises(Refused):
+        close(hospital, operator)
+
+    cancel(session=session, user=operator)
+    assert close(hospital, operator).month == THIS_MONTH

@@ -25,6 +25,8 @@ NOT_PAGES = {
     "web:scan", "web:receiving-find", "web:receiving-draft-quantity", "web:receiving-record", "web:moves-order-pdf",
     "web:job-status", "web:job-download", "web:reconciliation-reports-status", "web:reconciliation-findings-export",
     "web:reconciliation-finding-disposition", "web:stock-export", "web:period-report",
+    "web:stocktake-start", "web:stocktake-scan", "web:stocktake-lot", "web:stocktake-line", "web:stocktake-action",
+    "web:stocktake-sheet", "web:stocktake-report",
 }
 
 
@@ -56,6 +58,12 @@ def pages(world) -> dict[str, str]:
     }
     if run is not None:
         found["web:reconciliation-run"] = f"/reconciliation/{run.pk}/"
+    from inventory.services.stocktake import start_count
+
+    session = start_count(user=world.operator, hospital=world.warehouse.hospital, locations=[world.warehouse])
+    found["web:stocktakes"] = "/stocktakes/"
+    found["web:stocktake"] = f"/stocktakes/{session.pk}/"
+    found["web:stocktake-history"] = f"/stocktakes/locations/{world.warehouse.pk}/"
     return found
 
 
