@@ -107,6 +107,7 @@ class Size:
     held_units: int
     unit_product_share: float = 0.3
     seed: int = 20260101
+    years: int = 1  # of history ending yesterday; `with_years` scales the ledger with it
 
     @property
     def locations(self) -> int:
@@ -118,6 +119,15 @@ class Size:
         return replace(
             self, name=f"{self.name}-{movements}", movements=movements,
             consumptions=max(50, round(self.consumptions * ratio)), held_units=max(50, round(self.held_units * ratio)),
+        )
+
+
+    def with_years(self, years: int) -> Size:
+        """The same hospital with `years` of history: as many movements and uses per day, the same
+        stock held at the end (a ledger `years` times as long, as after years of use)."""
+        return replace(
+            self, name=f"{self.name}-{years}y", years=years, movements=self.movements * years,
+            consumptions=self.consumptions * years,
         )
 
 
@@ -343,7 +353,7 @@ class _Generator:
     def __init__(self, size: Size, today: datetime.date, progress: Callable[[str], None]) -> None:
         self.size, self.progress, self.rng = size, progress, random.Random(size.seed)
         self.end_day = today - datetime.timedelta(days=1)
-        self.start_day = today - datetime.timedelta(days=365)
+        self.start_day = today - datetime.timedelta(days=365 * size.years)
         self.days = (self.end_day - self.start_day).days + 1
         self.base = timezone.make_aware(datetime.datetime.combine(self.start_day, datetime.time())).astimezone(datetime.UTC)
         self.today = today
