@@ -43,6 +43,7 @@ from decimal import Decimal
 from django.contrib.auth.models import Group
 from django.core.management.color import no_style
 from django.db import connection, transaction
+from django.db.models.fields import NOT_PROVIDED
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
@@ -880,11 +881,18 @@ class _Generator:
                 cursor.execute(statement)
 
     def copy(self, cursor, model, columns: list[str], rows: Iterable[tuple]) -> None:
+        """COPY `rows` into `model`'s table; a required column not named gets its field's default
+        (columns added to the models after this generator was written)."""
         table = model._meta.db_table
         count = 0
-        with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        defaults = [(field.column, field.get_default()) for field in model._meta.concrete_fields
+                    if field.column not in columns and not field.null and field.has_default()
+                    and field.db_default is NOT_PROVIDED]
+        defaults = [(name, json.dumps(value) if isinstance(value, dict | list) else value) for name, value in defaults]
+        names, extra = [*columns, *(name for name, _ in defaults)], tuple(value for _, value in defaults)
+        with cursor.cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row(row)
+                copy.write_row((*row, *extra) if extra else row)
                 count += 1
         self._counts[table] = count
         self._step(f"COPY {table}: {count:,} rows")
