@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from inventory.api.fields import BoundedDateField, caller_hospital, validated
 from inventory.api.permissions import BOOK_READERS, MASTER_DATA_EDITORS
 from inventory.api.reconciliation import _FirstRenderer
+from inventory.errors import Refusal, Refused
 from inventory.models import ClosedPeriod
 from inventory.selectors.scope import visible_to
 from inventory.services.period_close import close_month, month_states
@@ -98,7 +99,11 @@ class MonthlyReportView(APIView):
     @extend_schema(responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description="CSV")})
     def get(self, request: Request, pk: int) -> FileResponse:
         period = get_object_or_404(visible_to(request.user, ClosedPeriod.objects.all()), pk=pk)
-        response = FileResponse(period.report_csv.open("rb"), as_attachment=True, content_type="text/csv",
+        try:
+            handle = period.report_csv.open("rb")
+        except (FileNotFoundError, ValueError):
+            raise Refused(Refusal.NOT_FOUND, what=f"monthly report of {period.month:%Y-%m}") from None
+        response = FileResponse(handle, as_attachment=True, content_type="text/csv",
                                 filename=f"monthly-report-{period.hospital_id}-{period.month:%Y-%m}.csv")
         response["X-Content-SHA256"] = period.csv_sha256
         return response
