@@ -13,7 +13,10 @@ when it was entered). A date is believed only when it fits the ledger:
   running balance there, from that moment on, must always cover the quantity, so that no later
   movement is left drawing stock that was not there.
 """
+import contextlib
+import contextvars
 import datetime
+from collections.abc import Iterator
 
 from django.db.models import Max
 from django.utils import timezone
@@ -22,6 +25,21 @@ from inventory.date_window import max_clock_ahead
 from inventory.errors import Problem, Refusal, Refused
 from inventory.models import Location, Movement, Product, Unit
 from inventory.services.period_close import refuse_closed_period
+
+# The demo hospital's history (inventory/simulation/demo_history.py) backdates a month of uses onto
+# stock it receives at seeding time: it alone turns the ledger-history checks off, for its seeding.
+_HISTORY_CHECKS = contextvars.ContextVar("spd_history_checks", default=True)
+
+
+@contextlib.contextmanager
+def history_checks_suspended() -> Iterator[None]:
+    """For the demo seeder only: backdated entries are not compared with the ledger's history
+    (the future and closed-month checks stay)."""
+    token = _HISTORY_CHECKS.set(False)
+    try:
+        yield
+    finally:
+        _HISTORY_CHECKS.reset(token)
 
 
 def _shown(moment: datetime.datetime) -> str:
@@ -43,6 +61,8 @@ def refuse_bad_moment(*, hospital_id: int, occurred_at: datetime.datetime | None
 
 def unit_history_problems(units: list[Unit], moment: datetime.datetime) -> list[Problem]:
     """The units whose latest movement is after `moment` (a backdated entry would precede it)."""
+    if not _HISTORY_CHECKS.get():
+        return []
     latest = dict(
         Movement.objects.filter(unit__in=[unit.pk for unit in units]).values("unit").annotate(last=Max("occurred_at"))
         .values_list("unit", "last")
@@ -58,6 +78,8 @@ def lot_history_problem(product: Product, lot: str, location: Location, quantity
                         moment: datetime.datetime) -> Problem | None:
     """Why `quantity` of the lot cannot have left `location` at `moment`, or None if it can: the
     lot's running balance there must cover it at `moment` and at every later movement."""
+    if not _HISTORY_CHECKS.get():
+        return None
     incoming = Movement.objects.filter(product=product, lot=lot, unit__isnull=True, to_location=location)
     outgoing = Movement.objects.filter(product=product, lot=lot, unit__isnull=True, from_location=location)
     changes = sorted(
