@@ -65,6 +65,7 @@ class Options:
     profile: tuple[str, ...] = ()
     raise_errors: bool = False
     progress: Callable[[str], None] = print
+    years: int = 1  # of history in the dataset (Size.with_years)
 
 
 @dataclass
@@ -123,11 +124,12 @@ def run_benchmarks(options: Options) -> Report:
         workload = Workload(**{**asdict(workload), "repeat": options.repeat,
                                "recon_repeat": min(workload.recon_repeat, options.repeat)})
     started = time.monotonic()
-    dataset = ensure_dataset(SIZES[options.size], rebuild=options.rebuild, progress=options.progress)
+    size = SIZES[options.size] if options.years == 1 else SIZES[options.size].with_years(options.years)
+    dataset = ensure_dataset(size, rebuild=options.rebuild, progress=options.progress)
     context = Context(dataset, workload, options, run_id=f"{time.strftime('%m%d%H%M%S')}{secrets.token_hex(2)}",
                       progress=options.progress)
     report = Report(context={
-        "size": options.size, "workload": asdict(workload), "dataset": dataset,
+        "size": options.size, "years": options.years, "workload": asdict(workload), "dataset": dataset,
         "database": connection.settings_dict["NAME"], "postgresql": connection.cursor().connection.info.server_version,
         "errors": {},
     })

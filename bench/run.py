@@ -27,6 +27,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated, of: {', '.join(BENCHMARKS)}")
     parser.add_argument("--repeat", type=int, help="repetitions of each benchmark (default: the workload's)")
     parser.add_argument("--rebuild", action="store_true", help="generate the dataset again even if it exists")
+    parser.add_argument("--years", type=int, default=1, help="years of history in the dataset (default 1; 5 makes "
+                        "the full ledger ~10 M movements, for the reconciliation's growth figure)")
     parser.add_argument("--profile", default="", help="comma-separated profile names to record with pyinstrument, "
                         "e.g. cabinet,reconciliation-year,api-consumption,ui-stock (bench/results/profile-*.txt)")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     call_command("migrate", interactive=False, verbosity=0)
     options = Options(
         size=args.size, workload=args.workload, only=tuple(args.only.split(",")), rebuild=args.rebuild,
-        repeat=args.repeat, database_url=args.database_url, results_dir=results_dir,
+        repeat=args.repeat, years=args.years, database_url=args.database_url, results_dir=results_dir,
         profile=tuple(name for name in args.profile.split(",") if name), progress=lambda line: print(line, flush=True),
     )
     report = run_benchmarks(options)

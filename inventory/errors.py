@@ -373,6 +373,22 @@ class Refusal(Enum):
     )
     DELIVERY_ALREADY_RECEIVED = (409, "Delivery {number} has already been received.", "配送单 {number} 已签收。")
     RECEIPT_ITEM_INVALID = (400, "{field}: {reason}", "{field}：{reason}")
+    # Monthly close (月结) and dated entry
+    PERIOD_CLOSED = (
+        409,
+        "{moment} is in {month}, which is closed (月结); date the correction in the open period with a reason.",
+        "{moment} 属于已月结的 {month}，不能再记账；请以开放期间的日期并注明原因进行更正。",
+    )
+    PERIOD_NOT_CLOSABLE = (409, "{month} cannot be closed yet: {blockers}", "{month} 暂不能月结：{blockers}")
+    PERIOD_ALREADY_CLOSED = (409, "{month} is already closed.", "{month} 已月结。")
+    OCCURRED_IN_FUTURE = (
+        400, "occurred_at {moment} is in the future (more than {seconds} s ahead).", "发生时间 {moment} 晚于当前时间（超过 {seconds} 秒）。"
+    )
+    HISTORY_CONTRADICTED = (
+        409,
+        "{item}: a date of {moment} contradicts the ledger, whose last entry for it is at {last}.",
+        "{item}：日期 {moment} 与台账矛盾，台账中它的最后一笔记录在 {last}。",
+    )
     # Units of measure (包装单位) and department expensing (科室领用即消耗)
     UNKNOWN_PACKAGING_UNIT = (
         400, "{field}: product {product} has no unit {unit}; its units are {units}.",

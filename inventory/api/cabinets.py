@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from inventory.actors import Actor
 from inventory.api.clinical import CLINICAL_ROLES
 from inventory.api.fields import (
+    BoundedDateTimeField,
     IdempotentInputSerializer,
     ScopedPrimaryKeyRelatedField,
     caller_hospital,
@@ -89,6 +90,10 @@ class CabinetSessionViewSet(viewsets.ReadOnlyModelViewSet):
 class ScanUnitsSerializer(IdempotentInputSerializer):
     units = ScopedPrimaryKeyRelatedField(queryset=Unit.objects.all(), many=True, required=False, default=list)
     udis = serializers.ListField(child=serializers.CharField(max_length=300), required=False, default=list)
+    occurred_at = BoundedDateTimeField(
+        required=False, help_text="When it happened, for a paper record entered later (default: now); in the open "
+        "period, not in the future, after each unit's last movement (409 HISTORY_CONTRADICTED)."
+    )
 
 
 class TakeView(APIView):
@@ -101,7 +106,8 @@ class TakeView(APIView):
     def post(self, request: Request) -> Response:
         data = validated(ScanUnitsSerializer, request)
         order = self.service(actor=Actor(user=request.user), hospital=caller_hospital(request),
-                             units=named_units(request, data), idempotency_key=idempotency_key(request, data))
+                             units=named_units(request, data), idempotency_key=idempotency_key(request, data),
+                             occurred_at=data.get("occurred_at"))
         return Response(StockOrderSerializer(order).data, status=status.HTTP_201_CREATED)
 
 

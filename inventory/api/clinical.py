@@ -8,6 +8,7 @@ from rest_framework.response import Response
 
 from inventory.actors import Actor
 from inventory.api.fields import (
+    BoundedDateTimeField,
     IdempotentInputSerializer,
     ScopedPrimaryKeyRelatedField,
     caller_hospital,
@@ -38,7 +39,10 @@ class ConsumptionInputSerializer(IdempotentInputSerializer):
     surgery_id = serializers.CharField(required=False, default="", allow_blank=True, max_length=64)
     surgery_name = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
     doctor = serializers.CharField(required=False, default="", allow_blank=True, max_length=64)
-    occurred_at = serializers.DateTimeField(required=False)
+    occurred_at = BoundedDateTimeField(
+        required=False, help_text="When it was used, for a paper record entered later (default: now); in the open "
+        "period, not in the future, after the unit's last movement (409 HISTORY_CONTRADICTED)."
+    )
 
     def validate(self, attrs: dict) -> dict:
         named = [name for name in ("udi", "unit", "epc") if attrs.get(name)]

@@ -5,6 +5,7 @@ from django.db.models import QuerySet
 from rest_framework import serializers
 from rest_framework.request import Request
 
+from inventory.date_window import window_problem
 from inventory.errors import Refusal, Refused
 from inventory.models import Hospital
 from inventory.selectors.scope import visible_to
@@ -41,6 +42,17 @@ class BoundedDateField(serializers.DateField):
 
     def to_internal_value(self, value: object) -> datetime.date:
         return within_calendar(super().to_internal_value(value))
+
+
+class BoundedDateTimeField(serializers.DateTimeField):
+    """A moment given by a client (a paper record's `occurred_at`), inside the accepted window of
+    dates (inventory.date_window): a year-1 or year-9999 moment is a typo, answered 400."""
+
+    def to_internal_value(self, value: object) -> datetime.datetime:
+        moment = super().to_internal_value(value)
+        if problem := window_problem(moment):
+            raise serializers.ValidationError(problem, code="date_out_of_range")
+        return moment
 
 
 def within_calendar(day: datetime.date) -> datetime.date:

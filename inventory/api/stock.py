@@ -13,6 +13,7 @@ from devices.identification import ParseError, parse_udi
 from inventory.actors import Actor
 from inventory.api import filters as api_filters
 from inventory.api.fields import (
+    BoundedDateTimeField,
     IdempotentInputSerializer,
     ScopedPrimaryKeyRelatedField,
     caller_hospital,
@@ -181,6 +182,10 @@ class StockOrderInputSerializer(IdempotentInputSerializer):
     )
     lots = LotQuantitySerializer(many=True, required=False, default=list)
     note = serializers.CharField(max_length=500, required=False, default="", allow_blank=True)
+    occurred_at = BoundedDateTimeField(
+        required=False, help_text="When it happened, for a paper record entered later (default: now). Must be in the "
+        "open period, not in the future, and fit the ledger (409 HISTORY_CONTRADICTED)."
+    )
 
 
 class TransferInputSerializer(StockOrderInputSerializer):
@@ -208,7 +213,8 @@ class StockOrderSerializer(serializers.ModelSerializer):
     class Meta:
         model = StockOrder
         fields = [
-            "id", "kind", "to_location", "supplier", "reason_code", "note", "created_by", "occurred_at", "movements"
+            "id", "kind", "to_location", "supplier", "reason_code", "note", "created_by", "occurred_at", "recorded_at",
+            "movements",
         ]
 
     @extend_schema_field(MovementSerializer(many=True))
@@ -264,7 +270,7 @@ class TransferView(StockOrderView):
         return transfer_stock(
             actor=Actor(user=request.user), hospital=caller_hospital(request), to_location=data["to_location"],
             from_location=data.get("from_location"), units=named_units(request, data), lots=_lots(data),
-            note=data["note"], idempotency_key=key,
+            note=data["note"], idempotency_key=key, occurred_at=data.get("occurred_at"),
         )
 
 
@@ -281,7 +287,7 @@ class ReturnView(StockOrderView):
         return return_to_supplier(
             actor=Actor(user=request.user), hospital=caller_hospital(request), supplier=data["supplier"],
             reason_code=data["reason_code"], units=named_units(request, data), lots=_lots(data), note=data["note"],
-            idempotency_key=key,
+            idempotency_key=key, occurred_at=data.get("occurred_at"),
         )
 
 
@@ -298,6 +304,7 @@ class ScrapView(StockOrderView):
         return scrap(
             actor=Actor(user=request.user), hospital=caller_hospital(request), reason_code=data["reason_code"],
             units=named_units(request, data), lots=_lots(data), note=data["note"], idempotency_key=key,
+            occurred_at=data.get("occurred_at"),
         )
 
 
@@ -316,5 +323,5 @@ class ReleaseFromQuarantineView(StockOrderView):
         return release_from_quarantine(
             actor=Actor(user=request.user), hospital=caller_hospital(request), to_location=data["to_location"],
             reason_code=data["reason_code"], units=named_units(request, data), lots=_lots(data), note=data["note"],
-            idempotency_key=key,
+            idempotency_key=key, occurred_at=data.get("occurred_at"),
         )

@@ -35,6 +35,7 @@ urlpatterns = [
     path("", include("inventory.api.history")),
     path("", include("inventory.api.requisitions")),
     path("", include("inventory.api.processing")),
+    path("", include("inventory.api.period_close")),
     path("", include("inventory.api.stocktake")),
     path("", include(router.urls)),
 ]

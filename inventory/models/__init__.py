@@ -26,6 +26,7 @@ from inventory.models.notifications import Notification, NotificationRule
 from inventory.models.organisation import Department, Hospital, Location
 from inventory.models.parties import Certificate, Manufacturer, Supplier
 from inventory.models.people import Role, User
+from inventory.models.periods import ClosedPeriod, PeriodBalance
 from inventory.models.picking import Delivery, DeliveryItem, PickedItem, PickList, PickListLine
 from inventory.models.processing import LabelPrint, Pack, PackDefinition, PackDefinitionLine, PackMember
 from inventory.models.reconciliation import Finding, FindingDisposition, ReconciliationRun
@@ -57,6 +58,7 @@ __all__ = [
     "Delivery", "DeliveryItem", "PickedItem", "PickList", "PickListLine",
     # Processing (inventory/models/processing.py)
     "LabelPrint", "Pack", "PackDefinition", "PackDefinitionLine", "PackMember",
+    "ClosedPeriod", "PeriodBalance",
     "StocktakeFinding", "StocktakeLine", "StocktakeSession",
     # Master-data history (inventory/models/history.py)
     "CertificateChange", "DepartmentChange", "DeviceChange", "HospitalChange", "LocationChange",

@@ -181,6 +181,8 @@ class StockOrder(models.Model):
         "devices.Device", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     occurred_at = models.DateTimeField(_("occurred at"), default=timezone.now)
+    # When it was entered: later than occurred_at for a paper record entered after an outage.
+    recorded_at = models.DateTimeField(_("recorded at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("stock order")

@@ -44,6 +44,7 @@ from inventory.models import (
     LotMovementLayer,
     Movement,
     PackagingUnit,
+    PeriodBalance,
     Product,
     ReconciliationRun,
     SupplierSettlement,
@@ -53,6 +54,7 @@ from inventory.models import (
     UnitStatus,
     User,
 )
+from inventory.selectors.periods import snapshot_before
 from inventory.selectors.scope import visible_to
 
 MONEY = DecimalField(max_digits=16, decimal_places=2)
@@ -151,12 +153,19 @@ _FLOW_SQL_COLUMNS = (
     ("expensed", _FLOW_COLUMNS["expensed"], "out"),
 )
 _FLOW_SUMS = {"net": "side * quantity", "out": "-side * quantity", "in_only": "quantity", "out_only": "quantity"}
-_FLOW_SIDES = {"in_only": " AND side = 1", "out_only": " AND side = -1"}
+# A move that leaves a place for that same place (a put-away at acceptance onto the receiving
+# location, a change of owner) is no transfer: it nets to 0 and stays out of the transfer columns.
+_FLOW_SIDES = {"in_only": " AND side = 1 AND same_place = 0", "out_only": " AND side = -1 AND same_place = 0"}
 
 
 def _flow_sums(hospital: Hospital, start: datetime.datetime, end: datetime.datetime) -> list[tuple]:
     """(product, location, opening, *columns of _FLOW_SQL_COLUMNS) for every product × location a
-    movement before `end` touched: one pass over the ledger, each movement counted on both sides."""
+    movement before `end` touched: one pass over the ledger, each movement counted on both sides.
+
+    The opening starts from the snapshot of the last closed month ending by `start`
+    (`PeriodBalance`, see inventory.selectors.periods) and adds only the movements after it."""
+    snapshot = snapshot_before(hospital.pk, start)
+    since = snapshot.ends_at if snapshot else None
     start, end = (connection.ops.adapt_datetimefield_value(moment) for moment in (start, end))
     params: list = []
     columns = []
@@ -169,20 +178,31 @@ def _flow_sums(hospital: Hospital, start: datetime.datetime, end: datetime.datet
         )
         params += [start, *listed]
     movement = Movement._meta.db_table
+    same_place = "CASE WHEN from_location_id = to_location_id THEN 1 ELSE 0 END"
+    after, opening, opening_params = "", "", []
+    if snapshot is not None:
+        after = " AND occurred_at >= %s"
+        opening = f"""SELECT product_id, location_id, 1 AS side, '' AS kind, quantity, NULL AS occurred_at, 0 AS same_place
+              FROM {PeriodBalance._meta.db_table} WHERE period_id = %s
+            UNION ALL"""
+        opening_params = [snapshot.pk]
+    bound = [connection.ops.adapt_datetimefield_value(since)] if snapshot is not None else []
     sql = f"""
         SELECT product_id, location_id,
-               COALESCE(SUM(side * quantity) FILTER (WHERE occurred_at < %s), 0), {", ".join(columns)}
+               COALESCE(SUM(side * quantity) FILTER (WHERE COALESCE(occurred_at < %s, TRUE)), 0), {", ".join(columns)}
         FROM (
-            SELECT product_id, to_location_id AS location_id, 1 AS side, kind, quantity, occurred_at
-              FROM {movement} WHERE hospital_id = %s AND occurred_at < %s AND to_location_id IS NOT NULL
+            {opening}
+            SELECT product_id, to_location_id AS location_id, 1 AS side, kind, quantity, occurred_at,
+                   {same_place} AS same_place
+              FROM {movement} WHERE hospital_id = %s AND occurred_at < %s{after} AND to_location_id IS NOT NULL
             UNION ALL
-            SELECT product_id, from_location_id, -1, kind, quantity, occurred_at
-              FROM {movement} WHERE hospital_id = %s AND occurred_at < %s AND from_location_id IS NOT NULL
+            SELECT product_id, from_location_id, -1, kind, quantity, occurred_at, {same_place}
+              FROM {movement} WHERE hospital_id = %s AND occurred_at < %s{after} AND from_location_id IS NOT NULL
         ) moves
         GROUP BY product_id, location_id
     """  # table and column names come from the code; every value is a parameter
     with connection.cursor() as cursor:
-        cursor.execute(sql, [start, *params, hospital.pk, end, hospital.pk, end])
+        cursor.execute(sql, [start, *params, *opening_params, hospital.pk, end, *bound, hospital.pk, end, *bound])
         return cursor.fetchall()
 
 
@@ -224,21 +244,33 @@ class StockDifference:
 
 
 def ledger_against_stock(hospital: Hospital) -> list[StockDifference]:
-    """Every (product, location) whose ledger balance (net of all movements) is not what is in stock.
+    """Every (product, location) whose ledger balance is not what is in stock.
 
-    In stock: units at the location in an IN_STOCK_STATUSES status, plus lot balances. One
-    statement, so that both sides come from one snapshot even while stock moves during the run.
+    The ledger balance is the last closing snapshot plus the movements after it (the whole ledger
+    when no month is closed). In stock: units at the location in an IN_STOCK_STATUSES status,
+    plus lot balances. One statement, so that both sides come from one snapshot even while stock
+    moves during the run.
     """
     movement, unit, lot = Movement._meta.db_table, Unit._meta.db_table, LotBalance._meta.db_table
     statuses = ", ".join(["%s"] * len(IN_STOCK_STATUSES))
+    snapshot = snapshot_before(hospital.pk, None)
+    after, opening, opening_params, bound = "", "", [], []
+    if snapshot is not None:
+        after = " AND occurred_at >= %s"
+        bound = [connection.ops.adapt_datetimefield_value(snapshot.ends_at)]
+        opening = f"""SELECT product_id, location_id, quantity AS ledger, 0 AS units, 0 AS lots
+              FROM {PeriodBalance._meta.db_table} WHERE period_id = %s
+            UNION ALL"""
+        opening_params = [snapshot.pk]
     sql = f"""
         SELECT product_id, location_id, SUM(ledger), SUM(units), SUM(lots)
         FROM (
+            {opening}
             SELECT product_id, to_location_id AS location_id, quantity AS ledger, 0 AS units, 0 AS lots
-              FROM {movement} WHERE hospital_id = %s AND to_location_id IS NOT NULL
+              FROM {movement} WHERE hospital_id = %s AND to_location_id IS NOT NULL{after}
             UNION ALL
             SELECT product_id, from_location_id, -quantity, 0, 0
-              FROM {movement} WHERE hospital_id = %s AND from_location_id IS NOT NULL
+              FROM {movement} WHERE hospital_id = %s AND from_location_id IS NOT NULL{after}
             UNION ALL
             SELECT product_id, location_id, 0, 1, 0
               FROM {unit} WHERE hospital_id = %s AND location_id IS NOT NULL AND status IN ({statuses})
@@ -249,7 +281,7 @@ def ledger_against_stock(hospital: Hospital) -> list[StockDifference]:
         HAVING SUM(ledger) <> SUM(units) + SUM(lots)
         ORDER BY product_id, location_id
     """  # table names come from the models; every value is a parameter
-    params = [hospital.pk, hospital.pk, hospital.pk, *IN_STOCK_STATUSES, hospital.pk]
+    params = [*opening_params, hospital.pk, *bound, hospital.pk, *bound, hospital.pk, *IN_STOCK_STATUSES, hospital.pk]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [StockDifference(*(int(value) for value in row)) for row in cursor.fetchall()]

@@ -29,6 +29,7 @@ from inventory.actors import Actor
 from inventory.date_window import max_clock_ahead
 from inventory.errors import Problem, Refusal, Refused
 from inventory.models import CabinetSession, Hospital, Location, Movement, StockOrder, Unit, UnitStatus, User
+from inventory.services.dated_entry import refuse_bad_moment, unit_history_problems
 from inventory.services.idempotency import run_once
 from inventory.services.labelling import normalise_epc
 from inventory.services.ledger import (
@@ -322,14 +323,17 @@ def compare_with_contents(cabinet: Location, seen: set[str]) -> CabinetDiff:
     )
 
 
-def take_by_scan(*, actor: Actor, hospital: Hospital, units: list[Unit], idempotency_key: str) -> StockOrder:
-    """Take units out of a store without RFID by scanning them (same movement as a cabinet take)."""
-    return _scan_order(actor, hospital, units, idempotency_key, StockOrder.Kind.TAKE)
+def take_by_scan(*, actor: Actor, hospital: Hospital, units: list[Unit], idempotency_key: str,
+                 occurred_at: datetime.datetime | None = None) -> StockOrder:
+    """Take units out of a store without RFID by scanning them (same movement as a cabinet take).
+    `occurred_at`: a paper record entered later (inventory.services.dated_entry)."""
+    return _scan_order(actor, hospital, units, idempotency_key, StockOrder.Kind.TAKE, occurred_at)
 
 
-def put_back_by_scan(*, actor: Actor, hospital: Hospital, units: list[Unit], idempotency_key: str) -> StockOrder:
+def put_back_by_scan(*, actor: Actor, hospital: Hospital, units: list[Unit], idempotency_key: str,
+                     occurred_at: datetime.datetime | None = None) -> StockOrder:
     """Put taken units back where they were taken from, by scanning them."""
-    return _scan_order(actor, hospital, units, idempotency_key, StockOrder.Kind.PUT_BACK)
+    return _scan_order(actor, hospital, units, idempotency_key, StockOrder.Kind.PUT_BACK, occurred_at)
 
 
 def overdue_takes(hospital: Hospital, now: datetime.datetime | None = None) -> list[Unit]:
@@ -348,11 +352,13 @@ def deadline_hours(unit: Unit) -> int:
     return unit.location.return_deadline_hours if unit.location else 24
 
 
-def _scan_order(actor: Actor, hospital: Hospital, units: list[Unit], key: str, kind: str) -> StockOrder:
+def _scan_order(actor: Actor, hospital: Hospital, units: list[Unit], key: str, kind: str,
+                occurred_at: datetime.datetime | None = None) -> StockOrder:
     if not units:
         raise Refused(Refusal.NOTHING_SCANNED)
     if any(unit.hospital_id != hospital.pk for unit in units):
         raise Refused(Refusal.NOT_FOUND, what="unit")
+    moment = refuse_bad_moment(hospital_id=hospital.pk, occurred_at=occurred_at)
     take = kind == StockOrder.Kind.TAKE
     movement_kind = Movement.Kind.CABINET_TAKE if take else Movement.Kind.CABINET_RETURN
 
@@ -363,18 +369,22 @@ def _scan_order(actor: Actor, hospital: Hospital, units: list[Unit], key: str, k
         for unit in locked:
             if problem := _scan_problem(unit, take):
                 problems.append(problem)
+        if occurred_at is not None:
+            problems += unit_history_problems(locked, moment)
         if problems:
             raise Refused(problems)
         order = StockOrder.objects.create(hospital=hospital, kind=kind, created_by=actor.user,
-                                          created_by_device=actor.device)
+                                          created_by_device=actor.device, occurred_at=occurred_at or timezone.now())
         for unit in locked:
             move_unit(unit=unit, kind=movement_kind, to_status=UnitStatus.TAKEN if take else _put_back_status(unit),
                       to_location=unit.location, actor=actor, idempotency_key=f"{hospital.pk}:{key}:{unit.pk}",
                       document=(Movement.DocumentType.STOCK_ORDER, order.pk), occurred_at=order.occurred_at)
         return order
 
+    payload = sorted(unit.pk for unit in units)
     order, _ = run_once(hospital=hospital, key=key, operation=f"scan_{kind.lower()}",
-                        payload=sorted(unit.pk for unit in units), perform=perform)
+                        payload={"units": payload, "occurred_at": occurred_at.isoformat()} if occurred_at else payload,
+                        perform=perform)
     return order
 
 

@@ -32,6 +32,7 @@ from inventory.models import (
     UnitStatus,
 )
 from inventory.selectors.scope import departments_of
+from inventory.services.dated_entry import lot_history_problem, refuse_bad_moment, unit_history_problems
 from inventory.services.idempotency import run_once
 from inventory.services.ledger import (
     LayerDraw,
@@ -69,10 +70,13 @@ def consume_unit(*, actor: Actor, hospital: Hospital, unit: Unit, context: Clini
     if unit.hospital_id != hospital.pk:
         raise Refused(Refusal.NOT_FOUND, what="unit")
     payload = {"unit": unit.pk, **context.as_payload()}
+    moment = refuse_bad_moment(hospital_id=hospital.pk, occurred_at=context.occurred_at)
 
     def perform() -> Consumption:
         locked = Unit.objects.select_for_update(of=("self",)).select_related("product", "location__department").get(pk=unit.pk)
         _refuse_unusable_unit(locked, context.department)
+        if context.occurred_at is not None and (problems := unit_history_problems([locked], moment)):
+            raise Refused(problems)
         product = locked.product
         if not product.his_charge_code:
             raise Refused(Refusal.NO_CHARGE_CODE, product=product)
@@ -122,8 +126,14 @@ def consume_lot(
     payload = {"product": product.pk, "lot": lot, "quantity": quantity,
                "location": location.pk if location else None, **context.as_payload()}
 
+    moment = refuse_bad_moment(hospital_id=hospital.pk, occurred_at=context.occurred_at)
+
     def perform() -> Consumption:
         source = _lot_source(product, lot, quantity, context.department, location)
+        if context.occurred_at is not None and (
+            problem := lot_history_problem(product, lot, source.location, quantity, moment)
+        ):
+            raise Refused([problem])
         used_at = context.occurred_at or timezone.now()
         first = None
         for draws in _draws_by_price(fifo_draw(source, quantity)):

@@ -71,6 +71,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from inventory.date_window import accepted_window, accepted_years, window_problem
 from inventory.errors import Problem, Refusal, Refused
 from inventory.models import Charge, ChargeDelivery, HisSettlementLine, Hospital
+from inventory.selectors.periods import closed_through
 from inventory.validators import is_his_reference, looks_like_personal_id
 
 logger = logging.getLogger(__name__)
@@ -628,7 +629,7 @@ def _store(hospital: Hospital, lines: list[dict], problems: list[Problem], *, ba
                 Problem(Refusal.HIS_LINE_CONFLICT, {"line": line["his_line_id"], "batch": first.import_batch},
                         {"row": line["row"], "field": "his_line_id", "imported_in": first.import_batch})
             )
-    problems = sorted(problems + conflicts, key=_by_row)
+    problems = sorted(problems + conflicts + _closed_period_problems(hospital, new, released), key=_by_row)
     if problems:
         raise Refused(problems)
     imported_at = timezone.now()
@@ -647,6 +648,21 @@ def _store(hospital: Hospital, lines: list[dict], problems: list[Problem], *, ba
         batch=batch, rows=rows, created=len(new), skipped=skipped,
         linked=sum(1 for line in new if line["charge_id"] is not None), released=len(released),
     )
+
+
+def _closed_period_problems(hospital: Hospital, new: list[dict], released: list[HisSettlementLine]) -> list[Problem]:
+    """Lines that would be settled inside a closed month (月结): refused, like any write dated there."""
+    through = closed_through(hospital.pk)
+    if through is None:
+        return []
+    moments = [(line["row"], line["settled_at"]) for line in new]
+    moments += [(line.his_line_id, line.settled_at) for line in released]
+    return [
+        Problem(Refusal.PERIOD_CLOSED, {"moment": timezone.localtime(moment).isoformat(timespec="seconds"),
+                                        "month": timezone.localtime(moment).strftime("%Y-%m")},
+                {"row": row, "field": "settled_at"})
+        for row, moment in moments if moment is not None and moment < through
+    ]
 
 
 def parse_settlement_file(uploaded: IO[bytes], filename: str) -> list[dict]:

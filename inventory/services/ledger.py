@@ -34,6 +34,7 @@ from inventory.models import (
     Unit,
     UnitStatus,
 )
+from inventory.services.period_close import refuse_closed_period
 
 # Oldest first: the opening layer (stock on hand before layers existed), then by receipt.
 FIFO = (F("receipt_id").asc(nulls_first=True),)
@@ -116,11 +117,13 @@ def move_unit(
     """Change one unit's status/location and record why. `unit` must be locked by the caller."""
     if problem := transition_problem(unit, to_status):
         raise Refused([problem])
+    occurred_at = occurred_at or timezone.now()
+    refuse_closed_period(hospital_id=unit.hospital_id, moment=occurred_at)
     refuse_if_frozen(kind, {unit.location_id})
     movement = Movement.objects.create(
         hospital_id=unit.hospital_id, kind=kind, product_id=unit.product_id, unit=unit, lot=unit.lot,
         quantity=1, from_location_id=unit.location_id, to_location=to_location,
-        from_status=unit.status, to_status=to_status, occurred_at=occurred_at or timezone.now(),
+        from_status=unit.status, to_status=to_status, occurred_at=occurred_at,
         reason_code=reason_code, note=note, document_type=document[0], document_id=document[1],
         idempotency_key=idempotency_key, **actor.movement_fields(),
     )
@@ -146,6 +149,7 @@ def move_units(
     refuse_if_frozen(kind, {unit.location_id for unit in units})
     if not units:
         return []
+    refuse_closed_period(hospital_id=units[0].hospital_id, moment=occurred_at)
     movements = Movement.objects.bulk_create([
         Movement(
             hospital_id=unit.hospital_id, kind=kind, product_id=unit.product_id, unit=unit, lot=unit.lot, quantity=1,
@@ -201,6 +205,8 @@ def move_lot(
     even if a caller forgot to lock; the caller checks first to give a clear refusal.
     """
     defaults = new_balance_defaults or {}
+    occurred_at = occurred_at or timezone.now()
+    refuse_closed_period(hospital_id=product.hospital_id, moment=occurred_at)
     if source is not None:
         refuse_if_frozen(kind, {source.location_id})
         if source.quantity < quantity:
@@ -213,7 +219,7 @@ def move_lot(
     movement = Movement.objects.create(
         hospital_id=product.hospital_id, kind=kind, product=product, lot=lot, quantity=quantity,
         from_location_id=source.location_id if source else None, to_location=to_location,
-        occurred_at=occurred_at or timezone.now(), reason_code=reason_code, note=note,
+        occurred_at=occurred_at, reason_code=reason_code, note=note,
         document_type=document[0], document_id=document[1], idempotency_key=idempotency_key,
         **actor.movement_fields(),
     )
@@ -277,11 +283,13 @@ def change_unit_owner(
     occurred_at: datetime.datetime | None = None, note: str = "",
 ) -> Movement:
     """Record a change of owner (consignment unit bought at use, or handed back at refund)."""
+    occurred_at = occurred_at or timezone.now()
+    refuse_closed_period(hospital_id=unit.hospital_id, moment=occurred_at)
     movement = Movement.objects.create(
         hospital_id=unit.hospital_id, kind=Movement.Kind.OWNER_CHANGE, product_id=unit.product_id, unit=unit,
         lot=unit.lot, quantity=1, from_location_id=unit.location_id, to_location_id=unit.location_id,
         from_status=unit.status, to_status=unit.status, from_owner=unit.owner, to_owner=to_owner,
-        occurred_at=occurred_at or timezone.now(), note=note, document_type=document[0], document_id=document[1],
+        occurred_at=occurred_at, note=note, document_type=document[0], document_id=document[1],
         idempotency_key=idempotency_key, **actor.movement_fields(),
     )
     unit.owner = to_owner

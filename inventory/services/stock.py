@@ -33,6 +33,7 @@ from inventory.models import (
     Unit,
     UnitStatus,
 )
+from inventory.services.dated_entry import lot_history_problem, refuse_bad_moment, unit_history_problems
 from inventory.services.expensing import expense_arrival
 from inventory.services.idempotency import run_once
 from inventory.services.ledger import (
@@ -80,19 +81,20 @@ class _OrderSpec:
 
 def put_away(
     *, actor: Actor, hospital: Hospital, units: list[Unit], to_location: Location, idempotency_key: str,
-    from_location: Location | None = None,
+    from_location: Location | None = None, occurred_at: datetime.datetime | None = None,
 ) -> StockOrder:
     """Shelve accepted units (ACCEPTED → IN_STOCK, or IN_CABINET when put straight into a cabinet)."""
     spec = _OrderSpec(StockOrder.Kind.PUTAWAY, Movement.Kind.PUTAWAY, None, to_location=to_location)
     return _execute_order(
         actor=actor, hospital=hospital, spec=spec, units=units, lots=[], from_location=from_location,
-        idempotency_key=idempotency_key,
+        idempotency_key=idempotency_key, occurred_at=occurred_at,
     )
 
 
 def transfer_stock(
     *, actor: Actor, hospital: Hospital, to_location: Location, idempotency_key: str, units: list[Unit] = (),
     lots: list[LotQuantity] = (), from_location: Location | None = None, note: str = "",
+    occurred_at: datetime.datetime | None = None,
 ) -> StockOrder:
     """Move units and lot quantities to another location (a department store, a smart cabinet…).
 
@@ -102,13 +104,14 @@ def transfer_stock(
     spec = _OrderSpec(StockOrder.Kind.TRANSFER, Movement.Kind.TRANSFER, None, to_location=to_location, note=note)
     return _execute_order(
         actor=actor, hospital=hospital, spec=spec, units=list(units), lots=list(lots),
-        from_location=from_location, idempotency_key=idempotency_key,
+        from_location=from_location, idempotency_key=idempotency_key, occurred_at=occurred_at,
     )
 
 
 def return_to_supplier(
     *, actor: Actor, hospital: Hospital, supplier: Supplier, reason_code: str, idempotency_key: str,
     units: list[Unit] = (), lots: list[LotQuantity] = (), note: str = "",
+    occurred_at: datetime.datetime | None = None,
 ) -> StockOrder:
     """Send units or lot quantities back to the supplier that delivered them (退货); reason required."""
     spec = _OrderSpec(
@@ -117,13 +120,14 @@ def return_to_supplier(
     )
     return _execute_order(
         actor=actor, hospital=hospital, spec=spec, units=list(units), lots=list(lots), from_location=None,
-        idempotency_key=idempotency_key,
+        idempotency_key=idempotency_key, occurred_at=occurred_at,
     )
 
 
 def scrap(
     *, actor: Actor, hospital: Hospital, reason_code: str, idempotency_key: str, units: list[Unit] = (),
     lots: list[LotQuantity] = (), note: str = "",
+    occurred_at: datetime.datetime | None = None,
 ) -> StockOrder:
     """Write off damaged, contaminated or expired stock (报损); reason required."""
     spec = _OrderSpec(
@@ -131,13 +135,14 @@ def scrap(
     )
     return _execute_order(
         actor=actor, hospital=hospital, spec=spec, units=list(units), lots=list(lots), from_location=None,
-        idempotency_key=idempotency_key,
+        idempotency_key=idempotency_key, occurred_at=occurred_at,
     )
 
 
 def release_from_quarantine(
     *, actor: Actor, hospital: Hospital, to_location: Location, reason_code: str, idempotency_key: str,
     units: list[Unit] = (), lots: list[LotQuantity] = (), note: str = "",
+    occurred_at: datetime.datetime | None = None,
 ) -> StockOrder:
     """Release units and lot quantities held in quarantine back into stock at `to_location` (解除隔离).
 
@@ -161,7 +166,7 @@ def release_from_quarantine(
     )
     return _execute_order(
         actor=actor, hospital=hospital, spec=spec, units=list(units), lots=list(lots), from_location=None,
-        idempotency_key=idempotency_key,
+        idempotency_key=idempotency_key, occurred_at=occurred_at,
     )
 
 
@@ -170,11 +175,13 @@ def _execute_order(
     from_location: Location | None, idempotency_key: str, occurred_at: datetime.datetime | None = None,
 ) -> StockOrder:
     _refuse_bad_request(hospital, spec, units, lots, from_location)
+    moment = refuse_bad_moment(hospital_id=hospital.pk, occurred_at=occurred_at)
     payload = {
         "kind": spec.kind, "to": spec.to_location.pk if spec.to_location else None,
         "supplier": spec.supplier.pk if spec.supplier else None, "reason": spec.reason_code, "note": spec.note,
         "from": from_location.pk if from_location else None, "units": sorted(unit.pk for unit in units),
         "lots": sorted((lot.product.pk, lot.lot, lot.quantity, lot.from_location.pk) for lot in lots),
+        **({"occurred_at": occurred_at.isoformat()} if occurred_at else {}),
     }
 
     def perform() -> StockOrder:
@@ -184,6 +191,10 @@ def _execute_order(
         problems += _lot_problems(lots, balances, spec.to_location)
         problems += _quarantine_lot_problems(spec, lots)
         problems += _expired_lot_problems(spec, balances)
+        if occurred_at is not None:  # entered after the fact: the date must fit the ledger
+            problems += unit_history_problems(locked_units, moment)
+            problems += [problem for lot in lots if (problem := lot_history_problem(
+                lot.product, lot.lot, lot.from_location, lot.quantity, moment))]
         if problems:
             raise Refused(problems)
         order = _create_order(actor=actor, hospital=hospital, spec=spec, occurred_at=occurred_at)

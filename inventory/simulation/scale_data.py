@@ -43,6 +43,7 @@ from decimal import Decimal
 from django.contrib.auth.models import Group
 from django.core.management.color import no_style
 from django.db import connection, transaction
+from django.db.models.fields import NOT_PROVIDED
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
@@ -107,6 +108,7 @@ class Size:
     held_units: int
     unit_product_share: float = 0.3
     seed: int = 20260101
+    years: int = 1  # of history ending yesterday; `with_years` scales the ledger with it
 
     @property
     def locations(self) -> int:
@@ -118,6 +120,15 @@ class Size:
         return replace(
             self, name=f"{self.name}-{movements}", movements=movements,
             consumptions=max(50, round(self.consumptions * ratio)), held_units=max(50, round(self.held_units * ratio)),
+        )
+
+
+    def with_years(self, years: int) -> Size:
+        """The same hospital with `years` of history: as many movements and uses per day, the same
+        stock held at the end (a ledger `years` times as long, as after years of use)."""
+        return replace(
+            self, name=f"{self.name}-{years}y", years=years, movements=self.movements * years,
+            consumptions=self.consumptions * years,
         )
 
 
@@ -343,7 +354,7 @@ class _Generator:
     def __init__(self, size: Size, today: datetime.date, progress: Callable[[str], None]) -> None:
         self.size, self.progress, self.rng = size, progress, random.Random(size.seed)
         self.end_day = today - datetime.timedelta(days=1)
-        self.start_day = today - datetime.timedelta(days=365)
+        self.start_day = today - datetime.timedelta(days=365 * size.years)
         self.days = (self.end_day - self.start_day).days + 1
         self.base = timezone.make_aware(datetime.datetime.combine(self.start_day, datetime.time())).astimezone(datetime.UTC)
         self.today = today
@@ -870,18 +881,20 @@ class _Generator:
                 cursor.execute(statement)
 
     def copy(self, cursor, model, columns: list[str], rows: Iterable[tuple]) -> None:
+        """COPY `rows` into `model`'s table; a required column not named gets its field's default
+        (columns added to the models after this generator was written)."""
         table = model._meta.db_table
         count = 0
         # A NOT NULL column the generator does not name (added to the model later) gets the model's
         # default: COPY would write NULL, the default being Django's, not the database's.
         defaults = [(field.column, field.get_default()) for field in model._meta.concrete_fields
-                    if field.column not in columns and not field.null and field.has_default() and not field.primary_key
-                    and isinstance(field.get_default(), str | int | bool)]
-        extra = tuple(value for _, value in defaults)
-        names = [*columns, *(column for column, _ in defaults)]
+                    if field.column not in columns and not field.null and field.has_default()
+                    and field.db_default is NOT_PROVIDED]
+        defaults = [(name, json.dumps(value) if isinstance(value, dict | list) else value) for name, value in defaults]
+        names, extra = [*columns, *(name for name, _ in defaults)], tuple(value for _, value in defaults)
         with cursor.cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row((*row, *extra))
+                copy.write_row((*row, *extra) if extra else row)
                 count += 1
         self._counts[table] = count
         self._step(f"COPY {table}: {count:,} rows")

@@ -32,6 +32,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("web:cabinets", _("Smart cabinets"), EVERYONE),
     NavItem("web:bedside", _("Use on a patient"), BEDSIDE),
     NavItem("web:reconciliation", _("Reconciliation"), READERS),
+    NavItem("web:periods", _("Monthly close"), READERS),
     NavItem("web:stocktakes", _("Stocktakes"), EVERYONE),
     NavItem("web:his-deliveries", _("Charges to the HIS"), READERS),
     NavItem("web:history", _("Change history"), READERS),

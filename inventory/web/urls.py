@@ -13,6 +13,7 @@ from inventory.web.views import (
     history,
     jobs,
     moves,
+    period_close,
     processing,
     receiving,
     reconciliation,
@@ -75,6 +76,10 @@ urlpatterns = [
     path("moves/orders/<int:pk>/document.pdf", moves.order_pdf, name="moves-order-pdf"),
     # 进销存 reconciliation: runs by period, one run (findings, stock table, chart), its reports.
     path("reconciliation/", reconciliation.run_list, name="reconciliation"),
+    # Monthly close (月结): the months with their blockers, the close (review, then confirm), the 月报.
+    path("periods/", period_close.month_list, name="periods"),
+    path("periods/close/", period_close.close, name="period-close"),
+    path("periods/<int:pk>/report.csv", period_close.report, name="period-report"),
     path("reconciliation/run/", reconciliation.start_run, name="reconciliation-start"),
     path("reconciliation/<int:pk>/", reconciliation.run_detail, name="reconciliation-run"),
     path("reconciliation/<int:pk>/rerun/", reconciliation.rerun, name="reconciliation-rerun"),

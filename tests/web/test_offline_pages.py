@@ -32,7 +32,7 @@ NOT_PAGES = {
     "web:proposal-decide", "web:par-level-delete",
     "web:pick-list-scan", "web:pick-list-dispatch", "web:pick-list-cancel", "web:pick-list-pdf", "web:delivery-scan",
     "web:delivery-pdf", "web:processing-pack-label",
-    "web:processing-pack-break",
+    "web:processing-pack-break", "web:period-report",
     "web:stocktake-start", "web:stocktake-scan", "web:stocktake-lot", "web:stocktake-line", "web:stocktake-action",
     "web:stocktake-sheet", "web:stocktake-report",
 }
@@ -65,6 +65,7 @@ def pages(world) -> dict[str, str]:
         "web:moves-order": f"/moves/orders/{order.pk}/", "web:reconciliation": "/reconciliation/",
         "web:receiving-review": f"/receiving/{open_note.pk}/review/", "web:moves-release": "/moves/release/",
         "web:history": "/history/", "web:job": f"/jobs/{job.pk}/", "web:department-cost": "/expensing/",
+        "web:periods": "/periods/", "web:period-close": f"/periods/close/?month={timezone.localdate():%Y-%m-01}",
         "api-docs": "/api/docs/", "api-redoc": "/api/redoc/", "admin:index": "/admin/",
         "web:requisitions": "/requisitions/", "web:requisition-queue": "/distribution/queue/",
         "web:par-levels": "/par-levels/",

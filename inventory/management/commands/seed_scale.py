@@ -19,10 +19,17 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--size", choices=sorted(SIZES), default="small")
         parser.add_argument("--movements", type=int, help="ledger rows to generate (uses and stock scale with it)")
+        parser.add_argument("--years", type=int, default=1,
+                            help="years of history (the ledger grows with them; the stock held stays)")
         parser.add_argument("--rebuild", action="store_true", help="generate again even if the dataset exists")
 
-    def handle(self, *args: object, size: str, movements: int | None, rebuild: bool, **options: object) -> None:
+    def handle(self, *args: object, size: str, movements: int | None, years: int, rebuild: bool,
+               **options: object) -> None:
         chosen = SIZES[size]
+        if years != 1:
+            if not 1 <= years <= 10:
+                raise CommandError("--years must be 1 to 10")
+            chosen = chosen.with_years(years)
         if movements is not None:
             if movements < 1000:
                 raise CommandError("--movements must be at least 1000")

@@ -1,0 +1,66 @@
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class ClosedPeriod(models.Model):
+    """A month of one hospital closed by an SPD operator (月结): its books are final.
+
+    A row exists only for a closed month (an open month is one without a row). Months close in
+    order, so everything before the latest `ends_at` of a hospital is closed: no movement,
+    consumption or HIS settlement line dated before it can be written (the services refuse with
+    PERIOD_CLOSED; on PostgreSQL a trigger refuses too). Closing is final: there is no reopening;
+    a correction is dated in the open period with a reason (docs/monthly-close.md).
+    """
+
+    hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="closed_periods")
+    month = models.DateField(_("month (its first day)"))
+    starts_at = models.DateTimeField(_("starts at"))
+    ends_at = models.DateTimeField(_("ends at (exclusive)"))
+    closed_at = models.DateTimeField(_("closed at"), default=timezone.now)
+    closed_by = models.ForeignKey("inventory.User", on_delete=models.PROTECT, related_name="+")
+    note = models.CharField(_("note"), max_length=500, blank=True)
+    acknowledged_his_backlog = models.PositiveIntegerField(
+        _("HIS deliveries still pending, acknowledged at close"), default=0
+    )
+    summary = models.JSONField(_("summary"), default=dict, blank=True)
+    report_csv = models.FileField(_("monthly report (CSV)"), upload_to="periods/", blank=True)
+    csv_sha256 = models.CharField(_("CSV SHA-256"), max_length=64, blank=True)
+
+    class Meta:
+        verbose_name = _("closed month (月结)")
+        ordering = ["hospital", "-month"]
+        constraints = [
+            models.UniqueConstraint(fields=["hospital", "month"], name="one_close_per_hospital_month"),
+            models.CheckConstraint(condition=Q(ends_at__gt=models.F("starts_at")), name="closed_period_bounds"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hospital} {self.month:%Y-%m}"
+
+
+class PeriodBalance(models.Model):
+    """What the ledger held at the end of a closed month, per product × location × lot × owner:
+    the closing quantity and its value (units at their unit cost, lots at their cost layers).
+    The next month's opening; reconciliation reads it instead of the ledger's history."""
+
+    period = models.ForeignKey(ClosedPeriod, on_delete=models.PROTECT, related_name="balances")
+    product = models.ForeignKey("inventory.Product", on_delete=models.PROTECT, related_name="+")
+    location = models.ForeignKey("inventory.Location", on_delete=models.PROTECT, related_name="+")
+    lot = models.CharField(_("lot"), max_length=64, blank=True)
+    owner = models.CharField(_("owner"), max_length=16, blank=True)
+    quantity = models.IntegerField(_("closing quantity"))
+    value = models.DecimalField(_("closing value"), max_digits=16, decimal_places=2)
+
+    class Meta:
+        verbose_name = _("closing balance")
+        ordering = ["period", "location", "product", "lot", "owner"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["period", "product", "location", "lot", "owner"], name="one_balance_per_period_place"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.period}: {self.product_id}@{self.location_id} {self.lot} {self.owner} = {self.quantity}"
