@@ -311,6 +311,46 @@ class Refusal(Enum):
         400, "Device {device} is not bound to a smart cabinet location.", "设备 {device} 未绑定到智能柜库位。"
     )
     EPC_LIST_INVALID = (400, "payload.epcs must be a list of tag ids (strings).", "payload.epcs 必须是标签号（字符串）的列表。")
+    # Purchasing (采购: services.purchasing)
+    ORDER_EMPTY = (400, "A purchase order or plan needs at least one line.", "采购订单或计划至少需要一行。")
+    ORDER_AGREEMENT_INVALID = (
+        400,
+        "Line {line}: no supply agreement of {supplier} for {product} is in force today.",
+        "第 {line} 行：{supplier} 对 {product} 今天没有有效的供货协议。",
+    )
+    PLATFORM_REFERENCE_REQUIRED = (
+        400,
+        "Line {line}: {product} is high-value or VBP and is ordered only through the procurement platform: "
+        "give its platform order reference, or an SPD operator's emergency reason.",
+        "第 {line} 行：{product} 为高值或集采产品，只能通过采购平台采购：请填写平台订单号，或由 SPD 运营人员记录紧急原因。",
+    )
+    EMERGENCY_NOT_AUTHORISED = (
+        403,
+        "Line {line}: only an SPD operator may order off the platform with an emergency reason.",
+        "第 {line} 行：只有 SPD 运营人员可以记录紧急原因进行平台外采购。",
+    )
+    NHSA_CODE_MISSING = (
+        400,
+        "Line {line}: {product} has no 医保 code and cannot be ordered unless exempted with a reason.",
+        "第 {line} 行：{product} 没有医保耗材编码，除非注明豁免原因，否则不能采购。",
+    )
+    PLAN_ALREADY_ORDERED = (409, "Purchase plan {plan} has already been ordered.", "采购计划 {plan} 已下单。")
+    ORDER_NOT_OPEN = (
+        409, "Purchase order {number} is {status}: nothing more is delivered against it.",
+        "采购订单 {number} 状态为{status}：不能再按此订单送货。",
+    )
+    ORDER_SUPPLIER_MISMATCH = (
+        400, "Purchase order {number} is addressed to another supplier.", "采购订单 {number} 属于其他供应商。"
+    )
+    PRODUCT_NOT_ON_ORDER = (
+        400, "Product {product} is not on purchase order {number}.", "产品 {product} 不在采购订单 {number} 中。"
+    )
+    OVER_DELIVERY = (
+        400,
+        "Over-delivery: purchase order {number} still expects {outstanding} of {product}, {quantity} delivered.",
+        "超量送货：采购订单 {number} 中 {product} 仅剩 {outstanding} 未到，本次送来 {quantity}。",
+    )
+    CLOSE_REASON_MISSING = (400, "Closing an order needs a reason.", "关闭订单需要填写原因。")
 
     @property
     def status(self) -> int:
@@ -342,6 +382,8 @@ THINGS = {
     "finding": ("finding", "对账发现"),
     "job": ("background job", "后台任务"),
     "resource": ("Resource", "资源"),
+    "purchase order": ("purchase order", "采购订单"),
+    "purchase plan": ("purchase plan", "采购计划"),
 }
 
 
@@ -370,6 +412,7 @@ REASONS = {
     "foreign_product": ("product not in this hospital's catalog", "产品不在本院目录中"),
     "quantity": ("quantity must be at least 1", "数量至少为 1"),
     "negative_price": ("unit_price cannot be negative", "单价不能为负数"),
+    "foreign_agreement": ("the supply agreement is not one of this product's", "供货协议不属于该产品"),
     # Why a scanned code is not a UDI (devices/identification: ParseError.reason)
     "UDI_MALFORMED": ("it is not a UDI in a known format (GS1, HIBCC, MA)", "不是可识别格式（GS1、HIBCC、MA）的 UDI"),
     "UDI_NOT_TEXT": ("the UDI must be text", "UDI 必须是文本"),
