@@ -62,6 +62,9 @@ class PurchasePlanLine(models.Model):
             models.CheckConstraint(condition=Q(quantity__gt=0), name="purchase_plan_quantity_positive"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.plan} #{self.line_no}"
+
 
 class PurchaseOrder(models.Model):
     """A purchase order (采购订单) to one supplier; its state follows what acceptance takes in."""
