@@ -28,5 +28,6 @@ urlpatterns = [
     path("", include("inventory.api.alerts")),
     path("", include("inventory.api.reconciliation")),
     path("", include("inventory.api.history")),
+    path("", include("inventory.api.purchasing")),
     path("", include(router.urls)),
 ]
