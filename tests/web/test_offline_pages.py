@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from inventory.actors import Actor
 from inventory.models import BackgroundJob, DeliveryNote, ReconciliationRun, StockOrder
+from inventory.services.purchasing import OrderLineInput, create_purchase_order
 from inventory.services.receiving import LineInput, receive_delivery_note
 from tests.web.conftest import login
 
@@ -24,7 +25,7 @@ NOT_PAGES = {
     "web:reconciliation-start", "web:reconciliation-rerun", "web:reconciliation-report", "web:product-suggestions",
     "web:scan", "web:receiving-find", "web:receiving-draft-quantity", "web:receiving-record", "web:moves-order-pdf",
     "web:job-status", "web:job-download", "web:reconciliation-reports-status", "web:reconciliation-findings-export",
-    "web:reconciliation-finding-disposition", "web:stock-export",
+    "web:reconciliation-finding-disposition", "web:stock-export", "web:purchase-order-close",
 }
 
 
@@ -41,6 +42,11 @@ def pages(world) -> dict[str, str]:
         lines=[LineInput(Decimal("3.50"), product=world.lot_product, lot="L-OFF",
                          expiry=timezone.localdate() + datetime.timedelta(days=400), quantity=5)],
     )
+    purchase_order = create_purchase_order(
+        actor=Actor(user=world.operator), hospital=world.warehouse.hospital, supplier=world.supplier,
+        promised_date=timezone.localdate(),
+        lines=[OrderLineInput(product=world.lot_product, quantity=10)],
+    )
     found = {
         "web:dashboard": "/", "web:his-deliveries": "/his/?status=FAILING", "web:stock": "/stock/", "web:stock-lots": "/stock/lots/",
         "web:unit-trace": f"/units/{world.used.pk}/", "web:alerts": "/alerts/", "web:station": "/station/",
@@ -51,6 +57,8 @@ def pages(world) -> dict[str, str]:
         "web:moves-order": f"/moves/orders/{order.pk}/", "web:reconciliation": "/reconciliation/",
         "web:receiving-review": f"/receiving/{open_note.pk}/review/", "web:moves-release": "/moves/release/",
         "web:history": "/history/", "web:job": f"/jobs/{job.pk}/",
+        "web:purchasing": "/purchasing/", "web:purchase-order-new": "/purchasing/new/",
+        "web:purchasing-report": "/purchasing/report/", "web:purchase-order": f"/purchasing/{purchase_order.pk}/",
         "api-docs": "/api/docs/", "api-redoc": "/api/redoc/", "admin:index": "/admin/",
     }
     if run is not None:
