@@ -77,6 +77,10 @@ class SupplyAgreementAdmin(admin.ModelAdmin):
     list_display = ("product", "supplier", "unit_price", "valid_from", "valid_to", "is_active")
     list_filter = ("hospital", "supplier", "is_active")
 
+    def get_readonly_fields(self, request: object, obj: models.SupplyAgreement | None = None) -> tuple[str, ...]:
+        # A price changes only by a new dated agreement with a reason and an approver (services.prices).
+        return ("unit_price",) if obj is not None else ()
+
 
 @admin.register(models.ParLevel)
 class ParLevelAdmin(admin.ModelAdmin):

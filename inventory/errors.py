@@ -351,6 +351,28 @@ class Refusal(Enum):
         "超量送货：采购订单 {number} 中 {product} 仅剩 {outstanding} 未到，本次送来 {quantity}。",
     )
     CLOSE_REASON_MISSING = (400, "Closing an order needs a reason.", "关闭订单需要填写原因。")
+    # Price changes (调价: services.prices)
+    PRICE_EDIT_REFUSED = (
+        409,
+        "A purchase price is never edited in place: record a price change (a new dated agreement with a reason "
+        "and an approver).",
+        "采购价格不能直接修改：请登记调价（新的带日期协议，注明原因和审批人）。",
+    )
+    PRICE_CHANGE_DATE_INVALID = (
+        400,
+        "The new price must start after {start}, no later than {end}, and not before today.",
+        "新价格的生效日须晚于 {start}、不晚于 {end}，且不早于今天。",
+    )
+    PRICE_CHANGE_APPROVER_INVALID = (
+        400,
+        "The approver must be an administrator or SPD operator of this hospital.",
+        "审批人必须是本院的管理员或 SPD 运营人员。",
+    )
+    PRICE_CHANGE_REASON_MISSING = (400, "A price change needs a reason.", "调价需要填写原因。")
+    PRICE_UNCHANGED = (400, "The new price {price} is the current price.", "新价格 {price} 与现价相同。")
+    AGREEMENT_NOT_CURRENT = (
+        409, "This agreement has already ended or been replaced.", "该协议已结束或已被替换。"
+    )
 
     @property
     def status(self) -> int:

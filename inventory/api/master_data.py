@@ -34,7 +34,7 @@ from devices.identification import is_valid_gtin
 from inventory.api import filters as api_filters
 from inventory.api.history import HistoryActions
 from inventory.api.permissions import MASTER_DATA_EDITORS
-from inventory.errors import Refused
+from inventory.errors import Refusal, Refused
 from inventory.models import (
     Certificate,
     Department,
@@ -338,6 +338,9 @@ class SupplyAgreementSerializer(HospitalOwnedSerializer):
         validators: list = []
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if self.instance is not None and "unit_price" in attrs and attrs["unit_price"] != self.instance.unit_price:
+            # A price changes only by a new dated agreement (services.prices, `price-changes/`).
+            raise Refused(Refusal.PRICE_EDIT_REFUSED)
         _check_range(self, attrs, "valid_from", "valid_to", _("The end of validity is before its start."))
         return super().validate(attrs)
 

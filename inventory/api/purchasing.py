@@ -5,6 +5,8 @@
 - `purchase-orders/`: POST an order to one supplier, `{id}/close/` closes it with a reason.
 - `purchasing/platform-rate/?period_start=&period_end=`: 网采率 per month.
 - `purchasing/delivery-performance/?period_start=&period_end=[&supplier=]`: on-time, fill rate, lead time.
+- `price-changes/[?product=]`: POST a price change (a new dated agreement with a reason and an
+  approver; the old one ends the day before). A PATCH of an agreement's price answers 409.
 
 The hospital's books: read by the roles that read them (not nurses); written by the stock handlers
 (an off-platform emergency line needs an SPD operator or an administrator: services.purchasing).
@@ -21,8 +23,9 @@ from rest_framework.views import APIView
 
 from inventory.actors import Actor
 from inventory.api.fields import BoundedDateField, ScopedPrimaryKeyRelatedField, caller_hospital, validated
-from inventory.api.permissions import BOOK_READERS, STOCK_HANDLERS
+from inventory.api.permissions import BOOK_READERS, MASTER_DATA_EDITORS, STOCK_HANDLERS
 from inventory.models import (
+    PriceChange,
     Product,
     PurchaseOrder,
     PurchaseOrderLine,
@@ -30,9 +33,11 @@ from inventory.models import (
     PurchasePlanLine,
     Supplier,
     SupplyAgreement,
+    User,
 )
 from inventory.selectors.purchasing import delivery_performance, platform_rate
 from inventory.selectors.scope import visible_to
+from inventory.services.prices import change_price
 from inventory.services.purchasing import (
     OrderLineInput,
     close_purchase_order,
@@ -289,9 +294,51 @@ class DeliveryPerformanceView(APIView):
         return Response(SupplierPerformanceSerializer(rows, many=True).data)
 
 
+class PriceChangeInputSerializer(serializers.Serializer):
+    agreement = ScopedPrimaryKeyRelatedField(queryset=SupplyAgreement.objects.all(), help_text="The agreement replaced")
+    new_price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
+    effective_from = BoundedDateField(help_text="First day of the new price; the old agreement ends the day before")
+    reason = serializers.CharField(max_length=500)
+    approved_by = ScopedPrimaryKeyRelatedField(
+        queryset=User.objects.all(), help_text="An administrator or SPD operator of the hospital"
+    )
+
+
+class PriceChangeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PriceChange
+        fields = [
+            "id", "hospital", "product", "supplier", "previous", "agreement", "old_price", "new_price",
+            "effective_from", "reason", "approved_by", "recorded_by", "recorded_at",
+        ]
+        read_only_fields = fields
+
+
+class PriceChangeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Price changes (调价): each a new dated agreement with a reason and an approver."""
+
+    read_roles = BOOK_READERS
+    write_roles = MASTER_DATA_EDITORS
+    serializer_class = PriceChangeSerializer
+    filterset_fields = ["product", "supplier"]
+
+    def get_queryset(self) -> QuerySet:
+        return visible_to(self.request.user, PriceChange.objects.all()).order_by("-recorded_at", "-pk")
+
+    @extend_schema(request=PriceChangeInputSerializer, responses={201: PriceChangeSerializer})
+    def create(self, request: Request) -> Response:
+        data = validated(PriceChangeInputSerializer, request)
+        change = change_price(
+            actor=Actor(user=request.user), agreement=data["agreement"], new_price=data["new_price"],
+            effective_from=data["effective_from"], reason=data["reason"], approved_by=data["approved_by"],
+        )
+        return Response(self.get_serializer(change).data, status=status.HTTP_201_CREATED)
+
+
 router = SimpleRouter()
 router.register("purchase-plans", PurchasePlanViewSet, basename="purchase-plan")
 router.register("purchase-orders", PurchaseOrderViewSet, basename="purchase-order")
+router.register("price-changes", PriceChangeViewSet, basename="price-change")
 
 urlpatterns = [
     path("purchasing/platform-rate/", PlatformRateView.as_view(), name="platform-rate"),

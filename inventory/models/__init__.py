@@ -24,7 +24,13 @@ from inventory.models.notifications import Notification, NotificationRule
 from inventory.models.organisation import Department, Hospital, Location
 from inventory.models.parties import Certificate, Manufacturer, Supplier
 from inventory.models.people import Role, User
-from inventory.models.procurement import PurchaseOrder, PurchaseOrderLine, PurchasePlan, PurchasePlanLine
+from inventory.models.procurement import (
+    PriceChange,
+    PurchaseOrder,
+    PurchaseOrderLine,
+    PurchasePlan,
+    PurchasePlanLine,
+)
 from inventory.models.reconciliation import Finding, FindingDisposition, ReconciliationRun
 from inventory.models.stock import (
     UNIT_TRANSITIONS,
@@ -47,7 +53,7 @@ __all__ = [
     "IdempotencyRecord", "Location", "LotBalance", "LotCostLayer", "LotMovementLayer", "Manufacturer", "Movement", "Notification", "NotificationRule", "Owner", "Product", "Role",
     "ReceivingDraft", "StockOrder", "Supplier", "SupplyAgreement", "TagBinding", "TrackingMode", "UNIT_TRANSITIONS", "Unit", "UnitStatus",
     "User",
-    "PurchaseOrder", "PurchaseOrderLine", "PurchasePlan", "PurchasePlanLine",
+    "PriceChange", "PurchaseOrder", "PurchaseOrderLine", "PurchasePlan", "PurchasePlanLine",
     # Master-data history (inventory/models/history.py)
     "CertificateChange", "DepartmentChange", "DeviceChange", "HospitalChange", "LocationChange",
     "ManufacturerChange", "ParLevelChange", "ProductChange", "SupplierChange", "SupplyAgreementChange",

@@ -28,6 +28,8 @@ class Alert(models.Model):
         DEVICE_CLOCK_SKEW = "DEVICE_CLOCK_SKEW", _("Device clock wrong (设备时钟偏差)")
         CABINET_READ_SUSPECT = "CABINET_READ_SUSPECT", _("Cabinet read suspect: reader fault? (读取异常)")
         CABINET_STALE_CLOSE = "CABINET_STALE_CLOSE", _("Cabinet door close arrived out of date (过期关门事件)")
+        # Purchasing (services.prices)
+        PRICE_CHANGED = "PRICE_CHANGED", _("Purchase price changed (调价)")
 
     class Severity(models.TextChoices):
         INFO = "INFO", _("Info")

@@ -159,3 +159,45 @@ class PurchaseOrderLine(models.Model):
     @property
     def through_platform(self) -> bool:
         return bool(self.platform_reference)
+
+
+class PriceChange(models.Model):
+    """A change of a purchase price (调价): a new dated supply agreement replacing the one in force.
+
+    The price of an agreement is never edited in place (the API and the admin refuse it): the old
+    agreement ends the day before `effective_from`, the new one starts then, and this row keeps why
+    and who approved it. Both agreements stay, so the price a delivery was checked against is known.
+    """
+
+    hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="price_changes")
+    product = models.ForeignKey("inventory.Product", on_delete=models.PROTECT, related_name="price_changes")
+    supplier = models.ForeignKey("inventory.Supplier", on_delete=models.PROTECT, related_name="price_changes")
+    previous = models.ForeignKey(
+        "inventory.SupplyAgreement", on_delete=models.PROTECT, related_name="replaced_by",
+        verbose_name=_("previous agreement"),
+    )
+    agreement = models.OneToOneField(
+        "inventory.SupplyAgreement", on_delete=models.PROTECT, related_name="price_change",
+        verbose_name=_("new agreement"),
+    )
+    old_price = models.DecimalField(_("old price"), max_digits=12, decimal_places=2)
+    new_price = models.DecimalField(_("new price"), max_digits=12, decimal_places=2)
+    effective_from = models.DateField(_("effective from"))
+    reason = models.CharField(_("reason"), max_length=500)
+    approved_by = models.ForeignKey(
+        "inventory.User", on_delete=models.PROTECT, related_name="+", verbose_name=_("approved by")
+    )
+    recorded_by = models.ForeignKey(
+        "inventory.User", on_delete=models.PROTECT, related_name="+", verbose_name=_("recorded by")
+    )
+    recorded_at = models.DateTimeField(_("recorded at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("price change (调价)")
+        ordering = ["product", "effective_from", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(reason=""), name="price_change_has_reason"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product}: {self.old_price} → {self.new_price} ({self.effective_from})"

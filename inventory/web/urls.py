@@ -62,6 +62,7 @@ urlpatterns = [
     path("purchasing/report/", purchasing.report, name="purchasing-report"),
     path("purchasing/<int:pk>/", purchasing.order_detail, name="purchase-order"),
     path("purchasing/<int:pk>/close/", purchasing.close_order, name="purchase-order-close"),
+    path("products/<int:pk>/prices/", purchasing.product_prices, name="product-prices"),
     path("cabinets/", cabinets.cabinet_list, name="cabinets"),
     path("cabinets/<int:pk>/", cabinets.cabinet_detail, name="cabinet"),
     path("use/", bedside.use, name="bedside"),

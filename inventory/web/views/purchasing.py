@@ -1,4 +1,5 @@
-"""Purchasing (采购) pages: purchase orders, a new order by hand, closing one, and the purchasing report.
+"""Purchasing (采购) pages: purchase orders, a new order by hand, closing one, the purchasing report, and
+a product's prices (its timeline, and recording a price change).
 
 Orders are decided by `services.purchasing` (the ordering rules, closing); deliveries against them
 are received and accepted on the receiving pages. The report (网采率, delivery performance) is
@@ -8,6 +9,7 @@ import datetime
 
 from django import forms
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -18,9 +20,11 @@ from django.views.decorators.http import require_POST
 
 from inventory.actors import Actor
 from inventory.errors import Refused
-from inventory.models import Product, PurchaseOrder, PurchaseOrderLine, Supplier
+from inventory.models import Product, PurchaseOrder, PurchaseOrderLine, Role, Supplier, SupplyAgreement, User
+from inventory.selectors.prices import price_timeline
 from inventory.selectors.purchasing import delivery_performance, emergency_lines, platform_rate
 from inventory.selectors.scope import visible_to
+from inventory.services.prices import change_price
 from inventory.services.purchasing import OrderLineInput, close_purchase_order, create_purchase_order
 from inventory.web.access import READERS, STOCK_HANDLERS, may, web_page
 from inventory.web.listing import Sort, listing
@@ -190,3 +194,59 @@ def report(request: HttpRequest) -> HttpResponse:
         performance=delivery_performance(hospital=hospital, start=start, end=end),
     )
     return render(request, "web/purchasing/report.html", context)
+
+
+# --- a product's prices: the timeline, and recording a change ---------------------------------------
+
+PRICE_CHANGERS = frozenset({Role.ADMIN, Role.SPD_OPERATOR})
+
+
+class PriceChangeForm(forms.Form):
+    agreement = forms.ModelChoiceField(label=gettext_lazy("Agreement replaced"), queryset=SupplyAgreement.objects.none())
+    new_price = forms.DecimalField(label=gettext_lazy("New price"), max_digits=12, decimal_places=2, min_value=0)
+    effective_from = forms.DateField(label=gettext_lazy("Effective from"),
+                                     widget=forms.DateInput(attrs={"type": "date"}))
+    reason = forms.CharField(label=gettext_lazy("Reason"), max_length=500)
+    approved_by = forms.ModelChoiceField(label=gettext_lazy("Approved by"), queryset=User.objects.none())
+
+    def __init__(self, data: object, *, product: Product) -> None:
+        super().__init__(data, initial={"effective_from": timezone.localdate()})
+        today = timezone.localdate()
+        self.fields["agreement"].queryset = SupplyAgreement.objects.filter(
+            product=product, is_active=True, valid_to__gte=today
+        ).select_related("supplier").order_by("supplier__name", "valid_from")
+        self.fields["approved_by"].queryset = User.objects.filter(
+            hospital=product.hospital_id, is_active=True,
+            groups__name__in=[role.value for role in PRICE_CHANGERS],
+        ).distinct().order_by("username")
+
+
+@web_page(READERS)
+def product_prices(request: HttpRequest, pk: int) -> HttpResponse:
+    """The product's price timeline (every agreement, with the change that started it); SPD operators
+    and administrators record a price change here."""
+    product = get_object_or_404(visible_to(request.user, Product.objects.all()).select_related("manufacturer"), pk=pk)
+    may_change = may(request.user, PRICE_CHANGERS)
+    form = PriceChangeForm(request.POST if request.method == "POST" and may_change else None, product=product)
+    problems = []
+    if request.method == "POST":
+        if not may_change:
+            raise PermissionDenied
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                change_price(
+                    actor=Actor(user=request.user), agreement=data["agreement"], new_price=data["new_price"],
+                    effective_from=data["effective_from"], reason=data["reason"], approved_by=data["approved_by"],
+                )
+            except Refused as refused:
+                problems = problems_of(refused)
+            else:
+                messages.success(request, _("The price change is recorded."))
+                return redirect("web:product-prices", pk=product.pk)
+        else:
+            problems = problems_of(form)
+    return render(request, "web/purchasing/prices.html", {
+        "product": product, "timeline": price_timeline(product), "today": timezone.localdate(), "form": form,
+        "may_change": may_change, "problems": problems,
+    })
