@@ -373,6 +373,18 @@ class Refusal(Enum):
     AGREEMENT_NOT_CURRENT = (
         409, "This agreement has already ended or been replaced.", "该协议已结束或已被替换。"
     )
+    # Supplier portal (services.portal)
+    ASN_DUPLICATE_SERIAL = (
+        400, "Serial {serial} of UDI-DI {di} is on this shipping notice twice.", "UDI-DI {di} 的序列号 {serial} 在本送货单中重复。"
+    )
+    SERIAL_IN_STOCK = (
+        409, "Serial {serial} of UDI-DI {di} is already in the hospital's stock.", "UDI-DI {di} 的序列号 {serial} 已在医院库存中。"
+    )
+    ASN_EMPTY = (400, "The shipping notice has no line to deliver.", "电子送货单没有可送货的明细。")
+    ASN_ALREADY_SUBMITTED = (409, "Shipping notice {number} has already been submitted.", "电子送货单 {number} 已提交。")
+    NO_RECEIVING_LOCATION = (
+        409, "The hospital has no central warehouse to receive deliveries.", "医院没有可收货的中心库。"
+    )
 
     @property
     def status(self) -> int:
@@ -406,6 +418,8 @@ THINGS = {
     "resource": ("Resource", "资源"),
     "purchase order": ("purchase order", "采购订单"),
     "purchase plan": ("purchase plan", "采购计划"),
+    "shipping notice": ("shipping notice", "电子送货单"),
+    "line": ("line", "明细行"),
 }
 
 

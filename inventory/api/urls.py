@@ -29,5 +29,6 @@ urlpatterns = [
     path("", include("inventory.api.reconciliation")),
     path("", include("inventory.api.history")),
     path("", include("inventory.api.purchasing")),
+    path("", include("inventory.api.portal")),
     path("", include(router.urls)),
 ]
