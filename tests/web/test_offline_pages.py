@@ -26,6 +26,9 @@ NOT_PAGES = {
     "web:scan", "web:receiving-find", "web:receiving-draft-quantity", "web:receiving-record", "web:moves-order-pdf",
     "web:job-status", "web:job-download", "web:reconciliation-reports-status", "web:reconciliation-findings-export",
     "web:reconciliation-finding-disposition", "web:stock-export", "web:purchase-order-close",
+    # The supplier portal: pages for a supplier's user (not the operator who tours the rest), checked
+    # offline in tests/web/test_portal_browser.py; and its form posts.
+    "web:portal", "web:portal-order", "web:portal-notice", "web:portal-notice-remove", "web:portal-notice-submit",
 }
 
 
