@@ -380,6 +380,14 @@ class Refusal(Enum):
     SERIAL_IN_STOCK = (
         409, "Serial {serial} of UDI-DI {di} is already in the hospital's stock.", "UDI-DI {di} 的序列号 {serial} 已在医院库存中。"
     )
+    CERTIFICATE_FILE_TYPE = (
+        400, "A certificate must be a PDF, PNG or JPEG file ({name} is not).", "证照文件必须是 PDF、PNG 或 JPEG（{name} 不是）。"
+    )
+    CERTIFICATE_KIND_NOT_SUPPLIERS = (
+        400, "A supplier uploads its own licences and authorisations, not a {kind}.", "供应商只能上传自己的执照和授权书，不能上传{kind}。"
+    )
+    CERTIFICATE_NUMBER_TAKEN = (409, "A {kind} numbered {number} already exists.", "编号为 {number} 的{kind}已存在。")
+    CERTIFICATE_DATES = (400, "The end of validity is before its start.", "有效期的结束早于开始。")
     ASN_EMPTY = (400, "The shipping notice has no line to deliver.", "电子送货单没有可送货的明细。")
     ASN_ALREADY_SUBMITTED = (409, "Shipping notice {number} has already been submitted.", "电子送货单 {number} 已提交。")
     NO_RECEIVING_LOCATION = (

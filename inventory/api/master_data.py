@@ -227,8 +227,9 @@ class CertificateSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Certificate
-        fields = ["id", "kind", "number", "supplier", "manufacturer", "valid_from", "valid_to", "owner_hospital"]
-        read_only_fields = ["owner_hospital"]
+        fields = ["id", "kind", "number", "supplier", "manufacturer", "valid_from", "valid_to", "owner_hospital", "file"]
+        # `file`: the scan a supplier uploaded through the portal (api/portal.py), shown to the hospitals.
+        read_only_fields = ["owner_hospital", "file"]
         validators: list = []
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

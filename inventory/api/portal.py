@@ -1,6 +1,8 @@
 """The supplier portal over the API (`/api/v1/portal/…`), for a supplier's own users only.
 
 - `portal/purchase-orders/`: the orders addressed to the caller's supplier, across hospitals.
+- `portal/certificates/`: the supplier's certificates; POST (multipart) uploads one with its scan
+  (PDF, PNG or JPEG, at most SPD_CERTIFICATE_MAX_BYTES), shown to the hospitals.
 - `portal/shipping-notices/`: advance shipping notices (ASN, 电子送货单). POST one against an order
   with its lines (a unit's full `udi`, or `product` + `lot` + `expiry` + `quantity`): the lines that
   can be delivered are kept on a DRAFT, the others come back in `refused_lines` with their reasons.
@@ -17,6 +19,7 @@ from django.urls import include, path
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,16 +27,26 @@ from rest_framework.routers import SimpleRouter
 
 from inventory.actors import Actor
 from inventory.api.fields import BoundedDateField, validated
-from inventory.models import AdvanceShippingNotice, AsnLine, Product, PurchaseOrder, PurchaseOrderLine, Role
+from inventory.models import (
+    AdvanceShippingNotice,
+    AsnLine,
+    Certificate,
+    Product,
+    PurchaseOrder,
+    PurchaseOrderLine,
+    Role,
+)
 from inventory.services.portal import (
     AsnLineInput,
     RefusedLine,
     add_asn_lines,
     create_asn,
+    portal_certificates,
     portal_notices,
     portal_orders,
     remove_asn_line,
     submit_asn,
+    upload_certificate,
 )
 
 
@@ -229,8 +242,44 @@ class PortalNoticeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         return self._answer(asn.pk, [])
 
 
+class CertificateUploadSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=Certificate.Kind.choices)
+    number = serializers.CharField(max_length=100)
+    valid_from = BoundedDateField()
+    valid_to = BoundedDateField()
+    file = serializers.FileField(help_text="The scan: PDF, PNG or JPEG")
+
+
+class PortalCertificateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Certificate
+        fields = ["id", "kind", "number", "valid_from", "valid_to", "file", "uploaded_by"]
+        read_only_fields = fields
+
+
+class PortalCertificateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The caller's supplier's certificates (资质证照); upload one with its scan."""
+
+    permission_classes = [SupplierPortalAccess]
+    serializer_class = PortalCertificateSerializer
+    parser_classes = [MultiPartParser]
+
+    def get_queryset(self) -> QuerySet:
+        return portal_certificates(self.request.user).order_by("valid_to", "pk")
+
+    @extend_schema(request={"multipart/form-data": CertificateUploadSerializer}, responses={201: PortalCertificateSerializer})
+    def create(self, request: Request) -> Response:
+        data = validated(CertificateUploadSerializer, request)
+        certificate = upload_certificate(
+            actor=Actor(user=request.user), kind=data["kind"], number=data["number"], valid_from=data["valid_from"],
+            valid_to=data["valid_to"], file=data["file"],
+        )
+        return Response(self.get_serializer(certificate).data, status=status.HTTP_201_CREATED)
+
+
 router = SimpleRouter()
 router.register("portal/purchase-orders", PortalOrderViewSet, basename="portal-order")
 router.register("portal/shipping-notices", PortalNoticeViewSet, basename="portal-notice")
+router.register("portal/certificates", PortalCertificateViewSet, basename="portal-certificate")
 
 urlpatterns = [path("", include(router.urls))]

@@ -14,7 +14,10 @@ and submits. Submitting records the hospital's delivery note against the order
 """
 import datetime
 from dataclasses import dataclass
+from pathlib import PurePath
 
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import QuerySet, Sum
 from django.utils import timezone
@@ -25,6 +28,7 @@ from inventory.errors import Problem, Refusal, Refused
 from inventory.models import (
     AdvanceShippingNotice,
     AsnLine,
+    Certificate,
     DeliveryNote,
     Location,
     Product,
@@ -258,3 +262,63 @@ def _line_problems(
             "number": order.number, "outstanding": max(outstanding, 0), "product": product, "quantity": parsed.quantity,
         })]
     return []
+
+
+# --- certificates ---------------------------------------------------------------------------------
+
+SUPPLIER_CERTIFICATE_KINDS = (
+    Certificate.Kind.BUSINESS_LICENCE, Certificate.Kind.DISTRIBUTION_LICENCE, Certificate.Kind.AUTHORISATION,
+)
+# What the first bytes of each accepted type are: the name's extension alone proves nothing.
+_SIGNATURES = {".pdf": (b"%PDF-",), ".png": (b"\x89PNG\r\n\x1a\n",), ".jpg": (b"\xff\xd8\xff",),
+               ".jpeg": (b"\xff\xd8\xff",)}
+
+
+def portal_certificates(user: User) -> QuerySet:
+    if not user.is_authenticated or user.supplier_id is None:
+        return Certificate.objects.none()
+    return Certificate.objects.filter(supplier_id=user.supplier_id)
+
+
+def upload_certificate(
+    *, actor: Actor, kind: str, number: str, valid_from: datetime.date, valid_to: datetime.date, file: UploadedFile
+) -> Certificate:
+    """A certificate of the user's supplier with its scan, stored in the media storage and shown to
+    the hospitals (and checked at acceptance, and alerted before it expires, as every certificate).
+    Refused: a kind that is not a supplier's, a file over SPD_CERTIFICATE_MAX_BYTES, a file that is
+    not really a PDF, PNG or JPEG, dates the wrong way round, a number already recorded."""
+    supplier_id = actor.user.supplier_id if actor.user is not None else None
+    if supplier_id is None:
+        raise Refused(Refusal.NOT_FOUND, what="resource")
+    problems = []
+    if kind not in SUPPLIER_CERTIFICATE_KINDS:
+        problems.append(Problem(Refusal.CERTIFICATE_KIND_NOT_SUPPLIERS, {"kind": Certificate.Kind(kind).label}))
+    if valid_to < valid_from:
+        problems.append(Problem(Refusal.CERTIFICATE_DATES))
+    if file.size is not None and file.size > settings.SPD_CERTIFICATE_MAX_BYTES:
+        problems.append(Problem(Refusal.FILE_TOO_LARGE, {"limit": settings.SPD_CERTIFICATE_MAX_BYTES}))
+    elif not _is_pdf_or_image(file):
+        problems.append(Problem(Refusal.CERTIFICATE_FILE_TYPE, {"name": PurePath(file.name or "?").name}))
+    if problems:
+        raise Refused(problems)
+    number = number.strip()
+    with transaction.atomic():
+        if Certificate.objects.filter(kind=kind, number=number).exists():
+            raise Refused(Refusal.CERTIFICATE_NUMBER_TAKEN, kind=Certificate.Kind(kind).label, number=number)
+        certificate = Certificate(
+            kind=kind, number=number, supplier_id=supplier_id, valid_from=valid_from, valid_to=valid_to,
+            uploaded_by=actor.user,
+        )
+        certificate.file.save(f"{supplier_id}-{PurePath(file.name).name}", file, save=False)
+        certificate.save()
+    return certificate
+
+
+def _is_pdf_or_image(file: UploadedFile) -> bool:
+    signatures = _SIGNATURES.get(PurePath(file.name or "").suffix.lower())
+    if not signatures:
+        return False
+    file.seek(0)
+    head = file.read(16)
+    file.seek(0)
+    return any(head.startswith(signature) for signature in signatures)

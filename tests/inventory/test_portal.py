@@ -156,3 +156,53 @@ def test_a_supplier_user_reaches_nothing_of_the_hospital(supplier_user, keeper, 
         assert client.get(url).status_code == 403, url
     # …and hospital staff are not portal users.
     assert api_client_for(keeper).get(f"{API}/purchase-orders/").status_code == 403
+
+
+def upload(client, name, content, **fields):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    body = {"kind": "DISTRIBUTION_LICENCE", "number": "浙杭药监械经营许20260001", "valid_from": str(TODAY),
+            "valid_to": str(TODAY + datetime.timedelta(days=30)), **fields,
+            "file": SimpleUploadedFile(name, content)}
+    return client.post(f"{API}/certificates/", body, format="multipart")
+
+
+def test_certificate_upload_is_stored_and_shown_to_the_hospital(supplier_user, keeper, agreement, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    client = api_client_for(supplier_user)
+
+    response = upload(client, "licence.pdf", b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\n%%EOF\n", kind="AUTHORISATION")
+
+    assert response.status_code == 201, response.json()
+    stored = list(tmp_path.rglob("*licence*.pdf"))
+    assert len(stored) == 1 and stored[0].read_bytes().startswith(b"%PDF-1.7")
+    seen = api_client_for(keeper).get(f"/api/v1/certificates/{response.json()['id']}/").json()
+    assert seen["supplier"] == supplier_user.supplier_id and seen["file"].endswith(".pdf")
+    assert [row["number"] for row in client.get(f"{API}/certificates/").json()["results"]].count(
+        "浙杭药监械经营许20260001") == 1
+    # Expiring in 30 days: the certificate watch alerts it as any other.
+    from inventory.models import Alert
+    from inventory.services.alerts import scan_certificates
+
+    scan_certificates()
+    assert Alert.objects.filter(kind=Alert.Kind.CERTIFICATE_EXPIRING, certificate_id=response.json()["id"]).exists()
+
+    other = api_client_for(factories.UserFactory(hospital=None, supplier=factories.SupplierFactory(),
+                                                 roles=["supplier"]))
+    assert other.get(f"{API}/certificates/{response.json()['id']}/").status_code == 404
+
+
+def test_oversized_and_wrong_type_uploads_are_refused(supplier_user, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    settings.SPD_CERTIFICATE_MAX_BYTES = 1000
+    client = api_client_for(supplier_user)
+
+    too_big = upload(client, "big.pdf", b"%PDF-1.7\n" + b"0" * 2000)
+    assert (too_big.status_code, too_big.json()["code"]) == (413, "FILE_TOO_LARGE")
+    for name, content in [("licence.pdf", b"MZ\x90\x00 not a pdf"), ("licence.exe", b"%PDF-1.7 named .exe"),
+                          ("photo.png", b"\xff\xd8\xff a jpeg named png")]:
+        wrong = upload(client, name, content, number=name)
+        assert (wrong.status_code, wrong.json()["code"]) == (400, "CERTIFICATE_FILE_TYPE"), name
+    registration = upload(client, "reg.pdf", b"%PDF-1.4 x", kind="REGISTRATION")
+    assert registration.json()["code"] == "CERTIFICATE_KIND_NOT_SUPPLIERS"
+    assert not list(tmp_path.rglob("*.*"))
