@@ -119,3 +119,14 @@ class NotificationAdmin(ReadOnlyAdmin):
     list_display = ("id", "kind", "rule", "severity", "status", "attempts", "next_attempt_at", "sent_at", "subject")
     list_filter = ("hospital", "status", "kind")
     search_fields = ("subject", "dedup_key")
+
+
+@admin.register(models.VbpContract)
+class VbpContractAdmin(admin.ModelAdmin):
+    """VBP contracts are entered here; their progress is on /purchasing/vbp/ and the API."""
+
+    list_display = ("number", "name", "ratio", "start_date", "period", "owner_hospital")
+    filter_horizontal = ("products", "substitutes")
+
+
+admin.site.register(models.VbpAllocation)

@@ -388,6 +388,9 @@ class Refusal(Enum):
     )
     CERTIFICATE_NUMBER_TAKEN = (409, "A {kind} numbered {number} already exists.", "编号为 {number} 的{kind}已存在。")
     CERTIFICATE_DATES = (400, "The end of validity is before its start.", "有效期的结束早于开始。")
+    VBP_EXTENSION_NOT_LATER = (
+        400, "An extension must end after the current end, {end}.", "顺延后的结束日须晚于当前结束日 {end}。"
+    )
     ASN_EMPTY = (400, "The shipping notice has no line to deliver.", "电子送货单没有可送货的明细。")
     ASN_ALREADY_SUBMITTED = (409, "Shipping notice {number} has already been submitted.", "电子送货单 {number} 已提交。")
     NO_RECEIVING_LOCATION = (

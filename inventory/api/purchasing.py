@@ -5,6 +5,8 @@
 - `purchase-orders/`: POST an order to one supplier, `{id}/close/` closes it with a reason.
 - `purchasing/platform-rate/?period_start=&period_end=`: 网采率 per month.
 - `purchasing/delivery-performance/?period_start=&period_end=[&supplier=]`: on-time, fill rate, lead time.
+- `vbp-contracts/`: VBP contracts (带量采购) the caller's hospital is bound by, with progress per
+  hospital and for the alliance; `{id}/extend/` records an extension (顺延).
 - `price-changes/[?product=]`: POST a price change (a new dated agreement with a reason and an
   approver; the old one ends the day before). A PATCH of an agreement's price answers 409.
 
@@ -34,6 +36,7 @@ from inventory.models import (
     Supplier,
     SupplyAgreement,
     User,
+    VbpContract,
 )
 from inventory.selectors.purchasing import delivery_performance, platform_rate
 from inventory.selectors.scope import visible_to
@@ -45,6 +48,7 @@ from inventory.services.purchasing import (
     create_purchase_order,
     order_plan,
 )
+from inventory.services.vbp import contract_progress, extend_contract
 
 MAX_QUANTITY = 1_000_000
 
@@ -335,10 +339,74 @@ class PriceChangeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         return Response(self.get_serializer(change).data, status=status.HTTP_201_CREATED)
 
 
+class VbpProgressSerializer(serializers.Serializer):
+    hospital = serializers.IntegerField(source="hospital.pk", allow_null=True, default=None,
+                                        help_text="null: the alliance (every hospital of the contract)")
+    agreed = serializers.IntegerField(help_text="Reported demand × ratio")
+    used = serializers.IntegerField(help_text="Consumed minus refunded since the execution date")
+    used_pct = serializers.DecimalField(max_digits=7, decimal_places=1)
+    elapsed_pct = serializers.DecimalField(max_digits=5, decimal_places=1)
+    lag = serializers.DecimalField(max_digits=7, decimal_places=1)
+    is_lagging = serializers.BooleanField()
+
+
+class VbpContractSerializer(serializers.ModelSerializer):
+    end_date = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField()
+
+    class Meta:
+        model = VbpContract
+        fields = [
+            "id", "number", "name", "owner_hospital", "products", "substitutes", "ratio", "start_date", "period",
+            "fixed_end_date", "end_date", "lag_threshold", "renewal_notice_days", "progress",
+        ]
+        read_only_fields = fields
+
+    def get_end_date(self, contract: VbpContract) -> str:
+        return contract.end_date().isoformat()
+
+    @extend_schema(responses=VbpProgressSerializer(many=True))
+    def get_progress(self, contract: VbpContract) -> list[dict]:
+        hospital_id = self.context.get("hospital_id")
+        rows = [row for row in contract_progress(contract) if row.hospital is None or hospital_id in (None, row.hospital.pk)]
+        return VbpProgressSerializer(rows, many=True).data
+
+
+class VbpExtendInputSerializer(serializers.Serializer):
+    new_end_date = BoundedDateField()
+    reason = serializers.CharField(max_length=500)
+
+
+class VbpContractViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """VBP contracts (带量采购) binding the caller's hospital, with their progress."""
+
+    read_roles = BOOK_READERS
+    write_roles = MASTER_DATA_EDITORS
+    serializer_class = VbpContractSerializer
+
+    def get_queryset(self) -> QuerySet:
+        contracts = VbpContract.objects.prefetch_related("products", "substitutes").order_by("-start_date", "pk")
+        return visible_to(self.request.user, contracts, "allocations__hospital").distinct()
+
+    def get_serializer_context(self) -> dict:
+        return {**super().get_serializer_context(), "hospital_id": self.request.user.hospital_id}
+
+    @extend_schema(request=VbpExtendInputSerializer, responses={200: VbpContractSerializer})
+    @action(detail=True, methods=["post"])
+    def extend(self, request: Request, pk: str) -> Response:
+        """Record an extension (顺延) of the period: a dated record with a reason."""
+        contract = self.get_object()
+        data = validated(VbpExtendInputSerializer, request)
+        extend_contract(actor=Actor(user=request.user), contract=contract, new_end_date=data["new_end_date"],
+                        reason=data["reason"])
+        return Response(self.get_serializer(self.get_queryset().get(pk=contract.pk)).data)
+
+
 router = SimpleRouter()
 router.register("purchase-plans", PurchasePlanViewSet, basename="purchase-plan")
 router.register("purchase-orders", PurchaseOrderViewSet, basename="purchase-order")
 router.register("price-changes", PriceChangeViewSet, basename="price-change")
+router.register("vbp-contracts", VbpContractViewSet, basename="vbp-contract")
 
 urlpatterns = [
     path("purchasing/platform-rate/", PlatformRateView.as_view(), name="platform-rate"),

@@ -45,6 +45,7 @@ from inventory.models.stock import (
     Unit,
     UnitStatus,
 )
+from inventory.models.vbp import VbpAllocation, VbpContract, VbpExtension
 
 __all__ = [
     "Alert", "BackgroundJob", "Finding", "FindingDisposition", "ParLevel", "ReconciliationRun",
@@ -54,7 +55,7 @@ __all__ = [
     "IdempotencyRecord", "Location", "LotBalance", "LotCostLayer", "LotMovementLayer", "Manufacturer", "Movement", "Notification", "NotificationRule", "Owner", "Product", "Role",
     "ReceivingDraft", "StockOrder", "Supplier", "SupplyAgreement", "TagBinding", "TrackingMode", "UNIT_TRANSITIONS", "Unit", "UnitStatus",
     "User",
-    "AdvanceShippingNotice", "AsnLine", "PriceChange", "PurchaseOrder", "PurchaseOrderLine", "PurchasePlan", "PurchasePlanLine",
+    "VbpAllocation", "VbpContract", "VbpExtension", "AdvanceShippingNotice", "AsnLine", "PriceChange", "PurchaseOrder", "PurchaseOrderLine", "PurchasePlan", "PurchasePlanLine",
     # Master-data history (inventory/models/history.py)
     "CertificateChange", "DepartmentChange", "DeviceChange", "HospitalChange", "LocationChange",
     "ManufacturerChange", "ParLevelChange", "ProductChange", "SupplierChange", "SupplyAgreementChange",

@@ -30,6 +30,9 @@ class Alert(models.Model):
         CABINET_STALE_CLOSE = "CABINET_STALE_CLOSE", _("Cabinet door close arrived out of date (过期关门事件)")
         # Purchasing (services.prices)
         PRICE_CHANGED = "PRICE_CHANGED", _("Purchase price changed (调价)")
+        VBP_LAGGING = "VBP_LAGGING", _("VBP use lags the time elapsed (带量采购进度滞后)")
+        VBP_SUBSTITUTE_USED = "VBP_SUBSTITUTE_USED", _("Non-VBP substitute used (非集采替代品使用)")
+        VBP_RENEWAL = "VBP_RENEWAL", _("VBP contract ending: renew (带量采购合同即将到期)")
 
     class Severity(models.TextChoices):
         INFO = "INFO", _("Info")

@@ -61,6 +61,7 @@ urlpatterns = [
     path("purchasing/", purchasing.order_list, name="purchasing"),
     path("purchasing/new/", purchasing.new_order, name="purchase-order-new"),
     path("purchasing/report/", purchasing.report, name="purchasing-report"),
+    path("purchasing/vbp/", purchasing.vbp_contracts, name="vbp-contracts"),
     path("purchasing/<int:pk>/", purchasing.order_detail, name="purchase-order"),
     path("purchasing/<int:pk>/close/", purchasing.close_order, name="purchase-order-close"),
     path("products/<int:pk>/prices/", purchasing.product_prices, name="product-prices"),

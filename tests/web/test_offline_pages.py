@@ -61,7 +61,7 @@ def pages(world) -> dict[str, str]:
         "web:receiving-review": f"/receiving/{open_note.pk}/review/", "web:moves-release": "/moves/release/",
         "web:history": "/history/", "web:job": f"/jobs/{job.pk}/",
         "web:purchasing": "/purchasing/", "web:purchase-order-new": "/purchasing/new/",
-        "web:purchasing-report": "/purchasing/report/", "web:product-prices": f"/products/{world.product.pk}/prices/", "web:purchase-order": f"/purchasing/{purchase_order.pk}/",
+        "web:purchasing-report": "/purchasing/report/", "web:vbp-contracts": "/purchasing/vbp/", "web:product-prices": f"/products/{world.product.pk}/prices/", "web:purchase-order": f"/purchasing/{purchase_order.pk}/",
         "api-docs": "/api/docs/", "api-redoc": "/api/redoc/", "admin:index": "/admin/",
     }
     if run is not None:

@@ -20,12 +20,22 @@ from django.views.decorators.http import require_POST
 
 from inventory.actors import Actor
 from inventory.errors import Refused
-from inventory.models import Product, PurchaseOrder, PurchaseOrderLine, Role, Supplier, SupplyAgreement, User
+from inventory.models import (
+    Product,
+    PurchaseOrder,
+    PurchaseOrderLine,
+    Role,
+    Supplier,
+    SupplyAgreement,
+    User,
+    VbpContract,
+)
 from inventory.selectors.prices import price_timeline
 from inventory.selectors.purchasing import delivery_performance, emergency_lines, platform_rate
 from inventory.selectors.scope import visible_to
 from inventory.services.prices import change_price
 from inventory.services.purchasing import OrderLineInput, close_purchase_order, create_purchase_order
+from inventory.services.vbp import contract_progress
 from inventory.web.access import READERS, STOCK_HANDLERS, may, web_page
 from inventory.web.listing import Sort, listing
 from inventory.web.problems import ShownProblem, flash_problems, problems_of
@@ -250,3 +260,17 @@ def product_prices(request: HttpRequest, pk: int) -> HttpResponse:
         "product": product, "timeline": price_timeline(product), "today": timezone.localdate(), "form": form,
         "may_change": may_change, "problems": problems,
     })
+
+
+@web_page(READERS)
+def vbp_contracts(request: HttpRequest) -> HttpResponse:
+    """VBP contracts (带量采购) binding the hospital: agreed vs used, and the time elapsed."""
+    contracts = visible_to(request.user, VbpContract.objects.all(), "allocations__hospital").distinct().order_by(
+        "-start_date", "pk"
+    )
+    rows = [
+        (contract, [row for row in contract_progress(contract)
+                    if row.hospital is None or request.user.hospital_id in (None, row.hospital.pk)])
+        for contract in contracts[:100]
+    ]
+    return render(request, "web/purchasing/vbp.html", {"rows": rows})
