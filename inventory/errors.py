@@ -391,6 +391,11 @@ class Refusal(Enum):
     VBP_EXTENSION_NOT_LATER = (
         400, "An extension must end after the current end, {end}.", "顺延后的结束日须晚于当前结束日 {end}。"
     )
+    AHP_INCONSISTENT = (
+        400,
+        "The pairwise comparisons are inconsistent: CR = {cr}, it must be below {limit}. Revise the judgements.",
+        "两两比较判断矩阵不一致：CR = {cr}，须小于 {limit}，请修改判断。",
+    )
     ASN_EMPTY = (400, "The shipping notice has no line to deliver.", "电子送货单没有可送货的明细。")
     ASN_ALREADY_SUBMITTED = (409, "Shipping notice {number} has already been submitted.", "电子送货单 {number} 已提交。")
     NO_RECEIVING_LOCATION = (
