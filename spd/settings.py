@@ -224,6 +224,10 @@ SPECTACULAR_SETTINGS = {
         "ReconciliationRunStatusEnum": "inventory.models.reconciliation.ReconciliationRun.Status",
         "FindingKindEnum": "inventory.models.reconciliation.Finding.Kind",
         "ChargeDeliveryStatusEnum": "inventory.models.clinical.ChargeDelivery.Status",
+        "PurchasePlanStatusEnum": "inventory.models.procurement.PurchasePlan.Status",
+        "PurchaseOrderStatusEnum": "inventory.models.procurement.PurchaseOrder.Status",
+        "ShippingNoticeStatusEnum": "inventory.models.portal.AdvanceShippingNotice.Status",
+        "VbpPeriodEnum": "inventory.models.vbp.VbpContract.Period",
     },
 }
 

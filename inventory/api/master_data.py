@@ -225,6 +225,8 @@ class ManufacturerSerializer(serializers.ModelSerializer):
 class CertificateSerializer(serializers.ModelSerializer):
     """A licence or certificate (资质证照) held by exactly one supplier or manufacturer."""
 
+    file = serializers.FileField(read_only=True, allow_null=True, help_text="The scan uploaded by the supplier, if any")
+
     class Meta:
         model = Certificate
         fields = ["id", "kind", "number", "supplier", "manufacturer", "valid_from", "valid_to", "owner_hospital", "file"]

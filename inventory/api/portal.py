@@ -251,6 +251,8 @@ class CertificateUploadSerializer(serializers.Serializer):
 
 
 class PortalCertificateSerializer(serializers.ModelSerializer):
+    file = serializers.FileField(read_only=True, allow_null=True)
+
     class Meta:
         model = Certificate
         fields = ["id", "kind", "number", "valid_from", "valid_to", "file", "uploaded_by"]
