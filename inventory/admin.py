@@ -83,6 +83,10 @@ class SupplyAgreementAdmin(admin.ModelAdmin):
     list_display = ("product", "supplier", "unit_price", "valid_from", "valid_to", "is_active")
     list_filter = ("hospital", "supplier", "is_active")
 
+    def get_readonly_fields(self, request: object, obj: models.SupplyAgreement | None = None) -> tuple[str, ...]:
+        # A price changes only by a new dated agreement with a reason and an approver (services.prices).
+        return ("unit_price",) if obj is not None else ()
+
 
 @admin.register(models.ParLevel)
 class ParLevelAdmin(admin.ModelAdmin):
@@ -121,3 +125,14 @@ class NotificationAdmin(ReadOnlyAdmin):
     list_display = ("id", "kind", "rule", "severity", "status", "attempts", "next_attempt_at", "sent_at", "subject")
     list_filter = ("hospital", "status", "kind")
     search_fields = ("subject", "dedup_key")
+
+
+@admin.register(models.VbpContract)
+class VbpContractAdmin(admin.ModelAdmin):
+    """VBP contracts are entered here; their progress is on /purchasing/vbp/ and the API."""
+
+    list_display = ("number", "name", "ratio", "start_date", "period", "owner_hospital")
+    filter_horizontal = ("products", "substitutes")
+
+
+admin.site.register(models.VbpAllocation)

@@ -498,6 +498,96 @@ class Refusal(Enum):
     STOCKTAKE_LINES_UNCOUNTED = (
         409, "{count} lines are neither confirmed nor counted.", "还有 {count} 行既未确认也未盘点。"
     )
+    # Purchasing (采购: services.purchasing)
+    ORDER_EMPTY = (400, "A purchase order or plan needs at least one line.", "采购订单或计划至少需要一行。")
+    ORDER_AGREEMENT_INVALID = (
+        400,
+        "Line {line}: no supply agreement of {supplier} for {product} is in force today.",
+        "第 {line} 行：{supplier} 对 {product} 今天没有有效的供货协议。",
+    )
+    PLATFORM_REFERENCE_REQUIRED = (
+        400,
+        "Line {line}: {product} is high-value or VBP and is ordered only through the procurement platform: "
+        "give its platform order reference, or an SPD operator's emergency reason.",
+        "第 {line} 行：{product} 为高值或集采产品，只能通过采购平台采购：请填写平台订单号，或由 SPD 运营人员记录紧急原因。",
+    )
+    EMERGENCY_NOT_AUTHORISED = (
+        403,
+        "Line {line}: only an SPD operator may order off the platform with an emergency reason.",
+        "第 {line} 行：只有 SPD 运营人员可以记录紧急原因进行平台外采购。",
+    )
+    NHSA_CODE_MISSING = (
+        400,
+        "Line {line}: {product} has no 医保 code and cannot be ordered unless exempted with a reason.",
+        "第 {line} 行：{product} 没有医保耗材编码，除非注明豁免原因，否则不能采购。",
+    )
+    PLAN_ALREADY_ORDERED = (409, "Purchase plan {plan} has already been ordered.", "采购计划 {plan} 已下单。")
+    ORDER_NOT_OPEN = (
+        409, "Purchase order {number} is {status}: nothing more is delivered against it.",
+        "采购订单 {number} 状态为{status}：不能再按此订单送货。",
+    )
+    ORDER_SUPPLIER_MISMATCH = (
+        400, "Purchase order {number} is addressed to another supplier.", "采购订单 {number} 属于其他供应商。"
+    )
+    PRODUCT_NOT_ON_ORDER = (
+        400, "Product {product} is not on purchase order {number}.", "产品 {product} 不在采购订单 {number} 中。"
+    )
+    OVER_DELIVERY = (
+        400,
+        "Over-delivery: purchase order {number} still expects {outstanding} of {product}, {quantity} delivered.",
+        "超量送货：采购订单 {number} 中 {product} 仅剩 {outstanding} 未到，本次送来 {quantity}。",
+    )
+    CLOSE_REASON_MISSING = (400, "Closing an order needs a reason.", "关闭订单需要填写原因。")
+    # Price changes (调价: services.prices)
+    PRICE_EDIT_REFUSED = (
+        409,
+        "A purchase price is never edited in place: record a price change (a new dated agreement with a reason "
+        "and an approver).",
+        "采购价格不能直接修改：请登记调价（新的带日期协议，注明原因和审批人）。",
+    )
+    PRICE_CHANGE_DATE_INVALID = (
+        400,
+        "The new price must start after {start}, no later than {end}, and not before today.",
+        "新价格的生效日须晚于 {start}、不晚于 {end}，且不早于今天。",
+    )
+    PRICE_CHANGE_APPROVER_INVALID = (
+        400,
+        "The approver must be an administrator or SPD operator of this hospital.",
+        "审批人必须是本院的管理员或 SPD 运营人员。",
+    )
+    PRICE_CHANGE_REASON_MISSING = (400, "A price change needs a reason.", "调价需要填写原因。")
+    PRICE_UNCHANGED = (400, "The new price {price} is the current price.", "新价格 {price} 与现价相同。")
+    AGREEMENT_NOT_CURRENT = (
+        409, "This agreement has already ended or been replaced.", "该协议已结束或已被替换。"
+    )
+    # Supplier portal (services.portal)
+    ASN_DUPLICATE_SERIAL = (
+        400, "Serial {serial} of UDI-DI {di} is on this shipping notice twice.", "UDI-DI {di} 的序列号 {serial} 在本送货单中重复。"
+    )
+    SERIAL_IN_STOCK = (
+        409, "Serial {serial} of UDI-DI {di} is already in the hospital's stock.", "UDI-DI {di} 的序列号 {serial} 已在医院库存中。"
+    )
+    CERTIFICATE_FILE_TYPE = (
+        400, "A certificate must be a PDF, PNG or JPEG file ({name} is not).", "证照文件必须是 PDF、PNG 或 JPEG（{name} 不是）。"
+    )
+    CERTIFICATE_KIND_NOT_SUPPLIERS = (
+        400, "A supplier uploads its own licences and authorisations, not a {kind}.", "供应商只能上传自己的执照和授权书，不能上传{kind}。"
+    )
+    CERTIFICATE_NUMBER_TAKEN = (409, "A {kind} numbered {number} already exists.", "编号为 {number} 的{kind}已存在。")
+    CERTIFICATE_DATES = (400, "The end of validity is before its start.", "有效期的结束早于开始。")
+    VBP_EXTENSION_NOT_LATER = (
+        400, "An extension must end after the current end, {end}.", "顺延后的结束日须晚于当前结束日 {end}。"
+    )
+    AHP_INCONSISTENT = (
+        400,
+        "The pairwise comparisons are inconsistent: CR = {cr}, it must be below {limit}. Revise the judgements.",
+        "两两比较判断矩阵不一致：CR = {cr}，须小于 {limit}，请修改判断。",
+    )
+    ASN_EMPTY = (400, "The shipping notice has no line to deliver.", "电子送货单没有可送货的明细。")
+    ASN_ALREADY_SUBMITTED = (409, "Shipping notice {number} has already been submitted.", "电子送货单 {number} 已提交。")
+    NO_RECEIVING_LOCATION = (
+        409, "The hospital has no central warehouse to receive deliveries.", "医院没有可收货的中心库。"
+    )
 
     @property
     def status(self) -> int:
@@ -534,6 +624,10 @@ THINGS = {
     "requisition line": ("requisition line", "申领明细"),
     "par level": ("par level", "基数"),
     "suggestion": ("replenishment suggestion", "补货建议"),
+    "purchase order": ("purchase order", "采购订单"),
+    "purchase plan": ("purchase plan", "采购计划"),
+    "shipping notice": ("shipping notice", "电子送货单"),
+    "line": ("line", "明细行"),
 }
 
 
@@ -565,6 +659,7 @@ REASONS = {
     "unit_for_unit_tracked": (
         "a unit-tracked line is one scanned unit: it takes no packaging unit", "单件管理的行是一件扫码耗材，不能指定包装单位"
     ),
+    "foreign_agreement": ("the supply agreement is not one of this product's", "供货协议不属于该产品"),
     # Why a scanned code is not a UDI (devices/identification: ParseError.reason)
     "UDI_MALFORMED": ("it is not a UDI in a known format (GS1, HIBCC, MA)", "不是可识别格式（GS1、HIBCC、MA）的 UDI"),
     "UDI_NOT_TEXT": ("the UDI must be text", "UDI 必须是文本"),

@@ -227,6 +227,10 @@ SPECTACULAR_SETTINGS = {
         "PackDefinitionKindEnum": "inventory.models.processing.PackDefinition.Kind",
         "PackMemberStateEnum": "inventory.models.processing.PackMember.State",
         "LabelSymbologyEnum": "inventory.models.processing.LabelPrint.Symbology",
+        "PurchasePlanStatusEnum": "inventory.models.procurement.PurchasePlan.Status",
+        "PurchaseOrderStatusEnum": "inventory.models.procurement.PurchaseOrder.Status",
+        "ShippingNoticeStatusEnum": "inventory.models.portal.AdvanceShippingNotice.Status",
+        "VbpPeriodEnum": "inventory.models.vbp.VbpContract.Period",
     },
 }
 
@@ -302,6 +306,8 @@ SPD_HIS_MAX_ATTEMPTS = int(env("SPD_HIS_MAX_ATTEMPTS", "12"))
 SPD_HIS_BACKOFF_BASE_SECONDS = float(env("SPD_HIS_BACKOFF_BASE_SECONDS", "5"))
 SPD_HIS_TOKEN = env("SPD_HIS_TOKEN")
 SPD_HIS_SETTLEMENT_MAX_BYTES = int(env("SPD_HIS_SETTLEMENT_MAX_BYTES", str(20 * 1024 * 1024)))
+# The largest certificate scan a supplier may upload through the portal (PDF, PNG or JPEG).
+SPD_CERTIFICATE_MAX_BYTES = int(env("SPD_CERTIFICATE_MAX_BYTES", str(5 * 1024 * 1024)))
 # Any API request body (JSON, form fields) larger than this is refused with 413 before it is parsed;
 # multipart uploads may add SPD_HIS_SETTLEMENT_MAX_BYTES of file on top.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(env("SPD_MAX_BODY_BYTES", str(2 * 1024 * 1024)))

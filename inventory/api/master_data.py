@@ -34,7 +34,7 @@ from devices.identification import is_valid_gtin
 from inventory.api import filters as api_filters
 from inventory.api.history import HistoryActions
 from inventory.api.permissions import MASTER_DATA_EDITORS
-from inventory.errors import Refused
+from inventory.errors import Refusal, Refused
 from inventory.models import (
     Certificate,
     Department,
@@ -227,10 +227,13 @@ class ManufacturerSerializer(serializers.ModelSerializer):
 class CertificateSerializer(serializers.ModelSerializer):
     """A licence or certificate (资质证照) held by exactly one supplier or manufacturer."""
 
+    file = serializers.FileField(read_only=True, allow_null=True, help_text="The scan uploaded by the supplier, if any")
+
     class Meta:
         model = Certificate
-        fields = ["id", "kind", "number", "supplier", "manufacturer", "valid_from", "valid_to", "owner_hospital"]
-        read_only_fields = ["owner_hospital"]
+        fields = ["id", "kind", "number", "supplier", "manufacturer", "valid_from", "valid_to", "owner_hospital", "file"]
+        # `file`: the scan a supplier uploaded through the portal (api/portal.py), shown to the hospitals.
+        read_only_fields = ["owner_hospital", "file"]
         validators: list = []
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -430,6 +433,9 @@ class SupplyAgreementSerializer(HospitalOwnedSerializer):
         validators: list = []
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if self.instance is not None and "unit_price" in attrs and attrs["unit_price"] != self.instance.unit_price:
+            # A price changes only by a new dated agreement (services.prices, `price-changes/`).
+            raise Refused(Refusal.PRICE_EDIT_REFUSED)
         _check_range(self, attrs, "valid_from", "valid_to", _("The end of validity is before its start."))
         return super().validate(attrs)
 

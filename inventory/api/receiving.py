@@ -15,7 +15,7 @@ from inventory.api.fields import (
     validated,
 )
 from inventory.api.permissions import BOOK_READERS, STOCK_HANDLERS
-from inventory.models import AcceptanceRecord, DeliveryLine, DeliveryNote, Location, Product, Supplier
+from inventory.models import AcceptanceRecord, DeliveryLine, DeliveryNote, Location, Product, PurchaseOrder, Supplier
 from inventory.selectors.scope import visible_to
 from inventory.services.receiving import (
     LineInput,
@@ -54,6 +54,10 @@ class DeliveryNoteInputSerializer(IdempotentInputSerializer):
     receiving_location = ScopedPrimaryKeyRelatedField(queryset=Location.objects.all())
     temperature_c = serializers.DecimalField(max_digits=5, decimal_places=1, required=False, allow_null=True)
     delivered_at = serializers.DateTimeField(required=False)
+    purchase_order = ScopedPrimaryKeyRelatedField(
+        queryset=PurchaseOrder.objects.all(), required=False, allow_null=True,
+        help_text="The purchase order delivered against: acceptance takes in no more than it still expects",
+    )
     lines = DeliveryLineInputSerializer(many=True, allow_empty=False)
 
 
@@ -117,7 +121,7 @@ class DeliveryNoteSerializer(serializers.ModelSerializer):
         model = DeliveryNote
         fields = [
             "id", "hospital", "supplier", "number", "receiving_location", "delivered_at", "temperature_c", "status",
-            "received_by", "accepted_by", "accepted_at", "open_lines", "lines",
+            "received_by", "accepted_by", "accepted_at", "purchase_order", "open_lines", "lines",
         ]
 
     def get_open_lines(self, note: DeliveryNote) -> list[int]:
@@ -143,6 +147,7 @@ class DeliveryNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
             actor=Actor(user=request.user), hospital=caller_hospital(request), supplier=data["supplier"],
             number=data["number"], receiving_location=data["receiving_location"],
             temperature_c=data.get("temperature_c"), delivered_at=data.get("delivered_at"),
+            purchase_order=data.get("purchase_order"),
             lines=[
                 LineInput(
                     unit_price=line["unit_price"], udi=line.get("udi", ""), product=line.get("product"),

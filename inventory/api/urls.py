@@ -37,5 +37,7 @@ urlpatterns = [
     path("", include("inventory.api.processing")),
     path("", include("inventory.api.period_close")),
     path("", include("inventory.api.stocktake")),
+    path("", include("inventory.api.purchasing")),
+    path("", include("inventory.api.portal")),
     path("", include(router.urls)),
 ]

@@ -28,7 +28,15 @@ from inventory.models.parties import Certificate, Manufacturer, Supplier
 from inventory.models.people import Role, User
 from inventory.models.periods import ClosedPeriod, PeriodBalance
 from inventory.models.picking import Delivery, DeliveryItem, PickedItem, PickList, PickListLine
+from inventory.models.portal import AdvanceShippingNotice, AsnLine
 from inventory.models.processing import LabelPrint, Pack, PackDefinition, PackDefinitionLine, PackMember
+from inventory.models.procurement import (
+    PriceChange,
+    PurchaseOrder,
+    PurchaseOrderLine,
+    PurchasePlan,
+    PurchasePlanLine,
+)
 from inventory.models.reconciliation import Finding, FindingDisposition, ReconciliationRun
 from inventory.models.reservations import StockReservation
 from inventory.models.stock import (
@@ -44,6 +52,7 @@ from inventory.models.stock import (
     UnitStatus,
 )
 from inventory.models.stocktake import StocktakeFinding, StocktakeLine, StocktakeSession
+from inventory.models.vbp import VbpAllocation, VbpContract, VbpExtension
 
 __all__ = [
     "Alert", "BackgroundJob", "Finding", "FindingDisposition", "ParLevel", "ReconciliationRun",
@@ -60,6 +69,7 @@ __all__ = [
     "LabelPrint", "Pack", "PackDefinition", "PackDefinitionLine", "PackMember",
     "ClosedPeriod", "PeriodBalance",
     "StocktakeFinding", "StocktakeLine", "StocktakeSession",
+    "VbpAllocation", "VbpContract", "VbpExtension", "AdvanceShippingNotice", "AsnLine", "PriceChange", "PurchaseOrder", "PurchaseOrderLine", "PurchasePlan", "PurchasePlanLine",
     # Master-data history (inventory/models/history.py)
     "CertificateChange", "DepartmentChange", "DeviceChange", "HospitalChange", "LocationChange",
     "ManufacturerChange", "ParLevelChange", "ProductChange", "SupplierChange", "SupplyAgreementChange",

@@ -31,6 +31,11 @@ class Alert(models.Model):
         # Distribution
         URGENT_REQUISITION = "URGENT_REQUISITION", _("Urgent requisition (紧急申领)")
         SET_PARTNER_MISSING = "SET_PARTNER_MISSING", _("Set component used without its partner (配套组件缺用)")
+        # Purchasing (services.prices)
+        PRICE_CHANGED = "PRICE_CHANGED", _("Purchase price changed (调价)")
+        VBP_LAGGING = "VBP_LAGGING", _("VBP use lags the time elapsed (带量采购进度滞后)")
+        VBP_SUBSTITUTE_USED = "VBP_SUBSTITUTE_USED", _("Non-VBP substitute used (非集采替代品使用)")
+        VBP_RENEWAL = "VBP_RENEWAL", _("VBP contract ending: renew (带量采购合同即将到期)")
 
     class Severity(models.TextChoices):
         INFO = "INFO", _("Info")

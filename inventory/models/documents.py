@@ -29,6 +29,12 @@ class DeliveryNote(models.Model):
         "inventory.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     accepted_at = models.DateTimeField(_("accepted at"), null=True, blank=True)
+    # The order this delivery is against (services.purchasing): acceptance then takes in no more than
+    # is still outstanding on it.
+    purchase_order = models.ForeignKey(
+        "inventory.PurchaseOrder", null=True, blank=True, on_delete=models.PROTECT, related_name="delivery_notes",
+        verbose_name=_("purchase order"),
+    )
 
     class Meta:
         verbose_name = _("delivery note")

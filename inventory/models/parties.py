@@ -83,6 +83,12 @@ class Certificate(models.Model):
         verbose_name=_("kept by (维护医院)"),
         help_text=_("The hospital that entered this shared record and keeps it up to date; empty: the alliance."),
     )
+    # The scanned certificate (PDF or image) a supplier uploaded through the portal (services.portal).
+    file = models.FileField(_("scanned certificate"), upload_to="certificates/%Y/%m/", blank=True, default="")
+    uploaded_by = models.ForeignKey(
+        "inventory.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        verbose_name=_("uploaded by"),
+    )
 
     class Meta:
         verbose_name = _("certificate")

@@ -11,6 +11,9 @@ class Role(models.TextChoices):
     SPD_OPERATOR = "spd_operator", _("SPD operator")
     NURSE = "nurse", _("Nurse")
     AUDITOR = "auditor", _("Auditor")
+    # A supplier's own staff (供应商门户): bound to one supplier, never to a hospital — they see only
+    # their supplier's orders, shipping notices and certificates (inventory.api.portal).
+    SUPPLIER = "supplier", _("Supplier (供应商)")
 
 
 class User(AbstractUser):
@@ -23,6 +26,11 @@ class User(AbstractUser):
         "inventory.Hospital", null=True, blank=True, on_delete=models.PROTECT, related_name="users"
     )
     departments = models.ManyToManyField("inventory.Department", blank=True, related_name="users")
+    supplier = models.ForeignKey(
+        "inventory.Supplier", null=True, blank=True, on_delete=models.PROTECT, related_name="users",
+        verbose_name=_("supplier (portal user)"),
+        help_text=_("Set for a supplier's staff: they use the supplier portal only, and have no hospital."),
+    )
     badge = models.CharField(
         _("badge id (工牌)"), max_length=64, null=True, blank=True, unique=True,
         help_text=_("The id a smart cabinet's badge reader sends when this person opens the door."),
@@ -30,6 +38,12 @@ class User(AbstractUser):
 
     class Meta:
         verbose_name = _("user")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(supplier__isnull=True) | models.Q(hospital__isnull=True, is_superuser=False),
+                name="supplier_user_has_no_hospital",
+            ),
+        ]
 
     def save(self, *args: object, **kwargs: object) -> None:
         # `set_password` leaves the new password in `_password` until saved: then the API tokens issued
@@ -40,6 +54,10 @@ class User(AbstractUser):
             from rest_framework.authtoken.models import Token
 
             Token.objects.filter(user=self).delete()
+
+    @property
+    def is_supplier_user(self) -> bool:
+        return self.supplier_id is not None
 
     def has_role(self, *roles: Role) -> bool:
         if self.is_superuser:

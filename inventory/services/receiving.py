@@ -31,6 +31,7 @@ from inventory.models import (
     Movement,
     Owner,
     Product,
+    PurchaseOrder,
     Role,
     Supplier,
     SupplyAgreement,
@@ -41,6 +42,7 @@ from inventory.models import (
 )
 from inventory.services.idempotency import run_once
 from inventory.services.ledger import move_lot, move_unit
+from inventory.services.purchasing import OrderBook, delivery_order_problems, order_for_note
 from inventory.services.units_of_measure import base_unit_price, to_base_quantity, unit_named
 
 REQUIRED_SUPPLIER_CERTIFICATES = (Certificate.Kind.BUSINESS_LICENCE, Certificate.Kind.DISTRIBUTION_LICENCE)
@@ -77,14 +79,16 @@ class LineInput:
 def receive_delivery_note(
     *, actor: Actor, hospital: Hospital, supplier: Supplier, number: str, receiving_location: Location,
     lines: list[LineInput], idempotency_key: str, temperature_c: Decimal | None = None,
-    delivered_at: datetime.datetime | None = None,
+    delivered_at: datetime.datetime | None = None, purchase_order: PurchaseOrder | None = None,
 ) -> DeliveryNote:
     """Record a delivery note and its lines as delivered; nothing enters stock until acceptance.
 
     Lines whose UDI cannot be read are kept (they will be rejected with the reason at acceptance),
-    so that what the supplier delivered is recorded exactly.
+    so that what the supplier delivered is recorded exactly. A note against a purchase order names
+    it: the order must be this hospital's, to this supplier, and still open for delivery.
     """
-    problems = _delivery_request_problems(hospital, receiving_location, lines)
+    problems = delivery_order_problems(hospital=hospital, supplier=supplier, order=purchase_order)
+    problems += _delivery_request_problems(hospital, receiving_location, lines)
     if problems:
         raise Refused(problems)
     payload = {
@@ -92,6 +96,8 @@ def receive_delivery_note(
         "temperature_c": str(temperature_c) if temperature_c is not None else None,
         "lines": [line.as_payload() for line in lines],
     }
+    if purchase_order is not None:
+        payload["purchase_order"] = purchase_order.pk
 
     def perform() -> DeliveryNote:
         if DeliveryNote.objects.filter(hospital=hospital, supplier=supplier, number=number).exists():
@@ -99,6 +105,7 @@ def receive_delivery_note(
         note = DeliveryNote.objects.create(
             hospital=hospital, supplier=supplier, number=number, receiving_location=receiving_location,
             temperature_c=temperature_c, delivered_at=delivered_at or timezone.now(), received_by=actor.user,
+            purchase_order=purchase_order,
         )
         DeliveryLine.objects.bulk_create(_delivery_lines(note, lines))
         return note
@@ -308,7 +315,7 @@ def _decide_lines(
         .order_by("line_no")
     )
     unscanned.require_authorised(actor, [line for line in lines if needs_scan(line)])
-    context = _AcceptanceContext.load(note, lines)
+    context = _AcceptanceContext.load(note, lines, lock_order=True)
     document = (Movement.DocumentType.DELIVERY_NOTE, note.pk)
     left_open = []
     for line in lines:
@@ -316,7 +323,8 @@ def _decide_lines(
         problems = acceptance_problems(line, note=note, context=context, is_gift=is_gift)
         without_scan = not problems and needs_scan(line)
         if without_scan and not unscanned.accept:
-            context.accept(line)  # its serial stays reserved: a second line with it is a duplicate
+            # Its serial (and its quantity on the order) stays reserved: a second line with it is a duplicate.
+            context.accept(line, keep=False)
             left_open.append(line)
             continue
         AcceptanceRecord.objects.create(
@@ -331,7 +339,7 @@ def _decide_lines(
         unit_cost = Decimal("0") if is_gift else line.unit_price
         owner = Owner.SUPPLIER if line.product.is_consignment else Owner.HOSPITAL
         movement_key = f"{note.hospital_id}:{key}:{line.line_no}"
-        context.accept(line)
+        context.accept(line, keep=True)
         if line.product.tracking == TrackingMode.UNIT:
             _receive_unit(line, note, actor, document, movement_key, unit_cost, owner, is_gift, put_away_to)
         else:
@@ -344,6 +352,8 @@ def _decide_lines(
         raise Refused(
             Refusal.LINES_NOT_SCANNED, number=note.number, lines=", ".join(str(line.line_no) for line in left_open)
         )
+    if context.order is not None:
+        context.order.save()
     return left_open
 
 
@@ -377,9 +387,10 @@ class _AcceptanceContext:
     agreements: dict[int, list[SupplyAgreement]]
     supplier_certificates: dict[str, list[Certificate]]
     serials_taken: set[tuple[str, str]]
+    order: OrderBook | None = None  # the purchase order the note is against, if any
 
     @classmethod
-    def load(cls, note: DeliveryNote, lines: list[DeliveryLine]) -> "_AcceptanceContext":
+    def load(cls, note: DeliveryNote, lines: list[DeliveryLine], *, lock_order: bool = False) -> "_AcceptanceContext":
         today = timezone.localdate()
         product_ids = {line.product_id for line in lines if line.product_id}
         agreements: dict[int, list[SupplyAgreement]] = {}
@@ -397,12 +408,15 @@ class _AcceptanceContext:
                 di__in={di for di, _ in serials}, serial__in={serial for _, serial in serials}
             ).values_list("di", "serial")
         )
-        return cls(today, agreements, certificates, taken)
+        return cls(today, agreements, certificates, taken, order_for_note(note, lock=lock_order))
 
-    def accept(self, line: DeliveryLine) -> None:
-        """Count an accepted line: its serial is taken for the lines after it."""
+    def accept(self, line: DeliveryLine, *, keep: bool = False) -> None:
+        """Count an accepted line: its serial (and its quantity on the order) is taken for the lines
+        after it; `keep`: it is accepted now, and counts as delivered on the order."""
         if line.product.tracking == TrackingMode.UNIT:
             self.serials_taken.add((line.product.udi_di, line.serial))
+        if self.order is not None:
+            self.order.take(line, keep=keep)
 
 
 def acceptance_problems(
@@ -437,6 +451,8 @@ def acceptance_problems(
     if agreements and not is_gift and all(line.unit_price != agreement.unit_price for agreement in agreements):
         problems.append(Problem(Refusal.PRICE_MISMATCH, {"price": line.unit_price, "agreed": agreements[0].unit_price}))
     problems += _temperature_problems(product, note.temperature_c)
+    if context.order is not None:
+        problems += context.order.problems(line)
     return problems
 
 

@@ -12,7 +12,8 @@ from django.http import HttpRequest, HttpResponse
 
 from inventory.models import Role, User
 
-EVERYONE = frozenset(Role)
+# Every hospital role; a supplier's staff use the supplier portal only (web/views/portal.py).
+EVERYONE = frozenset(Role) - {Role.SUPPLIER}
 READERS = frozenset({Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR, Role.AUDITOR})  # the whole hospital's books
 STOCK_HANDLERS = frozenset({Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR})
 CLINICAL = frozenset({Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR, Role.NURSE})

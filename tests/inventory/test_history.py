@@ -61,12 +61,20 @@ def test_product_history_shows_who_changed_what_from_what_to_what(operator, audi
 @pytest.mark.postgres
 def test_a_price_change_of_an_agreement_is_recorded_with_both_prices(operator, agreement):
     client = api_client_for(operator)
-    assert client.patch(f"{API}/supply-agreements/{agreement.pk}/", {"unit_price": "1150.00"}, format="json").status_code == 200
+    edited = client.patch(f"{API}/supply-agreements/{agreement.pk}/", {"unit_price": "1150.00"}, format="json")
+    assert (edited.status_code, edited.json()["code"]) == (409, "PRICE_EDIT_REFUSED")
+    changed = client.post(f"{API}/price-changes/", {
+        "agreement": agreement.pk, "new_price": "1150.00", "effective_from": str(timezone.localdate()),
+        "reason": "集采续约降价", "approved_by": operator.pk,
+    }, format="json")
+    assert changed.status_code == 201, changed.json()
 
-    latest = client.get(f"{API}/supply-agreements/{agreement.pk}/history/").json()["results"][0]
+    ended = client.get(f"{API}/supply-agreements/{agreement.pk}/history/").json()["results"][0]
+    started = client.get(f"{API}/supply-agreements/{changed.json()['agreement']}/history/").json()["results"][0]
 
-    assert latest["changed"] == ["unit_price"]
-    assert (latest["before"]["unit_price"], latest["after"]["unit_price"]) == ("1200.00", "1150.00")
+    assert ended["changed"] == ["valid_to"]
+    assert ended["after"]["unit_price"] == "1200.00"
+    assert (started["action"], started["after"]["unit_price"]) == ("create", "1150.00")
 
 
 @pytest.mark.postgres

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from inventory.actors import Actor
 from inventory.models import BackgroundJob, DeliveryNote, ReconciliationRun, StockOrder
+from inventory.services.purchasing import OrderLineInput, create_purchase_order
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
 from inventory.services.requisitions import RequestedLine, create_requisition
 from inventory.services.stocktake import start_count
@@ -35,6 +36,10 @@ NOT_PAGES = {
     "web:processing-pack-break", "web:period-report",
     "web:stocktake-start", "web:stocktake-scan", "web:stocktake-lot", "web:stocktake-line", "web:stocktake-action",
     "web:stocktake-sheet", "web:stocktake-report",
+    "web:purchase-order-close",
+    # The supplier portal: pages for a supplier's user (not the operator who tours the rest), checked
+    # offline in tests/web/test_portal_browser.py; and its form posts.
+    "web:portal", "web:portal-order", "web:portal-notice", "web:portal-notice-remove", "web:portal-notice-submit",
 }
 
 
@@ -55,6 +60,11 @@ def pages(world) -> dict[str, str]:
         user=world.operator, department=world.cabinet.department,
         lines=[RequestedLine(world.lot_product, 5)], urgency="URGENT",
     )
+    purchase_order = create_purchase_order(
+        actor=Actor(user=world.operator), hospital=world.warehouse.hospital, supplier=world.supplier,
+        promised_date=timezone.localdate(),
+        lines=[OrderLineInput(product=world.lot_product, quantity=10)],
+    )
     found = {
         "web:dashboard": "/", "web:his-deliveries": "/his/?status=FAILING", "web:stock": "/stock/", "web:stock-lots": "/stock/lots/",
         "web:unit-trace": f"/units/{world.used.pk}/", "web:alerts": "/alerts/", "web:station": "/station/",
@@ -66,6 +76,8 @@ def pages(world) -> dict[str, str]:
         "web:receiving-review": f"/receiving/{open_note.pk}/review/", "web:moves-release": "/moves/release/",
         "web:history": "/history/", "web:job": f"/jobs/{job.pk}/", "web:department-cost": "/expensing/",
         "web:periods": "/periods/", "web:period-close": f"/periods/close/?month={timezone.localdate():%Y-%m-01}",
+        "web:purchasing": "/purchasing/", "web:purchase-order-new": "/purchasing/new/",
+        "web:purchasing-report": "/purchasing/report/", "web:vbp-contracts": "/purchasing/vbp/", "web:product-prices": f"/products/{world.product.pk}/prices/", "web:purchase-order": f"/purchasing/{purchase_order.pk}/",
         "api-docs": "/api/docs/", "api-redoc": "/api/redoc/", "admin:index": "/admin/",
         "web:requisitions": "/requisitions/", "web:requisition-queue": "/distribution/queue/",
         "web:par-levels": "/par-levels/",

@@ -12,6 +12,8 @@ class SignInView(auth_views.LoginView):
     redirect_authenticated_user = True
 
     def get_default_redirect_url(self) -> str:
+        if getattr(self.request.user, "supplier_id", None) is not None:
+            return resolve_url("web:portal")  # a supplier's user: the supplier portal is all they use
         return resolve_url("web:dashboard")
 
 

@@ -148,12 +148,12 @@ RESOURCES = {
             payload=lambda h: {
                 "supplier": factories.SupplierFactory().pk,
                 "product": factories.ProductFactory(hospital=h).pk,
-                "unit_price": "980.00",
+                "unit_price": "1200.00",  # the factory's: a PUT may not change the price
                 "valid_from": days(0),
                 "valid_to": days(365),
                 "vbp_contract": "VBP-2024-01",
             },
-            change={"unit_price": "950.00"},
+            change={"platform_reference": "GD-2025-0042"},
             hospital_owned=True,
         ),
     ]

@@ -371,3 +371,80 @@ def test_the_migration_forgets_other_hospitals_units_in_stored_door_closes_and_a
     leaked.refresh_from_db()
     assert leaked.details == {"epc": theirs.epc, **where}
     assert leaked.message == f"Cabinet {ours.cabinet.name} sees tag {theirs.epc}, bound to no unit"
+
+
+# --- supplier users (the supplier portal) ------------------------------------------------------------
+
+PORTAL = "/api/v1/portal"
+
+
+def _api_routes() -> list[str]:
+    """Every API route outside the portal, with a path parameter filled by an id (1)."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    def walk(patterns, prefix: str) -> list[str]:
+        found = []
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                found += walk(pattern.url_patterns, prefix + str(pattern.pattern))
+            elif isinstance(pattern, URLPattern):
+                found.append(prefix + str(pattern.pattern))
+        return found
+
+    import re
+
+    routes = set()
+    for route in walk(get_resolver().url_patterns, "/"):
+        path = re.sub(r"\(\?P<[^>]+>[^)]*\)", "1", route).replace("^", "").replace("$", "").replace("\\.", ".")
+        path = re.sub(r"<[^>]+>", "1", path)
+        if not path.startswith("/api/v1/") or path.startswith("/api/v1/portal/") or "auth/token" in path:
+            continue
+        if "format" in route or "(" in path or "[" in path or "{" in path:
+            continue
+        routes.add(path)
+    return sorted(routes)
+
+
+def test_a_supplier_user_reads_nothing_of_a_hospital(ours):
+    """Encounters, stock, prices, alerts, every hospital endpoint: a supplier's user is refused (403)."""
+    vendor = factories.UserFactory(hospital=None, supplier=factories.SupplierFactory(), roles=["supplier"])
+    client = api_client_for(vendor)
+    routes = _api_routes()
+    assert "/api/v1/consumptions/" in routes and "/api/v1/supply-agreements/1/" in routes and len(routes) > 40
+
+    answered = {route: client.get(route).status_code for route in routes}
+
+    assert {route: code for route, code in answered.items() if code < 400} == {}
+    assert answered["/api/v1/consumptions/"] == answered["/api/v1/supply-agreements/1/"] == 403
+
+
+def test_every_portal_endpoint_answers_404_to_another_suppliers_user(ours):
+    from inventory.services.portal import AsnLineInput, create_asn
+    from inventory.services.purchasing import OrderLineInput, create_purchase_order
+
+    supplier = factories.SupplierFactory()
+    factories.SupplyAgreementFactory(hospital=ours.product.hospital, product=ours.product, supplier=supplier)
+    order = create_purchase_order(
+        actor=Actor(user=ours.keeper), hospital=ours.product.hospital, supplier=supplier,
+        promised_date=timezone.localdate(),
+        lines=[OrderLineInput(product=ours.product, quantity=2, platform_reference="YG-T")],
+    )
+    vendor = factories.UserFactory(hospital=None, supplier=supplier, roles=["supplier"])
+    asn, refused = create_asn(actor=Actor(user=vendor), order=order, number="ASN-T",
+                              lines=[AsnLineInput(udi=gs1_udi(ours.product.udi_di, serial="T-1"))])
+    assert refused == []
+    other = api_client_for(factories.UserFactory(hospital=None, supplier=factories.SupplierFactory(),
+                                                 roles=["supplier"]))
+    body = {"lines": [{"udi": gs1_udi(ours.product.udi_di, serial="T-2")}]}
+
+    for method, url in [
+        ("get", f"{PORTAL}/purchase-orders/{order.pk}/"), ("get", f"{PORTAL}/shipping-notices/{asn.pk}/"),
+        ("post", f"{PORTAL}/shipping-notices/{asn.pk}/lines/"),
+        ("delete", f"{PORTAL}/shipping-notices/{asn.pk}/lines/1/"),
+        ("post", f"{PORTAL}/shipping-notices/{asn.pk}/submit/"),
+    ]:
+        mine = getattr(api_client_for(vendor), method)(url, body, format="json") if method == "get" else None
+        assert mine is None or mine.status_code == 200
+        assert getattr(other, method)(url, body, format="json").status_code == 404, (method, url)
+    # A hospital's own staff are not portal users.
+    assert api_client_for(ours.keeper).get(f"{PORTAL}/purchase-orders/").status_code == 403

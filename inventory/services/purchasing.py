@@ -1,0 +1,394 @@
+"""Purchasing (采购): purchase plans, purchase orders per supplier, and what acceptance takes in against them.
+
+Where the rules on ordering are decided (`order_line_problems`):
+- a line buys under a supply agreement of the order's supplier for the product, in force today;
+- a high-value or VBP product is ordered only through the procurement platform (依码挂网、凭码采购):
+  its line carries the platform's order reference, unless an SPD operator (or an administrator)
+  records an emergency reason — such lines are flagged in the 网采率 report;
+- a product without a 医保 code (national consumables code) is not orderable unless exempted with
+  a reason.
+
+Deliveries against an order: a delivery note names its order (`services.receiving`); acceptance
+takes in no more than is still outstanding per product (over-delivery is rejected on the line, a
+short delivery leaves the order line open) and the order's state follows: OPEN → PARTLY_DELIVERED
+→ DELIVERED, or CLOSED by a person with a reason.
+
+Lock order at acceptance: delivery note → purchase order → its lines → unit → lot balance → location.
+"""
+import datetime
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from inventory.actors import Actor
+from inventory.errors import Problem, Refusal, Refused
+from inventory.models import (
+    DeliveryLine,
+    DeliveryNote,
+    Hospital,
+    Product,
+    PurchaseOrder,
+    PurchaseOrderLine,
+    PurchasePlan,
+    PurchasePlanLine,
+    Role,
+    Supplier,
+    SupplyAgreement,
+)
+
+# Who may order a high-value or VBP product off the platform, with an emergency reason.
+EMERGENCY_DECIDERS = (Role.ADMIN, Role.SPD_OPERATOR)
+
+
+@dataclass(frozen=True)
+class DemandLine:
+    """A need to buy: a product and a quantity (from a replenishment suggestion or a requisition)."""
+
+    product: Product
+    quantity: int
+
+
+@dataclass(frozen=True)
+class OrderLineInput:
+    """One line to order. Without `agreement`, the agreement in force today is chosen (the cheapest)."""
+
+    product: Product
+    quantity: int
+    agreement: SupplyAgreement | None = None
+    platform_reference: str = ""
+    emergency_reason: str = ""
+    nhsa_exemption_reason: str = ""
+
+
+# --- agreements ---------------------------------------------------------------------------------
+
+
+def agreements_in_force(*, hospital: Hospital, product: Product, day: datetime.date | None = None):
+    """The supply agreements of `product` in force on `day` (today), cheapest first."""
+    day = day or timezone.localdate()
+    return SupplyAgreement.objects.filter(
+        hospital=hospital, product=product, is_active=True, valid_from__lte=day, valid_to__gte=day,
+        supplier__is_active=True,
+    ).select_related("supplier").order_by("unit_price", "-valid_from", "pk")
+
+
+def _in_force(agreement: SupplyAgreement, day: datetime.date) -> bool:
+    return agreement.is_active and agreement.valid_from <= day <= agreement.valid_to
+
+
+# --- plans ----------------------------------------------------------------------------------------
+
+
+def plan_from_demand(
+    *, actor: Actor, hospital: Hospital, lines: list[DemandLine], source: str = "", note: str = ""
+) -> PurchasePlan:
+    """A draft purchase plan for these needs: each line with the cheapest supply agreement in force.
+
+    The entry point for replenishment suggestions and requisitions (and for lines entered by hand):
+    it only writes the plan; `order_plan` checks the ordering rules and makes the orders. A product
+    with no agreement in force keeps an empty agreement, to be chosen before ordering.
+    """
+    return create_plan(
+        actor=actor, hospital=hospital, source=source, note=note,
+        lines=[OrderLineInput(product=line.product, quantity=line.quantity) for line in lines],
+    )
+
+
+def create_plan(
+    *, actor: Actor, hospital: Hospital, lines: list[OrderLineInput], source: str = "", note: str = ""
+) -> PurchasePlan:
+    """A draft purchase plan with these lines (by hand: agreements and platform references may be given)."""
+    problems = _plan_shape_problems(hospital, lines)
+    if problems:
+        raise Refused(problems)
+    with transaction.atomic():
+        plan = PurchasePlan.objects.create(hospital=hospital, source=source, note=note, created_by=actor.user)
+        PurchasePlanLine.objects.bulk_create(
+            PurchasePlanLine(
+                plan=plan, line_no=line_no, product=line.product, quantity=line.quantity,
+                agreement=line.agreement or agreements_in_force(hospital=hospital, product=line.product).first(),
+                platform_reference=line.platform_reference.strip(), emergency_reason=line.emergency_reason.strip(),
+                nhsa_exemption_reason=line.nhsa_exemption_reason.strip(),
+            )
+            for line_no, line in enumerate(lines, start=1)
+        )
+    return plan
+
+
+def _plan_shape_problems(hospital: Hospital, lines: list[OrderLineInput]) -> list[Problem]:
+    if not lines:
+        return [Problem(Refusal.ORDER_EMPTY)]
+    problems = []
+    for line_no, line in enumerate(lines, start=1):
+        if line.product.hospital_id != hospital.pk:
+            reason = "foreign_product"
+        elif line.quantity < 1:
+            reason = "quantity"
+        elif line.agreement is not None and (
+            line.agreement.hospital_id != hospital.pk or line.agreement.product_id != line.product.pk
+        ):
+            reason = "foreign_agreement"
+        else:
+            continue
+        problems.append(Problem(Refusal.DELIVERY_LINE_INVALID, {"line": line_no, "reason": reason}, line_no))
+    return problems
+
+
+def order_plan(*, actor: Actor, plan: PurchasePlan, promised_date: datetime.date) -> list[PurchaseOrder]:
+    """Turn a draft plan into purchase orders, one per supplier; every line is checked first, and
+    any problem on any line refuses the whole plan (nothing is ordered) with every problem listed."""
+    with transaction.atomic():
+        locked = PurchasePlan.objects.select_for_update().get(pk=plan.pk)
+        if locked.status != PurchasePlan.Status.DRAFT:
+            raise Refused(Refusal.PLAN_ALREADY_ORDERED, plan=locked)
+        plan_lines = list(locked.lines.select_related("product", "agreement__supplier").order_by("line_no"))
+        problems = []
+        by_supplier: dict[int, list[tuple[int, OrderLineInput]]] = defaultdict(list)
+        for plan_line in plan_lines:
+            if plan_line.agreement is None:
+                problems.append(Problem(
+                    Refusal.ORDER_AGREEMENT_INVALID,
+                    {"line": plan_line.line_no, "supplier": "—", "product": plan_line.product}, plan_line.line_no,
+                ))
+                continue
+            by_supplier[plan_line.agreement.supplier_id].append((plan_line.line_no, OrderLineInput(
+                product=plan_line.product, quantity=plan_line.quantity, agreement=plan_line.agreement,
+                platform_reference=plan_line.platform_reference, emergency_reason=plan_line.emergency_reason,
+                nhsa_exemption_reason=plan_line.nhsa_exemption_reason,
+            )))
+        today = timezone.localdate()
+        for numbered in by_supplier.values():
+            supplier = numbered[0][1].agreement.supplier
+            for line_no, line in numbered:
+                problems += order_line_problems(
+                    line, line_no=line_no, actor=actor, hospital=locked.hospital, supplier=supplier, day=today
+                )
+        if problems:
+            raise Refused(problems)
+        orders = [
+            _create_order(
+                actor=actor, hospital=locked.hospital, supplier=numbered[0][1].agreement.supplier,
+                lines=[line for _, line in numbered], promised_date=promised_date, plan=locked,
+            )
+            for numbered in by_supplier.values()
+        ]
+        locked.status = PurchasePlan.Status.ORDERED
+        locked.ordered_at = timezone.now()
+        locked.save(update_fields=["status", "ordered_at"])
+    return orders
+
+
+# --- orders ---------------------------------------------------------------------------------------
+
+
+def order_line_problems(
+    line: OrderLineInput, *, line_no: int, actor: Actor, hospital: Hospital, supplier: Supplier,
+    day: datetime.date,
+) -> list[Problem]:
+    """Every reason this line cannot be ordered from `supplier` (empty: it can). The ordering rules
+    are decided here and only here."""
+    product = line.product
+    problems = []
+    if product.hospital_id != hospital.pk or line.quantity < 1:
+        reason = "foreign_product" if product.hospital_id != hospital.pk else "quantity"
+        return [Problem(Refusal.DELIVERY_LINE_INVALID, {"line": line_no, "reason": reason}, line_no)]
+    agreement = line.agreement
+    if agreement is None or agreement.supplier_id != supplier.pk or agreement.product_id != product.pk or (
+        agreement.hospital_id != hospital.pk or not _in_force(agreement, day)
+    ):
+        problems.append(Problem(
+            Refusal.ORDER_AGREEMENT_INVALID, {"line": line_no, "supplier": supplier, "product": product}, line_no
+        ))
+    platform_only = product.is_high_value or bool(agreement and agreement.vbp_contract)
+    if platform_only and not line.platform_reference.strip():
+        if not line.emergency_reason.strip():
+            problems.append(Problem(Refusal.PLATFORM_REFERENCE_REQUIRED, {"line": line_no, "product": product}, line_no))
+        elif not actor.user.has_role(*EMERGENCY_DECIDERS):
+            problems.append(Problem(Refusal.EMERGENCY_NOT_AUTHORISED, {"line": line_no}, line_no))
+    if not product.nhsa_code.strip() and not line.nhsa_exemption_reason.strip():
+        problems.append(Problem(Refusal.NHSA_CODE_MISSING, {"line": line_no, "product": product}, line_no))
+    return problems
+
+
+def create_purchase_order(
+    *, actor: Actor, hospital: Hospital, supplier: Supplier, lines: list[OrderLineInput],
+    promised_date: datetime.date,
+) -> PurchaseOrder:
+    """A purchase order to `supplier` with these lines, each checked by `order_line_problems`; any
+    problem refuses the order with every problem listed. A line without an agreement gets this
+    supplier's agreement in force today."""
+    if not lines:
+        raise Refused(Refusal.ORDER_EMPTY)
+    today = timezone.localdate()
+    lines = [
+        line if line.agreement is not None else OrderLineInput(
+            product=line.product, quantity=line.quantity,
+            agreement=agreements_in_force(hospital=hospital, product=line.product, day=today)
+            .filter(supplier=supplier).first(),
+            platform_reference=line.platform_reference, emergency_reason=line.emergency_reason,
+            nhsa_exemption_reason=line.nhsa_exemption_reason,
+        )
+        for line in lines
+    ]
+    problems = [
+        problem
+        for line_no, line in enumerate(lines, start=1)
+        for problem in order_line_problems(
+            line, line_no=line_no, actor=actor, hospital=hospital, supplier=supplier, day=today
+        )
+    ]
+    if problems:
+        raise Refused(problems)
+    with transaction.atomic():
+        return _create_order(
+            actor=actor, hospital=hospital, supplier=supplier, lines=lines, promised_date=promised_date
+        )
+
+
+def _create_order(
+    *, actor: Actor, hospital: Hospital, supplier: Supplier, lines: list[OrderLineInput],
+    promised_date: datetime.date, plan: PurchasePlan | None = None,
+) -> PurchaseOrder:
+    now = timezone.now()
+    order = PurchaseOrder.objects.create(
+        hospital=hospital, supplier=supplier, plan=plan, promised_date=promised_date, created_by=actor.user,
+        ordered_at=now, number=f"PO-new-{now.timestamp()}",
+    )
+    order.number = f"PO{timezone.localdate(now):%Y%m%d}-{order.pk:06d}"
+    order.save(update_fields=["number"])
+    PurchaseOrderLine.objects.bulk_create(
+        PurchaseOrderLine(
+            order=order, line_no=line_no, product=line.product, agreement=line.agreement, quantity=line.quantity,
+            unit_price=line.agreement.unit_price, platform_reference=line.platform_reference.strip(),
+            emergency_reason="" if line.platform_reference.strip() else line.emergency_reason.strip(),
+            emergency_by=actor.user if line.emergency_reason.strip() and not line.platform_reference.strip() else None,
+            nhsa_exemption_reason="" if line.product.nhsa_code.strip() else line.nhsa_exemption_reason.strip(),
+        )
+        for line_no, line in enumerate(lines, start=1)
+    )
+    return order
+
+
+def close_purchase_order(*, actor: Actor, order: PurchaseOrder, reason: str) -> PurchaseOrder:
+    """Close an order that will not be delivered in full (or at all): with a reason, by whom and when.
+    Nothing more is accepted against it afterwards."""
+    reason = reason.strip()
+    if not reason:
+        raise Refused(Refusal.CLOSE_REASON_MISSING)
+    with transaction.atomic():
+        locked = PurchaseOrder.objects.select_for_update().get(pk=order.pk)
+        if not locked.is_open_for_delivery:
+            raise Refused(Refusal.ORDER_NOT_OPEN, number=locked.number, status=locked.get_status_display())
+        locked.status = PurchaseOrder.Status.CLOSED
+        locked.closed_reason = reason
+        locked.closed_by = actor.user
+        locked.closed_at = timezone.now()
+        locked.save(update_fields=["status", "closed_reason", "closed_by", "closed_at"])
+    return locked
+
+
+# --- deliveries against an order ------------------------------------------------------------------
+
+
+def delivery_order_problems(*, hospital: Hospital, supplier: Supplier, order: PurchaseOrder | None) -> list[Problem]:
+    """Why a delivery note of `supplier` may not name `order` (empty: it may, or it names none)."""
+    if order is None:
+        return []
+    if order.hospital_id != hospital.pk:
+        return [Problem(Refusal.NOT_FOUND, {"what": "purchase order"})]
+    if order.supplier_id != supplier.pk:
+        return [Problem(Refusal.ORDER_SUPPLIER_MISMATCH, {"number": order.number})]
+    if not order.is_open_for_delivery:
+        return [Problem(Refusal.ORDER_NOT_OPEN, {"number": order.number, "status": order.get_status_display()})]
+    return []
+
+
+@dataclass
+class OrderBook:
+    """What an order still expects, per product, while one delivery note is decided line by line."""
+
+    order: PurchaseOrder
+    lines: list[PurchaseOrderLine]
+    taken: dict[int, int] = field(default_factory=dict)  # order line pk → quantity counted by this note
+    kept: dict[int, int] = field(default_factory=dict)  # order line pk → quantity accepted now
+
+    @classmethod
+    def lock(cls, order_id: int) -> "OrderBook":
+        """The order and its lines, locked (after the delivery note, before any stock)."""
+        order = PurchaseOrder.objects.select_for_update().get(pk=order_id)
+        lines = list(
+            PurchaseOrderLine.objects.select_for_update().filter(order=order).select_related("product")
+            .order_by("line_no")
+        )
+        return cls(order, lines)
+
+    @classmethod
+    def read(cls, order_id: int) -> "OrderBook":
+        """The same without locks, for previews."""
+        order = PurchaseOrder.objects.get(pk=order_id)
+        return cls(order, list(order.lines.select_related("product").order_by("line_no")))
+
+    def outstanding(self, product_id: int) -> int:
+        return sum(
+            line.quantity - line.delivered_quantity - self.taken.get(line.pk, 0)
+            for line in self.lines if line.product_id == product_id
+        )
+
+    def problems(self, line: DeliveryLine) -> list[Problem]:
+        """Why this delivery line cannot be taken in against the order (empty: it can)."""
+        order = self.order
+        if not order.is_open_for_delivery:
+            return [Problem(Refusal.ORDER_NOT_OPEN, {"number": order.number, "status": order.get_status_display()})]
+        if not any(order_line.product_id == line.product_id for order_line in self.lines):
+            return [Problem(Refusal.PRODUCT_NOT_ON_ORDER, {"product": line.product, "number": order.number})]
+        outstanding = self.outstanding(line.product_id)
+        if line.quantity > outstanding:
+            return [Problem(Refusal.OVER_DELIVERY, {
+                "number": order.number, "outstanding": outstanding, "product": line.product, "quantity": line.quantity,
+            })]
+        return []
+
+    def take(self, line: DeliveryLine, *, keep: bool) -> None:
+        """Count a delivery line against the order's lines of its product, first line first: for the
+        lines after it (`taken`), and, when it is accepted now (`keep`), for `save`. A unit line left
+        open for its scan is counted for the later lines but not kept."""
+        remaining = line.quantity
+        for order_line in self.lines:
+            if order_line.product_id != line.product_id or remaining == 0:
+                continue
+            free = order_line.quantity - order_line.delivered_quantity - self.taken.get(order_line.pk, 0)
+            share = min(free, remaining)
+            if share > 0:
+                self.taken[order_line.pk] = self.taken.get(order_line.pk, 0) + share
+                if keep:
+                    self.kept[order_line.pk] = self.kept.get(order_line.pk, 0) + share
+                remaining -= share
+
+    def save(self) -> PurchaseOrder:
+        """Write what was taken in and move the order's state along (in the acceptance's transaction)."""
+        for pk, quantity in self.kept.items():
+            PurchaseOrderLine.objects.filter(pk=pk).update(delivered_quantity=F("delivered_quantity") + quantity)
+        if not self.kept:
+            return self.order
+        lines = PurchaseOrderLine.objects.filter(order=self.order)
+        if not lines.filter(delivered_quantity__lt=F("quantity")).exists():
+            status = PurchaseOrder.Status.DELIVERED
+        else:
+            status = PurchaseOrder.Status.PARTLY_DELIVERED
+        PurchaseOrder.objects.filter(pk=self.order.pk).update(status=status)
+        self.order.status = status
+        return self.order
+
+
+def order_for_note(note: DeliveryNote, *, lock: bool) -> OrderBook | None:
+    if note.purchase_order_id is None:
+        return None
+    return OrderBook.lock(note.purchase_order_id) if lock else OrderBook.read(note.purchase_order_id)
+
+
+def order_value(order: PurchaseOrder) -> Decimal:
+    return sum((line.value for line in order.lines.all()), Decimal("0"))
