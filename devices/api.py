@@ -108,9 +108,8 @@ class DeviceEventsView(generics.ListAPIView):
     filterset_fields = ["device", "kind", "status", "event_id"]
 
     def get_queryset(self) -> QuerySet:
-        return readable_events(
-            visible_to(self.request.user, DeviceEvent.objects.select_related("device"), "device__hospital")
-        )
+        # As on the cabinet pages: a nurse sees the events of her departments' devices only.
+        return readable_events(StockScope.of(self.request.user).device_events().select_related("device"))
 
     @extend_schema(
         request=inline_serializer(
