@@ -21,10 +21,10 @@ from devices.selectors import MAX_OUTCOME_QUERY, event_outcomes
 from devices.services import EventRejected, authenticate_device, ingest_body, readable_events
 from inventory.api.authentication import TokenAuthentication
 from inventory.api.errors import error_body
-from inventory.api.fields import ScopedPrimaryKeyRelatedField, caller_hospital, validated
+from inventory.api.fields import RFC3339DateTimeField, ScopedPrimaryKeyRelatedField, caller_hospital, validated
 from inventory.api.history import HistoryActions
 from inventory.api.parsers import JSONParser
-from inventory.api.permissions import MASTER_DATA_EDITORS, RoleBasedAccess
+from inventory.api.permissions import BOOK_READERS, MASTER_DATA_EDITORS, RoleBasedAccess
 from inventory.errors import Refusal
 from inventory.models import Location, Role
 from inventory.selectors.scope import visible_to
@@ -81,13 +81,13 @@ class DeviceEventSerializer(serializers.ModelSerializer):
             "error_code", "error_detail", "processed_at", "occurred_at_as_sent", "date_repaired_at",
         ]
 
-    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    @extend_schema_field(RFC3339DateTimeField(allow_null=True))
     def get_occurred_at(self, event: DeviceEvent) -> str | None:
         """From `occurred_at_readable` (see `devices.services.readable_events`), else the loaded field."""
         moment = getattr(event, "occurred_at_readable", None) if "occurred_at" in event.get_deferred_fields() else (
             event.occurred_at
         )
-        return serializers.DateTimeField().to_representation(moment) if moment is not None else None
+        return RFC3339DateTimeField().to_representation(moment) if moment is not None else None
 
 
 class DeviceEventJSONParser(JSONParser):
@@ -116,7 +116,7 @@ class DeviceEventsView(generics.ListAPIView):
             "DeviceEventInput",
             {
                 "event_id": serializers.CharField(max_length=128), "kind": serializers.ChoiceField(DeviceEvent.Kind.choices),
-                "occurred_at": serializers.DateTimeField(), "payload": serializers.DictField(),
+                "occurred_at": RFC3339DateTimeField(), "payload": serializers.DictField(),
             },
         ),
         responses={201: DeviceEventSerializer, 200: DeviceEventSerializer},
@@ -306,6 +306,8 @@ class RejectedMessageViewSet(viewsets.ReadOnlyModelViewSet):
 
     serializer_class = RejectedMessageSerializer
     filterset_fields = ["device", "error_code"]
+    # As the page (inventory/web/views/devices.py): the people who keep the hospital's books, not nurses.
+    read_roles = BOOK_READERS
 
     def get_queryset(self) -> QuerySet:
         return visible_to(self.request.user, RejectedMessage.objects.select_related("device"))

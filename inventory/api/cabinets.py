@@ -11,6 +11,7 @@ from inventory.actors import Actor
 from inventory.api.clinical import CLINICAL_ROLES
 from inventory.api.fields import (
     IdempotentInputSerializer,
+    RFC3339DateTimeField,
     ScopedPrimaryKeyRelatedField,
     caller_hospital,
     idempotency_key,
@@ -38,8 +39,8 @@ class CabinetSessionSerializer(serializers.ModelSerializer):
     misplaced = serializers.SerializerMethodField()
 
     # Null when a stored time cannot be shown (stamped by a wrong device clock before times were checked).
-    opened_at = serializers.DateTimeField(source="opened_at_readable", read_only=True, allow_null=True)
-    closed_at = serializers.DateTimeField(source="closed_at_readable", read_only=True, allow_null=True)
+    opened_at = RFC3339DateTimeField(source="opened_at_readable", read_only=True, allow_null=True)
+    closed_at = RFC3339DateTimeField(source="closed_at_readable", read_only=True, allow_null=True)
 
     class Meta:
         model = CabinetSession
@@ -112,7 +113,7 @@ class PutBackView(TakeView):
 
 
 class OverdueTakeSerializer(UnitSerializer):
-    taken_at = serializers.DateTimeField(source="status_since")
+    taken_at = RFC3339DateTimeField(source="status_since")
     deadline_hours = serializers.SerializerMethodField()
 
     class Meta(UnitSerializer.Meta):

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from inventory.actors import Actor
 from inventory.api.fields import (
     IdempotentInputSerializer,
+    RFC3339DateTimeField,
     ScopedPrimaryKeyRelatedField,
     caller_hospital,
     idempotency_key,
@@ -38,7 +39,7 @@ class ConsumptionInputSerializer(IdempotentInputSerializer):
     surgery_id = serializers.CharField(required=False, default="", allow_blank=True, max_length=64)
     surgery_name = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
     doctor = serializers.CharField(required=False, default="", allow_blank=True, max_length=64)
-    occurred_at = serializers.DateTimeField(required=False)
+    occurred_at = RFC3339DateTimeField(required=False)
 
     def validate(self, attrs: dict) -> dict:
         named = [name for name in ("udi", "unit", "epc") if attrs.get(name)]

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from inventory.actors import Actor
 from inventory.api.fields import (
     IdempotentInputSerializer,
+    RFC3339DateTimeField,
     ScopedPrimaryKeyRelatedField,
     caller_hospital,
     idempotency_key,
@@ -42,7 +43,7 @@ class DeliveryNoteInputSerializer(IdempotentInputSerializer):
     number = serializers.CharField(max_length=64)
     receiving_location = ScopedPrimaryKeyRelatedField(queryset=Location.objects.all())
     temperature_c = serializers.DecimalField(max_digits=5, decimal_places=1, required=False, allow_null=True)
-    delivered_at = serializers.DateTimeField(required=False)
+    delivered_at = RFC3339DateTimeField(required=False)
     lines = DeliveryLineInputSerializer(many=True, allow_empty=False)
 
 

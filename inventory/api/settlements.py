@@ -38,6 +38,7 @@ from inventory.api.fields import (
     EARLIEST_DATE,
     LATEST_DATE,
     BoundedDateField,
+    RFC3339DateTimeField,
     caller_hospital,
     validated,
     within_calendar_message,
@@ -107,7 +108,7 @@ class SettlementLineSerializer(serializers.Serializer):
     lot = serializers.CharField()
     encounter = serializers.CharField()
     department = serializers.CharField()
-    occurred_at = serializers.DateTimeField()
+    occurred_at = RFC3339DateTimeField()
     quantity = serializers.IntegerField()
     unit_price = serializers.DecimalField(max_digits=12, decimal_places=2)
     amount = serializers.DecimalField(max_digits=14, decimal_places=2)

@@ -14,6 +14,7 @@ from inventory.actors import Actor
 from inventory.api import filters as api_filters
 from inventory.api.fields import (
     IdempotentInputSerializer,
+    RFC3339DateTimeField,
     ScopedPrimaryKeyRelatedField,
     caller_hospital,
     idempotency_key,
@@ -65,7 +66,7 @@ class UnitFilter(api_filters.FilterSet):
 
 
 class TraceEventSerializer(serializers.Serializer):
-    at = serializers.DateTimeField(allow_null=True)
+    at = RFC3339DateTimeField(allow_null=True)
     kind = serializers.CharField()
     summary = serializers.CharField()
     details = serializers.DictField()

@@ -9,6 +9,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
+from devices.models import RejectedMessage
 from inventory.actors import Actor
 from inventory.models import BackgroundJob, DeliveryNote, ReconciliationRun, StockOrder
 from inventory.services.receiving import LineInput, receive_delivery_note
@@ -41,6 +42,10 @@ def pages(world) -> dict[str, str]:
         lines=[LineInput(Decimal("3.50"), product=world.lot_product, lot="L-OFF",
                          expiry=timezone.localdate() + datetime.timedelta(days=400), quantity=5)],
     )
+    RejectedMessage.objects.create(hospital=world.warehouse.hospital, device=world.cabinet_device,
+                                   topic=f"spd/{world.warehouse.hospital.code}/cabinets/X/events",
+                                   payload='{"event_id": "e1", <img src="https://example.com/x.png">', payload_bytes=48,
+                                   error_code="INVALID_JSON", error_detail="the message is not UTF-8 JSON")
     found = {
         "web:dashboard": "/", "web:his-deliveries": "/his/?status=FAILING", "web:stock": "/stock/", "web:stock-lots": "/stock/lots/",
         "web:unit-trace": f"/units/{world.used.pk}/", "web:alerts": "/alerts/", "web:station": "/station/",
@@ -50,7 +55,7 @@ def pages(world) -> dict[str, str]:
         "web:moves-return": "/moves/return/", "web:moves-scrap": "/moves/scrap/",
         "web:moves-order": f"/moves/orders/{order.pk}/", "web:reconciliation": "/reconciliation/",
         "web:receiving-review": f"/receiving/{open_note.pk}/review/", "web:moves-release": "/moves/release/",
-        "web:history": "/history/", "web:job": f"/jobs/{job.pk}/",
+        "web:history": "/history/", "web:job": f"/jobs/{job.pk}/", "web:dead-letters": "/cabinets/rejected-messages/",
         "api-docs": "/api/docs/", "api-redoc": "/api/redoc/", "admin:index": "/admin/",
     }
     if run is not None:
