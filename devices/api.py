@@ -25,7 +25,7 @@ from inventory.api.fields import RFC3339DateTimeField, ScopedPrimaryKeyRelatedFi
 from inventory.api.history import HistoryActions
 from inventory.api.parsers import JSONParser
 from inventory.api.permissions import BOOK_READERS, MASTER_DATA_EDITORS, RoleBasedAccess
-from inventory.errors import Refusal
+from inventory.errors import Refusal, Refused
 from inventory.models import Location, Role
 from inventory.selectors.scope import visible_to
 from inventory.selectors.stock import StockScope
@@ -172,10 +172,7 @@ class DeviceEventOutcomesView(APIView):
     def get(self, request: Request) -> Response:
         event_ids = request.query_params.getlist("event_id")
         if not 0 < len(event_ids) <= MAX_OUTCOME_QUERY:
-            return Response(
-                {"code": "INVALID_QUERY", "detail": f"give 1 to {MAX_OUTCOME_QUERY} event_id parameters"},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+            raise Refused(Refusal.EVENT_IDS_INVALID, limit=MAX_OUTCOME_QUERY)
         return Response({"results": event_outcomes(device=request.auth, event_ids=event_ids)})
 
 

@@ -272,6 +272,7 @@ class Refusal(Enum):
     EVENT_CONFLICT = (409, "This event id was already received with a different body.", "该事件 id 已以不同内容接收过。")
     WRONG_DEVICE = (403, "A device may only send its own events.", "设备只能发送自己的事件。")
     WRONG_HOSPITAL = (403, "A device may only send events for its own hospital.", "设备只能发送本院的事件。")
+    EVENT_IDS_INVALID = (400, "Name 1 to {limit} event ids (event_id parameters).", "请提供 1 到 {limit} 个事件 id（event_id 参数）。")
     BAD_REQUEST = (400, "The request is malformed.", "请求格式错误。")
     SERVER_ERROR = (500, "The server failed to handle the request; the error has been logged.", "服务器处理请求失败，错误已记录。")
     HOSPITAL_REQUIRED = (400, "This needs a user bound to a hospital.", "此操作需要绑定医院的用户。")

@@ -16,6 +16,7 @@ from django.utils.translation import gettext, gettext_lazy
 from inventory.errors import Problem, Refusal, Refused
 from inventory.models import BackgroundJob, Finding, FindingDisposition, ReconciliationRun, Role, User
 from inventory.services.background import JobResult, Progress, counted, scratch_file
+from inventory.validators import personal_id_problems
 from inventory.web.export import WRITERS
 
 # Who records dispositions: auditors (it is the one thing they write), SPD operators, administrators.
@@ -39,6 +40,7 @@ def record_disposition(*, finding: Finding, outcome: str, note: str, recorded_by
     note = (note or "").strip()
     if not note:
         problems.append(Problem(Refusal.DISPOSITION_NOTE_REQUIRED))
+    problems += personal_id_problems(note=note)
     if problems:
         raise Refused(problems)
     with transaction.atomic():
