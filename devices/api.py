@@ -21,7 +21,13 @@ from devices.selectors import MAX_OUTCOME_QUERY, event_outcomes
 from devices.services import EventRejected, authenticate_device, ingest_body, readable_events
 from inventory.api.authentication import TokenAuthentication
 from inventory.api.errors import error_body
-from inventory.api.fields import RFC3339DateTimeField, ScopedPrimaryKeyRelatedField, caller_hospital, validated
+from inventory.api.fields import (
+    RFC3339DateTimeField,
+    ScopedPrimaryKeyRelatedField,
+    caller_hospital,
+    refused_input,
+    validated,
+)
 from inventory.api.history import HistoryActions
 from inventory.api.parsers import JSONParser
 from inventory.api.permissions import BOOK_READERS, MASTER_DATA_EDITORS, RoleBasedAccess
@@ -232,9 +238,9 @@ class DeviceSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError(problem)
         share, minimum = config.get("suspect_missing_share"), config.get("suspect_min_units")
         if share is not None and (isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1):
-            raise serializers.ValidationError("suspect_missing_share must be a number above 0 and at most 1")
+            raise refused_input(Refusal.SUSPECT_SHARE_INVALID)
         if minimum is not None and (isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 1):
-            raise serializers.ValidationError("suspect_min_units must be a whole number of at least 1")
+            raise refused_input(Refusal.SUSPECT_MIN_UNITS_INVALID)
         return config
 
 

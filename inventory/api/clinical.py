@@ -13,6 +13,7 @@ from inventory.api.fields import (
     ScopedPrimaryKeyRelatedField,
     caller_hospital,
     idempotency_key,
+    refused_input,
     validated,
 )
 from inventory.errors import Refusal, Refused
@@ -45,9 +46,9 @@ class ConsumptionInputSerializer(IdempotentInputSerializer):
         named = [name for name in ("udi", "unit", "epc") if attrs.get(name)]
         lot_use = bool(attrs.get("product") or attrs.get("lot"))
         if len(named) + lot_use != 1:
-            raise serializers.ValidationError("name one unit (udi, unit or epc) or one lot (product and lot)")
+            raise refused_input(Refusal.USE_TARGET_INVALID)
         if lot_use and not (attrs.get("product") and attrs.get("lot")):
-            raise serializers.ValidationError("a lot-tracked use needs both product and lot")
+            raise refused_input(Refusal.LOT_USE_INCOMPLETE)
         return attrs
 
 

@@ -30,6 +30,11 @@ class RFC3339DateTimeField(serializers.DateTimeField):
         return value
 
 
+def refused_input(refusal: Refusal, **params: object) -> serializers.ValidationError:
+    """A validation error worded by `refusal` (in the caller's language), its problem coded by it."""
+    return serializers.ValidationError(refusal.message(**params), code=refusal.name)
+
+
 class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
     """A foreign key the caller may only point at objects of their own hospital."""
 

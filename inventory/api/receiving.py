@@ -13,9 +13,11 @@ from inventory.api.fields import (
     ScopedPrimaryKeyRelatedField,
     caller_hospital,
     idempotency_key,
+    refused_input,
     validated,
 )
 from inventory.api.permissions import BOOK_READERS, STOCK_HANDLERS
+from inventory.errors import Refusal
 from inventory.models import AcceptanceRecord, DeliveryLine, DeliveryNote, Location, Product, Supplier
 from inventory.selectors.scope import visible_to
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note, record_scan
@@ -34,7 +36,7 @@ class DeliveryLineInputSerializer(serializers.Serializer):
 
     def validate(self, attrs: dict) -> dict:
         if bool(attrs.get("udi")) == bool(attrs.get("product")):
-            raise serializers.ValidationError("give either udi (a scanned unit) or product with lot and expiry")
+            raise refused_input(Refusal.DELIVERY_LINE_TARGET_INVALID)
         return attrs
 
 
