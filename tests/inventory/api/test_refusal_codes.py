@@ -29,11 +29,11 @@ def test_a_use_naming_both_a_unit_and_a_lot(operator, product, cath_lab_store, l
 
 def test_a_settlement_period_given_twice_or_not_at_all_or_backwards(operator, supplier):
     client = api_client_for(operator)
-    OF = {"supplier": supplier.pk}  # noqa: N806
-    twice = client.get(SUMMARY, {**OF, "period": "2026-10", "period_start": "2026-10-01"})
+    of = {"supplier": supplier.pk}
+    twice = client.get(SUMMARY, {**of, "period": "2026-10", "period_start": "2026-10-01"})
     assert problem_of(twice, "PERIOD_GIVEN_TWICE")["field"] == ""
-    assert problem_of(client.get(SUMMARY, {**OF, "period_start": "2026-10-01"}), "PERIOD_MISSING")
-    backwards = problem_of(client.get(SUMMARY, {**OF, "period_start": "2026-10-02", "period_end": "2026-10-01"}),
+    assert problem_of(client.get(SUMMARY, {**of, "period_start": "2026-10-01"}), "PERIOD_MISSING")
+    backwards = problem_of(client.get(SUMMARY, {**of, "period_start": "2026-10-02", "period_end": "2026-10-01"}),
                            "PERIOD_INVALID")
     assert backwards["field"] == "period_end"
     assert "2026-10-01" in backwards["detail"] and "2026-10-02" in backwards["detail"]
