@@ -89,7 +89,9 @@ class CabinetSessionViewSet(viewsets.ReadOnlyModelViewSet):
 
 class ScanUnitsSerializer(IdempotentInputSerializer):
     units = ScopedPrimaryKeyRelatedField(queryset=Unit.objects.all(), many=True, required=False, default=list)
-    udis = serializers.ListField(child=serializers.CharField(max_length=300), required=False, default=list)
+    udis = serializers.ListField(
+        child=serializers.CharField(max_length=300, trim_whitespace=False), required=False, default=list
+    )
 
 
 class TakeView(APIView):

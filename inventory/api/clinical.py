@@ -27,7 +27,7 @@ CLINICAL_ROLES = (Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR, Role.NURSE)
 
 
 class ConsumptionInputSerializer(IdempotentInputSerializer):
-    udi = serializers.CharField(required=False, max_length=300, help_text="The unit's UDI as scanned")
+    udi = serializers.CharField(required=False, max_length=300, trim_whitespace=False, help_text="The unit's UDI as scanned")
     unit = ScopedPrimaryKeyRelatedField(queryset=Unit.objects.all(), required=False)
     epc = serializers.CharField(required=False, max_length=80, help_text="The unit's RFID tag")
     product = ScopedPrimaryKeyRelatedField(queryset=Product.objects.all(), required=False)

@@ -61,7 +61,9 @@ class AcceptInputSerializer(IdempotentInputSerializer):
 
 
 class DeliveryScanInputSerializer(serializers.Serializer):
-    udi = serializers.CharField(max_length=300, help_text="The code scanned from the delivered unit or lot label")
+    udi = serializers.CharField(
+        max_length=300, trim_whitespace=False, help_text="The code scanned from the delivered unit or lot label"
+    )
 
 
 class AcceptanceSerializer(serializers.ModelSerializer):
