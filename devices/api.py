@@ -21,11 +21,17 @@ from devices.selectors import MAX_OUTCOME_QUERY, event_outcomes
 from devices.services import EventRejected, authenticate_device, ingest_body, readable_events
 from inventory.api.authentication import TokenAuthentication
 from inventory.api.errors import error_body
-from inventory.api.fields import ScopedPrimaryKeyRelatedField, caller_hospital, validated
+from inventory.api.fields import (
+    RFC3339DateTimeField,
+    ScopedPrimaryKeyRelatedField,
+    caller_hospital,
+    refused_input,
+    validated,
+)
 from inventory.api.history import HistoryActions
 from inventory.api.parsers import JSONParser
-from inventory.api.permissions import MASTER_DATA_EDITORS, RoleBasedAccess
-from inventory.errors import Refusal
+from inventory.api.permissions import BOOK_READERS, MASTER_DATA_EDITORS, RoleBasedAccess
+from inventory.errors import Refusal, Refused
 from inventory.models import Location, Role
 from inventory.selectors.scope import visible_to
 from inventory.selectors.stock import StockScope
@@ -81,13 +87,13 @@ class DeviceEventSerializer(serializers.ModelSerializer):
             "error_code", "error_detail", "processed_at", "occurred_at_as_sent", "date_repaired_at",
         ]
 
-    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    @extend_schema_field(RFC3339DateTimeField(allow_null=True))
     def get_occurred_at(self, event: DeviceEvent) -> str | None:
         """From `occurred_at_readable` (see `devices.services.readable_events`), else the loaded field."""
         moment = getattr(event, "occurred_at_readable", None) if "occurred_at" in event.get_deferred_fields() else (
             event.occurred_at
         )
-        return serializers.DateTimeField().to_representation(moment) if moment is not None else None
+        return RFC3339DateTimeField().to_representation(moment) if moment is not None else None
 
 
 class DeviceEventJSONParser(JSONParser):
@@ -108,16 +114,15 @@ class DeviceEventsView(generics.ListAPIView):
     filterset_fields = ["device", "kind", "status", "event_id"]
 
     def get_queryset(self) -> QuerySet:
-        return readable_events(
-            visible_to(self.request.user, DeviceEvent.objects.select_related("device"), "device__hospital")
-        )
+        # As on the cabinet pages: a nurse sees the events of her departments' devices only.
+        return readable_events(StockScope.of(self.request.user).device_events().select_related("device"))
 
     @extend_schema(
         request=inline_serializer(
             "DeviceEventInput",
             {
                 "event_id": serializers.CharField(max_length=128), "kind": serializers.ChoiceField(DeviceEvent.Kind.choices),
-                "occurred_at": serializers.DateTimeField(), "payload": serializers.DictField(),
+                "occurred_at": RFC3339DateTimeField(), "payload": serializers.DictField(),
             },
         ),
         responses={201: DeviceEventSerializer, 200: DeviceEventSerializer},
@@ -173,10 +178,7 @@ class DeviceEventOutcomesView(APIView):
     def get(self, request: Request) -> Response:
         event_ids = request.query_params.getlist("event_id")
         if not 0 < len(event_ids) <= MAX_OUTCOME_QUERY:
-            return Response(
-                {"code": "INVALID_QUERY", "detail": f"give 1 to {MAX_OUTCOME_QUERY} event_id parameters"},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+            raise Refused(Refusal.EVENT_IDS_INVALID, limit=MAX_OUTCOME_QUERY)
         return Response({"results": event_outcomes(device=request.auth, event_ids=event_ids)})
 
 
@@ -236,9 +238,9 @@ class DeviceSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError(problem)
         share, minimum = config.get("suspect_missing_share"), config.get("suspect_min_units")
         if share is not None and (isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1):
-            raise serializers.ValidationError("suspect_missing_share must be a number above 0 and at most 1")
+            raise refused_input(Refusal.SUSPECT_SHARE_INVALID)
         if minimum is not None and (isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 1):
-            raise serializers.ValidationError("suspect_min_units must be a whole number of at least 1")
+            raise refused_input(Refusal.SUSPECT_MIN_UNITS_INVALID)
         return config
 
 
@@ -307,6 +309,8 @@ class RejectedMessageViewSet(viewsets.ReadOnlyModelViewSet):
 
     serializer_class = RejectedMessageSerializer
     filterset_fields = ["device", "error_code"]
+    # As the page (inventory/web/views/devices.py): the people who keep the hospital's books, not nurses.
+    read_roles = BOOK_READERS
 
     def get_queryset(self) -> QuerySet:
         return visible_to(self.request.user, RejectedMessage.objects.select_related("device"))

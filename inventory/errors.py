@@ -272,6 +272,26 @@ class Refusal(Enum):
     EVENT_CONFLICT = (409, "This event id was already received with a different body.", "该事件 id 已以不同内容接收过。")
     WRONG_DEVICE = (403, "A device may only send its own events.", "设备只能发送自己的事件。")
     WRONG_HOSPITAL = (403, "A device may only send events for its own hospital.", "设备只能发送本院的事件。")
+    EVENT_IDS_INVALID = (400, "Name 1 to {limit} event ids (event_id parameters).", "请提供 1 到 {limit} 个事件 id（event_id 参数）。")
+    # Request shapes the API refused in English only until now (issue 11)
+    USE_TARGET_INVALID = (
+        400, "Name one unit (udi, unit or epc) or one lot (product and lot).",
+        "请指定一件耗材（udi、unit 或 epc）或一个批号（product 和 lot），只能指定一个。",
+    )
+    DELIVERY_LINE_TARGET_INVALID = (
+        400, "Give either udi (a scanned unit) or product with lot and expiry.",
+        "请给出 udi（扫描的单件）或产品及其批号和有效期，二者择一。",
+    )
+    PERIOD_GIVEN_TWICE = (
+        400, "Give period or period_start and period_end, not both.", "请给出 period 或 period_start 与 period_end，不能同时给出。"
+    )
+    PERIOD_MISSING = (
+        400, "Give period (YYYY-MM) or both period_start and period_end.", "请给出 period（YYYY-MM）或同时给出 period_start 与 period_end。"
+    )
+    SUSPECT_SHARE_INVALID = (
+        400, "suspect_missing_share must be a number above 0 and at most 1.", "suspect_missing_share 必须是大于 0 且不超过 1 的数。"
+    )
+    SUSPECT_MIN_UNITS_INVALID = (400, "suspect_min_units must be a whole number of at least 1.", "suspect_min_units 必须是不小于 1 的整数。")
     BAD_REQUEST = (400, "The request is malformed.", "请求格式错误。")
     SERVER_ERROR = (500, "The server failed to handle the request; the error has been logged.", "服务器处理请求失败，错误已记录。")
     HOSPITAL_REQUIRED = (400, "This needs a user bound to a hospital.", "此操作需要绑定医院的用户。")

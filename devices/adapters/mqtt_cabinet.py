@@ -61,6 +61,7 @@ from devices.dead_letters import record_rejected_message
 from devices.models import BridgeHeartbeat, Device
 from devices.selectors import MAX_OUTCOME_QUERY, event_outcomes
 from devices.services import EventRejected, ingest_body
+from inventory.api.parsers import unstorable_text
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +141,8 @@ def _handle(topic: str, payload: bytes) -> tuple[list[dict], Device | None, str 
         body = json.loads(payload, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError too
         return [rejection("INVALID_JSON", f"the message is not UTF-8 JSON: {error}")], None, hospital_code
+    if (where := unstorable_text(body, refuse_nul=False)) is not None:  # NUL: ingest refuses it per event
+        return [rejection("INVALID_JSON", f"text at {where or '/'} holds an unpaired surrogate")], None, hospital_code
     device = (
         Device.objects.select_related("hospital", "location")
         .filter(code=device_code, kind=Device.Kind.CABINET_MQTT, is_active=True)

@@ -12,6 +12,7 @@ from inventory.api.clinical import CLINICAL_ROLES
 from inventory.api.fields import (
     BoundedDateTimeField,
     IdempotentInputSerializer,
+    RFC3339DateTimeField,
     ScopedPrimaryKeyRelatedField,
     caller_hospital,
     idempotency_key,
@@ -39,8 +40,8 @@ class CabinetSessionSerializer(serializers.ModelSerializer):
     misplaced = serializers.SerializerMethodField()
 
     # Null when a stored time cannot be shown (stamped by a wrong device clock before times were checked).
-    opened_at = serializers.DateTimeField(source="opened_at_readable", read_only=True, allow_null=True)
-    closed_at = serializers.DateTimeField(source="closed_at_readable", read_only=True, allow_null=True)
+    opened_at = RFC3339DateTimeField(source="opened_at_readable", read_only=True, allow_null=True)
+    closed_at = RFC3339DateTimeField(source="closed_at_readable", read_only=True, allow_null=True)
 
     class Meta:
         model = CabinetSession
@@ -89,7 +90,9 @@ class CabinetSessionViewSet(viewsets.ReadOnlyModelViewSet):
 
 class ScanUnitsSerializer(IdempotentInputSerializer):
     units = ScopedPrimaryKeyRelatedField(queryset=Unit.objects.all(), many=True, required=False, default=list)
-    udis = serializers.ListField(child=serializers.CharField(max_length=300), required=False, default=list)
+    udis = serializers.ListField(
+        child=serializers.CharField(max_length=300, trim_whitespace=False), required=False, default=list
+    )
     occurred_at = BoundedDateTimeField(
         required=False, help_text="When it happened, for a paper record entered later (default: now); in the open "
         "period, not in the future, after each unit's last movement (409 HISTORY_CONTRADICTED)."
@@ -118,7 +121,7 @@ class PutBackView(TakeView):
 
 
 class OverdueTakeSerializer(UnitSerializer):
-    taken_at = serializers.DateTimeField(source="status_since")
+    taken_at = RFC3339DateTimeField(source="status_since")
     deadline_hours = serializers.SerializerMethodField()
 
     class Meta(UnitSerializer.Meta):

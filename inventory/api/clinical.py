@@ -13,6 +13,7 @@ from inventory.api.fields import (
     ScopedPrimaryKeyRelatedField,
     caller_hospital,
     idempotency_key,
+    refused_input,
     validated,
 )
 from inventory.errors import Refusal, Refused
@@ -26,7 +27,7 @@ CLINICAL_ROLES = (Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR, Role.NURSE)
 
 
 class ConsumptionInputSerializer(IdempotentInputSerializer):
-    udi = serializers.CharField(required=False, max_length=300, help_text="The unit's UDI as scanned")
+    udi = serializers.CharField(required=False, max_length=300, trim_whitespace=False, help_text="The unit's UDI as scanned")
     unit = ScopedPrimaryKeyRelatedField(queryset=Unit.objects.all(), required=False)
     epc = serializers.CharField(required=False, max_length=80, help_text="The unit's RFID tag")
     product = ScopedPrimaryKeyRelatedField(queryset=Product.objects.all(), required=False)
@@ -48,9 +49,9 @@ class ConsumptionInputSerializer(IdempotentInputSerializer):
         named = [name for name in ("udi", "unit", "epc") if attrs.get(name)]
         lot_use = bool(attrs.get("product") or attrs.get("lot"))
         if len(named) + lot_use != 1:
-            raise serializers.ValidationError("name one unit (udi, unit or epc) or one lot (product and lot)")
+            raise refused_input(Refusal.USE_TARGET_INVALID)
         if lot_use and not (attrs.get("product") and attrs.get("lot")):
-            raise serializers.ValidationError("a lot-tracked use needs both product and lot")
+            raise refused_input(Refusal.LOT_USE_INCOMPLETE)
         return attrs
 
 

@@ -15,6 +15,27 @@ EARLIEST_DATE = datetime.date(1900, 1, 1)
 LATEST_DATE = datetime.date(2999, 12, 31)
 
 
+class RFC3339DateTimeField(serializers.DateTimeField):
+    """DRF's date-time, always with an offset in whole minutes (RFC 3339, the schema's `date-time`).
+
+    Shown in the local zone as usual, except where the zone database gives that moment an offset with
+    seconds: before 1901 Asia/Shanghai keeps its local mean time, +08:05:43, which no client parses as
+    RFC 3339 — such a moment is shown in UTC ("Z"), the same instant. Every model serializer's
+    date-time field is this one (`InventoryConfig.ready`); declared ones name it."""
+
+    def enforce_timezone(self, value: datetime.datetime) -> datetime.datetime:
+        value = super().enforce_timezone(value)
+        offset = value.utcoffset()
+        if offset is not None and offset % datetime.timedelta(minutes=1):
+            return value.astimezone(datetime.UTC)
+        return value
+
+
+def refused_input(refusal: Refusal, **params: object) -> serializers.ValidationError:
+    """A validation error worded by `refusal` (in the caller's language), its problem coded by it."""
+    return serializers.ValidationError(refusal.message(**params), code=refusal.name)
+
+
 class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
     """A foreign key the caller may only point at objects of their own hospital."""
 
@@ -44,7 +65,7 @@ class BoundedDateField(serializers.DateField):
         return within_calendar(super().to_internal_value(value))
 
 
-class BoundedDateTimeField(serializers.DateTimeField):
+class BoundedDateTimeField(RFC3339DateTimeField):
     """A moment given by a client (a paper record's `occurred_at`), inside the accepted window of
     dates (inventory.date_window): a year-1 or year-9999 moment is a typo, answered 400."""
 

@@ -4,7 +4,12 @@ A filter naming an object by id (`?unit=`, `?location=`, `?device=`…) filters 
 django-filter's default for a foreign key is a choice among *every* row of the related table, which
 answers 400 "not one of the available choices" for an id that does not exist but an empty page for
 another hospital's — telling them apart. With plain ids both are the same empty page.
+
+A date-time filter (`?occurred_after=`) is compared in UTC: Python accepts any offset below 24 hours,
+PostgreSQL only up to ±15:59 ("time zone displacement out of range" was a server error).
 """
+import datetime
+
 from django.db import models
 from django_filters import NumberFilter
 from django_filters import rest_framework as filters
@@ -21,6 +26,21 @@ class FilterSet(filters.FilterSet):
     """The API's filter sets: related objects by plain id (see the module docstring)."""
 
     FILTER_DEFAULTS = FILTER_DEFAULTS
+
+    def filter_queryset(self, queryset: models.QuerySet) -> models.QuerySet:
+        for name, value in self.form.cleaned_data.items():
+            if isinstance(value, datetime.datetime) and value.tzinfo is not None:
+                self.form.cleaned_data[name] = in_utc(value)
+        return super().filter_queryset(queryset)
+
+
+def in_utc(moment: datetime.datetime) -> datetime.datetime:
+    """`moment` in UTC; one that UTC cannot hold (year 1 at +08:00) becomes the first or last UTC moment."""
+    try:
+        return moment.astimezone(datetime.UTC)
+    except OverflowError:
+        edge = datetime.datetime.min if moment.year == datetime.MINYEAR else datetime.datetime.max
+        return edge.replace(tzinfo=datetime.UTC)
 
 
 class DjangoFilterBackend(filters.DjangoFilterBackend):

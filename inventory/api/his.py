@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inventory.api import filters as api_filters
-from inventory.api.fields import caller_hospital, validated
+from inventory.api.fields import RFC3339DateTimeField, caller_hospital, validated
 from inventory.api.permissions import BOOK_READERS
 from inventory.date_window import readable
 from inventory.models import ChargeDelivery, HisSettlementLine, Role
@@ -33,7 +33,7 @@ HIS_OPERATORS = (Role.ADMIN, Role.SPD_OPERATOR)
 
 
 class HisSettlementLineSerializer(serializers.ModelSerializer):
-    settled_at = serializers.DateTimeField(
+    settled_at = RFC3339DateTimeField(
         source="settled_at_readable", read_only=True, allow_null=True,
         help_text="Null on a quarantined line, or when the stored value cannot be shown",
     )

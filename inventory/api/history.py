@@ -27,6 +27,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from inventory.api.fields import RFC3339DateTimeField
 from inventory.history import history_is_recorded
 from inventory.selectors import history
 
@@ -36,7 +37,7 @@ class ChangeSerializer(serializers.Serializer):
     kind = serializers.CharField()
     object = serializers.IntegerField(source="object_id")
     action = serializers.CharField()
-    at = serializers.DateTimeField()
+    at = RFC3339DateTimeField()
     user = serializers.IntegerField(source="user_id", allow_null=True)
     username = serializers.CharField()
     path = serializers.CharField()

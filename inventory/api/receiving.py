@@ -9,12 +9,15 @@ from rest_framework.response import Response
 from inventory.actors import Actor
 from inventory.api.fields import (
     IdempotentInputSerializer,
+    RFC3339DateTimeField,
     ScopedPrimaryKeyRelatedField,
     caller_hospital,
     idempotency_key,
+    refused_input,
     validated,
 )
 from inventory.api.permissions import BOOK_READERS, STOCK_HANDLERS
+from inventory.errors import Refusal
 from inventory.models import AcceptanceRecord, DeliveryLine, DeliveryNote, Location, Product, PurchaseOrder, Supplier
 from inventory.selectors.scope import visible_to
 from inventory.services.receiving import (
@@ -44,7 +47,7 @@ class DeliveryLineInputSerializer(serializers.Serializer):
 
     def validate(self, attrs: dict) -> dict:
         if bool(attrs.get("udi")) == bool(attrs.get("product")):
-            raise serializers.ValidationError("give either udi (a scanned unit) or product with lot and expiry")
+            raise refused_input(Refusal.DELIVERY_LINE_TARGET_INVALID)
         return attrs
 
 
@@ -53,7 +56,7 @@ class DeliveryNoteInputSerializer(IdempotentInputSerializer):
     number = serializers.CharField(max_length=64)
     receiving_location = ScopedPrimaryKeyRelatedField(queryset=Location.objects.all())
     temperature_c = serializers.DecimalField(max_digits=5, decimal_places=1, required=False, allow_null=True)
-    delivered_at = serializers.DateTimeField(required=False)
+    delivered_at = RFC3339DateTimeField(required=False)
     purchase_order = ScopedPrimaryKeyRelatedField(
         queryset=PurchaseOrder.objects.all(), required=False, allow_null=True,
         help_text="The purchase order delivered against: acceptance takes in no more than it still expects",
@@ -73,7 +76,9 @@ class AcceptInputSerializer(IdempotentInputSerializer):
 
 
 class DeliveryScanInputSerializer(serializers.Serializer):
-    udi = serializers.CharField(max_length=300, help_text="The code scanned from the delivered unit or lot label")
+    udi = serializers.CharField(
+        max_length=300, trim_whitespace=False, help_text="The code scanned from the delivered unit or lot label"
+    )
 
 
 class AcceptanceSerializer(serializers.ModelSerializer):

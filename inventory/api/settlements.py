@@ -38,7 +38,9 @@ from inventory.api.fields import (
     EARLIEST_DATE,
     LATEST_DATE,
     BoundedDateField,
+    RFC3339DateTimeField,
     caller_hospital,
+    refused_input,
     validated,
     within_calendar_message,
 )
@@ -73,16 +75,17 @@ class SettlementPeriodSerializer(serializers.Serializer):
         month = attrs.pop("period", None)
         dates = [name for name in ("period_start", "period_end") if name in attrs]
         if month and dates:
-            raise serializers.ValidationError("give period or period_start and period_end, not both")
+            raise refused_input(Refusal.PERIOD_GIVEN_TWICE)
         if month:
             year, number = (int(part) for part in month.split("-"))
             if not EARLIEST_DATE.year <= year <= LATEST_DATE.year:
                 raise serializers.ValidationError({"period": within_calendar_message(month)})
             attrs["period_start"], attrs["period_end"] = month_period(year, number)
         elif len(dates) != 2:
-            raise serializers.ValidationError("give period (YYYY-MM) or both period_start and period_end")
+            raise refused_input(Refusal.PERIOD_MISSING)
         if attrs["period_end"] < attrs["period_start"]:
-            raise serializers.ValidationError({"period_end": "the period ends before it starts"})
+            raise serializers.ValidationError({"period_end": refused_input(
+                Refusal.PERIOD_INVALID, start=attrs["period_start"], end=attrs["period_end"]).detail})
         return attrs
 
 
@@ -107,7 +110,7 @@ class SettlementLineSerializer(serializers.Serializer):
     lot = serializers.CharField()
     encounter = serializers.CharField()
     department = serializers.CharField()
-    occurred_at = serializers.DateTimeField()
+    occurred_at = RFC3339DateTimeField()
     quantity = serializers.IntegerField()
     unit_price = serializers.DecimalField(max_digits=12, decimal_places=2)
     amount = serializers.DecimalField(max_digits=14, decimal_places=2)

@@ -15,6 +15,7 @@ from inventory.api import filters as api_filters
 from inventory.api.fields import (
     BoundedDateTimeField,
     IdempotentInputSerializer,
+    RFC3339DateTimeField,
     ScopedPrimaryKeyRelatedField,
     caller_hospital,
     idempotency_key,
@@ -50,7 +51,8 @@ class UnitSerializer(serializers.ModelSerializer):
 
 class UnitFilter(api_filters.FilterSet):
     expiring_before = django_filters.DateFilter(field_name="expiry", lookup_expr="lte")
-    udi = django_filters.CharFilter(method="filter_udi", help_text="A scanned UDI in any GS1 form")
+    # Untrimmed: a HIBC check character may be a space (the parser skips whitespace around a code itself).
+    udi = django_filters.CharFilter(method="filter_udi", help_text="A scanned UDI in any GS1 form", strip=False)
     status = django_filters.MultipleChoiceFilter(choices=UnitStatus.choices)
 
     class Meta:
@@ -66,7 +68,7 @@ class UnitFilter(api_filters.FilterSet):
 
 
 class TraceEventSerializer(serializers.Serializer):
-    at = serializers.DateTimeField(allow_null=True)
+    at = RFC3339DateTimeField(allow_null=True)
     kind = serializers.CharField()
     summary = serializers.CharField()
     details = serializers.DictField()
@@ -178,7 +180,8 @@ class LotQuantitySerializer(serializers.Serializer):
 class StockOrderInputSerializer(IdempotentInputSerializer):
     units = ScopedPrimaryKeyRelatedField(queryset=Unit.objects.all(), many=True, required=False, default=list)
     udis = serializers.ListField(
-        child=serializers.CharField(max_length=300), required=False, default=list, help_text="Scanned UDIs"
+        child=serializers.CharField(max_length=300, trim_whitespace=False), required=False, default=list,
+        help_text="Scanned UDIs",
     )
     lots = LotQuantitySerializer(many=True, required=False, default=list)
     note = serializers.CharField(max_length=500, required=False, default="", allow_blank=True)

@@ -16,7 +16,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from devices.identification import ParseError, parse_udi
-from devices.models import Device
+from devices.models import Device, DeviceEvent
 from inventory.models import (
     Alert,
     CabinetSession,
@@ -99,6 +99,12 @@ class StockScope:
 
     def devices(self) -> QuerySet:
         return self._in_departments(visible_to(self.user, Device.objects.all()), "location__department")
+
+    def device_events(self) -> QuerySet:
+        """The events of the devices the person sees (a nurse: those at her departments' locations)."""
+        return self._in_departments(
+            visible_to(self.user, DeviceEvent.objects.all(), "device__hospital"), "device__location__department"
+        )
 
     def products(self) -> QuerySet:
         return visible_to(self.user, Product.objects.all())

@@ -39,6 +39,7 @@ from inventory.services.ledger import (
     quarantine_problem,
     transition_problem,
 )
+from inventory.validators import refuse_personal_ids
 
 APPLIED = (CabinetSession.Status.CLOSED, CabinetSession.Status.CLOSED_WITHOUT_OPEN)
 
@@ -168,6 +169,7 @@ def accept_suspect_read(*, session: CabinetSession, user: User, note: str) -> Ca
     note = (note or "").strip()
     if not note:
         raise Refused(Refusal.NOTE_REQUIRED)
+    refuse_personal_ids(note=note)
     with transaction.atomic():
         Location.objects.select_for_update().get(pk=session.cabinet_id)
         locked = CabinetSession.objects.select_for_update().select_related("cabinet", "device").get(pk=session.pk)

@@ -17,6 +17,7 @@ from inventory.errors import Problem, Refusal, Refused
 from inventory.models import BackgroundJob, Finding, FindingDisposition, ReconciliationRun, Role, User
 from inventory.services.background import JobResult, Progress, counted, scratch_file
 from inventory.spreadsheets import WRITERS
+from inventory.validators import personal_id_problems
 
 # Who records dispositions: auditors (it is the one thing they write), SPD operators, administrators.
 DISPOSERS = (Role.AUDITOR, Role.SPD_OPERATOR, Role.ADMIN)
@@ -39,6 +40,7 @@ def record_disposition(*, finding: Finding, outcome: str, note: str, recorded_by
     note = (note or "").strip()
     if not note:
         problems.append(Problem(Refusal.DISPOSITION_NOTE_REQUIRED))
+    problems += personal_id_problems(note=note)
     if problems:
         raise Refused(problems)
     with transaction.atomic():

@@ -130,7 +130,9 @@ def test_a_device_asks_over_http_what_became_of_its_events(mqtt_device, hospital
     assert [(r["event_id"], r["status"]) for r in results] == [("t-1", "PROCESSED"), ("theirs", "UNKNOWN"),
                                                                 ("lost", "UNKNOWN")]
     assert results[0]["result"] == {"celsius": 5.0}
-    assert client.get("/api/v1/devices/events/outcomes/").status_code == 400
+    unnamed = client.get("/api/v1/devices/events/outcomes/", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert (unnamed.status_code, unnamed.json()["code"]) == (400, "EVENT_IDS_INVALID")
+    assert unnamed.json()["detail"] == "请提供 1 到 500 个事件 id（event_id 参数）。" and unnamed.json()["problems"]
     assert APIClient().get("/api/v1/devices/events/outcomes/", {"event_id": "t-1"}).status_code in (401, 403)
 
 

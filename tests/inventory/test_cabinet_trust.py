@@ -217,6 +217,8 @@ def test_a_person_may_accept_a_suspect_read_after_looking_into_the_cabinet(cabin
 
     assert api_client_for(nurse).post(url, {"note": "emptied"}, format="json").status_code == 403
     assert api_client_for(keeper).post(url, {"note": ""}, format="json").status_code == 400
+    named = api_client_for(keeper).post(url, {"note": "emptied for 11010519491231002X"}, format="json")
+    assert (named.status_code, named.data["code"]) == (400, "LOOKS_LIKE_PERSONAL_ID")
     accepted = api_client_for(keeper).post(url, {"note": "cabinet emptied for two PCIs"}, format="json")
     assert accepted.status_code == 200, accepted.data
     assert accepted.data["status"] == "CLOSED"

@@ -76,6 +76,17 @@ def test_only_auditors_operators_and_administrators_record_dispositions(hospital
     assert not FindingDisposition.objects.exists()
 
 
+def test_a_note_holding_an_identity_number_is_refused_and_nothing_recorded(hospital, auditor):
+    finding = make_run(hospital, "5.00").findings.get()
+
+    with pytest.raises(Refused) as refused:
+        record_disposition(finding=finding, outcome="CONFIRMED", note="patient 11010519491231002X billed late",
+                           recorded_by=auditor)
+
+    assert [problem.code for problem in refused.value.problems] == ["LOOKS_LIKE_PERSONAL_ID"]
+    assert not FindingDisposition.objects.exists()
+
+
 def test_another_hospitals_finding_is_not_found(hospital, other_hospital):
     finding = make_run(other_hospital, "5.00").findings.get()
     auditor = factories.UserFactory(hospital=hospital, roles=["auditor"])

@@ -9,6 +9,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
+from devices.models import RejectedMessage
 from inventory.actors import Actor
 from inventory.models import BackgroundJob, DeliveryNote, ReconciliationRun, StockOrder
 from inventory.services.purchasing import OrderLineInput, create_purchase_order
@@ -65,6 +66,10 @@ def pages(world) -> dict[str, str]:
         promised_date=timezone.localdate(),
         lines=[OrderLineInput(product=world.lot_product, quantity=10)],
     )
+    RejectedMessage.objects.create(hospital=world.warehouse.hospital, device=world.cabinet_device,
+                                   topic=f"spd/{world.warehouse.hospital.code}/cabinets/X/events",
+                                   payload='{"event_id": "e1", <img src="https://example.com/x.png">', payload_bytes=48,
+                                   error_code="INVALID_JSON", error_detail="the message is not UTF-8 JSON")
     found = {
         "web:dashboard": "/", "web:his-deliveries": "/his/?status=FAILING", "web:stock": "/stock/", "web:stock-lots": "/stock/lots/",
         "web:unit-trace": f"/units/{world.used.pk}/", "web:alerts": "/alerts/", "web:station": "/station/",
@@ -78,6 +83,7 @@ def pages(world) -> dict[str, str]:
         "web:periods": "/periods/", "web:period-close": f"/periods/close/?month={timezone.localdate():%Y-%m-01}",
         "web:purchasing": "/purchasing/", "web:purchase-order-new": "/purchasing/new/",
         "web:purchasing-report": "/purchasing/report/", "web:vbp-contracts": "/purchasing/vbp/", "web:product-prices": f"/products/{world.product.pk}/prices/", "web:purchase-order": f"/purchasing/{purchase_order.pk}/",
+        "web:dead-letters": "/cabinets/rejected-messages/",
         "api-docs": "/api/docs/", "api-redoc": "/api/redoc/", "admin:index": "/admin/",
         "web:requisitions": "/requisitions/", "web:requisition-queue": "/distribution/queue/",
         "web:par-levels": "/par-levels/",

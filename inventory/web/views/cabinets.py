@@ -4,17 +4,20 @@ last door sessions (with unknown and misplaced tags), and the taken units overdu
 cabinets of their departments."""
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 
-from devices.models import Device
+from devices.models import Device, RejectedMessage
 from inventory.models import CabinetSession, Location, Product, Unit, UnitStatus
+from inventory.selectors.scope import visible_to
 from inventory.selectors.stock import StockScope
 from inventory.services.cabinets import deadline_hours, overdue_takes
-from inventory.web.access import web_page
+from inventory.web.access import READERS, may, web_page
 
 # What a cabinet holds as the ledger sees it: in the cabinet, taken out (not yet used or put back),
 # expired and locked there.
@@ -83,8 +86,11 @@ def cabinet_list(request: HttpRequest) -> HttpResponse:
     sessions = CabinetSession.objects.select_related("user").in_bulk([last for _, last in last_ids if last])
     for cabinet_id, last in last_ids:
         summaries[cabinet_id].last_session = sessions.get(last)
+    # Who looks after the cabinets sees how many of their messages were refused lately (the dead letters).
+    rejected_lately = visible_to(request.user, RejectedMessage.objects.filter(
+        received_at__gte=timezone.now() - timedelta(hours=24))).count() if may(request.user, READERS) else None
     return render(request, "web/cabinets/list.html", {
-        "summaries": list(summaries.values()), "scope": StockScope.of(request.user),
+        "summaries": list(summaries.values()), "scope": StockScope.of(request.user), "rejected_lately": rejected_lately,
     })
 
 
