@@ -704,7 +704,7 @@ def test_the_default_schedule_runs_every_job_and_can_be_applied_twice():
     later = importlib.import_module("inventory.migrations.0008_mqtt_bridge_alert_and_jobs")
     notify = importlib.import_module("inventory.migrations.0016_alert_notifications")
     replenish = importlib.import_module("inventory.migrations.0020_requisitions_and_replenishment")
-    processing = importlib.import_module("inventory.migrations.0020_processing")
+    processing = importlib.import_module("inventory.migrations.0023_processing")
     PeriodicTask.objects.all().delete()
     for _ in range(2):
         migration.create_schedule(apps, None)

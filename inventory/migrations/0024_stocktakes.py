@@ -19,7 +19,7 @@ create_schedule, delete_schedule = schedule_functions(SCHEDULE)
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('inventory', '0019_units_of_measure_and_expensing'),
+        ("inventory", "0023_processing"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('inventory', '0018_finding_dispositions_and_background_jobs'),
+        ("inventory", "0020_requisitions_and_replenishment"),
     ]
 
     operations = [

@@ -60,7 +60,7 @@ def unprotect_closed_periods(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('inventory', '0019_stocktakes'),
+        ("inventory", "0024_stocktakes"),
     ]
 
     operations = [

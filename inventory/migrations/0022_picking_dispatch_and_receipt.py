@@ -10,8 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('inventory', '0020_requisitions_and_replenishment'),
-        ('inventory', '0019_stock_reservations'),
+        ("inventory", "0021_stock_reservations"),
     ]
 
     operations = [

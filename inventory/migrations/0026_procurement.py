@@ -13,8 +13,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
+        ("inventory", "0025_monthly_close"),
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('inventory', '0018_finding_dispositions_and_background_jobs'),
     ]
 
     operations = [

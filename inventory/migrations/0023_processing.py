@@ -15,7 +15,7 @@ create_schedule, delete_schedule = schedule_functions(SCHEDULE)
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('inventory', '0019_stock_reservations'),
+        ("inventory", "0022_picking_dispatch_and_receipt"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
