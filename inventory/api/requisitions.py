@@ -234,7 +234,7 @@ class SuggestionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         return Response(RequisitionSerializer(_with_lines(queryset), many=True).data, status=status.HTTP_201_CREATED)
 
 
-class ProposalSerializer(serializers.ModelSerializer):
+class ParProposalSerializer(serializers.ModelSerializer):
     location = serializers.IntegerField(source="par_level.location_id", read_only=True)
     location_name = serializers.CharField(source="par_level.location.name", read_only=True)
     product = serializers.IntegerField(source="par_level.product_id", read_only=True)
@@ -259,7 +259,7 @@ class ProposalFilter(api_filters.FilterSet):
 class ProposalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Par levels proposed from recent use (p95 daily use × lead / cover days): accepted or dismissed by a person."""
 
-    serializer_class = ProposalSerializer
+    serializer_class = ParProposalSerializer
     filterset_class = ProposalFilter
     read_roles = BOOK_READERS
     write_roles = STOCK_HANDLERS
@@ -268,7 +268,7 @@ class ProposalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def get_queryset(self) -> QuerySet:
         return selectors.proposals_visible_to(self.request.user).order_by("-computed_at", "pk")
 
-    @extend_schema(request=None, responses={200: ProposalSerializer})
+    @extend_schema(request=None, responses={200: ParProposalSerializer})
     @action(detail=True, methods=["post"])
     def accept(self, request: Request, pk: str) -> Response:
         """Apply the proposed minimum and target to the par level (recorded as your change)."""
@@ -276,7 +276,7 @@ class ProposalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         replenishment.accept_proposal(proposal=proposal, user=request.user)
         return Response(self.get_serializer(self.get_queryset().get(pk=proposal.pk)).data)
 
-    @extend_schema(request=None, responses={200: ProposalSerializer})
+    @extend_schema(request=None, responses={200: ParProposalSerializer})
     @action(detail=True, methods=["post"])
     def dismiss(self, request: Request, pk: str) -> Response:
         """Keep the par level as it is."""
@@ -287,7 +287,7 @@ class ProposalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 # --- requisitions ---------------------------------------------------------------------------------
 
 
-class LineInputSerializer(serializers.Serializer):
+class RequisitionLineInputSerializer(serializers.Serializer):
     product = ScopedPrimaryKeyRelatedField(queryset=Product.objects.all(), required=False)
     code = serializers.CharField(required=False, max_length=300,
                                  help_text="Instead of product: a scanned UDI, an internal code or a UDI-DI")
@@ -313,7 +313,7 @@ class RequisitionInputSerializer(IdempotentInputSerializer):
     urgency = serializers.ChoiceField(choices=Requisition.Urgency.choices, default=Requisition.Urgency.ROUTINE)
     note = serializers.CharField(required=False, default="", allow_blank=True, max_length=500)
     submit = serializers.BooleanField(required=False, default=False, help_text="Submit at once")
-    lines = LineInputSerializer(many=True, required=False, max_length=500)
+    lines = RequisitionLineInputSerializer(many=True, required=False, max_length=500)
 
 
 class LineQuantitySerializer(serializers.Serializer):
@@ -397,12 +397,12 @@ class RequisitionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         )
         return self._answer(requisition, status.HTTP_201_CREATED)
 
-    @extend_schema(request=LineInputSerializer, responses={201: RequisitionSerializer, **_STATE_ERRORS})
+    @extend_schema(request=RequisitionLineInputSerializer, responses={201: RequisitionSerializer, **_STATE_ERRORS})
     @action(detail=True, methods=["post"], url_path="lines")
     def add_line(self, request: Request, pk: str) -> Response:
         """Add a product to a draft (onto its line if it is already there)."""
         requisition = self.get_object()
-        data = validated(LineInputSerializer, request)
+        data = validated(RequisitionLineInputSerializer, request)
         service.add_line(requisition=requisition, user=request.user, product=data["product"],
                          quantity=data["quantity"], unit=data["unit"], note=data["note"])
         return self._answer(requisition, status.HTTP_201_CREATED)

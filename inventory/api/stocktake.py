@@ -91,22 +91,22 @@ class LineSerializer(serializers.ModelSerializer):
         return not self._hidden(line) and stocktake.needs_recount(line)
 
 
-class FindingSerializer(serializers.ModelSerializer):
+class StocktakeFindingSerializer(serializers.ModelSerializer):
     class Meta:
         model = StocktakeFinding
         fields = ["id", "line", "supplier", "product", "unit", "lot", "quantity", "amount", "status", "created_at"]
         read_only_fields = fields
 
 
-class ReportLinkSerializer(serializers.Serializer):
+class StocktakeReportLinkSerializer(serializers.Serializer):
     url = serializers.URLField()
     sha256 = serializers.CharField()
 
 
-class ReportsSerializer(serializers.Serializer):
-    csv = ReportLinkSerializer(allow_null=True)
-    xlsx = ReportLinkSerializer(allow_null=True)
-    pdf = ReportLinkSerializer(allow_null=True)
+class StocktakeReportsSerializer(serializers.Serializer):
+    csv = StocktakeReportLinkSerializer(allow_null=True)
+    xlsx = StocktakeReportLinkSerializer(allow_null=True)
+    pdf = StocktakeReportLinkSerializer(allow_null=True)
 
 
 class SessionSerializer(serializers.ModelSerializer):
@@ -122,7 +122,7 @@ class SessionSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    @extend_schema_field(ReportsSerializer)
+    @extend_schema_field(StocktakeReportsSerializer)
     def get_reports(self, session: StocktakeSession) -> dict:
         request = self.context["request"]
         links = {}
@@ -138,7 +138,7 @@ class SessionSerializer(serializers.ModelSerializer):
 
 class SessionDetailSerializer(SessionSerializer):
     lines = serializers.SerializerMethodField()
-    findings = FindingSerializer(many=True, read_only=True)
+    findings = StocktakeFindingSerializer(many=True, read_only=True)
 
     class Meta(SessionSerializer.Meta):
         fields = [*SessionSerializer.Meta.fields, "lines", "findings"]
@@ -196,13 +196,13 @@ class RecountSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=500, required=False, default="", allow_blank=True)
 
 
-class ReasonSerializer(serializers.Serializer):
+class StocktakeReasonSerializer(serializers.Serializer):
     line = serializers.IntegerField(min_value=1)
     reason = serializers.ChoiceField(choices=StocktakeLine.Adjustment.choices)
 
 
-class ApproveSerializer(IdempotentInputSerializer):
-    reasons = ReasonSerializer(many=True, required=False, default=list,
+class StocktakeApproveSerializer(IdempotentInputSerializer):
+    reasons = StocktakeReasonSerializer(many=True, required=False, default=list,
                                help_text="Reason codes per line (default: FOUND for a surplus, LOST for a shortfall)")
 
 
@@ -298,13 +298,13 @@ class StocktakeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         """Drop an open session; nothing is posted."""
         return self._answer(stocktake.cancel(session=self.get_object(), user=request.user))
 
-    @extend_schema(request=ApproveSerializer, responses={200: SessionDetailSerializer})
+    @extend_schema(request=StocktakeApproveSerializer, responses={200: SessionDetailSerializer})
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str) -> Response:
         """Post the variances (ADJUSTMENT, or TRANSFER for a misplaced unit) once; the same key again
         answers the same session, another approval a 409."""
         session = self.get_object()
-        data = validated(ApproveSerializer, request)
+        data = validated(StocktakeApproveSerializer, request)
         key = request.headers.get("Idempotency-Key") or data.get("idempotency_key")
         if not key:
             raise Refused(Refusal.IDEMPOTENCY_KEY_MISSING)
@@ -319,7 +319,7 @@ class StocktakeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     @extend_schema(
         parameters=[OpenApiParameter("supplier", int), OpenApiParameter("status", str,
                                                                          enum=StocktakeFinding.Status.values)],
-        responses={200: FindingSerializer(many=True)},
+        responses={200: StocktakeFindingSerializer(many=True)},
     )
     @action(detail=False, filter_backends=[])
     def findings(self, request: Request) -> Response:
@@ -337,7 +337,7 @@ class StocktakeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
                               value=state[:200])
             findings = findings.filter(status=state)
         page = self.paginate_queryset(findings)
-        return self.get_paginated_response(FindingSerializer(page, many=True).data)
+        return self.get_paginated_response(StocktakeFindingSerializer(page, many=True).data)
 
     @extend_schema(
         parameters=[OpenApiParameter("location", int, required=True)],

@@ -265,17 +265,16 @@ def test_a_set_component_used_without_its_partner_raises_an_alert(
 ):
     settings.SPD_SET_PARTNER_WINDOW_HOURS = 2
     lens = iol_set.members.get(unit__serial="IOL1")
-    used_at = timezone.now() - datetime.timedelta(hours=3)
-    use_pack(actor=keeper_actor, hospital=hospital, pack=iol_set, context=context(ward, occurred_at=used_at),
+    use_pack(actor=keeper_actor, hospital=hospital, pack=iol_set, context=context(ward),
              idempotency_key="use-lens", member_ids=[lens.pk])
-    scan_set_partners(hospital=hospital)
+    three_hours_on = timezone.now() + datetime.timedelta(hours=3)
+    scan_set_partners(hospital=hospital, now=three_hours_on)
     alert = Alert.objects.get(kind="SET_PARTNER_MISSING")
     assert "晶体推注器" in alert.message and alert.unit.serial == "IOL1"
     injector = iol_set.members.get(unit__serial="INJ1")
-    use_pack(actor=keeper_actor, hospital=hospital, pack=iol_set,
-             context=context(ward, occurred_at=used_at + datetime.timedelta(minutes=20)),
+    use_pack(actor=keeper_actor, hospital=hospital, pack=iol_set, context=context(ward),
              idempotency_key="use-inj", member_ids=[injector.pk])
-    scan_set_partners(hospital=hospital)
+    scan_set_partners(hospital=hospital, now=three_hours_on)
     alert.refresh_from_db()
     assert alert.status == "RESOLVED"
 
