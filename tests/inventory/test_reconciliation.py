@@ -250,7 +250,7 @@ def build_scenario(hospital, warehouse, store, cabinet, operator, clock) -> Scen
                  document=(Movement.DocumentType.STOCK_ORDER, 0), occurred_at=local(d2, 17), reason_code="SURPLUS")
 
     # D3: normal use, matched by lines naming our charge or by encounter and code.
-    clock.at(d3, 9)
+    clock.at(d3, 12)  # uses entered by noon, each dated when it happened
     use = s.use(balloon_dear, "E06", local(d3, 9))
     s.bill(s.line("E06", s.balloon, local(d3, 12), price="1100.00", charge=s.charge(use)))
     use = s.use(catheters[0], "E07", local(d3, 9, 30))
@@ -269,7 +269,7 @@ def build_scenario(hospital, warehouse, store, cabinet, operator, clock) -> Scen
     confirm_settlement(settlement=statement, actor=s.actor)
 
     # D3, planted: one case of every finding type.
-    clock.at(d3, 13)
+    clock.at(d3, 18)
     s.use(stents["S05"], "E20", local(d3, 13))  # USED_NOT_BILLED
     s.bill(s.line("E21", s.stent, local(d3, 14)))  # BILLED_NOT_USED
     s.use_lot(2, "E22", local(d3, 14))
