@@ -392,7 +392,7 @@ class Refusal(Enum):
         409, "{quantity} of lot {lot} cannot be picked: {allowed} at most.", "批号 {lot} 不能拣 {quantity}：最多 {allowed}。"
     )
     DELIVERY_ALREADY_RECEIVED = (409, "Delivery {number} has already been received.", "配送单 {number} 已签收。")
-    RECEIPT_ITEM_INVALID = (400, "{field}: {reason}", "{field}：{reason}")
+    RECEIPT_ITEM_INVALID = (400, "Receipt item {field}: {reason}", "签收明细 {field}：{reason}")
     # Monthly close (月结) and dated entry
     PERIOD_CLOSED = (
         409,
