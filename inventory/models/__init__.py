@@ -39,6 +39,7 @@ from inventory.models.procurement import (
 )
 from inventory.models.reconciliation import Finding, FindingDisposition, ReconciliationRun
 from inventory.models.reservations import StockReservation
+from inventory.models.review import DepartmentRevenue, RatioRedLine, WatchedItem
 from inventory.models.stock import (
     UNIT_TRANSITIONS,
     LotBalance,
@@ -51,7 +52,6 @@ from inventory.models.stock import (
     Unit,
     UnitStatus,
 )
-from inventory.models.review import DepartmentRevenue, RatioRedLine, WatchedItem
 from inventory.models.stocktake import StocktakeFinding, StocktakeLine, StocktakeSession
 from inventory.models.vbp import VbpAllocation, VbpContract, VbpExtension
 

@@ -12,6 +12,7 @@ from inventory.models import Alert, Consumption, DepartmentRevenue, RatioRedLine
 from inventory.selectors.review import Period, consumable_ratio, percentile, review, surgery_costs
 from inventory.services import review as review_service
 from tests import factories
+from tests.conftest import api_client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -164,7 +165,7 @@ def test_revenue_import_gives_the_ratio_and_red_line_alerts(world, hospital):
 
 
 def test_a_bad_revenue_row_changes_nothing_and_names_row_and_field(world, hospital):
-    bad = "department,month,revenue\nCARD,2026-03,100\nNOPE,2026-13,-5\n".encode()
+    bad = b"department,month,revenue\nCARD,2026-03,100\nNOPE,2026-13,-5\n"
     with pytest.raises(Refused) as refused:
         review_service.import_revenue_file(hospital=hospital, uploaded=bad, filename="r.csv")
     assert {p.params["field"] for p in refused.value.problems} == {"department", "month", "revenue"}
@@ -172,3 +173,54 @@ def test_a_bad_revenue_row_changes_nothing_and_names_row_and_field(world, hospit
     assert not DepartmentRevenue.objects.exists()
     with pytest.raises(Refused):
         review_service.import_revenue_file(hospital=hospital, uploaded=b"a,b\n1,2\n", filename="r.csv")
+
+
+def test_the_review_page_shows_the_chart_table_and_exports(world, hospital, client):
+    user = _auditor(hospital)
+    today = timezone.localdate()
+    use(world, product=world["stent"], department=world["cardio"], when=today, price="1234", surgery_id="S1",
+        surgery_name="PCI")
+    client.force_login(user)
+    page = client.get("/review/", {"dimension": "department"})
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "心内科" in text and "<svg" in text and "PCI" in text
+    exported = client.get("/review/", {"dimension": "department", "export": "csv"})
+    body = b"".join(exported.streaming_content).decode("utf-8-sig")
+    assert "心内科" in body and "1234" in body
+    xlsx = client.get("/review/", {"dimension": "product", "export": "xlsx"})
+    assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
+    nurse = _user(hospital, "nurse")
+    client.force_login(nurse)
+    assert client.get("/review/").status_code in (302, 403)
+
+
+def _user(hospital, role):
+    return factories.UserFactory(hospital=hospital, roles=[role])
+
+
+def _auditor(hospital):
+    return _user(hospital, "auditor")
+
+
+def test_review_api_reads_and_imports_revenue(world, hospital):
+    operator = _user(hospital, "spd_operator")
+    api = api_client_for(operator)
+    use(world, product=world["stent"], department=world["cardio"], when=datetime.date(2026, 3, 3), price="300")
+    answer = api.get("/api/v1/review/", {"dimension": "department", "start": "2026-03-01", "end": "2026-03-31"})
+    assert answer.status_code == 200 and answer.json()["rows"][0]["amount"] == "300.00"
+    assert api.get("/api/v1/review/", {"dimension": "nope"}).status_code == 400
+    assert api.get("/api/v1/review/", {"start": "2026-03-05", "end": "2026-03-01"}).status_code == 400
+    imported = api.post("/api/v1/review/revenue/", {"rows": [{"department": "CARD", "month": "2026-03",
+                                                              "revenue": "1000"}]}, format="json")
+    assert imported.status_code == 200 and imported.json()["created"] == 1
+    ratio = api.get("/api/v1/review/ratio/", {"first_month": "2026-03-01", "last_month": "2026-03-01"}).json()
+    assert ratio[0]["percent"] == "30.00"
+    bad = api.post("/api/v1/review/revenue/", {"rows": [{"department": "X", "month": "2026-03", "revenue": "1"}]},
+                   format="json")
+    assert bad.status_code == 400 and bad.json()["problems"][0]["field"] == "department"
+    watched = api.post("/api/v1/review/watched-items/", {"product": world["stent"].pk}, format="json")
+    assert watched.status_code == 201
+    assert api.post("/api/v1/review/watched-items/", {"product": world["stent"].pk}, format="json").status_code == 400
+    assert api_client_for(_auditor(hospital)).post(
+        "/api/v1/review/watched-items/", {"product": world["gauze"].pk}, format="json").status_code == 403
