@@ -164,6 +164,13 @@ def test_revenue_import_gives_the_ratio_and_red_line_alerts(world, hospital):
         world["cardio"].pk
 
 
+def test_the_review_scan_job_runs_for_every_hospital(world, hospital):
+    from inventory.jobs import run_job
+
+    summary = run_job("review_scan")
+    assert summary["use_anomaly"]["hospitals"] >= 1 and summary["red_line"]["raised"] == 0
+
+
 def test_a_bad_revenue_row_changes_nothing_and_names_row_and_field(world, hospital):
     bad = b"department,month,revenue\nCARD,2026-03,100\nNOPE,2026-13,-5\n"
     with pytest.raises(Refused) as refused:
@@ -184,7 +191,7 @@ def test_the_review_page_shows_the_chart_table_and_exports(world, hospital, clie
     page = client.get("/review/", {"dimension": "department"})
     assert page.status_code == 200
     text = page.content.decode()
-    assert "心内科" in text and "<svg" in text and "PCI" in text
+    assert "心内科" in text and 'data-chart="review"' in text and 'data-chart="strip"' in text and "PCI" in text
     exported = client.get("/review/", {"dimension": "department", "export": "csv"})
     body = b"".join(exported.streaming_content).decode("utf-8-sig")
     assert "心内科" in body and "1234" in body

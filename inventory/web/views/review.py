@@ -48,6 +48,30 @@ def _growth(value: Decimal | None) -> str:
     return "—" if value is None else f"{value:+}%"
 
 
+STRIP_WIDTH, STRIP_LEFT, STRIP_RIGHT, STRIP_ROW = 520, 90, 505, 26
+
+
+def strip_plot(procedure: selectors.Procedure) -> dict:
+    """A strip plot of one procedure: a row per doctor, a dot per surgery (outliers in red), a tick at
+    the doctor's median; x from 0 to the costliest surgery. Coordinates only: the template draws it."""
+    high = max((s.cost for s in procedure.surgeries), default=Decimal(0)) or Decimal(1)
+
+    def x_of(value: Decimal) -> float:
+        return round(STRIP_LEFT + float(value / high) * (STRIP_RIGHT - STRIP_LEFT), 1)
+
+    rows = []
+    for index, doctor in enumerate(procedure.doctors):
+        y = 20 + index * STRIP_ROW
+        rows.append({
+            "doctor": doctor.doctor, "y": y, "median_x": x_of(doctor.median),
+            "dots": [{"x": x_of(s.cost), "cost": s.cost, "outlier": s.outlier, "surgery": s.surgery_id}
+                     for s in procedure.surgeries if s.doctor == doctor.doctor],
+        })
+    height = 30 + len(rows) * STRIP_ROW
+    return {"width": STRIP_WIDTH, "height": height, "left": STRIP_LEFT, "right": STRIP_RIGHT, "axis_y": height - 12,
+            "rows": rows, "high": high, "fence_x": x_of(min(procedure.fence, high))}
+
+
 @web_page(READERS)
 def review(request: HttpRequest) -> HttpResponse:
     form = ReviewForm(request.GET)
@@ -72,5 +96,5 @@ def review(request: HttpRequest) -> HttpResponse:
     return render(request, "web/review/review.html", {
         "form": form, "dimension_label": DIMENSION_LABELS[dimension], "period": period,
         "rows": [(row, _growth(row.period_growth), _growth(row.year_growth)) for row in rows],
-        "chart": chart, "procedures": procedures, "ratio": ratio, "query": request.GET.urlencode(),
+        "chart": chart, "procedures": [(p, strip_plot(p)) for p in procedures], "ratio": ratio, "query": request.GET.urlencode(),
     })
