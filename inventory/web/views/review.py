@@ -24,7 +24,7 @@ DIMENSION_LABELS = {
 
 
 class ReviewForm(forms.Form):
-    dimension = forms.ChoiceField(label=_("By"), choices=list(DIMENSION_LABELS.items()), required=False)
+    dimension = forms.ChoiceField(label=_("Review by"), choices=list(DIMENSION_LABELS.items()), required=False)
     start = forms.DateField(label=_("From"), required=False)
     end = forms.DateField(label=_("To"), required=False)
     high_value = forms.BooleanField(label=_("High-value only"), required=False)
