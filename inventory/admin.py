@@ -136,3 +136,23 @@ class VbpContractAdmin(admin.ModelAdmin):
 
 
 admin.site.register(models.VbpAllocation)
+
+
+# Consumable review (docs/review.md): watched items, monthly revenue from the HIS, 耗占比 red lines.
+@admin.register(models.WatchedItem)
+class WatchedItemAdmin(admin.ModelAdmin):
+    list_display = ("product", "hospital", "reason", "is_active")
+    list_filter = ("hospital", "is_active")
+    raw_id_fields = ("product",)
+
+
+@admin.register(models.DepartmentRevenue)
+class DepartmentRevenueAdmin(admin.ModelAdmin):
+    list_display = ("department", "month", "revenue", "import_batch", "imported_at")
+    list_filter = ("hospital",)
+
+
+@admin.register(models.RatioRedLine)
+class RatioRedLineAdmin(admin.ModelAdmin):
+    list_display = ("department", "hospital", "max_percent")
+    list_filter = ("hospital",)

@@ -608,6 +608,10 @@ class Refusal(Enum):
     NO_RECEIVING_LOCATION = (
         409, "The hospital has no central warehouse to receive deliveries.", "医院没有可收货的中心库。"
     )
+    # Consumable review (services.review)
+    REVENUE_ROW_INVALID = (
+        400, "Row {row}: the value of {field} is not valid.", "第 {row} 行：{field} 的值无效。"
+    )
 
     @property
     def status(self) -> int:

@@ -162,6 +162,16 @@ def daily_stocktake_worklists() -> dict:
     return stocktake.build_daily_worklists()
 
 
+def review_scan() -> dict:
+    """Watched items' unusual use and 耗占比 above the red lines, for the last complete month (docs/review.md)."""
+    from inventory.services import review
+
+    now = timezone.now()
+    anomalies = _each_hospital(lambda hospital: review.scan_use_anomalies(hospital=hospital, now=now))
+    red_lines = _each_hospital(lambda hospital: review.scan_red_lines(hospital=hospital, now=now))
+    return {"use_anomaly": anomalies, "red_line": red_lines}
+
+
 JOBS: dict[str, Job] = {
     job.name: job for job in (
         Job("expiry_scan", "lock expired units; near-expiry and expired alerts (daily)", expiry_scan),
@@ -186,6 +196,7 @@ JOBS: dict[str, Job] = {
         Job("set_partner_scan", "set components used without their partner (hourly)", set_partner_scan),
         Job("daily_stocktake_worklists", "each department's daily dynamic check worklist (21:30)",
             daily_stocktake_worklists),
+        Job("review_scan", "watched items' unusual use and 耗占比 red lines (daily 06:30)", review_scan),
     )
 }
 

@@ -288,6 +288,11 @@ SPD_HIS_FAILING_ALERT_MINUTES = int(env("SPD_HIS_FAILING_ALERT_MINUTES", "30"))
 SPD_RECON_BILLING_GRACE_DAYS = int(env("SPD_RECON_BILLING_GRACE_DAYS", "2"))
 SPD_RECON_CONSIGNMENT_SETTLE_DAYS = int(env("SPD_RECON_CONSIGNMENT_SETTLE_DAYS", "45"))
 SPD_RECON_MAX_PERIOD_DAYS = int(env("SPD_RECON_MAX_PERIOD_DAYS", "366"))
+# Consumable review (docs/review.md): a watched item's month is unusual above median + k × MAD of the
+# 6 months before (a MAD of 0 counts as MIN_MAD); a surgery is an outlier above Q3 + IQR × (Q3 − Q1).
+SPD_REVIEW_ANOMALY_K = float(env("SPD_REVIEW_ANOMALY_K", "3"))
+SPD_REVIEW_ANOMALY_MIN_MAD = float(env("SPD_REVIEW_ANOMALY_MIN_MAD", "1"))
+SPD_REVIEW_OUTLIER_IQR = float(env("SPD_REVIEW_OUTLIER_IQR", "1.5"))
 # Processing (docs/processing.md): label stock size "WIDTHxHEIGHT" in mm; the first digits of the
 # internal GTIN-14 of pack products (GS1 restricted-circulation range 02x); the hours within which a
 # set component's partner must be used on the same encounter before SET_PARTNER_MISSING is raised.

@@ -29,6 +29,7 @@ urlpatterns = [
     path("department-cost/", expensing.DepartmentCostView.as_view(), name="department-cost"),
     path("", include("inventory.api.settlements")),
     path("", include("inventory.api.his")),
+    path("", include("inventory.api.review")),
     path("", include("inventory.api.notifications")),
     path("", include("inventory.api.alerts")),
     path("", include("inventory.api.reconciliation")),

@@ -39,6 +39,7 @@ from inventory.models.procurement import (
 )
 from inventory.models.reconciliation import Finding, FindingDisposition, ReconciliationRun
 from inventory.models.reservations import StockReservation
+from inventory.models.review import DepartmentRevenue, RatioRedLine, WatchedItem
 from inventory.models.stock import (
     UNIT_TRANSITIONS,
     LotBalance,
@@ -78,4 +79,6 @@ __all__ = [
     "ParLevelProposal", "ReplenishmentSuggestion", "Requisition", "RequisitionLine",
     # Units of measure (inventory/models/catalog.py)
     "PackagingUnit", "PackagingUnitChange",
+    # Consumable review (inventory/models/review.py)
+    "DepartmentRevenue", "RatioRedLine", "WatchedItem",
 ]

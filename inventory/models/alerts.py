@@ -36,6 +36,9 @@ class Alert(models.Model):
         VBP_LAGGING = "VBP_LAGGING", _("VBP use lags the time elapsed (带量采购进度滞后)")
         VBP_SUBSTITUTE_USED = "VBP_SUBSTITUTE_USED", _("Non-VBP substitute used (非集采替代品使用)")
         VBP_RENEWAL = "VBP_RENEWAL", _("VBP contract ending: renew (带量采购合同即将到期)")
+        # Consumable review (services.review)
+        USE_ANOMALY = "USE_ANOMALY", _("Watched item: unusual use (重点监控耗材异常)")
+        RATIO_RED_LINE = "RATIO_RED_LINE", _("耗占比 above the red line")
 
     class Severity(models.TextChoices):
         INFO = "INFO", _("Info")

@@ -28,6 +28,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("web:alerts", _("Alerts"), EVERYONE),
     NavItem("web:receiving", _("Receiving"), STOCK_HANDLERS),
     NavItem("web:purchasing", _("Purchasing"), READERS),
+    NavItem("web:review", _("Consumable review"), READERS),
     NavItem("web:moves", _("Transfers and returns"), STOCK_HANDLERS),
     NavItem("web:processing", _("Processing"), STOCK_HANDLERS),
     NavItem("web:cabinets", _("Smart cabinets"), EVERYONE),

@@ -21,6 +21,7 @@ from inventory.web.views import (
     receiving,
     reconciliation,
     requisitions,
+    review,
     station,
     stock,
     stocktake,
@@ -48,6 +49,7 @@ urlpatterns = [
     path("alerts/<int:pk>/resolve/", alerts.resolve, name="alert-resolve"),
     path("station/", station.choose_station, name="station"),
     path("his/", his.delivery_list, name="his-deliveries"),
+    path("review/", review.review, name="review"),
     # Operations: receiving (验收), smart cabinets, use at the bedside, transfers / returns / scraps.
     path("receiving/", receiving.note_list, name="receiving"),
     path("receiving/find/", receiving.find_note, name="receiving-find"),

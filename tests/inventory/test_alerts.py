@@ -705,7 +705,8 @@ def test_the_default_schedule_runs_every_job_and_can_be_applied_twice():
     notify = importlib.import_module("inventory.migrations.0016_alert_notifications")
     replenish = importlib.import_module("inventory.migrations.0020_requisitions_and_replenishment")
     processing = importlib.import_module("inventory.migrations.0023_processing")
-    stocktake = importlib.import_module("inventory.migrations.0024_stocktakes")
+    stocktakes = importlib.import_module("inventory.migrations.0024_stocktakes")
+    review = importlib.import_module("inventory.migrations.0028_review")
     PeriodicTask.objects.all().delete()
     for _ in range(2):
         migration.create_schedule(apps, None)
@@ -713,7 +714,8 @@ def test_the_default_schedule_runs_every_job_and_can_be_applied_twice():
         notify.create_schedule(apps, None)
         replenish.create_schedule(apps, None)
         processing.create_schedule(apps, None)
-        stocktake.create_schedule(apps, None)
+        stocktakes.create_schedule(apps, None)
+        review.create_schedule(apps, None)
 
     tasks = {json.loads(task.args)[0]: task for task in PeriodicTask.objects.filter(task=migration.TASK)}
     assert set(tasks) == set(JOBS) and len(tasks) == PeriodicTask.objects.count()
@@ -733,11 +735,13 @@ def test_the_default_schedule_runs_every_job_and_can_be_applied_twice():
     assert (tasks["alert_digest"].crontab.hour, tasks["alert_digest"].crontab.minute) == ("8", "0")
     assert (tasks["replenishment_suggestions"].crontab.hour, tasks["replenishment_suggestions"].crontab.minute) == (
         "5", "30")
+    assert (tasks["review_scan"].crontab.hour, tasks["review_scan"].crontab.minute) == ("6", "30")
 
     migration.delete_schedule(apps, None)
     later.delete_schedule(apps, None)
     notify.delete_schedule(apps, None)
     replenish.delete_schedule(apps, None)
     processing.delete_schedule(apps, None)
-    stocktake.delete_schedule(apps, None)
+    stocktakes.delete_schedule(apps, None)
+    review.delete_schedule(apps, None)
     assert not PeriodicTask.objects.exists()

@@ -71,7 +71,7 @@ def pages(world) -> dict[str, str]:
                                    payload='{"event_id": "e1", <img src="https://example.com/x.png">', payload_bytes=48,
                                    error_code="INVALID_JSON", error_detail="the message is not UTF-8 JSON")
     found = {
-        "web:dashboard": "/", "web:his-deliveries": "/his/?status=FAILING", "web:stock": "/stock/", "web:stock-lots": "/stock/lots/",
+        "web:dashboard": "/", "web:his-deliveries": "/his/?status=FAILING", "web:review": "/review/", "web:stock": "/stock/", "web:stock-lots": "/stock/lots/",
         "web:unit-trace": f"/units/{world.used.pk}/", "web:alerts": "/alerts/", "web:station": "/station/",
         "web:receiving": "/receiving/", "web:receiving-new": "/receiving/new/",
         "web:receiving-note": f"/receiving/{note.pk}/", "web:cabinets": "/cabinets/",
