@@ -51,6 +51,7 @@ from inventory.models.stock import (
     Unit,
     UnitStatus,
 )
+from inventory.models.recall import Recall, RecallItem
 from inventory.models.stocktake import StocktakeFinding, StocktakeLine, StocktakeSession
 from inventory.models.vbp import VbpAllocation, VbpContract, VbpExtension
 
@@ -78,4 +79,6 @@ __all__ = [
     "ParLevelProposal", "ReplenishmentSuggestion", "Requisition", "RequisitionLine",
     # Units of measure (inventory/models/catalog.py)
     "PackagingUnit", "PackagingUnitChange",
+    # Recalls (inventory/models/recall.py)
+    "Recall", "RecallItem",
 ]
