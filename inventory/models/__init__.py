@@ -37,6 +37,7 @@ from inventory.models.procurement import (
     PurchasePlan,
     PurchasePlanLine,
 )
+from inventory.models.recall import Recall, RecallItem
 from inventory.models.reconciliation import Finding, FindingDisposition, ReconciliationRun
 from inventory.models.reservations import StockReservation
 from inventory.models.stock import (
@@ -51,7 +52,6 @@ from inventory.models.stock import (
     Unit,
     UnitStatus,
 )
-from inventory.models.recall import Recall, RecallItem
 from inventory.models.stocktake import StocktakeFinding, StocktakeLine, StocktakeSession
 from inventory.models.vbp import VbpAllocation, VbpContract, VbpExtension
 
