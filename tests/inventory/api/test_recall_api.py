@@ -18,7 +18,7 @@ def open_by_api(client, product, **extra):
         "notice_date": TODAY.isoformat(), **extra}, format="json")
 
 
-def test_open_work_and_close_a_recall_over_the_api(operator, auditor, product, spread, quarantine, ortho_store,
+def test_open_work_and_close_a_recall_over_the_api(operator, auditor, product, spread, quarantine, ortho_store,  # noqa: F811
                                                      other_hospital):
     api = api_client_for(operator)
     opened = open_by_api(api, product)
@@ -67,7 +67,7 @@ def test_open_work_and_close_a_recall_over_the_api(operator, auditor, product, s
     assert (again.status_code, again.data["code"]) == (409, "RECALL_CLOSED")
 
 
-def test_implant_records_list_and_export(operator, auditor, product, spread, ortho_store):
+def test_implant_records_list_and_export(operator, auditor, product, spread, ortho_store):  # noqa: F811
     api = api_client_for(auditor)
     listed = api.get("/api/v1/implants/", {"encounter": "ZY2"})
     assert listed.status_code == 200
