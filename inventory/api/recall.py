@@ -55,7 +55,7 @@ class RecallItemSerializer(serializers.ModelSerializer):
                   "department", "used_at"]
 
 
-class ProgressSerializer(serializers.Serializer):
+class RecallProgressSerializer(serializers.Serializer):
     in_stock = serializers.IntegerField()
     located = serializers.IntegerField()
     returned = serializers.IntegerField()
@@ -81,7 +81,7 @@ class RecallDetailSerializer(RecallSerializer):
     class Meta(RecallSerializer.Meta):
         fields = [*RecallSerializer.Meta.fields, "progress", "items"]
 
-    @extend_schema_field(ProgressSerializer)
+    @extend_schema_field(RecallProgressSerializer)
     def get_progress(self, recall: Recall) -> dict:
         p = recalls.progress(recall)
         return {"in_stock": p.in_stock, "located": p.located, "returned": p.returned, "used": p.used,
@@ -105,7 +105,7 @@ class OpenRecallSerializer(serializers.Serializer):
     notice_date = BoundedDateField()
 
 
-class ScanSerializer(serializers.Serializer):
+class RecallScanSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=["quarantine", "return"])
     code = serializers.CharField(required=False, default="", allow_blank=True, max_length=300)
     item = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1)
@@ -121,12 +121,12 @@ class ScanSerializer(serializers.Serializer):
         return data
 
 
-class FollowUpSerializer(serializers.Serializer):
+class RecallFollowUpSerializer(serializers.Serializer):
     follow_up = serializers.ChoiceField(choices=[RecallItem.FollowUp.NOTIFIED, RecallItem.FollowUp.NOT_NEEDED])
     note = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
 
 
-class CloseSerializer(serializers.Serializer):
+class RecallCloseSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
 
 
@@ -180,10 +180,10 @@ class RecallScanView(APIView):
 
     write_roles = RECALL_WRITERS
 
-    @extend_schema(request=ScanSerializer, responses={200: RecallItemSerializer})
+    @extend_schema(request=RecallScanSerializer, responses={200: RecallItemSerializer})
     def post(self, request: Request, pk: int) -> Response:
         recall = _recall(request, pk)
-        data = validated(ScanSerializer, request)
+        data = validated(RecallScanSerializer, request)
         item = None
         if data.get("item"):
             item = recall.items.filter(pk=data["item"]).first()
@@ -207,11 +207,11 @@ class RecallFollowUpView(APIView):
 
     write_roles = FOLLOW_UP_WRITERS
 
-    @extend_schema(request=FollowUpSerializer, responses={200: RecallItemSerializer})
+    @extend_schema(request=RecallFollowUpSerializer, responses={200: RecallItemSerializer})
     def post(self, request: Request, pk: int, item_pk: int) -> Response:
         recall = _recall(request, pk)
         item = get_object_or_404(recall_items_visible_to(request.user, recall), pk=item_pk)
-        data = validated(FollowUpSerializer, request)
+        data = validated(RecallFollowUpSerializer, request)
         done = recalls.record_follow_up(recall=recall, item=item, user=request.user, follow_up=data["follow_up"],
                                         note=data["note"])
         return Response(RecallItemSerializer(done).data)
@@ -222,10 +222,10 @@ class RecallCloseView(APIView):
 
     write_roles = RECALL_WRITERS
 
-    @extend_schema(request=CloseSerializer, responses={200: RecallDetailSerializer})
+    @extend_schema(request=RecallCloseSerializer, responses={200: RecallDetailSerializer})
     def post(self, request: Request, pk: int) -> Response:
         recall = _recall(request, pk)
-        data = validated(CloseSerializer, request)
+        data = validated(RecallCloseSerializer, request)
         closed = recalls.close_recall(recall=recall, user=request.user, note=data["note"])
         return _detail(request, closed)
 

@@ -21,7 +21,7 @@ def recall_items_visible_to(user: User, recall: Recall) -> QuerySet:
 
 
 def implant_uses_visible_to(user: User, encounter: str = "") -> QuerySet:
-    if user.hospital is None:
+    if getattr(user, "hospital", None) is None:
         from inventory.models import Consumption
         return Consumption.objects.none()
     uses = implant_uses(user.hospital)
