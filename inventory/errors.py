@@ -612,6 +612,19 @@ class Refusal(Enum):
     REVENUE_ROW_INVALID = (
         400, "Row {row}: the value of {field} is not valid.", "第 {row} 行：{field} 的值无效。"
     )
+    # Recalls (召回)
+    RECALL_LOCKED = (
+        409, "{item} is under recall {recall}: it may only be quarantined, returned to the supplier or scrapped.",
+        "{item} 处于召回 {recall} 中：只能隔离、退回供应商或报损。",
+    )
+    RECALL_CLOSED = (409, "Recall {recall} is closed.", "召回 {recall} 已关闭。")
+    RECALL_NOT_CLOSABLE = (
+        409, "Recall {recall} cannot be closed: {count} in-stock item(s) are not yet quarantined or returned.",
+        "召回 {recall} 不能关闭：仍有 {count} 件在库物品未隔离或退回。",
+    )
+    RECALL_SCAN_NOT_AFFECTED = (
+        409, "{item} is not affected by recall {recall}.", "{item} 不在召回 {recall} 范围内。"
+    )
 
     @property
     def status(self) -> int:

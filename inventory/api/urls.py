@@ -40,5 +40,6 @@ urlpatterns = [
     path("", include("inventory.api.stocktake")),
     path("", include("inventory.api.purchasing")),
     path("", include("inventory.api.portal")),
+    path("", include("inventory.api.recall")),
     path("", include(router.urls)),
 ]

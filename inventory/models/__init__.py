@@ -37,6 +37,7 @@ from inventory.models.procurement import (
     PurchasePlan,
     PurchasePlanLine,
 )
+from inventory.models.recall import Recall, RecallItem
 from inventory.models.reconciliation import Finding, FindingDisposition, ReconciliationRun
 from inventory.models.reservations import StockReservation
 from inventory.models.review import DepartmentRevenue, RatioRedLine, WatchedItem
@@ -81,4 +82,6 @@ __all__ = [
     "PackagingUnit", "PackagingUnitChange",
     # Consumable review (inventory/models/review.py)
     "DepartmentRevenue", "RatioRedLine", "WatchedItem",
+    # Recalls (inventory/models/recall.py)
+    "Recall", "RecallItem",
 ]

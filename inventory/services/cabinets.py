@@ -37,6 +37,7 @@ from inventory.services.ledger import (
     move_unit,
     move_units,
     quarantine_problem,
+    recall_lock_problem,
     transition_problem,
 )
 from inventory.validators import refuse_personal_ids
@@ -202,7 +203,7 @@ def _apply(session: CabinetSession, diff: "CabinetDiff", device: object) -> None
                idempotency_keys=[f"cabinet-session:{session.pk}:expire:{unit.pk}" for unit in expired],
                note="expired unit not seen at door close: locked, not taken")
     move_units(units=taken, kind=Movement.Kind.CABINET_TAKE, to_status=UnitStatus.TAKEN, to_location=cabinet,
-               actor=actor, document=document, occurred_at=occurred_at,
+               actor=actor, document=document, occurred_at=occurred_at, reported_fact=True,
                idempotency_keys=[f"cabinet-session:{session.pk}:take:{unit.pk}" for unit in taken])
     move_units(units=diff.returned, kind=Movement.Kind.CABINET_RETURN, to_status=UnitStatus.IN_CABINET,
                to_location=cabinet, actor=actor, document=document, occurred_at=occurred_at,
@@ -393,7 +394,7 @@ def _scan_order(actor: Actor, hospital: Hospital, units: list[Unit], key: str, k
 def _scan_problem(unit: Unit, take: bool) -> Problem | None:
     """Why this unit cannot be taken (or put back) by scan, or None."""
     if take:
-        return (quarantine_problem(unit, releasing=False) or expiry_lock_problem(unit)
+        return (quarantine_problem(unit, releasing=False) or expiry_lock_problem(unit) or recall_lock_problem(unit)
                 or transition_problem(unit, UnitStatus.TAKEN))
     if unit.status != UnitStatus.TAKEN:
         return Problem(Refusal.ILLEGAL_TRANSITION, {

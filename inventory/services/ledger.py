@@ -30,6 +30,7 @@ from inventory.models import (
     Movement,
     Owner,
     Product,
+    Recall,
     StocktakeSession,
     Unit,
     UnitStatus,
@@ -109,6 +110,46 @@ def refuse_if_frozen(kind: str, from_location_ids: set[int | None]) -> None:
         raise Refused(Refusal.STOCKTAKE_FROZEN, location=location, session=session.pk)
 
 
+# Movements an open recall forbids for the stock it affects: only quarantine (a transfer into a
+# quarantine location), return to the supplier, scrap and the facts of a count or an expiry remain.
+RECALL_LOCKED_KINDS = frozenset({
+    Movement.Kind.PUTAWAY, Movement.Kind.TRANSFER, Movement.Kind.CABINET_TAKE, Movement.Kind.CONSUME,
+    Movement.Kind.DEPARTMENT_EXPENSE, Movement.Kind.PACK_IN, Movement.Kind.PACK_MADE,
+})
+
+
+def open_recall_of(*, product_id: int, lot: str, serial: str | None = None) -> Recall | None:
+    """The first open recall that covers this unit (`serial` given) or this lot of `product_id`."""
+    matches = Q(scope__in=[Recall.Scope.PRODUCT, Recall.Scope.UDI_DI]) | Q(scope=Recall.Scope.LOT, lot=lot)
+    if serial is not None:
+        matches |= Q(scope=Recall.Scope.SERIALS, serials__contains=[serial])
+    return (Recall.objects.filter(matches, status=Recall.Status.OPEN, product_id=product_id)
+            .select_related("product").order_by("pk").first())
+
+
+def recall_lock_problem(unit: Unit) -> Problem | None:
+    """Why `unit` may not be taken, issued, picked, packed or used: an open recall covers it."""
+    recall = open_recall_of(product_id=unit.product_id, lot=unit.lot, serial=unit.serial)
+    if recall is None:
+        return None
+    return Problem(Refusal.RECALL_LOCKED, {"item": f"SN {unit.serial}", "recall": recall.label}, unit.pk)
+
+
+def refuse_if_recalled(kind: str, to_location: Location | None, *, units: list[Unit] = (),
+                       product_id: int | None = None, lot: str = "") -> None:
+    """The one recall check of every stock movement: refuse (409 RECALL_LOCKED, naming the recall) a
+    `kind` of movement of recalled units or of a recalled lot, unless it goes into quarantine."""
+    if kind not in RECALL_LOCKED_KINDS:
+        return
+    if to_location is not None and to_location.kind == Location.Kind.QUARANTINE:
+        return
+    problems = [problem for unit in units if (problem := recall_lock_problem(unit))]
+    if product_id is not None and (recall := open_recall_of(product_id=product_id, lot=lot)) is not None:
+        problems.append(Problem(Refusal.RECALL_LOCKED, {"item": f"lot {lot}", "recall": recall.label}, lot))
+    if problems:
+        raise Refused(problems)
+
+
 def move_unit(
     *, unit: Unit, kind: str, to_status: str, to_location: Location | None, actor: Actor,
     idempotency_key: str, document: tuple[str, int], occurred_at: datetime.datetime | None = None,
@@ -120,6 +161,7 @@ def move_unit(
     occurred_at = occurred_at or timezone.now()
     refuse_closed_period(hospital_id=unit.hospital_id, moment=occurred_at)
     refuse_if_frozen(kind, {unit.location_id})
+    refuse_if_recalled(kind, to_location, units=[unit])
     movement = Movement.objects.create(
         hospital_id=unit.hospital_id, kind=kind, product_id=unit.product_id, unit=unit, lot=unit.lot,
         quantity=1, from_location_id=unit.location_id, to_location=to_location,
@@ -138,15 +180,18 @@ def move_unit(
 def move_units(
     *, units: list[Unit], kind: str, to_status: str, to_location: Location | None, actor: Actor,
     idempotency_keys: list[str], document: tuple[str, int], occurred_at: datetime.datetime,
-    reason_code: str = "", note: str = "",
+    reason_code: str = "", note: str = "", reported_fact: bool = False,
 ) -> list[Movement]:
     """`move_unit` for many units in one go (a cabinet close takes or puts back dozens): every
     transition checked first, then one INSERT of the movements and one UPDATE of the units.
-    All or nothing; the units must be locked by the caller."""
+    All or nothing; the units must be locked by the caller. `reported_fact`: a device reports what
+    already happened (a cabinet door close), which no recall lock can refuse."""
     problems = [problem for unit in units if (problem := transition_problem(unit, to_status))]
     if problems:
         raise Refused(problems)
     refuse_if_frozen(kind, {unit.location_id for unit in units})
+    if not reported_fact:
+        refuse_if_recalled(kind, to_location, units=units)
     if not units:
         return []
     refuse_closed_period(hospital_id=units[0].hospital_id, moment=occurred_at)
@@ -209,6 +254,7 @@ def move_lot(
     refuse_closed_period(hospital_id=product.hospital_id, moment=occurred_at)
     if source is not None:
         refuse_if_frozen(kind, {source.location_id})
+        refuse_if_recalled(kind, to_location, product_id=product.pk, lot=lot)
         if source.quantity < quantity:
             raise Refused(
                 Refusal.INSUFFICIENT_STOCK, lot=lot, location=source.location, available=source.quantity,

@@ -41,6 +41,7 @@ from inventory.models import (
     Hospital,
     Location,
     LotBalance,
+    Movement,
     PickedItem,
     PickList,
     PickListLine,
@@ -58,7 +59,7 @@ from inventory.selectors.scope import departments_of
 from inventory.selectors.units import resolve_scan
 from inventory.services import requisitions as requisition_service
 from inventory.services.idempotency import run_once
-from inventory.services.ledger import expiry_lock_problem
+from inventory.services.ledger import expiry_lock_problem, recall_lock_problem, refuse_if_recalled
 from inventory.services.reservations import lock_for_reserving, release_reservations, reserve_fefo
 from inventory.services.stock import LotQuantity, scrap, transfer_stock
 
@@ -261,7 +262,7 @@ def _unit_refusal(unit: Unit, source: Location) -> Problem | None:
         return Problem(Refusal.PICK_SCAN_NOT_AT_SOURCE, {"item": unit.serial, "location": unit.location or "—", "source": source})
     if source.kind == Location.Kind.QUARANTINE:
         return Problem(Refusal.QUARANTINE_RELEASE_REQUIRED, {"item": unit.serial, "location": source})
-    if problem := expiry_lock_problem(unit):
+    if problem := expiry_lock_problem(unit) or recall_lock_problem(unit):
         return problem
     if unit.status not in PICKABLE_UNIT_STATUSES:
         return Problem(Refusal.PICK_SCAN_NOT_PICKABLE, {"item": unit.serial, "status": unit.get_status_display()})
@@ -369,6 +370,7 @@ def _pick_lot(
                       location=elsewhere.location if elsewhere else "—", source=source)
     if balance.expiry is not None and balance.expiry < timezone.localdate():
         raise Refused(Refusal.LOT_EXPIRED_LOCKED, lot=balance.lot, expiry=balance.expiry)
+    refuse_if_recalled(Movement.Kind.TRANSFER, None, product_id=product.pk, lot=balance.lot)
     # The line that has this lot proposed, else the first line still to pick.
     proposals = {line.pk: _unpicked_proposal(line) for line in lines}
     line = next((line for line in lines if any(r.lot_balance_id == balance.pk for r in proposals[line.pk])), lines[0])

@@ -44,6 +44,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("web:picking", _("Picking"), STOCK_HANDLERS),
     NavItem("web:deliveries", _("Department receipt"), CLINICAL),
     NavItem("web:department-cost", _("Department cost"), EVERYONE),
+    NavItem("web:recalls", _("Recalls"), EVERYONE),
 )
 
 

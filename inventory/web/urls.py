@@ -1,5 +1,5 @@
 """The people's pages, at the site root. The API lives under /api/v1/ (inventory.api.urls)."""
-from django.urls import path
+from django.urls import path, re_path
 
 from inventory.web.views import (
     alerts,
@@ -18,6 +18,7 @@ from inventory.web.views import (
     portal,
     processing,
     purchasing,
+    recall,
     receiving,
     reconciliation,
     requisitions,
@@ -158,4 +159,10 @@ urlpatterns = [
     path("deliveries/<int:pk>/", distribution.delivery, name="delivery"),
     path("deliveries/<int:pk>/scan/", distribution.delivery_scan, name="delivery-scan"),
     path("deliveries/<int:pk>/slip.pdf", distribution.delivery_pdf, name="delivery-pdf"),
+    # Recalls (召回) and implant records (植入物登记).
+    path("recalls/", recall.recall_list, name="recalls"),
+    path("recalls/<int:pk>/", recall.recall_detail, name="recall"),
+    re_path(r"^recalls/(?P<pk>\d+)/export\.(?P<fmt>csv|xlsx|pdf)$", recall.recall_export, name="recall-export"),
+    path("implants/", recall.implant_list, name="implants"),
+    re_path(r"^implants/export\.(?P<fmt>csv|xlsx|pdf)$", recall.implant_export, name="implant-export"),
 ]

@@ -38,6 +38,7 @@ NOT_PAGES = {
     "web:stocktake-start", "web:stocktake-scan", "web:stocktake-lot", "web:stocktake-line", "web:stocktake-action",
     "web:stocktake-sheet", "web:stocktake-report",
     "web:purchase-order-close",
+    "web:recall-export", "web:implant-export",
     # The supplier portal: pages for a supplier's user (not the operator who tours the rest), checked
     # offline in tests/web/test_portal_browser.py; and its form posts.
     "web:portal", "web:portal-order", "web:portal-notice", "web:portal-notice-remove", "web:portal-notice-submit",
@@ -100,7 +101,18 @@ def pages(world) -> dict[str, str]:
     found["web:stocktakes"] = "/stocktakes/"
     found["web:stocktake"] = f"/stocktakes/{session.pk}/"
     found["web:stocktake-history"] = f"/stocktakes/locations/{world.warehouse.pk}/"
+    found.update({"web:recalls": "/recalls/", "web:recall": f"/recalls/{_a_recall(world).pk}/", "web:implants": "/implants/"})
     return found
+
+
+def _a_recall(world):
+    """A recall of one serial of the world's product (once per world)."""
+    from inventory.models import Recall
+    from inventory.services.recall import open_recall
+
+    return Recall.objects.order_by("pk").first() or open_recall(
+        hospital=world.warehouse.hospital, user=world.operator, scope=Recall.Scope.SERIALS, product=world.product,
+        serials=["SN-A1"], reason="offline check", source=Recall.Source.NMPA, notice_date=timezone.localdate())
 
 
 def _picked_and_dispatched(world):

@@ -11,7 +11,7 @@ from inventory.selectors.scope import visible_to
 from inventory.selectors.stock import StockScope
 from inventory.selectors.trace import unit_timeline
 from inventory.selectors.units import resolve_scan
-from inventory.web.access import READERS, may, web_page
+from inventory.web.access import READERS, STOCK_HANDLERS, may, web_page
 from inventory.web.problems import problems_of, scan_response, wants_json
 from inventory.web.views.station import gs_substitute_of
 
@@ -24,6 +24,7 @@ def unit_trace(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "web/trace/unit.html", {
         "timeline": unit_timeline(unit), "reads_history": may(request.user, READERS),
         "memberships": packs_of_member(unit), "set_partners": set_partners(unit),
+        "opens_recalls": may(request.user, STOCK_HANDLERS),
     })
 
 

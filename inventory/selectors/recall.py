@@ -1,0 +1,33 @@
+"""What a user may see of recalls and implant records: their hospital's; a nurse, the items of her
+departments only (stock at their locations, uses ordered by them)."""
+from django.db.models import Q, QuerySet
+
+from inventory.models import Recall, User
+from inventory.selectors.scope import departments_of, visible_to
+from inventory.services.recall import implant_uses
+
+
+def recalls_visible_to(user: User) -> QuerySet:
+    return visible_to(user, Recall.objects.select_related("product", "hospital", "opened_by", "closed_by"))
+
+
+def recall_items_visible_to(user: User, recall: Recall) -> QuerySet:
+    items = (recall.items.select_related("unit", "location", "consumption__department", "handled_by")
+             .order_by("kind", "pk"))
+    departments = departments_of(user)
+    if departments is not None:
+        items = items.filter(Q(location__department__in=departments) | Q(consumption__department__in=departments))
+    return items
+
+
+def implant_uses_visible_to(user: User, encounter: str = "") -> QuerySet:
+    if getattr(user, "hospital", None) is None:
+        from inventory.models import Consumption
+        return Consumption.objects.none()
+    uses = implant_uses(user.hospital)
+    if encounter:
+        uses = uses.filter(encounter=encounter)
+    departments = departments_of(user)
+    if departments is not None:
+        uses = uses.filter(department__in=departments)
+    return uses
