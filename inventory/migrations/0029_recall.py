@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('inventory', '0027_merged_choices_of_the_distribution_processing_stocktake_and_procurement_work'),
+        ('inventory', '0028_review'),
     ]
 
     operations = [
