@@ -162,6 +162,13 @@ def daily_stocktake_worklists() -> dict:
     return stocktake.build_daily_worklists()
 
 
+def vbp_scan() -> dict:
+    """VBP contracts lagging, substitutes used, renewals due (docs/procurement.md)."""
+    from inventory.services.vbp import scan_vbp
+
+    return scan_vbp().as_dict()
+
+
 JOBS: dict[str, Job] = {
     job.name: job for job in (
         Job("expiry_scan", "lock expired units; near-expiry and expired alerts (daily)", expiry_scan),
@@ -186,6 +193,7 @@ JOBS: dict[str, Job] = {
         Job("set_partner_scan", "set components used without their partner (hourly)", set_partner_scan),
         Job("daily_stocktake_worklists", "each department's daily dynamic check worklist (21:30)",
             daily_stocktake_worklists),
+        Job("vbp_scan", "VBP contracts lagging, substitutes used, renewals due (daily, 06:15)", vbp_scan),
     )
 }
 

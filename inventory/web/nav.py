@@ -43,6 +43,8 @@ NAV: tuple[NavItem, ...] = (
     NavItem("web:picking", _("Picking"), STOCK_HANDLERS),
     NavItem("web:deliveries", _("Department receipt"), CLINICAL),
     NavItem("web:department-cost", _("Department cost"), EVERYONE),
+    NavItem("web:vbp-contracts", _("VBP contracts"), READERS),
+    NavItem("web:complaints", _("Complaints and suspensions"), READERS),
 )
 
 
