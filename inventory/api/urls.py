@@ -39,5 +39,6 @@ urlpatterns = [
     path("", include("inventory.api.stocktake")),
     path("", include("inventory.api.purchasing")),
     path("", include("inventory.api.portal")),
+    path("", include("inventory.api.complaints")),
     path("", include(router.urls)),
 ]
