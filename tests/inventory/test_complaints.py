@@ -11,7 +11,13 @@ from inventory.actors import Actor
 from inventory.errors import Refused
 from inventory.models import Complaint, Suspension, Unit
 from inventory.services.complaints import decide_complaint, lift_suspension, record_complaint
-from inventory.services.purchasing import DemandLine, OrderLineInput, create_purchase_order, order_plan, plan_from_demand
+from inventory.services.purchasing import (
+    DemandLine,
+    OrderLineInput,
+    create_purchase_order,
+    order_plan,
+    plan_from_demand,
+)
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
 from tests import factories
 from tests.conftest import scan_every_line
