@@ -705,6 +705,7 @@ def test_the_default_schedule_runs_every_job_and_can_be_applied_twice():
     notify = importlib.import_module("inventory.migrations.0016_alert_notifications")
     replenish = importlib.import_module("inventory.migrations.0020_requisitions_and_replenishment")
     processing = importlib.import_module("inventory.migrations.0023_processing")
+    stocktakes = importlib.import_module("inventory.migrations.0024_stocktakes")
     vbp = importlib.import_module("inventory.migrations.0028_complaints_suspensions_and_vbp_scan")
     PeriodicTask.objects.all().delete()
     for _ in range(2):
@@ -713,6 +714,7 @@ def test_the_default_schedule_runs_every_job_and_can_be_applied_twice():
         notify.create_schedule(apps, None)
         replenish.create_schedule(apps, None)
         processing.create_schedule(apps, None)
+        stocktakes.create_schedule(apps, None)
         vbp.create_schedule(apps, None)
 
     tasks = {json.loads(task.args)[0]: task for task in PeriodicTask.objects.filter(task=migration.TASK)}
@@ -740,5 +742,6 @@ def test_the_default_schedule_runs_every_job_and_can_be_applied_twice():
     replenish.delete_schedule(apps, None)
     assert (tasks["vbp_scan"].crontab.hour, tasks["vbp_scan"].crontab.minute) == ("6", "15")
     processing.delete_schedule(apps, None)
+    stocktakes.delete_schedule(apps, None)
     vbp.delete_schedule(apps, None)
     assert not PeriodicTask.objects.exists()
