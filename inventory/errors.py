@@ -598,6 +598,26 @@ class Refusal(Enum):
     VBP_EXTENSION_NOT_LATER = (
         400, "An extension must end after the current end, {end}.", "顺延后的结束日须晚于当前结束日 {end}。"
     )
+    # Complaints and suspensions (services.complaints)
+    SUPPLIER_SUSPENDED = (
+        409,
+        "Supplier {supplier} is suspended since {since} after {count} upheld complaints: no new orders or "
+        "acceptance until an SPD operator lifts the suspension.",
+        "供应商 {supplier} 因 {count} 起成立的投诉自 {since} 起被暂停：在 SPD 运营人员解除暂停前不得下单或验收。",
+    )
+    PRODUCT_SUSPENDED = (
+        409,
+        "Product {product} is suspended since {since} after {count} upheld complaints: no new orders or "
+        "acceptance until an SPD operator lifts the suspension.",
+        "产品 {product} 因 {count} 起成立的投诉自 {since} 起被暂停：在 SPD 运营人员解除暂停前不得下单或验收。",
+    )
+    COMPLAINT_SUBJECT_MISSING = (
+        400, "A complaint is about a supplier, a product or both: name at least one.", "投诉须指明供应商或产品（至少一项）。"
+    )
+    COMPLAINT_ALREADY_DECIDED = (409, "This complaint was already decided: {outcome}.", "该投诉已有结论：{outcome}。")
+    COMPLAINT_REASON_MISSING = (400, "Give the reason for the outcome.", "请填写结论的理由。")
+    SUSPENSION_ALREADY_LIFTED = (409, "This suspension was already lifted on {date}.", "该暂停已于 {date} 解除。")
+    SUSPENSION_LIFT_REASON_MISSING = (400, "Lifting a suspension needs a reason.", "解除暂停需要填写原因。")
     AHP_INCONSISTENT = (
         400,
         "The pairwise comparisons are inconsistent: CR = {cr}, it must be below {limit}. Revise the judgements.",

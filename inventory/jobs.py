@@ -172,6 +172,13 @@ def review_scan() -> dict:
     return {"use_anomaly": anomalies, "red_line": red_lines}
 
 
+def vbp_scan() -> dict:
+    """VBP contracts lagging, substitutes used, renewals due (docs/procurement.md)."""
+    from inventory.services.vbp import scan_vbp
+
+    return scan_vbp().as_dict()
+
+
 JOBS: dict[str, Job] = {
     job.name: job for job in (
         Job("expiry_scan", "lock expired units; near-expiry and expired alerts (daily)", expiry_scan),
@@ -197,6 +204,7 @@ JOBS: dict[str, Job] = {
         Job("daily_stocktake_worklists", "each department's daily dynamic check worklist (21:30)",
             daily_stocktake_worklists),
         Job("review_scan", "watched items' unusual use and 耗占比 red lines (daily 06:30)", review_scan),
+        Job("vbp_scan", "VBP contracts lagging, substitutes used, renewals due (daily, 06:15)", vbp_scan),
     )
 }
 

@@ -316,6 +316,10 @@ SPD_HIS_TOKEN = env("SPD_HIS_TOKEN")
 SPD_HIS_SETTLEMENT_MAX_BYTES = int(env("SPD_HIS_SETTLEMENT_MAX_BYTES", str(20 * 1024 * 1024)))
 # The largest certificate scan a supplier may upload through the portal (PDF, PNG or JPEG).
 SPD_CERTIFICATE_MAX_BYTES = int(env("SPD_CERTIFICATE_MAX_BYTES", str(5 * 1024 * 1024)))
+# Complaints (services.complaints): more than THRESHOLD upheld written complaints about a supplier or
+# product received within PERIOD_DAYS suspend it from new orders and acceptance.
+SPD_COMPLAINT_SUSPENSION_THRESHOLD = int(env("SPD_COMPLAINT_SUSPENSION_THRESHOLD", "3"))
+SPD_COMPLAINT_PERIOD_DAYS = int(env("SPD_COMPLAINT_PERIOD_DAYS", "365"))
 # Any API request body (JSON, form fields) larger than this is refused with 413 before it is parsed;
 # multipart uploads may add SPD_HIS_SETTLEMENT_MAX_BYTES of file on top.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(env("SPD_MAX_BODY_BYTES", str(2 * 1024 * 1024)))

@@ -41,5 +41,6 @@ urlpatterns = [
     path("", include("inventory.api.purchasing")),
     path("", include("inventory.api.portal")),
     path("", include("inventory.api.recall")),
+    path("", include("inventory.api.complaints")),
     path("", include(router.urls)),
 ]

@@ -5,6 +5,7 @@ from inventory.models.billing import HisSettlementLine, SupplierSettlement, Supp
 from inventory.models.cabinets import CabinetSession
 from inventory.models.catalog import PackagingUnit, Product, SupplyAgreement, TrackingMode
 from inventory.models.clinical import Charge, ChargeDelivery, Consumption
+from inventory.models.complaints import Complaint, Suspension
 from inventory.models.distribution import ParLevelProposal, ReplenishmentSuggestion, Requisition, RequisitionLine
 from inventory.models.documents import AcceptanceRecord, DeliveryLine, DeliveryNote, ReceivingDraft, StockOrder
 from inventory.models.history import (
@@ -84,4 +85,6 @@ __all__ = [
     "DepartmentRevenue", "RatioRedLine", "WatchedItem",
     # Recalls (inventory/models/recall.py)
     "Recall", "RecallItem",
+    # Complaints and suspensions (inventory/models/complaints.py)
+    "Complaint", "Suspension",
 ]

@@ -163,6 +163,7 @@ def order_plan(*, actor: Actor, plan: PurchasePlan, promised_date: datetime.date
         today = timezone.localdate()
         for numbered in by_supplier.values():
             supplier = numbered[0][1].agreement.supplier
+            problems += _suspension_problems(locked.hospital, supplier, [line for _, line in numbered])
             for line_no, line in numbered:
                 problems += order_line_problems(
                     line, line_no=line_no, actor=actor, hospital=locked.hospital, supplier=supplier, day=today
@@ -183,6 +184,14 @@ def order_plan(*, actor: Actor, plan: PurchasePlan, promised_date: datetime.date
 
 
 # --- orders ---------------------------------------------------------------------------------------
+
+
+def _suspension_problems(hospital: Hospital, supplier: Supplier, lines: list[OrderLineInput]) -> list[Problem]:
+    """A suspended supplier or product (services.complaints) is not ordered: 409 naming the suspension."""
+    from inventory.services.complaints import suspension_problems
+
+    return suspension_problems(hospital_id=hospital.pk, supplier_id=supplier.pk,
+                               product_ids=[line.product.pk for line in lines])
 
 
 def order_line_problems(
@@ -234,7 +243,7 @@ def create_purchase_order(
         )
         for line in lines
     ]
-    problems = [
+    problems = _suspension_problems(hospital, supplier, lines) + [
         problem
         for line_no, line in enumerate(lines, start=1)
         for problem in order_line_problems(

@@ -40,6 +40,7 @@ from inventory.models import (
     UnitStatus,
     User,
 )
+from inventory.services.complaints import suspension_problems
 from inventory.services.idempotency import run_once
 from inventory.services.ledger import move_lot, move_unit
 from inventory.services.purchasing import OrderBook, delivery_order_problems, order_for_note
@@ -261,6 +262,12 @@ def accept_delivery_note(
         locked = DeliveryNote.objects.select_for_update().get(pk=note.pk)
         if locked.status == DeliveryNote.Status.ACCEPTED:
             raise Refused(Refusal.DELIVERY_ALREADY_ACCEPTED, number=locked.number)
+        suspended = suspension_problems(
+            hospital_id=locked.hospital_id, supplier_id=locked.supplier_id,
+            product_ids=locked.lines.filter(acceptance__isnull=True, product__isnull=False).values_list("product_id", flat=True),
+        )
+        if suspended:  # a suspended supplier or product (services.complaints) is not accepted
+            raise Refused(suspended)
         left_open = _decide_lines(
             locked, actor, gift_line_nos, put_away_to, idempotency_key,
             _UnscannedDecision(accept=accept_unscanned, reason=unscanned_reason),

@@ -45,6 +45,8 @@ NAV: tuple[NavItem, ...] = (
     NavItem("web:deliveries", _("Department receipt"), CLINICAL),
     NavItem("web:department-cost", _("Department cost"), EVERYONE),
     NavItem("web:recalls", _("Recalls"), EVERYONE),
+    NavItem("web:vbp-contracts", _("VBP contracts"), READERS),
+    NavItem("web:complaints", _("Complaints and suspensions"), READERS),
 )
 
 

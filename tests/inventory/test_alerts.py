@@ -707,6 +707,7 @@ def test_the_default_schedule_runs_every_job_and_can_be_applied_twice():
     processing = importlib.import_module("inventory.migrations.0023_processing")
     stocktakes = importlib.import_module("inventory.migrations.0024_stocktakes")
     review = importlib.import_module("inventory.migrations.0028_review")
+    vbp = importlib.import_module("inventory.migrations.0030_complaints_suspensions_and_vbp_scan")
     PeriodicTask.objects.all().delete()
     for _ in range(2):
         migration.create_schedule(apps, None)
@@ -716,6 +717,7 @@ def test_the_default_schedule_runs_every_job_and_can_be_applied_twice():
         processing.create_schedule(apps, None)
         stocktakes.create_schedule(apps, None)
         review.create_schedule(apps, None)
+        vbp.create_schedule(apps, None)
 
     tasks = {json.loads(task.args)[0]: task for task in PeriodicTask.objects.filter(task=migration.TASK)}
     assert set(tasks) == set(JOBS) and len(tasks) == PeriodicTask.objects.count()
@@ -741,7 +743,9 @@ def test_the_default_schedule_runs_every_job_and_can_be_applied_twice():
     later.delete_schedule(apps, None)
     notify.delete_schedule(apps, None)
     replenish.delete_schedule(apps, None)
+    assert (tasks["vbp_scan"].crontab.hour, tasks["vbp_scan"].crontab.minute) == ("6", "15")
     processing.delete_schedule(apps, None)
     stocktakes.delete_schedule(apps, None)
     review.delete_schedule(apps, None)
+    vbp.delete_schedule(apps, None)
     assert not PeriodicTask.objects.exists()

@@ -39,6 +39,7 @@ NOT_PAGES = {
     "web:stocktake-sheet", "web:stocktake-report",
     "web:purchase-order-close",
     "web:recall-export", "web:implant-export",
+    "web:complaint-decide", "web:suspension-lift",
     # The supplier portal: pages for a supplier's user (not the operator who tours the rest), checked
     # offline in tests/web/test_portal_browser.py; and its form posts.
     "web:portal", "web:portal-order", "web:portal-notice", "web:portal-notice-remove", "web:portal-notice-submit",
@@ -83,7 +84,7 @@ def pages(world) -> dict[str, str]:
         "web:history": "/history/", "web:job": f"/jobs/{job.pk}/", "web:department-cost": "/expensing/",
         "web:periods": "/periods/", "web:period-close": f"/periods/close/?month={timezone.localdate():%Y-%m-01}",
         "web:purchasing": "/purchasing/", "web:purchase-order-new": "/purchasing/new/",
-        "web:purchasing-report": "/purchasing/report/", "web:vbp-contracts": "/purchasing/vbp/", "web:product-prices": f"/products/{world.product.pk}/prices/", "web:purchase-order": f"/purchasing/{purchase_order.pk}/",
+        "web:purchasing-report": "/purchasing/report/", "web:vbp-contracts": "/purchasing/vbp/", "web:complaints": "/purchasing/complaints/", "web:product-prices": f"/products/{world.product.pk}/prices/", "web:purchase-order": f"/purchasing/{purchase_order.pk}/",
         "web:dead-letters": "/cabinets/rejected-messages/",
         "api-docs": "/api/docs/", "api-redoc": "/api/redoc/", "admin:index": "/admin/",
         "web:requisitions": "/requisitions/", "web:requisition-queue": "/distribution/queue/",
