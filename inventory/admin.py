@@ -3,6 +3,7 @@ that move stock are read-only; stock moves only through the services (API and we
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import URLField
+from django.utils import timezone
 
 from inventory import models
 
@@ -90,7 +91,12 @@ class SupplyAgreementAdmin(admin.ModelAdmin):
 
 @admin.register(models.ParLevel)
 class ParLevelAdmin(admin.ModelAdmin):
-    list_display = ("location", "product", "minimum", "target")
+    list_display = ("location", "product", "minimum", "target", "maximum", "updated_by", "updated_at")
+    readonly_fields = ("updated_by", "updated_at")
+
+    def save_model(self, request, obj, form, change) -> None:
+        obj.updated_by, obj.updated_at = request.user, timezone.now()
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(models.Movement)

@@ -16,15 +16,17 @@ def client_for(user) -> Client:
 
 
 @pytest.mark.postgres
-def test_the_page_shows_who_changed_a_price_and_both_values(operator, auditor, agreement):
-    api_client_for(operator).patch(f"/api/v1/supply-agreements/{agreement.pk}/", {"unit_price": "999.50"}, format="json")
+def test_the_page_shows_who_changed_a_product_and_both_values(operator, auditor, product):
+    # (a price is not edited in place: a price change is a new dated agreement, docs/procurement.md)
+    before = product.name
+    api_client_for(operator).patch(f"/api/v1/products/{product.pk}/", {"name": "改名后的支架"}, format="json")
 
-    page = client_for(auditor).get(reverse("web:history"), {"kind": "supply-agreements", "object": agreement.pk})
+    page = client_for(auditor).get(reverse("web:history"), {"kind": "products", "object": product.pk})
 
     assert page.status_code == 200
     html = page.content.decode()
-    assert "operator" in html and "unit_price" in html
-    assert "1200.00" in html and "999.50" in html
+    assert "operator" in html and "name" in html
+    assert before in html and "改名后的支架" in html
     assert html.count("data-change=") == 2  # the creation and the change
 
 
