@@ -43,6 +43,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("web:picking", _("Picking"), STOCK_HANDLERS),
     NavItem("web:deliveries", _("Department receipt"), CLINICAL),
     NavItem("web:department-cost", _("Department cost"), EVERYONE),
+    NavItem("web:department-count", _("Department count"), CLINICAL),
 )
 
 

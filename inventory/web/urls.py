@@ -104,6 +104,7 @@ urlpatterns = [
     path("reconciliation/<int:pk>/report.<str:report_format>", reconciliation.report, name="reconciliation-report"),
     # 科室耗材成本: what was expensed to each department (科室领用即消耗), with CSV / XLSX.
     path("expensing/", expensing.department_cost_page, name="department-cost"),
+    path("expensing/count/", expensing.department_count, name="department-count"),
     # Processing (加工): the station, a pack, its label and its break-up.
     path("processing/", processing.station, name="processing"),
     path("processing/packs/<int:pk>/", processing.pack_page, name="processing-pack"),
