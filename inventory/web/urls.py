@@ -14,6 +14,7 @@ from inventory.web.views import (
     history,
     jobs,
     moves,
+    packaging,
     period_close,
     portal,
     processing,
@@ -72,6 +73,7 @@ urlpatterns = [
     path("purchasing/<int:pk>/", purchasing.order_detail, name="purchase-order"),
     path("purchasing/<int:pk>/close/", purchasing.close_order, name="purchase-order-close"),
     path("products/<int:pk>/prices/", purchasing.product_prices, name="product-prices"),
+    path("products/<int:pk>/packaging/", packaging.product_packaging, name="product-packaging"),
     # The supplier portal (供应商门户): for a supplier's own users only.
     path("portal/", portal.home, name="portal"),
     path("portal/orders/<int:pk>/", portal.order_detail, name="portal-order"),
