@@ -563,6 +563,7 @@ def seed_demo(*, today: datetime.date | None = None) -> dict[str, int]:
         _stock_cabinet(context, LEAD, "CATH-CAB1")  # refilled with what the history (or the last demo) used
         _seed_units_and_expensing(context)
         _seed_distribution(context)
+        _seed_picking(context)
         # The alerts page has something on the first visit too (beat runs these scans later on).
         alerts.scan_certificates(today=context.today)
         for spec in HOSPITALS:
@@ -906,6 +907,50 @@ def _seed_distribution(context: _Context) -> None:
     create_requisition(user=operator, department=ortho, submit=True, note=f"{DEMO_NOTE}：待审批",
                        lines=[RequestedLine(product, 10) for product in low_value[3:5]])
     replenishment.replenish(hospital=hospital)
+
+
+def _seed_picking(context: _Context) -> None:
+    """The rest of the loop: a pick list in progress (the routine cath-lab requisition, its first lot
+    scanned) and a dispatched delivery awaiting the cath-lab nurse's receipt (a fourth requisition,
+    picked in full FEFO and dispatched into the department's IN_TRANSIT location). Created once."""
+    from inventory.models import PickList, StockReservation
+    from inventory.services import picking
+    from inventory.services.requisitions import RequestedLine, create_requisition
+
+    hospital = context.hospitals[LEAD]
+    if PickList.objects.filter(hospital=hospital).exists():
+        return
+    keeper, nurse = context.users["keeper"], context.users["nurse"]
+    warehouse, cath = context.locations[(LEAD, "CW")], context.departments[(LEAD, "CATH")]
+    routine = Requisition.objects.filter(hospital=hospital, note=f"{DEMO_NOTE}：日常补充",
+                                         status=Requisition.Status.APPROVED).first()
+    stocked = [product for product in Product.objects.filter(hospital=hospital, tracking=LOT, is_active=True,
+                                                             expensed_on_issue=False).order_by("internal_code")
+               if LotBalance.objects.filter(product=product, location=warehouse, quantity__gte=10).exists()]
+    if routine is None or len(stocked) < 2:
+        return
+
+    def scan_proposed(pick_list: PickList, *, first_only: bool) -> None:
+        for line in pick_list.lines.order_by("pk"):
+            held = StockReservation.objects.filter(holder_type="PICK_LIST_LINE", holder_id=line.pk, lot_balance__isnull=False).order_by("expiry", "pk")
+            for reservation in held[:1] if first_only else held:
+                label = gs1_label(line.product.udi_di, lot=reservation.lot, expiry=reservation.expiry)
+                picking.confirm_pick_scan(user=keeper, pick_list=pick_list, code=label, quantity=reservation.quantity)
+            if first_only:
+                return
+
+    in_progress = picking.create_pick_list(user=keeper, hospital=hospital, source_location=warehouse,
+                                           requisition_lines=list(routine.lines.order_by("pk")),
+                                           idempotency_key="demo-pick-in-progress")
+    scan_proposed(in_progress, first_only=True)
+
+    sent = create_requisition(user=nurse, department=cath, submit=True, note=f"{DEMO_NOTE}：已配送待签收",
+                              lines=[RequestedLine(product, 10) for product in stocked[-2:]])
+    dispatched = picking.create_pick_list(user=keeper, hospital=hospital, source_location=warehouse,
+                                          requisition_lines=list(sent.lines.order_by("pk")),
+                                          idempotency_key="demo-pick-dispatched")
+    scan_proposed(dispatched, first_only=False)
+    picking.dispatch_pick_list(user=keeper, pick_list=dispatched, idempotency_key="demo-dispatch")
 
 
 # --- Units of measure and department expensing (科室领用即消耗) ------------------------------------

@@ -47,6 +47,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("web:recalls", _("Recalls"), EVERYONE),
     NavItem("web:vbp-contracts", _("VBP contracts"), READERS),
     NavItem("web:complaints", _("Complaints and suspensions"), READERS),
+    NavItem("web:department-count", _("Department count"), CLINICAL),
 )
 
 

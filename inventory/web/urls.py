@@ -15,6 +15,7 @@ from inventory.web.views import (
     history,
     jobs,
     moves,
+    packaging,
     period_close,
     portal,
     processing,
@@ -79,6 +80,7 @@ urlpatterns = [
     path("purchasing/<int:pk>/", purchasing.order_detail, name="purchase-order"),
     path("purchasing/<int:pk>/close/", purchasing.close_order, name="purchase-order-close"),
     path("products/<int:pk>/prices/", purchasing.product_prices, name="product-prices"),
+    path("products/<int:pk>/packaging/", packaging.product_packaging, name="product-packaging"),
     # The supplier portal (供应商门户): for a supplier's own users only.
     path("portal/", portal.home, name="portal"),
     path("portal/orders/<int:pk>/", portal.order_detail, name="portal-order"),
@@ -111,6 +113,7 @@ urlpatterns = [
     path("reconciliation/<int:pk>/report.<str:report_format>", reconciliation.report, name="reconciliation-report"),
     # 科室耗材成本: what was expensed to each department (科室领用即消耗), with CSV / XLSX.
     path("expensing/", expensing.department_cost_page, name="department-cost"),
+    path("expensing/count/", expensing.department_count, name="department-count"),
     # Processing (加工): the station, a pack, its label and its break-up.
     path("processing/", processing.station, name="processing"),
     path("processing/packs/<int:pk>/", processing.pack_page, name="processing-pack"),

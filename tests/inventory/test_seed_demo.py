@@ -291,7 +291,22 @@ def test_the_demo_shows_the_distribution_loop_once(seeded):
     assert ParLevel.objects.filter(location__hospital__is_lead=True).count() == 12
     assert ReplenishmentSuggestion.objects.filter(status="OPEN").exists()
     seed_demo()
-    assert Requisition.objects.count() == 3 and ParLevel.objects.count() == 12
+    assert Requisition.objects.count() == 4 and ParLevel.objects.count() == 12
+
+
+@pytest.mark.django_db
+def test_the_demo_has_a_pick_list_in_progress_and_a_delivery_awaiting_receipt(seeded):
+    from inventory.models import Delivery, PickedItem, PickList, Requisition
+
+    in_progress = PickList.objects.get(status=PickList.Status.OPEN)
+    assert PickedItem.objects.filter(line__pick_list=in_progress).exists()
+    assert in_progress.lines.filter(is_open=True).exists()
+    delivery = Delivery.objects.get()
+    assert delivery.received_at is None and delivery.department.code == "CATH"
+    assert Requisition.objects.get(note__endswith="已配送待签收").status == Requisition.Status.DISPATCHED
+    assert Movement.objects.filter(to_location=delivery.in_transit_location, kind=Movement.Kind.TRANSFER).exists()
+    seed_demo()
+    assert PickList.objects.count() == 2 and Delivery.objects.count() == 1
 
 
 @pytest.mark.django_db

@@ -81,7 +81,7 @@ def pages(world) -> dict[str, str]:
         "web:moves-return": "/moves/return/", "web:moves-scrap": "/moves/scrap/",
         "web:moves-order": f"/moves/orders/{order.pk}/", "web:reconciliation": "/reconciliation/",
         "web:receiving-review": f"/receiving/{open_note.pk}/review/", "web:moves-release": "/moves/release/",
-        "web:history": "/history/", "web:job": f"/jobs/{job.pk}/", "web:department-cost": "/expensing/",
+        "web:history": "/history/", "web:job": f"/jobs/{job.pk}/", "web:department-cost": "/expensing/", "web:department-count": "/expensing/count/", "web:product-packaging": f"/products/{world.lot_product.pk}/packaging/",
         "web:periods": "/periods/", "web:period-close": f"/periods/close/?month={timezone.localdate():%Y-%m-01}",
         "web:purchasing": "/purchasing/", "web:purchase-order-new": "/purchasing/new/",
         "web:purchasing-report": "/purchasing/report/", "web:vbp-contracts": "/purchasing/vbp/", "web:complaints": "/purchasing/complaints/", "web:product-prices": f"/products/{world.product.pk}/prices/", "web:purchase-order": f"/purchasing/{purchase_order.pk}/",

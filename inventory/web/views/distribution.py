@@ -53,6 +53,7 @@ def _open_lines(request: HttpRequest) -> QuerySet:
         )
         .exclude(pick_list_lines__is_open=True)
         .select_related("requisition__department", "requisition__location", "product")
+        .prefetch_related("product__packaging_units")
         .order_by("-requisition__urgency", "requisition__submitted_at", "requisition_id", "pk")
     )
 
@@ -92,7 +93,8 @@ def pick_lists(request: HttpRequest) -> HttpResponse:
 def pick_list(request: HttpRequest, pk: int) -> HttpResponse:
     """One pick list: what to take (FEFO), what was taken, and the scan field to confirm."""
     pick_list = _pick_list(request, pk)
-    lines = list(pick_list.lines.select_related("product", "destination", "requisition_line__requisition").order_by("pk"))
+    lines = list(pick_list.lines.select_related("product", "destination", "requisition_line__requisition")
+                 .prefetch_related("product__packaging_units").order_by("pk"))
     held = StockReservation.objects.filter(
         holder_type=StockReservation.Holder.PICK_LIST_LINE, holder_id__in=[line.pk for line in lines], is_active=True,
     ).select_related("unit").order_by("expiry", "lot", "pk")
@@ -214,7 +216,8 @@ def _scans(request: HttpRequest, delivery: Delivery) -> dict[str, int]:
 def delivery(request: HttpRequest, pk: int) -> HttpResponse:
     """Receive a delivery: every item as dispatched unless a row says otherwise."""
     delivery = _delivery(request, pk)
-    items = list(delivery.items.select_related("product", "unit").order_by("pk"))
+    items = list(delivery.items.select_related("product", "unit").prefetch_related("product__packaging_units")
+                 .order_by("pk"))
     if request.method == "POST":
         decisions = {}
         for item in items:

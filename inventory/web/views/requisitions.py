@@ -142,7 +142,8 @@ def _visible(request: HttpRequest, pk: int) -> Requisition:
 @web_page(EVERYONE)
 def requisition_detail(request: HttpRequest, pk: int) -> HttpResponse:
     requisition = _visible(request, pk)
-    lines = list(requisition.lines.select_related("product").order_by("pk"))
+    lines = list(requisition.lines.select_related("product").prefetch_related("product__packaging_units")
+                 .order_by("pk"))
     can_request = may(request.user, CLINICAL) and service.may_request_for(request.user, requisition.department)
     handles_stock = may(request.user, STOCK_HANDLERS)
     return render(request, "web/requisitions/detail.html", {
@@ -263,7 +264,8 @@ def requisition_action(request: HttpRequest, pk: int, action: str) -> HttpRespon
 def work_queue(request: HttpRequest) -> HttpResponse:
     queue = selectors.work_queue(selectors.requisitions_visible_to(request.user))[:LIST_LIMIT]
     suggestions = selectors.suggestions_visible_to(request.user).filter(
-        status=ReplenishmentSuggestion.Status.OPEN).order_by("location__code", "product__internal_code")
+        status=ReplenishmentSuggestion.Status.OPEN).order_by("location__code", "product__internal_code") \
+        .prefetch_related("product__packaging_units")
     proposals = selectors.proposals_visible_to(request.user).filter(
         status=ParLevelProposal.Status.PENDING).order_by("par_level__location__code")
     return render(request, "web/requisitions/queue.html", {
