@@ -102,8 +102,10 @@ def test_the_nightly_job_survives_a_worker_killed_mid_run(
 ):
     settings.MEDIA_ROOT = tmp_path / "media"  # where the workers store the reports (env below)
     day = nightly_day()
-    [unit] = stock_units(Actor(user=keeper), supplier, cath_lab_store, product, ["W001"])
     moment = datetime.datetime.combine(day, datetime.time(10), tzinfo=timezone.get_default_timezone())
+    with monkeypatch.context() as clock:  # received that morning, used at 10:00 (the ledger's order)
+        clock.setattr(timezone, "now", lambda: moment - datetime.timedelta(hours=2))
+        [unit] = stock_units(Actor(user=keeper), supplier, cath_lab_store, product, ["W001"])
     consume_unit(actor=Actor(user=keeper), hospital=hospital, unit=unit, idempotency_key="use-w001",
                  context=ClinicalContext(encounter="ZY-W001", department=cath_lab_store.department, occurred_at=moment))
     database = connection.settings_dict
