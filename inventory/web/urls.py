@@ -107,6 +107,7 @@ urlpatterns = [
     # Processing (加工): the station, a pack, its label and its break-up.
     path("processing/", processing.station, name="processing"),
     path("processing/packs/<int:pk>/", processing.pack_page, name="processing-pack"),
+    path("processing/definitions/", processing.definitions, name="processing-definitions"),
     path("processing/packs/<int:pk>/label/", processing.pack_label, name="processing-pack-label"),
     path("processing/packs/<int:pk>/break/", processing.pack_break, name="processing-pack-break"),
     # Stocktakes (盘点): sessions, the count page, approval, count sheets and variance reports.

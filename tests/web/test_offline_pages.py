@@ -95,6 +95,7 @@ def pages(world) -> dict[str, str]:
     found.update({"web:picking": "/picking/", "web:pick-list": f"/picking/{pick_list.pk}/",
                   "web:deliveries": "/deliveries/", "web:delivery": f"/deliveries/{delivery.pk}/"})
     found["web:processing"] = "/processing/"
+    found["web:processing-definitions"] = "/processing/definitions/"
     found["web:processing-pack"] = f"/processing/packs/{_a_pack(world).pk}/"
     session = start_count(user=world.operator, hospital=world.warehouse.hospital, locations=[world.warehouse])
     found["web:stocktakes"] = "/stocktakes/"
