@@ -84,6 +84,7 @@ urlpatterns = [
     path("use/", bedside.use, name="bedside"),
     path("use/scan/", bedside.consume_scan, name="bedside-scan"),
     path("use/lot/", bedside.consume_lot_use, name="bedside-lot"),
+    path("use/pack/<int:pk>/", bedside.pack_use, name="bedside-pack"),
     path("use/<int:pk>/refund/", bedside.refund, name="bedside-refund"),
     path("moves/", moves.transfer, name="moves"),
     path("moves/return/", moves.return_units, name="moves-return"),

@@ -130,3 +130,56 @@ def test_a_product_twice_and_a_cycle_are_shown(keeper, lot_product, syringe_pack
 def test_a_nurse_may_not_write_definitions(hospital):
     nurse = factories.UserFactory(hospital=hospital, roles=["nurse"])
     assert signed_in(nurse).get("/processing/definitions/").status_code == 403
+
+
+def test_scanning_a_packs_label_at_the_bedside_uses_the_ticked_members(hospital, iol_set, ward):  # noqa: F811
+    from inventory.models import Consumption
+
+    nurse = factories.UserFactory(hospital=hospital, roles=["nurse"])
+    nurse.departments.add(ward.department)
+    client = signed_in(nurse)
+    query = f"encounter=ZY2026077&department={ward.department.pk}"
+    use_page = client.get(f"/use/?{query}")
+    context = {"encounter": "ZY2026077", "department": ward.department.pk, "query": query,
+               "idempotency_key": use_page.context["token"]}
+    pack_unit = iol_set.unit
+    scanned = client.post("/use/scan/", {**context, "code": pack_unit.udi})
+    assert scanned.status_code == 302 and scanned["Location"] == f"/use/pack/{iol_set.pk}/?{query}"
+    page = client.get(scanned["Location"])
+    assert 'data-member=' in page.content.decode() and not page.context["problems"]
+    lens = iol_set.members.get(unit__serial="IOL1")
+    form = {**context, "idempotency_key": page.context["key"], "member": [str(lens.pk)], "step": "chosen"}
+    used = client.post(f"/use/pack/{iol_set.pk}/", form)
+    assert used.status_code == 302
+    assert list(Consumption.objects.values_list("unit__serial", "encounter")) == [("IOL1", "ZY2026077")]
+    assert dict(iol_set.members.values_list("unit__serial", "state")) == {"IOL1": "USED", "INJ1": "LIVE"}
+
+
+def test_a_pack_with_an_expired_member_is_shown_locked_at_the_bedside(hospital, iol_set, ward):  # noqa: F811
+    import datetime
+
+    from django.utils import timezone
+
+    from inventory.models import Consumption, PackMember
+
+    PackMember.objects.filter(pack=iol_set, unit__serial="IOL1").update(
+        expiry=timezone.localdate() - datetime.timedelta(days=1))
+    nurse = factories.UserFactory(hospital=hospital, roles=["nurse"])
+    nurse.departments.add(ward.department)
+    client = signed_in(nurse)
+    query = f"encounter=ZY2026078&department={ward.department.pk}"
+    page = client.get(f"/use/pack/{iol_set.pk}/?{query}")
+    assert [p.code for p in page.context["problems"]] == ["PACK_MEMBER_EXPIRED"]
+    refused = client.post(f"/use/pack/{iol_set.pk}/", {
+        "encounter": "ZY2026078", "department": ward.department.pk, "query": query, "step": "all",
+        "idempotency_key": page.context["key"]})
+    assert refused.status_code == 409 and "IOL1" in refused.content.decode()
+    assert not Consumption.objects.exists()
+
+
+def test_a_nurse_of_another_department_cannot_open_the_pack(hospital, iol_set, ward):  # noqa: F811
+    nurse = factories.UserFactory(hospital=hospital, roles=["nurse"])
+    other = factories.DepartmentFactory(hospital=hospital, code="ICU", name="ICU")
+    nurse.departments.add(other)
+    page = signed_in(nurse).get(f"/use/pack/{iol_set.pk}/?encounter=ZY1&department={other.pk}")
+    assert page.status_code == 404
