@@ -172,6 +172,9 @@ class InventoryRowSerializer(serializers.Serializer):
     expensed = serializers.IntegerField(
         default=0, help_text="Expensed to the department (科室领用即消耗); 0 in runs made before the column existed"
     )
+    processed = serializers.IntegerField(
+        default=0, help_text="Net of processing (加工: into and out of packs); 0 in runs made before the column existed"
+    )
     closing = serializers.IntegerField()
 
 

@@ -80,6 +80,9 @@ _FLOW_COLUMNS = {
     "adjusted": (Movement.Kind.ADJUSTMENT,),
     # 科室领用即消耗: issued to the department as its cost, never billed (services/expensing.py)
     "expensed": (Movement.Kind.DEPARTMENT_EXPENSE,),
+    # 加工 (services/processing.py): members into a pack and out of it, the pack's own unit made and
+    # emptied. Net per product × location: out of one product at the station, into the pack product.
+    "processed": (Movement.Kind.PACK_IN, Movement.Kind.PACK_OUT, Movement.Kind.PACK_MADE, Movement.Kind.PACK_EMPTIED),
 }
 _NAMED_KINDS = [kind for kinds in _FLOW_COLUMNS.values() for kind in kinds]
 
@@ -94,7 +97,7 @@ def cents(amount: Decimal | int | None) -> Decimal:
 
 QUANTITY_COLUMNS = (
     "opening", "received", "transferred_in", "transferred_out", "consumed", "refunded", "returned", "scrapped",
-    "adjusted", "other", "expensed",
+    "adjusted", "other", "expensed", "processed",
 )
 
 
@@ -119,12 +122,14 @@ class FlowRow:
     adjusted: int = 0
     other: int = 0
     expensed: int = 0
+    processed: int = 0
 
     @property
     def closing(self) -> int:
         return (
             self.opening + self.received + self.transferred_in - self.transferred_out - self.consumed + self.refunded
             - self.returned - self.scrapped + self.adjusted + self.other - self.expensed
+            + self.processed
         )
 
     def is_empty(self) -> bool:
@@ -151,6 +156,7 @@ _FLOW_SQL_COLUMNS = (
     ("adjusted", _FLOW_COLUMNS["adjusted"], "net"),
     ("other", None, "net"),
     ("expensed", _FLOW_COLUMNS["expensed"], "out"),
+    ("processed", _FLOW_COLUMNS["processed"], "net"),
 )
 _FLOW_SUMS = {"net": "side * quantity", "out": "-side * quantity", "in_only": "quantity", "out_only": "quantity"}
 # A move that leaves a place for that same place (a put-away at acceptance onto the receiving

@@ -66,7 +66,7 @@ class ClinicalContext:
 
 def consume_unit(*, actor: Actor, hospital: Hospital, unit: Unit, context: ClinicalContext, idempotency_key: str) -> Consumption:
     """Use one high-value unit on an encounter; the unit must be taken or in stock in that department."""
-    _refuse_bad_context(actor, hospital, context)
+    refuse_bad_context(actor, hospital, context)
     if unit.hospital_id != hospital.pk:
         raise Refused(Refusal.NOT_FOUND, what="unit")
     payload = {"unit": unit.pk, **context.as_payload()}
@@ -84,7 +84,7 @@ def consume_unit(*, actor: Actor, hospital: Hospital, unit: Unit, context: Clini
         consumption = Consumption.objects.create(
             hospital=hospital, product=product, unit=locked, lot=locked.lot, quantity=1, location=locked.location,
             unit_price=locked.unit_cost, was_consignment=locked.owner == Owner.SUPPLIER, occurred_at=used_at,
-            recorded_by=actor.user, recorded_by_device=actor.device, **_clinical_fields(context),
+            recorded_by=actor.user, recorded_by_device=actor.device, **clinical_fields(context),
         )
         document = (Movement.DocumentType.CONSUMPTION, consumption.pk)
         key = f"{hospital.pk}:consume:{consumption.pk}"
@@ -93,7 +93,7 @@ def consume_unit(*, actor: Actor, hospital: Hospital, unit: Unit, context: Clini
                               document=document, occurred_at=used_at, note="consignment unit used: bought now")
         move_unit(unit=locked, kind=Movement.Kind.CONSUME, to_status=UnitStatus.CONSUMED, to_location=None,
                   actor=actor, idempotency_key=key, document=document, occurred_at=used_at)
-        _queue_charge(consumption, is_zero_cost=locked.is_gift or locked.unit_cost == 0)
+        queue_charge(consumption, is_zero_cost=locked.is_gift or locked.unit_cost == 0)
         return consumption
 
     consumption, _ = run_once(hospital=hospital, key=idempotency_key, operation="consume_unit", payload=payload,
@@ -114,7 +114,7 @@ def consume_lot(
     which the HIS and the reconciliation compare line by line; their amounts add up to the exact
     cost of the use. A gift layer is charged at zero and its charge flagged `is_zero_cost`.
     """
-    _refuse_bad_context(actor, hospital, context)
+    refuse_bad_context(actor, hospital, context)
     if product.hospital_id != hospital.pk or (location is not None and location.hospital_id != hospital.pk):
         raise Refused(Refusal.NOT_FOUND, what="product or location")
     if product.tracking != TrackingMode.LOT or quantity < 1 or not lot:
@@ -136,17 +136,17 @@ def consume_lot(
             raise Refused([problem])
         used_at = context.occurred_at or timezone.now()
         first = None
-        for draws in _draws_by_price(fifo_draw(source, quantity)):
+        for draws in draws_by_price(fifo_draw(source, quantity)):
             part = Consumption.objects.create(
                 hospital=hospital, product=product, lot=lot, quantity=sum(draw.quantity for draw in draws),
                 location=source.location, unit_price=draws[0].unit_cost, was_consignment=source.owner == Owner.SUPPLIER,
                 occurred_at=used_at, part_of=first, recorded_by=actor.user, recorded_by_device=actor.device,
-                **_clinical_fields(context),
+                **clinical_fields(context),
             )
             move_lot(product=product, lot=lot, quantity=part.quantity, source=source, to_location=None, layers=draws,
                      kind=Movement.Kind.CONSUME, actor=actor, idempotency_key=f"{hospital.pk}:consume:{part.pk}",
                      document=(Movement.DocumentType.CONSUMPTION, part.pk), occurred_at=used_at)
-            _queue_charge(part, is_zero_cost=draws[0].is_gift or draws[0].unit_cost == 0)
+            queue_charge(part, is_zero_cost=draws[0].is_gift or draws[0].unit_cost == 0)
             first = first or part
         return first
 
@@ -230,15 +230,20 @@ def _refund_part(
     ChargeDelivery.objects.create(charge=refund)
 
 
-def _draws_by_price(draws: list[LayerDraw]) -> list[list[LayerDraw]]:
-    """The layers drawn for one use, grouped by (purchase price, gift), in the order first drawn."""
+def draws_by_price(draws: list[LayerDraw]) -> list[list[LayerDraw]]:
+    """The layers drawn for one use, grouped by (purchase price, gift), in the order first drawn: a use
+    spanning cost layers is recorded as one consumption and one charge per group (零差率)."""
     groups: dict[tuple[Decimal, bool], list[LayerDraw]] = {}
     for draw in draws:
         groups.setdefault((draw.unit_cost, draw.is_gift), []).append(draw)
     return list(groups.values())
 
 
-def _refuse_bad_context(actor: Actor, hospital: Hospital, context: ClinicalContext) -> None:
+def refuse_bad_context(actor: Actor, hospital: Hospital, context: ClinicalContext) -> None:
+    """Refuse a clinical context no use may be recorded against: a personal identity number in any
+    field, an encounter that is not a HIS reference, another hospital's department (all problems at
+    once), or a department the person does not work for (NOT_YOUR_DEPARTMENT). Every path that
+    consumes stock on a patient (units, lots, packs) checks the context with this first."""
     problems = personal_id_problems(
         encounter=context.encounter, doctor=context.doctor, surgery_id=context.surgery_id,
         surgery_name=context.surgery_name,
@@ -309,14 +314,15 @@ def _refund_destination(consumption: Consumption, to_quarantine: bool) -> Locati
     return found
 
 
-def _clinical_fields(context: ClinicalContext) -> dict:
+def clinical_fields(context: ClinicalContext) -> dict:
+    """The context's fields as `Consumption` keyword arguments (encounter, department, surgery, doctor)."""
     return {
         "encounter": context.encounter, "department": context.department, "surgery_id": context.surgery_id,
         "surgery_name": context.surgery_name, "doctor": context.doctor,
     }
 
 
-def _queue_charge(consumption: Consumption, *, is_zero_cost: bool) -> Charge:
+def queue_charge(consumption: Consumption, *, is_zero_cost: bool) -> Charge:
     """The charge at the purchase price of that very unit or lot (零差率), and its outbox row.
 
     It is in the product's billing unit (约定计价单位): a use that is not a whole number of them is

@@ -47,11 +47,11 @@ from inventory.selectors.units import resolve_scans
 from inventory.services import alerts
 from inventory.services.consumption import (
     ClinicalContext,
-    _clinical_fields,
-    _draws_by_price,
-    _queue_charge,
-    _refuse_bad_context,
+    clinical_fields,
     consume_unit,
+    draws_by_price,
+    queue_charge,
+    refuse_bad_context,
 )
 from inventory.services.idempotency import run_once
 from inventory.services.labels import internal_gtin, pack_serial
@@ -456,7 +456,7 @@ def use_pack(
     """Use a whole pack (or the members named) on an encounter: each member used is consumed with its
     own charge at its own cost (零差率), once; the rest stays in the pack, in the department. An
     expired member locks the whole pack, named in the refusal."""
-    _refuse_bad_context(actor, hospital, context)
+    refuse_bad_context(actor, hospital, context)
     if pack.hospital_id != hospital.pk:
         raise Refused(Refusal.NOT_FOUND, what="resource")
     payload = {"pack": pack.pk, "members": sorted(member_ids) if member_ids is not None else None,
@@ -510,16 +510,16 @@ def _consume_member_lot(actor, hospital, member: PackMember, location: Location,
     source = LotBalance.objects.select_for_update(of=("self",)).get(product=product, lot=member.lot, location=location)
     used_at = context.occurred_at or now
     first = None
-    for draws in _draws_by_price(_layers(member)):
+    for draws in draws_by_price(_layers(member)):
         part = Consumption.objects.create(
             hospital=hospital, product=product, lot=member.lot, quantity=sum(draw.quantity for draw in draws),
             location=location, unit_price=draws[0].unit_cost, was_consignment=False, occurred_at=used_at,
-            part_of=first, recorded_by=actor.user, recorded_by_device=actor.device, **_clinical_fields(context),
+            part_of=first, recorded_by=actor.user, recorded_by_device=actor.device, **clinical_fields(context),
         )
         move_lot(product=product, lot=member.lot, quantity=part.quantity, source=source, to_location=None,
                  layers=draws, kind=Movement.Kind.CONSUME, actor=actor, idempotency_key=f"{hospital.pk}:consume:{part.pk}",
                  document=(Movement.DocumentType.CONSUMPTION, part.pk), occurred_at=used_at)
-        _queue_charge(part, is_zero_cost=draws[0].is_gift or draws[0].unit_cost == 0)
+        queue_charge(part, is_zero_cost=draws[0].is_gift or draws[0].unit_cost == 0)
         first = first or part
     return first
 

@@ -72,14 +72,14 @@ FINDINGS_HEADER = [
 ]
 INVENTORY_HEADER = [
     "库位编码", "库位", "院内码", "产品名称", "期初", "入库", "调入", "调出", "使用", "退费回库", "退货", "报损", "盘点调整",
-    "其他", "科室领用", "期末",
+    "其他", "科室领用", "加工", "期末",
 ]
 _FIRST_QUANTITY = INVENTORY_HEADER.index("期初")
 # The 进销存 of the PDF: per location, its number of rows in the table and each quantity column summed.
 LOCATION_TOTALS_HEADER = ["库位编码", "库位", "明细行数", *INVENTORY_HEADER[_FIRST_QUANTITY:]]
 _INVENTORY_COLUMNS = (
     "location_code", "location_name", "product_code", "product_name", "opening", "received", "transferred_in",
-    "transferred_out", "consumed", "refunded", "returned", "scrapped", "adjusted", "other", "expensed", "closing",
+    "transferred_out", "consumed", "refunded", "returned", "scrapped", "adjusted", "other", "expensed", "processed", "closing",
 )
 _FORMATS = {
     "csv": "text/csv",

@@ -93,6 +93,7 @@ urlpatterns = [
     path("use/", bedside.use, name="bedside"),
     path("use/scan/", bedside.consume_scan, name="bedside-scan"),
     path("use/lot/", bedside.consume_lot_use, name="bedside-lot"),
+    path("use/pack/<int:pk>/", bedside.pack_use, name="bedside-pack"),
     path("use/<int:pk>/refund/", bedside.refund, name="bedside-refund"),
     path("moves/", moves.transfer, name="moves"),
     path("moves/return/", moves.return_units, name="moves-return"),
@@ -117,6 +118,7 @@ urlpatterns = [
     # Processing (加工): the station, a pack, its label and its break-up.
     path("processing/", processing.station, name="processing"),
     path("processing/packs/<int:pk>/", processing.pack_page, name="processing-pack"),
+    path("processing/definitions/", processing.definitions, name="processing-definitions"),
     path("processing/packs/<int:pk>/label/", processing.pack_label, name="processing-pack-label"),
     path("processing/packs/<int:pk>/break/", processing.pack_break, name="processing-pack-break"),
     # Stocktakes (盘点): sessions, the count page, approval, count sheets and variance reports.

@@ -300,3 +300,25 @@ def test_actor_is_recorded_on_every_processing_movement(keeper, keeper_actor, sy
     pack = assemble(Actor(user=keeper), syringe_pack, stocked_station, [lot_scan(lot_product, "L-EARLY", 10, EARLY)])
     assert set(Movement.objects.filter(document_type="PACK", document_id=pack.pk)
                .values_list("actor_user", flat=True)) == {keeper.pk}
+
+
+def test_the_stock_flow_table_has_its_own_processing_column_and_balances(
+    keeper_actor, hospital, syringe_pack, stocked_station, lot_product
+):
+    start = timezone.now() - datetime.timedelta(minutes=1)
+    pack = assemble(keeper_actor, syringe_pack, stocked_station, [lot_scan(lot_product, "L-EARLY", 10, EARLY)])
+
+    def rows():
+        return {(row.product_id, row.location_id): row
+                for row in stock_flows(hospital, start, timezone.now() + datetime.timedelta(minutes=1))}
+
+    made = rows()
+    members, packs = made[(lot_product.pk, stocked_station.pk)], made[(pack.unit.product_id, stocked_station.pk)]
+    assert (members.received, members.processed, members.other, members.closing) == (35, -10, 0, 25)
+    assert (packs.processed, packs.other, packs.closing) == (1, 0, 1)
+    break_pack(actor=keeper_actor, hospital=hospital, pack=pack, idempotency_key="break-flows")
+    broken = rows()
+    members = broken[(lot_product.pk, stocked_station.pk)]
+    assert (members.processed, members.other, members.closing) == (0, 0, 35)
+    assert (pack.unit.product_id, stocked_station.pk) not in broken  # made and emptied in the period: no row
+    assert ledger_against_stock(hospital) == []

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 NOT_PAGES = {
     "web:logout", "web:alert-acknowledge", "web:alert-resolve", "web:receiving-draft", "web:receiving-draft-scan",
     "web:receiving-draft-lot", "web:receiving-draft-remove", "web:receiving-draft-discard", "web:receiving-note-scan",
-    "web:receiving-accept", "web:bedside-scan", "web:bedside-lot", "web:bedside-refund", "web:moves-scan",
+    "web:receiving-accept", "web:bedside-scan", "web:bedside-lot", "web:bedside-pack", "web:bedside-refund", "web:moves-scan",
     "web:reconciliation-start", "web:reconciliation-rerun", "web:reconciliation-report", "web:product-suggestions",
     "web:scan", "web:receiving-find", "web:receiving-draft-quantity", "web:receiving-record", "web:moves-order-pdf",
     "web:job-status", "web:job-download", "web:reconciliation-reports-status", "web:reconciliation-findings-export",
@@ -97,6 +97,7 @@ def pages(world) -> dict[str, str]:
     found.update({"web:picking": "/picking/", "web:pick-list": f"/picking/{pick_list.pk}/",
                   "web:deliveries": "/deliveries/", "web:delivery": f"/deliveries/{delivery.pk}/"})
     found["web:processing"] = "/processing/"
+    found["web:processing-definitions"] = "/processing/definitions/"
     found["web:processing-pack"] = f"/processing/packs/{_a_pack(world).pk}/"
     session = start_count(user=world.operator, hospital=world.warehouse.hospital, locations=[world.warehouse])
     found["web:stocktakes"] = "/stocktakes/"

@@ -30,10 +30,11 @@ from django.views.decorators.http import require_POST
 
 from inventory.actors import Actor
 from inventory.errors import Refusal, Refused
-from inventory.models import Charge, Consumption, Department, Location, LotBalance, Movement
+from inventory.models import Charge, Consumption, Department, Location, LotBalance, Movement, Pack, PackMember
 from inventory.selectors.scope import departments_of, visible_to
 from inventory.selectors.stock import StockScope
 from inventory.selectors.units import find_unit_by_udi
+from inventory.services import processing
 from inventory.services.consumption import ClinicalContext, consume_lot, consume_unit, refund_consumption
 from inventory.templatetags.spd_web import money
 from inventory.validators import is_his_reference, looks_like_personal_id
@@ -226,6 +227,9 @@ def consume_scan(request: HttpRequest) -> HttpResponse:
         token = posted_key(request, "use")
         key = f"{token}-{hashlib.sha256(code.encode()).hexdigest()[:16]}"
         unit = find_unit_by_udi(hospital, code)
+        if (pack := Pack.objects.filter(unit=unit, hospital=hospital).first()) is not None:
+            # A pack's label: its members are used (and billed), on the pack's own page.
+            return _to_pack(request, pack, context)
         consumption = consume_unit(actor=Actor(user=request.user), hospital=hospital, unit=unit, context=context,
                                    idempotency_key=key)
     except Refused as refused:
@@ -268,6 +272,63 @@ def consume_lot_use(request: HttpRequest) -> HttpResponse:
         "product": consumption.product.name, "lot": consumption.lot, "quantity": sum(p.quantity for p in parts),
         "encounter": consumption.encounter, "amount": money(sum(p.amount for p in parts))})
     return _back(request)
+
+
+def _to_pack(request: HttpRequest, pack: Pack, context: ClinicalContext) -> HttpResponse:
+    location = pack.unit.location
+    if location is None or location.department_id != context.department.pk:
+        raise Refused(Refusal.UNIT_NOT_IN_DEPARTMENT, unit=pack.unit.serial, location=location or "—",
+                      department=context.department)
+    query = request.POST.get("query", "")
+    url = reverse("web:bedside-pack", args=[pack.pk]) + (f"?{query}" if query else "")
+    if wants_json(request):
+        return scan_answer(ok=True, message=_("Pack %(serial)s: choose what is used.") % {"serial": pack.unit.serial},
+                           redirect=url)
+    return redirect(url)
+
+
+def _usable_pack(request: HttpRequest, pk: int) -> Pack:
+    """A pack in one of the person's departments (a nurse sees only hers)."""
+    packs = Pack.objects.filter(hospital=hospital_for(request), unit__location__department__in=departments_for(request))
+    return get_object_or_404(packs.select_related("unit__location", "unit__product", "definition"), pk=pk)
+
+
+@web_page(BEDSIDE)
+def pack_use(request: HttpRequest, pk: int) -> HttpResponse:
+    """Use a scanned pack on the page's encounter: the whole pack, or the members ticked (`use_pack`).
+    A pack with an expired member is locked: the page says which member, and nothing can be used."""
+    pack = _usable_pack(request, pk)
+    source = request.POST if request.method == "POST" else request.GET
+    form = ContextForm(source if "encounter" in source else None, request=request)
+    if not (form.is_bound and form.is_valid()):
+        return redirect(reverse("web:bedside") + (f"?{request.GET.urlencode()}" if request.GET else ""))
+    context, problems, status = form.context(), [], 200
+    query = request.POST.get("query", "") if request.method == "POST" else request.GET.urlencode()
+    if request.method == "POST":
+        chosen = None
+        if request.POST.get("step") != "all":
+            chosen = [int(pk) for pk in request.POST.getlist("member") if pk.isdigit()]
+        try:
+            processing.use_pack(actor=Actor(user=request.user), hospital=hospital_for(request), pack=pack,
+                                context=context, idempotency_key=posted_key(request, "use-pack"), member_ids=chosen)
+        except Refused as refused:
+            problems, status = problems_of(refused), refused.status
+        else:
+            messages.success(request, _("Used from pack %(serial)s on %(encounter)s.")
+                             % {"serial": pack.unit.serial, "encounter": context.encounter})
+            return redirect(reverse("web:bedside") + (f"?{query}" if query else ""))
+    members = list(pack.members.filter(state=PackMember.State.LIVE).select_related("product", "unit").order_by("pk"))
+    today = timezone.localdate()
+    if not problems:
+        expired = next((member for member in members if member.expiry and member.expiry < today), None)
+        if expired is not None:  # said before the nurse tries: the service refuses the same way
+            problems = problems_of(Refused(Refusal.PACK_MEMBER_EXPIRED, pack=pack.unit.serial,
+                                           member=processing.member_name(expired), expiry=expired.expiry))
+    return render(request, "web/bedside/pack.html", {
+        "pack": pack, "members": members, "context": context, "query": query, "problems": problems,
+        "key": request.POST.get("idempotency_key") if problems and request.method == "POST"
+        else new_form_key("use-pack"), "today": today,
+    }, status=status)
 
 
 def _back(request: HttpRequest) -> HttpResponse:
