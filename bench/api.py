@@ -141,7 +141,7 @@ def _clients(context: Context) -> list[_Client]:
 def _use(context: Context, client: _Client, n: int) -> dict:
     unit = client.units.pop()
     client.used.append(unit)
-    return {"unit": unit, "department": client.department, "encounter": f"ZYB{context.run_id}{unit}",
+    return {"unit": unit, "department": client.department, "encounter": f"ZYB{context.run_id}-{unit}",
             "idempotency_key": f"bench-{context.run_id}-{unit}"}
 
 

@@ -22,7 +22,11 @@ def test_every_benchmark_runs_once_and_reports_its_figures(tmp_path, settings):
     written = json.loads((tmp_path / "latest.json").read_text())
     figures = written["figures"]
     assert {figure["benchmark"] for figure in figures} == set(BENCHMARKS)
-    assert all(figure["available"] and len(figure["samples"]) == 1 for figure in figures)
+    # Once each, except the monthly close: one sample per month of the dataset's history.
+    once = [figure for figure in figures if "median of the months" not in figure["figure"]]
+    missing = [(figure["benchmark"], figure["figure"], figure.get("note")) for figure in figures
+               if not figure["available"] or (figure in once and len(figure["samples"]) != 1)]
+    assert not missing
     assert all(figure["ratio"] is not None for figure in figures if figure["baseline"])
     assert written["dataset"]["counts"]["movements"] > 10_000
     table = report.table()

@@ -403,7 +403,7 @@ def render_pdf(content: ReportContent, *, csv_sha256: str) -> bytes:
         *table(FINDINGS_HEADER, content.findings or [["无"] + [""] * 12],
                [9, 22, 16, 28, 18, 14, 18, 16, 16, 14, 14, 16, 76]),
         Paragraph("进销存（按库位合计）", styles["heading"]),
-        *table(LOCATION_TOTALS_HEADER, inventory_by_location(content.inventory), [26, 44, 16, *[15] * 12]),
+        *table(LOCATION_TOTALS_HEADER, inventory_by_location(content.inventory), [24, 38, 16, *[15] * (len(LOCATION_TOTALS_HEADER) - 3)]),
         Paragraph(
             f"进销存明细共 {len(content.inventory)} 行，见本次对账的 CSV / XLSX 报告，CSV 文件 SHA-256：{csv_sha256}",
             styles["note"],

@@ -50,17 +50,17 @@ def test_xlsx_bytes_are_the_same_for_the_same_content():
 
 def test_the_pdf_shows_the_stock_table_summed_per_location_with_a_grand_total_not_its_rows():
     inventory = [
-        ["L1", "中心库", "P1", "冠脉支架", 5, 2, 0, 1, 3, 1, 0, 0, 0, 0, 0, 4],
-        ["L1", "中心库", "P2", "导丝", 1, 0, 4, 0, 2, 0, 1, 0, -1, 0, 0, 1],
-        ["L2", "导管室", "P1", "纱布", 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 2, 1],
+        ["L1", "中心库", "P1", "冠脉支架", 5, 2, 0, 1, 3, 1, 0, 0, 0, 0, 0, 0, 4],
+        ["L1", "中心库", "P2", "导丝", 1, 0, 4, 0, 2, 0, 1, 0, -1, 0, 0, 0, 1],
+        ["L2", "导管室", "P1", "纱布", 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1],
     ]
 
     strings = shown_strings(render_pdf(content_with(inventory=inventory), csv_sha256="c" * 64))
 
     assert rows_through(strings, reports.LOCATION_TOTALS_HEADER, "合计") == [
-        ["L1", "中心库", "2", "6", "2", "4", "1", "5", "1", "1", "0", "-1", "0", "0", "5"],
-        ["L2", "导管室", "1", "0", "0", "3", "0", "0", "0", "0", "0", "0", "0", "2", "1"],
-        ["合计", "", "3", "6", "2", "7", "1", "5", "1", "1", "0", "-1", "0", "2", "6"],
+        ["L1", "中心库", "2", "6", "2", "4", "1", "5", "1", "1", "0", "-1", "0", "0", "0", "5"],
+        ["L2", "导管室", "1", "0", "0", "3", "0", "0", "0", "0", "0", "0", "0", "2", "0", "1"],
+        ["合计", "", "3", "6", "2", "7", "1", "5", "1", "1", "0", "-1", "0", "2", "0", "6"],
     ]
     assert "进销存明细共 3 行，见本次对账的 CSV / XLSX 报告，CSV 文件 SHA-256：" + "c" * 64 in "".join(strings)
     assert "导丝" not in strings
@@ -69,7 +69,7 @@ def test_the_pdf_shows_the_stock_table_summed_per_location_with_a_grand_total_no
 def test_an_empty_stock_table_is_a_grand_total_of_zeros_and_no_rows():
     strings = shown_strings(render_pdf(content_with(), csv_sha256="c" * 64))
 
-    assert rows_through(strings, reports.LOCATION_TOTALS_HEADER, "合计") == [["合计", "", *["0"] * 13]]
+    assert rows_through(strings, reports.LOCATION_TOTALS_HEADER, "合计") == [["合计", "", *["0"] * 14]]
     assert "进销存明细共 0 行" in "".join(strings)
 
 
