@@ -9,13 +9,14 @@ an SPD operator lifts the suspension with a reason.
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Complaint(models.Model):
     class Outcome(models.TextChoices):
-        PENDING = "PENDING", _("Pending")
+        PENDING = "PENDING", pgettext_lazy("decision", "Pending")
         UPHELD = "UPHELD", _("Upheld")
-        DISMISSED = "DISMISSED", _("Dismissed")
+        DISMISSED = "DISMISSED", pgettext_lazy("decision", "Dismissed")
 
     hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="complaints",
                                  verbose_name=_("hospital"))

@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Requisition(models.Model):
@@ -224,9 +225,9 @@ class ParLevelProposal(models.Model):
     """
 
     class Status(models.TextChoices):
-        PENDING = "PENDING", _("Pending")
+        PENDING = "PENDING", pgettext_lazy("decision", "Pending")
         ACCEPTED = "ACCEPTED", _("Accepted")
-        DISMISSED = "DISMISSED", _("Dismissed")
+        DISMISSED = "DISMISSED", pgettext_lazy("decision", "Dismissed")
 
     hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="+")
     par_level = models.ForeignKey("inventory.ParLevel", on_delete=models.CASCADE, related_name="proposals")

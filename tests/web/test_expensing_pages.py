@@ -130,4 +130,4 @@ def test_the_reconciliation_page_shows_what_was_expensed(operator, hospital, exp
     row = page[page.index(f'data-row="{cath_lab_store.code}/{expensed.internal_code}"'):]
     row = row[:row.index("</tr>")]
     cells = [cell.split(">")[-1] for cell in row.split("</td>")[:-1]]
-    assert cells[-2:] == ["34", "0"]  # expensed, closing
+    assert cells[-3:] == ["34", "0", "0"]  # expensed, processed (packs), closing
