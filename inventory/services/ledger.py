@@ -118,21 +118,49 @@ RECALL_LOCKED_KINDS = frozenset({
 })
 
 
+def _open_recalls(product_ids: set[int]) -> dict[int, list[Recall]]:
+    """The open recalls of these products, by product (one query; a hospital has few open recalls)."""
+    found: dict[int, list[Recall]] = {}
+    for recall in (Recall.objects.filter(status=Recall.Status.OPEN, product_id__in=product_ids)
+                   .select_related("product").order_by("pk")):
+        found.setdefault(recall.product_id, []).append(recall)
+    return found
+
+
+def _covering(recalls: list[Recall], *, lot: str, serial: str | None = None) -> Recall | None:
+    """The first of `recalls` that covers this lot, or this unit when `serial` is given."""
+    for recall in recalls:
+        if recall.scope in (Recall.Scope.PRODUCT, Recall.Scope.UDI_DI):
+            return recall
+        if recall.scope == Recall.Scope.LOT and recall.lot == lot:
+            return recall
+        if recall.scope == Recall.Scope.SERIALS and serial is not None and serial in recall.serials:
+            return recall
+    return None
+
+
 def open_recall_of(*, product_id: int, lot: str, serial: str | None = None) -> Recall | None:
     """The first open recall that covers this unit (`serial` given) or this lot of `product_id`."""
-    matches = Q(scope__in=[Recall.Scope.PRODUCT, Recall.Scope.UDI_DI]) | Q(scope=Recall.Scope.LOT, lot=lot)
-    if serial is not None:
-        matches |= Q(scope=Recall.Scope.SERIALS, serials__contains=[serial])
-    return (Recall.objects.filter(matches, status=Recall.Status.OPEN, product_id=product_id)
-            .select_related("product").order_by("pk").first())
+    return _covering(_open_recalls({product_id}).get(product_id, []), lot=lot, serial=serial)
+
+
+def recall_lock_problems(units: list[Unit]) -> list[Problem]:
+    """Why each of `units` may not be taken, issued, picked, packed or used: an open recall covers it
+    (one query for the lot, whatever its size)."""
+    if not units:
+        return []
+    recalls = _open_recalls({unit.product_id for unit in units})
+    problems = []
+    for unit in units:
+        if recall := _covering(recalls.get(unit.product_id, []), lot=unit.lot, serial=unit.serial):
+            problems.append(Problem(Refusal.RECALL_LOCKED, {"item": f"SN {unit.serial}", "recall": recall.label},
+                                    unit.pk))
+    return problems
 
 
 def recall_lock_problem(unit: Unit) -> Problem | None:
-    """Why `unit` may not be taken, issued, picked, packed or used: an open recall covers it."""
-    recall = open_recall_of(product_id=unit.product_id, lot=unit.lot, serial=unit.serial)
-    if recall is None:
-        return None
-    return Problem(Refusal.RECALL_LOCKED, {"item": f"SN {unit.serial}", "recall": recall.label}, unit.pk)
+    """`recall_lock_problems` of one unit."""
+    return next(iter(recall_lock_problems([unit])), None)
 
 
 def refuse_if_recalled(kind: str, to_location: Location | None, *, units: list[Unit] = (),
@@ -143,7 +171,7 @@ def refuse_if_recalled(kind: str, to_location: Location | None, *, units: list[U
         return
     if to_location is not None and to_location.kind == Location.Kind.QUARANTINE:
         return
-    problems = [problem for unit in units if (problem := recall_lock_problem(unit))]
+    problems = recall_lock_problems(list(units))
     if product_id is not None and (recall := open_recall_of(product_id=product_id, lot=lot)) is not None:
         problems.append(Problem(Refusal.RECALL_LOCKED, {"item": f"lot {lot}", "recall": recall.label}, lot))
     if problems:
