@@ -16,6 +16,7 @@ from typing import Any
 
 from django.db import models
 from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models.fields.files import FieldFile
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
@@ -216,4 +217,6 @@ def _plain(value: Any) -> Any:
         return str(value)
     if isinstance(value, datetime.date | datetime.datetime):
         return value.isoformat()
+    if isinstance(value, FieldFile):  # an uploaded file is recorded by its stored name ("" for none)
+        return value.name or ""
     return value

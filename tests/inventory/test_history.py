@@ -214,3 +214,17 @@ def test_rows_existing_before_tracking_began_get_a_baseline_so_their_first_chang
 
     assert latest["action"] == "update" and latest["changed"] == ["vbp_contract"]
     assert (latest["before"]["vbp_contract"], latest["after"]["vbp_contract"]) == ("", "VBP-2026-01")
+
+
+@pytest.mark.postgres
+def test_a_certificate_with_an_uploaded_file_is_listed_with_the_file_name(operator, supplier, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    from django.core.files.base import ContentFile
+
+    certificate = supplier.certificates.first() or factories.CertificateFactory(supplier=supplier)
+    certificate.file.save("licence.pdf", ContentFile(b"%PDF-1.4 licence"), save=True)
+
+    response = api_client_for(operator).get(f"{API}/history/", {"kind": "certificates", "object": certificate.pk})
+
+    assert response.status_code == 200
+    assert response.json()["results"][0]["after"]["file"].endswith(".pdf")
