@@ -646,6 +646,44 @@ class Refusal(Enum):
         409, "{item} is not affected by recall {recall}.", "{item} 不在召回 {recall} 范围内。"
     )
 
+    # County alliance (医共体): transfers between members, central purchasing, settlement
+    # (services/transfers.py, central_purchasing.py, alliance_settlement.py)
+    ALLIANCE_NOT_MEMBER = (
+        404, "Hospital {hospital} is not a member of your county alliance.", "医院 {hospital} 不是本医共体成员。"
+    )
+    ALLIANCE_PRODUCT_NOT_IN_CATALOG = (
+        409,
+        "{hospital} has no active catalog entry with the UDI-DI of {product}: it must adopt the product first.",
+        "{hospital} 的目录中没有与 {product} 相同 UDI-DI 的在用产品，请先纳入目录。",
+    )
+    ALLIANCE_TRANSFER_STATE = (
+        409, "Transfer {number} is {status}: it cannot {action}.", "调拨单 {number} 状态为{status}，不能{action}。"
+    )
+    ALLIANCE_TRANSFER_ALREADY_RECEIVED = (409, "Transfer {number} has already been received.", "调拨单 {number} 已签收。")
+    ALLIANCE_STOCK_NOT_TRANSFERABLE = (
+        409, "{item} cannot be transferred: {reason}.", "{item} 不能调拨：{reason}。"
+    )
+    ALLIANCE_LOCATION_INVALID = (
+        400, "{location} cannot {role} an alliance transfer.", "库位 {location} 不能作为调拨的{role}。"
+    )
+    ALLIANCE_SCAN_NOT_ON_TRANSFER = (
+        409, "The scanned item is not on transfer {number}.", "扫描的物品不在调拨单 {number} 上。"
+    )
+    ALLIANCE_SCAN_COMPLETE = (
+        409, "{item} of transfer {number} is already counted in full.", "调拨单 {number} 的 {item} 已全部清点。"
+    )
+    ALLIANCE_RECEIPT_LINE_INVALID = (400, "{field}: {reason}.", "{field}：{reason}。")
+    CENTRAL_ORDER_INVALID = (400, "Central order: {reason}.", "集中采购单：{reason}。")
+    CENTRAL_ORDER_NOTHING_TO_DISTRIBUTE = (
+        409,
+        "Nothing of central order {number} can be sent to {hospital} now (nothing open, or no stock at {location}).",
+        "集中采购单 {number} 目前没有可配送给 {hospital} 的物品（无待配送数量，或 {location} 无库存）。",
+    )
+    ALLOCATION_MONTH_NOT_OVER = (
+        409, "The month {month} is not over: its allocation statement cannot be issued yet.",
+        "{month} 月尚未结束，不能出具结算分摊单。",
+    )
+
     @property
     def status(self) -> int:
         return self.value[0]
@@ -685,6 +723,9 @@ THINGS = {
     "purchase plan": ("purchase plan", "采购计划"),
     "shipping notice": ("shipping notice", "电子送货单"),
     "line": ("line", "明细行"),
+    "transfer": ("alliance transfer", "调拨单"),
+    "hospital": ("hospital", "医院"),
+    "central order": ("central order", "集中采购单"),
 }
 
 

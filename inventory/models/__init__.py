@@ -1,5 +1,12 @@
 """The SPD domain model. Each module holds one part of it; import from here."""
 from inventory.models.alerts import Alert
+from inventory.models.alliance_transfers import (
+    AllianceTransfer,
+    AllianceTransferLine,
+    AllocationStatement,
+    CentralOrder,
+    CentralOrderAllocation,
+)
 from inventory.models.background import BackgroundJob
 from inventory.models.billing import HisSettlementLine, SupplierSettlement, SupplierSettlementLine
 from inventory.models.cabinets import CabinetSession
@@ -87,4 +94,6 @@ __all__ = [
     "Recall", "RecallItem",
     # Complaints and suspensions (inventory/models/complaints.py)
     "Complaint", "Suspension",
+    # County alliance transfers, central purchasing, settlement (inventory/models/alliance_transfers.py)
+    "AllianceTransfer", "AllianceTransferLine", "AllocationStatement", "CentralOrder", "CentralOrderAllocation",
 ]

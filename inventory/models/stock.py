@@ -172,6 +172,10 @@ class Movement(models.Model):
         PACK_OUT = "PACK_OUT", _("Out of a pack (拆包)")
         PACK_MADE = "PACK_MADE", _("Pack assembled (加工成包)")
         PACK_EMPTIED = "PACK_EMPTIED", _("Pack emptied (包已拆空)")
+        # Between member hospitals of an alliance (services/transfers.py): the sender's books record
+        # the stock out, the receiver's in, in one transaction at receipt.
+        ALLIANCE_OUT = "ALLIANCE_OUT", _("Transferred to another member (调出)")
+        ALLIANCE_IN = "ALLIANCE_IN", _("Transferred from another member (调入)")
 
     KINDS_REQUIRING_REASON = frozenset(
         {Kind.RETURN_TO_SUPPLIER, Kind.SCRAP, Kind.UNCONSUME, Kind.ADJUSTMENT, Kind.QUARANTINE_RELEASE}
@@ -185,6 +189,7 @@ class Movement(models.Model):
         ALERT = "ALERT", _("Alert (expiry lock)")
         PACK = "PACK", _("Pack (加工包)")
         STOCKTAKE = "STOCKTAKE", _("Stocktake (盘点)")
+        ALLIANCE_TRANSFER = "ALLIANCE_TRANSFER", _("Alliance transfer (调拨单)")
 
     hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="movements")
     kind = models.CharField(_("kind"), max_length=24, choices=Kind.choices)

@@ -72,7 +72,10 @@ IN_STOCK_STATUSES = (
 # therefore 0 unless the ledger holds a movement that changes place without saying why.
 _FLOW_COLUMNS = {
     "received": (Movement.Kind.RECEIPT,),
-    "transferred": (Movement.Kind.TRANSFER, Movement.Kind.PUTAWAY, Movement.Kind.QUARANTINE_RELEASE),
+    # An alliance transfer (services/transfers.py) leaves the sender's in-transit location (移出) and
+    # enters the receiver's store (移入): each hospital's table is complete, sender's out = receiver's in.
+    "transferred": (Movement.Kind.TRANSFER, Movement.Kind.PUTAWAY, Movement.Kind.QUARANTINE_RELEASE,
+                    Movement.Kind.ALLIANCE_OUT, Movement.Kind.ALLIANCE_IN),
     "consumed": (Movement.Kind.CONSUME,),
     "refunded": (Movement.Kind.UNCONSUME,),
     "returned": (Movement.Kind.RETURN_TO_SUPPLIER,),

@@ -369,3 +369,53 @@ def change_unit_owner(
     unit.owner = to_owner
     unit.save(update_fields=["owner"])
     return movement
+
+
+def hand_over_unit(
+    *, unit: Unit, to_product: Product, to_location: Location, actor: Actor, idempotency_key: str,
+    document: tuple[str, int], occurred_at: datetime.datetime,
+) -> tuple[Movement, Movement]:
+    """The one place a unit crosses hospitals (an alliance transfer received, services/transfers.py):
+    an ALLIANCE_OUT movement in the sender's books (out of where it is), then the unit becomes the
+    receiver's (`to_product`, of the receiving hospital: its own catalog entry for the same item)
+    and an ALLIANCE_IN movement in the receiver's books puts it at `to_location`. Same moment, same
+    cost (the unit keeps its `unit_cost`). `unit` is locked by the caller."""
+    out = move_unit(
+        unit=unit, kind=Movement.Kind.ALLIANCE_OUT, to_status=unit.status, to_location=None, actor=actor,
+        idempotency_key=f"{idempotency_key}:out", document=document, occurred_at=occurred_at,
+    )
+    unit.hospital_id, unit.product = to_product.hospital_id, to_product
+    unit.save(update_fields=["hospital", "product"])
+    received = move_unit(
+        unit=unit, kind=Movement.Kind.ALLIANCE_IN, to_status=to_location.holds_units_as, to_location=to_location,
+        actor=actor, idempotency_key=f"{idempotency_key}:in", document=document, occurred_at=occurred_at,
+    )
+    return out, received
+
+
+def hand_over_lot(
+    *, source: LotBalance, quantity: int, layers: list[LayerDraw], to_product: Product, to_location: Location,
+    actor: Actor, idempotency_key: str, document: tuple[str, int], occurred_at: datetime.datetime,
+) -> tuple[Movement, list[Movement]]:
+    """`hand_over_unit` for a lot quantity: one ALLIANCE_OUT movement drawing exactly `layers` from
+    `source` (in the sender's books, locked by the caller), then one ALLIANCE_IN movement per
+    (cost, gift) of those layers into `to_location` in the receiver's books, each opening a cost
+    layer of its own at that cost — the value that left one hospital is the value that entered the other."""
+    out = move_lot(
+        product=source.product, lot=source.lot, quantity=quantity, source=source, to_location=None,
+        kind=Movement.Kind.ALLIANCE_OUT, actor=actor, idempotency_key=f"{idempotency_key}:out", document=document,
+        layers=layers, occurred_at=occurred_at,
+    )
+    groups: dict[tuple[Decimal, bool], int] = {}
+    for draw in layers:
+        groups[(draw.unit_cost, draw.is_gift)] = groups.get((draw.unit_cost, draw.is_gift), 0) + draw.quantity
+    received = [
+        move_lot(
+            product=to_product, lot=source.lot, quantity=group_quantity, source=None, to_location=to_location,
+            kind=Movement.Kind.ALLIANCE_IN, actor=actor, idempotency_key=f"{idempotency_key}:in:{index}",
+            document=document, occurred_at=occurred_at,
+            new_balance_defaults={"unit_cost": cost, "is_gift": gift, "expiry": source.expiry, "owner": source.owner},
+        )
+        for index, ((cost, gift), group_quantity) in enumerate(groups.items())
+    ]
+    return out, received
