@@ -551,7 +551,7 @@ def _line_problem(field: str, reason: str) -> Problem:
 
 def _receive(*, user: User, transfer: AllianceTransfer, decisions: dict[int, LineDecision],
              now: datetime.datetime | None) -> AllianceTransfer:
-    locked = AllianceTransfer.objects.select_for_update().select_related(
+    locked = AllianceTransfer.objects.select_for_update(of=("self",)).select_related(
         "source_location", "destination", "in_transit_location", "from_hospital", "to_hospital").get(pk=transfer.pk)
     if locked.status == AllianceTransfer.Status.RECEIVED:
         raise Refused(Refusal.ALLIANCE_TRANSFER_ALREADY_RECEIVED, number=locked.receipt_number)
