@@ -1,7 +1,7 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from inventory.api import cabinets, clinical, distribution, expensing, master_data, stock
+from inventory.api import alliance, cabinets, clinical, distribution, expensing, master_data, stock
 from inventory.api.auth import ObtainTokenView
 from inventory.api.receiving import DeliveryNoteViewSet
 
@@ -14,6 +14,9 @@ router.register("consumptions", clinical.ConsumptionViewSet, basename="consumpti
 router.register("cabinet-sessions", cabinets.CabinetSessionViewSet, basename="cabinet-session")
 router.register("pick-lists", distribution.PickListViewSet, basename="pick-list")
 router.register("deliveries", distribution.DeliveryViewSet, basename="delivery")
+router.register("alliance-transfers", alliance.AllianceTransferViewSet, basename="alliance-transfer")
+router.register("central-orders", alliance.CentralOrderViewSet, basename="central-order")
+router.register("allocation-statements", alliance.AllocationStatementViewSet, basename="allocation-statement")
 
 urlpatterns = [
     path("auth/token/", ObtainTokenView.as_view(), name="auth-token"),

@@ -111,7 +111,7 @@ class AllianceTransferLine(models.Model):
     """
 
     class Discrepancy(models.TextChoices):
-        SHORT = "SHORT", _("Short")
+        SHORT = "SHORT", _("Short (missing)")
         DAMAGED = "DAMAGED", _("Damaged")
 
     class Action(models.TextChoices):

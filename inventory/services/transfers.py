@@ -90,7 +90,7 @@ def can_act_for_alliance(user: User) -> bool:
     this function, and only this one.)"""
     if not getattr(user, "is_authenticated", False) or getattr(user, "supplier_id", None):
         return False
-    if user.is_superuser and user.hospital_id is None:
+    if user.is_superuser and getattr(user, "hospital_id", None) is None:
         return True
     hospital = user.hospital
     return bool(hospital is not None and hospital.is_lead and hospital.alliance and user.has_role(*ALLIANCE_ROLES))
@@ -99,7 +99,7 @@ def can_act_for_alliance(user: User) -> bool:
 def works_for(user: User, hospital: Hospital) -> bool:
     """`user` may work `hospital`'s side of a transfer: its warehouse, SPD operators, administrators
     (or an alliance administrator)."""
-    if user.is_superuser and user.hospital_id is None:
+    if user.is_superuser and getattr(user, "hospital_id", None) is None:
         return True
     return user.hospital_id == hospital.pk and user.has_role(*TRANSFER_ROLES)
 
@@ -108,9 +108,9 @@ def transfers_visible_to(user: User) -> QuerySet[AllianceTransfer]:
     """The transfers `user` may see: those its hospital sends or receives (all, for an alliance
     administrator); another hospital's transfer is a 404."""
     transfers = AllianceTransfer.objects.select_related("from_hospital", "to_hospital")
-    if user.is_superuser and user.hospital_id is None:
+    if user.is_superuser and getattr(user, "hospital_id", None) is None:
         return transfers
-    if user.hospital_id is None or getattr(user, "supplier_id", None):
+    if getattr(user, "hospital_id", None) is None or getattr(user, "supplier_id", None):
         return transfers.none()
     return transfers.filter(Q(from_hospital_id=user.hospital_id) | Q(to_hospital_id=user.hospital_id))
 
