@@ -40,7 +40,7 @@ from inventory.services.transfers import (
     transfers_visible_to,
 )
 from tests import factories
-from tests.conftest import scan_every_line, stock_units
+from tests.conftest import api_client_for, scan_every_line, stock_units
 from tests.factories import TODAY, gs1_udi
 from tests.inventory.test_stock_moves import receive_and_accept
 
@@ -276,3 +276,53 @@ def test_only_members_of_the_same_alliance_exchange_and_see_transfers(
     assert can_act_for_alliance(centre_operator) and not can_act_for_alliance(m1.keeper)
     with pytest.raises(Refused):
         approve_transfer(user=m2.keeper, transfer=transfer)
+
+
+def test_over_the_api_each_member_sees_its_own_side_and_nobody_else_sees_the_transfer(
+    hospital, warehouse, product, supplier, alliance, centre_operator, keeper_actor,
+):
+    m1, m2 = alliance[0], alliance[1]
+    stranger = Member("X1", [product], alliance="别县医共体")
+    units = stock_units(keeper_actor, supplier, warehouse, product, ["A1"])
+    centre = api_client_for(centre_operator)
+    answer = centre.post("/api/v1/alliance-transfers/", {
+        "to_hospital": m1.hospital.pk, "source_location": warehouse.pk, "units": [units[0].pk],
+        "kind": "EMERGENCY", "reason": "急诊手术", "idempotency_key": "api-1"}, format="json")
+    assert answer.status_code == 201, answer.json()
+    body = answer.json()
+    assert body["side"] == "issue" and body["is_emergency"] and body["status"] == "APPROVED"
+    assert body["lines"][0]["product_code"] == product.internal_code and body["destination"] is None
+    url = f"/api/v1/alliance-transfers/{body['id']}/"
+    assert centre.post(url + "dispatch/", {"idempotency_key": "api-d1"}, format="json").status_code == 200
+
+    receiver = api_client_for(m1.keeper)
+    seen = receiver.get(url).json()
+    assert seen["side"] == "receipt" and seen["source_location"] is None and seen["destination"] == m1.warehouse.pk
+    assert seen["lines"][0]["product_code"] == m1.products[product.pk].internal_code
+    assert receiver.get("/api/v1/alliance-transfers/?direction=in&kind=EMERGENCY").json()["count"] == 1
+    for outsider in (m2.keeper, stranger.keeper):
+        client = api_client_for(outsider)
+        assert client.get(url).status_code == 404
+        assert client.post(url + "receive/", {"idempotency_key": "x"}, format="json").status_code == 404
+        assert client.get("/api/v1/alliance-transfers/").json()["count"] == 0
+    foreign = api_client_for(stranger.keeper).post("/api/v1/alliance-transfers/", {
+        "to_hospital": m1.hospital.pk, "source_location": stranger.warehouse.pk, "units": [],
+        "idempotency_key": "api-x"}, format="json")
+    assert foreign.status_code == 404 and foreign.json()["code"] == "NOT_FOUND"
+
+    not_counted = receiver.post(url + "receive/", {"idempotency_key": "api-r0"}, format="json")
+    assert not_counted.status_code == 400 and not_counted.json()["code"] == "ALLIANCE_RECEIPT_LINE_INVALID"
+    assert Unit.objects.get(pk=units[0].pk).hospital == hospital  # bad input changes nothing
+    scanned = receiver.post(url + "scan/", {"code": units[0].udi}, format="json")
+    assert scanned.status_code == 200 and scanned.json()["scanned_quantity"] == 1
+    again = receiver.post(url + "scan/", {"code": units[0].udi}, format="json")
+    assert again.status_code == 409 and again.json()["code"] == "ALLIANCE_SCAN_COMPLETE"
+    done = receiver.post(url + "receive/", {"idempotency_key": "api-r1"}, format="json")
+    assert done.status_code == 200 and done.json()["status"] == "RECEIVED"
+    assert Unit.objects.get(pk=units[0].pk).hospital == m1.hospital
+    panel = centre.get("/api/v1/alliance-transfers/panel/").json()
+    assert panel == [{
+        "from_hospital_id": hospital.pk, "from_hospital": hospital.name, "to_hospital_id": m1.hospital.pk,
+        "to_hospital": m1.hospital.name, "transfers": 1, "emergency": 1, "in_transit": 0,
+        "in_transit_value": "0.00", "received_value": "1200.00"}]
+    assert receiver.get("/api/v1/alliance-transfers/panel/").status_code == 403
