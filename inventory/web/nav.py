@@ -42,6 +42,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("web:requisition-queue", _("Distribution queue"), READERS),
     NavItem("web:par-levels", _("Par levels"), STOCK_HANDLERS),
     NavItem("web:picking", _("Picking"), STOCK_HANDLERS),
+    NavItem("web:alliance-transfers", _("Alliance transfers"), READERS),
     NavItem("web:deliveries", _("Department receipt"), CLINICAL),
     NavItem("web:department-cost", _("Department cost"), EVERYONE),
     NavItem("web:recalls", _("Recalls"), EVERYONE),

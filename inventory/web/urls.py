@@ -3,6 +3,7 @@ from django.urls import path, re_path
 
 from inventory.web.views import (
     alerts,
+    alliance,
     auth,
     bedside,
     cabinets,
@@ -105,6 +106,12 @@ urlpatterns = [
     # 进销存 reconciliation: runs by period, one run (findings, stock table, chart), its reports.
     path("reconciliation/", reconciliation.run_list, name="reconciliation"),
     # Monthly close (月结): the months with their blockers, the close (review, then confirm), the 月报.
+    # County alliance (医共体): transfers between members, central orders, allocation statements.
+    path("alliance/transfers/", alliance.transfer_list, name="alliance-transfers"),
+    path("alliance/transfers/<int:pk>/", alliance.transfer_detail, name="alliance-transfer"),
+    path("alliance/central-orders/", alliance.central_orders, name="central-orders"),
+    path("alliance/statements/", alliance.statements, name="allocation-statements"),
+    path("alliance/statements/<int:pk>/<str:file_format>", alliance.statement_file, name="allocation-statement-file"),
     path("periods/", period_close.month_list, name="periods"),
     path("periods/close/", period_close.close, name="period-close"),
     path("periods/<int:pk>/report.csv", period_close.report, name="period-report"),

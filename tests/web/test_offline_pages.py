@@ -39,7 +39,7 @@ NOT_PAGES = {
     "web:stocktake-sheet", "web:stocktake-report",
     "web:purchase-order-close",
     "web:recall-export", "web:implant-export",
-    "web:complaint-decide", "web:suspension-lift",
+    "web:complaint-decide", "web:suspension-lift", "web:allocation-statement-file",
     # The supplier portal: pages for a supplier's user (not the operator who tours the rest), checked
     # offline in tests/web/test_portal_browser.py; and its form posts.
     "web:portal", "web:portal-order", "web:portal-notice", "web:portal-notice-remove", "web:portal-notice-submit",
@@ -103,8 +103,30 @@ def pages(world) -> dict[str, str]:
     found["web:stocktakes"] = "/stocktakes/"
     found["web:stocktake"] = f"/stocktakes/{session.pk}/"
     found["web:stocktake-history"] = f"/stocktakes/locations/{world.warehouse.pk}/"
+    found.update(_alliance_pages(world))
     found.update({"web:recalls": "/recalls/", "web:recall": f"/recalls/{_a_recall(world).pk}/", "web:implants": "/implants/"})
     return found
+
+
+def _alliance_pages(world):
+    """The alliance pages, with a transfer from the world's hospital to a member (once per world)."""
+    from inventory.models import AllianceTransfer, Hospital
+    from inventory.services.transfers import TransferLot, create_transfer
+    from tests.factories import HospitalFactory, LocationFactory, ProductFactory
+
+    hospital = world.warehouse.hospital
+    transfer = AllianceTransfer.objects.order_by("pk").first()
+    if transfer is None:
+        Hospital.objects.filter(pk=hospital.pk).update(alliance="测试县医共体", is_lead=True)
+        member = HospitalFactory(code="M-OFF", alliance="测试县医共体")
+        LocationFactory(hospital=member, code="CW", name="成员中心库")
+        ProductFactory(hospital=member, udi_di=world.lot_product.udi_di, tracking="LOT", is_high_value=False)
+        balance = world.lot_product.lot_balances.filter(location=world.warehouse, quantity__gt=0).order_by("pk").first()
+        transfer = create_transfer(user=world.operator, source_location=world.warehouse, to_hospital=member,
+                                   destination=member.locations.get(code="CW"), kind="EMERGENCY", reason="offline",
+                                   lots=[TransferLot(world.lot_product, balance.lot, 1)], idempotency_key="offline-al")
+    return {"web:alliance-transfers": "/alliance/transfers/", "web:alliance-transfer": f"/alliance/transfers/{transfer.pk}/",
+            "web:central-orders": "/alliance/central-orders/", "web:allocation-statements": "/alliance/statements/"}
 
 
 def _a_recall(world):
