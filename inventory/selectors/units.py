@@ -117,7 +117,11 @@ def unit_trace(unit: Unit) -> list[TraceEvent]:
                      "by_name": acceptance.decided_by.get_full_name() or acceptance.decided_by.username},
                 )
             )
-    movements = unit.movements.select_related("from_location", "to_location", "actor_user", "actor_device")
+    # A unit transferred from another member of the alliance (services/transfers.py) shows its movements
+    # in the books of the hospital it belongs to now, from its ALLIANCE_IN on: the sender's own moves
+    # are the sender's (its origin — supplier, delivery, acceptance — stays, for recalls).
+    movements = unit.movements.filter(hospital_id=unit.hospital_id).select_related(
+        "from_location", "to_location", "actor_user", "actor_device")
     orders = {
         order.pk: order
         for order in StockOrder.objects.filter(

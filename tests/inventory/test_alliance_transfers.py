@@ -326,3 +326,20 @@ def test_over_the_api_each_member_sees_its_own_side_and_nobody_else_sees_the_tra
         "to_hospital": m1.hospital.name, "transfers": 1, "emergency": 1, "in_transit": 0,
         "in_transit_value": "0.00", "received_value": "1200.00"}]
     assert receiver.get("/api/v1/alliance-transfers/panel/").status_code == 403
+
+
+def test_the_receivers_trace_of_a_transferred_unit_shows_its_own_books_only(
+    hospital, warehouse, product, supplier, alliance, centre_operator, keeper_actor,
+):
+    from inventory.selectors.units import unit_trace
+
+    m1 = alliance[0]
+    units = stock_units(keeper_actor, supplier, warehouse, product, ["TR1"])
+    transfer = create_transfer(user=centre_operator, source_location=warehouse, to_hospital=m1.hospital,
+                               destination=m1.warehouse, units=units, kind="EMERGENCY", reason="急",
+                               idempotency_key="tr-1")
+    dispatch_transfer(user=centre_operator, transfer=transfer, idempotency_key="tr-d")
+    scan_and_receive(m1, transfer, "tr-r")
+    kinds = [event.kind for event in unit_trace(Unit.objects.get(pk=units[0].pk))]
+    assert "DELIVERY" in kinds  # where it came from stays traceable (recalls)
+    assert [kind for kind in kinds if kind.startswith("MOVEMENT_")] == ["MOVEMENT_ALLIANCE_IN"]
