@@ -672,7 +672,7 @@ class Refusal(Enum):
     ALLIANCE_SCAN_COMPLETE = (
         409, "{item} of transfer {number} is already counted in full.", "调拨单 {number} 的 {item} 已全部清点。"
     )
-    ALLIANCE_RECEIPT_LINE_INVALID = (400, "{field}: {reason}.", "{field}：{reason}。")
+    ALLIANCE_RECEIPT_LINE_INVALID = (400, "Transfer receipt, {field}: {reason}.", "调拨签收 {field}：{reason}。")
     CENTRAL_ORDER_INVALID = (400, "Central order: {reason}.", "集中采购单：{reason}。")
     CENTRAL_ORDER_NOTHING_TO_DISTRIBUTE = (
         409,
