@@ -3,7 +3,9 @@ movements replayed one by one in Python — on a mixed history: consigned (suppl
 units and lots, uses of consigned units (a change of owner each) and a refund (the owner changes
 back), transfers, a scrap, a department expense; snapshots cut before, between and after the
 changes of owner, with and without an earlier snapshot to start from."""
+import csv
 import datetime
+import io
 from collections import defaultdict
 from decimal import Decimal
 
@@ -13,9 +15,10 @@ from django.utils import timezone
 from inventory.models import ClosedPeriod, LotBalance, LotMovementLayer, Movement, PeriodBalance, Unit
 from inventory.selectors.periods import FoldRow, ledger_fold
 from inventory.services.consumption import ClinicalContext, consume_lot, consume_unit, refund_consumption
-from inventory.services.period_close import close_month, month_bounds, next_month
+from inventory.services.period_close import FLOW_HEADER, close_month, month_bounds, next_month
 from inventory.services.receiving import LineInput
 from inventory.services.reconciliation import run_reconciliation
+from inventory.services.reports import LOCATION_TOTALS_HEADER
 from inventory.services.stock import LotQuantity, scrap, transfer_stock
 from tests import factories
 from tests.conftest import stock_units
@@ -79,7 +82,8 @@ def mixed(keeper_actor, hospital, supplier, warehouse, cath_lab_store, cabinet, 
         product__is_high_value=False, supplier=supplier, unit_price="8.00").product
     expensed = factories.SupplyAgreementFactory(
         product__hospital=hospital, product__tracking="LOT", product__is_high_value=False,
-        product__expensed_on_issue=True, product__his_charge_code="", supplier=supplier, unit_price="1.20").product
+        product__expensed_on_issue=True, product__his_charge_code="", product__name="一次性使用敷料", supplier=supplier,
+        unit_price="1.20").product
     owned_units = stock_units(keeper_actor, supplier, warehouse, product, ["O1", "O2", "O3"])
     consigned_units = stock_units(keeper_actor, supplier, warehouse, consigned, ["C1", "C2", "C3", "C4"])
     expiry = TODAY + datetime.timedelta(days=700)
@@ -164,3 +168,26 @@ def test_the_close_stores_the_ledger_replayed_with_owners_and_values(mixed, oper
     # it in the store, and the two consigned units still held are the supplier's.
     consigned_held = [row for row in stored if row.owner == "SUPPLIER" and row.lot == ""]
     assert sum(row.quantity for row in consigned_held) == 2
+
+
+def test_the_monthly_report_has_the_daily_tables_columns_with_expensed_and_processed(mixed, operator, cath_lab_store):
+    hospital = mixed
+    last = next_month(THIS_MONTH) - datetime.timedelta(days=1)
+    run_reconciliation(hospital=hospital, period_start=THIS_MONTH, period_end=last)
+    period = close_month(hospital=hospital, month=THIS_MONTH, user=operator, now=AFTER_MONTH,
+                         acknowledge_his_backlog=True)
+
+    rows = list(csv.reader(io.StringIO(period.report_csv.read().decode("utf-8-sig"))))
+    header = rows.index(FLOW_HEADER)
+    assert FLOW_HEADER[4:] == LOCATION_TOTALS_HEADER[3:]
+    assert {"科室领用", "加工"} <= set(FLOW_HEADER)
+    table = [dict(zip(FLOW_HEADER, row, strict=True)) for row in rows[header + 1:rows.index([], header)]]
+    expensed = next(row for row in table if row["库位编码"] == cath_lab_store.code and row["产品名称"] == "一次性使用敷料")
+    # Ten issued to the department store, expensed as they arrived: in by transfer, out as 科室领用.
+    assert (expensed["调入"], expensed["科室领用"], expensed["加工"], expensed["期末"]) == ("10", "10", "0", "0")
+    for row in table:
+        quantities = [int(row[name]) for name in FLOW_HEADER[4:]]
+        opening, received, moved_in, moved_out, used, refunded, returned, scrapped, adjusted, other, spent, \
+            processed, closing = quantities
+        assert closing == (opening + received + moved_in - moved_out - used + refunded - returned - scrapped + adjusted
+                           + other - spent + processed)
