@@ -546,11 +546,16 @@ def expired_units_in_stock(hospital: Hospital, as_of: datetime.date, end: dateti
     """Units past their expiry on `as_of` (expiry < as_of) that were in stock at `end` by the ledger.
 
     Where a unit was at `end` is read from its last movement before `end`, so that re-running a
-    past period gives the same answer whatever happened to the unit since.
+    past period gives the same answer whatever happened to the unit since. Only units that can have
+    been in stock then are looked up: those in stock now, and those moved since `end` (a unit not
+    moved since is where its last movement left it, which is where it is now: used, returned or
+    scrapped units of past years are not read one by one).
     """
     last = Movement.objects.filter(unit=OuterRef("pk"), occurred_at__lt=end).order_by("-occurred_at", "-pk")
+    moved_since = Movement.objects.filter(hospital=hospital, occurred_at__gte=end, unit__isnull=False).values("unit")
     return (
         Unit.objects.filter(hospital=hospital, expiry__lt=as_of)
+        .filter(Q(status__in=IN_STOCK_STATUSES, location__isnull=False) | Q(pk__in=moved_since))
         .annotate(
             place=Subquery(last.values("to_location")[:1]), status_then=Subquery(last.values("to_status")[:1]),
         )
@@ -579,11 +584,18 @@ def expired_lots_in_stock(hospital: Hospital, as_of: datetime.date, end: datetim
     }
     if not expired:
         return []
+    products, lots = {product for product, _ in expired}, {lot for _, lot in expired}
     movements = Movement.objects.filter(
-        hospital=hospital, unit__isnull=True, occurred_at__lt=end,
-        product__in={product for product, _ in expired}, lot__in={lot for _, lot in expired},
+        hospital=hospital, unit__isnull=True, occurred_at__lt=end, product__in=products, lot__in=lots,
     )
     net: dict[tuple[int, str, int], int] = {}
+    # From the last closing snapshot by `end` (per lot), then the movements after it only.
+    if (snapshot := snapshot_before(hospital.pk, end)) is not None:
+        movements = movements.filter(occurred_at__gte=snapshot.ends_at)
+        for group in (PeriodBalance.objects.filter(period=snapshot, product__in=products, lot__in=lots)
+                      .values("product", "lot", "location").annotate(quantity=Sum("quantity")).order_by()):
+            key = (group["product"], group["lot"], group["location"])
+            net[key] = net.get(key, 0) + group["quantity"]
     for side, sign in (("to_location", 1), ("from_location", -1)):
         for group in (
             movements.filter(**{f"{side}__isnull": False}).values("product", "lot", place=F(side))

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from inventory.models import ClosedPeriod, LotBalance, LotMovementLayer, Movement, PeriodBalance, Unit
 from inventory.selectors.periods import FoldRow, ledger_fold
+from inventory.selectors.reconciliation import IN_STOCK_STATUSES, expired_lots_in_stock, expired_units_in_stock
 from inventory.services.consumption import ClinicalContext, consume_lot, consume_unit, refund_consumption
 from inventory.services.period_close import FLOW_HEADER, close_month, month_bounds, next_month
 from inventory.services.receiving import LineInput
@@ -191,3 +192,43 @@ def test_the_monthly_report_has_the_daily_tables_columns_with_expensed_and_proce
             processed, closing = quantities
         assert closing == (opening + received + moved_in - moved_out - used + refunded - returned - scrapped + adjusted
                            + other - spent + processed)
+
+
+def test_expired_stock_at_a_moment_is_read_from_the_snapshot_and_the_units_that_can_be_in_stock(mixed, operator):
+    """The expiry check's units (only those in stock now or moved since are looked up) and lots
+    (from the snapshot by then) equal the ledger replayed, before and after a snapshot."""
+    hospital = mixed
+    as_of = TODAY + datetime.timedelta(days=2000)  # everything received has expired by then
+
+    def units_replayed(end):
+        found = []
+        for unit in Unit.objects.filter(hospital=hospital, expiry__lt=as_of):
+            last = Movement.objects.filter(unit=unit, occurred_at__lt=end).order_by("-occurred_at", "-pk").first()
+            if last and last.to_location_id and last.to_status in IN_STOCK_STATUSES:
+                found.append((unit.pk, last.to_location_id, last.to_status))
+        return sorted(found)
+
+    def lots_replayed(end):
+        expired = set(LotBalance.objects.filter(hospital=hospital, expiry__lt=as_of).values_list("product_id", "lot"))
+        held = defaultdict(int)
+        for row in python_fold(hospital, end):
+            if (row.product_id, row.lot) in expired:
+                held[(row.product_id, row.lot, row.location_id)] += row.quantity
+        return sorted((*key, quantity) for key, quantity in held.items() if quantity > 0)
+
+    def read(end):
+        return (sorted((u.pk, u.place, u.status_then) for u in expired_units_in_stock(hospital, as_of, end)),
+                [(lot.product_id, lot.lot, lot.location_id, lot.quantity) for lot in expired_lots_in_stock(hospital, as_of, end)])
+
+    moments = sorted(set(Movement.objects.values_list("occurred_at", flat=True)))
+    cuts = [moment + datetime.timedelta(microseconds=1) for moment in moments]
+    expected = {cut: (units_replayed(cut), lots_replayed(cut)) for cut in cuts}
+    assert any(units for units, _ in expected.values()) and any(lots for _, lots in expected.values())
+    assert len({tuple(units) for units, _ in expected.values()}) > 2  # units come and go over the history
+    for cut in cuts:
+        assert read(cut) == expected[cut], cut
+    period = snapshot_at(hospital, cuts[len(cuts) // 2], operator)
+    for cut in cuts:
+        assert read(cut) == expected[cut], ("with a snapshot", cut)
+    period.balances.all().delete()
+    period.delete()
