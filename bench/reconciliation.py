@@ -159,7 +159,10 @@ def _with_monthly_snapshots(context: Context, hospital, start: datetime.date, en
             context.log(f"reconciliation with snapshots, repetition {repetition + 1}: day {day.samples[-1]:.2f} s, "
                         f"year {seconds:.1f} s")
     since = ClosedPeriod.objects.filter(hospital=hospital).order_by("-ends_at").first()
-    day.note = (f"{months} months closed; the day's opening reads the snapshot of {since.month:%Y-%m} and "
+    ledger = Movement.objects.filter(hospital=hospital).count()
+    day.note = (f"{months} months closed, ledger {ledger:,} movements ({context.options.years} year(s): compare the "
+                f"ratio with the one-year dataset's, target ≤ 1.2×); the day's opening reads the snapshot of "
+                f"{since.month:%Y-%m} ({PeriodBalance.objects.filter(period=since).count():,} rows) and "
                 f"{Movement.objects.filter(hospital=hospital, occurred_at__gte=since.ends_at).count():,} movements after it")
     for period in ClosedPeriod.objects.filter(hospital=hospital):
         if period.report_csv and period.report_csv.storage.exists(period.report_csv.name):

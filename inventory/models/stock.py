@@ -252,6 +252,10 @@ class Movement(models.Model):
             models.Index(fields=["hospital", "occurred_at"]),
             models.Index(fields=["product", "occurred_at"]),
             models.Index(fields=["document_type", "document_id"]),
+            # The changes of owner, few among the movements: the monthly close's fold finds a unit's
+            # owner at each movement from them (inventory.selectors.periods.ledger_fold).
+            models.Index(fields=["hospital", "occurred_at"], condition=Q(kind="OWNER_CHANGE"),
+                         name="movement_owner_changes"),
         ]
 
     def __str__(self) -> str:

@@ -53,47 +53,90 @@ def snapshot_before(hospital_id: int, moment: datetime.datetime | None) -> Close
 def ledger_fold(hospital: Hospital, end: datetime.datetime, since: ClosedPeriod | None) -> list[FoldRow]:
     """Balances at `end` per product × location × lot × owner (rows whose quantity and value are
     both 0 are left out): `since`'s snapshot plus the movements from its end to `end`, or the
-    whole ledger before `end` when `since` is None."""
+    whole ledger before `end` when `since` is None.
+
+    One set-based statement (no subquery per movement):
+
+    - `changes`: the hospital's changes of owner of units from `since` on (also after `end`: a later
+      change names the owner a unit had before it), read through the partial index on them;
+    - `owned`: a unit movement's owner is the `from_owner` of the unit's next change of owner, found
+      with two window passes over the movements of the units that changed owner — numbering each of
+      a unit's movements by the changes at or after it (latest first), a movement shares its number
+      with the change that follows it; units that never changed owner since keep their owner now;
+    - `costs`: a lot movement's value, its cost layers summed once per movement (a hash join);
+    - each movement then counts twice, into the place it enters and out of the one it leaves.
+    """
     movement, unit, lot = Movement._meta.db_table, Unit._meta.db_table, LotBalance._meta.db_table
     layer, balance = LotMovementLayer._meta.db_table, PeriodBalance._meta.db_table
     owner_change = Movement.Kind.OWNER_CHANGE.value
-    unit_owner = f"""COALESCE((SELECT oc.from_owner FROM {movement} oc
-        WHERE oc.unit_id = m.unit_id AND oc.kind = '{owner_change}'
-          AND (oc.occurred_at > m.occurred_at OR (oc.occurred_at = m.occurred_at AND oc.id > m.id))
-        ORDER BY oc.occurred_at, oc.id LIMIT 1), u.owner)"""
-    value = f"""CASE WHEN m.unit_id IS NOT NULL THEN u.unit_cost
-        ELSE (SELECT COALESCE(SUM(l.quantity * l.unit_cost), 0) FROM {layer} l WHERE l.movement_id = m.id) END"""
 
     def side(place: str, owner_field: str, sign: str) -> str:
-        owner = f"""CASE WHEN m.unit_id IS NULL THEN COALESCE(b.owner, '')
-            WHEN m.kind = '{owner_change}' THEN m.{owner_field} ELSE {unit_owner} END"""
         return f"""
-            SELECT m.product_id, m.{place} AS location_id, m.lot, {owner} AS owner,
-                   {sign}m.quantity AS quantity, {sign}({value}) AS value
-              FROM {movement} m
-              LEFT JOIN {unit} u ON u.id = m.unit_id
-              LEFT JOIN {lot} b ON m.unit_id IS NULL AND b.product_id = m.product_id AND b.lot = m.lot
-                               AND b.location_id = m.{place}
-             WHERE m.hospital_id = %s AND m.occurred_at >= %s AND m.occurred_at < %s AND m.{place} IS NOT NULL"""
+            SELECT v.product_id, v.{place} AS location_id, v.lot,
+                   CASE WHEN v.unit_id IS NULL THEN COALESCE(b.owner, '')
+                        WHEN v.kind = '{owner_change}' THEN v.{owner_field}
+                        ELSE v.unit_owner END AS owner,
+                   {sign}v.quantity AS quantity, {sign}v.value AS value
+              FROM valued v
+              LEFT JOIN {lot} b ON v.unit_id IS NULL AND b.product_id = v.product_id AND b.lot = v.lot
+                               AND b.location_id = v.{place}
+             WHERE v.{place} IS NOT NULL"""
 
     since_end = since.ends_at if since else datetime.datetime(1, 1, 2, tzinfo=datetime.UTC)
-    params = [hospital.pk, since_end, end, hospital.pk, since_end, end]
-    opening = ""
+    opening, opening_params = "", []
     if since is not None:
         opening = f"""SELECT product_id, location_id, lot, owner, quantity, value FROM {balance}
                        WHERE period_id = %s UNION ALL"""
-        params = [since.pk, *params]
+        opening_params = [since.pk]
     sql = f"""
+        WITH moves AS (
+            SELECT m.id, m.kind, m.product_id, m.lot, m.unit_id, m.quantity, m.occurred_at, m.to_location_id,
+                   m.from_location_id, m.to_owner, m.from_owner
+              FROM {movement} m
+             WHERE m.hospital_id = %s AND m.occurred_at >= %s AND m.occurred_at < %s
+        ), changes AS (
+            SELECT m.id, m.unit_id, m.occurred_at, m.from_owner FROM {movement} m
+             WHERE m.hospital_id = %s AND m.kind = '{owner_change}' AND m.occurred_at >= %s
+               AND m.unit_id IS NOT NULL
+        ), numbered AS (
+            SELECT n.id, n.unit_id, n.kind, n.from_owner,
+                   SUM(CASE WHEN n.kind = '{owner_change}' THEN 1 ELSE 0 END) OVER (
+                       PARTITION BY n.unit_id ORDER BY n.occurred_at DESC, n.id DESC) AS changes_after
+              FROM (
+                SELECT id, unit_id, kind, occurred_at, from_owner FROM moves
+                 WHERE kind <> '{owner_change}' AND unit_id IN (SELECT unit_id FROM changes)
+                UNION ALL
+                SELECT id, unit_id, '{owner_change}', occurred_at, from_owner FROM changes
+              ) n
+        ), owned AS (
+            SELECT id, MAX(CASE WHEN kind = '{owner_change}' THEN from_owner END) OVER (
+                       PARTITION BY unit_id, changes_after) AS owner_then
+              FROM numbered
+        ), costs AS (
+            SELECT l.movement_id, SUM(l.quantity * l.unit_cost) AS value
+              FROM {layer} l JOIN moves ON moves.id = l.movement_id AND moves.unit_id IS NULL
+             GROUP BY l.movement_id
+        ), valued AS (
+            SELECT moves.id, moves.kind, moves.product_id, moves.lot, moves.unit_id, moves.quantity,
+                   moves.to_location_id, moves.from_location_id, moves.to_owner, moves.from_owner,
+                   CASE WHEN moves.unit_id IS NOT NULL THEN u.unit_cost ELSE COALESCE(c.value, 0) END AS value,
+                   COALESCE(o.owner_then, u.owner) AS unit_owner
+              FROM moves
+              LEFT JOIN {unit} u ON u.id = moves.unit_id
+              LEFT JOIN owned o ON o.id = moves.id
+              LEFT JOIN costs c ON c.movement_id = moves.id
+        )
         SELECT product_id, location_id, lot, owner, SUM(quantity), SUM(value) FROM (
             {opening}
             {side("to_location_id", "to_owner", "")}
             UNION ALL
             {side("from_location_id", "from_owner", "-")}
-        ) moves
+        ) balances
         GROUP BY product_id, location_id, lot, owner
         HAVING SUM(quantity) <> 0 OR SUM(value) <> 0
         ORDER BY product_id, location_id, lot, owner
     """  # table, column and kind names come from the code; every value is a parameter
+    params = [hospital.pk, since_end, end, hospital.pk, since_end, *opening_params]
     params = [connection.ops.adapt_datetimefield_value(p) if isinstance(p, datetime.datetime) else p for p in params]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

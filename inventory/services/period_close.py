@@ -47,6 +47,7 @@ from inventory.models import (
 from inventory.selectors.periods import closed_through, ledger_fold, snapshot_before
 from inventory.selectors.reconciliation import stock_flows
 from inventory.selectors.settlements import period_bounds
+from inventory.services.reports import INVENTORY_COLUMNS, LOCATION_TOTALS_HEADER
 
 MONTH_FORMAT = "%Y-%m"
 HIS_BACKLOG_STATUSES = (ChargeDelivery.Status.PENDING, ChargeDelivery.Status.FAILED, ChargeDelivery.Status.GAVE_UP)
@@ -222,8 +223,10 @@ def close_month(
 
 
 REPORT_TITLE = "进销存月报"
-FLOW_HEADER = ["库位编码", "库位", "院内码", "产品", "期初", "入库", "移入", "移出", "使用", "退费", "退货", "报损",
-               "盘点调整", "其他", "期末"]
+# The 进销存 columns of the 月报 are those of the daily table (the reconciliation report's per-location
+# totals, services/reports.py), received through processed, so that a month and its days add up alike.
+FLOW_HEADER = ["库位编码", "库位", "院内码", "产品名称", *LOCATION_TOTALS_HEADER[LOCATION_TOTALS_HEADER.index("期初"):]]
+FLOW_COLUMNS = INVENTORY_COLUMNS[INVENTORY_COLUMNS.index("opening"):]
 BALANCE_HEADER = ["库位编码", "院内码", "批号", "所有权", "期末数量", "期末金额"]
 
 
@@ -241,9 +244,8 @@ def render_monthly_report(hospital: Hospital, period: ClosedPeriod, flows: list,
     writer.writerow(FLOW_HEADER)
     for row in flows:
         writer.writerow([_cell(v) for v in (
-            row.location_code, row.location_name, row.product_code, row.product_name, row.opening, row.received,
-            row.transferred_in, row.transferred_out, row.consumed, row.refunded, row.returned, row.scrapped,
-            row.adjusted, row.other, row.closing)])
+            row.location_code, row.location_name, row.product_code, row.product_name,
+            *(getattr(row, name) for name in FLOW_COLUMNS))])
     writer.writerow([])
     writer.writerow(BALANCE_HEADER)
     products = dict(Product.objects.filter(pk__in={r.product_id for r in balances}).values_list("pk", "internal_code"))

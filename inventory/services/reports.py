@@ -77,7 +77,7 @@ INVENTORY_HEADER = [
 _FIRST_QUANTITY = INVENTORY_HEADER.index("期初")
 # The 进销存 of the PDF: per location, its number of rows in the table and each quantity column summed.
 LOCATION_TOTALS_HEADER = ["库位编码", "库位", "明细行数", *INVENTORY_HEADER[_FIRST_QUANTITY:]]
-_INVENTORY_COLUMNS = (
+INVENTORY_COLUMNS = (
     "location_code", "location_name", "product_code", "product_name", "opening", "received", "transferred_in",
     "transferred_out", "consumed", "refunded", "returned", "scrapped", "adjusted", "other", "expensed", "processed", "closing",
 )
@@ -150,7 +150,7 @@ def report_content(run: ReconciliationRun) -> ReportContent:
             ]
             for number, record in enumerate(records, start=1)
         ],
-        inventory=[[row.get(column, 0) for column in _INVENTORY_COLUMNS] for row in summary["inventory"]],
+        inventory=[[row.get(column, 0) for column in INVENTORY_COLUMNS] for row in summary["inventory"]],
         data_sha256=hashlib.sha256(data.encode()).hexdigest(),
     )
 
