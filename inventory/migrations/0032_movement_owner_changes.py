@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('devices', '0005_event_date_repair'),
-        ('inventory', '0030_complaints_suspensions_and_vbp_scan'),
+        ('inventory', '0031_alliance_transfers'),
     ]
 
     operations = [
