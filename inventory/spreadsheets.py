@@ -1,18 +1,26 @@
 """Tables as spreadsheet files: CSV (UTF-8 with BOM, so Excel reads Chinese) and XLSX.
 
-Cells that a spreadsheet would run as a formula (text starting with = + - @) are quoted with a
+Writing: cells that a spreadsheet would run as a formula (text starting with = + - @) are quoted with a
 leading apostrophe: a product name or a scanned code must never execute. Used by downloads
 (`inventory/web/export.py`) and by background jobs that write report files.
+
+Reading: `read_table` gives the rows of an uploaded CSV or XLSX (imports of HIS settlements and
+department revenue), refusing with FILE_* codes what it cannot read.
 """
 import csv
 import datetime
+import io
+import zipfile
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 
-from openpyxl import Workbook
+from openpyxl import Workbook, load_workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
+from openpyxl.utils.exceptions import InvalidFileException
+
+from inventory.errors import Refusal, Refused
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -73,3 +81,57 @@ def xlsx_cell(value: object) -> object:
 
 
 WRITERS = {"csv": write_csv, "xlsx": write_xlsx}
+
+
+# --- reading ------------------------------------------------------------------------------------------
+
+
+def read_table(data: bytes, filename: str) -> list[tuple[int, list]]:
+    """The rows of an uploaded table, `(line or row number, cells)`, by the file's extension: .csv,
+    or .xlsx/.xlsm (the first sheet). Another extension is FILE_TYPE_UNSUPPORTED."""
+    name = filename.lower()
+    if name.endswith(".csv"):
+        return csv_rows(data)
+    if name.endswith((".xlsx", ".xlsm")):
+        return xlsx_rows(data)
+    raise Refused(Refusal.FILE_TYPE_UNSUPPORTED)
+
+
+def csv_rows(data: bytes) -> list[tuple[int, list]]:
+    """The rows of a CSV file with their line numbers: UTF-8 (with or without BOM) or GBK/GB18030 as
+    Chinese Excel saves it; tab-separated if its first line has tabs and no commas."""
+    if b"\x00" in data:  # no UTF-8 or GBK text has NUL bytes; a UTF-16 export (or a binary file) has
+        raise Refused(Refusal.FILE_ENCODING_UNKNOWN)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        try:
+            text = data.decode("gb18030")
+        except UnicodeDecodeError:
+            raise Refused(Refusal.FILE_ENCODING_UNKNOWN) from None
+    first_line = text.split("\n", 1)[0]
+    delimiter = "\t" if "\t" in first_line and "," not in first_line else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        return [(reader.line_num, row) for row in reader]
+    except csv.Error:
+        raise Refused(Refusal.FILE_UNREADABLE, format="CSV") from None
+
+
+def xlsx_rows(data: bytes) -> list[tuple[int, list]]:
+    """The rows of the first sheet of an XLSX file (cell values, formulas read as their cached
+    values) with their row numbers."""
+
+    # openpyxl raises whatever its zip and XML layers raise on a damaged or hand-made file (BadZipFile,
+    # KeyError, XML ParseError — a SyntaxError —, ValueError…), while opening or, read-only, while reading.
+    try:
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError, SyntaxError, TypeError):
+        raise Refused(Refusal.FILE_UNREADABLE, format="XLSX") from None
+    try:
+        sheet = workbook.worksheets[0]
+        return [(number, list(row)) for number, row in enumerate(sheet.iter_rows(values_only=True), start=1)]
+    except (KeyError, OSError, ValueError, SyntaxError, TypeError, IndexError, zipfile.BadZipFile):
+        raise Refused(Refusal.FILE_UNREADABLE, format="XLSX") from None
+    finally:
+        workbook.close()

@@ -74,6 +74,7 @@ class Finding(models.Model):
         SUBSTITUTION = "SUBSTITUTION", _("Billed code differs from the item used (串换)")
         CONSIGNMENT_UNSETTLED = "CONSIGNMENT_UNSETTLED", _("Consignment used but not settled")
         EXPIRED_IN_STOCK = "EXPIRED_IN_STOCK", _("Expired unit still in stock")
+        SET_PARTNER_MISSING = "SET_PARTNER_MISSING", _("Set component used without its partner (配套组件缺用)")
 
     run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE, related_name="findings")
     kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)

@@ -43,10 +43,8 @@ Settings (read at each use, with these defaults):
     SPD_HIS_TOKEN                 bearer token for the HIS (optional; empty sends no Authorization)
     SPD_HIS_SETTLEMENT_MAX_BYTES  largest settlement file accepted (20 MiB)
 """
-import csv
 import datetime
 import http.client
-import io
 import json
 import logging
 import random
@@ -54,7 +52,6 @@ import re
 import time
 import urllib.error
 import urllib.request
-import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
@@ -72,6 +69,7 @@ from inventory.date_window import accepted_window, accepted_years, window_proble
 from inventory.errors import Problem, Refusal, Refused
 from inventory.models import Charge, ChargeDelivery, HisSettlementLine, Hospital
 from inventory.selectors.periods import closed_through
+from inventory.spreadsheets import read_table
 from inventory.validators import is_his_reference, looks_like_personal_id
 
 logger = logging.getLogger(__name__)
@@ -679,52 +677,7 @@ def parse_settlement_file(uploaded: IO[bytes], filename: str) -> list[dict]:
     data = uploaded.read(limit + 1)
     if len(data) > limit:
         raise Refused(Refusal.FILE_TOO_LARGE, limit=limit)
-    name = filename.lower()
-    if name.endswith(".csv"):
-        table = _csv_rows(data)
-    elif name.endswith((".xlsx", ".xlsm")):
-        table = _xlsx_rows(data)
-    else:
-        raise Refused(Refusal.FILE_TYPE_UNSUPPORTED)
-    return _rows_by_header(table)
-
-
-def _csv_rows(data: bytes) -> Iterable[tuple[int, list]]:
-    if b"\x00" in data:  # no UTF-8 or GBK text has NUL bytes; a UTF-16 export (or a binary file) has
-        raise Refused(Refusal.FILE_ENCODING_UNKNOWN)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        try:
-            text = data.decode("gb18030")
-        except UnicodeDecodeError:
-            raise Refused(Refusal.FILE_ENCODING_UNKNOWN) from None
-    first_line = text.split("\n", 1)[0]
-    delimiter = "\t" if "\t" in first_line and "," not in first_line else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        return [(reader.line_num, row) for row in reader]
-    except csv.Error:
-        raise Refused(Refusal.FILE_UNREADABLE, format="CSV") from None
-
-
-def _xlsx_rows(data: bytes) -> Iterable[tuple[int, list]]:
-    from openpyxl import load_workbook
-    from openpyxl.utils.exceptions import InvalidFileException
-
-    # openpyxl raises whatever its zip and XML layers raise on a damaged or hand-made file (BadZipFile,
-    # KeyError, XML ParseError — a SyntaxError —, ValueError…), while opening or, read-only, while reading.
-    try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError, SyntaxError, TypeError):
-        raise Refused(Refusal.FILE_UNREADABLE, format="XLSX") from None
-    try:
-        sheet = workbook.worksheets[0]
-        return [(number, list(row)) for number, row in enumerate(sheet.iter_rows(values_only=True), start=1)]
-    except (KeyError, OSError, ValueError, SyntaxError, TypeError, IndexError, zipfile.BadZipFile):
-        raise Refused(Refusal.FILE_UNREADABLE, format="XLSX") from None
-    finally:
-        workbook.close()
+    return _rows_by_header(read_table(data, filename))
 
 
 def _rows_by_header(table: Iterable[tuple[int, list]]) -> list[dict]:

@@ -531,49 +531,109 @@ def set_partner_window() -> datetime.timedelta:
     return datetime.timedelta(hours=settings.SPD_SET_PARTNER_WINDOW_HOURS)
 
 
-def scan_set_partners(*, hospital: Hospital, now: datetime.datetime | None = None) -> alerts.ScanResult:
-    """Keep one SET_PARTNER_MISSING alert open per (set, encounter) where a component of a set was used
-    and a partner was not used on the same encounter within SPD_SET_PARTNER_WINDOW_HOURS (an IOL
-    without its injector). Resolved automatically once the partner's use is recorded."""
-    now = now or timezone.now()
+@dataclass(frozen=True)
+class SetGap:
+    """A set component used on an encounter whose partners were not used on it within the window:
+    `member` (a unit, or a lot quantity) used at `used_at` by `consumption`, `missing` its partners."""
+
+    member: PackMember
+    encounter: str
+    used_at: datetime.datetime
+    consumption_id: int
+    location_id: int | None
+    missing: list[PackMember]
+
+
+def _member_key(member: PackMember) -> tuple:
+    """What a use of `member` is recognised by: its unit, or for a lot quantity its product and lot."""
+    return ("unit", member.unit_id) if member.unit_id else ("lot", member.product_id, member.lot)
+
+
+def set_partner_gaps(
+    *, hospital: Hospital, now: datetime.datetime, used_from: datetime.datetime | None = None,
+    used_until: datetime.datetime | None = None,
+) -> list[SetGap]:
+    """Every use of a set's component (used between `used_from` and `used_until` if given) whose
+    window (SPD_SET_PARTNER_WINDOW_HOURS) has passed by `now` while a partner was not used on the
+    same encounter within the window before or after it.
+
+    A unit component is used by any consumption of that unit (from the pack, or after 拆包 by the
+    ordinary bedside use). A lot component is used by its own consumption from the pack: once a
+    break-up has returned it to stock, its quantity is one with the rest of the lot and no use is
+    its own. As a partner, a lot component counts as used by any use of its product and lot on the
+    encounter (from the pack or from the shelf). Refunded uses do not count."""
     window = set_partner_window()
     members = list(
-        PackMember.objects.filter(pack__hospital=hospital, pack__definition__kind=PackDefinition.Kind.SET,
-                                  unit__isnull=False)
-        .select_related("pack__unit", "product", "unit").order_by("pack_id", "pk")
+        PackMember.objects.filter(pack__hospital=hospital, pack__definition__kind=PackDefinition.Kind.SET)
+        .select_related("pack__unit", "product", "unit", "consumption").order_by("pack_id", "pk")
     )
-    uses = defaultdict(list)
-    for unit_id, encounter, at in Consumption.objects.filter(
-        unit_id__in=[member.unit_id for member in members], refunded_at__isnull=True
-    ).values_list("unit_id", "encounter", "occurred_at"):
-        uses[unit_id].append((encounter, at))
+    uses = defaultdict(list)  # member key -> [(encounter, at, consumption id, location id)]
+    unit_ids = [member.unit_id for member in members if member.unit_id]
+    lots = {(member.product_id, member.lot) for member in members if not member.unit_id}
+    live = Consumption.objects.filter(hospital=hospital, refunded_at__isnull=True)
+    for unit_id, encounter, at, pk, location_id in live.filter(unit_id__in=unit_ids).values_list(
+        "unit_id", "encounter", "occurred_at", "pk", "location_id"
+    ):
+        uses[("unit", unit_id)].append((encounter, at, pk, location_id))
+    if lots:
+        lot_filter = Q()
+        for product_id, lot in lots:
+            lot_filter |= Q(product_id=product_id, lot=lot)
+        for product_id, lot, encounter, at, pk, location_id in live.filter(lot_filter, unit__isnull=True).values_list(
+            "product_id", "lot", "encounter", "occurred_at", "pk", "location_id"
+        ):
+            uses[("lot", product_id, lot)].append((encounter, at, pk, location_id))
     by_pack = defaultdict(list)
     for member in members:
         by_pack[member.pack_id].append(member)
-    specs = []
+    gaps = []
     for pack_members in by_pack.values():
         for member in pack_members:
-            for encounter, at in uses[member.unit_id]:
-                if at + window > now:
+            for encounter, at, consumption_id, location_id in _own_uses(member, uses):
+                if at + window > now or (used_from and at < used_from) or (used_until and at >= used_until):
                     continue
                 missing = [
                     partner for partner in pack_members if partner is not member and not any(
                         used_encounter == encounter and abs(used_at - at) <= window
-                        for used_encounter, used_at in uses[partner.unit_id])
+                        for used_encounter, used_at, _, _ in uses[_member_key(partner)])
                 ]
                 if missing:
-                    specs.append(_partner_spec(hospital, member, missing, encounter))
+                    gaps.append(SetGap(member, encounter, at, consumption_id, location_id, missing))
+    return gaps
+
+
+def _own_uses(member: PackMember, uses: dict) -> list[tuple]:
+    if member.unit_id:
+        return uses[_member_key(member)]
+    own = member.consumption
+    if own is None or own.refunded_at is not None:
+        return []
+    return [(own.encounter, own.occurred_at, own.pk, own.location_id)]
+
+
+def scan_set_partners(*, hospital: Hospital, now: datetime.datetime | None = None) -> alerts.ScanResult:
+    """Keep one SET_PARTNER_MISSING alert open per (set, encounter) where a component of a set was used
+    and a partner was not used on the same encounter within SPD_SET_PARTNER_WINDOW_HOURS (an IOL
+    without its injector), for unit and lot components alike (`set_partner_gaps`). Resolved
+    automatically once the partner's use is recorded."""
+    now = now or timezone.now()
+    specs = [_partner_spec(hospital, gap) for gap in set_partner_gaps(hospital=hospital, now=now)]
     unique = {spec.subject_key: spec for spec in specs}
     return alerts.sync_alerts(kind=Alert.Kind.SET_PARTNER_MISSING, specs=unique.values(),
                               scope=Q(hospital=hospital), now=now)
 
 
-def _partner_spec(hospital: Hospital, member: PackMember, missing: list[PackMember], encounter: str) -> alerts.AlertSpec:
+def _partner_spec(hospital: Hospital, gap: SetGap) -> alerts.AlertSpec:
+    member, missing = gap.member, gap.missing
     names = "、".join(member_name(partner) for partner in missing)
+    subject = {"product_id": member.product_id, "location_id": gap.location_id}
+    if member.unit_id:
+        subject["unit_id"] = member.unit_id
     return alerts.AlertSpec(
-        hospital.pk, f"set:{member.pack_id}:{encounter}", Alert.Severity.WARNING,
-        f"配套组件 {member_name(member)} 已用于就诊 {encounter}，但配套的 {names} 未在同一就诊中使用",
-        {"pack": member.pack_id, "encounter": encounter, "used_unit": member.unit_id,
-         "missing_units": [partner.unit_id for partner in missing]},
-        {"unit_id": member.unit_id, "product_id": member.product_id},
+        hospital.pk, f"set:{member.pack_id}:{gap.encounter}", Alert.Severity.WARNING,
+        f"配套组件 {member_name(member)} 已用于就诊 {gap.encounter}，但配套的 {names} 未在同一就诊中使用",
+        {"pack": member.pack_id, "encounter": gap.encounter, "used_member": member.pk, "used_unit": member.unit_id,
+         "used_lot": member.lot, "missing_members": [partner.pk for partner in missing],
+         "missing_units": [partner.unit_id for partner in missing if partner.unit_id]},
+        subject,
     )

@@ -40,6 +40,12 @@ What is checked
         it was registered late), or older than SPD_RECON_CONSIGNMENT_SETTLE_DAYS.
     EXPIRED_IN_STOCK  units and lot quantities in stock at the end of the period (by the ledger)
         whose expiry is before the period's last day.
+    SET_PARTNER_MISSING (配套组件缺用)  a component of a set (PackDefinition kind SET, e.g. an IOL and
+        its injector) used in the period on an encounter where a partner was not used within
+        SPD_SET_PARTNER_WINDOW_HOURS of it: the rule of `processing.set_partner_gaps`, the same one
+        the hourly alert applies (unit and lot components). A use whose window is still open when
+        the run is computed is not reported yet. The amount at stake is the missing partners' cost
+        (used without being recorded is a 漏收 risk; not used at all, the set was broken).
 
 Billing window
     The HIS settles a day or more after use. A line answers the use of the period when the use it
@@ -90,6 +96,7 @@ from inventory.models import (
     Finding,
     Hospital,
     Location,
+    PackMember,
     Product,
     ReconciliationRun,
     SupplyAgreement,
@@ -113,6 +120,7 @@ from inventory.selectors.reconciliation import (
     uses_of_encounters,
 )
 from inventory.selectors.settlements import period_bounds
+from inventory.services.processing import member_name, set_partner_gaps, set_partner_window
 from inventory.services.reports import REPORT_FIELDS
 from inventory.task_queue import RECONCILE_TASK, RENDER_REPORTS_TASK, queue_task, tasks_run_in_process
 
@@ -305,6 +313,7 @@ def reconcile(hospital: Hospital, period_start: datetime.date, period_end: datet
         *_billing_findings(hospital, start, end, lines, context),
         *_consignment_findings(hospital, start, end, context),
         *_expiry_findings(hospital, period_end, end, context),
+        *_set_partner_findings(hospital, start, end, context),
     ]
     findings.sort(key=_finding_order)
     flows = stock_flows(hospital, start, end)
@@ -696,3 +705,55 @@ def _expiry_findings(hospital: Hospital, as_of: datetime.date, end: datetime.dat
             evidence={"lot": lot.lot, "expiry": lot.expiry.isoformat(), "quantity_at_end": lot.quantity},
         ))
     return findings
+
+
+# --- sets ---------------------------------------------------------------------------------------------
+
+
+def _set_partner_findings(
+    hospital: Hospital, start: datetime.datetime, end: datetime.datetime, context: _Context
+) -> list[Finding]:
+    window_hours = int(set_partner_window().total_seconds() // 3600)
+    gaps = set_partner_gaps(hospital=hospital, now=timezone.now(), used_from=start, used_until=end)
+    partner_ids = [partner.pk for gap in gaps for partner in gap.missing]
+    elsewhere = defaultdict(list)  # what became of each missing partner: its uses on other encounters
+    for member in PackMember.objects.filter(pk__in=partner_ids).select_related("consumption", "unit"):
+        elsewhere[member.pk] = _partner_uses(member)
+    findings = []
+    for gap in gaps:
+        member, pack_unit = gap.member, gap.member.pack.unit
+        names = "、".join(member_name(partner) for partner in gap.missing)
+        amount = cents(sum((partner.unit_cost * partner.quantity for partner in gap.missing), Decimal(0)))
+        findings.append(Finding(
+            kind=Kind.SET_PARTNER_MISSING, product=member.product, unit=member.unit, lot=member.lot,
+            location=context.locations.get(gap.location_id), encounter=gap.encounter,
+            his_charge_code=member.product.his_charge_code,
+            expected=Decimal(sum(partner.quantity for partner in gap.missing)), actual=Decimal(0), amount=amount,
+            message=(
+                f"配套组件 {member_name(member)}（配套 {pack_unit.serial}）于 {timezone.localtime(gap.used_at):%Y-%m-%d %H:%M} "
+                f"用于就诊 {gap.encounter}，配套的 {names} 未在同一就诊 {window_hours} 小时内使用"
+            ),
+            evidence={
+                "pack": member.pack_id, "pack_serial": pack_unit.serial, "consumption": gap.consumption_id,
+                "used_at": _local(gap.used_at), "window_hours": window_hours,
+                "missing": [{
+                    "member": partner.pk, "product_code": partner.product.internal_code,
+                    "product_name": partner.product.name, "serial": partner.unit.serial if partner.unit_id else "",
+                    "lot": partner.lot, "quantity": partner.quantity, "state": partner.state,
+                    "used_on": elsewhere[partner.pk],
+                } for partner in gap.missing],
+            },
+        ))
+    return findings
+
+
+def _partner_uses(member: PackMember) -> list[dict]:
+    """Where a missing partner went instead: its uses (unit) or its own use from the pack (lot)."""
+    if member.unit_id:
+        uses = Consumption.objects.filter(unit_id=member.unit_id, refunded_at__isnull=True)
+    elif member.consumption_id:
+        uses = Consumption.objects.filter(pk=member.consumption_id, refunded_at__isnull=True)
+    else:
+        return []
+    return [{"encounter": encounter, "occurred_at": _local(at)}
+            for encounter, at in uses.order_by("occurred_at").values_list("encounter", "occurred_at")]

@@ -64,6 +64,7 @@ KIND_LABELS = {
     Finding.Kind.SUBSTITUTION: "串换收费",
     Finding.Kind.CONSIGNMENT_UNSETTLED: "寄售已用未结算",
     Finding.Kind.EXPIRED_IN_STOCK: "过期耗材在库",
+    Finding.Kind.SET_PARTNER_MISSING: "配套组件缺用",
 }
 SUMMARY_HEADER = ["项目", "数量", "金额"]
 KINDS_HEADER = ["发现类型", "代码", "条数", "涉及金额"]
@@ -140,7 +141,7 @@ def report_content(run: ReconciliationRun) -> ReportContent:
         ],
         kinds=[
             [KIND_LABELS[kind], kind, by_kind[kind]["count"], Decimal(by_kind[kind]["amount"])]
-            for kind in Finding.Kind.values
+            for kind in Finding.Kind.values if kind in by_kind  # a run made before a kind existed lacks it
         ],
         findings=[
             [

@@ -19,7 +19,7 @@ from inventory.errors import Problem, Refusal, Refused
 from inventory.models import Alert, Department, DepartmentRevenue, Hospital, WatchedItem
 from inventory.selectors.review import Period, consumable_ratio, live_uses, median_and_mad, month_start
 from inventory.services import alerts
-from inventory.services.his import _csv_rows, _xlsx_rows
+from inventory.spreadsheets import read_table
 
 MONTHS_OF_HISTORY = 6
 
@@ -162,13 +162,7 @@ def parse_revenue_file(uploaded: IO[bytes], filename: str) -> list[dict]:
         if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
             raise Refused(Refusal.FILE_UNREADABLE, format="JSON")
         return [{"_row": n, **{REVENUE_ALIASES.get(k, k): v for k, v in row.items()}} for n, row in enumerate(rows, 1)]
-    if name.endswith(".csv"):
-        table = _csv_rows(data)
-    elif name.endswith((".xlsx", ".xlsm")):
-        table = _xlsx_rows(data)
-    else:
-        raise Refused(Refusal.FILE_TYPE_UNSUPPORTED)
-    table = [(n, row) for n, row in table if any(str(c or "").strip() for c in row)]
+    table = [(n, row) for n, row in read_table(data, filename) if any(str(c or "").strip() for c in row)]
     if not table:
         raise Refused(Refusal.FILE_EMPTY)
     header = [REVENUE_ALIASES.get(str(c or "").strip().lstrip("\ufeff"), str(c or "").strip().lower())

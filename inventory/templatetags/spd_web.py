@@ -25,7 +25,7 @@ from inventory.services.alerts import expiry_tiers
 from inventory.services.units_of_measure import describe_quantity
 from inventory.web.access import roles_of
 from inventory.web.describe import describe_alert, reason_label
-from inventory.web.nav import items_for
+from inventory.web.nav import menus_for
 from inventory.web.problems import ShownProblem, problems_of
 from inventory.web.views.station import gs_substitute_of
 
@@ -98,7 +98,7 @@ def expiry_class(value: datetime.date | None) -> str:
 @register.inclusion_tag("web/_nav.html", takes_context=True)
 def main_nav(context: template.Context) -> dict:
     request: HttpRequest = context["request"]
-    return {"entries": items_for(request)}
+    return {"menus": menus_for(request)}
 
 
 @register.simple_tag(takes_context=True)

@@ -2,6 +2,11 @@
 
 Each item names its URL and the roles that see it (the same sets its view is guarded with, see
 `access.py`); `items_for` gives the menu of one request with the current page marked.
+
+On the page the items are grouped into a few menus (`GROUPS`; which item goes where: `GROUP_OF`,
+by URL name). An item not placed there is listed under "More" until it is; the dashboard stays a
+link of its own. `menus_for` gives the menus one request sees (a menu with nothing the person may
+open is left out), rendered by web/_nav.html as <details> (no script needed).
 """
 from dataclasses import dataclass
 
@@ -68,3 +73,65 @@ def items_for(request: HttpRequest) -> list[MenuEntry]:
         active = request.path == url if item.exact else request.path.startswith(url)
         entries.append(MenuEntry(url, str(item.label), active))
     return entries
+
+
+@dataclass(frozen=True)
+class NavGroup:
+    key: str
+    label: Promise
+
+
+GROUPS: tuple[NavGroup, ...] = (
+    NavGroup("inbound", _("Inbound")),
+    NavGroup("inventory", _("Inventory")),
+    NavGroup("distribution", _("Distribution and use")),
+    NavGroup("counts", _("Counts and monthly close")),
+    NavGroup("purchasing", _("Purchasing and suppliers")),
+    NavGroup("analysis", _("Analysis and trace")),
+    NavGroup("devices", _("Devices")),
+    NavGroup("system", _("System")),
+    NavGroup("more", _("More")),
+)
+TOP = ""  # a link of its own, beside the menus
+GROUP_OF: dict[str, str] = {
+    "web:dashboard": TOP,
+    "web:receiving": "inbound", "web:processing": "inbound",
+    "web:stock": "inventory", "web:alerts": "inventory", "web:moves": "inventory", "web:par-levels": "inventory",
+    "web:recalls": "inventory",
+    "web:requisitions": "distribution", "web:requisition-queue": "distribution", "web:picking": "distribution",
+    "web:deliveries": "distribution", "web:bedside": "distribution",
+    "web:stocktakes": "counts", "web:department-count": "counts", "web:periods": "counts",
+    "web:reconciliation": "counts",
+    "web:purchasing": "purchasing", "web:vbp-contracts": "purchasing", "web:complaints": "purchasing",
+    "web:review": "analysis", "web:department-cost": "analysis", "web:history": "analysis",
+    "web:cabinets": "devices",
+    "web:his-deliveries": "system",
+}
+
+
+@dataclass(frozen=True)
+class Menu:
+    key: str  # TOP for a plain link (its one entry)
+    label: str
+    entries: list[MenuEntry]
+
+    @property
+    def active(self) -> bool:
+        return any(entry.active for entry in self.entries)
+
+
+def menus_for(request: HttpRequest) -> list[Menu]:
+    """The links of `items_for`, as the page shows them: top links and menus in `GROUPS` order."""
+    grouped: dict[str, list[MenuEntry]] = {group.key: [] for group in GROUPS}
+    menus = []
+    for item in NAV:
+        if not may(request.user, item.roles):
+            continue
+        url = reverse(item.url_name)
+        entry = MenuEntry(url, str(item.label), request.path == url if item.exact else request.path.startswith(url))
+        key = GROUP_OF.get(item.url_name, "more")
+        if key == TOP:
+            menus.append(Menu(TOP, entry.label, [entry]))
+        else:
+            grouped[key if key in grouped else "more"].append(entry)
+    return menus + [Menu(group.key, str(group.label), grouped[group.key]) for group in GROUPS if grouped[group.key]]

@@ -22,7 +22,7 @@ from inventory.models import (
     Unit,
 )
 from inventory.selectors.reconciliation import ledger_against_stock, stock_flows
-from inventory.services.consumption import ClinicalContext
+from inventory.services.consumption import ClinicalContext, consume_lot
 from inventory.services.processing import (
     LineInput,
     MemberScan,
@@ -34,6 +34,8 @@ from inventory.services.processing import (
 )
 from inventory.services.receiving import LineInput as DeliveryLine
 from inventory.services.receiving import accept_delivery_note, receive_delivery_note
+from inventory.services.reconciliation import run_reconciliation
+from inventory.services.reports import report_content
 from inventory.services.stock import transfer_stock
 from tests import factories
 from tests.conftest import stock_units
@@ -322,3 +324,142 @@ def test_the_stock_flow_table_has_its_own_processing_column_and_balances(
     assert (members.processed, members.other, members.closing) == (0, 0, 35)
     assert (pack.unit.product_id, stocked_station.pk) not in broken  # made and emptied in the period: no row
     assert ledger_against_stock(hospital) == []
+
+
+# --- sets with lot components, and the reconciliation's finding ---------------------------------------
+
+
+class ShiftedClock:
+    """`timezone.now()` moved forward by a number of hours (uses then happen later, as on a ward)."""
+
+    def __init__(self, monkeypatch):
+        self.real, self.hours = timezone.now, 0
+        monkeypatch.setattr(timezone, "now", lambda: self.real() + datetime.timedelta(hours=self.hours))
+
+    def forward(self, hours):
+        self.hours += hours
+
+
+@pytest.fixture
+def shifted(monkeypatch):
+    return ShiftedClock(monkeypatch)
+
+
+@pytest.fixture
+def lens_and_gel_set(keeper, keeper_actor, hospital, supplier, stocked_station, lot_product, ward, settings):
+    """A lens (a unit) with one syringe of viscoelastic gel (a lot quantity), as a set, on the eye ward."""
+    settings.SPD_SET_PARTNER_WINDOW_HOURS = 2
+    lens = factories.SupplyAgreementFactory(product__hospital=hospital, product__name="人工晶状体", supplier=supplier,
+                                            unit_price=Decimal("2800.00")).product
+    Product.objects.filter(pk=lot_product.pk).update(name="黏弹剂")
+    lot_product.refresh_from_db()
+    definition = save_definition(user=keeper, hospital=hospital, code="SET-IOL-GEL", name="晶体黏弹剂配套",
+                                 kind=PackDefinition.Kind.SET, lines=[LineInput(lens, 1), LineInput(lot_product, 1)])
+    [unit] = stock_units(keeper_actor, supplier, stocked_station, lens, ["IOL7"])
+    pack = assemble(keeper_actor, definition, stocked_station,
+                    [unit_scan(unit), lot_scan(lot_product, "L-EARLY", 1, EARLY)], key="asm-gel")
+    transfer_stock(actor=keeper_actor, hospital=hospital, to_location=ward, units=[pack.unit], idempotency_key="go-gel")
+    pack.refresh_from_db()
+    return pack
+
+
+def use_members(actor, pack, ward, members, key, encounter="ZY2026001"):
+    use_pack(actor=actor, hospital=pack.hospital, pack=pack, context=context(ward, encounter), idempotency_key=key,
+             member_ids=[member.pk for member in members])
+
+
+def open_set_alerts():
+    return list(Alert.objects.filter(kind="SET_PARTNER_MISSING", status="OPEN"))
+
+
+def test_a_lot_component_used_without_its_unit_partner_raises_an_alert_until_the_partner_is_used(
+    keeper_actor, hospital, lens_and_gel_set, ward, shifted
+):
+    gel = lens_and_gel_set.members.get(unit__isnull=True)
+    use_members(keeper_actor, lens_and_gel_set, ward, [gel], "use-gel")
+    scan_set_partners(hospital=hospital, now=timezone.now() + datetime.timedelta(hours=1))
+    assert open_set_alerts() == [], "the window is still open"
+    scan_set_partners(hospital=hospital, now=timezone.now() + datetime.timedelta(hours=3))
+    [alert] = open_set_alerts()
+    assert "黏弹剂 批号 L-EARLY" in alert.message and "人工晶状体 SN IOL7" in alert.message
+    assert (alert.unit, alert.product.name, alert.details["used_lot"]) == (None, "黏弹剂", "L-EARLY")
+
+    shifted.forward(1)  # the lens, on the same encounter an hour later: inside the window
+    use_members(keeper_actor, lens_and_gel_set, ward, [lens_and_gel_set.members.get(unit__serial="IOL7")], "use-iol")
+    scan_set_partners(hospital=hospital, now=timezone.now() + datetime.timedelta(hours=3))
+    alert.refresh_from_db()
+    assert alert.status == "RESOLVED" and open_set_alerts() == []
+
+
+def test_a_unit_component_whose_lot_partner_is_used_from_the_shelf_on_the_encounter_is_complete(
+    keeper_actor, hospital, lens_and_gel_set, ward, lot_product
+):
+    use_members(keeper_actor, lens_and_gel_set, ward, [lens_and_gel_set.members.get(unit__serial="IOL7")], "use-iol")
+    later = timezone.now() + datetime.timedelta(hours=3)
+    scan_set_partners(hospital=hospital, now=later)
+    [alert] = open_set_alerts()
+    assert "黏弹剂 批号 L-EARLY" in alert.message and alert.unit.serial == "IOL7"
+    # 拆包 returns the gel to the ward's shelf; used from there on the same encounter, it is the partner.
+    break_pack(actor=keeper_actor, hospital=hospital, pack=lens_and_gel_set, idempotency_key="break-gel")
+    consume_lot(actor=keeper_actor, hospital=hospital, product=lot_product, lot="L-EARLY", quantity=1,
+                context=context(ward), idempotency_key="gel-shelf", location=ward)
+    scan_set_partners(hospital=hospital, now=later)
+    alert.refresh_from_db()
+    assert alert.status == "RESOLVED"
+
+
+def test_a_partner_used_after_the_window_leaves_the_set_incomplete(
+    keeper_actor, hospital, lens_and_gel_set, ward, shifted
+):
+    use_members(keeper_actor, lens_and_gel_set, ward, [lens_and_gel_set.members.get(unit__serial="IOL7")], "use-iol")
+    shifted.forward(3)  # the gel on the same encounter, three hours later: the window is two
+    use_members(keeper_actor, lens_and_gel_set, ward, [lens_and_gel_set.members.get(unit__isnull=True)], "use-gel")
+    scan_set_partners(hospital=hospital, now=timezone.now() + datetime.timedelta(hours=3))
+    [alert] = open_set_alerts()  # one alert per set and encounter
+    assert alert.details["encounter"] == "ZY2026001"
+
+
+def run_today(hospital):
+    today = timezone.localdate()
+    return run_reconciliation(hospital=hospital, period_start=today - datetime.timedelta(days=1), period_end=today)
+
+
+def test_the_reconciliation_reports_a_component_whose_partner_went_to_another_encounter(
+    keeper_actor, hospital, lens_and_gel_set, ward, shifted, settings, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path
+    lens = lens_and_gel_set.members.get(unit__serial="IOL7")
+    gel = lens_and_gel_set.members.get(unit__isnull=True)
+    use_members(keeper_actor, lens_and_gel_set, ward, [lens], "use-iol", encounter="ZY2026001")
+    use_members(keeper_actor, lens_and_gel_set, ward, [gel], "use-gel", encounter="ZY2026999")
+    assert not run_today(hospital).findings.filter(kind="SET_PARTNER_MISSING").exists(), "window still open"
+
+    shifted.forward(3)
+    run = run_today(hospital)
+    run = run_reconciliation(hospital=hospital, period_start=run.period_start, period_end=run.period_end, rerun=True)
+    findings = {finding.encounter: finding for finding in run.findings.filter(kind="SET_PARTNER_MISSING")}
+    assert sorted(findings) == ["ZY2026001", "ZY2026999"]  # each use misses its partner
+    lens_gap, gel_gap = findings["ZY2026001"], findings["ZY2026999"]
+    assert (lens_gap.unit.serial, lens_gap.location, lens_gap.amount) == ("IOL7", ward, Decimal("3.50"))
+    assert (gel_gap.unit, gel_gap.lot, gel_gap.amount) == (None, "L-EARLY", Decimal("2800.00"))
+    assert "黏弹剂 批号 L-EARLY" in lens_gap.message and lens_gap.message.endswith("未在同一就诊 2 小时内使用")
+    [missing] = lens_gap.evidence["missing"]
+    assert (missing["lot"], [use["encounter"] for use in missing["used_on"]]) == ("L-EARLY", ["ZY2026999"])
+    assert run.summary["findings"]["by_kind"]["SET_PARTNER_MISSING"]["count"] == 2
+    content = report_content(run)
+    assert ["配套组件缺用", "SET_PARTNER_MISSING", 2, Decimal("2803.50")] in content.kinds
+    assert sum(row[1] == "配套组件缺用" for row in content.findings) == 2
+
+
+def test_the_reconciliation_has_no_set_finding_when_the_partners_are_used_together_within_the_window(
+    keeper_actor, hospital, lens_and_gel_set, iol_set, ward, shifted
+):
+    use_pack(actor=keeper_actor, hospital=hospital, pack=iol_set, context=context(ward, "ZY2026002"),
+             idempotency_key="use-units")  # units: the whole set at once
+    use_members(keeper_actor, lens_and_gel_set, ward, [lens_and_gel_set.members.get(unit__isnull=True)], "use-gel")
+    shifted.forward(1)
+    use_members(keeper_actor, lens_and_gel_set, ward, [lens_and_gel_set.members.get(unit__serial="IOL7")], "use-iol")
+    shifted.forward(3)
+    scan_set_partners(hospital=hospital)
+    assert open_set_alerts() == []
+    assert not run_today(hospital).findings.filter(kind="SET_PARTNER_MISSING").exists()

@@ -344,7 +344,9 @@ def test_the_run_of_the_planted_day_finds_exactly_the_planted_cases(scenario):
 
     assert run.status == ReconciliationRun.Status.DONE
     assert found(run) == PLANTED_ON_D3
-    assert set(Finding.Kind.values) == {kind for kind, _ in PLANTED_ON_D3}, "every finding type is planted"
+    # Every finding type is planted here but the set check's, whose scenario (a set assembled at a
+    # processing station, used in part) is in tests/inventory/test_processing.py.
+    assert set(Finding.Kind.values) - {K.SET_PARTNER_MISSING} == {kind for kind, _ in PLANTED_ON_D3}
 
 
 def test_each_finding_names_its_subject_amounts_and_evidence(scenario):

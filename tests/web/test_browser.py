@@ -29,6 +29,7 @@ def test_keeper_signs_in_finds_a_unit_in_stock_and_opens_its_trace(page, world):
     expect(page.locator('[data-card="stock-value"]')).to_contain_text("¥11,270.00")
     screenshot(page, "dashboard")
 
+    page.locator('nav.mainnav [data-menu="inventory"] > summary').click()  # its menu
     page.get_by_role("link", name="库存").click()
     expect(page.locator("[data-result-count]")).to_have_attribute("data-result-count", "3")
     product_field = page.locator("#id_product")
@@ -96,6 +97,7 @@ def test_a_station_whose_scanner_sends_a_substitute_for_gs_is_read_right(page, w
 
 def test_acknowledge_then_resolve_an_alert_with_a_note(page, world):
     login(page, "keeper")
+    page.locator('nav.mainnav [data-menu="inventory"] > summary').click()  # its menu
     page.get_by_role("link", name="预警", exact=True).click()
     item = page.locator(f'[data-alert="{world.alert.pk}"]')
     expect(item).to_contain_text("将于 2026-12-20 过期，剩余 27 天")

@@ -44,6 +44,7 @@ def test_receive_a_delivery_by_scanning_with_gs_and_see_accepted_and_rejected_ro
                           number="DN-API-7", receiving_location=world.warehouse, idempotency_key="rcv-api-7",
                           lines=[LineInput(Decimal("1200.00"), udi=gs1_udi(product.udi_di, serial="API-1"))])
     login(page, "operator")
+    page.locator('nav.mainnav [data-menu="inbound"] > summary').click()  # its menu
     page.get_by_role("link", name="验收", exact=True).click()
     expect(page.locator("h1")).to_have_text("验收")
     expect(page.locator("table[data-table=awaiting]")).to_contain_text("DN-API-7")
@@ -125,6 +126,7 @@ def test_consume_against_an_encounter_see_the_charge_reach_the_his_then_refund(p
                    units=[world.units["SN-A1"]], idempotency_key="to-cath")
     page.set_viewport_size({"width": 1024, "height": 1366})  # a tablet, upright
     login(page, "nurse")
+    page.locator('nav.mainnav [data-menu="distribution"] > summary').click()  # its menu
     page.get_by_role("link", name="使用登记", exact=True).click()
     expect(page.locator("#id_department")).to_have_value(str(world.cabinet.department.pk))
     page.fill("#id_encounter", "ZY20261123777")
@@ -173,6 +175,7 @@ def test_consume_against_an_encounter_see_the_charge_reach_the_his_then_refund(p
 
 def test_transfer_by_scanning_into_a_list(page, world, cath_lab_store):
     login(page, "keeper")
+    page.locator('nav.mainnav [data-menu="inventory"] > summary').click()  # its menu
     page.get_by_role("link", name="移库退货").click()
     field = page.locator("#move-scan")
     expect(field).to_be_focused()
@@ -209,6 +212,7 @@ def test_transfer_by_scanning_into_a_list(page, world, cath_lab_store):
 def test_cabinets_show_state_contents_sessions_and_overdue_takes(page, world):
     stocked_cabinet = stock_the_cabinet(world)
     login(page, "nurse")
+    page.locator('nav.mainnav [data-menu="devices"] > summary').click()  # its menu
     page.get_by_role("link", name="智能柜", exact=True).click()
     card = page.locator(f'[data-cabinet="{stocked_cabinet.pk}"]')
     expect(card.locator("[data-device-state]")).to_have_attribute("data-device-state", "offline")

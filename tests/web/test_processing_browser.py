@@ -41,6 +41,7 @@ def test_scan_members_assemble_and_print_the_label_of_a_kit(page, world, hospita
                                  kind="KIT", lines=[PackLine(world.product, 1), PackLine(world.lot_product, 2)])
 
     login(page, "operator")
+    page.locator('nav.mainnav [data-menu="inbound"] > summary').click()  # its menu
     page.get_by_role("link", name="加工", exact=True).click()
     expect(page.locator("h1")).to_contain_text("加工")
     page.select_option("#id_definition", str(definition.pk))

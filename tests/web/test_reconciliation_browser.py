@@ -42,6 +42,7 @@ def test_an_auditor_reads_a_run_filters_its_findings_and_checks_the_downloaded_x
     run = books.run
 
     login(page, "auditor")
+    page.locator('nav.mainnav [data-menu="counts"] > summary').click()  # 盘点与月结
     page.locator("nav.mainnav").get_by_role("link", name="对账").click()
     expect(page.locator("h1")).to_contain_text("对账")
     row = page.locator(f'[data-run="{run.pk}"]')

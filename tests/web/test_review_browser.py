@@ -24,6 +24,7 @@ def test_an_auditor_reviews_cost_by_doctor(page, world):
             occurred_at=timezone.make_aware(datetime.datetime.combine(today.replace(day=1), datetime.time(9))),
         )
     login(page, "auditor")
+    page.locator('nav.mainnav [data-menu="analysis"] > summary').click()  # the menu 分析与追溯
     page.locator('nav a[href="/review/"]').first.click()
     expect(page.locator('svg[data-chart="review"]')).to_be_visible()
     page.select_option("#id_dimension", "doctor")

@@ -31,6 +31,7 @@ from django.views.decorators.http import require_POST
 from inventory.actors import Actor
 from inventory.errors import Refusal, Refused
 from inventory.models import Charge, Consumption, Department, Location, LotBalance, Movement, Pack, PackMember
+from inventory.selectors.processing import set_partners_of_uses
 from inventory.selectors.scope import departments_of, visible_to
 from inventory.selectors.stock import StockScope
 from inventory.selectors.units import find_unit_by_udi
@@ -175,7 +176,7 @@ def _render(request: HttpRequest, form: ContextForm, context: ClinicalContext | 
     return render(request, "web/bedside/use.html", {
         "form": form, "context": context, "lot_form": lot_form, "query": request.GET.urlencode(),
         "token": new_form_key("use"), "lot_key": new_form_key("use-lot"),
-        "uses": todays_uses(request, department), "department": department,
+        "uses": with_set_partners(todays_uses(request, department)), "department": department,
         "problems": list(problems) or (problems_of(form) if form.is_bound else []),
     }, status=status)
 
@@ -187,6 +188,15 @@ def todays_uses(request: HttpRequest, department: Department | None) -> QuerySet
     if department is not None:
         uses = uses.filter(department=department)
     return _with_charges(uses).order_by("-occurred_at", "-pk")
+
+
+def with_set_partners(uses: QuerySet) -> list[Consumption]:
+    """The uses, each with `set_partners`: the other components of the set it was one of (if any)."""
+    uses = list(uses)
+    partners = set_partners_of_uses(uses)
+    for use in uses:
+        use.set_partners = partners.get(use.pk, [])
+    return uses
 
 
 def _with_charges(uses: QuerySet) -> QuerySet:
@@ -209,7 +219,7 @@ def _context_from_post(request: HttpRequest) -> ClinicalContext:
 
 
 def _row(request: HttpRequest, consumption: Consumption) -> str:
-    use = _with_charges(Consumption.objects.filter(pk=consumption.pk)).get()
+    [use] = with_set_partners(_with_charges(Consumption.objects.filter(pk=consumption.pk)))
     return render_to_string("web/bedside/_use_row.html", {"use": use, "query": request.POST.get("query", "")},
                             request=request)
 

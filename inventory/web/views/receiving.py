@@ -13,26 +13,22 @@ rejected ones and the units nobody scanned, with totals per product to compare w
 note; `accept_delivery_note` then decides — unscanned units stay open unless an SPD operator
 accepts them without scanning, with a reason. The acceptance record (验收单) prints as a PDF.
 """
-import datetime
 import uuid
-from decimal import Decimal, InvalidOperation
 
 from django import forms
 from django.contrib import messages
-from django.db import transaction
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from inventory.actors import Actor
 from inventory.errors import Refusal, Refused
-from inventory.models import DeliveryNote, Location, Product, ReceivingDraft, Role, TrackingMode, User
+from inventory.models import DeliveryNote, Location, Product, ReceivingDraft, Role, TrackingMode
 from inventory.selectors.receiving import (
     ACCEPT,
     REJECT,
@@ -45,19 +41,14 @@ from inventory.selectors.receiving import (
 )
 from inventory.selectors.scope import visible_to
 from inventory.selectors.stock import StockScope
-from inventory.selectors.units import resolve_scan
+from inventory.services import receiving_drafts as drafts
 from inventory.services.acceptance_record import render_acceptance_record
 from inventory.services.receiving import (
     UNSCANNED_DECIDERS,
-    LineInput,
-    LinePreview,
     accept_delivery_note,
-    agreed_price,
-    preview_delivery,
-    receive_delivery_note,
     record_scan,
 )
-from inventory.services.units_of_measure import base_unit_price, unit_named
+from inventory.services.receiving_drafts import Draft
 from inventory.web.access import STOCK_HANDLERS, may, web_page
 from inventory.web.forms import ProductChoiceField
 from inventory.web.listing import Sort, listing
@@ -206,10 +197,10 @@ def new_delivery(request: HttpRequest) -> HttpResponse:
         form = DeliveryHeaderForm(request.POST, request=request)
         if form.is_valid():
             data = form.cleaned_data
-            draft = ReceivingDraft.objects.create(
-                hospital=hospital, key=uuid.uuid4().hex, supplier=data["supplier"], number=data["number"],
-                receiving_location=data["receiving_location"], temperature_c=data["temperature_c"],
-                created_by=request.user, updated_by=request.user,
+            draft = drafts.start_draft(
+                user=request.user, hospital=hospital, key=uuid.uuid4().hex, supplier=data["supplier"],
+                number=data["number"], receiving_location=data["receiving_location"],
+                temperature_c=data["temperature_c"],
             )
             return redirect("web:receiving-draft", key=draft.key)
     else:
@@ -217,78 +208,18 @@ def new_delivery(request: HttpRequest) -> HttpResponse:
     return render(request, "web/receiving/new.html", {"form": form, "problems": problems_of(form)})
 
 
-class _Draft:
-    """A delivery being scanned in (a ReceivingDraft row): the header chosen in step 1 and the
-    lines scanned so far. Changes lock the row, so two people scanning into one draft lose nothing."""
-
-    def __init__(self, request: HttpRequest, key: str, *, for_update: bool = False) -> None:
-        self.request, self.key = request, key
-        self.hospital = hospital_for(request)
-        drafts = ReceivingDraft.objects.filter(hospital=self.hospital).select_related(
-            "supplier", "receiving_location", "created_by", "updated_by")
-        if for_update:
-            drafts = drafts.select_for_update(of=("self",))
-        self.row = get_object_or_404(drafts, key=key)
-        self.supplier = self.row.supplier
-        self.location = self.row.receiving_location
-        self.temperature = self.row.temperature_c
-
-    @property
-    def lines(self) -> list[dict]:
-        return self.row.lines
-
-    @property
-    def number(self) -> str:
-        return self.row.number
-
-    def save(self) -> None:
-        self.row.updated_by = self.request.user
-        self.row.updated_at = timezone.now()
-        self.row.save(update_fields=["lines", "updated_by", "updated_at"])
-
-    def inputs(self) -> list[LineInput]:
-        products = Product.objects.filter(hospital=self.hospital).in_bulk(
-            {line["product"] for line in self.lines if line["product"]}
-        )
-        scanners = User.objects.in_bulk({line.get("scanned_by") for line in self.lines if line.get("scanned_by")})
-        return [
-            LineInput(
-                Decimal(line["price"]), udi=line["udi"], product=products.get(line["product"]), lot=line["lot"],
-                expiry=datetime.date.fromisoformat(line["expiry"]) if line["expiry"] else None,
-                quantity=line["quantity"], unit=line.get("unit", ""), scanned_by=scanners.get(line.get("scanned_by")),
-                scanned_at=datetime.datetime.fromisoformat(line["scanned_at"]) if line.get("scanned_at") else None,
-            )
-            for line in self.lines
-        ]
-
-    def previews(self) -> list[LinePreview]:
-        if not self.lines:
-            return []
-        return preview_delivery(hospital=self.hospital, supplier=self.supplier, lines=self.inputs(),
-                                temperature_c=self.temperature)
-
-    def price_for(self, product: Product | None, posted: str) -> Decimal:
-        """The price typed with the scan, else the agreement's (0 without one: acceptance says why)."""
-        if posted.strip():
-            try:
-                price = Decimal(posted.strip())
-            except InvalidOperation:
-                price = None
-            if price is None or price < 0 or price != price.quantize(Decimal("0.01")):
-                raise Refused(Refusal.INVALID_REQUEST, detail=_("the unit price must be an amount like 1200.00"))
-            return price.quantize(Decimal("0.01"))
-        if product is None:
-            return Decimal("0.00")
-        return agreed_price(hospital=self.hospital, supplier=self.supplier, product=product) or Decimal("0.00")
+def _draft_of(request: HttpRequest, key: str) -> Draft:
+    """The draft of the person's hospital with this key (404 if none)."""
+    return Draft(get_object_or_404(drafts.drafts_of(hospital_for(request)), key=key))
 
 
-def _draft_review(draft: _Draft) -> AcceptanceReview:
+def _draft_review(draft: Draft) -> AcceptanceReview:
     """The draft's lines as acceptance would decide them once recorded, with the per-product totals."""
     lines = [review_line(preview) for preview in draft.previews()]
     return AcceptanceReview(DeliveryNote(number=draft.number), lines, product_totals(lines))
 
 
-def _draft_context(draft: _Draft, **extra: object) -> dict:
+def _draft_context(draft: Draft, **extra: object) -> dict:
     review = _draft_review(draft)
     return {
         "draft": draft, "review": review, "rows": list(reversed(review.lines)), "key": draft.key,
@@ -298,7 +229,7 @@ def _draft_context(draft: _Draft, **extra: object) -> dict:
     }
 
 
-def _draft_tally(draft: _Draft, review: AcceptanceReview) -> dict[str, int]:
+def _draft_tally(draft: Draft, review: AcceptanceReview) -> dict[str, int]:
     """Scanned lines, what acceptance would accept and reject, and lines typed without a scan."""
     counts = review.tally
     counts["scanned"] = sum(1 for line in draft.lines if line["udi"])
@@ -306,9 +237,9 @@ def _draft_tally(draft: _Draft, review: AcceptanceReview) -> dict[str, int]:
     return counts
 
 
-def _open_draft(request: HttpRequest, key: str) -> _Draft | HttpResponse:
+def _open_draft(request: HttpRequest, key: str) -> Draft | HttpResponse:
     try:
-        current = _Draft(request, key)
+        current = _draft_of(request, key)
     except Refused as refused:
         return render(request, "web/receiving/new.html", {"problems": problems_of(refused)}, status=refused.status)
     if current.row.note_id:
@@ -325,22 +256,13 @@ def draft(request: HttpRequest, key: str) -> HttpResponse:
     if request.method != "POST":
         return render(request, "web/receiving/draft.html", _draft_context(current))
     try:
-        with transaction.atomic():
-            current = _Draft(request, key, for_update=True)
-            if current.row.note_id:  # recorded meanwhile (a double submit): the same note
-                return redirect("web:receiving-note", pk=current.row.note_id)
-            note = receive_delivery_note(
-                actor=Actor(user=request.user), hospital=current.hospital, supplier=current.supplier,
-                number=current.number, receiving_location=current.location, lines=current.inputs(),
-                temperature_c=current.temperature, idempotency_key=f"web-receive-{key}",
-            )
-            current.row.note = note
-            current.row.save(update_fields=["note"])
+        note, current, recorded_now = drafts.record_draft(actor=Actor(user=request.user), draft=current)
     except Refused as refused:
         context = _draft_context(current, problems=problems_of(refused))
         return render(request, "web/receiving/draft.html", context, status=refused.status)
-    messages.success(request, _("Delivery note %(number)s is recorded with %(lines)s lines. Check the units and "
-                                "finish the acceptance.") % {"number": note.number, "lines": len(current.lines)})
+    if recorded_now:
+        messages.success(request, _("Delivery note %(number)s is recorded with %(lines)s lines. Check the units and "
+                                    "finish the acceptance.") % {"number": note.number, "lines": len(current.lines)})
     return redirect("web:receiving-note", pk=note.pk)
 
 
@@ -349,43 +271,16 @@ def draft(request: HttpRequest, key: str) -> HttpResponse:
 def draft_scan(request: HttpRequest, key: str) -> HttpResponse:
     """One scanned unit (or lot UDI with a quantity) added to the draft, with acceptance's verdict."""
     try:
-        with transaction.atomic():
-            current = _Draft(request, key, for_update=True)
-            if current.row.note_id:
-                raise Refused(Refusal.INVALID_REQUEST, detail=_("this delivery note is already recorded"))
-            code = scanned_code(request, request.POST.get("code", ""))
-            if not code:
-                raise Refused(Refusal.NOTHING_SCANNED)
-            resolution = resolve_scan(current.hospital, code)  # an unreadable code is refused, not recorded
-            for line_no, line in enumerate(current.lines, start=1):
-                if line["udi"] == code:
-                    raise Refused(Refusal.INVALID_REQUEST, detail=_("this code is already on line %(line)s") % {
-                        "line": line_no})
-            quantity = 1
-            if resolution.product is not None and resolution.product.tracking == TrackingMode.LOT:
-                quantity = _quantity(request.POST.get("quantity", ""))
-            price = current.price_for(resolution.product, request.POST.get("unit_price", ""))
-            current.lines.append({
-                "udi": code, "product": None, "lot": "", "expiry": "", "quantity": quantity, "price": str(price),
-                "scanned_by": request.user.pk, "scanned_at": timezone.now().isoformat(),
-            })
-            current.save()
+        current = drafts.add_scanned_line(
+            user=request.user, draft=_draft_of(request, key), code=scanned_code(request, request.POST.get("code", "")),
+            quantity=request.POST.get("quantity", ""), unit_price=request.POST.get("unit_price", ""),
+        )
     except Refused as refused:
         return _draft_refused(request, key, refused)
     return _draft_line_answer(request, current, len(current.lines))
 
 
-def _quantity(value: str) -> int:
-    try:
-        quantity = int(value.strip() or "1")
-    except ValueError:
-        quantity = 0
-    if quantity < 1:
-        raise Refused(Refusal.QUANTITY_INVALID)
-    return quantity
-
-
-def _draft_line_answer(request: HttpRequest, current: _Draft, line_no: int) -> HttpResponse:
+def _draft_line_answer(request: HttpRequest, current: Draft, line_no: int) -> HttpResponse:
     """The verdict on one line of the draft; for the scan field also its row, the tally and the summary."""
     context = _draft_context(current)
     review = next(line for line in context["review"].lines if line.line.line_no == line_no)
@@ -445,29 +340,13 @@ def draft_lot(request: HttpRequest, key: str) -> HttpResponse:
         return render(request, "web/receiving/draft.html", context, status=400)
     data = form.cleaned_data
     try:
-        unit = unit_named(product=data["product"], unit=data["unit"])
+        current = drafts.add_lot_line(
+            user=request.user, draft=current, product=data["product"], lot=data["lot"], expiry=data["expiry"],
+            quantity=data["quantity"], unit=data["unit"], unit_price=data["unit_price"],
+        )
     except Refused as refused:
         context = _draft_context(current, lot_form=form, problems=problems_of(refused))
         return render(request, "web/receiving/draft.html", context, status=400)
-    price = data["unit_price"]
-    if price is None:
-        price = agreed_price(hospital=current.hospital, supplier=current.supplier, product=data["product"])
-        price = price * unit.factor if price is not None else None  # the agreement is per base unit
-    price = price if price is not None else Decimal("0.00")
-    try:
-        base_unit_price(product=data["product"], unit_price=price, unit=unit.name)
-    except Refused as refused:
-        context = _draft_context(current, lot_form=form, problems=problems_of(refused))
-        return render(request, "web/receiving/draft.html", context, status=400)
-    with transaction.atomic():
-        current = _Draft(request, key, for_update=True)
-        current.lines.append({
-            "udi": "", "product": data["product"].pk, "lot": data["lot"].strip(),
-            "expiry": data["expiry"].isoformat(), "quantity": data["quantity"],
-            "price": str(price), "scanned_by": None, "scanned_at": "",
-            **({"unit": unit.name} if unit.factor != 1 else {}),
-        })
-        current.save()
     return _draft_line_answer(request, current, len(current.lines))
 
 
@@ -476,16 +355,8 @@ def draft_lot(request: HttpRequest, key: str) -> HttpResponse:
 def draft_quantity(request: HttpRequest, key: str, line_no: int) -> HttpResponse:
     """Correct the quantity of a lot line after its scan (the count on the box, not on the label)."""
     try:
-        with transaction.atomic():
-            current = _Draft(request, key, for_update=True)
-            if current.row.note_id or not 1 <= line_no <= len(current.lines):
-                raise Refused(Refusal.NOT_FOUND, what=_("Line %(line)s") % {"line": line_no})
-            previews = {preview.line.line_no: preview for preview in current.previews()}
-            line = previews[line_no].line
-            if line.serial or (line.product is not None and line.product.tracking == TrackingMode.UNIT):
-                raise Refused(Refusal.INVALID_REQUEST, detail=_("a unit line is always one unit"))
-            current.lines[line_no - 1]["quantity"] = _quantity(request.POST.get("quantity", ""))
-            current.save()
+        current = drafts.set_line_quantity(user=request.user, draft=_draft_of(request, key), line_no=line_no,
+                                           quantity=request.POST.get("quantity", ""))
     except Refused as refused:
         return _draft_refused(request, key, refused)
     return _draft_line_answer(request, current, line_no)
@@ -494,13 +365,9 @@ def draft_quantity(request: HttpRequest, key: str, line_no: int) -> HttpResponse
 @require_POST
 @web_page(STOCK_HANDLERS)
 def draft_remove(request: HttpRequest, key: str, line_no: int) -> HttpResponse:
-    with transaction.atomic():
-        current = _Draft(request, key, for_update=True)
-        if current.row.note_id is None and 1 <= line_no <= len(current.lines):
-            current.lines.pop(line_no - 1)
-            current.save()
-            messages.success(request, _("Line %(line)s removed; the lines after it are renumbered.") % {
-                "line": line_no})
+    if drafts.remove_line(user=request.user, draft=_draft_of(request, key), line_no=line_no):
+        messages.success(request, _("Line %(line)s removed; the lines after it are renumbered.") % {
+            "line": line_no})
     return redirect("web:receiving-draft", key=key)
 
 
@@ -513,12 +380,9 @@ def draft_discard(request: HttpRequest, key: str) -> HttpResponse:
     if request.method != "POST":
         return render(request, "web/receiving/discard.html", {"draft": current, "key": key,
                                                               "count": len(current.lines)})
-    with transaction.atomic():
-        current = _Draft(request, key, for_update=True)
-        if current.row.note_id is None:
-            current.row.delete()
-            messages.success(request, _("The draft delivery %(number)s was discarded; nothing was recorded.") % {
-                "number": current.number})
+    if drafts.discard_draft(draft=current):
+        messages.success(request, _("The draft delivery %(number)s was discarded; nothing was recorded.") % {
+            "number": current.number})
     return redirect("web:receiving")
 
 
