@@ -26,7 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inventory.api.fields import caller_hospital, validated
-from inventory.api.permissions import BOOK_READERS
+from inventory.api.permissions import REVIEW_READERS
 from inventory.models import Product, Role, WatchedItem
 from inventory.selectors import review as selectors
 from inventory.services import review as services
@@ -86,7 +86,7 @@ def _period(data: dict) -> selectors.Period:
 
 class ReviewView(APIView):
     """Use and cost by department, doctor, procedure, product, product class or supplier."""
-    read_roles = BOOK_READERS
+    read_roles = REVIEW_READERS
 
     @extend_schema(parameters=[ReviewQuerySerializer], responses={200: ReviewSerializer})
     def get(self, request: Request) -> Response:
@@ -131,7 +131,7 @@ class ProcedureSerializer(serializers.Serializer):
 
 class SurgeryCostView(APIView):
     """Consumable cost per surgery by procedure; the distribution per doctor (count, median, p90)."""
-    read_roles = BOOK_READERS
+    read_roles = REVIEW_READERS
 
     @extend_schema(parameters=[SurgeryQuerySerializer], responses={200: ProcedureSerializer(many=True)})
     def get(self, request: Request) -> Response:
@@ -170,7 +170,7 @@ class RatioRowSerializer(serializers.Serializer):
 
 class RatioView(APIView):
     """耗占比 per department and month: consumable cost / imported medical revenue, and the red line."""
-    read_roles = BOOK_READERS
+    read_roles = REVIEW_READERS
 
     @extend_schema(parameters=[RatioQuerySerializer], responses={200: RatioRowSerializer(many=True)})
     def get(self, request: Request) -> Response:
@@ -203,7 +203,7 @@ class RevenueReportSerializer(serializers.Serializer):
 
 class RevenueImportView(APIView):
     """Import departments' monthly medical revenue from the HIS; any bad row refuses all (400)."""
-    read_roles = BOOK_READERS
+    read_roles = REVIEW_READERS
     write_roles = REVIEW_WRITERS
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
@@ -246,7 +246,7 @@ class WatchedItemSerializer(serializers.ModelSerializer):
 
 class WatchedItemView(generics.ListCreateAPIView):
     """The hospital's watched consumables (重点监控耗材); POST adds one."""
-    read_roles = BOOK_READERS
+    read_roles = REVIEW_READERS
     write_roles = REVIEW_WRITERS
     serializer_class = WatchedItemSerializer
 
@@ -271,7 +271,7 @@ class TopSettledSerializer(serializers.Serializer):
 
 class TopSettledView(APIView):
     """Top N 医保耗材编码 by settled amount in the imported HIS settlement lines."""
-    read_roles = BOOK_READERS
+    read_roles = REVIEW_READERS
 
     @extend_schema(parameters=[TopQuerySerializer], responses={200: TopSettledSerializer(many=True)})
     def get(self, request: Request) -> Response:
