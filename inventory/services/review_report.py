@@ -154,7 +154,7 @@ def render_review_pdf(report: ReviewReport) -> bytes:
     ]
     story = [
         Paragraph(text(title), ParagraphStyle("title", fontName=font, fontSize=15, leading=19)), Spacer(1, 3 * mm),
-        table([_("Item"), _("Value")], [list(fact) for fact in facts]),
+        table(["", ""], [list(fact) for fact in facts]),
         Paragraph(text(_("Cost per month")), heading), chart_drawing(trend_chart, font),
         table(trend_header(report.trend), trend_table(report.trend)),
         Paragraph(text(_("Cost by %(by)s") % {"by": dimension_labels()[report.dimension]}), heading),

@@ -156,7 +156,7 @@ class MonthForm(forms.Form):
     month = forms.DateField(label=_("Month"), required=False, input_formats=["%Y-%m", "%Y-%m-%d"],
                             widget=forms.DateInput(attrs={"type": "month"}, format="%Y-%m"))
 
-    def month(self) -> datetime.date:
+    def chosen_month(self) -> datetime.date:
         """The chosen month (first day), default the last complete month."""
         self.is_valid()
         chosen = _bounded(getattr(self, "cleaned_data", {}).get("month"))
@@ -191,7 +191,7 @@ def watched_items(request: HttpRequest) -> HttpResponse:
         except Refused as refused:
             problems = problems_of(refused)
     month_form = MonthForm(request.GET)
-    month = month_form.month()
+    month = month_form.chosen_month()
     return render(request, "web/review/watched.html", {
         "items": WatchedItem.objects.filter(hospital=hospital, is_active=True).select_related("product"),
         "form": form, "may_edit": may_edit, "problems": problems, "month_form": month_form, "month": month,
