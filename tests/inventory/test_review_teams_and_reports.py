@@ -297,3 +297,21 @@ def test_a_red_line_set_on_its_page_lists_the_crossing_and_raises_the_alert(hosp
     assert not RatioRedLine.objects.exists()
     assert Alert.objects.filter(kind=Alert.Kind.RATIO_RED_LINE, resolved_at__isnull=True).count() == 0
     assert client.post("/review/red-lines/", {"department": department.pk, "max_percent": "-1"}).status_code == 200
+
+
+def test_red_lines_and_watched_items_over_the_api(hospital, other_hospital, operator, department):
+    api = api_client_for(operator)
+    product = factories.ProductFactory(hospital=hospital)
+    assert api.post("/api/v1/review/red-lines/", {"department": department.pk, "max_percent": "12.5"},
+                    format="json").json() == [{"department": department.pk, "department_name": department.name,
+                                               "max_percent": "12.50"}]
+    theirs = factories.DepartmentFactory(hospital=other_hospital)
+    refused = api.post("/api/v1/review/red-lines/", {"department": theirs.pk, "max_percent": "1"}, format="json")
+    assert refused.status_code == 404 and refused.json()["code"] == "NOT_FOUND"
+    assert api.post("/api/v1/review/red-lines/", {"department": department.pk, "max_percent": None},
+                    format="json").json() == []
+    item = api.post("/api/v1/review/watched-items/", {"product": product.pk}, format="json").json()
+    assert api.delete(f"/api/v1/review/watched-items/{item['id']}/").json()["is_active"] is False
+    stranger = api_client_for(user(other_hospital, "admin"))
+    assert stranger.delete(f"/api/v1/review/watched-items/{item['id']}/").status_code == 404
+    assert api_client_for(user(hospital, "reviewer")).get("/api/v1/review/red-lines/").status_code == 200
