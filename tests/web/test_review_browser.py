@@ -51,7 +51,8 @@ def test_a_reviewer_sees_the_trend_and_downloads_the_review_pdf_made_in_the_back
     expect(page.locator('nav a[href="/reconciliation/"]')).to_have_count(0)
     page.locator('nav a[href="/review/"]').first.click()
     expect(page.locator('svg[data-chart="trend"] polyline, svg[data-chart="trend"] circle').first).to_be_visible()
-    expect(page.locator("table[data-table=trend] tbody")).to_contain_text("1,200")
+    expect(page.locator("table[data-table=trend] tbody")).to_contain_text("2,400")  # with the world's own use
+    screenshot(page, "review-trend-zh")
     page.locator('form[data-form="review-export"] button[value="pdf"]').click()
     page.wait_for_url("**/jobs/*/")
     download_link = page.locator("[data-job-download]")
