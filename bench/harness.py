@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.figures import Figure, Report
 
-BENCHMARKS = ("ingest", "cabinet", "reconciliation", "api", "ui", "replenishment")
+BENCHMARKS = ("ingest", "cabinet", "reconciliation", "api", "ui", "replenishment", "review")
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ def run_benchmarks(options: Options) -> Report:
 
 
 def _modules() -> dict:
-    from bench import api, cabinet, ingest, reconciliation, replenishment, ui
+    from bench import api, cabinet, ingest, reconciliation, replenishment, review, ui
 
     return {"ingest": ingest, "cabinet": cabinet, "reconciliation": reconciliation, "api": api, "ui": ui,
-            "replenishment": replenishment}
+            "replenishment": replenishment, "review": review}

@@ -162,3 +162,18 @@ class DepartmentRevenueAdmin(admin.ModelAdmin):
 class RatioRedLineAdmin(admin.ModelAdmin):
     list_display = ("department", "hospital", "max_percent")
     list_filter = ("hospital",)
+
+
+class ClinicalTeamMemberInline(admin.TabularInline):
+    model = models.ClinicalTeamMember
+    extra = 1
+
+
+@admin.register(models.ClinicalTeam)
+class ClinicalTeamAdmin(admin.ModelAdmin):
+    """Clinical teams (诊疗组) and their doctors with dated membership: a use is reviewed under the
+    team its doctor was in on the day."""
+    list_display = ("code", "name", "department", "hospital", "is_active")
+    list_filter = ("hospital", "is_active")
+    search_fields = ("code", "name", "members__doctor")
+    inlines = [ClinicalTeamMemberInline]

@@ -17,7 +17,7 @@ from inventory.api.fields import (
     validated,
 )
 from inventory.errors import Refusal, Refused
-from inventory.models import Charge, Consumption, Department, Location, Product, Role, Unit
+from inventory.models import Charge, ClinicalTeam, Consumption, Department, Location, Product, Role, Unit
 from inventory.selectors.stock import StockScope
 from inventory.selectors.units import find_unit_by_udi
 from inventory.services.consumption import ClinicalContext, consume_lot, consume_unit, refund_consumption
@@ -40,6 +40,10 @@ class ConsumptionInputSerializer(IdempotentInputSerializer):
     surgery_id = serializers.CharField(required=False, default="", allow_blank=True, max_length=64)
     surgery_name = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
     doctor = serializers.CharField(required=False, default="", allow_blank=True, max_length=64)
+    clinical_team = ScopedPrimaryKeyRelatedField(
+        queryset=ClinicalTeam.objects.all(), required=False, allow_null=True,
+        help_text="The clinical team (诊疗组); default: the doctor's team on the day of use",
+    )
     occurred_at = BoundedDateTimeField(
         required=False, help_text="When it was used, for a paper record entered later (default: now); in the open "
         "period, not in the future, after the unit's last movement (409 HISTORY_CONTRADICTED)."
@@ -86,7 +90,7 @@ class ConsumptionSerializer(serializers.ModelSerializer):
         model = Consumption
         fields = [
             "id", "product", "unit", "lot", "quantity", "location", "encounter", "surgery_id", "surgery_name",
-            "doctor", "department", "unit_price", "was_consignment", "occurred_at", "recorded_at", "recorded_by",
+            "doctor", "clinical_team", "department", "unit_price", "was_consignment", "occurred_at", "recorded_at", "recorded_by",
             "refunded_at", "refund_reason", "part_of", "other_parts", "charges",
         ]
 
@@ -111,6 +115,7 @@ class ConsumptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         context = ClinicalContext(
             encounter=data["encounter"], department=data["department"], surgery_id=data["surgery_id"],
             surgery_name=data["surgery_name"], doctor=data["doctor"], occurred_at=data.get("occurred_at"),
+            clinical_team=data.get("clinical_team"),
         )
         actor, key = Actor(user=request.user), idempotency_key(request, data)
         if data.get("product"):

@@ -13,6 +13,9 @@ MASTER_DATA_EDITORS = (Role.ADMIN, Role.SPD_OPERATOR)
 STOCK_HANDLERS = (Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR)
 # The whole hospital's books: the roles of `web.access.READERS` (not nurses, who see their departments).
 BOOK_READERS = (Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR, Role.AUDITOR)
+# The consumable review, 耗占比, red lines, recalls and implant records: the book readers and the
+# 医保办/医务处 reviewer, who reads these (and no receiving, settlement or reconciliation books).
+REVIEW_READERS = (*BOOK_READERS, Role.REVIEWER)
 
 
 class RoleBasedAccess(BasePermission):

@@ -11,9 +11,12 @@ URLs, relative to /api/v1/:
     review/ratio/              GET 耗占比 per department and month (?first_month=&last_month=)
     review/revenue/            POST import medical revenue (JSON rows or a CSV/XLSX/JSON file)
     review/watched-items/      GET list, POST add a watched product
+    review/watched-items/<id>/ DELETE take a product off the list (kept inactive)
+    review/red-lines/          GET the 耗占比 red lines, POST set (or remove) a department's
     review/top-settled/        GET top N 医保 codes by settled amount (imported HIS lines)
 """
 import datetime
+from decimal import Decimal
 
 from django.db.models import QuerySet
 from django.urls import path
@@ -26,8 +29,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inventory.api.fields import caller_hospital, validated
-from inventory.api.permissions import BOOK_READERS
-from inventory.models import Product, Role, WatchedItem
+from inventory.api.permissions import REVIEW_READERS
+from inventory.models import Product, RatioRedLine, Role, WatchedItem
 from inventory.selectors import review as selectors
 from inventory.services import review as services
 
@@ -86,7 +89,7 @@ def _period(data: dict) -> selectors.Period:
 
 class ReviewView(APIView):
     """Use and cost by department, doctor, procedure, product, product class or supplier."""
-    read_roles = BOOK_READERS
+    read_roles = REVIEW_READERS
 
     @extend_schema(parameters=[ReviewQuerySerializer], responses={200: ReviewSerializer})
     def get(self, request: Request) -> Response:
@@ -131,7 +134,7 @@ class ProcedureSerializer(serializers.Serializer):
 
 class SurgeryCostView(APIView):
     """Consumable cost per surgery by procedure; the distribution per doctor (count, median, p90)."""
-    read_roles = BOOK_READERS
+    read_roles = REVIEW_READERS
 
     @extend_schema(parameters=[SurgeryQuerySerializer], responses={200: ProcedureSerializer(many=True)})
     def get(self, request: Request) -> Response:
@@ -170,7 +173,7 @@ class RatioRowSerializer(serializers.Serializer):
 
 class RatioView(APIView):
     """耗占比 per department and month: consumable cost / imported medical revenue, and the red line."""
-    read_roles = BOOK_READERS
+    read_roles = REVIEW_READERS
 
     @extend_schema(parameters=[RatioQuerySerializer], responses={200: RatioRowSerializer(many=True)})
     def get(self, request: Request) -> Response:
@@ -203,7 +206,7 @@ class RevenueReportSerializer(serializers.Serializer):
 
 class RevenueImportView(APIView):
     """Import departments' monthly medical revenue from the HIS; any bad row refuses all (400)."""
-    read_roles = BOOK_READERS
+    read_roles = REVIEW_READERS
     write_roles = REVIEW_WRITERS
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
@@ -246,7 +249,7 @@ class WatchedItemSerializer(serializers.ModelSerializer):
 
 class WatchedItemView(generics.ListCreateAPIView):
     """The hospital's watched consumables (重点监控耗材); POST adds one."""
-    read_roles = BOOK_READERS
+    read_roles = REVIEW_READERS
     write_roles = REVIEW_WRITERS
     serializer_class = WatchedItemSerializer
 
@@ -257,6 +260,44 @@ class WatchedItemView(generics.ListCreateAPIView):
 
     def perform_create(self, serializer: WatchedItemSerializer) -> None:
         serializer.save(hospital=caller_hospital(self.request))
+
+
+class WatchedItemRemoveView(APIView):
+    """Take a product off the watched list (kept inactive: its alerts still name it)."""
+    read_roles = REVIEW_READERS
+    write_roles = REVIEW_WRITERS
+
+    @extend_schema(request=None, responses={200: WatchedItemSerializer})
+    def delete(self, request: Request, pk: int) -> Response:
+        item = services.unwatch_product(hospital=caller_hospital(request), item_id=pk)
+        return Response(WatchedItemSerializer(item, context={"request": request}).data)
+
+
+class ReviewRedLineSerializer(serializers.Serializer):
+    department = serializers.IntegerField(source="department_id", min_value=1, max_value=2**31 - 1)
+    department_name = serializers.CharField(source="department.name", read_only=True)
+    max_percent = serializers.DecimalField(max_digits=6, decimal_places=2, allow_null=True,
+                                           min_value=Decimal("0.01"), max_value=Decimal("9999"),
+                                           help_text="The highest 耗占比 %; null removes the department's red line")
+
+
+class ReviewRedLineView(APIView):
+    """耗占比 red lines per department; POST sets one (or removes it with max_percent null) and
+    scans the last complete month again."""
+    read_roles = REVIEW_READERS
+    write_roles = REVIEW_WRITERS
+
+    @extend_schema(responses={200: ReviewRedLineSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        lines = RatioRedLine.objects.filter(hospital=caller_hospital(request)).select_related("department")
+        return Response(ReviewRedLineSerializer(lines.order_by("department__code"), many=True).data)
+
+    @extend_schema(request=ReviewRedLineSerializer, responses={200: ReviewRedLineSerializer(many=True)})
+    def post(self, request: Request) -> Response:
+        data = validated(ReviewRedLineSerializer, request)
+        services.set_red_line(hospital=caller_hospital(request), department_id=data["department_id"],
+                              max_percent=data["max_percent"])
+        return self.get(request)
 
 
 class TopQuerySerializer(PeriodQuerySerializer):
@@ -271,7 +312,7 @@ class TopSettledSerializer(serializers.Serializer):
 
 class TopSettledView(APIView):
     """Top N 医保耗材编码 by settled amount in the imported HIS settlement lines."""
-    read_roles = BOOK_READERS
+    read_roles = REVIEW_READERS
 
     @extend_schema(parameters=[TopQuerySerializer], responses={200: TopSettledSerializer(many=True)})
     def get(self, request: Request) -> Response:
@@ -288,5 +329,7 @@ urlpatterns = [
     path("review/ratio/", RatioView.as_view(), name="review-ratio"),
     path("review/revenue/", RevenueImportView.as_view(), name="review-revenue"),
     path("review/watched-items/", WatchedItemView.as_view(), name="review-watched-items"),
+    path("review/watched-items/<int:pk>/", WatchedItemRemoveView.as_view(), name="review-watched-item"),
+    path("review/red-lines/", ReviewRedLineView.as_view(), name="review-red-lines"),
     path("review/top-settled/", TopSettledView.as_view(), name="review-top-settled"),
 ]

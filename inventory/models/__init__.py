@@ -48,7 +48,7 @@ from inventory.models.procurement import (
 from inventory.models.recall import Recall, RecallItem
 from inventory.models.reconciliation import Finding, FindingDisposition, ReconciliationRun
 from inventory.models.reservations import StockReservation
-from inventory.models.review import DepartmentRevenue, RatioRedLine, WatchedItem
+from inventory.models.review import ClinicalTeam, ClinicalTeamMember, DepartmentRevenue, RatioRedLine, WatchedItem
 from inventory.models.stock import (
     UNIT_TRANSITIONS,
     LotBalance,
@@ -89,7 +89,7 @@ __all__ = [
     # Units of measure (inventory/models/catalog.py)
     "PackagingUnit", "PackagingUnitChange",
     # Consumable review (inventory/models/review.py)
-    "DepartmentRevenue", "RatioRedLine", "WatchedItem",
+    "ClinicalTeam", "ClinicalTeamMember", "DepartmentRevenue", "RatioRedLine", "WatchedItem",
     # Recalls (inventory/models/recall.py)
     "Recall", "RecallItem",
     # Complaints and suspensions (inventory/models/complaints.py)

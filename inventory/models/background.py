@@ -16,6 +16,7 @@ class BackgroundJob(models.Model):
         STOCK_EXPORT = "STOCK_EXPORT", _("Stock export")
         FINDINGS_EXPORT = "FINDINGS_EXPORT", _("Findings with dispositions")
         RECONCILIATION = "RECONCILIATION", _("Reconciliation")
+        REVIEW_EXPORT = "REVIEW_EXPORT", _("Consumable review report")
 
     class Status(models.TextChoices):
         QUEUED = "QUEUED", _("Queued")

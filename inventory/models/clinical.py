@@ -32,6 +32,11 @@ class Consumption(models.Model):
     surgery_id = models.CharField(_("surgery id"), max_length=64, blank=True)
     surgery_name = models.CharField(_("surgery / procedure"), max_length=200, blank=True)
     doctor = models.CharField(_("doctor (HIS code)"), max_length=64, blank=True)
+    clinical_team = models.ForeignKey(
+        "inventory.ClinicalTeam", null=True, blank=True, on_delete=models.PROTECT, related_name="consumptions",
+        verbose_name=_("clinical team (诊疗组)"),
+        help_text=_("Given with the use, or the doctor's team on the day of use; empty: not grouped (未分组)"),
+    )
     department = models.ForeignKey(
         "inventory.Department", on_delete=models.PROTECT, related_name="consumptions",
         verbose_name=_("ordering department"),

@@ -11,6 +11,9 @@ class Role(models.TextChoices):
     SPD_OPERATOR = "spd_operator", _("SPD operator")
     NURSE = "nurse", _("Nurse")
     AUDITOR = "auditor", _("Auditor")
+    # 医保办 / 医务处: reads the consumable review, watched items, 耗占比 and red lines, recalls and
+    # implant records of the whole hospital; moves no stock and keeps no master data.
+    REVIEWER = "reviewer", _("Medical insurance / medical affairs reviewer (医保办/医务处)")
     # A supplier's own staff (供应商门户): bound to one supplier, never to a hospital — they see only
     # their supplier's orders, shipping notices and certificates (inventory.api.portal).
     SUPPLIER = "supplier", _("Supplier (供应商)")

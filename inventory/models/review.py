@@ -3,7 +3,7 @@
 The review figures themselves are computed from the uses (Consumption) by inventory.selectors.review.
 """
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -69,3 +69,44 @@ class RatioRedLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.department_id} ≤ {self.max_percent}%"
+
+
+class ClinicalTeam(models.Model):
+    """A clinical team (诊疗组) of a department: the attending doctors' group a use is reviewed by."""
+
+    hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="clinical_teams")
+    department = models.ForeignKey("inventory.Department", on_delete=models.PROTECT, related_name="clinical_teams")
+    code = models.CharField(_("code"), max_length=32)
+    name = models.CharField(_("name"), max_length=200)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("clinical team (诊疗组)")
+        ordering = ["department_id", "code"]
+        constraints = [models.UniqueConstraint(fields=["hospital", "code"], name="one_clinical_team_code")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ClinicalTeamMember(models.Model):
+    """A doctor (by HIS code) in a clinical team from `since` until `until` (open: still in it).
+
+    Dated, so that a use is reviewed under the team the doctor was in on the day of the use."""
+
+    team = models.ForeignKey(ClinicalTeam, on_delete=models.PROTECT, related_name="members")
+    doctor = models.CharField(_("doctor (HIS code)"), max_length=64)
+    since = models.DateField(_("member since"))
+    until = models.DateField(_("member until"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("clinical team member")
+        ordering = ["team_id", "doctor", "since"]
+        constraints = [
+            models.CheckConstraint(condition=Q(until__isnull=True) | Q(until__gte=F("since")),
+                                   name="team_membership_dates_in_order"),
+        ]
+        indexes = [models.Index(fields=["doctor", "since"])]
+
+    def __str__(self) -> str:
+        return f"{self.doctor} in {self.team_id}"

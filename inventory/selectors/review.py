@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db.models import DecimalField, ExpressionWrapper, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, TruncMonth
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from inventory.models import Consumption, DepartmentRevenue, HisSettlementLine, Hospital, RatioRedLine
 
@@ -22,6 +23,7 @@ AMOUNT = ExpressionWrapper(F("unit_price") * F("quantity"), output_field=Decimal
 # dimension → (key column, label column)
 DIMENSIONS: dict[str, tuple[str, str]] = {
     "department": ("department_id", "department__name"),
+    "clinical_team": ("clinical_team_id", "clinical_team__name"),
     "doctor": ("doctor", "doctor"),
     "procedure": ("surgery_name", "surgery_name"),
     "product": ("product_id", "product__name"),
@@ -120,10 +122,69 @@ def review(
         .order_by("-amount", key)
     )
     return [
-        ReviewRow(row[key], str(row[label] if row[label] not in (None, "") else "—"), row["used_quantity"],
+        ReviewRow(row[key], value_label(dimension, row[label]), row["used_quantity"],
                   row["amount"], row["uses"], row["previous_amount"], row["year_ago_amount"])
         for row in rows
     ]
+
+
+def value_label(dimension: str, value: object) -> str:
+    """How a dimension's value is shown: a use without a clinical team is 未分组 (not grouped)."""
+    if value not in (None, ""):
+        return str(value)
+    return gettext("Not grouped") if dimension == "clinical_team" else "—"
+
+
+# --- trends per month -----------------------------------------------------------------------------
+
+def months_of(period: Period) -> list[datetime.date]:
+    """The first days of the months `period` touches, in order."""
+    months, month = [], month_start(period.start)
+    while month <= period.end:
+        months.append(month)
+        month = (month + datetime.timedelta(days=32)).replace(day=1)
+    return months
+
+
+@dataclass(frozen=True)
+class TrendLine:
+    key: object
+    label: str
+    amounts: list[Decimal]  # one per month of `Trend.months`
+
+
+@dataclass(frozen=True)
+class Trend:
+    months: list[datetime.date]
+    total: TrendLine
+    lines: list[TrendLine]  # the top values of the dimension
+
+
+def monthly_trend(
+    *, hospital: Hospital, dimension: str, period: Period, high_value_only: bool = False, top: int = 5,
+    departments: QuerySet | None = None,
+) -> Trend:
+    """The cost of each month of `period`: all uses, and the `top` values of `dimension` by amount
+    over the whole period. One GROUP BY month and value (months without use are 0)."""
+    key, label = DIMENSIONS[dimension]
+    months = months_of(period)
+    rows = (
+        live_uses(hospital, high_value_only=high_value_only, departments=departments).filter(period.window())
+        .annotate(month=TruncMonth("occurred_at")).values("month", key, label)
+        .annotate(amount=Sum(AMOUNT)).order_by()
+    )
+    cells: dict[object, dict[datetime.date, Decimal]] = {}
+    labels: dict[object, str] = {}
+    for row in rows:
+        month = timezone.localtime(row["month"]).date() if isinstance(row["month"], datetime.datetime) else row["month"]
+        cells.setdefault(row[key], {})[month] = cells.get(row[key], {}).get(month, ZERO) + row["amount"]
+        labels[row[key]] = value_label(dimension, row[label])
+    total = {month: sum((by_month.get(month, ZERO) for by_month in cells.values()), ZERO) for month in months}
+    ranked = sorted(cells, key=lambda k: (-sum(cells[k].values()), labels[k]))[:top]
+    return Trend(
+        months, TrendLine(None, gettext("All"), [total[m] for m in months]),
+        [TrendLine(k, labels[k], [cells[k].get(m, ZERO) for m in months]) for k in ranked],
+    )
 
 
 # --- per-surgery cost by procedure ----------------------------------------------------------------

@@ -10,7 +10,7 @@ from inventory.errors import Problem, Refusal
 from inventory.models import Certificate, Manufacturer, Product, Role, Supplier, SupplyAgreement, User
 
 # Roles that see their whole hospital; anyone else (nurses) sees their own departments only.
-HOSPITAL_WIDE_ROLES = (Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR, Role.AUDITOR)
+HOSPITAL_WIDE_ROLES = (Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR, Role.AUDITOR, Role.REVIEWER)
 
 
 def sees_all_hospitals(user: User) -> bool:

@@ -33,6 +33,7 @@ WORK = {
     Kind.STOCK_EXPORT: "inventory.web.export.export_stock",
     Kind.FINDINGS_EXPORT: "inventory.services.findings.export_findings",
     Kind.RECONCILIATION: "inventory.services.background.reconcile",
+    Kind.REVIEW_EXPORT: "inventory.services.review_report.export_review",
 }
 
 

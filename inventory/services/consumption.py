@@ -9,7 +9,7 @@ import datetime
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Q
+from django.db.models import Case, Q, When
 from django.utils import timezone
 
 from inventory.actors import Actor
@@ -17,6 +17,8 @@ from inventory.errors import Problem, Refusal, Refused
 from inventory.models import (
     Charge,
     ChargeDelivery,
+    ClinicalTeam,
+    ClinicalTeamMember,
     Consumption,
     Department,
     Hospital,
@@ -56,12 +58,17 @@ class ClinicalContext:
     surgery_name: str = ""
     doctor: str = ""
     occurred_at: datetime.datetime | None = None
+    # The clinical team (诊疗组) when the caller names it; else the doctor's team on the day of use.
+    clinical_team: ClinicalTeam | None = None
 
     def as_payload(self) -> dict:
-        return {
+        payload = {
             "encounter": self.encounter, "department": self.department.pk, "surgery_id": self.surgery_id,
             "surgery_name": self.surgery_name, "doctor": self.doctor, "occurred_at": self.occurred_at,
         }
+        if self.clinical_team is not None:  # absent otherwise: the payloads recorded before teams stay equal
+            payload["clinical_team"] = self.clinical_team.pk
+        return payload
 
 
 def consume_unit(*, actor: Actor, hospital: Hospital, unit: Unit, context: ClinicalContext, idempotency_key: str) -> Consumption:
@@ -84,7 +91,8 @@ def consume_unit(*, actor: Actor, hospital: Hospital, unit: Unit, context: Clini
         consumption = Consumption.objects.create(
             hospital=hospital, product=product, unit=locked, lot=locked.lot, quantity=1, location=locked.location,
             unit_price=locked.unit_cost, was_consignment=locked.owner == Owner.SUPPLIER, occurred_at=used_at,
-            recorded_by=actor.user, recorded_by_device=actor.device, **clinical_fields(context),
+            recorded_by=actor.user, recorded_by_device=actor.device,
+            **clinical_fields(context, team_id=team_at_use(hospital=hospital, context=context, used_at=used_at)),
         )
         document = (Movement.DocumentType.CONSUMPTION, consumption.pk)
         key = f"{hospital.pk}:consume:{consumption.pk}"
@@ -135,13 +143,14 @@ def consume_lot(
         ):
             raise Refused([problem])
         used_at = context.occurred_at or timezone.now()
+        team_id = team_at_use(hospital=hospital, context=context, used_at=used_at)
         first = None
         for draws in draws_by_price(fifo_draw(source, quantity)):
             part = Consumption.objects.create(
                 hospital=hospital, product=product, lot=lot, quantity=sum(draw.quantity for draw in draws),
                 location=source.location, unit_price=draws[0].unit_cost, was_consignment=source.owner == Owner.SUPPLIER,
                 occurred_at=used_at, part_of=first, recorded_by=actor.user, recorded_by_device=actor.device,
-                **clinical_fields(context),
+                **clinical_fields(context, team_id=team_id),
             )
             move_lot(product=product, lot=lot, quantity=part.quantity, source=source, to_location=None, layers=draws,
                      kind=Movement.Kind.CONSUME, actor=actor, idempotency_key=f"{hospital.pk}:consume:{part.pk}",
@@ -252,6 +261,8 @@ def refuse_bad_context(actor: Actor, hospital: Hospital, context: ClinicalContex
         problems.append(Problem(Refusal.INVALID_ENCOUNTER))
     if context.department.hospital_id != hospital.pk:
         problems.append(Problem(Refusal.NOT_FOUND, {"what": "department"}))
+    if context.clinical_team is not None and context.clinical_team.hospital_id != hospital.pk:
+        problems.append(Problem(Refusal.NOT_FOUND, {"what": "clinical team"}))
     if problems:
         raise Refused(problems)
     user = actor.user
@@ -314,12 +325,31 @@ def _refund_destination(consumption: Consumption, to_quarantine: bool) -> Locati
     return found
 
 
-def clinical_fields(context: ClinicalContext) -> dict:
-    """The context's fields as `Consumption` keyword arguments (encounter, department, surgery, doctor)."""
+def clinical_fields(context: ClinicalContext, *, team_id: int | None = None) -> dict:
+    """The context's fields as `Consumption` keyword arguments (encounter, department, surgery, doctor,
+    clinical team: the context's own, else `team_id` as `team_at_use` found it)."""
     return {
         "encounter": context.encounter, "department": context.department, "surgery_id": context.surgery_id,
         "surgery_name": context.surgery_name, "doctor": context.doctor,
+        "clinical_team_id": context.clinical_team.pk if context.clinical_team is not None else team_id,
     }
+
+
+def team_at_use(*, hospital: Hospital, context: ClinicalContext, used_at: datetime.datetime) -> int | None:
+    """The clinical team (诊疗组) a use is recorded under: the one the caller named, else the team the
+    doctor belonged to on the (local) day of use — preferring a team of the ordering department —,
+    else none (未分组). At most one query, none when the team is named or no doctor is."""
+    if context.clinical_team is not None:
+        return context.clinical_team.pk
+    if not context.doctor:
+        return None
+    day = timezone.localdate(used_at)
+    return (
+        ClinicalTeamMember.objects.filter(team__hospital=hospital, doctor=context.doctor, since__lte=day)
+        .filter(Q(until__isnull=True) | Q(until__gte=day))
+        .order_by(Case(When(team__department=context.department, then=0), default=1), "-since", "pk")
+        .values_list("team_id", flat=True).first()
+    )
 
 
 def queue_charge(consumption: Consumption, *, is_zero_cost: bool) -> Charge:

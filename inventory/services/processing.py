@@ -52,6 +52,7 @@ from inventory.services.consumption import (
     draws_by_price,
     queue_charge,
     refuse_bad_context,
+    team_at_use,
 )
 from inventory.services.idempotency import run_once
 from inventory.services.labels import internal_gtin, pack_serial
@@ -509,12 +510,14 @@ def _consume_member_lot(actor, hospital, member: PackMember, location: Location,
         raise Refused(Refusal.NO_CHARGE_CODE, product=product)
     source = LotBalance.objects.select_for_update(of=("self",)).get(product=product, lot=member.lot, location=location)
     used_at = context.occurred_at or now
+    team_id = team_at_use(hospital=hospital, context=context, used_at=used_at)
     first = None
     for draws in draws_by_price(_layers(member)):
         part = Consumption.objects.create(
             hospital=hospital, product=product, lot=member.lot, quantity=sum(draw.quantity for draw in draws),
             location=location, unit_price=draws[0].unit_cost, was_consignment=False, occurred_at=used_at,
-            part_of=first, recorded_by=actor.user, recorded_by_device=actor.device, **clinical_fields(context),
+            part_of=first, recorded_by=actor.user, recorded_by_device=actor.device,
+            **clinical_fields(context, team_id=team_id),
         )
         move_lot(product=product, lot=member.lot, quantity=part.quantity, source=source, to_location=None,
                  layers=draws, kind=Movement.Kind.CONSUME, actor=actor, idempotency_key=f"{hospital.pk}:consume:{part.pk}",

@@ -16,7 +16,7 @@ from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
 from inventory.errors import Problem, Refusal, Refused
-from inventory.models import Alert, Department, DepartmentRevenue, Hospital, WatchedItem
+from inventory.models import Alert, Department, DepartmentRevenue, Hospital, Product, RatioRedLine, WatchedItem
 from inventory.selectors.review import Period, consumable_ratio, live_uses, median_and_mad, month_start
 from inventory.services import alerts
 from inventory.spreadsheets import read_table
@@ -186,12 +186,25 @@ def _month(value: object) -> datetime.date | None:
         return None
 
 
-def import_revenue(*, hospital: Hospital, rows: list[dict], batch: str = "") -> RevenueImport:
-    """Create or replace each department's monthly revenue; every row is checked first and a file
-    with any bad row changes nothing (each problem names its row and column)."""
-    batch = batch or uuid.uuid4().hex[:12]
+@dataclass(frozen=True)
+class RevenueRow:
+    """A checked row of a revenue file, as the import preview lists it."""
+
+    number: object
+    department: Department | None
+    month: datetime.date | None
+    revenue: Decimal | None
+
+    @property
+    def valid(self) -> bool:
+        return self.department is not None and self.month is not None and self.revenue is not None
+
+
+def check_revenue_rows(*, hospital: Hospital, rows: list[dict]) -> tuple[list[RevenueRow], list[Problem]]:
+    """Each row read and checked (the import preview): department code of the hospital, month
+    YYYY-MM, revenue a non-negative amount; every problem names its row and column. Writes nothing."""
     departments = {d.code: d for d in Department.objects.filter(hospital=hospital)}
-    problems, clean = [], {}
+    problems, checked = [], []
     for row in rows:
         number = row.get("_row")
         department = departments.get(str(row.get("department") or "").strip())
@@ -206,12 +219,20 @@ def import_revenue(*, hospital: Hospital, rows: list[dict], batch: str = "") -> 
         for name, value in (("department", department), ("month", month), ("revenue", revenue)):
             if value is None:
                 problems.append(Problem(Refusal.REVENUE_ROW_INVALID, {"row": number, "field": name}, {"row": number}))
-        if department and month and revenue is not None:
-            clean[(department.pk, month)] = revenue
+        checked.append(RevenueRow(number, department, month, revenue))
+    return checked, problems
+
+
+def import_revenue(*, hospital: Hospital, rows: list[dict], batch: str = "") -> RevenueImport:
+    """Create or replace each department's monthly revenue; every row is checked first and a file
+    with any bad row changes nothing (each problem names its row and column)."""
+    batch = batch or uuid.uuid4().hex[:12]
     if not rows:
         raise Refused(Refusal.FILE_EMPTY)
+    checked, problems = check_revenue_rows(hospital=hospital, rows=rows)
     if problems:
         raise Refused(problems)
+    clean = {(row.department.pk, row.month): row.revenue for row in checked}
     created = updated = 0
     with transaction.atomic():
         for (department_id, month), revenue in sorted(clean.items()):
@@ -229,3 +250,44 @@ def import_revenue_file(*, hospital: Hospital, uploaded: IO[bytes] | bytes, file
     report = import_revenue(hospital=hospital, rows=parse_revenue_file(uploaded, filename))
     scan_red_lines(hospital=hospital)
     return report
+
+
+# --- watched items and red lines, as kept on their pages ----------------------------------------------
+
+def watch_product(*, hospital: Hospital, product_id: int, reason: str = "") -> WatchedItem:
+    """Put a product of the hospital on the watched list (again active if it was taken off)."""
+    with transaction.atomic():
+        product = Product.objects.filter(hospital=hospital, pk=product_id).first()
+        if product is None:
+            raise Refused(Refusal.NOT_FOUND, what="product")
+        item, _ = WatchedItem.objects.update_or_create(hospital=hospital, product=product,
+                                                       defaults={"reason": reason[:200], "is_active": True})
+        return item
+
+
+def unwatch_product(*, hospital: Hospital, item_id: int) -> WatchedItem:
+    """Take a product off the watched list: kept inactive, so its alerts' history still names it."""
+    with transaction.atomic():
+        item = WatchedItem.objects.select_for_update().filter(hospital=hospital, pk=item_id).first()
+        if item is None:
+            raise Refused(Refusal.NOT_FOUND, what="watched item")
+        item.is_active = False
+        item.save(update_fields=["is_active"])
+        return item
+
+
+def set_red_line(*, hospital: Hospital, department_id: int, max_percent: Decimal | None) -> RatioRedLine | None:
+    """Set a department's 耗占比 red line (%), or remove it with None; the last complete month is
+    scanned again at once, so that an alert follows the new line."""
+    with transaction.atomic():
+        department = Department.objects.filter(hospital=hospital, pk=department_id).first()
+        if department is None:
+            raise Refused(Refusal.NOT_FOUND, what="department")
+        if max_percent is None:
+            RatioRedLine.objects.filter(hospital=hospital, department=department).delete()
+            line = None
+        else:
+            line, _ = RatioRedLine.objects.update_or_create(hospital=hospital, department=department,
+                                                            defaults={"max_percent": max_percent})
+    scan_red_lines(hospital=hospital)
+    return line

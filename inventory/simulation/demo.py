@@ -410,6 +410,7 @@ _ROLE_USERS = (
     ("operator", Role.SPD_OPERATOR, "运营专员", "SPD"),
     ("nurse", Role.NURSE, "护士", "导管室"),
     ("auditor", Role.AUDITOR, "审计员", "审计科"),
+    ("reviewer", Role.REVIEWER, "审核员", "医保办"),
 )
 
 

@@ -15,6 +15,8 @@ from inventory.models import Role, User
 # Every hospital role; a supplier's staff use the supplier portal only (web/views/portal.py).
 EVERYONE = frozenset(Role) - {Role.SUPPLIER}
 READERS = frozenset({Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR, Role.AUDITOR})  # the whole hospital's books
+# The consumable review, 耗占比, red lines, recalls and implant exports: also the 医保办/医务处 reviewer.
+REVIEW_READERS = READERS | {Role.REVIEWER}
 STOCK_HANDLERS = frozenset({Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR})
 CLINICAL = frozenset({Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR, Role.NURSE})
 # Acknowledging and resolving alerts: everyone but auditors, who only read.

@@ -502,3 +502,95 @@ def bar_chart(bars: Sequence[BarInput], *, every: int = 1) -> BarChart:
                  for n in range(int(round((high - low) / step)) + 1)],
         bars=laid, empty=not any(bar.value for bar in bars),
     )
+
+
+# --- trend lines: one line per series over months -------------------------------------------------
+
+LINE_WIDTH, LINE_HEIGHT = 720, 300
+LINE_LEFT, LINE_RIGHT, LINE_TOP, LINE_BOTTOM = 72, 16, 48, 40
+LINE_COLOURS = ("#1d2733", "#0b6e8a", "#d9730d", "#6941c6", "#2e7d32", "#b42318", "#8a6d0b")
+
+
+@dataclass(frozen=True)
+class LinePoint:
+    x: float
+    y: float
+    title: str
+
+
+@dataclass(frozen=True)
+class LineSeries:
+    label: str
+    colour: str
+    points: list[LinePoint]
+    legend_x: float
+    legend_y: float
+
+    @property
+    def legend_text_x(self) -> float:
+        return round(self.legend_x + SWATCH + 4, 1)
+
+    @property
+    def path(self) -> str:
+        """The SVG polyline `points` attribute."""
+        return " ".join(f"{point.x},{point.y}" for point in self.points)
+
+
+@dataclass(frozen=True)
+class LineChart:
+    width: int
+    height: int
+    font_size: int
+    left: float
+    right: float
+    top: float
+    bottom: float
+    label_x: float
+    label_y: float
+    y_ticks: list[Tick]
+    x_ticks: list[Tick]
+    series: list[LineSeries]
+    limit_y: float | None  # a horizontal red line (e.g. a 耗占比 red line), None without one
+    empty: bool
+
+
+def line_chart(
+    x_labels: Sequence[str], series: Sequence[tuple[str, Sequence[Decimal | None]]], *, percent: bool = False,
+    limit: Decimal | None = None,
+) -> LineChart:
+    """Lay out one line per (label, values) over the x labels (months), from 0 up; a None value is a
+    gap (e.g. a month without revenue). Amounts are labelled in yuan, or in % with `percent`; `limit`
+    draws a horizontal line at that value (a red line)."""
+    left, right = LINE_LEFT, LINE_WIDTH - LINE_RIGHT
+    top, bottom = LINE_TOP, LINE_HEIGHT - LINE_BOTTOM
+    values = [value for _, line in series for value in line if value is not None]
+    low, high, step = _scale(Decimal(0), max([*values, limit or Decimal(0), Decimal(0)]))
+    count = max(len(x_labels), 1)
+    slot = (right - left) / count
+
+    def x_of(index: int) -> float:
+        return round(left + (index + 0.5) * slot, 1)
+
+    def y_of(value: Decimal | float) -> float:
+        return round(bottom - (float(value) - low) / (high - low) * (bottom - top), 1)
+
+    def shown(value: float) -> str:
+        return f"{_short(value)}%" if percent else compact_money(value)
+
+    laid, legend_x, legend_y = [], float(left), float(LEGEND_Y)
+    for index, (label, line) in enumerate(series):
+        points = [LinePoint(x_of(n), y_of(value), f"{label} {x_labels[n]}: {value}{'%' if percent else ''}")
+                  for n, value in enumerate(line) if value is not None]
+        width = SWATCH + 12 + text_width(label, SMALL_FONT)
+        if legend_x + width > right and legend_x > left:  # the legend wraps to a second row
+            legend_x, legend_y = float(left), legend_y + 18
+        laid.append(LineSeries(label, LINE_COLOURS[index % len(LINE_COLOURS)], points, legend_x, legend_y))
+        legend_x += width
+    every = max(1, math.ceil(len(x_labels) / 12))
+    return LineChart(
+        width=LINE_WIDTH, height=LINE_HEIGHT, font_size=SMALL_FONT, left=left, right=right, top=top, bottom=bottom,
+        label_x=left - 6, label_y=bottom + 18,
+        y_ticks=[Tick(y_of(low + step * n), shown(low + step * n)) for n in range(int(round((high - low) / step)) + 1)],
+        x_ticks=[Tick(x_of(n), label) for n, label in enumerate(x_labels) if (len(x_labels) - 1 - n) % every == 0],
+        series=laid, limit_y=y_of(limit) if limit is not None else None, empty=not any(values),
+    )

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
-from inventory.web.access import CLINICAL, EVERYONE, READERS, STOCK_HANDLERS, may
+from inventory.web.access import CLINICAL, EVERYONE, READERS, REVIEW_READERS, STOCK_HANDLERS, may
 from inventory.web.operations import BEDSIDE
 
 
@@ -33,7 +33,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("web:alerts", _("Alerts"), EVERYONE),
     NavItem("web:receiving", _("Receiving"), STOCK_HANDLERS),
     NavItem("web:purchasing", _("Purchasing"), READERS),
-    NavItem("web:review", _("Consumable review"), READERS),
+    NavItem("web:review", _("Consumable review"), REVIEW_READERS),
     NavItem("web:moves", _("Transfers and returns"), STOCK_HANDLERS),
     NavItem("web:processing", _("Processing"), STOCK_HANDLERS),
     NavItem("web:cabinets", _("Smart cabinets"), EVERYONE),

@@ -54,6 +54,10 @@ urlpatterns = [
     path("station/", station.choose_station, name="station"),
     path("his/", his.delivery_list, name="his-deliveries"),
     path("review/", review.review, name="review"),
+    path("review/export/", review.review_export, name="review-export"),
+    path("review/watched/", review.watched_items, name="review-watched"),
+    path("review/revenue/", review.revenue_import, name="review-revenue"),
+    path("review/red-lines/", review.red_lines, name="review-red-lines"),
     # Operations: receiving (验收), smart cabinets, use at the bedside, transfers / returns / scraps.
     path("receiving/", receiving.note_list, name="receiving"),
     path("receiving/find/", receiving.find_note, name="receiving-find"),

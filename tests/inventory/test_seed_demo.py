@@ -135,7 +135,7 @@ def test_catalog_has_200_products_with_valid_gtins_codes_and_agreements(seeded, 
 @pytest.mark.django_db
 def test_every_role_has_a_demo_login_bound_to_its_hospital(seeded):
     logins = demo_logins()
-    assert {login.role for login in logins} == {"admin", "warehouse", "spd_operator", "nurse", "auditor"}
+    assert {login.role for login in logins} == {"admin", "warehouse", "spd_operator", "nurse", "auditor", "reviewer"}
     for login in logins:
         user = User.objects.get(username=login.username)
         assert user.check_password(login.password)

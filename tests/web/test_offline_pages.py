@@ -38,7 +38,7 @@ NOT_PAGES = {
     "web:stocktake-start", "web:stocktake-scan", "web:stocktake-lot", "web:stocktake-line", "web:stocktake-action",
     "web:stocktake-sheet", "web:stocktake-report",
     "web:purchase-order-close",
-    "web:recall-export", "web:implant-export",
+    "web:recall-export", "web:implant-export", "web:review-export",
     "web:complaint-decide", "web:suspension-lift", "web:allocation-statement-file",
     # The supplier portal: pages for a supplier's user (not the operator who tours the rest), checked
     # offline in tests/web/test_portal_browser.py; and its form posts.
@@ -104,6 +104,8 @@ def pages(world) -> dict[str, str]:
     found["web:stocktake"] = f"/stocktakes/{session.pk}/"
     found["web:stocktake-history"] = f"/stocktakes/locations/{world.warehouse.pk}/"
     found.update(_alliance_pages(world))
+    found.update({"web:review-watched": "/review/watched/", "web:review-revenue": "/review/revenue/",
+                  "web:review-red-lines": "/review/red-lines/"})
     found.update({"web:recalls": "/recalls/", "web:recall": f"/recalls/{_a_recall(world).pk}/", "web:implants": "/implants/"})
     return found
 

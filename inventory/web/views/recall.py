@@ -19,7 +19,7 @@ from inventory.models import Location, Product, Recall, RecallItem
 from inventory.selectors.recall import implant_uses_visible_to, recall_items_visible_to, recalls_visible_to
 from inventory.selectors.stock import StockScope
 from inventory.services import recall as recalls
-from inventory.web.access import CLINICAL, READERS, STOCK_HANDLERS, may, web_page
+from inventory.web.access import CLINICAL, REVIEW_READERS, STOCK_HANDLERS, may, web_page
 from inventory.web.operations import hospital_for
 from inventory.web.problems import problems_of
 
@@ -101,7 +101,7 @@ def recall_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "used_items": [i for i in items if i.kind == RecallItem.Kind.USED],
         "can_work": may(request.user, STOCK_HANDLERS) and recall.status == Recall.Status.OPEN,
         "can_follow_up": recall.status == Recall.Status.OPEN and may(request.user, CLINICAL),
-        "can_export": may(request.user, READERS),
+        "can_export": may(request.user, REVIEW_READERS),
         "quarantines": Location.objects.filter(hospital=recall.hospital, kind=Location.Kind.QUARANTINE,
                                                is_active=True).order_by("code"),
     }, status=status)
@@ -143,7 +143,7 @@ def _work(request: HttpRequest, recall: Recall) -> None:
         raise Http404
 
 
-@web_page(READERS)
+@web_page(REVIEW_READERS)
 def recall_export(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
     from inventory.api.recall import file_response
 
