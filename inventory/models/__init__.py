@@ -1,5 +1,6 @@
 """The SPD domain model. Each module holds one part of it; import from here."""
 from inventory.models.alerts import Alert
+from inventory.models.alliance import AllianceAgreement, AllianceEntry, AlliancePriceChange
 from inventory.models.background import BackgroundJob
 from inventory.models.billing import HisSettlementLine, SupplierSettlement, SupplierSettlementLine
 from inventory.models.cabinets import CabinetSession
@@ -9,6 +10,8 @@ from inventory.models.complaints import Complaint, Suspension
 from inventory.models.distribution import ParLevelProposal, ReplenishmentSuggestion, Requisition, RequisitionLine
 from inventory.models.documents import AcceptanceRecord, DeliveryLine, DeliveryNote, ReceivingDraft, StockOrder
 from inventory.models.history import (
+    AllianceAgreementChange,
+    AllianceEntryChange,
     CertificateChange,
     DepartmentChange,
     DeviceChange,
@@ -87,4 +90,6 @@ __all__ = [
     "Recall", "RecallItem",
     # Complaints and suspensions (inventory/models/complaints.py)
     "Complaint", "Suspension",
+    # County alliance catalog (inventory/models/alliance.py)
+    "AllianceAgreement", "AllianceEntry", "AlliancePriceChange", "AllianceAgreementChange", "AllianceEntryChange",
 ]

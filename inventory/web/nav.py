@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from inventory.alliance import ALLIANCE_ROLES
 from inventory.web.access import CLINICAL, EVERYONE, READERS, STOCK_HANDLERS, may
 from inventory.web.operations import BEDSIDE
 
@@ -48,6 +49,8 @@ NAV: tuple[NavItem, ...] = (
     NavItem("web:vbp-contracts", _("VBP contracts"), READERS),
     NavItem("web:complaints", _("Complaints and suspensions"), READERS),
     NavItem("web:department-count", _("Department count"), CLINICAL),
+    NavItem("web:alliance-catalog", _("Alliance catalog"), READERS),
+    NavItem("web:alliance-dashboard", _("Alliance dashboard"), frozenset(ALLIANCE_ROLES), exact=True),
 )
 
 

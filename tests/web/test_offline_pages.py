@@ -103,8 +103,25 @@ def pages(world) -> dict[str, str]:
     found["web:stocktakes"] = "/stocktakes/"
     found["web:stocktake"] = f"/stocktakes/{session.pk}/"
     found["web:stocktake-history"] = f"/stocktakes/locations/{world.warehouse.pk}/"
+    found.update(_alliance_pages(world))
     found.update({"web:recalls": "/recalls/", "web:recall": f"/recalls/{_a_recall(world).pk}/", "web:implants": "/implants/"})
     return found
+
+
+def _alliance_pages(world) -> dict[str, str]:
+    """The alliance pages, with one entry of the world's alliance (once per world)."""
+    from inventory.models import AllianceEntry
+
+    hospital = world.warehouse.hospital
+    if not hospital.alliance:
+        hospital.alliance = "离线医共体"
+        hospital.save(update_fields=["alliance"])
+    entry = AllianceEntry.objects.filter(alliance=hospital.alliance).first() or AllianceEntry.objects.create(
+        alliance=hospital.alliance, keeper=hospital, code="AL-OFF", name="离线条目", udi_di="06900000000099",
+        manufacturer=world.product.manufacturer, tracking="LOT",
+    )
+    return {"web:alliance-dashboard": "/alliance/", "web:alliance-catalog": "/alliance/catalog/",
+            "web:alliance-entry": f"/alliance/catalog/{entry.pk}/"}
 
 
 def _a_recall(world):
