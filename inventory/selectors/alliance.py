@@ -229,12 +229,15 @@ def _use_by_member(hospital_ids: list[int], since: datetime.date, until: datetim
     return figures
 
 
-def _net_use(movements: QuerySet, since: datetime.date, until: datetime.date, *group: str) -> QuerySet:
-    """Uses on patients minus refunds of them, per `group`, on the local days since…until."""
+def _net_use(
+    movements: QuerySet, since: datetime.date, until: datetime.date, *group: str, **named: F
+) -> QuerySet:
+    """Uses on patients minus refunds of them, per `group` (and `named` expressions), on the local days
+    since…until."""
     return movements.filter(
         kind__in=(Movement.Kind.CONSUME, Movement.Kind.UNCONSUME),
         occurred_at__date__gte=since, occurred_at__date__lte=until,
-    ).order_by().values(*group).annotate(
+    ).order_by().values(*group, **named).annotate(
         consumed=Sum("quantity", filter=Q(kind=Movement.Kind.CONSUME)),
         refunded=Sum("quantity", filter=Q(kind=Movement.Kind.UNCONSUME)),
     )
