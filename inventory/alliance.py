@@ -14,9 +14,11 @@ from django.db.models import QuerySet
 from inventory.models import Hospital, Role, User
 
 ALLIANCE_ROLES = (Role.ALLIANCE_OPERATOR, Role.ALLIANCE_AUDITOR, Role.ALLIANCE_ADMIN)
+_ALLIANCE_NAMES = frozenset(role.value for role in ALLIANCE_ROLES)
 # Those who keep the alliance catalog and its agreements (with the lead hospital's stewards).
 ALLIANCE_KEEPERS = (Role.ALLIANCE_ADMIN, Role.ALLIANCE_OPERATOR)
 HOSPITAL_ROLES = tuple(role for role in Role if role not in ALLIANCE_ROLES and role != Role.SUPPLIER)
+_HOSPITAL_NAMES = frozenset(role.value for role in HOSPITAL_ROLES)
 
 
 def alliance_members(hospital: Hospital) -> QuerySet[Hospital]:
@@ -31,7 +33,10 @@ def lead_of(alliance: str) -> Hospital | None:
 
 
 def _group_names(user: User) -> frozenset[str]:
-    cached = getattr(user, "_alliance_group_names", None)
+    """The user's role names, read once per request (the web pages' cache of them when it is there)."""
+    cached = getattr(user, "_web_roles", None) if not user.is_superuser else None
+    if cached is None:
+        cached = getattr(user, "_alliance_group_names", None)
     if cached is None:
         cached = frozenset(user.groups.values_list("name", flat=True)) if user.pk else frozenset()
         user._alliance_group_names = cached
@@ -54,10 +59,15 @@ def is_alliance_user(user: User) -> bool:
 
 
 def reads_across_members(user: User) -> bool:
-    """Whether the user's scope is the whole alliance: an alliance account (alliance roles only)."""
-    if not is_alliance_user(user):
+    """Whether the user's scope is the whole alliance: an alliance account (alliance roles only). Asked
+    on every scoped read: the roles are read once per request, the hospital only for alliance staff."""
+    if not getattr(user, "is_authenticated", False) or user.is_superuser:
         return False
-    return not (_group_names(user) & {role.value for role in HOSPITAL_ROLES}) and not user.is_superuser
+    names = _group_names(user)
+    if not names & _ALLIANCE_NAMES or names & _HOSPITAL_NAMES:
+        return False
+    hospital = getattr(user, "hospital", None)
+    return hospital is not None and bool(hospital.alliance)
 
 
 def alliance_hospitals_for(user: User) -> list[int]:

@@ -1,11 +1,12 @@
 """The county alliance catalog (entries, agreements, price changes, their history), the alliance
-roles, and trigram indexes that keep product look-up type-ahead fast at alliance scale (PostgreSQL).
+roles, and the indexes that keep product look-up type-ahead fast at alliance scale (PostgreSQL).
 
-The suggest query (selectors.stock.suggest_products) asks for code or UDI-DI prefixes and a name
-substring, case-insensitively: `UPPER(col::text) LIKE UPPER('…%')`. A btree cannot serve a
-substring, a trigram GIN index over the same expression can serve all three.
+The suggest query (selectors.stock.suggest_products) asks, within one hospital, for a code or UDI-DI
+prefix or a name substring, case-insensitively: `UPPER(code::text) LIKE 'AL001%'`, `udi_di::text LIKE
+'0697…%'`, `UPPER(name::text) LIKE '%输液器%'`. Prefixes are btree range scans (text_pattern_ops, so
+whatever the database's collation), per hospital; a substring needs a trigram GIN index. Trigrams
+would also serve prefixes, but zero-padded codes share their trigrams across the whole catalog.
 """
-
 import django.core.validators
 import django.db.models.deletion
 import django.utils.timezone
@@ -19,12 +20,14 @@ from django.db import migrations, models
 
 ALLIANCE_ROLES = ["alliance_operator", "alliance_auditor", "alliance_admin"]
 
-TRIGRAM_INDEXES = [
-    ("inventory_product_name_trgm", "inventory_product", "UPPER((name)::text)"),
-    ("inventory_product_code_trgm", "inventory_product", "UPPER((internal_code)::text)"),
-    ("inventory_product_di_trgm", "inventory_product", "((udi_di)::text)"),
-    ("inventory_allianceentry_name_trgm", "inventory_allianceentry", "UPPER((name)::text)"),
-    ("inventory_allianceentry_code_trgm", "inventory_allianceentry", "UPPER((code)::text)"),
+LOOKUP_INDEXES = [
+    ("inventory_product_code_prefix", "inventory_product",
+     "btree (hospital_id, (UPPER((internal_code)::text)) text_pattern_ops)"),
+    ("inventory_product_di_prefix", "inventory_product", "btree (hospital_id, ((udi_di)::text) text_pattern_ops)"),
+    ("inventory_product_name_trgm", "inventory_product", "gin ((UPPER((name)::text)) gin_trgm_ops)"),
+    ("inventory_allianceentry_code_prefix", "inventory_allianceentry",
+     "btree (alliance, (UPPER((code)::text)) text_pattern_ops)"),
+    ("inventory_allianceentry_name_trgm", "inventory_allianceentry", "gin ((UPPER((name)::text)) gin_trgm_ops)"),
 ]
 
 
@@ -38,20 +41,18 @@ def drop_roles(apps, schema_editor):
     apps.get_model("auth", "Group").objects.filter(name__in=ALLIANCE_ROLES).delete()
 
 
-def create_trigram_indexes(apps, schema_editor):
+def create_lookup_indexes(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
     schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm", params=None)
-    for name, table, expression in TRIGRAM_INDEXES:
-        schema_editor.execute(
-            f"CREATE INDEX IF NOT EXISTS {name} ON {table} USING gin ({expression} gin_trgm_ops)", params=None
-        )
+    for name, table, definition in LOOKUP_INDEXES:
+        schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} USING {definition}", params=None)
 
 
-def drop_trigram_indexes(apps, schema_editor):
+def drop_lookup_indexes(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
-    for name, _, _ in TRIGRAM_INDEXES:
+    for name, _, _ in LOOKUP_INDEXES:
         schema_editor.execute(f"DROP INDEX IF EXISTS {name}", params=None)
 
 
@@ -366,5 +367,5 @@ class Migration(migrations.Migration):
             trigger=pgtrigger.compiler.Trigger(name='append_only', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;", hash='a77b8456469abef1df53ebc3f72f17031f3f5627', operation='UPDATE OR DELETE', pgid='pgtrigger_append_only_7d277', table='inventory_allianceentrychange', when='BEFORE')),
         ),
         migrations.RunPython(create_roles, drop_roles),
-        migrations.RunPython(create_trigram_indexes, drop_trigram_indexes),
+        migrations.RunPython(create_lookup_indexes, drop_lookup_indexes),
     ]

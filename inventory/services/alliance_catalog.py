@@ -258,21 +258,26 @@ def adopt_entries(
             new_products.append(Product(
                 hospital=hospital, internal_code=internal_code, his_charge_code=(own.get("his_charge_code") or "").strip(),
                 alliance_entry=entry, udi_di=entry.udi_di, unit_of_measure=entry.unit_of_measure,
-                is_high_value=entry.is_high_value, tracking=entry.tracking,
-                **{name: getattr(entry, name) for name in FLOWING_FIELDS},
+                is_high_value=entry.is_high_value, tracking=entry.tracking, **_flowing_values(entry),
             ))
         if problems:
             raise Refused(problems)
         Product.objects.bulk_create(new_products, batch_size=1000)
         for entry, product in to_link:
-            for name in FLOWING_FIELDS:
-                setattr(product, name, getattr(entry, name))
+            for name, value in _flowing_values(entry).items():
+                setattr(product, name, value)
             product.alliance_entry = entry
             product.save(update_fields=["alliance_entry", *FLOWING_FIELDS])
         adopted_products = new_products + [product for _, product in to_link]
         agreements = _member_agreements_for(adopted_products, hospital, today)
         SupplyAgreement.objects.bulk_create(agreements, batch_size=1000)
     return Adoption(len(new_products), len(to_link), already, len(agreements))
+
+
+def _flowing_values(entry: AllianceEntry) -> dict[str, Any]:
+    """What the entry decides for its member products, by column (no query for the related rows)."""
+    return {Product._meta.get_field(name).attname: getattr(entry, AllianceEntry._meta.get_field(name).attname)
+            for name in FLOWING_FIELDS}
 
 
 def _member_agreements_for(products: list[Product], hospital: Hospital, today: datetime.date) -> list[SupplyAgreement]:
