@@ -645,6 +645,40 @@ class Refusal(Enum):
     RECALL_SCAN_NOT_AFFECTED = (
         409, "{item} is not affected by recall {recall}.", "{item} 不在召回 {recall} 范围内。"
     )
+    # County alliance catalog (services.alliance_catalog)
+    ALLIANCE_CATALOG_KEEPERS_ONLY = (
+        403,
+        "Only the alliance's stewards (the lead hospital's administrators and SPD operators, alliance "
+        "administrators and operators) keep the alliance catalog.",
+        "只有医共体主数据管理人员（牵头医院的管理员和 SPD 运营人员、联盟管理员和联盟SPD运营）可以维护联盟目录。",
+    )
+    ALLIANCE_ENTRY_EXISTS = (
+        409, "The alliance catalog already has an entry with code {code} or UDI-DI {di}.",
+        "联盟目录中已有编码为 {code} 或 UDI-DI 为 {di} 的条目。",
+    )
+    ALLIANCE_ADOPTER_NOT_MEMBER = (
+        400, "{hospital} is not a member of the alliance {alliance}.", "{hospital} 不是医共体 {alliance} 的成员。"
+    )
+    ALLIANCE_NOTHING_CHOSEN = (400, "Choose at least one alliance catalog entry.", "请至少选择一个联盟目录条目。")
+    ALLIANCE_CODE_TAKEN = (
+        409, "Internal code {code} is already used by another product of this hospital.",
+        "院内码 {code} 已被本院其他产品使用。",
+    )
+    ALLIANCE_PRODUCT_LINKED_ELSEWHERE = (
+        409, "Product {product} is already adopted from alliance entry {entry}.", "产品 {product} 已关联联盟目录条目 {entry}。"
+    )
+    ALLIANCE_DI_FIXED = (
+        409, "Members have adopted this entry: its UDI-DI cannot change.", "已有成员医院采用该条目，UDI-DI 不能修改。"
+    )
+    ALLIANCE_FIELD_KEPT_BY_ALLIANCE = (
+        409,
+        "This product is adopted from the alliance catalog: its {field} follows the alliance entry; ask the "
+        "alliance's stewards to change it there.",
+        "该产品采用自联盟目录，其{field}随联盟条目变化；请联系医共体主数据管理人员在联盟目录中修改。",
+    )
+    ALLIANCE_APPROVER_INVALID = (
+        400, "The approver must be one of the alliance's stewards.", "审批人必须是医共体主数据管理人员。"
+    )
 
     # County alliance (医共体): transfers between members, central purchasing, settlement
     # (services/transfers.py, central_purchasing.py, alliance_settlement.py)
@@ -726,6 +760,8 @@ THINGS = {
     "transfer": ("alliance transfer", "调拨单"),
     "hospital": ("hospital", "医院"),
     "central order": ("central order", "集中采购单"),
+    "alliance entry": ("alliance catalog entry", "联盟目录条目"),
+    "alliance agreement": ("alliance supply agreement", "联盟供货协议"),
 }
 
 

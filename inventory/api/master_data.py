@@ -50,6 +50,7 @@ from inventory.models import (
     User,
 )
 from inventory.selectors.scope import sees_all_hospitals, shared_record_problem, visible_to
+from inventory.services.alliance_catalog import kept_field_problem
 
 # --- scoping -------------------------------------------------------------------------------------
 
@@ -309,7 +310,9 @@ class ProductSerializer(HospitalOwnedSerializer):
             "is_active",
             "expensed_on_issue",
             "packaging_units",
+            "alliance_entry",
         ]
+        read_only_fields = ["alliance_entry"]
         validators: list = []
 
     def validate_udi_di(self, value: str) -> str:
@@ -321,6 +324,8 @@ class ProductSerializer(HospitalOwnedSerializer):
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if self.instance is not None and (problem := kept_field_problem(self.instance, attrs)):
+            raise Refused([problem])  # an adopted product's names follow the alliance catalog
         _check_range(
             self,
             attrs,

@@ -12,7 +12,11 @@ from inventory.models import Role
 MASTER_DATA_EDITORS = (Role.ADMIN, Role.SPD_OPERATOR)
 STOCK_HANDLERS = (Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR)
 # The whole hospital's books: the roles of `web.access.READERS` (not nurses, who see their departments).
-BOOK_READERS = (Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR, Role.AUDITOR)
+# Alliance staff read every member's books (inventory.alliance).
+BOOK_READERS = (
+    Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR, Role.AUDITOR,
+    Role.ALLIANCE_OPERATOR, Role.ALLIANCE_AUDITOR, Role.ALLIANCE_ADMIN,
+)
 # The consumable review, 耗占比, red lines, recalls and implant records: the book readers and the
 # 医保办/医务处 reviewer, who reads these (and no receiving, settlement or reconciliation books).
 REVIEW_READERS = (*BOOK_READERS, Role.REVIEWER)

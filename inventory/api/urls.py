@@ -45,5 +45,6 @@ urlpatterns = [
     path("", include("inventory.api.portal")),
     path("", include("inventory.api.recall")),
     path("", include("inventory.api.complaints")),
+    path("", include("inventory.api.alliance_catalog")),
     path("", include(router.urls)),
 ]

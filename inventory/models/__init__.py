@@ -1,5 +1,6 @@
 """The SPD domain model. Each module holds one part of it; import from here."""
 from inventory.models.alerts import Alert
+from inventory.models.alliance import AllianceAgreement, AllianceEntry, AlliancePriceChange
 from inventory.models.alliance_transfers import (
     AllianceTransfer,
     AllianceTransferLine,
@@ -16,6 +17,8 @@ from inventory.models.complaints import Complaint, Suspension
 from inventory.models.distribution import ParLevelProposal, ReplenishmentSuggestion, Requisition, RequisitionLine
 from inventory.models.documents import AcceptanceRecord, DeliveryLine, DeliveryNote, ReceivingDraft, StockOrder
 from inventory.models.history import (
+    AllianceAgreementChange,
+    AllianceEntryChange,
     CertificateChange,
     DepartmentChange,
     DeviceChange,
@@ -94,6 +97,8 @@ __all__ = [
     "Recall", "RecallItem",
     # Complaints and suspensions (inventory/models/complaints.py)
     "Complaint", "Suspension",
+    # County alliance catalog (inventory/models/alliance.py)
+    "AllianceAgreement", "AllianceEntry", "AlliancePriceChange", "AllianceAgreementChange", "AllianceEntryChange",
     # County alliance transfers, central purchasing, settlement (inventory/models/alliance_transfers.py)
     "AllianceTransfer", "AllianceTransferLine", "AllocationStatement", "CentralOrder", "CentralOrderAllocation",
 ]

@@ -56,6 +56,13 @@ class Product(models.Model):
         ),
     )
 
+    # Adopted from the county alliance's catalog (医共体统一目录): name, specification, classes and the
+    # alliance's prices follow the entry (services.alliance_catalog); codes stay the member's own.
+    alliance_entry = models.ForeignKey(
+        "inventory.AllianceEntry", null=True, blank=True, on_delete=models.PROTECT, related_name="member_products",
+        verbose_name=_("alliance catalog entry"),
+    )
+
     class Meta:
         verbose_name = _("product")
         ordering = ["hospital", "internal_code"]
@@ -92,6 +99,11 @@ class SupplyAgreement(models.Model):
     platform_reference = models.CharField(_("procurement platform reference"), max_length=64, blank=True)
     vbp_contract = models.CharField(_("VBP contract (集采合同)"), max_length=64, blank=True)
     is_active = models.BooleanField(_("active"), default=True)
+    # Made from the alliance's agreement when the product was adopted (or by an alliance price change).
+    alliance_agreement = models.ForeignKey(
+        "inventory.AllianceAgreement", null=True, blank=True, on_delete=models.PROTECT,
+        related_name="member_agreements", verbose_name=_("alliance agreement"),
+    )
 
     class Meta:
         verbose_name = _("supply agreement")

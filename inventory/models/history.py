@@ -19,6 +19,7 @@ import pghistory
 from django.db import models
 
 from devices.models import Device
+from inventory.models.alliance import AllianceAgreement, AllianceEntry
 from inventory.models.catalog import PackagingUnit, Product, SupplyAgreement
 from inventory.models.organisation import Department, Hospital, Location
 from inventory.models.parties import Certificate, Manufacturer, Supplier
@@ -57,6 +58,8 @@ CertificateChange = _track(Certificate)
 ProductChange = _track(Product)
 SupplyAgreementChange = _track(SupplyAgreement)
 ParLevelChange = _track(ParLevel)
+AllianceEntryChange = _track(AllianceEntry)
+AllianceAgreementChange = _track(AllianceAgreement)
 PackagingUnitChange = _track(PackagingUnit)
 # A device reports `last_seen` with every heartbeat: that is telemetry, not a change of master data.
 # The token hash changes when a token is issued; the hash itself is no business of the history.
@@ -78,5 +81,5 @@ UserRoleChange = pghistory.create_event_model(
 CHANGE_MODELS = (
     HospitalChange, DepartmentChange, LocationChange, SupplierChange, ManufacturerChange, CertificateChange,
     ProductChange, SupplyAgreementChange, ParLevelChange, DeviceChange, UserRoleChange,
-    PackagingUnitChange,
+    PackagingUnitChange, AllianceEntryChange, AllianceAgreementChange,
 )

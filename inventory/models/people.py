@@ -17,6 +17,11 @@ class Role(models.TextChoices):
     # A supplier's own staff (供应商门户): bound to one supplier, never to a hospital — they see only
     # their supplier's orders, shipping notices and certificates (inventory.api.portal).
     SUPPLIER = "supplier", _("Supplier (供应商)")
+    # County alliance (医共体) roles, held by staff of the lead hospital or the alliance SPD centre:
+    # they read every member of their alliance (inventory.alliance), each with its own trade.
+    ALLIANCE_OPERATOR = "alliance_operator", _("Alliance SPD operator (联盟SPD运营)")
+    ALLIANCE_AUDITOR = "alliance_auditor", _("Alliance auditor (联盟审计)")
+    ALLIANCE_ADMIN = "alliance_admin", _("Alliance administrator (联盟管理员)")
 
 
 class User(AbstractUser):

@@ -6,6 +6,7 @@ serializer fields, and the services that check a department (use on a patient) a
 """
 from django.db.models import QuerySet
 
+from inventory.alliance import ALLIANCE_KEEPERS, alliance_hospitals_for, holds_alliance_role, reads_across_members
 from inventory.errors import Problem, Refusal
 from inventory.models import Certificate, Manufacturer, Product, Role, Supplier, SupplyAgreement, User
 
@@ -20,9 +21,12 @@ def sees_all_hospitals(user: User) -> bool:
 
 def visible_to(user: User, queryset: QuerySet, hospital_field: str = "hospital") -> QuerySet:
     """Restrict `queryset` to the user's hospital (`hospital_field` is the lookup path to it, e.g.
-    "device__hospital", or "pk" for hospitals themselves); alliance administrators see all."""
+    "device__hospital", or "pk" for hospitals themselves); alliance administrators see all, alliance
+    staff (inventory.alliance) every member of their alliance."""
     if sees_all_hospitals(user):
         return queryset
+    if reads_across_members(user):
+        return queryset.filter(**{f"{hospital_field}__in": alliance_hospitals_for(user)})
     hospital_id = getattr(user, "hospital_id", None)
     if hospital_id is None:
         return queryset.none()
@@ -34,7 +38,7 @@ def departments_of(user: User) -> frozenset[int] | None:
     else the departments they are assigned to — none at all means nothing, never everything."""
     if not user.is_authenticated:
         return frozenset()
-    if user.has_role(*HOSPITAL_WIDE_ROLES):
+    if user.has_role(*HOSPITAL_WIDE_ROLES) or reads_across_members(user):
         return None
     return frozenset(user.departments.values_list("pk", flat=True))
 
@@ -46,11 +50,13 @@ STEWARD_ROLES = (Role.ADMIN, Role.SPD_OPERATOR)
 
 
 def is_alliance_steward(user: User) -> bool:
-    """Whether the user keeps the alliance's shared master data: an alliance administrator, or an
-    administrator or SPD operator of the lead hospital."""
+    """Whether the user keeps the alliance's shared master data: an alliance administrator, an
+    administrator or SPD operator of the lead hospital, or an alliance administrator or operator."""
     if sees_all_hospitals(user):
         return True
     hospital = getattr(user, "hospital", None)
+    if hospital is not None and hospital.alliance and holds_alliance_role(user, *ALLIANCE_KEEPERS):
+        return True
     return hospital is not None and hospital.is_lead and user.has_role(*STEWARD_ROLES)
 
 

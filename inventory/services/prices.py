@@ -41,19 +41,34 @@ def change_price(
         old = SupplyAgreement.objects.select_for_update().get(pk=agreement.pk)
         if not old.is_active or old.valid_to < effective_from or old.valid_from >= effective_from:
             raise Refused(Refusal.AGREEMENT_NOT_CURRENT)
-        new = SupplyAgreement.objects.create(
-            hospital_id=old.hospital_id, supplier_id=old.supplier_id, product_id=old.product_id, unit_price=new_price,
-            valid_from=effective_from, valid_to=old.valid_to, platform_reference=old.platform_reference,
-            vbp_contract=old.vbp_contract, is_active=True,
+        return replace_agreement(
+            old, new_price=new_price, effective_from=effective_from, reason=reason, approved_by=approved_by,
+            recorded_by=actor.user,
         )
-        old.valid_to = effective_from - datetime.timedelta(days=1)
-        old.save(update_fields=["valid_to"])
-        change = PriceChange.objects.create(
-            hospital_id=old.hospital_id, product_id=old.product_id, supplier_id=old.supplier_id, previous=old,
-            agreement=new, old_price=old.unit_price, new_price=new_price, effective_from=effective_from,
-            reason=reason, approved_by=approved_by, recorded_by=actor.user,
-        )
-        _alert(change)
+
+
+def replace_agreement(
+    old: SupplyAgreement, *, new_price: Decimal, effective_from: datetime.date, reason: str, approved_by: User,
+    recorded_by: User, alliance_agreement_id: int | None = None,
+) -> PriceChange:
+    """The change itself, on a locked agreement in force on `effective_from` (the caller checked the
+    rules): the new dated agreement, the old one ended the day before, the PriceChange and its alert.
+    An alliance price change (services.alliance_catalog) passes the alliance agreement the new one
+    comes from; otherwise the new agreement keeps the old one's."""
+    new = SupplyAgreement.objects.create(
+        hospital_id=old.hospital_id, supplier_id=old.supplier_id, product_id=old.product_id, unit_price=new_price,
+        valid_from=effective_from, valid_to=old.valid_to, platform_reference=old.platform_reference,
+        vbp_contract=old.vbp_contract, is_active=True,
+        alliance_agreement_id=alliance_agreement_id or old.alliance_agreement_id,
+    )
+    old.valid_to = effective_from - datetime.timedelta(days=1)
+    old.save(update_fields=["valid_to"])
+    change = PriceChange.objects.create(
+        hospital_id=old.hospital_id, product_id=old.product_id, supplier_id=old.supplier_id, previous=old,
+        agreement=new, old_price=old.unit_price, new_price=new_price, effective_from=effective_from,
+        reason=reason, approved_by=approved_by, recorded_by=recorded_by,
+    )
+    _alert(change)
     return change
 
 

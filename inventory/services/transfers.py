@@ -36,6 +36,7 @@ from django.utils.translation import gettext as _
 
 from devices.identification import ParseError, parse_udi
 from inventory.actors import Actor
+from inventory.alliance import holds_alliance_role
 from inventory.errors import Problem, Refusal, Refused
 from inventory.models import (
     AllianceTransfer,
@@ -71,7 +72,7 @@ from inventory.validators import personal_id_problems
 # Who works a hospital's side of a transfer (sends, approves, receives).
 TRANSFER_ROLES = (Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR)
 # Who of the lead hospital acts for the alliance (central orders, the regional warehouse, settlement).
-ALLIANCE_ROLES = (Role.ADMIN, Role.SPD_OPERATOR)
+LEAD_STEWARD_ROLES = (Role.ADMIN, Role.SPD_OPERATOR)
 SOURCE_KINDS = (Location.Kind.CENTRAL_WAREHOUSE, Location.Kind.DEPARTMENT_STORE)
 DESTINATION_KINDS = (Location.Kind.CENTRAL_WAREHOUSE, Location.Kind.DEPARTMENT_STORE)
 TRANSIT_CODE = "ALLIANCE-TRANSIT"
@@ -86,14 +87,18 @@ def can_act_for_alliance(user: User) -> bool:
     """The one permission decision for alliance-wide work: placing and distributing central
     orders, working the regional warehouse, issuing allocation statements, and sending on behalf
     of the alliance. An alliance administrator (superuser with no hospital), or an administrator or
-    SPD operator of the alliance's lead hospital (牵头医院). (The alliance roles of issue 18 extend
-    this function, and only this one.)"""
+    SPD operator of the alliance's lead hospital (牵头医院), or an alliance SPD operator or alliance
+    administrator (联盟SPD运营 / 联盟管理员) of a member. Alliance auditors only read."""
     if not getattr(user, "is_authenticated", False) or getattr(user, "supplier_id", None):
         return False
     if user.is_superuser and getattr(user, "hospital_id", None) is None:
         return True
     hospital = user.hospital
-    return bool(hospital is not None and hospital.is_lead and hospital.alliance and user.has_role(*ALLIANCE_ROLES))
+    if hospital is None or not hospital.alliance:
+        return False
+    if holds_alliance_role(user, Role.ALLIANCE_OPERATOR, Role.ALLIANCE_ADMIN):
+        return True
+    return hospital.is_lead and user.has_role(*LEAD_STEWARD_ROLES)
 
 
 def works_for(user: User, hospital: Hospital) -> bool:

@@ -10,13 +10,17 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
+from inventory.alliance import ALLIANCE_ROLES
 from inventory.models import Role, User
 
 # Every hospital role; a supplier's staff use the supplier portal only (web/views/portal.py).
 EVERYONE = frozenset(Role) - {Role.SUPPLIER}
-READERS = frozenset({Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR, Role.AUDITOR})  # the whole hospital's books
+# the whole hospital's books (alliance staff read every member's: inventory.alliance)
+READERS = frozenset({Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR, Role.AUDITOR, *ALLIANCE_ROLES})
 # The consumable review, 耗占比, red lines, recalls and implant exports: also the 医保办/医务处 reviewer.
 REVIEW_READERS = READERS | {Role.REVIEWER}
+# The alliance pages (catalog, dashboard): alliance staff, and a member's readers for their own part.
+ALLIANCE_READERS = READERS
 STOCK_HANDLERS = frozenset({Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR})
 CLINICAL = frozenset({Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR, Role.NURSE})
 # Acknowledging and resolving alerts: everyone but auditors, who only read.

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from inventory.alliance import ALLIANCE_ROLES
 from inventory.web.access import CLINICAL, EVERYONE, READERS, REVIEW_READERS, STOCK_HANDLERS, may
 from inventory.web.operations import BEDSIDE
 
@@ -54,6 +55,8 @@ NAV: tuple[NavItem, ...] = (
     NavItem("web:vbp-contracts", _("VBP contracts"), READERS),
     NavItem("web:complaints", _("Complaints and suspensions"), READERS),
     NavItem("web:department-count", _("Department count"), CLINICAL),
+    NavItem("web:alliance-catalog", _("Alliance catalog"), READERS),
+    NavItem("web:alliance-dashboard", _("Alliance dashboard"), frozenset(ALLIANCE_ROLES), exact=True),
 )
 
 
@@ -88,6 +91,7 @@ GROUPS: tuple[NavGroup, ...] = (
     NavGroup("counts", _("Counts and monthly close")),
     NavGroup("purchasing", _("Purchasing and suppliers")),
     NavGroup("analysis", _("Analysis and trace")),
+    NavGroup("alliance", _("County alliance")),
     NavGroup("devices", _("Devices")),
     NavGroup("system", _("System")),
     NavGroup("more", _("More")),
@@ -104,6 +108,7 @@ GROUP_OF: dict[str, str] = {
     "web:reconciliation": "counts",
     "web:purchasing": "purchasing", "web:vbp-contracts": "purchasing", "web:complaints": "purchasing",
     "web:review": "analysis", "web:department-cost": "analysis", "web:history": "analysis",
+    "web:alliance-dashboard": "alliance", "web:alliance-catalog": "alliance", "web:alliance-transfers": "alliance",
     "web:cabinets": "devices",
     "web:his-deliveries": "system",
 }

@@ -4,6 +4,7 @@ from django.urls import path, re_path
 from inventory.web.views import (
     alerts,
     alliance,
+    alliance_catalog,
     auth,
     bedside,
     cabinets,
@@ -80,6 +81,9 @@ urlpatterns = [
     path("purchasing/report/", purchasing.report, name="purchasing-report"),
     path("purchasing/vbp/", purchasing.vbp_contracts, name="vbp-contracts"),
     path("purchasing/complaints/", complaints.complaints, name="complaints"),
+    path("alliance/", alliance_catalog.dashboard, name="alliance-dashboard"),
+    path("alliance/catalog/", alliance_catalog.catalog, name="alliance-catalog"),
+    path("alliance/catalog/<int:pk>/", alliance_catalog.entry, name="alliance-entry"),
     path("purchasing/complaints/<int:pk>/decide/", complaints.decide, name="complaint-decide"),
     path("purchasing/suspensions/<int:pk>/lift/", complaints.lift, name="suspension-lift"),
     path("purchasing/<int:pk>/", purchasing.order_detail, name="purchase-order"),

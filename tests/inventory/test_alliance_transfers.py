@@ -274,6 +274,9 @@ def test_only_members_of_the_same_alliance_exchange_and_see_transfers(
     assert list(transfers_visible_to(centre_operator)) == [transfer]
     assert not transfers_visible_to(m2.keeper).exists() and not transfers_visible_to(stranger.keeper).exists()
     assert can_act_for_alliance(centre_operator) and not can_act_for_alliance(m1.keeper)
+    alliance_operator = factories.UserFactory(username="al-op", hospital=m2.hospital, roles=["alliance_operator"])
+    alliance_auditor = factories.UserFactory(username="al-aud", hospital=m2.hospital, roles=["alliance_auditor"])
+    assert can_act_for_alliance(alliance_operator) and not can_act_for_alliance(alliance_auditor)
     with pytest.raises(Refused):
         approve_transfer(user=m2.keeper, transfer=transfer)
 

@@ -110,9 +110,10 @@ def pages(world) -> dict[str, str]:
     return found
 
 
-def _alliance_pages(world):
-    """The alliance pages, with a transfer from the world's hospital to a member (once per world)."""
-    from inventory.models import AllianceTransfer, Hospital
+def _alliance_pages(world) -> dict[str, str]:
+    """The alliance pages, with a transfer from the world's hospital to a member and one alliance catalog
+    entry (once per world)."""
+    from inventory.models import AllianceEntry, AllianceTransfer, Hospital
     from inventory.services.transfers import TransferLot, create_transfer
     from tests.factories import HospitalFactory, LocationFactory, ProductFactory
 
@@ -120,6 +121,7 @@ def _alliance_pages(world):
     transfer = AllianceTransfer.objects.order_by("pk").first()
     if transfer is None:
         Hospital.objects.filter(pk=hospital.pk).update(alliance="测试县医共体", is_lead=True)
+        hospital.refresh_from_db()
         member = HospitalFactory(code="M-OFF", alliance="测试县医共体")
         LocationFactory(hospital=member, code="CW", name="成员中心库")
         ProductFactory(hospital=member, udi_di=world.lot_product.udi_di, tracking="LOT", is_high_value=False)
@@ -127,8 +129,14 @@ def _alliance_pages(world):
         transfer = create_transfer(user=world.operator, source_location=world.warehouse, to_hospital=member,
                                    destination=member.locations.get(code="CW"), kind="EMERGENCY", reason="offline",
                                    lots=[TransferLot(world.lot_product, balance.lot, 1)], idempotency_key="offline-al")
+    entry = AllianceEntry.objects.filter(alliance=hospital.alliance).first() or AllianceEntry.objects.create(
+        alliance=hospital.alliance, keeper=hospital, code="AL-OFF", name="离线条目", udi_di="06900000000099",
+        manufacturer=world.product.manufacturer, tracking="LOT",
+    )
     return {"web:alliance-transfers": "/alliance/transfers/", "web:alliance-transfer": f"/alliance/transfers/{transfer.pk}/",
-            "web:central-orders": "/alliance/central-orders/", "web:allocation-statements": "/alliance/statements/"}
+            "web:central-orders": "/alliance/central-orders/", "web:allocation-statements": "/alliance/statements/",
+            "web:alliance-dashboard": "/alliance/", "web:alliance-catalog": "/alliance/catalog/",
+            "web:alliance-entry": f"/alliance/catalog/{entry.pk}/"}
 
 
 def _a_recall(world):
