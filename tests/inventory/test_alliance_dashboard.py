@@ -161,3 +161,21 @@ def test_the_dashboard_is_for_alliance_staff_and_shows_every_member(figures, all
     assert 'data-member="H003"' in page and 'data-suggestion="AL-SYQ:H001:H003"' in page
     client.force_login(operator)
     assert client.get(reverse("web:alliance-dashboard")).status_code == 403
+
+
+def test_the_dashboard_lists_transfers_between_members_with_emergencies_and_what_is_in_transit(
+    figures, alliance_auditor, hospital, warehouse, client,
+):
+    from inventory.services.transfers import TransferLot, create_transfer
+
+    entry, third, admins, products = figures
+    destination = factories.LocationFactory(hospital=third, code="CW", name="妇保中心库")
+    sender = factories.UserFactory(username="alliance-op", hospital=hospital, roles=["alliance_operator"])
+    create_transfer(user=sender, source_location=warehouse, to_hospital=third, destination=destination,
+                    kind="EMERGENCY", reason="抢救用", lots=[TransferLot(products["H001"], "N", 5)],
+                    idempotency_key="dash-flow")
+    client.force_login(alliance_auditor)
+    page = client.get(reverse("web:alliance-dashboard")).content.decode()
+    row = page.split(f'data-flow="{hospital.pk}:{third.pk}"', 1)[1].split("</tr>", 1)[0]
+    cells = [cell.split(">", 1)[1].split("<", 1)[0] for cell in row.split('<td class="num"')[1:]]
+    assert cells[:2] == ["1", "1"]  # one transfer, an emergency allocation, created in the window

@@ -19,6 +19,7 @@ from inventory.selectors.alliance import (
     entry_members,
     sees_alliance_members,
 )
+from inventory.selectors.alliance_transfers import transfers_between_members
 from inventory.services.alliance_catalog import ADOPTERS, adopt_entries
 from inventory.web.access import READERS, may, web_page
 from inventory.web.problems import problems_of
@@ -87,7 +88,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     expiry_days = _days(request.GET.get("expiry_days"))
     use_days = _days(request.GET.get("use_days"))
     figures = alliance_dashboard(request.user, expiry_days=expiry_days, use_days=use_days)
-    return render(request, "web/alliance/dashboard.html", {"dashboard": figures, "alliance": alliance_of(request.user)})
+    alliance = alliance_of(request.user)
+    return render(request, "web/alliance/dashboard.html", {
+        "dashboard": figures, "alliance": alliance,
+        "flows": transfers_between_members(alliance, days=figures.use_days) if alliance else [],
+    })
 
 
 def _days(value: str | None) -> int:
