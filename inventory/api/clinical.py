@@ -28,7 +28,8 @@ CLINICAL_ROLES = (Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR, Role.NURSE)
 
 class ConsumptionInputSerializer(IdempotentInputSerializer):
     udi = serializers.CharField(required=False, max_length=300, trim_whitespace=False, help_text="The unit's UDI as scanned")
-    unit = ScopedPrimaryKeyRelatedField(queryset=Unit.objects.all(), required=False)
+    unit = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1,
+                                    help_text="The unit's id (one of the caller's hospital: else 404)")
     epc = serializers.CharField(required=False, max_length=80, help_text="The unit's RFID tag")
     product = ScopedPrimaryKeyRelatedField(queryset=Product.objects.all(), required=False)
     lot = serializers.CharField(required=False, max_length=64)
@@ -121,8 +122,9 @@ class ConsumptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         else:
             consumption = consume_unit(actor=actor, hospital=hospital, unit=_named_unit(hospital, data),
                                        context=context, idempotency_key=key)
-        return Response(self.get_serializer(self.get_queryset().get(pk=consumption.pk)).data,
-                        status=status.HTTP_201_CREATED)
+        if not hasattr(consumption, "_prefetched_objects_cache"):  # a replay, or a lot use: read it back
+            consumption = self.get_queryset().get(pk=consumption.pk)
+        return Response(self.get_serializer(consumption).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=RefundInputSerializer, responses={200: ConsumptionSerializer})
     @action(detail=True, methods=["post"])
@@ -137,7 +139,8 @@ class ConsumptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
 def _named_unit(hospital: object, data: dict) -> Unit:
     if data.get("unit"):
-        return data["unit"]
+        # Not read here: consume_unit reads and locks it in one statement, scoped to the hospital (404).
+        return Unit(pk=data["unit"], hospital=hospital)
     if data.get("udi"):
         return find_unit_by_udi(hospital, data["udi"])
     unit = Unit.objects.filter(hospital=hospital, epc=normalise_epc(data["epc"])).first()

@@ -9,7 +9,7 @@ import datetime
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from inventory.actors import Actor
@@ -25,6 +25,7 @@ from inventory.models import (
     LotMovementLayer,
     Movement,
     Owner,
+    PackagingUnit,
     Product,
     SupplierSettlement,
     TrackingMode,
@@ -42,7 +43,7 @@ from inventory.services.ledger import (
     move_unit,
     transition_problem,
 )
-from inventory.services.units_of_measure import in_billing_unit
+from inventory.services.units_of_measure import UnitOfMeasure, billing_unit_of, in_billing_unit
 from inventory.validators import is_his_reference, personal_id_problems, refuse_personal_ids
 
 
@@ -70,10 +71,12 @@ def consume_unit(*, actor: Actor, hospital: Hospital, unit: Unit, context: Clini
     if unit.hospital_id != hospital.pk:
         raise Refused(Refusal.NOT_FOUND, what="unit")
     payload = {"unit": unit.pk, **context.as_payload()}
-    moment = refuse_bad_moment(hospital_id=hospital.pk, occurred_at=context.occurred_at)
+    # Now is never in a closed month nor in the future: only a paper record's moment is checked here
+    # (the ledger checks the closed period again when it writes the movement).
+    moment = refuse_bad_moment(hospital_id=hospital.pk, occurred_at=context.occurred_at) if context.occurred_at else None
 
     def perform() -> Consumption:
-        locked = Unit.objects.select_for_update(of=("self",)).select_related("product", "location__department").get(pk=unit.pk)
+        locked = _lock_unit(unit.pk, hospital)
         _refuse_unusable_unit(locked, context.department)
         if context.occurred_at is not None and (problems := unit_history_problems([locked], moment)):
             raise Refused(problems)
@@ -93,11 +96,36 @@ def consume_unit(*, actor: Actor, hospital: Hospital, unit: Unit, context: Clini
                               document=document, occurred_at=used_at, note="consignment unit used: bought now")
         move_unit(unit=locked, kind=Movement.Kind.CONSUME, to_status=UnitStatus.CONSUMED, to_location=None,
                   actor=actor, idempotency_key=key, document=document, occurred_at=used_at)
-        queue_charge(consumption, is_zero_cost=locked.is_gift or locked.unit_cost == 0)
-        return consumption
+        charge = queue_charge(consumption, is_zero_cost=locked.is_gift or locked.unit_cost == 0,
+                              billing=locked.billing_unit)
+        return with_written_parts(consumption, charges=[charge])
 
+    # The record after the work: the unit's lock serialises two uses of the same key (the second
+    # finds it used, then the first's record), and one statement records key and outcome.
     consumption, _ = run_once(hospital=hospital, key=idempotency_key, operation="consume_unit", payload=payload,
-                              perform=perform)
+                              perform=perform, record_first=False)
+    return consumption
+
+
+def _lock_unit(pk: int, hospital: Hospital) -> Unit:
+    """The unit locked for its use, with its product, location and the product's billing unit read in the
+    same statement (`billing_unit`); NOT_FOUND when it is not one of the hospital's units."""
+    billing = PackagingUnit.objects.filter(product=OuterRef("product_id"), is_billing_unit=True)
+    locked = (
+        Unit.objects.select_for_update(of=("self",)).select_related("product", "location__department")
+        .annotate(billing_name=Subquery(billing.values("name")[:1]), billing_factor=Subquery(billing.values("factor")[:1]))
+        .filter(pk=pk, hospital=hospital).first()
+    )
+    if locked is None:
+        raise Refused(Refusal.NOT_FOUND, what="unit")
+    locked.billing_unit = billing_unit_of(locked.product, name=locked.billing_name, factor=locked.billing_factor)
+    return locked
+
+
+def with_written_parts(consumption: Consumption, *, charges: list[Charge], other_parts: list[Consumption] = ()) -> Consumption:
+    """`consumption` knowing the charges and other parts it was just written with, as a prefetch would:
+    the API answers a new use without reading back what it wrote."""
+    consumption._prefetched_objects_cache = {"charges": charges, "other_parts": list(other_parts)}
     return consumption
 
 
@@ -322,19 +350,21 @@ def clinical_fields(context: ClinicalContext) -> dict:
     }
 
 
-def queue_charge(consumption: Consumption, *, is_zero_cost: bool) -> Charge:
+def queue_charge(consumption: Consumption, *, is_zero_cost: bool, billing: UnitOfMeasure | None = None) -> Charge:
     """The charge at the purchase price of that very unit or lot (零差率), and its outbox row.
 
-    It is in the product's billing unit (约定计价单位): a use that is not a whole number of them is
-    refused (NOT_WHOLE_BILLING_UNITS), and the amount is the use's exact cost either way."""
+    It is in the product's billing unit (约定计价单位; `billing` when the caller read it already): a use
+    that is not a whole number of them is refused (NOT_WHOLE_BILLING_UNITS), and the amount is the
+    use's exact cost either way."""
     product = consumption.product
-    billed = in_billing_unit(product=product, base_quantity=consumption.quantity, base_unit_price=consumption.unit_price)
+    billed = in_billing_unit(product=product, base_quantity=consumption.quantity, base_unit_price=consumption.unit_price,
+                             billing=billing)
     charge = Charge.objects.create(
         hospital_id=consumption.hospital_id, consumption=consumption, kind=Charge.Kind.CHARGE,
         encounter=consumption.encounter, his_charge_code=product.his_charge_code, nhsa_code=product.nhsa_code,
         quantity=billed.quantity, unit_price=billed.unit_price, amount=billed.amount,
         billing_unit=billed.unit if billed.factor != 1 else "", is_zero_cost=is_zero_cost,
     )
-    ChargeDelivery.objects.create(charge=charge)
+    charge.delivery = ChargeDelivery.objects.create(charge=charge)
     return charge
 
