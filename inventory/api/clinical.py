@@ -3,6 +3,7 @@ from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ErrorDetail
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -120,8 +121,16 @@ class ConsumptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
                 location=data.get("location"), context=context, idempotency_key=key,
             )
         else:
-            consumption = consume_unit(actor=actor, hospital=hospital, unit=_named_unit(hospital, data),
-                                       context=context, idempotency_key=key)
+            try:
+                consumption = consume_unit(actor=actor, hospital=hospital, unit=_named_unit(hospital, data),
+                                           context=context, idempotency_key=key)
+            except Refused as refused:
+                if data.get("unit") and refused.problems[0].params.get("what") == "unit":
+                    # As a related field answers an id it cannot find: another hospital's unit is no different.
+                    raise serializers.ValidationError({"unit": [ErrorDetail(
+                        serializers.PrimaryKeyRelatedField.default_error_messages["does_not_exist"].format(
+                            pk_value=data["unit"]), code="does_not_exist")]}) from refused
+                raise
         if not hasattr(consumption, "_prefetched_objects_cache"):  # a replay, or a lot use: read it back
             consumption = self.get_queryset().get(pk=consumption.pk)
         return Response(self.get_serializer(consumption).data, status=status.HTTP_201_CREATED)

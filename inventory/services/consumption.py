@@ -125,7 +125,12 @@ def _lock_unit(pk: int, hospital: Hospital) -> Unit:
 def with_written_parts(consumption: Consumption, *, charges: list[Charge], other_parts: list[Consumption] = ()) -> Consumption:
     """`consumption` knowing the charges and other parts it was just written with, as a prefetch would:
     the API answers a new use without reading back what it wrote."""
-    consumption._prefetched_objects_cache = {"charges": charges, "other_parts": list(other_parts)}
+    known = {}
+    for name, rows in (("charges", charges), ("other_parts", list(other_parts))):
+        queryset = getattr(consumption, name).all()
+        queryset._result_cache, queryset._prefetch_done = rows, True  # as prefetch_related_objects leaves it
+        known[name] = queryset
+    consumption._prefetched_objects_cache = known
     return consumption
 
 

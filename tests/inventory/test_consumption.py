@@ -303,8 +303,8 @@ def test_a_use_by_unit_id_costs_at_most_ten_queries_with_every_check(nurse, depa
     assert response.data == consume(client, department, unit=unit_in_store.pk).data  # the replay reads it back
 
 
-def test_a_unit_id_not_of_the_callers_hospital_is_not_found_and_nothing_is_written(nurse_api, department, unit_in_store):
+def test_a_unit_id_not_of_the_callers_hospital_is_a_400_naming_the_field_and_nothing_is_written(nurse_api, department, unit_in_store):
     response = consume(nurse_api, department, unit=unit_in_store.pk + 1000)
-    assert (response.status_code, response.data["code"]) == (404, "NOT_FOUND")
+    assert response.status_code == 400 and "unit" in str(response.data), response.data
     assert not Consumption.objects.exists()
     assert Unit.objects.get(pk=unit_in_store.pk).status == "IN_STOCK"
