@@ -277,6 +277,10 @@ SPD_DEVICE_TELEMETRY_RETENTION_DAYS = int(env("SPD_DEVICE_TELEMETRY_RETENTION_DA
 # API tokens (inventory/api/authentication.py): a token older than this many hours no longer works
 # and the client signs in again (0: tokens last until the password changes or the user is deactivated).
 SPD_API_TOKEN_TTL_HOURS = float(env("SPD_API_TOKEN_TTL_HOURS", "0"))
+
+# A cursor page of the sync lists stops before rows recorded this recently: a row whose
+# transaction is still open may commit a lower id (inventory.api.sync). Longer than any such transaction.
+SPD_SYNC_SETTLE_SECONDS = float(env("SPD_SYNC_SETTLE_SECONDS", "5"))
 # The API schema and docs for anyone, not only signed-in users (e.g. on an integrators' test instance).
 SPD_API_DOCS_PUBLIC = env_bool("SPD_API_DOCS_PUBLIC", False)
 

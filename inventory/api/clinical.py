@@ -8,6 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from inventory.actors import Actor
+from inventory.api import sync
 from inventory.api.fields import (
     BoundedDateTimeField,
     IdempotentInputSerializer,
@@ -94,10 +95,16 @@ class ConsumptionSerializer(serializers.ModelSerializer):
 
 
 class ConsumptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Use a unit or a lot quantity on an encounter; the charge goes to the HIS through the outbox."""
+    """Use a unit or a lot quantity on an encounter; the charge goes to the HIS through the outbox.
+
+    Integrators keeping a copy: `?cursor=` pages in id order without a count, `?updated_after=` keeps
+    the uses recorded, refunded or sent to the HIS since (docs/api-sync.md)."""
 
     serializer_class = ConsumptionSerializer
     write_roles = CLINICAL_ROLES
+    pagination_class = sync.SyncPagination
+    sync_recorded_field = "recorded_at"
+    sync_changed_after = staticmethod(sync.consumptions_changed_after)
     filterset_fields = ["encounter", "unit", "product", "department", "surgery_id"]
 
     def get_queryset(self) -> QuerySet:
