@@ -28,6 +28,7 @@ from rest_framework.views import APIView
 from inventory.api.fields import caller_hospital, validated
 from inventory.api.permissions import BOOK_READERS
 from inventory.models import Product, Role, WatchedItem
+from inventory.reports_database import on_reports
 from inventory.selectors import review as selectors
 from inventory.services import review as services
 
@@ -88,6 +89,7 @@ class ReviewView(APIView):
     """Use and cost by department, doctor, procedure, product, product class or supplier."""
     read_roles = BOOK_READERS
 
+    @on_reports
     @extend_schema(parameters=[ReviewQuerySerializer], responses={200: ReviewSerializer})
     def get(self, request: Request) -> Response:
         query = ReviewQuerySerializer(data=request.query_params)
@@ -133,6 +135,7 @@ class SurgeryCostView(APIView):
     """Consumable cost per surgery by procedure; the distribution per doctor (count, median, p90)."""
     read_roles = BOOK_READERS
 
+    @on_reports
     @extend_schema(parameters=[SurgeryQuerySerializer], responses={200: ProcedureSerializer(many=True)})
     def get(self, request: Request) -> Response:
         query = SurgeryQuerySerializer(data=request.query_params)
@@ -172,6 +175,7 @@ class RatioView(APIView):
     """耗占比 per department and month: consumable cost / imported medical revenue, and the red line."""
     read_roles = BOOK_READERS
 
+    @on_reports
     @extend_schema(parameters=[RatioQuerySerializer], responses={200: RatioRowSerializer(many=True)})
     def get(self, request: Request) -> Response:
         query = RatioQuerySerializer(data=request.query_params)

@@ -10,6 +10,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from inventory.reports_database import reports_reads
 from inventory.selectors import review as selectors
 from inventory.web.access import READERS, web_page
 from inventory.web.charts import BarInput, bar_chart
@@ -74,6 +75,11 @@ def strip_plot(procedure: selectors.Procedure) -> dict:
 
 @web_page(READERS)
 def review(request: HttpRequest) -> HttpResponse:
+    with reports_reads():  # analytics: on the reports replica when there is one, one snapshot
+        return _review(request)
+
+
+def _review(request: HttpRequest) -> HttpResponse:
     form = ReviewForm(request.GET)
     dimension, period, high_value = form.query()
     hospital = request.user.hospital
