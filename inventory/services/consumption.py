@@ -17,6 +17,7 @@ from inventory.errors import Problem, Refusal, Refused
 from inventory.models import (
     Charge,
     ChargeDelivery,
+    ClosedPeriod,
     Consumption,
     Department,
     Hospital,
@@ -43,6 +44,7 @@ from inventory.services.ledger import (
     move_unit,
     transition_problem,
 )
+from inventory.services.period_close import refuse_closed_period
 from inventory.services.units_of_measure import UnitOfMeasure, billing_unit_of, in_billing_unit
 from inventory.validators import is_his_reference, personal_id_problems, refuse_personal_ids
 
@@ -71,12 +73,13 @@ def consume_unit(*, actor: Actor, hospital: Hospital, unit: Unit, context: Clini
     if unit.hospital_id != hospital.pk:
         raise Refused(Refusal.NOT_FOUND, what="unit")
     payload = {"unit": unit.pk, **context.as_payload()}
-    # Now is never in a closed month nor in the future: only a paper record's moment is checked here
-    # (the ledger checks the closed period again when it writes the movement).
+    # A paper record's moment is checked here; now, with the unit's lock (`closed_through`).
     moment = refuse_bad_moment(hospital_id=hospital.pk, occurred_at=context.occurred_at) if context.occurred_at else None
 
     def perform() -> Consumption:
         locked = _lock_unit(unit.pk, hospital)
+        if moment is None and locked.closed_through is not None and timezone.now() < locked.closed_through:
+            refuse_closed_period(hospital_id=hospital.pk, moment=timezone.now())
         _refuse_unusable_unit(locked, context.department)
         if context.occurred_at is not None and (problems := unit_history_problems([locked], moment)):
             raise Refused(problems)
@@ -108,12 +111,15 @@ def consume_unit(*, actor: Actor, hospital: Hospital, unit: Unit, context: Clini
 
 
 def _lock_unit(pk: int, hospital: Hospital) -> Unit:
-    """The unit locked for its use, with its product, location and the product's billing unit read in the
-    same statement (`billing_unit`); NOT_FOUND when it is not one of the hospital's units."""
+    """The unit locked for its use, with its product, location, the product's billing unit
+    (`billing_unit`) and the end of the hospital's closed months (`closed_through`) read in the same
+    statement; NOT_FOUND when it is not one of the hospital's units."""
     billing = PackagingUnit.objects.filter(product=OuterRef("product_id"), is_billing_unit=True)
+    closed = ClosedPeriod.objects.filter(hospital_id=hospital.pk).order_by("-ends_at").values("ends_at")[:1]
     locked = (
         Unit.objects.select_for_update(of=("self",)).select_related("product", "location__department")
-        .annotate(billing_name=Subquery(billing.values("name")[:1]), billing_factor=Subquery(billing.values("factor")[:1]))
+        .annotate(billing_name=Subquery(billing.values("name")[:1]), billing_factor=Subquery(billing.values("factor")[:1]),
+                  closed_through=Subquery(closed))
         .filter(pk=pk, hospital=hospital).first()
     )
     if locked is None:

@@ -268,8 +268,8 @@ def test_a_used_or_taken_unit_cannot_be_transferred_back_into_stock(api, unit_in
 
 # The query budget of POST /consumptions/ for one unit named by its id, with a real token — every
 # statement but transaction control (BEGIN/SAVEPOINT/COMMIT): the token with its user, hospital,
-# roles and departments; the department; the unit locked with its product, location and billing
-# unit; the consumption; one read of the closed period, count freeze and open recalls; the movement;
+# roles and departments; the department; the unit locked with its product, location, billing unit
+# and the end of the closed months; the consumption; one read of the closed period, count freeze and open recalls; the movement;
 # the unit; the charge; its outbox row; the idempotency record with its outcome. The answer is
 # written from what was written, not read back.
 CONSUMPTION_QUERY_BUDGET = 10
@@ -296,8 +296,8 @@ def test_a_use_by_unit_id_costs_at_most_ten_queries_with_every_check(nurse, depa
     assert len(statements) <= CONSUMPTION_QUERY_BUDGET, "\n".join(statements)
     # Every check still runs: the lock, the closed period, the count freeze and the open recalls.
     assert any("FOR UPDATE OF" in sql and "inventory_unit" in sql for sql in statements)
-    checks = next(sql for sql in statements if "inventory_closedperiod" in sql)
-    assert "inventory_stocktakesession" in checks and "inventory_recall" in checks
+    checks = next(sql for sql in statements if "inventory_stocktakesession" in sql)
+    assert "inventory_closedperiod" in checks and "inventory_recall" in checks
     charge = response.data["charges"][0]
     assert (charge["delivery_status"], response.data["other_parts"]) == ("PENDING", [])
     assert response.data == consume(client, department, unit=unit_in_store.pk).data  # the replay reads it back
