@@ -85,7 +85,8 @@ def run(context: Context) -> list[Figure]:
         _refund(context, clients)
     figures[("consumption", "p95")].note = (
         f"closed loop: {workload.api_clients} clients each send the next request as soon as the last is answered, "
-        f"against {workload.gunicorn_workers} sync gunicorn workers on {_cpus()} CPUs shared with PostgreSQL and the "
+        f"against {workload.gunicorn_workers} gthread gunicorn workers (spd/gunicorn_conf.py) on {_cpus()} CPUs shared "
+        f"with PostgreSQL and the "
         f"clients: latency there is mostly waiting for a worker (Little's law); see the 1-client figure"
     )
     return [*figures.values(), alone]

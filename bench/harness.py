@@ -36,7 +36,7 @@ class Workload:
     api_requests: int  # requests per client, per endpoint and repetition
     api_warmup: int  # requests per client before measuring
     ui_requests: int  # renders per page and repetition (the median is the repetition's sample)
-    gunicorn_workers: int = 3  # as docker/entrypoint.sh runs the web container
+    gunicorn_workers: int = 3  # as the web container runs (spd/gunicorn_conf.py, GUNICORN_WORKERS)
 
 
 WORKLOADS = {

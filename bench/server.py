@@ -1,7 +1,8 @@
 """The application served for real (gunicorn on a free port) and a small HTTP client for it.
 
-The server runs `gunicorn spd.wsgi` like the production web container, with DEBUG off, on the
-benchmark's database; it is stopped when the block ends.
+The server runs `gunicorn spd.wsgi` like the production web container — its configuration file
+`spd/gunicorn_conf.py`: gthread workers — with DEBUG off, on the benchmark's database; it is
+stopped when the block ends.
 """
 from __future__ import annotations
 
@@ -60,7 +61,10 @@ def gunicorn(*, workers: int, log_path: Path) -> Iterator[Server]:
         "DJANGO_SETTINGS_MODULE": "spd.settings",
     }
     executable = Path(sys.executable).with_name("gunicorn")
+    # The production configuration (worker class, threads, keep-alive), for every endpoint and the
+    # baseline alike; only the process count is the workload's.
     command = [str(executable) if executable.exists() else "gunicorn", "spd.wsgi:application",
+               "--config", str(ROOT / "spd" / "gunicorn_conf.py"),
                "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning",
                "--timeout", "300", "--backlog", "256"]
     log_path.parent.mkdir(parents=True, exist_ok=True)

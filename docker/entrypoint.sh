@@ -18,9 +18,10 @@ case "${1:-}" in
         else
             python manage.py migrate --noinput
         fi
+        # Worker class, processes and threads: spd/gunicorn_conf.py (GUNICORN_WORKERS, GUNICORN_THREADS).
         exec gunicorn spd.wsgi:application \
+            --config spd/gunicorn_conf.py \
             --bind 0.0.0.0:8000 \
-            --workers "${GUNICORN_WORKERS:-3}" \
             --access-logfile - \
             "$@"
         ;;

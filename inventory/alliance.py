@@ -33,8 +33,11 @@ def lead_of(alliance: str) -> Hospital | None:
 
 
 def _group_names(user: User) -> frozenset[str]:
-    """The user's role names, read once per request (the web pages' cache of them when it is there)."""
+    """The user's role names, read once per request (the web pages' cache of them, or the roles read
+    with the API token, when it is there)."""
     cached = getattr(user, "_web_roles", None) if not user.is_superuser else None
+    if cached is None:
+        cached = getattr(user, "_known_roles", None)
     if cached is None:
         cached = getattr(user, "_alliance_group_names", None)
     if cached is None:

@@ -122,6 +122,13 @@ SPD_DB_APP_ROLE = dj_database_url.parse(_DATABASE_URL).get("USER") or ""
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite serialises writers; wait for the lock instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+# Reports off the primary (inventory/reports_database.py): a streaming replica the reports, the
+# review pages and their exports read from; writes always go to the primary. In tests it mirrors
+# the primary's test database (no second database to create).
+if REPORTS_DATABASE_URL := env("REPORTS_DATABASE_URL", ""):
+    DATABASES["reports"] = dj_database_url.parse(REPORTS_DATABASE_URL, conn_max_age=int(env("DB_CONN_MAX_AGE", "60")))
+    DATABASES["reports"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["inventory.reports_database.ReportsRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Master-data history (inventory/models/history.py). Each change row carries its own copy of the
@@ -278,6 +285,10 @@ SPD_DEVICE_TELEMETRY_RETENTION_DAYS = int(env("SPD_DEVICE_TELEMETRY_RETENTION_DA
 # API tokens (inventory/api/authentication.py): a token older than this many hours no longer works
 # and the client signs in again (0: tokens last until the password changes or the user is deactivated).
 SPD_API_TOKEN_TTL_HOURS = float(env("SPD_API_TOKEN_TTL_HOURS", "0"))
+
+# A cursor page of the sync lists stops before rows recorded this recently: a row whose
+# transaction is still open may commit a lower id (inventory.api.sync). Longer than any such transaction.
+SPD_SYNC_SETTLE_SECONDS = float(env("SPD_SYNC_SETTLE_SECONDS", "5"))
 # The API schema and docs for anyone, not only signed-in users (e.g. on an integrators' test instance).
 SPD_API_DOCS_PUBLIC = env_bool("SPD_API_DOCS_PUBLIC", False)
 

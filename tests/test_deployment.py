@@ -9,7 +9,8 @@ import pytest
 import yaml
 from django.core.management import get_commands
 
-DOCKER = Path(__file__).resolve().parents[1] / "docker"
+ROOT = Path(__file__).resolve().parents[1]
+DOCKER = ROOT / "docker"
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +71,13 @@ def test_the_broker_script_installs_the_files_where_the_config_reads_them():
     if shutil.which("sh"):
         subprocess.run(["sh", "-n", str(DOCKER / "mosquitto-run.sh")], check=True)
         subprocess.run(["sh", "-n", str(DOCKER / "entrypoint.sh")], check=True)
+
+
+def test_the_web_container_and_the_benchmarks_run_gunicorn_with_one_configuration():
+    import runpy
+
+    config = runpy.run_path(str(ROOT / "spd" / "gunicorn_conf.py"))
+    assert (config["worker_class"], config["workers"], config["threads"]) == ("gthread", 3, 4)
+    assert "--config spd/gunicorn_conf.py" in (DOCKER / "entrypoint.sh").read_text()
+    assert '"--config", "spd/gunicorn_conf.py"' in (DOCKER / "Dockerfile").read_text()
+    assert '"gunicorn_conf.py"' in (ROOT / "bench" / "server.py").read_text()

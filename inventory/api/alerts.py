@@ -25,6 +25,7 @@ from rest_framework.routers import SimpleRouter
 from rest_framework.views import APIView
 
 from inventory.api import filters as api_filters
+from inventory.api import sync
 from inventory.api.fields import validated
 from inventory.models import Alert, Role
 from inventory.selectors.alerts import alert_summary, alerts_visible_to
@@ -79,10 +80,16 @@ class AlertFilter(api_filters.FilterSet):
 
 
 class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Typed alerts of the caller's hospital, de-duplicated by subject, newest first."""
+    """Typed alerts of the caller's hospital, de-duplicated by subject, newest first.
+
+    Integrators keeping a copy: `?cursor=` pages in id order without a count, `?updated_after=` keeps
+    the alerts raised, seen again, acknowledged or resolved since (docs/api-sync.md)."""
 
     serializer_class = AlertSerializer
     filterset_class = AlertFilter
+    pagination_class = sync.SyncPagination
+    sync_recorded_field = "first_raised_at"
+    sync_changed_after = staticmethod(sync.alerts_changed_after)
     filter_backends = [api_filters.DjangoFilterBackend, OrderingFilter]
     ordering_fields = ["last_seen_at", "first_raised_at", "id"]
     ordering = ["-last_seen_at", "-id"]

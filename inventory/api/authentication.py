@@ -7,6 +7,8 @@ A token stops working when its user's password changes (`User.save` deletes it) 
 import datetime
 
 from django.conf import settings
+from django.db import connection
+from django.db.models import OuterRef, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
@@ -24,11 +26,12 @@ def token_expired(token: Token, now: datetime.datetime | None = None) -> bool:
 
 class TokenAuthentication(authentication.TokenAuthentication):
     """DRF's token authentication, reading the user's hospital with the token: every request that
-    does something asks for it next (`caller_hospital`). Expired tokens are refused and deleted."""
+    does something asks for it next (`caller_hospital`). On PostgreSQL the user's roles and
+    departments come in the same query (`User.remember_scope`): the permission check and the
+    department scope ask for them next, often more than once. Expired tokens are refused and deleted."""
 
     def authenticate_credentials(self, key: str) -> tuple:
-        model = self.get_model()
-        token = model.objects.select_related("user__hospital").filter(key=key).first()
+        token = _with_scope(self.get_model().objects.select_related("user__hospital")).filter(key=key).first()
         if token is None:
             raise exceptions.AuthenticationFailed(_("Invalid token."))
         if not token.user.is_active:
@@ -36,7 +39,26 @@ class TokenAuthentication(authentication.TokenAuthentication):
         if token_expired(token):
             token.delete()
             raise TokenExpired()
+        if hasattr(token, "role_names"):
+            token.user.remember_scope(roles=token.role_names, department_ids=token.department_ids)
         return token.user, token
+
+
+def _with_scope(tokens: QuerySet) -> QuerySet:
+    """The tokens with their user's role names and department ids as arrays (PostgreSQL only; the
+    embedded SQLite has no array subquery and reads them when asked, as before)."""
+    if connection.vendor != "postgresql":
+        return tokens
+    from django.contrib.auth.models import Group
+    from django.contrib.postgres.expressions import ArraySubquery
+
+    from inventory.models import User
+
+    departments = User.departments.through.objects.filter(user_id=OuterRef("user_id")).values("department_id")
+    return tokens.annotate(
+        role_names=ArraySubquery(Group.objects.filter(user=OuterRef("user_id")).values("name")),
+        department_ids=ArraySubquery(departments),
+    )
 
 
 class TokenExpired(exceptions.AuthenticationFailed):

@@ -3,10 +3,12 @@ from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ErrorDetail
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from inventory.actors import Actor
+from inventory.api import sync
 from inventory.api.fields import (
     BoundedDateTimeField,
     IdempotentInputSerializer,
@@ -28,7 +30,8 @@ CLINICAL_ROLES = (Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR, Role.NURSE)
 
 class ConsumptionInputSerializer(IdempotentInputSerializer):
     udi = serializers.CharField(required=False, max_length=300, trim_whitespace=False, help_text="The unit's UDI as scanned")
-    unit = ScopedPrimaryKeyRelatedField(queryset=Unit.objects.all(), required=False)
+    unit = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1,
+                                    help_text="The unit's id (one of the caller's hospital: else 404)")
     epc = serializers.CharField(required=False, max_length=80, help_text="The unit's RFID tag")
     product = ScopedPrimaryKeyRelatedField(queryset=Product.objects.all(), required=False)
     lot = serializers.CharField(required=False, max_length=64)
@@ -96,10 +99,16 @@ class ConsumptionSerializer(serializers.ModelSerializer):
 
 
 class ConsumptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Use a unit or a lot quantity on an encounter; the charge goes to the HIS through the outbox."""
+    """Use a unit or a lot quantity on an encounter; the charge goes to the HIS through the outbox.
+
+    Integrators keeping a copy: `?cursor=` pages in id order without a count, `?updated_after=` keeps
+    the uses recorded, refunded or sent to the HIS since (docs/api-sync.md)."""
 
     serializer_class = ConsumptionSerializer
     write_roles = CLINICAL_ROLES
+    pagination_class = sync.SyncPagination
+    sync_recorded_field = "recorded_at"
+    sync_changed_after = staticmethod(sync.consumptions_changed_after)
     filterset_fields = ["encounter", "unit", "product", "department", "surgery_id"]
 
     def get_queryset(self) -> QuerySet:
@@ -124,10 +133,19 @@ class ConsumptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
                 location=data.get("location"), context=context, idempotency_key=key,
             )
         else:
-            consumption = consume_unit(actor=actor, hospital=hospital, unit=_named_unit(hospital, data),
-                                       context=context, idempotency_key=key)
-        return Response(self.get_serializer(self.get_queryset().get(pk=consumption.pk)).data,
-                        status=status.HTTP_201_CREATED)
+            try:
+                consumption = consume_unit(actor=actor, hospital=hospital, unit=_named_unit(hospital, data),
+                                           context=context, idempotency_key=key)
+            except Refused as refused:
+                if data.get("unit") and refused.problems[0].params.get("what") == "unit":
+                    # As a related field answers an id it cannot find: another hospital's unit is no different.
+                    raise serializers.ValidationError({"unit": [ErrorDetail(
+                        serializers.PrimaryKeyRelatedField.default_error_messages["does_not_exist"].format(
+                            pk_value=data["unit"]), code="does_not_exist")]}) from refused
+                raise
+        if not hasattr(consumption, "_prefetched_objects_cache"):  # a replay, or a lot use: read it back
+            consumption = self.get_queryset().get(pk=consumption.pk)
+        return Response(self.get_serializer(consumption).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=RefundInputSerializer, responses={200: ConsumptionSerializer})
     @action(detail=True, methods=["post"])
@@ -142,7 +160,8 @@ class ConsumptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
 def _named_unit(hospital: object, data: dict) -> Unit:
     if data.get("unit"):
-        return data["unit"]
+        # Not read here: consume_unit reads and locks it in one statement, scoped to the hospital (404).
+        return Unit(pk=data["unit"], hospital=hospital)
     if data.get("udi"):
         return find_unit_by_udi(hospital, data["udi"])
     unit = Unit.objects.filter(hospital=hospital, epc=normalise_epc(data["epc"])).first()

@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inventory.api import filters as api_filters
+from inventory.api import sync
 from inventory.api.fields import RFC3339DateTimeField, caller_hospital, validated
 from inventory.api.permissions import BOOK_READERS
 from inventory.date_window import readable
@@ -150,10 +151,16 @@ def _deliveries(request: Request) -> QuerySet:
 
 
 class DeliveryListView(generics.ListAPIView):
-    """Our charges' delivery to the HIS (the outbox): status, attempts, last error, HIS reference."""
+    """Our charges' delivery to the HIS (the outbox): status, attempts, last error, HIS reference.
+
+    Integrators keeping a copy: `?cursor=` pages in id order without a count, `?updated_after=` keeps
+    the deliveries queued or attempted since (docs/api-sync.md)."""
 
     serializer_class = ChargeDeliverySerializer
     filterset_class = DeliveryFilter
+    pagination_class = sync.SyncPagination
+    sync_recorded_field = "charge__created_at"
+    sync_changed_after = staticmethod(sync.deliveries_changed_after)
 
     def get_queryset(self) -> QuerySet:
         return _deliveries(self.request).order_by("-charge__created_at", "-pk")

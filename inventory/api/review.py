@@ -31,6 +31,7 @@ from rest_framework.views import APIView
 from inventory.api.fields import caller_hospital, validated
 from inventory.api.permissions import REVIEW_READERS
 from inventory.models import Product, RatioRedLine, Role, WatchedItem
+from inventory.reports_database import on_reports
 from inventory.selectors import review as selectors
 from inventory.services import review as services
 
@@ -91,6 +92,7 @@ class ReviewView(APIView):
     """Use and cost by department, doctor, procedure, product, product class or supplier."""
     read_roles = REVIEW_READERS
 
+    @on_reports
     @extend_schema(parameters=[ReviewQuerySerializer], responses={200: ReviewSerializer})
     def get(self, request: Request) -> Response:
         query = ReviewQuerySerializer(data=request.query_params)
@@ -136,6 +138,7 @@ class SurgeryCostView(APIView):
     """Consumable cost per surgery by procedure; the distribution per doctor (count, median, p90)."""
     read_roles = REVIEW_READERS
 
+    @on_reports
     @extend_schema(parameters=[SurgeryQuerySerializer], responses={200: ProcedureSerializer(many=True)})
     def get(self, request: Request) -> Response:
         query = SurgeryQuerySerializer(data=request.query_params)
@@ -175,6 +178,7 @@ class RatioView(APIView):
     """耗占比 per department and month: consumable cost / imported medical revenue, and the red line."""
     read_roles = REVIEW_READERS
 
+    @on_reports
     @extend_schema(parameters=[RatioQuerySerializer], responses={200: RatioRowSerializer(many=True)})
     def get(self, request: Request) -> Response:
         query = RatioQuerySerializer(data=request.query_params)

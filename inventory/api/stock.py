@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from devices.identification import ParseError, parse_udi
 from inventory.actors import Actor
 from inventory.api import filters as api_filters
+from inventory.api import sync
 from inventory.api.fields import (
     BoundedDateTimeField,
     IdempotentInputSerializer,
@@ -83,7 +84,10 @@ class UnbindTagSerializer(serializers.Serializer):
 
 
 class UnitViewSet(viewsets.ReadOnlyModelViewSet):
-    """High-value units (一物一码): where each is, in what state, and its whole history."""
+    """High-value units (一物一码): where each is, in what state, and its whole history.
+
+    Integrators keeping a copy: `?cursor=` pages in id order without a count, `?updated_after=` keeps
+    the units moved, created or re-tagged since (docs/api-sync.md)."""
 
     # Not "trace": DRF dispatches an HTTP method to the view method of its name, which here is the
     # trace action — an HTTP TRACE would run it (and without a pk, crash).
@@ -91,6 +95,9 @@ class UnitViewSet(viewsets.ReadOnlyModelViewSet):
 
     serializer_class = UnitSerializer
     filterset_class = UnitFilter
+    pagination_class = sync.SyncPagination
+    sync_recorded_field = "created_at"
+    sync_changed_after = staticmethod(sync.units_changed_after)
     write_roles = STOCK_HANDLERS
 
     def get_queryset(self) -> QuerySet:
@@ -159,10 +166,16 @@ class MovementFilter(api_filters.FilterSet):
 
 
 class MovementViewSet(viewsets.ReadOnlyModelViewSet):
-    """The ledger (台账), append-only: one row per change of quantity, location, status or owner."""
+    """The ledger (台账), append-only: one row per change of quantity, location, status or owner.
+
+    Integrators following the ledger: `?cursor=` pages in id order without a count; keep the last
+    `next_cursor` and ask with it for every movement recorded since (docs/api-sync.md)."""
 
     serializer_class = MovementSerializer
     filterset_class = MovementFilter
+    pagination_class = sync.SyncPagination
+    sync_recorded_field = "recorded_at"
+    sync_changed_after = staticmethod(sync.movements_recorded_after)
 
     def get_queryset(self) -> QuerySet:
         return StockScope.of(self.request.user).movements().select_related(

@@ -67,8 +67,22 @@ class User(AbstractUser):
     def is_supplier_user(self) -> bool:
         return self.supplier_id is not None
 
+    def remember_scope(self, *, roles: list[str], department_ids: list[int]) -> None:
+        """Keep the roles and departments read with this request's token (api.authentication): this
+        instance lives for one request, which asks for them several times."""
+        self._known_roles = frozenset(roles)
+        self._known_department_ids = frozenset(department_ids)
+
+    @property
+    def known_department_ids(self) -> frozenset[int] | None:
+        """The departments remembered by `remember_scope`, None when they were not read with the token."""
+        return getattr(self, "_known_department_ids", None)
+
     def has_role(self, *roles: Role) -> bool:
         if self.is_superuser:
             return True
         names = {role.value for role in roles}
+        known = getattr(self, "_known_roles", None)
+        if known is not None:
+            return not known.isdisjoint(names)
         return any(group.name in names for group in self.groups.all())

@@ -40,6 +40,8 @@ def departments_of(user: User) -> frozenset[int] | None:
         return frozenset()
     if user.has_role(*HOSPITAL_WIDE_ROLES) or reads_across_members(user):
         return None
+    if (known := user.known_department_ids) is not None:
+        return known
     return frozenset(user.departments.values_list("pk", flat=True))
 
 

@@ -9,7 +9,7 @@ import datetime
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Case, Q, When
+from django.db.models import Case, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.utils import timezone
 
 from inventory.actors import Actor
@@ -19,6 +19,7 @@ from inventory.models import (
     ChargeDelivery,
     ClinicalTeam,
     ClinicalTeamMember,
+    ClosedPeriod,
     Consumption,
     Department,
     Hospital,
@@ -27,6 +28,7 @@ from inventory.models import (
     LotMovementLayer,
     Movement,
     Owner,
+    PackagingUnit,
     Product,
     SupplierSettlement,
     TrackingMode,
@@ -44,7 +46,8 @@ from inventory.services.ledger import (
     move_unit,
     transition_problem,
 )
-from inventory.services.units_of_measure import in_billing_unit
+from inventory.services.period_close import refuse_closed_period
+from inventory.services.units_of_measure import UnitOfMeasure, billing_unit_of, in_billing_unit
 from inventory.validators import is_his_reference, personal_id_problems, refuse_personal_ids
 
 
@@ -77,10 +80,14 @@ def consume_unit(*, actor: Actor, hospital: Hospital, unit: Unit, context: Clini
     if unit.hospital_id != hospital.pk:
         raise Refused(Refusal.NOT_FOUND, what="unit")
     payload = {"unit": unit.pk, **context.as_payload()}
-    moment = refuse_bad_moment(hospital_id=hospital.pk, occurred_at=context.occurred_at)
+    # A paper record's moment is checked here; now, with the unit's lock (`closed_through`).
+    moment = refuse_bad_moment(hospital_id=hospital.pk, occurred_at=context.occurred_at) if context.occurred_at else None
 
     def perform() -> Consumption:
-        locked = Unit.objects.select_for_update(of=("self",)).select_related("product", "location__department").get(pk=unit.pk)
+        team_day = timezone.localdate(context.occurred_at or timezone.now())
+        locked = _lock_unit(unit.pk, hospital, teams=_doctor_teams(hospital=hospital, context=context, day=team_day))
+        if moment is None and locked.closed_through is not None and timezone.now() < locked.closed_through:
+            refuse_closed_period(hospital_id=hospital.pk, moment=timezone.now())
         _refuse_unusable_unit(locked, context.department)
         if context.occurred_at is not None and (problems := unit_history_problems([locked], moment)):
             raise Refused(problems)
@@ -88,11 +95,12 @@ def consume_unit(*, actor: Actor, hospital: Hospital, unit: Unit, context: Clini
         if not product.his_charge_code:
             raise Refused(Refusal.NO_CHARGE_CODE, product=product)
         used_at = context.occurred_at or timezone.now()
+        team_id = (locked.doctor_team_id if timezone.localdate(used_at) == team_day  # read with the lock
+                   else team_at_use(hospital=hospital, context=context, used_at=used_at))
         consumption = Consumption.objects.create(
             hospital=hospital, product=product, unit=locked, lot=locked.lot, quantity=1, location=locked.location,
             unit_price=locked.unit_cost, was_consignment=locked.owner == Owner.SUPPLIER, occurred_at=used_at,
-            recorded_by=actor.user, recorded_by_device=actor.device,
-            **clinical_fields(context, team_id=team_at_use(hospital=hospital, context=context, used_at=used_at)),
+            recorded_by=actor.user, recorded_by_device=actor.device, **clinical_fields(context, team_id=team_id),
         )
         document = (Movement.DocumentType.CONSUMPTION, consumption.pk)
         key = f"{hospital.pk}:consume:{consumption.pk}"
@@ -101,11 +109,46 @@ def consume_unit(*, actor: Actor, hospital: Hospital, unit: Unit, context: Clini
                               document=document, occurred_at=used_at, note="consignment unit used: bought now")
         move_unit(unit=locked, kind=Movement.Kind.CONSUME, to_status=UnitStatus.CONSUMED, to_location=None,
                   actor=actor, idempotency_key=key, document=document, occurred_at=used_at)
-        queue_charge(consumption, is_zero_cost=locked.is_gift or locked.unit_cost == 0)
-        return consumption
+        charge = queue_charge(consumption, is_zero_cost=locked.is_gift or locked.unit_cost == 0,
+                              billing=locked.billing_unit)
+        return with_written_parts(consumption, charges=[charge])
 
+    # The record after the work: the unit's lock serialises two uses of the same key (the second
+    # finds it used, then the first's record), and one statement records key and outcome.
     consumption, _ = run_once(hospital=hospital, key=idempotency_key, operation="consume_unit", payload=payload,
-                              perform=perform)
+                              perform=perform, record_first=False)
+    return consumption
+
+
+def _lock_unit(pk: int, hospital: Hospital, *, teams: QuerySet | None) -> Unit:
+    """The unit locked for its use, with its product, location, the product's billing unit
+    (`billing_unit`), the end of the hospital's closed months (`closed_through`) and the first of
+    `teams` (`doctor_team_id`: the doctor's clinical team, see `team_at_use`) read in the same
+    statement; NOT_FOUND when it is not one of the hospital's units."""
+    billing = PackagingUnit.objects.filter(product=OuterRef("product_id"), is_billing_unit=True)
+    closed = ClosedPeriod.objects.filter(hospital_id=hospital.pk).order_by("-ends_at").values("ends_at")[:1]
+    locked = (
+        Unit.objects.select_for_update(of=("self",)).select_related("product", "location__department")
+        .annotate(billing_name=Subquery(billing.values("name")[:1]), billing_factor=Subquery(billing.values("factor")[:1]),
+                  closed_through=Subquery(closed),
+                  doctor_team_id=Subquery(teams[:1]) if teams is not None else Value(None, IntegerField()))
+        .filter(pk=pk, hospital=hospital).first()
+    )
+    if locked is None:
+        raise Refused(Refusal.NOT_FOUND, what="unit")
+    locked.billing_unit = billing_unit_of(locked.product, name=locked.billing_name, factor=locked.billing_factor)
+    return locked
+
+
+def with_written_parts(consumption: Consumption, *, charges: list[Charge], other_parts: list[Consumption] = ()) -> Consumption:
+    """`consumption` knowing the charges and other parts it was just written with, as a prefetch would:
+    the API answers a new use without reading back what it wrote."""
+    known = {}
+    for name, rows in (("charges", charges), ("other_parts", list(other_parts))):
+        queryset = getattr(consumption, name).all()
+        queryset._result_cache, queryset._prefetch_done = rows, True  # as prefetch_related_objects leaves it
+        known[name] = queryset
+    consumption._prefetched_objects_cache = known
     return consumption
 
 
@@ -339,32 +382,40 @@ def team_at_use(*, hospital: Hospital, context: ClinicalContext, used_at: dateti
     """The clinical team (诊疗组) a use is recorded under: the one the caller named, else the team the
     doctor belonged to on the (local) day of use — preferring a team of the ordering department —,
     else none (未分组). At most one query, none when the team is named or no doctor is."""
-    if context.clinical_team is not None:
-        return context.clinical_team.pk
-    if not context.doctor:
+    teams = _doctor_teams(hospital=hospital, context=context, day=timezone.localdate(used_at))
+    if teams is None:
+        return context.clinical_team.pk if context.clinical_team is not None else None
+    return teams.values_list("team_id", flat=True).first()
+
+
+def _doctor_teams(*, hospital: Hospital, context: ClinicalContext, day: datetime.date) -> QuerySet | None:
+    """The doctor's teams on `day`, the one `team_at_use` takes first; None when there is nothing to
+    look up (the caller named the team, or no doctor is named)."""
+    if context.clinical_team is not None or not context.doctor:
         return None
-    day = timezone.localdate(used_at)
     return (
         ClinicalTeamMember.objects.filter(team__hospital=hospital, doctor=context.doctor, since__lte=day)
         .filter(Q(until__isnull=True) | Q(until__gte=day))
         .order_by(Case(When(team__department=context.department, then=0), default=1), "-since", "pk")
-        .values_list("team_id", flat=True).first()
+        .values("team_id")
     )
 
 
-def queue_charge(consumption: Consumption, *, is_zero_cost: bool) -> Charge:
+def queue_charge(consumption: Consumption, *, is_zero_cost: bool, billing: UnitOfMeasure | None = None) -> Charge:
     """The charge at the purchase price of that very unit or lot (零差率), and its outbox row.
 
-    It is in the product's billing unit (约定计价单位): a use that is not a whole number of them is
-    refused (NOT_WHOLE_BILLING_UNITS), and the amount is the use's exact cost either way."""
+    It is in the product's billing unit (约定计价单位; `billing` when the caller read it already): a use
+    that is not a whole number of them is refused (NOT_WHOLE_BILLING_UNITS), and the amount is the
+    use's exact cost either way."""
     product = consumption.product
-    billed = in_billing_unit(product=product, base_quantity=consumption.quantity, base_unit_price=consumption.unit_price)
+    billed = in_billing_unit(product=product, base_quantity=consumption.quantity, base_unit_price=consumption.unit_price,
+                             billing=billing)
     charge = Charge.objects.create(
         hospital_id=consumption.hospital_id, consumption=consumption, kind=Charge.Kind.CHARGE,
         encounter=consumption.encounter, his_charge_code=product.his_charge_code, nhsa_code=product.nhsa_code,
         quantity=billed.quantity, unit_price=billed.unit_price, amount=billed.amount,
         billing_unit=billed.unit if billed.factor != 1 else "", is_zero_cost=is_zero_cost,
     )
-    ChargeDelivery.objects.create(charge=charge)
+    charge.delivery = ChargeDelivery.objects.create(charge=charge)
     return charge
 

@@ -23,30 +23,47 @@ def fingerprint(operation: str, payload: object) -> str:
 
 
 def run_once(
-    *, hospital: Hospital, key: str, operation: str, payload: object, perform: Callable[[], T]
+    *, hospital: Hospital, key: str, operation: str, payload: object, perform: Callable[[], T],
+    record_first: bool = True,
 ) -> tuple[T, bool]:
     """Run `perform` once per (hospital, key), atomically; return (outcome, performed_now).
 
     The record is inserted before the work, inside the same transaction: a concurrent request with
     the same key blocks on the unique index until the first commits, then replays its outcome. If
     the work fails, the record is rolled back with it and the key stays free.
+
+    `record_first=False` inserts the record after the work, with its outcome (one statement less),
+    for work that locks first what a second request with the same key would lock: that request
+    waits for the first to commit, then either is refused by what the first did — and finds its
+    record — or does the work again and fails on the record's unique index; either way everything
+    it wrote is rolled back and the first outcome replayed (or 409 for a different request).
     """
     if not key or len(key) > 128:
         raise Refused(Refusal.IDEMPOTENCY_KEY_INVALID)
     request_fingerprint = fingerprint(operation, payload)
     try:
         with transaction.atomic():
-            record = IdempotencyRecord.objects.create(
-                hospital=hospital, key=key, operation=operation, fingerprint=request_fingerprint
-            )
+            if record_first:
+                record = IdempotencyRecord.objects.create(
+                    hospital=hospital, key=key, operation=operation, fingerprint=request_fingerprint
+                )
             outcome = perform()
-            record.result_model = outcome._meta.label
-            record.result_id = outcome.pk
-            record.save(update_fields=["result_model", "result_id"])
+            if record_first:
+                record.result_model = outcome._meta.label
+                record.result_id = outcome.pk
+                record.save(update_fields=["result_model", "result_id"])
+            else:
+                IdempotencyRecord.objects.create(
+                    hospital=hospital, key=key, operation=operation, fingerprint=request_fingerprint,
+                    result_model=outcome._meta.label, result_id=outcome.pk,
+                )
             return outcome, True
     except IntegrityError:
         first = IdempotencyRecord.objects.filter(hospital=hospital, key=key).first()
         if first is None:
+            raise
+    except Refused:
+        if record_first or (first := IdempotencyRecord.objects.filter(hospital=hospital, key=key).first()) is None:
             raise
     if first.operation != operation or first.fingerprint != request_fingerprint:
         raise Refused(Refusal.IDEMPOTENCY_CONFLICT, key=key)

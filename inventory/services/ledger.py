@@ -15,7 +15,7 @@ import datetime
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Case, F, Q, Subquery, Value, When
+from django.db.models import Case, Exists, F, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -23,6 +23,8 @@ from inventory.actors import Actor
 from inventory.errors import Problem, Refusal, Refused
 from inventory.models import (
     UNIT_TRANSITIONS,
+    ClosedPeriod,
+    Hospital,
     Location,
     LotBalance,
     LotCostLayer,
@@ -178,6 +180,35 @@ def refuse_if_recalled(kind: str, to_location: Location | None, *, units: list[U
         raise Refused(problems)
 
 
+def refuse_blocked(
+    *, kind: str, hospital_id: int, moment: datetime.datetime, from_location_ids: set[int | None],
+    to_location: Location | None, units: list[Unit],
+) -> None:
+    """`refuse_closed_period`, `refuse_if_frozen` and `refuse_if_recalled` for one movement, in one
+    query: whether each of them could refuse is read together, and only then does the one that could
+    read what it needs to decide and word its refusal (the same functions, so the same rules)."""
+    from_ids = {pk for pk in from_location_ids if pk is not None}
+    checks = {"closed": Subquery(
+        ClosedPeriod.objects.filter(hospital_id=hospital_id).order_by("-ends_at").values("ends_at")[:1]
+    )}
+    if kind in FROZEN_KINDS and from_ids:
+        checks["frozen"] = Exists(StocktakeSession.objects.filter(
+            status=StocktakeSession.Status.COUNTING, freeze_outgoing=True, locations__in=from_ids,
+        ))
+    into_quarantine = to_location is not None and to_location.kind == Location.Kind.QUARANTINE
+    if kind in RECALL_LOCKED_KINDS and not into_quarantine and units:
+        checks["recalled"] = Exists(Recall.objects.filter(
+            status=Recall.Status.OPEN, product_id__in={unit.product_id for unit in units},
+        ))
+    found = Hospital.objects.filter(pk=hospital_id).values(**checks).first() or {}
+    if found.get("closed") is not None and moment < found["closed"]:
+        refuse_closed_period(hospital_id=hospital_id, moment=moment)
+    if found.get("frozen"):
+        refuse_if_frozen(kind, from_ids)
+    if found.get("recalled"):
+        refuse_if_recalled(kind, to_location, units=units)
+
+
 def move_unit(
     *, unit: Unit, kind: str, to_status: str, to_location: Location | None, actor: Actor,
     idempotency_key: str, document: tuple[str, int], occurred_at: datetime.datetime | None = None,
@@ -187,9 +218,8 @@ def move_unit(
     if problem := transition_problem(unit, to_status):
         raise Refused([problem])
     occurred_at = occurred_at or timezone.now()
-    refuse_closed_period(hospital_id=unit.hospital_id, moment=occurred_at)
-    refuse_if_frozen(kind, {unit.location_id})
-    refuse_if_recalled(kind, to_location, units=[unit])
+    refuse_blocked(kind=kind, hospital_id=unit.hospital_id, moment=occurred_at, from_location_ids={unit.location_id},
+                   to_location=to_location, units=[unit])
     movement = Movement.objects.create(
         hospital_id=unit.hospital_id, kind=kind, product_id=unit.product_id, unit=unit, lot=unit.lot,
         quantity=1, from_location_id=unit.location_id, to_location=to_location,

@@ -50,6 +50,7 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from inventory.models import Finding, ReconciliationRun
+from inventory.reports_database import REPORTS, reports_reads
 
 TITLE = "进销存对账报告"
 KIND_LABELS = {
@@ -195,20 +196,29 @@ def ensure_reports(run_pk: int) -> ReconciliationRun | None:
     """Render and store the reports of a DONE run that has none yet; the run (None if it is gone).
 
     Idempotent — the task that calls it may be delivered twice, and the files are deterministic —
-    and under the run's row lock, so that two deliveries do not write the files side by side."""
+    and under the run's row lock, so that two deliveries do not write the files side by side.
+
+    What the reports say is read on the reports replica when there is one and it shows the run DONE
+    (its findings and table came in the same commit), in one snapshot; else on the primary."""
+    content = None
+    with reports_reads() as alias:
+        copy = ReconciliationRun.objects.filter(pk=run_pk).select_related("hospital").first()
+        if alias == REPORTS and copy is not None and copy.status == ReconciliationRun.Status.DONE and not copy.has_reports:
+            content = report_content(copy)
     with transaction.atomic():
         run = ReconciliationRun.objects.select_for_update(of=("self",)).filter(pk=run_pk).first()
         if run is not None and run.status == ReconciliationRun.Status.DONE and not run.has_reports:
-            store_reports(run)
+            store_reports(run, content=content)
             run.save(update_fields=REPORT_FIELDS)
     return run
 
 
-def store_reports(run: ReconciliationRun) -> None:
+def store_reports(run: ReconciliationRun, *, content: ReportContent | None = None) -> None:
     """Write the run's three reports to its FileFields with their SHA-256, and the data hash to its
-    summary. The caller saves the run's `REPORT_FIELDS` in its transaction. A report already stored
-    under the run's name — from an earlier attempt at this run — is replaced, not kept beside it."""
-    content = report_content(run)
+    summary (`content` when read already, e.g. on the replica). The caller saves the run's
+    `REPORT_FIELDS` in its transaction. A report already stored under the run's name — from an
+    earlier attempt at this run — is replaced, not kept beside it."""
+    content = content or report_content(run)
     run.summary = {**run.summary, "data_sha256": content.data_sha256}
     for report_format, data in render_reports(content).items():
         field_file = getattr(run, f"report_{report_format}")

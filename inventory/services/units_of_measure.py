@@ -160,12 +160,23 @@ def round_up_to_unit(*, product: Product, base_quantity: int, unit: str = "") ->
     return -(-base_quantity // named.factor) * named.factor
 
 
-def in_billing_unit(*, product: Product, base_quantity: int, base_unit_price: Decimal) -> BilledQuantity:
-    """A use of `base_quantity` base units at `base_unit_price` each, expressed in the billing unit.
+def billing_unit_of(product: Product, *, name: str | None, factor: int | None) -> UnitOfMeasure:
+    """The billing unit from its packaging unit's name and factor read with the product (None, None:
+    it has none and bills in its base unit)."""
+    if name is None:
+        return UnitOfMeasure(product.unit_of_measure, 1, is_billing_unit=True)
+    return UnitOfMeasure(name, factor, is_billing_unit=True)
+
+
+def in_billing_unit(
+    *, product: Product, base_quantity: int, base_unit_price: Decimal, billing: UnitOfMeasure | None = None,
+) -> BilledQuantity:
+    """A use of `base_quantity` base units at `base_unit_price` each, expressed in the billing unit
+    (`billing` when the caller read it already, e.g. with `billing_unit_of`).
 
     Refused (NOT_WHOLE_BILLING_UNITS) when the quantity is not a whole number of billing units: the
     HIS would have to bill a fraction. The converted price is exact (Decimal × integer)."""
-    billing = billing_unit(product)
+    billing = billing or billing_unit(product)
     quantity, rest = divmod(base_quantity, billing.factor)
     if rest:
         raise Refused(

@@ -264,3 +264,47 @@ def test_a_used_or_taken_unit_cannot_be_transferred_back_into_stock(api, unit_in
                                                "idempotency_key": "sneak"}, format="json")
     assert (response.status_code, response.data["code"]) == (409, "ILLEGAL_TRANSITION")
     assert Unit.objects.get(pk=unit_in_store.pk).status == status
+
+
+# The query budget of POST /consumptions/ for one unit named by its id, with a real token — every
+# statement but transaction control (BEGIN/SAVEPOINT/COMMIT): the token with its user, hospital,
+# roles and departments; the department; the unit locked with its product, location, billing unit
+# and the end of the closed months; the consumption; one read of the closed period, count freeze and open recalls; the movement;
+# the unit; the charge; its outbox row; the idempotency record with its outcome. The answer is
+# written from what was written, not read back.
+CONSUMPTION_QUERY_BUDGET = 10
+
+
+def _statements(captured) -> list[str]:
+    return [query["sql"] for query in captured if not any(
+        word in query["sql"] for word in ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT"))]
+
+
+@pytest.mark.postgres
+def test_a_use_by_unit_id_costs_at_most_ten_queries_with_every_check(nurse, department, unit_in_store):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=nurse).key}")
+    with CaptureQueriesContext(connection) as captured:
+        response = consume(client, department, unit=unit_in_store.pk)
+    assert response.status_code == 201, response.data
+    statements = _statements(captured.captured_queries)
+    assert len(statements) <= CONSUMPTION_QUERY_BUDGET, "\n".join(statements)
+    # Every check still runs: the lock, the closed period, the count freeze and the open recalls.
+    assert any("FOR UPDATE OF" in sql and "inventory_unit" in sql for sql in statements)
+    checks = next(sql for sql in statements if "inventory_stocktakesession" in sql)
+    assert "inventory_closedperiod" in checks and "inventory_recall" in checks
+    charge = response.data["charges"][0]
+    assert (charge["delivery_status"], response.data["other_parts"]) == ("PENDING", [])
+    assert response.data == consume(client, department, unit=unit_in_store.pk).data  # the replay reads it back
+
+
+def test_a_unit_id_not_of_the_callers_hospital_is_a_400_naming_the_field_and_nothing_is_written(nurse_api, department, unit_in_store):
+    response = consume(nurse_api, department, unit=unit_in_store.pk + 1000)
+    assert response.status_code == 400 and "unit" in str(response.data), response.data
+    assert not Consumption.objects.exists()
+    assert Unit.objects.get(pk=unit_in_store.pk).status == "IN_STOCK"

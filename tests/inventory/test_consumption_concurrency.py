@@ -62,6 +62,45 @@ def test_two_nurses_using_the_same_unit_at_once_exactly_one_succeeds(
     assert Unit.objects.get(pk=unit.pk).status == "CONSUMED"
 
 
+def test_eight_retries_of_one_use_with_one_key_make_one_use_and_all_answer_it(
+    hospital, keeper_actor, supplier, warehouse, product, cath_lab_store
+):
+    """The idempotency record of a use is written after the work (one statement less): the unit's
+    lock serialises the retries, which find it used and then the first's record."""
+    unit = stock_units(keeper_actor, supplier, warehouse, product, ["RETRY"])[0]
+    transfer_stock(actor=keeper_actor, hospital=hospital, to_location=cath_lab_store, units=[unit],
+                   idempotency_key="to-store")
+    nurse = ward_nurse(cath_lab_store)
+    context = ClinicalContext(encounter="ZY-RETRY", department=cath_lab_store.department)
+
+    outcomes = run_together(8, lambda n: consume_unit(actor=Actor(user=nurse), hospital=hospital, unit=unit,
+                                                      context=context, idempotency_key="one-key").pk)
+
+    assert all(isinstance(outcome, int) for outcome in outcomes), outcomes
+    assert len(set(outcomes)) == 1
+    assert (Consumption.objects.count(), Charge.objects.count()) == (1, 1)
+    assert Movement.objects.filter(kind="CONSUME").count() == 1
+
+
+def test_one_key_reused_for_another_use_at_once_is_409_for_all_but_one(
+    hospital, keeper_actor, supplier, warehouse, product, cath_lab_store
+):
+    units = stock_units(keeper_actor, supplier, warehouse, product, ["K1", "K2", "K3", "K4"])
+    transfer_stock(actor=keeper_actor, hospital=hospital, to_location=cath_lab_store, units=units,
+                   idempotency_key="to-store")
+    nurse = ward_nurse(cath_lab_store)
+    context = ClinicalContext(encounter="ZY-KEY", department=cath_lab_store.department)
+
+    outcomes = run_together(4, lambda n: consume_unit(actor=Actor(user=nurse), hospital=hospital, unit=units[n],
+                                                      context=context, idempotency_key="shared-key").pk)
+
+    used = [outcome for outcome in outcomes if isinstance(outcome, int)]
+    refused = [outcome.code for outcome in outcomes if isinstance(outcome, Refused)]
+    assert (len(used), sorted(refused)) == (1, ["IDEMPOTENCY_CONFLICT"] * 3), outcomes
+    assert Consumption.objects.count() == 1
+    assert Unit.objects.filter(status="CONSUMED").count() == 1
+
+
 def test_two_nurses_using_the_same_lot_at_once_draw_each_layer_once(
     hospital, keeper_actor, operator, supplier, warehouse, lot_agreement, lot_product, cath_lab_store
 ):

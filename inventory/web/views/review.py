@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from inventory.errors import Refusal, Refused
 from inventory.models import BackgroundJob, Department, Product, RatioRedLine, Role, WatchedItem
+from inventory.reports_database import reports_reads
 from inventory.selectors import review as selectors
 from inventory.services import review as services
 from inventory.services.background import request_job
@@ -88,6 +89,11 @@ def strip_plot(procedure: selectors.Procedure) -> dict:
 
 @web_page(REVIEW_READERS)
 def review(request: HttpRequest) -> HttpResponse:
+    with reports_reads():  # analytics: on the reports replica when there is one, one snapshot
+        return _review(request)
+
+
+def _review(request: HttpRequest) -> HttpResponse:
     form = ReviewForm(request.GET)
     dimension, period, high_value = form.query()
     hospital = request.user.hospital
