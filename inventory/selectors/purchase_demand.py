@@ -63,9 +63,9 @@ def requisition_shortfalls(hospital: Hospital, *, unplanned_only: bool = True) -
     """Every open approved requisition line the central warehouse cannot cover in full (see module doc)."""
     lines = list(
         RequisitionLine.objects.filter(requisition__hospital=hospital, requisition__status__in=OPEN_FOR_PURCHASE)
-        .annotate(open_quantity=Coalesce("approved_quantity", "requested_quantity") - F("picked_quantity")
+        .annotate(still_open=Coalesce("approved_quantity", "requested_quantity") - F("picked_quantity")
                   - F("cancelled_quantity"))
-        .filter(open_quantity__gt=0)
+        .filter(still_open__gt=0)
         .select_related("requisition__location", "requisition__department", "product")
         .order_by("requisition__decided_at", "requisition_id", "pk")
     )
@@ -76,11 +76,11 @@ def requisition_shortfalls(hospital: Hospital, *, unplanned_only: bool = True) -
     )
     shortfalls = []
     for line in lines:
-        covered = min(stock[line.product_id], line.open_quantity)
+        covered = min(stock[line.product_id], line.still_open)
         stock[line.product_id] -= covered
-        short = line.open_quantity - covered
+        short = line.still_open - covered
         if short > 0 and not (unplanned_only and line.pk in planned):
-            shortfalls.append(RequisitionShortfall(line, line.open_quantity, short))
+            shortfalls.append(RequisitionShortfall(line, line.still_open, short))
     return shortfalls
 
 
