@@ -50,6 +50,7 @@ from inventory.selectors.scope import visible_to
 from inventory.services.prices import change_price
 from inventory.services.purchasing import (
     OrderLineInput,
+    PlanLineOrdering,
     close_purchase_order,
     create_plan,
     create_purchase_order,
@@ -124,8 +125,18 @@ class PlanFromDemandInputSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, default="", allow_blank=True, max_length=500)
 
 
+class PlanLineOrderingSerializer(serializers.Serializer):
+    line_no = serializers.IntegerField(min_value=1, max_value=100_000)
+    platform_reference = serializers.CharField(required=False, default="", allow_blank=True, max_length=64)
+    emergency_reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=500)
+
+
 class PlanOrderInputSerializer(serializers.Serializer):
     promised_date = BoundedDateField(help_text="The delivery date the suppliers promised")
+    lines = PlanLineOrderingSerializer(
+        many=True, required=False, default=list, max_length=1000,
+        help_text="Platform order references (or emergency reasons) to record on plan lines before ordering",
+    )
 
 
 class OrderInputSerializer(serializers.Serializer):
@@ -286,7 +297,10 @@ class PurchasePlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         """Order the plan: one purchase order per supplier; any line's problem refuses it all."""
         plan = self.get_object()
         data = validated(PlanOrderInputSerializer, request)
-        orders = order_plan(actor=Actor(user=request.user), plan=plan, promised_date=data["promised_date"])
+        orderings = {line["line_no"]: PlanLineOrdering(line["platform_reference"], line["emergency_reason"])
+                     for line in data["lines"]}
+        orders = order_plan(actor=Actor(user=request.user), plan=plan, promised_date=data["promised_date"],
+                            orderings=orderings)
         placed = _orders(request).filter(pk__in=[order.pk for order in orders])
         return Response(OrderSerializer(placed, many=True).data, status=status.HTTP_201_CREATED)
 

@@ -300,9 +300,34 @@ def _plan_shape_problems(hospital: Hospital, lines: list[OrderLineInput]) -> lis
     return problems
 
 
-def order_plan(*, actor: Actor, plan: PurchasePlan, promised_date: datetime.date) -> list[PurchaseOrder]:
+@dataclass(frozen=True)
+class PlanLineOrdering:
+    """What the orderer adds to a plan line when ordering it: the platform's order reference, or an
+    emergency reason for going off the platform (a plan from demand carries neither)."""
+
+    platform_reference: str = ""
+    emergency_reason: str = ""
+
+
+def order_plan(
+    *, actor: Actor, plan: PurchasePlan, promised_date: datetime.date,
+    orderings: dict[int, PlanLineOrdering] | None = None,
+) -> list[PurchaseOrder]:
     """Turn a draft plan into purchase orders, one per supplier; every line is checked first, and
-    any problem on any line refuses the whole plan (nothing is ordered) with every problem listed."""
+    any problem on any line refuses the whole plan (nothing is ordered) with every problem listed.
+    `orderings` (by line number) first fills in platform references and emergency reasons, in a
+    transaction of their own: they stay on the draft's lines even when ordering is refused, so they
+    need not be typed again."""
+    if orderings:
+        with transaction.atomic():
+            locked = PurchasePlan.objects.select_for_update().get(pk=plan.pk)
+            if locked.status != PurchasePlan.Status.DRAFT:
+                raise Refused(Refusal.PLAN_ALREADY_ORDERED, plan=locked)
+            lines = list(locked.lines.filter(line_no__in=list(orderings)))
+            for plan_line in lines:
+                plan_line.platform_reference = orderings[plan_line.line_no].platform_reference.strip()[:64]
+                plan_line.emergency_reason = orderings[plan_line.line_no].emergency_reason.strip()[:500]
+            PurchasePlanLine.objects.bulk_update(lines, ["platform_reference", "emergency_reason"])
     with transaction.atomic():
         locked = PurchasePlan.objects.select_for_update().get(pk=plan.pk)
         if locked.status != PurchasePlan.Status.DRAFT:

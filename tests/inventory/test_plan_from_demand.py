@@ -21,7 +21,7 @@ from inventory.models import (
     Suspension,
     VbpContract,
 )
-from inventory.services.purchasing import order_plan, plan_from_demand
+from inventory.services.purchasing import plan_from_demand
 from tests import factories
 from tests.concurrency import run_together
 from tests.conftest import api_client_for, stock_units
@@ -159,7 +159,12 @@ def test_api_lists_demand_plans_it_and_orders_the_plan_per_supplier(
     assert sorted((row["product"], row["quantity"], row["supplier"]) for row in body["lines"]) == sorted(
         [(lot_product.pk, 12, supplier.pk), (product.pk, 2, supplier.pk)])
     assert client.get("/api/v1/purchasing/demand/").json() == {"suggestions": [], "requisition_shortfalls": []}
-    plan = PurchasePlan.objects.get(pk=body["id"])
-    plan.lines.filter(product=product).update(platform_reference="YG-88")
-    [order] = order_plan(actor=Actor(user=operator), plan=plan, promised_date=TODAY)
-    assert sorted(order.lines.values_list("quantity", flat=True)) == [2, 12]
+    high_value = next(row["line_no"] for row in body["lines"] if row["product"] == product.pk)
+    url = f"/api/v1/purchase-plans/{body['id']}/order/"
+    refused = client.post(url, {"promised_date": str(TODAY)}, format="json")
+    assert (refused.status_code, refused.json()["code"]) == (400, "PLATFORM_REFERENCE_REQUIRED")
+    ordered = client.post(url, {"promised_date": str(TODAY), "lines": [
+        {"line_no": high_value, "platform_reference": "YG-88"}]}, format="json")
+    assert ordered.status_code == 201, ordered.json()
+    [order] = ordered.json()
+    assert sorted((line["quantity"], line["platform_reference"]) for line in order["lines"]) == [(2, "YG-88"), (12, "")]

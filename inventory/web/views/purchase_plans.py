@@ -21,7 +21,7 @@ from inventory.errors import Refused
 from inventory.models import PlanDemandSource, PurchasePlan, PurchasePlanLine, ReplenishmentSuggestion, RequisitionLine
 from inventory.selectors.purchase_demand import open_suggestions, requisition_shortfalls
 from inventory.selectors.scope import visible_to
-from inventory.services.purchasing import order_plan, plan_from_demand
+from inventory.services.purchasing import PlanLineOrdering, order_plan, plan_from_demand
 from inventory.web.access import READERS, STOCK_HANDLERS, may, web_page
 from inventory.web.problems import flash_problems
 
@@ -87,7 +87,13 @@ def plan_order(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, _("Give the promised delivery date."))
         return redirect("web:purchase-plan", pk=plan.pk)
     try:
-        orders = order_plan(actor=Actor(user=request.user), plan=plan, promised_date=promised)
+        orderings = {
+            line_no: PlanLineOrdering(request.POST.get(f"platform_reference-{line_no}", ""),
+                                      request.POST.get(f"emergency_reason-{line_no}", ""))
+            for line_no in plan.lines.values_list("line_no", flat=True)
+            if f"platform_reference-{line_no}" in request.POST
+        }
+        orders = order_plan(actor=Actor(user=request.user), plan=plan, promised_date=promised, orderings=orderings)
     except Refused as error:
         flash_problems(request, error)
     else:
