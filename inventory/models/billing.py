@@ -100,6 +100,15 @@ class SupplierSettlement(models.Model):
     def __str__(self) -> str:
         return f"{self.supplier} {self.period_start}–{self.period_end}"
 
+    def save(self, *args, **kwargs) -> None:
+        # A statement stored as confirmed without going through confirm_settlement (a fixture, an
+        # import) is at least issued: the CHECK below keeps every confirmed statement out of DRAFT.
+        if self.status == self.Status.CONFIRMED and self.stage == self.Stage.DRAFT:
+            self.stage = self.Stage.ISSUED
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "stage"}
+        super().save(*args, **kwargs)
+
 
 class SupplierSettlementLine(models.Model):
     settlement = models.ForeignKey(SupplierSettlement, on_delete=models.PROTECT, related_name="lines")
