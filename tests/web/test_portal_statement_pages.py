@@ -64,6 +64,8 @@ def test_operator_plans_from_demand_sees_the_plan_per_supplier_and_orders_it(
     assert f'data-plan-supplier="{supplier.name}"' in shown
     assert f'data-plan-line="{lot_product.internal_code}" data-quantity="17"' in shown
     assert 'data-code="DEMAND_NO_AGREEMENT"' in shown and "无协议耗材" in shown
-    ordered = client.post(f"{made.url}order/", {"promised_date": "2030-01-15"})
-    assert PurchaseOrder.objects.get(supplier=supplier).lines.get().quantity == 17
+    assert 'name="platform_reference-1"' in shown
+    ordered = client.post(f"{made.url}order/", {"promised_date": "2030-01-15", "platform_reference-1": "YG-PAGE"})
+    order_line = PurchaseOrder.objects.get(supplier=supplier).lines.get()
+    assert (order_line.quantity, order_line.platform_reference) == (17, "YG-PAGE")
     assert 'data-plan-status="ORDERED"' in text(client.get(ordered.url))
