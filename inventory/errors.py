@@ -541,6 +541,22 @@ class Refusal(Enum):
         "Line {line}: {product} has no 医保 code and cannot be ordered unless exempted with a reason.",
         "第 {line} 行：{product} 没有医保耗材编码，除非注明豁免原因，否则不能采购。",
     )
+    # Consignment statements between the hospital and its supplier (services.settlement_workflow)
+    SETTLEMENT_STAGE = (
+        409, "Statement {settlement} is {stage}: it cannot be {action} now.", "结算单 {settlement} 当前为“{stage}”，不能{action}。"
+    )
+    SETTLEMENT_REASON_MISSING = (400, "Give the reason.", "请填写原因。")
+    # Purchase plans from demand (services.purchasing.plan_from_demand)
+    DEMAND_ALREADY_PLANNED = (409, "{source} is already in purchase plan {plan}.", "{source} 已在采购计划 {plan} 中。")
+    DEMAND_NOT_OPEN = (409, "{source} is no longer open ({status}).", "{source} 已不再待处理（{status}）。")
+    DEMAND_NOT_SHORT = (
+        409, "{source}: the central warehouse can cover it from stock.", "{source}：中心库现有库存可满足，无需采购。"
+    )
+    DEMAND_NO_AGREEMENT = (
+        400, "{source}: no supply agreement for {product} is in force today.", "{source}：产品 {product} 今日没有有效的供货协议。"
+    )
+    DEMAND_NOTHING_PLANNED = (409, "None of the selected needs can be planned.", "所选需求均无法列入采购计划。")
+    DEMAND_NOTHING_SELECTED = (400, "Select at least one suggestion or requisition line.", "请至少选择一条建议或申领明细。")
     PLAN_ALREADY_ORDERED = (409, "Purchase plan {plan} has already been ordered.", "采购计划 {plan} 已下单。")
     ORDER_NOT_OPEN = (
         409, "Purchase order {number} is {status}: nothing more is delivered against it.",

@@ -3,6 +3,10 @@
 - `portal/purchase-orders/`: the orders addressed to the caller's supplier, across hospitals.
 - `portal/certificates/`: the supplier's certificates; POST (multipart) uploads one with its scan
   (PDF, PNG or JPEG, at most SPD_CERTIFICATE_MAX_BYTES), shown to the hospitals.
+- `portal/settlement-statements/`: the consignment settlement statements the hospitals issued to the
+  caller's supplier (lines without any encounter or department); `{id}/confirm/` agrees with one,
+  `{id}/dispute/` (a reason) sends it back to the hospital, `{id}/export/?format=csv|xlsx|pdf`
+  downloads it. Wrong stage: 409 SETTLEMENT_STAGE.
 - `portal/shipping-notices/`: advance shipping notices (ASN, 电子送货单). POST one against an order
   with its lines (a unit's full `udi`, or `product` + `lot` + `expiry` + `quantity`): the lines that
   can be delivered are kept on a DRAFT, the others come back in `refused_lines` with their reasons.
@@ -15,8 +19,10 @@ not portal users (403), and portal users reach nothing of a hospital's own endpo
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
+from django.http import HttpResponse
 from django.urls import include, path
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
@@ -27,6 +33,7 @@ from rest_framework.routers import SimpleRouter
 
 from inventory.actors import Actor
 from inventory.api.fields import BoundedDateField, validated
+from inventory.errors import Refusal, Refused
 from inventory.models import (
     AdvanceShippingNotice,
     AsnLine,
@@ -35,7 +42,9 @@ from inventory.models import (
     PurchaseOrder,
     PurchaseOrderLine,
     Role,
+    SupplierSettlement,
 )
+from inventory.selectors.portal_statements import person, portal_statements, statement_events, statement_lines
 from inventory.services.portal import (
     AsnLineInput,
     RefusedLine,
@@ -48,6 +57,8 @@ from inventory.services.portal import (
     submit_asn,
     upload_certificate,
 )
+from inventory.services.settlement_workflow import dispute_statement, supplier_confirm_statement
+from inventory.services.statement_files import FORMATS, statement_file
 
 
 class SupplierPortalAccess(BasePermission):
@@ -279,9 +290,128 @@ class PortalCertificateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         return Response(self.get_serializer(certificate).data, status=status.HTTP_201_CREATED)
 
 
+# --- consignment settlement statements ------------------------------------------------------------
+
+
+class PortalStatementLineSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    product = serializers.IntegerField(source="product_id")
+    product_code = serializers.CharField()
+    product_name = serializers.CharField()
+    specification = serializers.CharField()
+    udi = serializers.CharField()
+    serial = serializers.CharField()
+    lot = serializers.CharField()
+    used_on = serializers.DateField()
+    quantity = serializers.IntegerField()
+    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2)
+    amount = serializers.DecimalField(max_digits=14, decimal_places=2)
+
+
+class PortalStatementEventSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    at = serializers.DateTimeField()
+    by = serializers.SerializerMethodField()
+    reason = serializers.CharField()
+
+    def get_by(self, event) -> str:
+        return person(event.by)
+
+
+class PortalStatementSerializer(serializers.ModelSerializer):
+    hospital_name = serializers.CharField(source="hospital.name")
+    line_count = serializers.IntegerField()
+    total_quantity = serializers.IntegerField()
+    total_amount = serializers.DecimalField(max_digits=16, decimal_places=2)
+
+    class Meta:
+        model = SupplierSettlement
+        fields = ["id", "hospital", "hospital_name", "period_start", "period_end", "stage", "line_count",
+                  "total_quantity", "total_amount"]
+        read_only_fields = fields
+
+
+class PortalStatementDetailSerializer(PortalStatementSerializer):
+    lines = serializers.SerializerMethodField()
+    events = serializers.SerializerMethodField(help_text="Every step: issued, confirmed, disputed, reopened, settled")
+
+    class Meta(PortalStatementSerializer.Meta):
+        fields = [*PortalStatementSerializer.Meta.fields, "lines", "events"]
+        read_only_fields = fields
+
+    @extend_schema(responses=PortalStatementLineSerializer(many=True))
+    def get_lines(self, statement: SupplierSettlement) -> list[dict]:
+        return PortalStatementLineSerializer(statement_lines(statement), many=True).data
+
+    @extend_schema(responses=PortalStatementEventSerializer(many=True))
+    def get_events(self, statement: SupplierSettlement) -> list[dict]:
+        return PortalStatementEventSerializer(statement_events(statement), many=True).data
+
+
+class PortalDisputeSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=1000, help_text="What the supplier disagrees with")
+
+
+class PortalStatementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Consignment settlement statements (寄售结算单) the hospitals issued to the caller's supplier."""
+
+    permission_classes = [SupplierPortalAccess]
+    filterset_fields = ["stage", "hospital"]
+
+    def get_queryset(self) -> QuerySet:
+        return portal_statements(self.request.user)
+
+    def get_serializer_class(self) -> type[serializers.Serializer]:
+        return PortalStatementSerializer if self.action == "list" else PortalStatementDetailSerializer
+
+    def _answer(self, pk: int) -> Response:
+        return Response(PortalStatementDetailSerializer(self.get_queryset().get(pk=pk)).data)
+
+    @extend_schema(request=None, responses={200: PortalStatementDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def confirm(self, request: Request, pk: str) -> Response:
+        """Agree with the statement: the hospital may then settle it."""
+        statement = self.get_object()
+        supplier_confirm_statement(settlement=statement, actor=Actor(user=request.user))
+        return self._answer(statement.pk)
+
+    @extend_schema(request=PortalDisputeSerializer, responses={200: PortalStatementDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def dispute(self, request: Request, pk: str) -> Response:
+        """Dispute the statement with a reason: it goes back to the hospital."""
+        statement = self.get_object()
+        data = validated(PortalDisputeSerializer, request)
+        dispute_statement(settlement=statement, actor=Actor(user=request.user), reason=data["reason"])
+        return self._answer(statement.pk)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=list(FORMATS), description="csv (default), xlsx or pdf")],
+        responses={200: OpenApiResponse(OpenApiTypes.BINARY, description="The statement as CSV, XLSX or PDF")},
+    )
+    @action(detail=True, methods=["get"])
+    def export(self, request: Request, pk: str) -> HttpResponse:
+        """Download the statement: CSV (UTF-8 with BOM), XLSX or PDF."""
+        statement = self.get_object()
+        file_format = request.query_params.get("format", "csv")
+        if file_format not in FORMATS:
+            raise Refused(Refusal.CHOICE_UNKNOWN, field="format", choices=", ".join(FORMATS), value=file_format[:40])
+        file = statement_file(statement, file_format)
+        response = HttpResponse(file.content, content_type=file.content_type)
+        response["Content-Disposition"] = f'attachment; filename="{file.filename}"'
+        return response
+
+    def perform_content_negotiation(self, request: Request, force: bool = False):
+        # `?format=` names the file to download here, not a DRF renderer: answer JSON for everything else.
+        if self.action == "export":
+            renderer = self.renderer_classes[0]()
+            return renderer, renderer.media_type
+        return super().perform_content_negotiation(request, force)
+
+
 router = SimpleRouter()
 router.register("portal/purchase-orders", PortalOrderViewSet, basename="portal-order")
 router.register("portal/shipping-notices", PortalNoticeViewSet, basename="portal-notice")
 router.register("portal/certificates", PortalCertificateViewSet, basename="portal-certificate")
+router.register("portal/settlement-statements", PortalStatementViewSet, basename="portal-statement")
 
 urlpatterns = [path("", include(router.urls))]

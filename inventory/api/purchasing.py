@@ -2,6 +2,10 @@
 
 - `purchase-plans/`: POST a draft plan (lines by hand; without an agreement the cheapest one in
   force is chosen), `{id}/order/` turns it into one purchase order per supplier.
+- `purchasing/demand/`: what there is to buy — open replenishment suggestions and requisition
+  shortfalls (what the central warehouse cannot cover from stock) not yet in a plan.
+  `purchase-plans/from-demand/` POSTs a plan from a selection of them (one line per product, rounded
+  up to the purchase unit, under the agreement chosen; what cannot be planned is in `unplanned`).
 - `purchase-orders/`: POST an order to one supplier, `{id}/close/` closes it with a reason.
 - `purchasing/platform-rate/?period_start=&period_end=`: 网采率 per month.
 - `purchasing/delivery-performance/?period_start=&period_end=[&supplier=]`: on-time, fill rate, lead time.
@@ -33,20 +37,25 @@ from inventory.models import (
     PurchaseOrderLine,
     PurchasePlan,
     PurchasePlanLine,
+    ReplenishmentSuggestion,
+    RequisitionLine,
     Supplier,
     SupplyAgreement,
     User,
     VbpContract,
 )
+from inventory.selectors.purchase_demand import open_suggestions, requisition_shortfalls
 from inventory.selectors.purchasing import delivery_performance, platform_rate
 from inventory.selectors.scope import visible_to
 from inventory.services.prices import change_price
 from inventory.services.purchasing import (
     OrderLineInput,
+    PlanLineOrdering,
     close_purchase_order,
     create_plan,
     create_purchase_order,
     order_plan,
+    plan_from_demand,
 )
 from inventory.services.vbp import contract_progress, extend_contract
 
@@ -93,8 +102,41 @@ class PlanInputSerializer(serializers.Serializer):
     lines = OrderLineInputSerializer(many=True, allow_empty=False, max_length=1000)
 
 
+class PlanNhsaExemptionSerializer(serializers.Serializer):
+    product = ScopedPrimaryKeyRelatedField(queryset=Product.objects.all())
+    reason = serializers.CharField(max_length=500)
+
+
+class PlanFromDemandInputSerializer(serializers.Serializer):
+    suggestions = serializers.ListField(
+        child=ScopedPrimaryKeyRelatedField(queryset=ReplenishmentSuggestion.objects.all()), required=False,
+        default=list, max_length=1000, help_text="Open replenishment suggestions to buy for",
+    )
+    requisition_lines = serializers.ListField(
+        child=ScopedPrimaryKeyRelatedField(queryset=RequisitionLine.objects.all(),
+                                           hospital_field="requisition__hospital"),
+        required=False, default=list, max_length=1000,
+        help_text="Approved requisition lines whose shortfall (not covered by the central warehouse) to buy",
+    )
+    nhsa_exemptions = PlanNhsaExemptionSerializer(
+        many=True, required=False, default=list, max_length=1000,
+        help_text="Products without a 医保 code to plan all the same, each with the reason",
+    )
+    note = serializers.CharField(required=False, default="", allow_blank=True, max_length=500)
+
+
+class PlanLineOrderingSerializer(serializers.Serializer):
+    line_no = serializers.IntegerField(min_value=1, max_value=100_000)
+    platform_reference = serializers.CharField(required=False, default="", allow_blank=True, max_length=64)
+    emergency_reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=500)
+
+
 class PlanOrderInputSerializer(serializers.Serializer):
     promised_date = BoundedDateField(help_text="The delivery date the suppliers promised")
+    lines = PlanLineOrderingSerializer(
+        many=True, required=False, default=list, max_length=1000,
+        help_text="Platform order references (or emergency reasons) to record on plan lines before ordering",
+    )
 
 
 class OrderInputSerializer(serializers.Serializer):
@@ -121,12 +163,31 @@ class PeriodSerializer(serializers.Serializer):
 # --- output --------------------------------------------------------------------------------------
 
 
+class PlanSourceSerializer(serializers.Serializer):
+    description = serializers.CharField()
+    quantity = serializers.IntegerField(help_text="The need, in base units, before rounding to the purchase unit")
+    suggestion = serializers.IntegerField(source="suggestion_id", allow_null=True)
+    requisition_line = serializers.IntegerField(source="requisition_line_id", allow_null=True)
+
+
+class PlanUnplannedSerializer(serializers.Serializer):
+    source = serializers.CharField()
+    product = serializers.IntegerField(allow_null=True)
+    product_name = serializers.CharField()
+    quantity = serializers.IntegerField()
+    problems = serializers.ListField(child=serializers.DictField(), help_text="Each reason: code and detail")
+
+
 class PlanLineSerializer(serializers.Serializer):
     line_no = serializers.IntegerField()
     product = serializers.IntegerField(source="product_id")
     quantity = serializers.IntegerField()
     agreement = serializers.IntegerField(source="agreement_id", allow_null=True)
     supplier = serializers.IntegerField(source="agreement.supplier_id", allow_null=True, default=None)
+    unit_price = serializers.DecimalField(source="agreement.unit_price", max_digits=12, decimal_places=2,
+                                          allow_null=True, default=None)
+    vbp_contract = serializers.CharField(source="agreement.vbp_contract", allow_null=True, default=None)
+    sources = PlanSourceSerializer(many=True, read_only=True, help_text="The suggestions and requisition lines it took")
     platform_reference = serializers.CharField()
     emergency_reason = serializers.CharField()
     nhsa_exemption_reason = serializers.CharField()
@@ -135,11 +196,13 @@ class PlanLineSerializer(serializers.Serializer):
 class PlanSerializer(serializers.ModelSerializer):
     lines = PlanLineSerializer(many=True, read_only=True)
     orders = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    unplanned = PlanUnplannedSerializer(many=True, read_only=True,
+                                        help_text="Needs selected but not planned, each with its reasons")
 
     class Meta:
         model = PurchasePlan
         fields = ["id", "hospital", "status", "source", "note", "created_by", "created_at", "ordered_at", "lines",
-                  "orders"]
+                  "unplanned", "orders"]
         read_only_fields = fields
 
 
@@ -201,10 +264,23 @@ class PurchasePlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     filterset_fields = ["status"]
 
     def get_queryset(self) -> QuerySet:
-        lines = PurchasePlanLine.objects.select_related("agreement").order_by("line_no")
+        lines = PurchasePlanLine.objects.select_related("agreement").prefetch_related("sources").order_by("line_no")
         return visible_to(self.request.user, PurchasePlan.objects.all()).prefetch_related(
             Prefetch("lines", lines), "orders"
         )
+
+    @extend_schema(request=PlanFromDemandInputSerializer, responses={201: PlanSerializer})
+    @action(detail=False, methods=["post"], url_path="from-demand")
+    def from_demand(self, request: Request) -> Response:
+        """Plan from open replenishment suggestions and requisition shortfalls: one line per product,
+        rounded up to the purchase unit; each source is taken once; what cannot be planned is listed."""
+        data = validated(PlanFromDemandInputSerializer, request)
+        plan = plan_from_demand(
+            actor=Actor(user=request.user), hospital=caller_hospital(request), suggestions=data["suggestions"],
+            requisition_lines=data["requisition_lines"], note=data["note"], source="demand",
+            nhsa_exemptions={row["product"].pk: row["reason"] for row in data["nhsa_exemptions"]},
+        )
+        return Response(self.get_serializer(self.get_queryset().get(pk=plan.pk)).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=PlanInputSerializer, responses={201: PlanSerializer})
     def create(self, request: Request) -> Response:
@@ -221,9 +297,52 @@ class PurchasePlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         """Order the plan: one purchase order per supplier; any line's problem refuses it all."""
         plan = self.get_object()
         data = validated(PlanOrderInputSerializer, request)
-        orders = order_plan(actor=Actor(user=request.user), plan=plan, promised_date=data["promised_date"])
+        orderings = {line["line_no"]: PlanLineOrdering(line["platform_reference"], line["emergency_reason"])
+                     for line in data["lines"]}
+        orders = order_plan(actor=Actor(user=request.user), plan=plan, promised_date=data["promised_date"],
+                            orderings=orderings)
         placed = _orders(request).filter(pk__in=[order.pk for order in orders])
         return Response(OrderSerializer(placed, many=True).data, status=status.HTTP_201_CREATED)
+
+
+class DemandSuggestionSerializer(serializers.ModelSerializer):
+    location_name = serializers.CharField(source="location.name")
+    product_name = serializers.CharField(source="product.name")
+
+    class Meta:
+        model = ReplenishmentSuggestion
+        fields = ["id", "location", "location_name", "product", "product_name", "target", "on_hand", "quantity",
+                  "computed_at"]
+        read_only_fields = fields
+
+
+class DemandShortfallSerializer(serializers.Serializer):
+    requisition_line = serializers.IntegerField(source="line.pk")
+    requisition = serializers.IntegerField(source="line.requisition_id")
+    requisition_number = serializers.CharField(source="line.requisition.number")
+    location_name = serializers.CharField(source="line.requisition.location.name")
+    product = serializers.IntegerField(source="line.product_id")
+    product_name = serializers.CharField(source="line.product.name")
+    outstanding = serializers.IntegerField(help_text="Still to be picked")
+    shortfall = serializers.IntegerField(help_text="What the central warehouse cannot cover from its stock")
+
+
+class DemandSerializer(serializers.Serializer):
+    suggestions = DemandSuggestionSerializer(many=True)
+    requisition_shortfalls = DemandShortfallSerializer(many=True)
+
+
+class PurchaseDemandView(APIView):
+    """What there is to buy: open suggestions and requisition shortfalls not yet in a purchase plan."""
+
+    read_roles = BOOK_READERS
+
+    @extend_schema(responses={200: DemandSerializer})
+    def get(self, request: Request) -> Response:
+        hospital = caller_hospital(request)
+        return Response(DemandSerializer({
+            "suggestions": open_suggestions(hospital), "requisition_shortfalls": requisition_shortfalls(hospital),
+        }).data)
 
 
 def _orders(request: Request) -> QuerySet:
@@ -410,6 +529,7 @@ router.register("vbp-contracts", VbpContractViewSet, basename="vbp-contract")
 
 urlpatterns = [
     path("purchasing/platform-rate/", PlatformRateView.as_view(), name="platform-rate"),
+    path("purchasing/demand/", PurchaseDemandView.as_view(), name="purchase-demand"),
     path("purchasing/delivery-performance/", DeliveryPerformanceView.as_view(), name="delivery-performance"),
     path("", include(router.urls)),
 ]

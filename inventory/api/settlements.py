@@ -5,7 +5,10 @@
   prices and totals — and the statements already stored for that supplier and period.
 - `GET settlements/export/?…&format=csv|xlsx`: the same as a file.
 - `settlements/statements/`: stored statements. POST drafts (or refreshes) one, `{id}/confirm/`
-  confirms it once and locks its lines, `{id}/export/?format=csv|xlsx` downloads it.
+  confirms it once and locks its lines (and so issues it to the supplier, who confirms or disputes
+  it in the portal), `{id}/export/?format=csv|xlsx` downloads it. `{id}/settle/` settles a statement
+  the supplier confirmed; `{id}/reopen/` (a reason) takes a disputed one back as a draft. `stage` and
+  `events` show where the exchange with the supplier is, who did each step, when and why.
 
 Any user of the hospital reads (auditors too); administrators and SPD operators draft and confirm.
 Files: CSV in UTF-8 with a byte-order mark (so Excel opens it as UTF-8), XLSX with numbers stored
@@ -47,6 +50,7 @@ from inventory.api.fields import (
 from inventory.api.permissions import BOOK_READERS, MASTER_DATA_EDITORS
 from inventory.errors import Refusal, Refused
 from inventory.models import Supplier, SupplierSettlement
+from inventory.selectors.portal_statements import person, statement_events
 from inventory.selectors.scope import visible_to
 from inventory.selectors.settlements import (
     SettlementSummary,
@@ -56,6 +60,7 @@ from inventory.selectors.settlements import (
     statements_overlapping,
     statements_with_totals,
 )
+from inventory.services.settlement_workflow import reopen_statement, settle_statement
 from inventory.services.settlements import confirm_settlement, draft_settlement
 
 # --- input ---------------------------------------------------------------------------------------
@@ -96,6 +101,10 @@ def validated_query(serializer_class: type[serializers.Serializer], request: Req
     return serializer.validated_data
 
 
+class SettlementReopenSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=1000, help_text="The hospital's answer to the supplier's dispute")
+
+
 # --- output --------------------------------------------------------------------------------------
 
 
@@ -128,6 +137,17 @@ class SettlementProductTotalSerializer(serializers.Serializer):
     amount = serializers.DecimalField(max_digits=16, decimal_places=2)
 
 
+class SettlementEventSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    at = RFC3339DateTimeField()
+    by = serializers.IntegerField(source="by_id")
+    by_name = serializers.SerializerMethodField()
+    reason = serializers.CharField()
+
+    def get_by_name(self, event) -> str:
+        return person(event.by)
+
+
 class SettlementStatementSerializer(serializers.ModelSerializer):
     supplier_name = serializers.CharField(source="supplier.name", read_only=True)
     line_count = serializers.IntegerField(read_only=True)
@@ -137,7 +157,7 @@ class SettlementStatementSerializer(serializers.ModelSerializer):
     class Meta:
         model = SupplierSettlement
         fields = [
-            "id", "hospital", "supplier", "supplier_name", "period_start", "period_end", "status", "created_at",
+            "id", "hospital", "supplier", "supplier_name", "period_start", "period_end", "status", "stage", "created_at",
             "created_by", "confirmed_at", "confirmed_by", "line_count", "total_quantity", "total_amount",
         ]
         read_only_fields = fields
@@ -146,9 +166,11 @@ class SettlementStatementSerializer(serializers.ModelSerializer):
 class SettlementStatementDetailSerializer(SettlementStatementSerializer):
     lines = SettlementLineSerializer(source="summary.lines", many=True, read_only=True)
     products = SettlementProductTotalSerializer(source="summary.products", many=True, read_only=True)
+    events = SettlementEventSerializer(source="event_list", many=True, read_only=True,
+                                       help_text="Every step with the supplier: who, when, why (oldest first)")
 
     class Meta(SettlementStatementSerializer.Meta):
-        fields = [*SettlementStatementSerializer.Meta.fields, "lines", "products"]
+        fields = [*SettlementStatementSerializer.Meta.fields, "lines", "products", "events"]
         read_only_fields = fields
 
 
@@ -339,9 +361,25 @@ class SettlementStatementViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixi
         confirm_settlement(settlement=self.get_object(), actor=Actor(user=request.user))
         return Response(self._detail(pk))
 
+    @extend_schema(request=None, responses={200: SettlementStatementDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def settle(self, request: Request, pk: str) -> Response:
+        """Settle (pay) a statement the supplier confirmed."""
+        settle_statement(settlement=self.get_object(), actor=Actor(user=request.user))
+        return Response(self._detail(pk))
+
+    @extend_schema(request=SettlementReopenSerializer, responses={200: SettlementStatementDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def reopen(self, request: Request, pk: str) -> Response:
+        """Take a statement the supplier disputed back as a draft, with the hospital's answer."""
+        data = validated(SettlementReopenSerializer, request)
+        reopen_statement(settlement=self.get_object(), actor=Actor(user=request.user), reason=data["reason"])
+        return Response(self._detail(pk))
+
     def _detail(self, pk: int | str) -> dict:
         statement = self.get_queryset().get(pk=pk)
         statement.summary = statement_summary(statement)
+        statement.event_list = list(statement_events(statement))
         return SettlementStatementDetailSerializer(statement).data
 
 

@@ -9,7 +9,12 @@ from inventory.models.alliance_transfers import (
     CentralOrderAllocation,
 )
 from inventory.models.background import BackgroundJob
-from inventory.models.billing import HisSettlementLine, SupplierSettlement, SupplierSettlementLine
+from inventory.models.billing import (
+    HisSettlementLine,
+    SupplierSettlement,
+    SupplierSettlementEvent,
+    SupplierSettlementLine,
+)
 from inventory.models.cabinets import CabinetSession
 from inventory.models.catalog import PackagingUnit, Product, SupplyAgreement, TrackingMode
 from inventory.models.clinical import Charge, ChargeDelivery, Consumption
@@ -42,6 +47,7 @@ from inventory.models.picking import Delivery, DeliveryItem, PickedItem, PickLis
 from inventory.models.portal import AdvanceShippingNotice, AsnLine
 from inventory.models.processing import LabelPrint, Pack, PackDefinition, PackDefinitionLine, PackMember
 from inventory.models.procurement import (
+    PlanDemandSource,
     PriceChange,
     PurchaseOrder,
     PurchaseOrderLine,
@@ -70,7 +76,7 @@ from inventory.models.vbp import VbpAllocation, VbpContract, VbpExtension
 __all__ = [
     "Alert", "BackgroundJob", "Finding", "FindingDisposition", "ParLevel", "ReconciliationRun",
     "CabinetSession", "Charge", "ChargeDelivery", "Consumption", "HisSettlementLine", "SupplierSettlement",
-    "SupplierSettlementLine",
+    "SupplierSettlementLine", "SupplierSettlementEvent",
     "AcceptanceRecord", "Certificate", "DeliveryLine", "DeliveryNote", "Department", "Hospital",
     "IdempotencyRecord", "Location", "LotBalance", "LotCostLayer", "LotMovementLayer", "Manufacturer", "Movement", "Notification", "NotificationRule", "Owner", "Product", "Role",
     "ReceivingDraft", "StockOrder", "Supplier", "SupplyAgreement", "TagBinding", "TrackingMode", "UNIT_TRANSITIONS", "Unit", "UnitStatus",
@@ -82,7 +88,7 @@ __all__ = [
     "LabelPrint", "Pack", "PackDefinition", "PackDefinitionLine", "PackMember",
     "ClosedPeriod", "PeriodBalance",
     "StocktakeFinding", "StocktakeLine", "StocktakeSession",
-    "VbpAllocation", "VbpContract", "VbpExtension", "AdvanceShippingNotice", "AsnLine", "PriceChange", "PurchaseOrder", "PurchaseOrderLine", "PurchasePlan", "PurchasePlanLine",
+    "VbpAllocation", "VbpContract", "VbpExtension", "AdvanceShippingNotice", "AsnLine", "PriceChange", "PurchaseOrder", "PurchaseOrderLine", "PurchasePlan", "PurchasePlanLine", "PlanDemandSource",
     # Master-data history (inventory/models/history.py)
     "CertificateChange", "DepartmentChange", "DeviceChange", "HospitalChange", "LocationChange",
     "ManufacturerChange", "ParLevelChange", "ProductChange", "SupplierChange", "SupplyAgreementChange",

@@ -39,6 +39,7 @@ class Alert(models.Model):
         # Consumable review (services.review)
         USE_ANOMALY = "USE_ANOMALY", _("Watched item: unusual use (重点监控耗材异常)")
         RATIO_RED_LINE = "RATIO_RED_LINE", _("耗占比 above the red line")
+        SETTLEMENT_DISPUTED = "SETTLEMENT_DISPUTED", _("Consignment statement disputed by the supplier")
 
     class Severity(models.TextChoices):
         INFO = "INFO", _("Info")

@@ -54,11 +54,27 @@ class SupplierSettlement(models.Model):
         DRAFT = "DRAFT", _("Draft")
         CONFIRMED = "CONFIRMED", _("Confirmed (locked)")
 
+    class Stage(models.TextChoices):
+        """Where the statement is between the hospital and the supplier (services.settlement_workflow).
+
+        DRAFT → ISSUED (the hospital confirmed it: locked, sent) → SUPPLIER_CONFIRMED → SETTLED, or
+        ISSUED → DISPUTED (with the supplier's reason) → back to DRAFT when the hospital reopens it."""
+
+        DRAFT = "DRAFT", _("Draft")
+        ISSUED = "ISSUED", _("Issued, awaiting the supplier")
+        SUPPLIER_CONFIRMED = "SUPPLIER_CONFIRMED", _("Confirmed by the supplier")
+        DISPUTED = "DISPUTED", _("Disputed by the supplier")
+        SETTLED = "SETTLED", _("Settled")
+
     hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="supplier_settlements")
     supplier = models.ForeignKey("inventory.Supplier", on_delete=models.PROTECT, related_name="settlements")
     period_start = models.DateField(_("period start"))
     period_end = models.DateField(_("period end (inclusive)"))
     status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.DRAFT)
+    stage = models.CharField(
+        _("stage"), max_length=20, choices=Stage.choices, default=Stage.DRAFT, db_default=Stage.DRAFT,
+        help_text=_("The exchange with the supplier; who did each step and when is in the statement's events"),
+    )
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey("inventory.User", on_delete=models.PROTECT, related_name="+")
     confirmed_at = models.DateTimeField(null=True, blank=True)
@@ -74,10 +90,24 @@ class SupplierSettlement(models.Model):
                 fields=["hospital", "supplier", "period_start", "period_end"], name="one_settlement_per_period"
             ),
             models.CheckConstraint(condition=Q(period_end__gte=models.F("period_start")), name="settlement_period"),
+            # A draft is the hospital's alone; every later stage is a confirmed (locked) statement.
+            models.CheckConstraint(
+                condition=Q(status="DRAFT", stage="DRAFT") | (Q(status="CONFIRMED") & ~Q(stage="DRAFT")),
+                name="settlement_stage_follows_status",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.supplier} {self.period_start}–{self.period_end}"
+
+    def save(self, *args, **kwargs) -> None:
+        # A statement stored as confirmed without going through confirm_settlement (a fixture, an
+        # import) is at least issued: the CHECK below keeps every confirmed statement out of DRAFT.
+        if self.status == self.Status.CONFIRMED and self.stage == self.Stage.DRAFT:
+            self.stage = self.Stage.ISSUED
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "stage"}
+        super().save(*args, **kwargs)
 
 
 class SupplierSettlementLine(models.Model):
@@ -99,3 +129,44 @@ class SupplierSettlementLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.settlement}: {self.product} × {self.quantity}"
+
+
+class SupplierSettlementEvent(models.Model):
+    """One step of a statement between the hospital and its supplier: who, when, and why (append-only).
+
+    Rows are only ever added (`services.settlement_workflow`); `save` refuses to change one and
+    `delete` refuses to remove one, so the exchange can be read back as it happened.
+    """
+
+    class Kind(models.TextChoices):
+        ISSUED = "ISSUED", _("Issued to the supplier")
+        SUPPLIER_CONFIRMED = "SUPPLIER_CONFIRMED", _("Confirmed by the supplier")
+        DISPUTED = "DISPUTED", _("Disputed by the supplier")
+        REOPENED = "REOPENED", _("Reopened by the hospital")
+        SETTLED = "SETTLED", _("Settled by the hospital")
+
+    settlement = models.ForeignKey(SupplierSettlement, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(_("step"), max_length=20, choices=Kind.choices)
+    at = models.DateTimeField(_("at"), default=timezone.now)
+    by = models.ForeignKey("inventory.User", on_delete=models.PROTECT, related_name="+", verbose_name=_("by"))
+    reason = models.CharField(_("reason"), max_length=1000, blank=True)
+
+    class Meta:
+        verbose_name = _("settlement statement event")
+        ordering = ["settlement", "at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(kind__in=["DISPUTED", "REOPENED"]) | ~Q(reason=""), name="settlement_event_reason"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.settlement}: {self.kind} {self.at:%Y-%m-%d %H:%M}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise ValueError("settlement events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("settlement events are append-only")

@@ -181,6 +181,7 @@ class ReplenishmentSuggestion(models.Model):
         OPEN = "OPEN", _("Open")
         REQUISITIONED = "REQUISITIONED", _("Turned into a requisition")
         DISMISSED = "DISMISSED", _("Dismissed")
+        PURCHASE_PLANNED = "PURCHASE_PLANNED", _("Taken into a purchase plan")
 
     hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="+")
     location = models.ForeignKey("inventory.Location", on_delete=models.PROTECT, related_name="suggestions")

@@ -30,6 +30,9 @@ class PurchasePlan(models.Model):
     created_by = models.ForeignKey("inventory.User", on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     ordered_at = models.DateTimeField(_("ordered at"), null=True, blank=True)
+    # Demand that was selected but could not be planned, each with its reason (plan_from_demand):
+    # kept so the plan's page still lists it; those sources stay open for a later plan.
+    unplanned = models.JSONField(_("lines not planned"), default=list, blank=True)
 
     class Meta:
         verbose_name = _("purchase plan (采购计划)")
@@ -64,6 +67,38 @@ class PurchasePlanLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.plan} #{self.line_no}"
+
+
+class PlanDemandSource(models.Model):
+    """A replenishment suggestion or a requisition line's shortfall taken into a purchase plan.
+
+    One row per source, and at most one per suggestion and per requisition line (UNIQUE): a source
+    is planned once, whoever plans it at the same moment (services.purchasing.plan_from_demand).
+    """
+
+    plan = models.ForeignKey(PurchasePlan, on_delete=models.CASCADE, related_name="sources")
+    plan_line = models.ForeignKey(PurchasePlanLine, on_delete=models.CASCADE, related_name="sources")
+    suggestion = models.OneToOneField(
+        "inventory.ReplenishmentSuggestion", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="purchase_source",
+    )
+    requisition_line = models.OneToOneField(
+        "inventory.RequisitionLine", null=True, blank=True, on_delete=models.SET_NULL, related_name="purchase_source",
+    )
+    description = models.CharField(_("source"), max_length=200, help_text=_("Where the need came from, as shown"))
+    quantity = models.PositiveIntegerField(_("quantity needed"))
+
+    class Meta:
+        verbose_name = _("purchase plan source")
+        ordering = ["plan", "plan_line", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(suggestion__isnull=True) | Q(requisition_line__isnull=True), name="plan_source_one_kind"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan}: {self.description}"
 
 
 class PurchaseOrder(models.Model):

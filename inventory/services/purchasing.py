@@ -30,11 +30,14 @@ from inventory.models import (
     DeliveryLine,
     DeliveryNote,
     Hospital,
+    PlanDemandSource,
     Product,
     PurchaseOrder,
     PurchaseOrderLine,
     PurchasePlan,
     PurchasePlanLine,
+    ReplenishmentSuggestion,
+    RequisitionLine,
     Role,
     Supplier,
     SupplyAgreement,
@@ -46,10 +49,37 @@ EMERGENCY_DECIDERS = (Role.ADMIN, Role.SPD_OPERATOR)
 
 @dataclass(frozen=True)
 class DemandLine:
-    """A need to buy: a product and a quantity (from a replenishment suggestion or a requisition)."""
+    """A need to buy: a product and a quantity in base units (entered by hand; suggestions and
+    requisition shortfalls are given to `plan_from_demand` as themselves, so they are marked)."""
 
     product: Product
     quantity: int
+
+
+@dataclass(frozen=True)
+class UnplannedDemand:
+    """A selected need that could not be planned, with every reason; its source stays open."""
+
+    source: str
+    product: Product | None
+    quantity: int
+    problems: list[Problem]
+
+    def as_dict(self) -> dict:
+        return {
+            "source": self.source, "product": self.product.pk if self.product else None,
+            "product_name": self.product.name if self.product else "", "quantity": self.quantity,
+            "problems": [problem.as_dict() for problem in self.problems],
+        }
+
+
+@dataclass
+class _Need:
+    product: Product
+    quantity: int
+    description: str
+    suggestion: ReplenishmentSuggestion | None = None
+    requisition_line: RequisitionLine | None = None
 
 
 @dataclass(frozen=True)
@@ -84,18 +114,150 @@ def _in_force(agreement: SupplyAgreement, day: datetime.date) -> bool:
 
 
 def plan_from_demand(
-    *, actor: Actor, hospital: Hospital, lines: list[DemandLine], source: str = "", note: str = ""
+    *, actor: Actor, hospital: Hospital, lines: list[DemandLine] = (), suggestions: list = (),
+    requisition_lines: list = (), nhsa_exemptions: dict[int, str] | None = None, source: str = "", note: str = "",
 ) -> PurchasePlan:
-    """A draft purchase plan for these needs: each line with the cheapest supply agreement in force.
+    """A draft purchase plan from open replenishment suggestions, requisition shortfalls (what the
+    central warehouse cannot cover, `selectors.purchase_demand`) and needs entered by hand.
 
-    The entry point for replenishment suggestions and requisitions (and for lines entered by hand):
-    it only writes the plan; `order_plan` checks the ordering rules and makes the orders. A product
-    with no agreement in force keeps an empty agreement, to be chosen before ordering.
+    Guarantees, in one transaction:
+    - per product one plan line: the needs added up and rounded up to whole purchase units
+      (`units_of_measure.round_up_to_unit`), under the agreement in force today — a VBP product's
+      VBP agreement first, else the cheapest — of a supplier not suspended;
+    - a need that cannot be planned (already in a plan, no longer open, covered from stock, no
+      agreement, supplier or product suspended, no 医保 code and no exemption in `nhsa_exemptions`)
+      is listed in `plan.unplanned` with its reasons and its source stays open;
+    - each planned suggestion and requisition line is recorded as taken by this plan
+      (`PlanDemandSource`, UNIQUE per source) and a suggestion leaves OPEN: two people planning the
+      same sources at once plan each one once. The sources are locked by primary key, suggestions
+      before requisition lines; the second planner waits, then finds them planned.
+
+    Refused: nothing selected (400); nothing plannable (409, with every reason).
     """
-    return create_plan(
-        actor=actor, hospital=hospital, source=source, note=note,
-        lines=[OrderLineInput(product=line.product, quantity=line.quantity) for line in lines],
+    from inventory.selectors.purchase_demand import (
+        OPEN_FOR_PURCHASE,
+        describe_requisition_line,
+        describe_suggestion,
+        requisition_shortfalls,
     )
+    from inventory.services.units_of_measure import round_up_to_unit
+
+    if not (lines or suggestions or requisition_lines):
+        raise Refused(Refusal.DEMAND_NOTHING_SELECTED)
+    exemptions = {pk: reason.strip() for pk, reason in (nhsa_exemptions or {}).items() if reason.strip()}
+    now = timezone.now()
+    with transaction.atomic():
+        needs: list[_Need] = []
+        unplanned: list[UnplannedDemand] = []
+        locked_suggestions = list(
+            ReplenishmentSuggestion.objects.select_for_update(of=("self",))
+            .filter(hospital=hospital, pk__in=sorted({s.pk for s in suggestions}))
+            .select_related("location", "product").order_by("pk")
+        )
+        taken = dict(PlanDemandSource.objects.filter(suggestion__in=locked_suggestions)
+                     .values_list("suggestion_id", "plan_id"))
+        for suggestion in locked_suggestions:
+            described = describe_suggestion(suggestion)
+            if suggestion.pk in taken:
+                problem = Problem(Refusal.DEMAND_ALREADY_PLANNED, {"source": described, "plan": _plan_name(taken[suggestion.pk])})
+            elif suggestion.status != ReplenishmentSuggestion.Status.OPEN:
+                problem = Problem(Refusal.DEMAND_NOT_OPEN, {"source": described, "status": suggestion.get_status_display()})
+            else:
+                needs.append(_Need(suggestion.product, suggestion.quantity, described, suggestion=suggestion))
+                continue
+            unplanned.append(UnplannedDemand(described, suggestion.product, suggestion.quantity, [problem]))
+        locked_lines = list(
+            RequisitionLine.objects.select_for_update(of=("self",))
+            .filter(requisition__hospital=hospital, pk__in=sorted({line.pk for line in requisition_lines}))
+            .select_related("requisition", "product").order_by("pk")
+        )
+        taken = dict(PlanDemandSource.objects.filter(requisition_line__in=locked_lines)
+                     .values_list("requisition_line_id", "plan_id"))
+        shortfalls = {short.line.pk: short.shortfall for short in requisition_shortfalls(hospital, unplanned_only=False)}
+        for line in locked_lines:
+            described = describe_requisition_line(line)
+            if line.pk in taken:
+                problem = Problem(Refusal.DEMAND_ALREADY_PLANNED, {"source": described, "plan": _plan_name(taken[line.pk])})
+            elif line.requisition.status not in OPEN_FOR_PURCHASE:
+                problem = Problem(Refusal.DEMAND_NOT_OPEN, {"source": described,
+                                                            "status": line.requisition.get_status_display()})
+            elif not shortfalls.get(line.pk):
+                problem = Problem(Refusal.DEMAND_NOT_SHORT, {"source": described})
+            else:
+                needs.append(_Need(line.product, shortfalls[line.pk], described, requisition_line=line))
+                continue
+            unplanned.append(UnplannedDemand(described, line.product, 0, [problem]))
+        for line in lines:
+            if line.product.hospital_id != hospital.pk or line.quantity < 1:
+                raise Refused(Refusal.DELIVERY_LINE_INVALID, line=line.product.pk, reason="foreign_product"
+                              if line.product.hospital_id != hospital.pk else "quantity")
+            needs.append(_Need(line.product, line.quantity, line.product.name))
+
+        by_product: dict[int, list[_Need]] = defaultdict(list)
+        for need in needs:
+            by_product[need.product.pk].append(need)
+        planned: list[tuple[Product, int, SupplyAgreement, list[_Need]]] = []
+        for group in by_product.values():
+            product = group[0].product
+            agreement, problems = _agreement_for_demand(hospital, product, exemptions, group[0].description)
+            if problems:
+                unplanned += [UnplannedDemand(need.description, product, need.quantity, problems) for need in group]
+                continue
+            quantity = round_up_to_unit(product=product, base_quantity=sum(need.quantity for need in group))
+            planned.append((product, quantity, agreement, group))
+        if not planned:
+            raise Refused([Problem(Refusal.DEMAND_NOTHING_PLANNED)] + [p for u in unplanned for p in u.problems])
+
+        plan = PurchasePlan.objects.create(
+            hospital=hospital, source=source, note=note, created_by=actor.user,
+            unplanned=[entry.as_dict() for entry in unplanned],
+        )
+        for line_no, (product, quantity, agreement, group) in enumerate(planned, start=1):
+            plan_line = PurchasePlanLine.objects.create(
+                plan=plan, line_no=line_no, product=product, quantity=quantity, agreement=agreement,
+                nhsa_exemption_reason="" if product.nhsa_code.strip() else exemptions.get(product.pk, ""),
+            )
+            PlanDemandSource.objects.bulk_create([
+                PlanDemandSource(plan=plan, plan_line=plan_line, suggestion=need.suggestion,
+                                 requisition_line=need.requisition_line, description=need.description[:200],
+                                 quantity=need.quantity)
+                for need in group if need.suggestion or need.requisition_line
+            ])
+        ReplenishmentSuggestion.objects.filter(
+            pk__in=[need.suggestion.pk for _, _, _, group in planned for need in group if need.suggestion]
+        ).update(status=ReplenishmentSuggestion.Status.PURCHASE_PLANNED, decided_at=now, decided_by=actor.user)
+    return plan
+
+
+def _plan_name(plan_id: int) -> str:
+    return f"PP-{plan_id:06d}"
+
+
+def _agreement_for_demand(
+    hospital: Hospital, product: Product, exemptions: dict[int, str], described: str
+) -> tuple[SupplyAgreement | None, list[Problem]]:
+    """The agreement to plan `product` under, or why it cannot be planned: a VBP product's VBP
+    agreement first, else the cheapest in force, skipping suspended suppliers."""
+    from inventory.services.complaints import suspension_problems
+
+    problems = suspension_problems(hospital_id=hospital.pk, product_ids=[product.pk])
+    if not product.nhsa_code.strip() and not exemptions.get(product.pk):
+        problems.append(Problem(Refusal.NHSA_CODE_MISSING, {"line": described, "product": product}))
+    if problems:
+        return None, problems
+    vbp_numbers = set(product.vbp_contracts.values_list("number", flat=True))
+    candidates = list(agreements_in_force(hospital=hospital, product=product))  # cheapest first
+    if vbp_numbers:  # a product of a VBP contract: the agreement naming that contract first
+        candidates.sort(key=lambda agreement: agreement.vbp_contract not in vbp_numbers)
+    else:  # otherwise an agreement marked as VBP still comes first
+        candidates.sort(key=lambda agreement: not agreement.vbp_contract)
+    refused: list[Problem] = []
+    for agreement in candidates:
+        if suspended := suspension_problems(hospital_id=hospital.pk, supplier_id=agreement.supplier_id):
+            refused += suspended
+            continue
+        return agreement, []
+    return None, refused or [Problem(Refusal.DEMAND_NO_AGREEMENT, {"source": described, "product": product})]
 
 
 def create_plan(
@@ -138,9 +300,34 @@ def _plan_shape_problems(hospital: Hospital, lines: list[OrderLineInput]) -> lis
     return problems
 
 
-def order_plan(*, actor: Actor, plan: PurchasePlan, promised_date: datetime.date) -> list[PurchaseOrder]:
+@dataclass(frozen=True)
+class PlanLineOrdering:
+    """What the orderer adds to a plan line when ordering it: the platform's order reference, or an
+    emergency reason for going off the platform (a plan from demand carries neither)."""
+
+    platform_reference: str = ""
+    emergency_reason: str = ""
+
+
+def order_plan(
+    *, actor: Actor, plan: PurchasePlan, promised_date: datetime.date,
+    orderings: dict[int, PlanLineOrdering] | None = None,
+) -> list[PurchaseOrder]:
     """Turn a draft plan into purchase orders, one per supplier; every line is checked first, and
-    any problem on any line refuses the whole plan (nothing is ordered) with every problem listed."""
+    any problem on any line refuses the whole plan (nothing is ordered) with every problem listed.
+    `orderings` (by line number) first fills in platform references and emergency reasons, in a
+    transaction of their own: they stay on the draft's lines even when ordering is refused, so they
+    need not be typed again."""
+    if orderings:
+        with transaction.atomic():
+            locked = PurchasePlan.objects.select_for_update().get(pk=plan.pk)
+            if locked.status != PurchasePlan.Status.DRAFT:
+                raise Refused(Refusal.PLAN_ALREADY_ORDERED, plan=locked)
+            lines = list(locked.lines.filter(line_no__in=list(orderings)))
+            for plan_line in lines:
+                plan_line.platform_reference = orderings[plan_line.line_no].platform_reference.strip()[:64]
+                plan_line.emergency_reason = orderings[plan_line.line_no].emergency_reason.strip()[:500]
+            PurchasePlanLine.objects.bulk_update(lines, ["platform_reference", "emergency_reason"])
     with transaction.atomic():
         locked = PurchasePlan.objects.select_for_update().get(pk=plan.pk)
         if locked.status != PurchasePlan.Status.DRAFT:

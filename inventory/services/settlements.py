@@ -25,6 +25,7 @@ from inventory.actors import Actor
 from inventory.errors import Problem, Refusal, Refused
 from inventory.models import Consumption, Hospital, Supplier, SupplierSettlement, SupplierSettlementLine, User
 from inventory.selectors.settlements import statements_overlapping, unsettled_consignment_consumptions
+from inventory.services.settlement_workflow import record_issue
 
 Status = SupplierSettlement.Status
 
@@ -113,7 +114,9 @@ def confirm_settlement(*, settlement: SupplierSettlement, actor: Actor) -> Suppl
         settlement.status = Status.CONFIRMED
         settlement.confirmed_at = timezone.now()
         settlement.confirmed_by = user
-        settlement.save(update_fields=["status", "confirmed_at", "confirmed_by"])
+        settlement.stage = SupplierSettlement.Stage.ISSUED  # the confirmed statement goes to the supplier
+        settlement.save(update_fields=["status", "confirmed_at", "confirmed_by", "stage"])
+        record_issue(settlement=settlement, user=user)
     return settlement
 
 

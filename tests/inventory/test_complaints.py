@@ -14,6 +14,7 @@ from inventory.services.complaints import decide_complaint, lift_suspension, rec
 from inventory.services.purchasing import (
     DemandLine,
     OrderLineInput,
+    create_plan,
     create_purchase_order,
     order_plan,
     plan_from_demand,
@@ -102,8 +103,11 @@ def test_a_suspended_product_is_refused_in_a_plan_and_at_acceptance(operator_act
         accept_delivery_note(actor=operator_actor, note=note, idempotency_key="acc-1")
     assert codes(refused) == ["PRODUCT_SUSPENDED"] and refused.value.status == 409
     assert not Unit.objects.filter(serial="S1").exists()  # refusals change nothing
-    plan = plan_from_demand(actor=operator_actor, hospital=product.hospital, lines=[DemandLine(product, 2)])
-    plan.lines.update(platform_reference="YG-1")
+    with pytest.raises(Refused) as refused:  # planned from demand: listed as not plannable, with the reason
+        plan_from_demand(actor=operator_actor, hospital=product.hospital, lines=[DemandLine(product, 2)])
+    assert codes(refused) == ["DEMAND_NOTHING_PLANNED", "PRODUCT_SUSPENDED"]
+    plan = create_plan(actor=operator_actor, hospital=product.hospital,
+                       lines=[OrderLineInput(product=product, quantity=2, platform_reference="YG-1")])
     with pytest.raises(Refused) as refused:
         order_plan(actor=operator_actor, plan=plan, promised_date=TODAY)
     assert codes(refused) == ["PRODUCT_SUSPENDED"]

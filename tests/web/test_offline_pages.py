@@ -12,7 +12,7 @@ from django.utils import timezone
 from devices.models import RejectedMessage
 from inventory.actors import Actor
 from inventory.models import BackgroundJob, DeliveryNote, ReconciliationRun, StockOrder
-from inventory.services.purchasing import OrderLineInput, create_purchase_order
+from inventory.services.purchasing import OrderLineInput, create_plan, create_purchase_order
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
 from inventory.services.requisitions import RequestedLine, create_requisition
 from inventory.services.stocktake import start_count
@@ -37,12 +37,13 @@ NOT_PAGES = {
     "web:processing-pack-break", "web:period-report",
     "web:stocktake-start", "web:stocktake-scan", "web:stocktake-lot", "web:stocktake-line", "web:stocktake-action",
     "web:stocktake-sheet", "web:stocktake-report",
-    "web:purchase-order-close",
+    "web:purchase-order-close", "web:purchase-plan-order",
     "web:recall-export", "web:implant-export", "web:review-export",
     "web:complaint-decide", "web:suspension-lift", "web:allocation-statement-file",
     # The supplier portal: pages for a supplier's user (not the operator who tours the rest), checked
     # offline in tests/web/test_portal_browser.py; and its form posts.
     "web:portal", "web:portal-order", "web:portal-notice", "web:portal-notice-remove", "web:portal-notice-submit",
+    "web:portal-statement", "web:portal-statement-answer", "web:portal-statement-download",
 }
 
 
@@ -68,6 +69,8 @@ def pages(world) -> dict[str, str]:
         promised_date=timezone.localdate(),
         lines=[OrderLineInput(product=world.lot_product, quantity=10)],
     )
+    plan = create_plan(actor=Actor(user=world.operator), hospital=world.warehouse.hospital,
+                       lines=[OrderLineInput(product=world.lot_product, quantity=10)])
     RejectedMessage.objects.create(hospital=world.warehouse.hospital, device=world.cabinet_device,
                                    topic=f"spd/{world.warehouse.hospital.code}/cabinets/X/events",
                                    payload='{"event_id": "e1", <img src="https://example.com/x.png">', payload_bytes=48,
@@ -85,6 +88,7 @@ def pages(world) -> dict[str, str]:
         "web:periods": "/periods/", "web:period-close": f"/periods/close/?month={timezone.localdate():%Y-%m-01}",
         "web:purchasing": "/purchasing/", "web:purchase-order-new": "/purchasing/new/",
         "web:purchasing-report": "/purchasing/report/", "web:vbp-contracts": "/purchasing/vbp/", "web:complaints": "/purchasing/complaints/", "web:product-prices": f"/products/{world.product.pk}/prices/", "web:purchase-order": f"/purchasing/{purchase_order.pk}/",
+        "web:purchase-plan-new": "/purchasing/plans/new/", "web:purchase-plan": f"/purchasing/plans/{plan.pk}/",
         "web:dead-letters": "/cabinets/rejected-messages/",
         "api-docs": "/api/docs/", "api-redoc": "/api/redoc/", "admin:index": "/admin/",
         "web:requisitions": "/requisitions/", "web:requisition-queue": "/distribution/queue/",

@@ -1,6 +1,7 @@
 """The supplier portal's pages (供应商门户), for a supplier's own users: the orders addressed to their
 supplier across hospitals, and advance shipping notices (电子送货单) built by pasting UDIs, one per
-line. Every rule is `services.portal`; another supplier's order or notice is a 404 here too, and
+line, and the consignment settlement statements the hospitals issued to the supplier (confirm,
+dispute with a reason, download). Every rule is `services.portal` / `services.settlement_workflow`; another supplier's order or notice is a 404 here too, and
 the hospital's pages stay closed to portal users (they have no hospital: `access.may`).
 """
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -18,6 +19,7 @@ from django.views.decorators.http import require_POST
 from inventory.actors import Actor
 from inventory.errors import Refused
 from inventory.models import AsnLine, PurchaseOrderLine, Role
+from inventory.selectors.portal_statements import portal_statements, statement_events, statement_lines
 from inventory.services.portal import (
     AsnLineInput,
     RefusedLine,
@@ -28,6 +30,8 @@ from inventory.services.portal import (
     remove_asn_line,
     submit_asn,
 )
+from inventory.services.settlement_workflow import dispute_statement, supplier_confirm_statement
+from inventory.services.statement_files import FORMATS, statement_file
 from inventory.web.access import LOGIN_URL
 from inventory.web.problems import flash_problems
 
@@ -80,7 +84,8 @@ def home(request: HttpRequest) -> HttpResponse:
     notices = portal_notices(request.user).select_related("hospital", "purchase_order").order_by(
         "-created_at", "-pk"
     )[:200]
-    return render(request, "web/portal/home.html", {"orders": orders, "notices": notices})
+    statements = portal_statements(request.user)[:200]
+    return render(request, "web/portal/home.html", {"orders": orders, "notices": notices, "statements": statements})
 
 
 @portal_page
@@ -149,3 +154,42 @@ def notice_submit(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, _("Shipping notice %(number)s is submitted: the hospital will accept it on arrival.")
                          % {"number": asn.number})
     return redirect("web:portal-notice", pk=asn.pk)
+
+
+@portal_page
+def statement_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One statement: its lines (no encounter, no department), its steps, and the supplier's answer."""
+    statement = get_object_or_404(portal_statements(request.user), pk=pk)
+    return render(request, "web/portal/statement.html", {
+        "statement": statement, "lines": statement_lines(statement), "events": statement_events(statement),
+        "formats": FORMATS,
+    })
+
+
+@require_POST
+@portal_page
+def statement_answer(request: HttpRequest, pk: int) -> HttpResponse:
+    """Confirm the statement, or dispute it with a reason (`answer` = confirm | dispute)."""
+    statement = get_object_or_404(portal_statements(request.user), pk=pk)
+    actor = Actor(user=request.user)
+    try:
+        if request.POST.get("answer") == "dispute":
+            dispute_statement(settlement=statement, actor=actor, reason=request.POST.get("reason", ""))
+            messages.success(request, _("Your dispute is sent to the hospital."))
+        else:
+            supplier_confirm_statement(settlement=statement, actor=actor)
+            messages.success(request, _("You confirmed the statement: the hospital may now settle it."))
+    except Refused as error:
+        flash_problems(request, error)
+    return redirect("web:portal-statement", pk=statement.pk)
+
+
+@portal_page
+def statement_download(request: HttpRequest, pk: int, file_format: str) -> HttpResponse:
+    statement = get_object_or_404(portal_statements(request.user), pk=pk)
+    if file_format not in FORMATS:
+        raise Http404
+    file = statement_file(statement, file_format)
+    response = HttpResponse(file.content, content_type=file.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{file.filename}"'
+    return response

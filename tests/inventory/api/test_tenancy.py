@@ -448,3 +448,31 @@ def test_every_portal_endpoint_answers_404_to_another_suppliers_user(ours):
         assert getattr(other, method)(url, body, format="json").status_code == 404, (method, url)
     # A hospital's own staff are not portal users.
     assert api_client_for(ours.keeper).get(f"{PORTAL}/purchase-orders/").status_code == 403
+
+
+def test_every_statement_endpoint_answers_404_to_another_suppliers_user(ours):
+    """Consignment settlement statements in the portal: another supplier's user finds none of them."""
+    from inventory.services.settlements import confirm_settlement
+    from tests.inventory.test_settlements import MAY, Clinic, consignment_product, draft, may
+
+    supplier = factories.SupplierFactory()
+    hospital = ours.product.hospital
+    operator = factories.UserFactory(hospital=hospital, roles=["spd_operator"])
+    Clinic(hospital).use_unit(consignment_product(hospital, supplier), supplier, may(7))
+    statement = confirm_settlement(settlement=draft(hospital, supplier, Actor(user=operator), MAY),
+                                   actor=Actor(user=operator))
+    vendor = api_client_for(factories.UserFactory(hospital=None, supplier=supplier, roles=["supplier"]))
+    other = api_client_for(factories.UserFactory(hospital=None, supplier=factories.SupplierFactory(),
+                                                 roles=["supplier"]))
+    base = f"{PORTAL}/settlement-statements/{statement.pk}"
+
+    for method, url in [("get", f"{base}/"), ("get", f"{base}/export/?format=pdf"), ("post", f"{base}/dispute/"),
+                        ("post", f"{base}/confirm/")]:
+        assert getattr(other, method)(url, {"reason": "no"}, format="json").status_code == 404, (method, url)
+    assert other.get(f"{PORTAL}/settlement-statements/").json()["count"] == 0
+    assert vendor.get(f"{base}/").status_code == 200
+    # Hospital staff are not portal users; they read the supplier's answer on their own endpoint.
+    assert api_client_for(operator).get(f"{PORTAL}/settlement-statements/").status_code == 403
+    assert vendor.post(f"{base}/dispute/", {"reason": "two units missing"}, format="json").status_code == 200
+    seen = api_client_for(ours.keeper).get(f"/api/v1/settlements/statements/{statement.pk}/").json()
+    assert (seen["stage"], seen["events"][-1]["reason"]) == ("DISPUTED", "two units missing")
