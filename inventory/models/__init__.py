@@ -6,6 +6,14 @@ from inventory.models.cabinets import CabinetSession
 from inventory.models.catalog import PackagingUnit, Product, SupplyAgreement, TrackingMode
 from inventory.models.clinical import Charge, ChargeDelivery, Consumption
 from inventory.models.complaints import Complaint, Suspension
+from inventory.models.evaluation import (
+    EvaluatedSupplier,
+    EvaluationRun,
+    EvaluationValue,
+    EvaluationWeight,
+    Indicator,
+    IndicatorSet,
+)
 from inventory.models.distribution import ParLevelProposal, ReplenishmentSuggestion, Requisition, RequisitionLine
 from inventory.models.documents import AcceptanceRecord, DeliveryLine, DeliveryNote, ReceivingDraft, StockOrder
 from inventory.models.history import (
@@ -87,4 +95,6 @@ __all__ = [
     "Recall", "RecallItem",
     # Complaints and suspensions (inventory/models/complaints.py)
     "Complaint", "Suspension",
+    # Supplier evaluation (inventory/models/evaluation.py)
+    "EvaluatedSupplier", "EvaluationRun", "EvaluationValue", "EvaluationWeight", "Indicator", "IndicatorSet",
 ]
