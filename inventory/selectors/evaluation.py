@@ -191,9 +191,10 @@ def supplier_trends(*, hospital_id: int, supplier_ids: list[int], until: datetim
                                              participants__supplier_id__in=supplier_ids).distinct()
     if until is not None:
         finalised = finalised.filter(period_end__lte=until)
-    chosen = list(finalised.annotate(size=Count("participants", distinct=True)).order_by("-period_end", "-pk")[:runs])
+    chosen = list(finalised.order_by("-period_end", "-pk")[:runs])
     chosen.reverse()
-    sizes = {run.pk: run.size for run in chosen}
+    sizes = dict(EvaluatedSupplier.objects.filter(run__in=chosen).values("run_id").annotate(size=Count("pk"))
+                 .order_by().values_list("run_id", "size"))
     trends: dict[int, list[TrendPoint]] = defaultdict(list)
     by_pk = {run.pk: run for run in chosen}
     for row in EvaluatedSupplier.objects.filter(run__in=chosen, supplier_id__in=supplier_ids).order_by(

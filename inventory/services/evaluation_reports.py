@@ -91,7 +91,12 @@ def render_csv(tables: dict[str, tuple[list[str], list[list]]]) -> bytes:
 
 
 def render_xlsx(run: EvaluationRun, tables: dict[str, tuple[list[str], list[list]]]) -> bytes:
+    moment = timezone.localtime(run.finalised_at or run.created_at)
     workbook = Workbook(write_only=True)
+    properties = workbook.properties
+    properties.created = properties.modified = moment.replace(tzinfo=None, microsecond=0)
+    properties.creator = properties.lastModifiedBy = "SPD"
+    properties.title = f"供应商评价报告 #{run.pk}"
     for title, (header, rows) in zip(["排名", "权重", "趋势"], tables.values(), strict=True):
         sheet = workbook.create_sheet(title=title)
         sheet.append(header)
@@ -99,7 +104,7 @@ def render_xlsx(run: EvaluationRun, tables: dict[str, tuple[list[str], list[list
             sheet.append([xlsx_cell(value) for value in row])
     buffer = io.BytesIO()
     workbook.save(buffer)
-    return _with_fixed_zip_dates(buffer.getvalue(), timezone.localtime(run.finalised_at or run.created_at))
+    return _with_fixed_zip_dates(buffer.getvalue(), moment)
 
 
 def _escape(value: object) -> str:
