@@ -42,5 +42,6 @@ urlpatterns = [
     path("", include("inventory.api.portal")),
     path("", include("inventory.api.recall")),
     path("", include("inventory.api.complaints")),
+    path("", include("inventory.api.evaluation")),
     path("", include(router.urls)),
 ]

@@ -6,6 +6,8 @@ from inventory.models.cabinets import CabinetSession
 from inventory.models.catalog import PackagingUnit, Product, SupplyAgreement, TrackingMode
 from inventory.models.clinical import Charge, ChargeDelivery, Consumption
 from inventory.models.complaints import Complaint, Suspension
+from inventory.models.distribution import ParLevelProposal, ReplenishmentSuggestion, Requisition, RequisitionLine
+from inventory.models.documents import AcceptanceRecord, DeliveryLine, DeliveryNote, ReceivingDraft, StockOrder
 from inventory.models.evaluation import (
     EvaluatedSupplier,
     EvaluationRun,
@@ -14,8 +16,6 @@ from inventory.models.evaluation import (
     Indicator,
     IndicatorSet,
 )
-from inventory.models.distribution import ParLevelProposal, ReplenishmentSuggestion, Requisition, RequisitionLine
-from inventory.models.documents import AcceptanceRecord, DeliveryLine, DeliveryNote, ReceivingDraft, StockOrder
 from inventory.models.history import (
     CertificateChange,
     DepartmentChange,

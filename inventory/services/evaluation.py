@@ -262,7 +262,7 @@ def _check_method(indicator_set: IndicatorSet, weighting: str, scoring: str, mat
     if len(matrix) != size or any(len(row) != size for row in matrix):
         raise Refused(Refusal.INVALID_REQUEST, detail=_("the AHP matrix compares the %(count)d first-level "
                                                         "indicators: %(count)d rows of %(count)d") % {"count": size})
-    _, ratio = evaluation_maths.ahp_weights(matrix)
+    ratio = evaluation_maths.ahp_weights(matrix)[1]
     return Decimal(str(round(ratio, 4)))
 
 
@@ -348,7 +348,7 @@ def score_run(run: EvaluationRun) -> Outcome:
     benefit = [indicator.is_benefit for indicator in indicators]
     weights = _weights(run, indicators, matrix, benefit)
     if run.scoring == EvaluationRun.Scoring.TOPSIS:
-        scores, _ = evaluation_maths.topsis(matrix, weights, benefit)
+        scores = evaluation_maths.topsis(matrix, weights, benefit)[0]
     else:
         scores = evaluation_maths.linear_scores(matrix, weights, benefit)
     return Outcome(indicators, [float(weight) for weight in weights],
@@ -367,7 +367,7 @@ def _weights(run: EvaluationRun, indicators: list[Indicator], matrix: np.ndarray
         return evaluation_maths.entropy_weights(scaled)
     tops = first_level(run.indicator_set)
     if run.weighting == EvaluationRun.Weighting.AHP:
-        top_weights, _ = evaluation_maths.ahp_weights(run.ahp_matrix)
+        top_weights = evaluation_maths.ahp_weights(run.ahp_matrix)[0]
     else:
         top_weights = evaluation_maths.normalised_weights([float(top.weight) for top in tops])
     share = {top.pk: float(weight) for top, weight in zip(tops, top_weights, strict=True)}

@@ -101,3 +101,20 @@ def build(hospital: Hospital, warehouse: Location, keeper: User, operator: User,
     factories.CertificateFactory(supplier=c, kind=Certificate.Kind.REGISTRATION,
                                  valid_from=TODAY - datetime.timedelta(days=800), valid_to=TODAY - datetime.timedelta(days=100))
     return Dataset(a, b, c)
+
+
+def small_run(hospital: Hospital, operator: User, scores: dict[Supplier, int], *, name: str = "季度评价"):
+    """A finalised run without deliveries: one entered indicator and one computed (complaints)."""
+    from inventory.services.evaluation import IndicatorInput, ScoreInput, create_indicator_set, create_run
+    from inventory.services.evaluation import enter_scores, finalise_run
+
+    actor = Actor(user=operator)
+    indicator_set = create_indicator_set(actor=actor, hospital=hospital, name=f"{name}指标", indicators=[
+        IndicatorInput("S", "服务评分"), IndicatorInput("R", "投诉", source="UPHELD_COMPLAINTS"),
+    ])
+    run = create_run(actor=actor, hospital=hospital, indicator_set=indicator_set, name=name, period_start=PERIOD[0],
+                     period_end=PERIOD[1], suppliers=list(scores))
+    service = indicator_set.indicators.get(code="S")
+    enter_scores(actor=actor, run=run, scores=[ScoreInput(supplier, service, Decimal(score))
+                                               for supplier, score in scores.items()])
+    return finalise_run(actor=actor, run=run)

@@ -6,7 +6,6 @@ import datetime
 import hashlib
 from decimal import Decimal
 
-import numpy as np
 import pytest
 
 from inventory.actors import Actor
