@@ -244,7 +244,7 @@ class EvaluationRunSerializer(serializers.ModelSerializer):
         _, rows = run_matrix(run)
         _, trends = supplier_trends(hospital_id=run.hospital_id, supplier_ids=[r.participant.supplier_id for r in rows],
                                     until=run.period_end)
-        return [{
+        return EvaluationRowSerializer([{
             "supplier": row.participant.supplier_id, "supplier_name": row.participant.supplier.name,
             "score": row.participant.score, "rank": row.participant.rank,
             "values": [{
@@ -255,7 +255,7 @@ class EvaluationRunSerializer(serializers.ModelSerializer):
             "trend": [{"run": point.run.pk, "name": point.run.name, "period_end": point.run.period_end,
                        "score": point.score, "rank": point.rank, "of": point.of}
                       for point in trends.get(row.participant.supplier_id, [])],
-        } for row in rows]
+        } for row in rows], many=True).data
 
     @extend_schema_field(EvaluationProblemSerializer(many=True))
     def get_missing(self, run: EvaluationRun) -> list[dict]:

@@ -42,7 +42,7 @@ def test_a_run_over_the_api_from_the_default_set_to_its_report(hospital, warehou
     assert body["status"] == "FINALISED" and body["missing"] == []
     assert sorted(row["rank"] for row in body["rows"]) == [1, 2, 3]
     assert {row["supplier_name"]: [v["value"] for v in row["values"] if v["code"] == "D1"] for row in body["rows"]} \
-        == {data.a.name: [100.0], data.b.name: [50.0], data.c.name: [0.0]}
+        == {data.a.name: ["100.0000"], data.b.name: ["50.0000"], data.c.name: ["0.0000"]}
     report = api_client_for(auditor).get(f"{RUNS}{run['id']}/report.csv")
     content = b"".join(report.streaming_content)
     assert report.status_code == 200 and report["X-Content-SHA256"] == hashlib.sha256(content).hexdigest()
@@ -113,7 +113,7 @@ def test_a_supplier_sees_its_own_rank_and_values_and_no_other_supplier(hospital,
     assert listed.status_code == 200
     [entry] = listed.json()["results"]
     assert (entry["name"], entry["rank"], entry["of"], entry["hospital_name"]) == (run.name, 2, 2, hospital.name)
-    assert [(value["code"], value["value"]) for value in entry["values"]] == [("S", 60.0), ("R", 0.0)]
+    assert [(value["code"], value["value"]) for value in entry["values"]] == [("S", "60.0000"), ("R", "0.0000")]
     assert "乙公司" not in listed.content.decode() and str(rival.pk) not in {str(v) for v in entry.values()}
     rival_entry = run.participants.get(supplier=rival).pk
     assert api_client_for(vendor).get(f"/api/v1/portal/evaluations/{rival_entry}/").status_code == 404
