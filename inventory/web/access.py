@@ -16,6 +16,7 @@ from inventory.models import Role, User
 EVERYONE = frozenset(Role) - {Role.SUPPLIER}
 READERS = frozenset({Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR, Role.AUDITOR})  # the whole hospital's books
 STOCK_HANDLERS = frozenset({Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR})
+EVALUATION_READERS = frozenset({Role.ADMIN, Role.SPD_OPERATOR, Role.AUDITOR})  # supplier evaluation
 CLINICAL = frozenset({Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR, Role.NURSE})
 # Acknowledging and resolving alerts: everyone but auditors, who only read.
 ALERT_HANDLERS = CLINICAL

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
-from inventory.web.access import CLINICAL, EVERYONE, READERS, STOCK_HANDLERS, may
+from inventory.web.access import CLINICAL, EVALUATION_READERS, EVERYONE, READERS, STOCK_HANDLERS, may
 from inventory.web.operations import BEDSIDE
 
 
@@ -47,6 +47,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("web:recalls", _("Recalls"), EVERYONE),
     NavItem("web:vbp-contracts", _("VBP contracts"), READERS),
     NavItem("web:complaints", _("Complaints and suspensions"), READERS),
+    NavItem("web:evaluation", _("Supplier evaluation"), EVALUATION_READERS),
     NavItem("web:department-count", _("Department count"), CLINICAL),
 )
 
