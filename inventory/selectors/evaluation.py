@@ -89,7 +89,7 @@ def computed_values(
     )
     for supplier_id in ids:
         count = upheld.get(supplier_id, 0)
-        found[(supplier_id, Source.UPHELD_COMPLAINTS)] = ComputedValue(Decimal(count), str(count))
+        found[(supplier_id, Source.UPHELD_COMPLAINTS)] = ComputedValue(Decimal(count), "")
 
     lapses = certificate_lapses(supplier_ids=ids, start=start, end=end)
     for supplier_id in ids:

@@ -105,8 +105,14 @@ def build(hospital: Hospital, warehouse: Location, keeper: User, operator: User,
 
 def small_run(hospital: Hospital, operator: User, scores: dict[Supplier, int], *, name: str = "季度评价"):
     """A finalised run without deliveries: one entered indicator and one computed (complaints)."""
-    from inventory.services.evaluation import IndicatorInput, ScoreInput, create_indicator_set, create_run
-    from inventory.services.evaluation import enter_scores, finalise_run
+    from inventory.services.evaluation import (
+        IndicatorInput,
+        ScoreInput,
+        create_indicator_set,
+        create_run,
+        enter_scores,
+        finalise_run,
+    )
 
     actor = Actor(user=operator)
     indicator_set = create_indicator_set(actor=actor, hospital=hospital, name=f"{name}指标", indicators=[

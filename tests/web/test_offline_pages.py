@@ -39,10 +39,11 @@ NOT_PAGES = {
     "web:stocktake-sheet", "web:stocktake-report",
     "web:purchase-order-close",
     "web:recall-export", "web:implant-export",
-    "web:complaint-decide", "web:suspension-lift",
+    "web:complaint-decide", "web:suspension-lift", "web:evaluation-report",
     # The supplier portal: pages for a supplier's user (not the operator who tours the rest), checked
     # offline in tests/web/test_portal_browser.py; and its form posts.
     "web:portal", "web:portal-order", "web:portal-notice", "web:portal-notice-remove", "web:portal-notice-submit",
+    "web:portal-evaluations",
 }
 
 
@@ -104,7 +105,20 @@ def pages(world) -> dict[str, str]:
     found["web:stocktake"] = f"/stocktakes/{session.pk}/"
     found["web:stocktake-history"] = f"/stocktakes/locations/{world.warehouse.pk}/"
     found.update({"web:recalls": "/recalls/", "web:recall": f"/recalls/{_a_recall(world).pk}/", "web:implants": "/implants/"})
+    evaluation = _an_evaluation(world)
+    found.update({"web:evaluation": "/purchasing/evaluation/",
+                  "web:evaluation-set": f"/purchasing/evaluation/sets/{evaluation.indicator_set_id}/",
+                  "web:evaluation-run": f"/purchasing/evaluation/runs/{evaluation.pk}/"})
     return found
+
+
+def _an_evaluation(world):
+    """A finalised supplier evaluation run (its page draws the trend chart)."""
+    from tests import factories
+    from tests.inventory.evaluation_data import small_run
+
+    return small_run(world.warehouse.hospital, world.operator, {world.supplier: 70, factories.SupplierFactory(): 80},
+                     name=f"offline-{timezone.now():%H%M%S%f}")
 
 
 def _a_recall(world):
