@@ -237,6 +237,7 @@ SPECTACULAR_SETTINGS = {
         "PurchaseOrderStatusEnum": "inventory.models.procurement.PurchaseOrder.Status",
         "ShippingNoticeStatusEnum": "inventory.models.portal.AdvanceShippingNotice.Status",
         "VbpPeriodEnum": "inventory.models.vbp.VbpContract.Period",
+        "EvaluationIndicatorSourceEnum": "inventory.models.evaluation.Indicator.Source",
     },
 }
 
