@@ -238,6 +238,7 @@ SPECTACULAR_SETTINGS = {
         "ShippingNoticeStatusEnum": "inventory.models.portal.AdvanceShippingNotice.Status",
         "VbpPeriodEnum": "inventory.models.vbp.VbpContract.Period",
         "EvaluationIndicatorSourceEnum": "inventory.models.evaluation.Indicator.Source",
+        "EvaluationRunStatusEnum": "inventory.models.evaluation.EvaluationRun.Status",
     },
 }
 

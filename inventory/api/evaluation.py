@@ -220,6 +220,18 @@ class EvaluationProblemSerializer(serializers.Serializer):
     item = serializers.DictField(child=serializers.IntegerField(), required=False)
 
 
+class EvaluationRunSummarySerializer(serializers.ModelSerializer):
+    """A run in a list: no matrix (its page, `{id}/`, has it)."""
+
+    class Meta:
+        model = EvaluationRun
+        fields = [
+            "id", "hospital", "indicator_set", "name", "period_start", "period_end", "weighting", "scoring", "ahp_cr",
+            "status", "created_by", "created_at", "finalised_by", "finalised_at",
+        ]
+        read_only_fields = fields
+
+
 class EvaluationRunSerializer(serializers.ModelSerializer):
     weights = serializers.SerializerMethodField()
     rows = serializers.SerializerMethodField()
@@ -274,8 +286,12 @@ class EvaluationRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
         return visible_to(self.request.user, EvaluationRun.objects.select_related("indicator_set")).order_by(
             "-period_end", "-pk")
 
+    def get_serializer_class(self) -> type[serializers.Serializer]:
+        return EvaluationRunSummarySerializer if self.action == "list" else EvaluationRunSerializer
+
     def _answer(self, run: EvaluationRun, code: int = status.HTTP_200_OK) -> Response:
-        return Response(self.get_serializer(self.get_queryset().get(pk=run.pk)).data, status=code)
+        return Response(EvaluationRunSerializer(self.get_queryset().get(pk=run.pk),
+                                                context=self.get_serializer_context()).data, status=code)
 
     @extend_schema(request=EvaluationRunInputSerializer, responses={201: EvaluationRunSerializer})
     def create(self, request: Request) -> Response:
