@@ -639,6 +639,25 @@ class Refusal(Enum):
         "The pairwise comparisons are inconsistent: CR = {cr}, it must be below {limit}. Revise the judgements.",
         "两两比较判断矩阵不一致：CR = {cr}，须小于 {limit}，请修改判断。",
     )
+    # Supplier evaluation (services.evaluation)
+    EVALUATION_SET_FROZEN = (
+        409, "Indicator set {set} is used by an evaluation run and frozen: make a new version to change it.",
+        "评价指标体系 {set} 已被评价使用并冻结：如需修改请建立新版本。",
+    )
+    EVALUATION_SET_INVALID = (400, "The indicator set is not valid: {detail}", "评价指标体系无效：{detail}")
+    EVALUATION_RUN_FINALISED = (
+        409, "Evaluation run {run} was finalised on {date}: its values and results no longer change.",
+        "评价 {run} 已于 {date} 定稿，数据和结果不可再改。",
+    )
+    EVALUATION_SCORE_OUT_OF_RANGE = (
+        400, "The score of {indicator} for {supplier} must be from {low} to {high}; {value} given.",
+        "{supplier} 的“{indicator}”评分须在 {low} 到 {high} 之间，填写的是 {value}。",
+    )
+    EVALUATION_VALUE_MISSING = (
+        409, "No value of {indicator} for {supplier} yet: {reason}.",
+        "{supplier} 的“{indicator}”尚无数值：{reason}。",
+    )
+    EVALUATION_NOT_IN_RUN = (400, "{what} is not part of this evaluation run.", "{what}不在本次评价中。")
     ASN_EMPTY = (400, "The shipping notice has no line to deliver.", "电子送货单没有可送货的明细。")
     ASN_ALREADY_SUBMITTED = (409, "Shipping notice {number} has already been submitted.", "电子送货单 {number} 已提交。")
     NO_RECEIVING_LOCATION = (
@@ -778,6 +797,10 @@ THINGS = {
     "central order": ("central order", "集中采购单"),
     "alliance entry": ("alliance catalog entry", "联盟目录条目"),
     "alliance agreement": ("alliance supply agreement", "联盟供货协议"),
+    "evaluation run": ("evaluation run", "供应商评价"),
+    "indicator set": ("indicator set", "评价指标体系"),
+    "indicator": ("indicator", "评价指标"),
+    "supplier": ("supplier", "供应商"),
 }
 
 
@@ -809,6 +832,8 @@ REASONS = {
     "unit_for_unit_tracked": (
         "a unit-tracked line is one scanned unit: it takes no packaging unit", "单件管理的行是一件扫码耗材，不能指定包装单位"
     ),
+    "score_not_entered": ("no score has been entered", "尚未录入评分"),
+    "no_orders_in_period": ("no purchase order was promised in the period", "评价期内没有约定交货的采购订单"),
     "foreign_agreement": ("the supply agreement is not one of this product's", "供货协议不属于该产品"),
     # Why a scanned code is not a UDI (devices/identification: ParseError.reason)
     "UDI_MALFORMED": ("it is not a UDI in a known format (GS1, HIBCC, MA)", "不是可识别格式（GS1、HIBCC、MA）的 UDI"),

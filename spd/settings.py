@@ -245,6 +245,8 @@ SPECTACULAR_SETTINGS = {
         "ShippingNoticeStatusEnum": "inventory.models.portal.AdvanceShippingNotice.Status",
         "VbpPeriodEnum": "inventory.models.vbp.VbpContract.Period",
         "AllianceReceiptActionEnum": "inventory.models.alliance_transfers.AllianceTransferLine.Action",
+        "EvaluationIndicatorSourceEnum": "inventory.models.evaluation.Indicator.Source",
+        "EvaluationRunStatusEnum": "inventory.models.evaluation.EvaluationRun.Status",
     },
 }
 

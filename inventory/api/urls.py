@@ -46,5 +46,6 @@ urlpatterns = [
     path("", include("inventory.api.recall")),
     path("", include("inventory.api.complaints")),
     path("", include("inventory.api.alliance_catalog")),
+    path("", include("inventory.api.evaluation")),
     path("", include(router.urls)),
 ]

@@ -21,6 +21,14 @@ from inventory.models.clinical import Charge, ChargeDelivery, Consumption
 from inventory.models.complaints import Complaint, Suspension
 from inventory.models.distribution import ParLevelProposal, ReplenishmentSuggestion, Requisition, RequisitionLine
 from inventory.models.documents import AcceptanceRecord, DeliveryLine, DeliveryNote, ReceivingDraft, StockOrder
+from inventory.models.evaluation import (
+    EvaluatedSupplier,
+    EvaluationRun,
+    EvaluationValue,
+    EvaluationWeight,
+    Indicator,
+    IndicatorSet,
+)
 from inventory.models.history import (
     AllianceAgreementChange,
     AllianceEntryChange,
@@ -107,4 +115,6 @@ __all__ = [
     "AllianceAgreement", "AllianceEntry", "AlliancePriceChange", "AllianceAgreementChange", "AllianceEntryChange",
     # County alliance transfers, central purchasing, settlement (inventory/models/alliance_transfers.py)
     "AllianceTransfer", "AllianceTransferLine", "AllocationStatement", "CentralOrder", "CentralOrderAllocation",
+    # Supplier evaluation (inventory/models/evaluation.py)
+    "EvaluatedSupplier", "EvaluationRun", "EvaluationValue", "EvaluationWeight", "Indicator", "IndicatorSet",
 ]

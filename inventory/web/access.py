@@ -22,6 +22,7 @@ REVIEW_READERS = READERS | {Role.REVIEWER}
 # The alliance pages (catalog, dashboard): alliance staff, and a member's readers for their own part.
 ALLIANCE_READERS = READERS
 STOCK_HANDLERS = frozenset({Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR})
+EVALUATION_READERS = frozenset({Role.ADMIN, Role.SPD_OPERATOR, Role.AUDITOR})  # supplier evaluation
 CLINICAL = frozenset({Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR, Role.NURSE})
 # Acknowledging and resolving alerts: everyone but auditors, who only read.
 ALERT_HANDLERS = CLINICAL

@@ -16,7 +16,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from inventory.alliance import ALLIANCE_ROLES
-from inventory.web.access import CLINICAL, EVERYONE, READERS, REVIEW_READERS, STOCK_HANDLERS, may
+from inventory.web.access import CLINICAL, EVALUATION_READERS, EVERYONE, READERS, REVIEW_READERS, STOCK_HANDLERS, may
 from inventory.web.operations import BEDSIDE
 
 
@@ -54,6 +54,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("web:recalls", _("Recalls"), EVERYONE),
     NavItem("web:vbp-contracts", _("VBP contracts"), READERS),
     NavItem("web:complaints", _("Complaints and suspensions"), READERS),
+    NavItem("web:evaluation", _("Supplier evaluation"), EVALUATION_READERS),
     NavItem("web:department-count", _("Department count"), CLINICAL),
     NavItem("web:alliance-catalog", _("Alliance catalog"), READERS),
     NavItem("web:alliance-dashboard", _("Alliance dashboard"), frozenset(ALLIANCE_ROLES), exact=True),
@@ -107,6 +108,7 @@ GROUP_OF: dict[str, str] = {
     "web:stocktakes": "counts", "web:department-count": "counts", "web:periods": "counts",
     "web:reconciliation": "counts",
     "web:purchasing": "purchasing", "web:vbp-contracts": "purchasing", "web:complaints": "purchasing",
+    "web:evaluation": "purchasing",
     "web:review": "analysis", "web:department-cost": "analysis", "web:history": "analysis",
     "web:alliance-dashboard": "alliance", "web:alliance-catalog": "alliance", "web:alliance-transfers": "alliance",
     "web:cabinets": "devices",

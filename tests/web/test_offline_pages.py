@@ -44,6 +44,7 @@ NOT_PAGES = {
     # offline in tests/web/test_portal_browser.py; and its form posts.
     "web:portal", "web:portal-order", "web:portal-notice", "web:portal-notice-remove", "web:portal-notice-submit",
     "web:portal-statement", "web:portal-statement-answer", "web:portal-statement-download",
+    "web:evaluation-report", "web:portal-evaluations",
 }
 
 
@@ -111,6 +112,10 @@ def pages(world) -> dict[str, str]:
     found.update({"web:review-watched": "/review/watched/", "web:review-revenue": "/review/revenue/",
                   "web:review-red-lines": "/review/red-lines/"})
     found.update({"web:recalls": "/recalls/", "web:recall": f"/recalls/{_a_recall(world).pk}/", "web:implants": "/implants/"})
+    evaluation = _an_evaluation(world)
+    found.update({"web:evaluation": "/purchasing/evaluation/",
+                  "web:evaluation-set": f"/purchasing/evaluation/sets/{evaluation.indicator_set_id}/",
+                  "web:evaluation-run": f"/purchasing/evaluation/runs/{evaluation.pk}/"})
     return found
 
 
@@ -141,6 +146,15 @@ def _alliance_pages(world) -> dict[str, str]:
             "web:central-orders": "/alliance/central-orders/", "web:allocation-statements": "/alliance/statements/",
             "web:alliance-dashboard": "/alliance/", "web:alliance-catalog": "/alliance/catalog/",
             "web:alliance-entry": f"/alliance/catalog/{entry.pk}/"}
+
+
+def _an_evaluation(world):
+    """A finalised supplier evaluation run (its page draws the trend chart)."""
+    from tests import factories
+    from tests.inventory.evaluation_data import small_run
+
+    return small_run(world.warehouse.hospital, world.operator, {world.supplier: 70, factories.SupplierFactory(): 80},
+                     name=f"offline-{timezone.now():%H%M%S%f}")
 
 
 def _a_recall(world):

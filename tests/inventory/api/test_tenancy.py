@@ -476,3 +476,46 @@ def test_every_statement_endpoint_answers_404_to_another_suppliers_user(ours):
     assert vendor.post(f"{base}/dispute/", {"reason": "two units missing"}, format="json").status_code == 200
     seen = api_client_for(ours.keeper).get(f"/api/v1/settlements/statements/{statement.pk}/").json()
     assert (seen["stage"], seen["events"][-1]["reason"]) == ("DISPUTED", "two units missing")
+
+
+# --- supplier evaluation: another hospital's runs, another supplier's results --------------------
+
+
+def test_another_hospitals_evaluation_runs_and_sets_answer_as_nonexistent_ones(hospital, other_hospital):
+    from tests.inventory.evaluation_data import small_run
+
+    theirs = small_run(other_hospital, factories.UserFactory(hospital=other_hospital, roles=["spd_operator"]),
+                       {factories.SupplierFactory(): 70, factories.SupplierFactory(): 80})
+    for role in ("spd_operator", "auditor"):
+        client = api_client_for(factories.UserFactory(hospital=hospital, roles=[role]))
+        assert client.get("/api/v1/evaluation-runs/").json()["results"] == []
+        assert client.get("/api/v1/evaluation-sets/").json()["results"] == []
+        for path in ("/api/v1/evaluation-runs/{}/", "/api/v1/evaluation-runs/{}/report.csv",
+                     "/api/v1/evaluation-sets/{}/"):
+            pk = theirs.indicator_set_id if "sets" in path else theirs.pk
+            answer, nothing = client.get(path.format(pk)), client.get(path.format(MISSING))
+            assert answer.status_code == nothing.status_code == 404, path
+            assert answer.content == nothing.content
+        for path in ("/api/v1/evaluation-runs/{}/finalise/", "/api/v1/evaluation-runs/{}/refresh/",
+                     "/api/v1/evaluation-sets/{}/new-version/"):
+            pk = theirs.indicator_set_id if "sets" in path else theirs.pk
+            assert client.post(path.format(pk)).status_code in (403, 404), path
+
+
+def test_every_portal_evaluation_endpoint_answers_404_to_another_suppliers_user(hospital):
+    from tests.inventory.evaluation_data import small_run
+
+    mine, rival = factories.SupplierFactory(), factories.SupplierFactory()
+    run = small_run(hospital, factories.UserFactory(hospital=hospital, roles=["spd_operator"]), {mine: 70, rival: 80})
+    entry = run.participants.get(supplier=mine).pk
+    vendor = api_client_for(factories.UserFactory(hospital=None, supplier=mine, roles=["supplier"]))
+    other = api_client_for(factories.UserFactory(hospital=None, supplier=rival, roles=["supplier"]))
+    stranger = api_client_for(factories.UserFactory(hospital=None, supplier=factories.SupplierFactory(),
+                                                    roles=["supplier"]))
+
+    assert vendor.get(f"{PORTAL}/evaluations/{entry}/").status_code == 200
+    assert other.get(f"{PORTAL}/evaluations/{entry}/").status_code == 404
+    assert stranger.get(f"{PORTAL}/evaluations/{entry}/").status_code == 404
+    assert stranger.get(f"{PORTAL}/evaluations/").json()["results"] == []
+    assert [row["id"] for row in other.get(f"{PORTAL}/evaluations/").json()["results"]] == [
+        run.participants.get(supplier=rival).pk]
