@@ -176,6 +176,7 @@ def test_the_dashboard_lists_transfers_between_members_with_emergencies_and_what
                     idempotency_key="dash-flow")
     client.force_login(alliance_auditor)
     page = client.get(reverse("web:alliance-dashboard")).content.decode()
+    assert page.count('data-table="alliance-flows"') == 1 and "<section" not in page.split("</title>", 1)[0]
     row = page.split(f'data-flow="{hospital.pk}:{third.pk}"', 1)[1].split("</tr>", 1)[0]
     cells = [cell.split(">", 1)[1].split("<", 1)[0] for cell in row.split('<td class="num"')[1:]]
     assert cells[:2] == ["1", "1"]  # one transfer, an emergency allocation, created in the window
