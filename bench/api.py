@@ -21,6 +21,7 @@ import datetime
 import statistics
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from django.utils import timezone
@@ -68,7 +69,7 @@ def run(context: Context) -> list[Figure]:
             for repetition in range(workload.repeat):
                 trivial = _load(server, clients, paths["trivial"], workload.api_requests)
                 for endpoint in ("consumption", "units"):
-                    with context.profiled(f"api-{endpoint}") if repetition == 0 else _nothing():
+                    with context.profiled(f"api-{endpoint}") if repetition == 0 else nullcontext():
                         measured = _load(server, clients, paths[endpoint], workload.api_requests)
                     for key in ("p50", "p95", "p99", "rps"):
                         figures[(endpoint, key)].add(measured[key], trivial[key])
@@ -91,13 +92,6 @@ def run(context: Context) -> list[Figure]:
     )
     return [*figures.values(), alone]
 
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _cpus() -> int:

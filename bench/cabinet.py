@@ -17,6 +17,7 @@ import datetime
 import random
 import statistics
 import time
+from contextlib import nullcontext
 
 from django.db import connection
 from django.utils import timezone
@@ -52,7 +53,7 @@ def run(context: Context) -> list[Figure]:
         direct_times, ingest_times, query_times = [], [], []
         for cycle in range(workload.cabinet_cycles):
             query_times.append(_query_ms(cabinet))
-            with context.profiled("cabinet") if repetition == cycle == 0 else _nothing():
+            with context.profiled("cabinet") if repetition == cycle == 0 else nullcontext():
                 direct_times.append(_cycle(context, cabinet, device, nurse, epcs, via_ingest=False))
             query_times.append(_query_ms(cabinet))
             ingest_times.append(_cycle(context, cabinet, device, nurse, epcs, via_ingest=True))
@@ -66,13 +67,6 @@ def run(context: Context) -> list[Figure]:
                    "repetition")
     return [direct, ingested]
 
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _query_ms(cabinet) -> float:

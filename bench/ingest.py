@@ -24,6 +24,7 @@ import hashlib
 import json
 import random
 import time
+from contextlib import nullcontext
 
 import psycopg
 from django.utils import timezone
@@ -79,7 +80,7 @@ def run(context: Context) -> list[Figure]:
             station, codes = _shuttle(context, devices, 2 * n)
             for path, chunk in (("service", codes[:n]), ("http", codes[n:])):
                 events = _scan_events(chunk, f"{context.run_id}-r{repetition}-{path}")
-                with context.profiled(f"ingest-receipt-{path}") if repetition == 0 else _nothing():
+                with context.profiled(f"ingest-receipt-{path}") if repetition == 0 else nullcontext():
                     seconds, outcomes = _send(path, station, tokens[station.code], events, workload.ingest_batch, client)
                 _check(outcomes, "receipt", expect_order=True)
                 figures[f"receipt-{path}"].add(n / seconds, executemany)
@@ -90,7 +91,7 @@ def run(context: Context) -> list[Figure]:
             figures["parse-fast"].add(parsed, n / _timed(lambda codes=codes: _parse_all(codes, fast=False)))
             for path in ("service", "http"):
                 events = _scan_events(_random_codes(n), f"{context.run_id}-r{repetition}-lookup-{path}")
-                with context.profiled(f"ingest-consumption-{path}") if repetition == 0 else _nothing():
+                with context.profiled(f"ingest-consumption-{path}") if repetition == 0 else nullcontext():
                     seconds, outcomes = _send(path, bedside, tokens[bedside.code], events, workload.ingest_batch, client)
                 _check(outcomes, "consumption", expect_order=False)
                 figures[f"consumption-{path}"].add(n / seconds, executemany)
@@ -107,13 +108,6 @@ def run(context: Context) -> list[Figure]:
     )
     return list(figures.values())
 
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _issue_token(device) -> str:

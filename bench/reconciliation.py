@@ -24,6 +24,7 @@ import datetime
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import nullcontext
 
 from django.db import connection
 from django.utils import timezone
@@ -72,18 +73,18 @@ def run(context: Context) -> list[Figure]:
     for repetition in range(context.workload.recon_repeat):
         bare, rows = _bare(NET_SQL, hospital.pk, end_instant)
         one_sided.append(_bare(ONE_SIDED_SQL, hospital.pk, end_instant)[0])
-        with context.profiled("reconciliation-year") if repetition == 0 else _nothing(), _reports_by_worker():
+        with context.profiled("reconciliation-year") if repetition == 0 else nullcontext(), _reports_by_worker():
             seconds, run = _timed(lambda: run_reconciliation(hospital=hospital, period_start=start, period_end=end,
                                                              rerun=True))
         year.add(seconds, bare)
         year_computed.add(_timed(lambda: reconcile(hospital, start, end))[0], bare)
-        with context.profiled("reconciliation-reports") if repetition == 0 else _nothing():
+        with context.profiled("reconciliation-reports") if repetition == 0 else nullcontext():
             reports.add(_timed(lambda run=run: ensure_reports(run.pk))[0], bare)
         run.refresh_from_db()
         findings = Counter(run.findings.values_list("kind", flat=True))
         context.log(f"reconciliation repetition {repetition + 1}: bare {bare:.2f} s ({rows:,} rows), year "
                     f"{seconds:.1f} s, {sum(findings.values())} findings")
-        with context.profiled("reconciliation-day") if repetition == 0 else _nothing(), _reports_by_worker():
+        with context.profiled("reconciliation-day") if repetition == 0 else nullcontext(), _reports_by_worker():
             seconds, day_run = _timed(lambda: run_reconciliation(hospital=hospital, period_start=end, period_end=end,
                                                                  rerun=True))
         day.add(seconds, bare)
@@ -172,13 +173,6 @@ def _with_monthly_snapshots(context: Context, hospital, start: datetime.date, en
     _forget_reports(hospital.pk)
     return [closing, day, day_computed, year]
 
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 @contextlib.contextmanager

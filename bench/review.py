@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import time
+from contextlib import nullcontext
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -59,7 +60,7 @@ def run(context: Context) -> list[Figure]:
     )
     for repetition in range(context.workload.repeat):
         bare, cells = _bare(params)
-        with context.profiled("review") if repetition == 0 else _nothing():
+        with context.profiled("review") if repetition == 0 else nullcontext():
             started = time.perf_counter()
             trend = monthly_trend(hospital=hospital, dimension="department", period=period, top=departments)
             seconds = time.perf_counter() - started
@@ -81,7 +82,7 @@ def run(context: Context) -> list[Figure]:
     for repetition in range(context.workload.repeat):
         try:
             with transaction.atomic():
-                with context.profiled("recall") if repetition == 0 else _nothing():
+                with context.profiled("recall") if repetition == 0 else nullcontext():
                     started = time.perf_counter()
                     recall = open_recall(hospital=hospital, user=user, scope=Recall.Scope.LOT, product=product,
                                          lot=lot, reason="bench", source=Recall.Source.MANUFACTURER,
@@ -100,13 +101,6 @@ def run(context: Context) -> list[Figure]:
 def _midnight(day: datetime.date) -> datetime.datetime:
     return timezone.make_aware(datetime.datetime.combine(day, datetime.time()))
 
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _bare(params: dict) -> tuple[float, int]:

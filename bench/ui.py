@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from contextlib import nullcontext
 
 from django.core.management import call_command
 from django.db import connection
@@ -69,10 +70,10 @@ def _run(context: Context) -> list[Figure]:
     for path in ("/stock/", f"/units/{unit[0]}/"):  # warm-up: templates, translations, first connections
         _render(client, path)
     for repetition in range(context.workload.repeat):
-        with context.profiled("ui-stock") if repetition == 0 else _nothing():
+        with context.profiled("ui-stock") if repetition == 0 else nullcontext():
             stock_ms = _median(lambda: _render(client, "/stock/"), context.workload.ui_requests)
         stock.add(stock_ms, _median(lambda: _sql(STOCK_SQL, params), context.workload.ui_requests))
-        with context.profiled("ui-trace") if repetition == 0 else _nothing():
+        with context.profiled("ui-trace") if repetition == 0 else nullcontext():
             trace_ms = _median(lambda: _render(client, f"/units/{unit[0]}/"), context.workload.ui_requests)
         trace.add(trace_ms, _median(lambda: _sql(TRACE_SQL, params), context.workload.ui_requests))
         context.log(f"ui repetition {repetition + 1}: stock {stock.samples[-1]:.0f} ms, trace {trace.samples[-1]:.0f} ms")
@@ -80,13 +81,6 @@ def _run(context: Context) -> list[Figure]:
     trace.note = f"unit {unit[0]}, the longest history in the dataset"
     return [stock, trace]
 
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _longest_history(hospital: int) -> tuple[int, int]:

@@ -1027,13 +1027,14 @@ class _Generator:
             pk = len(statements) + 1
             confirmed = self.base + datetime.timedelta(days=(end - self.start_day).days + 5)
             statements.append((pk, self.hospital.pk, supplier, max(month, self.start_day), end,
-                               SupplierSettlement.Status.CONFIRMED, confirmed, self.keeper.pk, confirmed, self.keeper.pk))
+                               SupplierSettlement.Status.CONFIRMED, SupplierSettlement.Stage.ISSUED, confirmed,
+                               self.keeper.pk, confirmed, self.keeper.pk))
             for use in uses:
                 if self.rng.random() >= UNSETTLED_CONSIGNMENT:
                     lines.append((len(lines) + 1, pk, use.pk, use.product.pk, use.unit, use.lot, use.quantity,
                                   use.unit_price, use.unit_price * use.quantity))
         self.copy(cursor, SupplierSettlement, ["id", "hospital_id", "supplier_id", "period_start", "period_end", "status",
-                                               "created_at", "created_by_id", "confirmed_at", "confirmed_by_id"], statements)
+                                               "stage", "created_at", "created_by_id", "confirmed_at", "confirmed_by_id"], statements)
         self.copy(cursor, SupplierSettlementLine, ["id", "settlement_id", "consumption_id", "product_id", "unit_id", "lot",
                                                    "quantity", "unit_price", "amount"], lines)
 
