@@ -17,8 +17,20 @@ import hashlib
 import io
 from dataclasses import dataclass
 
-from django.db import transaction
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db import connection, transaction
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    DateTimeField,
+    F,
+    IntegerField,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
 from django.utils import timezone
 
 from inventory.actors import Actor
@@ -88,28 +100,63 @@ def open_recall(
             serials=serials if scope == Recall.Scope.SERIALS else [], reason=reason, source=source,
             notice_reference=notice_reference, notice_date=notice_date, opened_by=user,
         )
-        # Lock what is affected (unit → lot balance): a use in flight finishes first, or waits and is refused.
-        units = list(affected_units(recall).filter(status__in=IN_HOSPITAL).select_related("location")
-                     .select_for_update(of=("self",)).order_by("pk"))
-        balances = list(affected_lot_balances(recall).filter(quantity__gt=0).select_related("location")
-                        .select_for_update(of=("self",)).order_by("pk"))
+        # One INSERT … SELECT per kind, in this order (unit → lot balance → use); the first two lock
+        # the rows they list (FOR UPDATE OF the unit / lot balance, in primary-key order): a use in
+        # flight finishes first, or waits and is refused.
         now = timezone.now()
-        quarantined = {"handling": RecallItem.Handling.QUARANTINED, "handled_at": now}
-        items = [RecallItem(recall=recall, kind=RecallItem.Kind.STOCK, unit=unit, lot=unit.lot, location=unit.location,
-                            **(quarantined if _in_quarantine(unit.location) else {})) for unit in units]
-        items += [RecallItem(recall=recall, kind=RecallItem.Kind.STOCK, lot=balance.lot, quantity=balance.quantity,
-                             location=balance.location, **(quarantined if _in_quarantine(balance.location) else {}))
-                  for balance in balances]
-        items += [RecallItem(recall=recall, kind=RecallItem.Kind.USED, unit_id=use.unit_id, lot=use.lot,
-                             quantity=use.quantity, location_id=use.location_id, consumption=use,
-                             follow_up=RecallItem.FollowUp.PENDING)
-                  for use in affected_uses(recall).order_by("occurred_at", "pk")]
-        RecallItem.objects.bulk_create(items)
+        stock = {"kind": RecallItem.Kind.STOCK, "follow_up": "", "consumption_id": None}
+        _insert_items(recall, affected_units(recall).filter(status__in=IN_HOSPITAL).order_by("pk"),
+                      now=now, unit_id=F("pk"), quantity=1, **stock)
+        _insert_items(recall, affected_lot_balances(recall).filter(quantity__gt=0).order_by("pk"),
+                      now=now, unit_id=None, quantity=F("quantity"), **stock)
+        _insert_items(recall, affected_uses(recall).order_by("occurred_at", "pk"), now=now, lock=False,
+                      kind=RecallItem.Kind.USED, unit_id=F("unit_id"), quantity=F("quantity"),
+                      consumption_id=F("pk"), follow_up=RecallItem.FollowUp.PENDING, handling=False)
     return recall
 
 
-def _in_quarantine(location: Location | None) -> bool:
-    return location is not None and location.kind == Location.Kind.QUARANTINE
+# The columns `_insert_items` writes, in the order its SELECT lists them.
+_ITEM_COLUMNS = ("recall_id", "kind", "unit_id", "lot", "quantity", "location_id", "consumption_id", "handling",
+                 "follow_up", "note", "handled_at")
+
+
+def _insert_items(recall: Recall, rows: QuerySet, *, now: datetime.datetime, lock: bool = True,
+                  handling: bool = True, **values) -> None:
+    """INSERT INTO recall items SELECT … FROM `rows` (units, lot balances or uses): one statement, no
+    model instances. Stock at a quarantine location is listed as quarantined already (handled now)."""
+    def value(expression, field):
+        if expression is None:
+            return Value(None, output_field=field)
+        return expression if hasattr(expression, "resolve_expression") else Value(expression, output_field=field)
+
+    # A subquery, not a join: FOR UPDATE cannot apply to an outer join's nullable side.
+    in_quarantine = Q(location_id__in=Location.objects.filter(kind=Location.Kind.QUARANTINE).values("pk"))
+    quarantined = RecallItem.Handling.QUARANTINED
+    columns = {
+        "recall_id": Value(recall.pk, output_field=IntegerField()),
+        "kind": value(values["kind"], CharField()),
+        "unit_id": value(values["unit_id"], IntegerField()),
+        "lot": F("lot"),
+        "quantity": value(values["quantity"], IntegerField()),
+        "location_id": F("location_id"),
+        "consumption_id": value(values["consumption_id"], IntegerField()),
+        "handling": (Case(When(in_quarantine, then=Value(quarantined)), default=Value(RecallItem.Handling.PENDING),
+                          output_field=CharField()) if handling
+                     else Value(RecallItem.Handling.PENDING, output_field=CharField())),
+        "follow_up": value(values["follow_up"], CharField()),
+        "note": Value("", output_field=CharField()),
+        "handled_at": (Case(When(in_quarantine, then=Value(now)), default=Value(None),
+                            output_field=DateTimeField()) if handling
+                       else Value(None, output_field=DateTimeField())),
+    }
+    names = [f"item_{column}" for column in _ITEM_COLUMNS]
+    select = rows.annotate(**{f"item_{column}": columns[column] for column in _ITEM_COLUMNS}).values(*names)
+    if lock:
+        select = select.select_for_update(of=("self",))
+    sql, params = select.query.sql_with_params()
+    table = connection.ops.quote_name(RecallItem._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {table} ({', '.join(_ITEM_COLUMNS)}) {sql}", params)
 
 
 def _refuse_if_closed(recall: Recall) -> None:
@@ -282,17 +329,23 @@ EXPORT_HEADER = ["item", "kind", "product", "UDI-DI", "lot", "serial", "quantity
 
 
 def export_rows(recall: Recall) -> list[list]:
-    items = recall.items.select_related("unit", "location", "consumption__department").order_by("kind", "pk")
+    """Every item of the recall as the regulator's export lists it: one query (`values()`, no model
+    instances), the item with where it is now and, for a use, its encounter, surgery, doctor, department."""
+    product = recall.product
+    items = recall.items.order_by("kind", "pk").values_list(
+        "pk", "kind", "lot", "unit__serial", "quantity", "location__name", "handling", "consumption_id",
+        "consumption__encounter", "consumption__surgery_id", "consumption__surgery_name", "consumption__doctor",
+        "consumption__department__name", "consumption__occurred_at", "follow_up", "note", "handled_at",
+    )
     rows = []
-    for item in items:
-        use = item.consumption
+    for (pk, kind, lot, serial, quantity, location, handling, use, encounter, surgery_id, surgery_name, doctor,
+         department, occurred_at, follow_up, note, handled_at) in items:
         rows.append([
-            item.pk, item.kind, recall.product.name, recall.product.udi_di, item.lot,
-            item.unit.serial if item.unit else "", item.quantity, str(item.location) if item.location else "",
-            item.handling if item.kind == RecallItem.Kind.STOCK else "", use.encounter if use else "",
-            (f"{use.surgery_id} {use.surgery_name}".strip() if use else ""), use.doctor if use else "",
-            use.department.name if use else "", use.occurred_at.isoformat() if use else "", item.follow_up,
-            item.note, item.handled_at.isoformat() if item.handled_at else "",
+            pk, kind, product.name, product.udi_di, lot, serial or "", quantity, location or "",
+            handling if kind == RecallItem.Kind.STOCK else "", encounter if use else "",
+            (f"{surgery_id} {surgery_name}".strip() if use else ""), doctor if use else "",
+            department if use else "", occurred_at.isoformat() if use else "", follow_up,
+            note, handled_at.isoformat() if handled_at else "",
         ])
     return rows
 

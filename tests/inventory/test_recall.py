@@ -218,3 +218,42 @@ def test_implant_records_export(hospital, operator, product, spread):
     assert [(row[0], row[7]) for row in rows] == [("ZY1", "RC1"), ("ZY2", "RC5"), ("ZY3", "RC6")]
     assert rows[0][8] == product.manufacturer.name
     assert recalls.implant_pdf(hospital, "ZY1", uses.filter(encounter="ZY1")).startswith(b"%PDF")
+
+
+@pytest.mark.django_db
+def test_stock_already_in_quarantine_is_listed_quarantined_and_the_export_names_each_use(
+    hospital, operator, keeper_actor, product, spread, quarantine, ortho_store
+):
+    transfer_stock(actor=keeper_actor, hospital=hospital, to_location=quarantine,
+                   units=[Unit.objects.get(serial="RC7")], idempotency_key="to-quarantine")
+    recall = open_lot_recall(hospital, operator, product)
+
+    stock = {item.unit.serial: (item.location.code, item.handling, item.handled_at is not None, item.follow_up)
+             for item in recall.items.filter(kind=RecallItem.Kind.STOCK)}
+    assert stock["RC7"] == ("QUAR", RecallItem.Handling.QUARANTINED, True, "")
+    assert stock["RC0"] == ("CW", RecallItem.Handling.PENDING, False, "")
+    assert recalls.progress(recall) == recalls.Progress(in_stock=5, located=1, returned=0, used=3, notified=0)
+    used = recall.items.filter(kind=RecallItem.Kind.USED)
+    assert {item.follow_up for item in used} == {RecallItem.FollowUp.PENDING}
+    assert all(item.unit_id == item.consumption.unit_id and item.location_id == item.consumption.location_id
+               for item in used)
+
+    rows = {row[5]: row for row in recalls.export_rows(recall)}
+    use = Consumption.objects.get(unit__serial="RC5")
+    assert rows["RC5"][1:] == [
+        "USED", product.name, product.udi_di, "L-RC", "RC5", 1, ortho_store.name, "", "ZY2", "S-ZY2 PCI", "D02",
+        "骨科", use.occurred_at.isoformat(), "PENDING", "", "",
+    ]
+    assert rows["RC7"][7:9] == ["隔离区", "QUARANTINED"] and rows["RC7"][9:15] == [""] * 6
+
+
+@pytest.mark.django_db
+def test_opening_a_recall_costs_the_same_statements_whatever_it_lists(hospital, operator, product, spread):
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        recall = open_lot_recall(hospital, operator, product)
+    statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert recall.items.count() == 8
+    assert sum(statement.startswith("INSERT INTO \"inventory_recallitem\"") for statement in statements) == 3
+    assert len(statements) == 4, statements
