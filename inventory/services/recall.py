@@ -124,6 +124,9 @@ def _insert_items(recall: Recall, rows: QuerySet, *, now: datetime.datetime, loc
                   handling: bool = True, **values) -> None:
     """INSERT INTO recall items SELECT … FROM `rows` (units, lot balances or uses): one statement, no
     model instances. Stock at a quarantine location is listed as quarantined already (handled now)."""
+    if rows.query.is_empty():  # e.g. the lot balances of a recall of serials: nothing to list
+        return
+
     def value(expression, field):
         if expression is None:
             return Value(None, output_field=field)

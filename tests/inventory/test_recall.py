@@ -257,3 +257,21 @@ def test_opening_a_recall_costs_the_same_statements_whatever_it_lists(hospital, 
     assert recall.items.count() == 8
     assert sum(statement.startswith("INSERT INTO \"inventory_recallitem\"") for statement in statements) == 3
     assert len(statements) == 4, statements
+
+
+@pytest.mark.django_db
+def test_a_recall_of_serials_lists_and_locks_only_those_units_and_their_uses(
+    hospital, operator, product, spread, cath_lab_store
+):
+    recall = recalls.open_recall(hospital=hospital, user=operator, scope=Recall.Scope.SERIALS, product=product,
+                                 serials=["RC0", "RC5", "NOPE"], reason="labelling", source=Recall.Source.NMPA,
+                                 notice_date=TODAY)
+    listed = sorted((item.kind, item.unit.serial) for item in recall.items.select_related("unit"))
+    assert listed == [("STOCK", "RC0"), ("USED", "RC5")]
+    with pytest.raises(Refused) as refused:
+        transfer_stock(actor=Actor(user=operator), hospital=hospital, to_location=cath_lab_store,
+                       units=[Unit.objects.get(serial="RC0")], idempotency_key="moved")
+    assert refused.value.code == "RECALL_LOCKED"
+    whole = recalls.open_recall(hospital=hospital, user=operator, scope=Recall.Scope.PRODUCT, product=product,
+                                reason="all", source=Recall.Source.MANUFACTURER, notice_date=TODAY)
+    assert whole.items.count() == 8
