@@ -11,6 +11,7 @@ Periods are local calendar days in settings.TIME_ZONE, end day included; the fun
 """
 import bisect
 import datetime
+import operator
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import NamedTuple
@@ -140,10 +141,13 @@ class FlowRow:
         return not any(getattr(self, name) for name in QUANTITY_COLUMNS)
 
     def as_dict(self) -> dict:
-        return {**{name: getattr(self, name) for name in _FLOW_ROW_FIELDS}, "closing": self.closing}
+        row = dict(zip(_FLOW_ROW_FIELDS, _flow_row_values(self), strict=True))
+        row["closing"] = self.closing
+        return row
 
 
 _FLOW_ROW_FIELDS = tuple(f.name for f in fields(FlowRow))
+_flow_row_values = operator.attrgetter(*_FLOW_ROW_FIELDS)  # a year's table has ~90,000 rows: one C call each
 
 # Each column of the 进销存 table: the movement kinds it sums (None: every kind no other column
 # names), the side of the movement it counts, and how: "net" adds what enters the location and
@@ -223,11 +227,11 @@ def stock_flows(hospital: Hospital, start: datetime.datetime, end: datetime.date
     kinds in the period, signed by direction (quantity into a location counts +, out of it −).
     """
     names = ["opening", *(name for name, _, _ in _FLOW_SQL_COLUMNS)]
-    rows = [
-        FlowRow(product, location, **{name: int(value) for name, value in zip(names, values, strict=True)})
-        for product, location, *values in _flow_sums(hospital, start, end)
+    # A row is empty when every quantity is 0 (`FlowRow.is_empty`): those are left out unbuilt.
+    kept = [
+        FlowRow(product, location, **dict(zip(names, map(int, values), strict=True)))
+        for product, location, *values in _flow_sums(hospital, start, end) if any(values)
     ]
-    kept = [row for row in rows if not row.is_empty()]
     products = {pk: (code, name) for pk, code, name in Product.objects.filter(
         pk__in={row.product_id for row in kept}).values_list("pk", "internal_code", "name")}
     locations = {pk: (code, name) for pk, code, name in Location.objects.filter(
