@@ -213,7 +213,9 @@ def _current_run(
     period = {"hospital": hospital, "period_start": period_start, "period_end": period_end}
     try:
         with transaction.atomic():
-            current = ReconciliationRun.objects.select_for_update().filter(**period, is_current=True).first()
+            # Not its summary: a year's 进销存 table is megabytes of JSON, and only the flags change here.
+            current = (ReconciliationRun.objects.select_for_update().filter(**period, is_current=True)
+                       .defer("summary").first())
             if current is not None and not rerun:
                 return current
             if current is not None:

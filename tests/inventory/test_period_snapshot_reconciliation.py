@@ -118,3 +118,18 @@ def test_a_put_away_at_acceptance_onto_the_receiving_location_is_no_transfer(
     units, lots = table[product.pk], table[lot_product.pk]
     assert (units.received, units.transferred_in, units.transferred_out, units.other, units.closing) == (2, 0, 0, 0, 2)
     assert (lots.received, lots.transferred_in, lots.transferred_out, lots.other, lots.closing) == (2, 0, 0, 0, 2)
+
+
+@pytest.mark.parametrize("setting", ["on", "off"])
+def test_the_whole_stock_aggregations_leave_the_callers_jit_setting_as_it_was(hospital, setting):
+    """stock_flows and ledger_against_stock run without JIT compilation (costly for them), but the
+    caller's transaction (a run, a close) runs on with its own setting."""
+    from django.db import connection, transaction
+
+    start = timezone.now() - datetime.timedelta(days=1)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('jit', %s, true)", [setting])
+        stock_flows(hospital, start, timezone.now())
+        ledger_against_stock(hospital)
+        cursor.execute("SELECT current_setting('jit')")
+        assert cursor.fetchone()[0] == setting
