@@ -50,6 +50,7 @@ def test_a_reviewer_sees_the_trend_and_downloads_the_review_pdf_made_in_the_back
         )
     login(page, "reviewer")
     expect(page.locator('nav a[href="/reconciliation/"]')).to_have_count(0)
+    page.locator('nav.mainnav [data-menu="analysis"] > summary').click()  # the menu 分析与追溯
     page.locator('nav a[href="/review/"]').first.click()
     expect(page.locator('svg[data-chart="trend"] polyline, svg[data-chart="trend"] circle').first).to_be_visible()
     expect(page.locator("table[data-table=trend] tbody")).to_contain_text("2,400")  # with the world's own use
