@@ -220,8 +220,14 @@ def compute_suggestions(*, hospital: Hospital, now: datetime.datetime | None = N
     with transaction.atomic():
         # One recompute at a time per hospital: the hospital row is the lock.
         Hospital.objects.select_for_update().filter(pk=hospital.pk).first()
-        ReplenishmentSuggestion.objects.filter(hospital=hospital, status=ReplenishmentSuggestion.Status.OPEN).delete()
         with connection.cursor() as cursor:
+            # One statement, not the ORM's collector (which reads every row into Python first: 0.5 s for
+            # 19,000 suggestions). Nothing refers to an OPEN suggestion: planning or requisitioning one
+            # takes it out of OPEN, so the purchase-plan source's SET_NULL has nothing to do here.
+            cursor.execute(
+                f"DELETE FROM {ReplenishmentSuggestion._meta.db_table} WHERE hospital_id = %s AND status = %s",
+                [hospital.pk, ReplenishmentSuggestion.Status.OPEN],
+            )
             cursor.execute(suggestions_sql(), params)
             return cursor.rowcount
 
