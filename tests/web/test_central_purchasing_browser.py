@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def test_the_centre_places_a_central_order_for_two_members_and_distributes_it(
-    page, hospital, warehouse, supplier, lot_product, members, centre,
+    page, hospital, warehouse, supplier, lot_product, members, centre,  # noqa: F811
 ):
     m1, m2 = members
     login(page, centre.username)
@@ -75,7 +75,9 @@ def test_the_centre_places_a_central_order_for_two_members_and_distributes_it(
     assert sorted(CentralOrderAllocation.objects.values_list("distributed_quantity", flat=True)) == [4, 6]
 
 
-def test_the_centre_places_a_central_plan_from_the_members_demand(page, warehouse, product, members, demand, centre):
+def test_the_centre_places_a_central_plan_from_the_members_demand(
+    page, warehouse, product, members, demand, centre,  # noqa: F811
+):
     login(page, centre.username)
     page.locator('nav.mainnav [data-menu="alliance"] > summary').click()
     page.locator('nav.mainnav [data-menu="alliance"] a[href="/alliance/central-orders/plan/"]').click()

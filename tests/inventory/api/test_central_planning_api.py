@@ -18,13 +18,13 @@ from tests.inventory.test_plan_from_demand import suggest
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
 
-def selection(demand) -> dict:
-    return {"suggestions": [s.pk for s in demand["suggestions"]],
-            "requisition_lines": [line.pk for line in demand["requisition_lines"]]}
+def selection(chosen: dict) -> dict:
+    return {"suggestions": [s.pk for s in chosen["suggestions"]],
+            "requisition_lines": [line.pk for line in chosen["requisition_lines"]]}
 
 
 def test_the_centre_lists_members_demand_gets_a_proposal_and_places_it_once(
-    centre, members, demand, warehouse, product, lot_product,
+    centre, members, demand, warehouse, product, lot_product,  # noqa: F811
 ):
     m1, m2 = members
     client = api_client_for(centre)
@@ -61,7 +61,7 @@ def test_the_centre_lists_members_demand_gets_a_proposal_and_places_it_once(
     assert CentralOrder.objects.count() == 1 and PlanDemandSource.objects.count() == 4
 
 
-def test_a_member_hospitals_own_staff_are_refused(members, demand, warehouse):
+def test_a_member_hospitals_own_staff_are_refused(members, demand, warehouse):  # noqa: F811
     m1, _m2 = members
     nurse = factories.UserFactory(username="m1-nurse", hospital=m1.hospital, roles=["nurse"])
     for user in (m1.keeper, m1.operator, nurse):
@@ -74,7 +74,7 @@ def test_a_member_hospitals_own_staff_are_refused(members, demand, warehouse):
     assert not CentralOrder.objects.exists() and not PlanDemandSource.objects.exists()
 
 
-def test_a_source_of_another_alliance_is_not_found(centre, members, demand):
+def test_a_source_of_another_alliance_is_not_found(centre, members, demand):  # noqa: F811
     stranger = factories.HospitalFactory(code="X1", alliance="别县医共体")
     foreign = suggest(factories.LocationFactory(hospital=stranger, kind="DEPARTMENT_STORE"),
                       factories.ProductFactory(hospital=stranger), 3)
@@ -85,7 +85,7 @@ def test_a_source_of_another_alliance_is_not_found(centre, members, demand):
     assert (empty.status_code, empty.json()["code"]) == (400, "DEMAND_NOTHING_SELECTED")
 
 
-def test_the_schema_describes_the_central_plan_endpoints(centre):
+def test_the_schema_describes_the_central_plan_endpoints(centre):  # noqa: F811
     schema = api_client_for(centre).get("/api/schema/?format=json").json()
     assert {"/api/v1/central-plans/", "/api/v1/central-plans/proposal/", "/api/v1/central-plans/demand/"} <= set(
         schema["paths"])
