@@ -743,6 +743,10 @@ class Refusal(Enum):
     )
     ALLIANCE_RECEIPT_LINE_INVALID = (400, "Transfer receipt, {field}: {reason}.", "调拨签收 {field}：{reason}。")
     CENTRAL_ORDER_INVALID = (400, "Central order: {reason}.", "集中采购单：{reason}。")
+    CENTRAL_PLAN_NOT_IN_ALLIANCE_CATALOG = (
+        409, "{source}: {product} of {hospital} is not linked to the alliance catalog, so the centre cannot buy it.",
+        "{source}：{hospital} 的 {product} 未关联医共体目录，无法集中采购。",
+    )
     CENTRAL_ORDER_NOTHING_TO_DISTRIBUTE = (
         409,
         "Nothing of central order {number} can be sent to {hospital} now (nothing open, or no stock at {location}).",

@@ -46,6 +46,7 @@ urlpatterns = [
     path("", include("inventory.api.recall")),
     path("", include("inventory.api.complaints")),
     path("", include("inventory.api.alliance_catalog")),
+    path("", include("inventory.api.central_planning")),
     path("", include("inventory.api.evaluation")),
     path("", include(router.urls)),
 ]

@@ -70,14 +70,21 @@ class PurchasePlanLine(models.Model):
 
 
 class PlanDemandSource(models.Model):
-    """A replenishment suggestion or a requisition line's shortfall taken into a purchase plan.
+    """A replenishment suggestion or a requisition line's shortfall taken into a purchase plan, or
+    into a member's share of a central order (集中采购, services.central_planning).
 
     One row per source, and at most one per suggestion and per requisition line (UNIQUE): a source
-    is planned once, whoever plans it at the same moment (services.purchasing.plan_from_demand).
+    is planned once, whoever plans it at the same moment, by its hospital or by the alliance centre
+    (services.purchasing.plan_from_demand, services.central_planning.place_central_plan).
     """
 
-    plan = models.ForeignKey(PurchasePlan, on_delete=models.CASCADE, related_name="sources")
-    plan_line = models.ForeignKey(PurchasePlanLine, on_delete=models.CASCADE, related_name="sources")
+    plan = models.ForeignKey(PurchasePlan, on_delete=models.CASCADE, related_name="sources", null=True, blank=True)
+    plan_line = models.ForeignKey(PurchasePlanLine, on_delete=models.CASCADE, related_name="sources", null=True,
+                                  blank=True)
+    allocation = models.ForeignKey(
+        "inventory.CentralOrderAllocation", on_delete=models.CASCADE, related_name="demand_sources", null=True,
+        blank=True, verbose_name=_("central order allocation"),
+    )
     suggestion = models.OneToOneField(
         "inventory.ReplenishmentSuggestion", null=True, blank=True, on_delete=models.SET_NULL,
         related_name="purchase_source",
@@ -95,10 +102,22 @@ class PlanDemandSource(models.Model):
             models.CheckConstraint(
                 condition=Q(suggestion__isnull=True) | Q(requisition_line__isnull=True), name="plan_source_one_kind"
             ),
+            models.CheckConstraint(
+                condition=Q(plan__isnull=False, plan_line__isnull=False, allocation__isnull=True)
+                | Q(plan__isnull=True, plan_line__isnull=True, allocation__isnull=False),
+                name="plan_source_in_a_plan_or_a_central_order",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.plan}: {self.description}"
+        return f"{self.planned_in}: {self.description}"
+
+    @property
+    def planned_in(self) -> str:
+        """Where the source was planned: its purchase plan, or the central order of its allocation."""
+        if self.plan_id is not None:
+            return f"PP-{self.plan_id:06d}"
+        return self.allocation.central_order.purchase_order.number
 
 
 class PurchaseOrder(models.Model):

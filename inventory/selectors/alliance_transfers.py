@@ -11,7 +11,7 @@ from django.db.models import Count, DecimalField, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from inventory.models import AllianceTransfer, AllocationStatement, CentralOrder, User
+from inventory.models import AllianceTransfer, AllianceTransferLine, AllocationStatement, CentralOrder, User
 from inventory.services.transfers import can_act_for_alliance, transfers_visible_to
 
 MONEY = DecimalField(max_digits=16, decimal_places=2)
@@ -85,6 +85,17 @@ def central_orders_visible_to(user: User) -> QuerySet[CentralOrder]:
     if user.hospital_id is None:
         return orders
     return orders.filter(alliance=user.hospital.alliance)
+
+
+def central_order_receipts(order_ids: list[int]) -> dict[tuple[int, int, int], int]:
+    """What each member has received (its receipts taken into its books) of each central order's
+    products: (central order, member, the lead hospital's product) → quantity. One query."""
+    rows = AllianceTransferLine.objects.filter(
+        transfer__central_order_id__in=order_ids, transfer__status=AllianceTransfer.Status.RECEIVED,
+    ).values("transfer__central_order_id", "transfer__to_hospital_id", "product_id").annotate(
+        received=Sum("received_quantity")).order_by()
+    return {(row["transfer__central_order_id"], row["transfer__to_hospital_id"], row["product_id"]): row["received"]
+            for row in rows}
 
 
 def statements_visible_to(user: User) -> QuerySet[AllocationStatement]:

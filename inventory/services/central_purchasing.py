@@ -28,6 +28,7 @@ from inventory.models import (
     Location,
     Product,
     Supplier,
+    SupplyAgreement,
     Unit,
     User,
 )
@@ -44,10 +45,12 @@ from inventory.services.transfers import (
 
 @dataclass(frozen=True)
 class CentralLineInput:
-    """One product of the lead hospital's catalog, and how many of it each member gets."""
+    """One product of the lead hospital's catalog, and how many of it each member gets. Without
+    `agreement`, the supplier's agreement in force today (the cheapest)."""
 
     product: Product
     quantities: dict[Hospital, int] = field(default_factory=dict)
+    agreement: SupplyAgreement | None = None
     platform_reference: str = ""
     emergency_reason: str = ""
     nhsa_exemption_reason: str = ""
@@ -66,7 +69,8 @@ def regional_warehouses(alliance: str):
                                    kind=Location.Kind.CENTRAL_WAREHOUSE).order_by("code")
 
 
-def _refuse_unless_alliance_actor(user: User, alliance: str) -> None:
+def require_alliance_actor(user: User, alliance: str) -> None:
+    """Refused unless `user` acts for the alliance (NOT_ALLOWED) and for this one (NOT_FOUND)."""
     if not can_act_for_alliance(user):
         raise Refused(Refusal.NOT_ALLOWED, action=_("act for the county alliance"))
     if user.hospital_id is not None and user.hospital.alliance != alliance:
@@ -83,7 +87,7 @@ def place_central_order(
     (not the lead itself) and have the product in its own catalog. All problems listed; nothing
     written on refusal."""
     centre = regional_warehouse.hospital
-    _refuse_unless_alliance_actor(user, centre.alliance)
+    require_alliance_actor(user, centre.alliance)
     if not centre.is_lead or not centre.alliance or regional_warehouse.kind != Location.Kind.CENTRAL_WAREHOUSE \
             or not regional_warehouse.is_active:
         raise Refused(Refusal.ALLIANCE_LOCATION_INVALID, location=regional_warehouse, role="区域仓库")
@@ -113,7 +117,7 @@ def place_central_order(
     with transaction.atomic():
         order = create_purchase_order(
             actor=Actor(user=user), hospital=centre, supplier=supplier, promised_date=promised_date,
-            lines=[OrderLineInput(product=line.product, quantity=sum(line.quantities.values()),
+            lines=[OrderLineInput(product=line.product, quantity=sum(line.quantities.values()), agreement=line.agreement,
                                   platform_reference=line.platform_reference, emergency_reason=line.emergency_reason,
                                   nhsa_exemption_reason=line.nhsa_exemption_reason) for line in lines],
         )
@@ -147,7 +151,7 @@ def distribute_central_order(
     warehouse, first expiry first: one alliance transfer of kind DISTRIBUTION (approved: the
     member's share is its request), to dispatch and receive as any transfer. Partial when stock is
     short; CENTRAL_ORDER_NOTHING_TO_DISTRIBUTE when nothing can go."""
-    _refuse_unless_alliance_actor(user, central_order.alliance)
+    require_alliance_actor(user, central_order.alliance)
     destination = destination or member_receiving_location(member)
     if destination is None:
         raise Refused(Refusal.NOT_FOUND, what="location")

@@ -154,12 +154,11 @@ def plan_from_demand(
             .filter(hospital=hospital, pk__in=sorted({s.pk for s in suggestions}))
             .select_related("location", "product").order_by("pk")
         )
-        taken = dict(PlanDemandSource.objects.filter(suggestion__in=locked_suggestions)
-                     .values_list("suggestion_id", "plan_id"))
+        taken = planned_sources("suggestion", locked_suggestions)
         for suggestion in locked_suggestions:
             described = describe_suggestion(suggestion)
             if suggestion.pk in taken:
-                problem = Problem(Refusal.DEMAND_ALREADY_PLANNED, {"source": described, "plan": _plan_name(taken[suggestion.pk])})
+                problem = Problem(Refusal.DEMAND_ALREADY_PLANNED, {"source": described, "plan": taken[suggestion.pk]})
             elif suggestion.status != ReplenishmentSuggestion.Status.OPEN:
                 problem = Problem(Refusal.DEMAND_NOT_OPEN, {"source": described, "status": suggestion.get_status_display()})
             else:
@@ -171,13 +170,12 @@ def plan_from_demand(
             .filter(requisition__hospital=hospital, pk__in=sorted({line.pk for line in requisition_lines}))
             .select_related("requisition", "product").order_by("pk")
         )
-        taken = dict(PlanDemandSource.objects.filter(requisition_line__in=locked_lines)
-                     .values_list("requisition_line_id", "plan_id"))
+        taken = planned_sources("requisition_line", locked_lines)
         shortfalls = {short.line.pk: short.shortfall for short in requisition_shortfalls(hospital, unplanned_only=False)}
         for line in locked_lines:
             described = describe_requisition_line(line)
             if line.pk in taken:
-                problem = Problem(Refusal.DEMAND_ALREADY_PLANNED, {"source": described, "plan": _plan_name(taken[line.pk])})
+                problem = Problem(Refusal.DEMAND_ALREADY_PLANNED, {"source": described, "plan": taken[line.pk]})
             elif line.requisition.status not in OPEN_FOR_PURCHASE:
                 problem = Problem(Refusal.DEMAND_NOT_OPEN, {"source": described,
                                                             "status": line.requisition.get_status_display()})
@@ -199,7 +197,7 @@ def plan_from_demand(
         planned: list[tuple[Product, int, SupplyAgreement, list[_Need]]] = []
         for group in by_product.values():
             product = group[0].product
-            agreement, problems = _agreement_for_demand(hospital, product, exemptions, group[0].description)
+            agreement, problems = agreement_for_demand(hospital, product, exemptions, group[0].description)
             if problems:
                 unplanned += [UnplannedDemand(need.description, product, need.quantity, problems) for need in group]
                 continue
@@ -229,11 +227,17 @@ def plan_from_demand(
     return plan
 
 
-def _plan_name(plan_id: int) -> str:
-    return f"PP-{plan_id:06d}"
+def planned_sources(kind: str, sources: list) -> dict[int, str]:
+    """Which of `sources` (suggestions or requisition lines, `kind` naming the field) are already
+    planned, and where: a purchase plan of their hospital or a central order of the alliance."""
+    return {
+        getattr(taken, f"{kind}_id"): taken.planned_in
+        for taken in PlanDemandSource.objects.filter(**{f"{kind}__in": sources}).select_related(
+            "allocation__central_order__purchase_order")
+    }
 
 
-def _agreement_for_demand(
+def agreement_for_demand(
     hospital: Hospital, product: Product, exemptions: dict[int, str], described: str
 ) -> tuple[SupplyAgreement | None, list[Problem]]:
     """The agreement to plan `product` under, or why it cannot be planned: a VBP product's VBP

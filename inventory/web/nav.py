@@ -8,6 +8,7 @@ by URL name). An item not placed there is listed under "More" until it is; the d
 link of its own. `menus_for` gives the menus one request sees (a menu with nothing the person may
 open is left out), rendered by web/_nav.html as <details> (no script needed).
 """
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.http import HttpRequest
@@ -16,6 +17,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from inventory.alliance import ALLIANCE_ROLES
+from inventory.services.transfers import can_act_for_alliance
 from inventory.web.access import CLINICAL, EVALUATION_READERS, EVERYONE, READERS, REVIEW_READERS, STOCK_HANDLERS, may
 from inventory.web.operations import BEDSIDE
 
@@ -26,6 +28,10 @@ class NavItem:
     label: Promise
     roles: frozenset[str]
     exact: bool = False  # active only on this very URL, not below it (the dashboard at "/")
+    only_if: Callable | None = None  # a further condition on the user, the one the view itself asks
+
+    def shown_to(self, user: object) -> bool:
+        return may(user, self.roles) and (self.only_if is None or self.only_if(user))
 
 
 NAV: tuple[NavItem, ...] = (
@@ -58,6 +64,8 @@ NAV: tuple[NavItem, ...] = (
     NavItem("web:department-count", _("Department count"), CLINICAL),
     NavItem("web:alliance-catalog", _("Alliance catalog"), READERS),
     NavItem("web:alliance-dashboard", _("Alliance dashboard"), frozenset(ALLIANCE_ROLES), exact=True),
+    NavItem("web:central-orders", _("Central purchasing"), READERS, exact=True, only_if=can_act_for_alliance),
+    NavItem("web:central-plan", _("Central plan from members' demand"), READERS, only_if=can_act_for_alliance),
 )
 
 
@@ -71,7 +79,7 @@ class MenuEntry:
 def items_for(request: HttpRequest) -> list[MenuEntry]:
     entries = []
     for item in NAV:
-        if not may(request.user, item.roles):
+        if not item.shown_to(request.user):
             continue
         url = reverse(item.url_name)
         active = request.path == url if item.exact else request.path.startswith(url)
@@ -111,6 +119,7 @@ GROUP_OF: dict[str, str] = {
     "web:evaluation": "purchasing",
     "web:review": "analysis", "web:department-cost": "analysis", "web:history": "analysis",
     "web:alliance-dashboard": "alliance", "web:alliance-catalog": "alliance", "web:alliance-transfers": "alliance",
+    "web:central-orders": "alliance", "web:central-plan": "alliance",
     "web:cabinets": "devices",
     "web:his-deliveries": "system",
 }
@@ -132,7 +141,7 @@ def menus_for(request: HttpRequest) -> list[Menu]:
     grouped: dict[str, list[MenuEntry]] = {group.key: [] for group in GROUPS}
     menus = []
     for item in NAV:
-        if not may(request.user, item.roles):
+        if not item.shown_to(request.user):
             continue
         url = reverse(item.url_name)
         entry = MenuEntry(url, str(item.label), request.path == url if item.exact else request.path.startswith(url))

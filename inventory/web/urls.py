@@ -8,6 +8,7 @@ from inventory.web.views import (
     auth,
     bedside,
     cabinets,
+    central_purchasing,
     complaints,
     dashboard,
     devices,
@@ -132,7 +133,8 @@ urlpatterns = [
     # County alliance (医共体): transfers between members, central orders, allocation statements.
     path("alliance/transfers/", alliance.transfer_list, name="alliance-transfers"),
     path("alliance/transfers/<int:pk>/", alliance.transfer_detail, name="alliance-transfer"),
-    path("alliance/central-orders/", alliance.central_orders, name="central-orders"),
+    path("alliance/central-orders/", central_purchasing.central_orders, name="central-orders"),
+    path("alliance/central-orders/plan/", central_purchasing.central_plan, name="central-plan"),
     path("alliance/statements/", alliance.statements, name="allocation-statements"),
     path("alliance/statements/<int:pk>/<str:file_format>", alliance.statement_file, name="allocation-statement-file"),
     path("periods/", period_close.month_list, name="periods"),

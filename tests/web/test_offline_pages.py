@@ -143,7 +143,8 @@ def _alliance_pages(world) -> dict[str, str]:
         manufacturer=world.product.manufacturer, tracking="LOT",
     )
     return {"web:alliance-transfers": "/alliance/transfers/", "web:alliance-transfer": f"/alliance/transfers/{transfer.pk}/",
-            "web:central-orders": "/alliance/central-orders/", "web:allocation-statements": "/alliance/statements/",
+            "web:central-orders": "/alliance/central-orders/", "web:central-plan": "/alliance/central-orders/plan/",
+            "web:allocation-statements": "/alliance/statements/",
             "web:alliance-dashboard": "/alliance/", "web:alliance-catalog": "/alliance/catalog/",
             "web:alliance-entry": f"/alliance/catalog/{entry.pk}/"}
 

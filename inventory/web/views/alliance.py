@@ -4,8 +4,7 @@
   allocations flagged), and a new transfer by scanning what is sent;
 - `/alliance/transfers/<id>/` — one transfer from the person's side: approve / reject (receiver),
   cancel / dispatch (sender), count by scanning and receive (receiver);
-- `/alliance/central-orders/` — the centre's central orders and each member's share, distributed
-  from here (API for placing them);
+- central orders: `central_purchasing.py`;
 - `/alliance/statements/` — allocation statements: issued by the centre, read by each member.
 
 Every rule is in the services (`transfers`, `central_purchasing`, `alliance_settlement`).
@@ -165,33 +164,6 @@ def _act(request: HttpRequest, transfer: AllianceTransfer) -> None:
         messages.success(request, _("Transfer received into your books."))
     else:
         raise Refused(Refusal.INVALID_REQUEST, detail="action")
-
-
-@web_page(READERS)
-def central_orders(request: HttpRequest) -> HttpResponse:
-    """The centre's central orders with each member's share; distribute a member's open share."""
-    if not transfers.can_act_for_alliance(request.user):
-        raise Http404
-    problems = []
-    if request.method == "POST":
-        order = get_object_or_404(selectors.central_orders_visible_to(request.user), pk=_int(request.POST.get("order")))
-        member = Hospital.objects.filter(pk=_int(request.POST.get("member")), alliance=order.alliance).first()
-        try:
-            if member is None:
-                raise Refused(Refusal.NOT_FOUND, what="hospital")
-            transfer = central_purchasing.distribute_central_order(
-                user=request.user, central_order=order, member=member,
-                idempotency_key=f"web-distribute-{request.POST.get('form_id') or uuid.uuid4().hex}-{member.pk}"[:128])
-        except Refused as refused:
-            problems = problems_of(refused)
-        else:
-            messages.success(request, _("Transfer %(number)s created.") % {"number": transfer.issue_number})
-            return redirect("web:alliance-transfer", pk=transfer.pk)
-    orders = selectors.central_orders_visible_to(request.user).prefetch_related(
-        "allocations__member", "allocations__order_line__product")[:100]
-    return render(request, "web/alliance/central_orders.html",
-                  {"orders": orders, "problems": problems, "form_id": uuid.uuid4().hex},
-                  status=400 if problems else 200)
 
 
 @web_page(READERS)
