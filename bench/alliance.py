@@ -106,18 +106,22 @@ ENTRY_USE_SQL = """
      GROUP BY 1, 2
 """
 VBP_SQL = """
-    SELECT a.contract_id, a.hospital_id, a.reported_demand, c.ratio,
-           (SELECT coalesce(sum(m.quantity) FILTER (WHERE m.kind = 'CONSUME'), 0)
-                 - coalesce(sum(m.quantity) FILTER (WHERE m.kind = 'UNCONSUME'), 0)
-              FROM inventory_movement m
-             WHERE m.hospital_id = a.hospital_id AND m.kind IN ('CONSUME', 'UNCONSUME')
-               AND m.product_id IN (SELECT product_id FROM inventory_vbpcontract_products WHERE vbpcontract_id = c.id)
-               AND m.occurred_at >= (c.start_date::timestamp AT TIME ZONE %(zone)s)
-               AND m.occurred_at < LEAST(%(until)s, (CASE c.period WHEN 'FIXED' THEN c.fixed_end_date + 1
-                                                     WHEN 'ONE_YEAR' THEN (c.start_date + interval '1 year')::date
-                                                     ELSE (c.start_date + interval '2 years')::date END
-                                                    )::timestamp AT TIME ZONE %(zone)s))
+    WITH used AS (
+        SELECT cp.vbpcontract_id AS contract_id, m.hospital_id,
+               sum(CASE WHEN m.kind = 'CONSUME' THEN m.quantity ELSE -m.quantity END) AS used
+          FROM inventory_vbpcontract_products cp JOIN inventory_vbpcontract c ON c.id = cp.vbpcontract_id
+          JOIN inventory_movement m ON m.product_id = cp.product_id
+         WHERE m.hospital_id = ANY(%(ids)s) AND m.kind IN ('CONSUME', 'UNCONSUME')
+           AND m.occurred_at >= (c.start_date::timestamp AT TIME ZONE %(zone)s)
+           AND m.occurred_at < LEAST(%(until)s, (CASE c.period WHEN 'FIXED' THEN c.fixed_end_date + 1
+                                                 WHEN 'ONE_YEAR' THEN (c.start_date + interval '1 year')::date
+                                                 ELSE (c.start_date + interval '2 years')::date END
+                                                )::timestamp AT TIME ZONE %(zone)s)
+         GROUP BY 1, 2
+    )
+    SELECT a.contract_id, a.hospital_id, a.reported_demand, c.ratio, coalesce(u.used, 0)
       FROM inventory_vbpallocation a JOIN inventory_vbpcontract c ON c.id = a.contract_id
+      LEFT JOIN used u ON u.contract_id = a.contract_id AND u.hospital_id = a.hospital_id
      WHERE a.hospital_id = ANY(%(ids)s)
 """
 FLOWS_SQL = """
