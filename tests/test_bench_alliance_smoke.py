@@ -63,3 +63,17 @@ def test_the_alliance_benchmark_runs_on_the_tiny_alliance(tmp_path, settings, re
     runs = ReconciliationRun.objects.filter(hospital__in=hospitals, is_current=True)
     assert runs.count() == 6 and all(run.status == "DONE" and run.has_reports for run in runs)
     assert not Finding.objects.filter(run__in=runs, kind=Finding.Kind.INVENTORY_MISMATCH).exists()
+
+
+def test_seed_scale_builds_the_tiny_alliance_then_reuses_it(capsys):
+    from django.core.management import call_command
+
+    from inventory.models import AllianceEntry, Hospital
+
+    call_command("seed_scale", "--alliance", "--size", "small")
+    built = capsys.readouterr().out
+    assert "alliance dataset alliance-small" in built and "members 6" in built
+    assert Hospital.objects.filter(alliance__startswith="建德医共体").count() == 6
+    assert AllianceEntry.objects.count() == 240
+    call_command("seed_scale", "--alliance", "--size", "small")
+    assert "reused" in capsys.readouterr().out
