@@ -16,7 +16,10 @@ from pathlib import Path
 
 from bench.figures import Figure, Report
 
-BENCHMARKS = ("ingest", "cabinet", "reconciliation", "api", "ui", "replenishment", "review")
+BENCHMARKS = ("ingest", "cabinet", "reconciliation", "api", "ui", "replenishment", "review", "alliance")
+# Those that need the alliance dataset (`--alliance`); the others need the one-hospital dataset.
+ALLIANCE_BENCHMARKS = ("alliance",)
+HOSPITAL_BENCHMARKS = tuple(name for name in BENCHMARKS if name not in ALLIANCE_BENCHMARKS)
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,9 @@ WORKLOADS = {
                       cabinet_duplicates=4, cabinet_unknown=3, cabinet_cycles=1, recon_repeat=1, api_clients=2,
                       api_requests=3, api_warmup=1, ui_requests=1, gunicorn_workers=1),
 }
+# The alliance dataset: nights (recon_repeat) of 18 reconciliations each, dashboards (repeat).
+WORKLOADS["alliance"] = WORKLOADS["full"]
+WORKLOADS["alliance-small"] = WORKLOADS["smoke"]
 
 
 @dataclass
@@ -117,6 +123,7 @@ def run_benchmarks(options: Options) -> Report:
     """Build or reuse the dataset, run the chosen benchmarks, and return the report (not yet written)."""
     from django.db import connection
 
+    from inventory.simulation.alliance_data import ALLIANCE_SIZES, ensure_alliance
     from inventory.simulation.scale_data import SIZES, ensure_dataset
 
     workload = WORKLOADS[options.workload or options.size]
@@ -124,8 +131,12 @@ def run_benchmarks(options: Options) -> Report:
         workload = Workload(**{**asdict(workload), "repeat": options.repeat,
                                "recon_repeat": min(workload.recon_repeat, options.repeat)})
     started = time.monotonic()
-    size = SIZES[options.size] if options.years == 1 else SIZES[options.size].with_years(options.years)
-    dataset = ensure_dataset(size, rebuild=options.rebuild, progress=options.progress)
+    if options.size in ALLIANCE_SIZES:
+        dataset = ensure_alliance(ALLIANCE_SIZES[options.size], rebuild=options.rebuild, progress=options.progress)
+    else:
+        size = SIZES[options.size] if options.years == 1 else SIZES[options.size].with_years(options.years)
+        dataset = ensure_dataset(size, rebuild=options.rebuild, progress=options.progress)
+    applicable = ALLIANCE_BENCHMARKS if "alliance" in dataset else HOSPITAL_BENCHMARKS
     context = Context(dataset, workload, options, run_id=f"{time.strftime('%m%d%H%M%S')}{secrets.token_hex(2)}",
                       progress=options.progress)
     report = Report(context={
@@ -136,6 +147,10 @@ def run_benchmarks(options: Options) -> Report:
     modules = _modules()
     for name in BENCHMARKS:
         if name not in options.only:
+            continue
+        if name not in applicable:
+            context.log(f"benchmark {name} skipped: it needs the {'alliance' if name in ALLIANCE_BENCHMARKS else 'one-hospital'}"
+                        " dataset")
             continue
         context.log(f"benchmark {name}")
         try:
@@ -151,7 +166,7 @@ def run_benchmarks(options: Options) -> Report:
 
 
 def _modules() -> dict:
-    from bench import api, cabinet, ingest, reconciliation, replenishment, review, ui
+    from bench import alliance, api, cabinet, ingest, reconciliation, replenishment, review, ui
 
     return {"ingest": ingest, "cabinet": cabinet, "reconciliation": reconciliation, "api": api, "ui": ui,
-            "replenishment": replenishment, "review": review}
+            "replenishment": replenishment, "review": review, "alliance": alliance}

@@ -4,6 +4,7 @@ print the table of figures and write bench/results/latest.json. See bench/README
     .venv/bin/python bench/run.py                      # full size (first run builds the dataset, ~3 min)
     .venv/bin/python bench/run.py --size small         # the small dataset, a quick run
     .venv/bin/python bench/run.py --only cabinet,ui --repeat 3
+    .venv/bin/python bench/run.py --alliance           # the alliance of 18 hospitals and its benchmark
 """
 from __future__ import annotations
 
@@ -19,12 +20,15 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from bench.harness import BENCHMARKS, WORKLOADS
+    from bench.harness import ALLIANCE_BENCHMARKS, BENCHMARKS, HOSPITAL_BENCHMARKS, WORKLOADS
 
     parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", choices=["small", "full"], default="full", help="the dataset (default: full)")
+    parser.add_argument("--size", choices=["small", "full", "alliance", "alliance-small"], default="full",
+                        help="the dataset (default: full)")
+    parser.add_argument("--alliance", action="store_true", help="the alliance dataset (18 members; with --size "
+                        "small its tiny version) and the alliance benchmark")
     parser.add_argument("--workload", choices=sorted(WORKLOADS), help="how much each benchmark does (default: the size's)")
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated, of: {', '.join(BENCHMARKS)}")
+    parser.add_argument("--only", help=f"comma-separated, of: {', '.join(BENCHMARKS)} (default: those of the dataset)")
     parser.add_argument("--repeat", type=int, help="repetitions of each benchmark (default: the workload's)")
     parser.add_argument("--rebuild", action="store_true", help="generate the dataset again even if it exists")
     parser.add_argument("--years", type=int, default=1, help="years of history in the dataset (default 1; 5 makes "
@@ -36,6 +40,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         f"(default: $BENCH_DATABASE_URL or {DEFAULT_DATABASE_URL})")
     parser.add_argument("--output", type=Path, default=ROOT / "bench/results/latest.json")
     args = parser.parse_args(argv)
+    if args.alliance or args.size.startswith("alliance"):
+        args.size = "alliance-small" if args.size in ("small", "alliance-small") else "alliance"
+    if args.only is None:
+        args.only = ",".join(ALLIANCE_BENCHMARKS if args.size.startswith("alliance") else HOSPITAL_BENCHMARKS)
     unknown = set(args.only.split(",")) - set(BENCHMARKS)
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")

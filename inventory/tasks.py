@@ -43,15 +43,17 @@ def run_named_job(self: Task, name: str) -> dict:
     bind=True, acks_late=True, reject_on_worker_lost=True, autoretry_for=(OperationalError,), retry_backoff=True,
     retry_jitter=True, max_retries=5,
 )
-def reconcile_hospital_period(self: Task, hospital_id: int, start: str, end: str) -> int:
+def reconcile_hospital_period(self: Task, hospital_id: int, start: str, end: str, rerun: bool = False) -> int:
     """Reconcile one hospital over [start, end] (ISO dates, end included); returns the run's id.
 
     Acknowledged only when done, and redelivered when the worker dies mid-run: the run is unique per
     hospital and period, and a run left RUNNING by a dead worker is computed again in place.
+    `rerun` supersedes a finished run of the period instead of returning it (bench/alliance.py runs
+    the same night again).
     """
     run = run_reconciliation(
         hospital=Hospital.objects.get(pk=hospital_id), period_start=datetime.date.fromisoformat(start),
-        period_end=datetime.date.fromisoformat(end),
+        period_end=datetime.date.fromisoformat(end), rerun=rerun,
     )
     return run.pk
 
