@@ -166,13 +166,23 @@ class RatioRedLineAdmin(admin.ModelAdmin):
 
 class ClinicalTeamMemberInline(admin.TabularInline):
     model = models.ClinicalTeamMember
-    extra = 1
+    extra = 0
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(models.ClinicalTeam)
-class ClinicalTeamAdmin(admin.ModelAdmin):
+class ClinicalTeamAdmin(ReadOnlyAdmin):
     """Clinical teams (诊疗组) and their doctors with dated membership: a use is reviewed under the
-    team its doctor was in on the day."""
+    team its doctor was in on the day. Read-only here: they are kept on /clinical-teams/ and over
+    the API, where services.clinical_teams refuses a doctor in two teams of a department on a day."""
     list_display = ("code", "name", "department", "hospital", "is_active")
     list_filter = ("hospital", "is_active")
     search_fields = ("code", "name", "members__doctor")

@@ -667,6 +667,24 @@ class Refusal(Enum):
     REVENUE_ROW_INVALID = (
         400, "Row {row}: the value of {field} is not valid.", "第 {row} 行：{field} 的值无效。"
     )
+    # Clinical teams (诊疗组, services.clinical_teams)
+    CLINICAL_TEAM_CODE_TAKEN = (
+        409, "Clinical team code {code} is already used in this hospital.", "诊疗组编码 {code} 在本院已被使用。"
+    )
+    TEAM_MEMBERSHIP_OVERLAPS = (
+        409,
+        "Doctor {doctor} is already in clinical team {team} of {department} from {since} to {until}: a doctor "
+        "is in one team of a department on a day; end that membership first.",
+        "医生 {doctor} 在 {since} 至 {until} 已属于{department}的诊疗组 {team}：同一天医生在一个科室只能属于一个诊疗组，"
+        "请先结束该成员关系。",
+    )
+    TEAM_MEMBERSHIP_DATES = (
+        400, "A membership cannot end ({until}) before it starts ({since}).", "成员关系的结束日期（{until}）不能早于开始日期（{since}）。"
+    )
+    TEAM_MEMBERSHIP_ENDED = (
+        409, "Doctor {doctor}'s membership of {team} already ended on {until}.", "医生 {doctor} 在 {team} 的成员关系已于 {until} 结束。"
+    )
+    TEAM_DOCTOR_REQUIRED = (400, "The doctor's HIS code is required.", "需要医生的 HIS 工号。")
     # Recalls (召回)
     RECALL_LOCKED = (
         409, "{item} is under recall {recall}: it may only be quarantined, returned to the supplier or scrapped.",
@@ -805,6 +823,8 @@ THINGS = {
     "indicator set": ("indicator set", "评价指标体系"),
     "indicator": ("indicator", "评价指标"),
     "supplier": ("supplier", "供应商"),
+    "clinical team": ("clinical team", "诊疗组"),
+    "team member": ("team member", "诊疗组成员"),
 }
 
 

@@ -37,6 +37,7 @@ from inventory.api.fields import (
 )
 from inventory.api.permissions import STOCK_HANDLERS
 from inventory.models import (
+    ClinicalTeam,
     Department,
     LabelPrint,
     Location,
@@ -194,6 +195,10 @@ class UseInputSerializer(IdempotentInputSerializer):
     surgery_id = serializers.CharField(max_length=64, required=False, default="", allow_blank=True)
     surgery_name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
     doctor = serializers.CharField(max_length=64, required=False, default="", allow_blank=True)
+    clinical_team = ScopedPrimaryKeyRelatedField(
+        queryset=ClinicalTeam.objects.all(), required=False, allow_null=True,
+        help_text="The clinical team (诊疗组); default: the doctor's team on the day of use",
+    )
 
 
 class PackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
@@ -229,7 +234,7 @@ class PackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         data = validated(UseInputSerializer, request)
         context = ClinicalContext(encounter=data["encounter"], department=data["department"],
                                   surgery_id=data["surgery_id"], surgery_name=data["surgery_name"],
-                                  doctor=data["doctor"])
+                                  doctor=data["doctor"], clinical_team=data.get("clinical_team"))
         processing.use_pack(actor=Actor(user=request.user), hospital=caller_hospital(request), pack=pack,
                             context=context, member_ids=data["members"], idempotency_key=idempotency_key(request, data))
         return Response(self.get_serializer(self.get_queryset().get(pk=pack.pk)).data)

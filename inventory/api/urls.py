@@ -33,6 +33,7 @@ urlpatterns = [
     path("", include("inventory.api.settlements")),
     path("", include("inventory.api.his")),
     path("", include("inventory.api.review")),
+    path("", include("inventory.api.clinical_teams")),
     path("", include("inventory.api.notifications")),
     path("", include("inventory.api.alerts")),
     path("", include("inventory.api.reconciliation")),

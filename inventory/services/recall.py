@@ -23,8 +23,10 @@ from django.db.models import (
     CharField,
     Count,
     DateTimeField,
+    Exists,
     F,
     IntegerField,
+    OuterRef,
     Q,
     QuerySet,
     Sum,
@@ -269,11 +271,10 @@ def refresh(recall: Recall) -> None:
         handling=RecallItem.Handling.GONE, handled_at=now)
     pending.filter(unit__location__kind=Location.Kind.QUARANTINE).update(
         handling=RecallItem.Handling.QUARANTINED, handled_at=now)
-    for item in pending.filter(unit__isnull=True):
-        balance = LotBalance.objects.filter(product_id=recall.product_id, lot=item.lot,
-                                            location_id=item.location_id).first()
-        if balance is None or balance.quantity == 0:
-            RecallItem.objects.filter(pk=item.pk).update(handling=RecallItem.Handling.GONE, handled_at=now)
+    still_there = LotBalance.objects.filter(product_id=recall.product_id, lot=OuterRef("lot"),
+                                            location_id=OuterRef("location_id"), quantity__gt=0)
+    pending.filter(unit__isnull=True).exclude(Exists(still_there)).update(
+        handling=RecallItem.Handling.GONE, handled_at=now)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from inventory.alliance import ALLIANCE_ROLES
+from inventory.models import Role
 from inventory.services.transfers import can_act_for_alliance
 from inventory.web.access import CLINICAL, EVALUATION_READERS, EVERYONE, READERS, REVIEW_READERS, STOCK_HANDLERS, may
 from inventory.web.operations import BEDSIDE
@@ -41,6 +42,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("web:receiving", _("Receiving"), STOCK_HANDLERS),
     NavItem("web:purchasing", _("Purchasing"), READERS),
     NavItem("web:review", _("Consumable review"), REVIEW_READERS),
+    NavItem("web:clinical-teams", _("Clinical teams"), REVIEW_READERS | {Role.NURSE}),
     NavItem("web:moves", _("Transfers and returns"), STOCK_HANDLERS),
     NavItem("web:processing", _("Processing"), STOCK_HANDLERS),
     NavItem("web:cabinets", _("Smart cabinets"), EVERYONE),
@@ -117,7 +119,7 @@ GROUP_OF: dict[str, str] = {
     "web:reconciliation": "counts",
     "web:purchasing": "purchasing", "web:vbp-contracts": "purchasing", "web:complaints": "purchasing",
     "web:evaluation": "purchasing",
-    "web:review": "analysis", "web:department-cost": "analysis", "web:history": "analysis",
+    "web:review": "analysis", "web:clinical-teams": "analysis", "web:department-cost": "analysis", "web:history": "analysis",
     "web:alliance-dashboard": "alliance", "web:alliance-catalog": "alliance", "web:alliance-transfers": "alliance",
     "web:central-orders": "alliance", "web:central-plan": "alliance",
     "web:cabinets": "devices",

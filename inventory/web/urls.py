@@ -9,6 +9,7 @@ from inventory.web.views import (
     bedside,
     cabinets,
     central_purchasing,
+    clinical_teams,
     complaints,
     dashboard,
     devices,
@@ -62,6 +63,9 @@ urlpatterns = [
     path("review/watched/", review.watched_items, name="review-watched"),
     path("review/revenue/", review.revenue_import, name="review-revenue"),
     path("review/red-lines/", review.red_lines, name="review-red-lines"),
+    # Clinical teams (诊疗组) and their dated memberships.
+    path("clinical-teams/", clinical_teams.team_list, name="clinical-teams"),
+    path("clinical-teams/<int:pk>/", clinical_teams.team_detail, name="clinical-team"),
     # Operations: receiving (验收), smart cabinets, use at the bedside, transfers / returns / scraps.
     path("receiving/", receiving.note_list, name="receiving"),
     path("receiving/find/", receiving.find_note, name="receiving-find"),

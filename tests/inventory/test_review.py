@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from inventory.errors import Refused
-from inventory.models import Alert, Consumption, DepartmentRevenue, RatioRedLine, WatchedItem
+from inventory.models import Alert, ClinicalTeam, Consumption, DepartmentRevenue, RatioRedLine, WatchedItem
 from inventory.selectors.review import Period, consumable_ratio, percentile, review, surgery_costs
 from inventory.services import review as review_service
 from tests import factories
@@ -32,11 +32,12 @@ def world(hospital, warehouse, supplier):
 
 
 def use(world, *, product, department, when, price, quantity=1, doctor="D1", surgery_id="", surgery_name="",
-        refunded=False):
+        refunded=False, team=None):
     return Consumption.objects.create(
         hospital=world["hospital"], product=product, quantity=quantity, location=world["location"],
         encounter="E1", surgery_id=surgery_id, surgery_name=surgery_name, doctor=doctor, department=department,
         unit_price=Decimal(price), occurred_at=at(when), refunded_at=at(when, 12) if refunded else None,
+        clinical_team=team,
     )
 
 
@@ -81,6 +82,34 @@ def test_review_by_each_dimension_matches_hand_computed_totals_with_growth(world
                                                           high_value_only=True)}
         assert {k: v for k, v in high.items() if v} == {k: c["hv_now"] for (d, k), c in expected.items()
                                                         if d == dimension and c["hv_now"]}
+
+
+def test_review_by_clinical_team_has_hand_computed_totals_and_uses_without_a_team_are_not_grouped(world):
+    hospital, cardio, ortho, stent = world["hospital"], world["cardio"], world["ortho"], world["stent"]
+    heart = ClinicalTeam.objects.create(hospital=hospital, department=cardio, code="C1", name="心内一组")
+    bones = ClinicalTeam.objects.create(hospital=hospital, department=ortho, code="O1", name="骨科一组")
+    period = Period(datetime.date(2026, 3, 1), datetime.date(2026, 3, 31))  # before: 2026-01-29 … 02-28
+    for when, price, quantity, team, refunded in [
+        (datetime.date(2026, 3, 2), "100.00", 2, heart, False),   # 心内一组 now 200
+        (datetime.date(2026, 3, 30), "50.00", 1, heart, False),   # 心内一组 now 50 → 250
+        (datetime.date(2026, 3, 15), "300.00", 1, bones, False),  # 骨科一组 now 300
+        (datetime.date(2026, 3, 9), "20.00", 3, None, False),     # 未分组 now 60
+        (datetime.date(2026, 3, 9), "40.00", 1, None, True),      # refunded: nowhere
+        (datetime.date(2026, 2, 10), "125.00", 1, heart, False),  # 心内一组 before 125
+        (datetime.date(2025, 3, 15), "30.00", 1, None, False),    # 未分组 a year ago 30
+    ]:
+        use(world, product=stent, department=heart.department if team else cardio, when=when, price=price,
+            quantity=quantity, team=team, refunded=refunded)
+    rows = review(hospital=hospital, dimension="clinical_team", period=period)
+    assert [(row.label, row.amount, row.uses, row.quantity, row.previous_amount, row.year_ago_amount)
+            for row in rows] == [
+        ("骨科一组", Decimal("300.00"), 1, 1, Decimal("0.00"), Decimal("0.00")),
+        ("心内一组", Decimal("250.00"), 2, 3, Decimal("125.00"), Decimal("0.00")),
+        ("未分组", Decimal("60.00"), 1, 3, Decimal("0.00"), Decimal("30.00")),
+    ]
+    assert [(row.period_growth, row.year_growth) for row in rows] == [
+        (None, None), (Decimal("100.0"), None), (None, Decimal("100.0"))]
+    assert sum(row.amount for row in rows) == Decimal("610.00")  # every live use of March, each once
 
 
 def test_per_surgery_cost_distribution_per_doctor_and_outlier(world):

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from devices.models import RejectedMessage
 from inventory.actors import Actor
-from inventory.models import BackgroundJob, DeliveryNote, ReconciliationRun, StockOrder
+from inventory.models import BackgroundJob, ClinicalTeam, DeliveryNote, ReconciliationRun, StockOrder
 from inventory.services.purchasing import OrderLineInput, create_plan, create_purchase_order
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
 from inventory.services.requisitions import RequestedLine, create_requisition
@@ -111,6 +111,9 @@ def pages(world) -> dict[str, str]:
     found.update(_alliance_pages(world))
     found.update({"web:review-watched": "/review/watched/", "web:review-revenue": "/review/revenue/",
                   "web:review-red-lines": "/review/red-lines/"})
+    team, _ = ClinicalTeam.objects.get_or_create(hospital=world.warehouse.hospital, code="OFF-T1",
+                                                 defaults={"department": world.cabinet.department, "name": "导管室一组"})
+    found.update({"web:clinical-teams": "/clinical-teams/", "web:clinical-team": f"/clinical-teams/{team.pk}/"})
     found.update({"web:recalls": "/recalls/", "web:recall": f"/recalls/{_a_recall(world).pk}/", "web:implants": "/implants/"})
     evaluation = _an_evaluation(world)
     found.update({"web:evaluation": "/purchasing/evaluation/",

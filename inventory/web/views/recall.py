@@ -15,8 +15,13 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from inventory.errors import Refusal, Refused
-from inventory.models import Location, Product, Recall, RecallItem
-from inventory.selectors.recall import implant_uses_visible_to, recall_items_visible_to, recalls_visible_to
+from inventory.models import Location, Product, Recall
+from inventory.selectors.recall import (
+    implant_uses_visible_to,
+    recall_items_visible_to,
+    recall_listing,
+    recalls_visible_to,
+)
 from inventory.selectors.stock import StockScope
 from inventory.services import recall as recalls
 from inventory.web.access import CLINICAL, REVIEW_READERS, STOCK_HANDLERS, may, web_page
@@ -94,11 +99,10 @@ def recall_detail(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect("web:recall", pk=recall.pk)
     recalls.refresh(recall)
     recall.refresh_from_db()
-    items = list(recall_items_visible_to(request.user, recall))
+    listing = recall_listing(request.user, recall)
     return render(request, "web/recalls/detail.html", {
-        "recall": recall, "progress": recalls.progress(recall), "problems": problems,
-        "stock_items": [i for i in items if i.kind == RecallItem.Kind.STOCK],
-        "used_items": [i for i in items if i.kind == RecallItem.Kind.USED],
+        "recall": recall, "progress": listing.progress, "problems": problems,
+        "stock_items": listing.stock_items, "used_items": listing.used_items,
         "can_work": may(request.user, STOCK_HANDLERS) and recall.status == Recall.Status.OPEN,
         "can_follow_up": recall.status == Recall.Status.OPEN and may(request.user, CLINICAL),
         "can_export": may(request.user, REVIEW_READERS),
