@@ -16,7 +16,12 @@ from django.utils.translation import gettext as _
 
 from inventory.errors import Refusal, Refused
 from inventory.models import Location, Product, Recall, RecallItem
-from inventory.selectors.recall import implant_uses_visible_to, recall_items_visible_to, recalls_visible_to
+from inventory.selectors.recall import (
+    followed_in_members,
+    implant_uses_visible_to,
+    recall_items_visible_to,
+    recalls_visible_to,
+)
 from inventory.selectors.stock import StockScope
 from inventory.services import recall as recalls
 from inventory.web.access import CLINICAL, REVIEW_READERS, STOCK_HANDLERS, may, web_page
@@ -97,6 +102,7 @@ def recall_detail(request: HttpRequest, pk: int) -> HttpResponse:
     items = list(recall_items_visible_to(request.user, recall))
     return render(request, "web/recalls/detail.html", {
         "recall": recall, "progress": recalls.progress(recall), "problems": problems,
+        "followed_in": followed_in_members(recall),
         "stock_items": [i for i in items if i.kind == RecallItem.Kind.STOCK],
         "used_items": [i for i in items if i.kind == RecallItem.Kind.USED],
         "can_work": may(request.user, STOCK_HANDLERS) and recall.status == Recall.Status.OPEN,
