@@ -212,22 +212,27 @@ def transfer_numbers(line_ids: set[int]) -> dict[int, str]:
 def held_unit_problems(units: list[Unit]) -> list[Problem]:
     """Why each of `units` may move only by its alliance transfer: it is at an alliance in-transit
     location (ALLIANCE_TRANSIT_LOCKED) or reserved for a transfer not yet dispatched
-    (ALLIANCE_STOCK_RESERVED, naming the transfer). Three small queries at most, whatever the units."""
+    (ALLIANCE_STOCK_RESERVED, naming the transfer). One query when none is held."""
     if not units:
         return []
-    transit = {location.pk: location for location in _alliance_transit(
-        {unit.location_id for unit in units if unit.location_id})}
-    reserved = dict(_transfer_reservations().filter(unit_id__in=[unit.pk for unit in units])
-                    .values_list("unit_id", "holder_id"))
-    numbers = transfer_numbers(set(reserved.values())) if reserved else {}
+    reservation = _transfer_reservations().filter(unit_id=OuterRef("pk"))
+    held = {row["pk"]: row for row in Unit.objects.filter(pk__in=[unit.pk for unit in units]).filter(
+        Q(location__kind=Location.Kind.IN_TRANSIT, location__code=Location.ALLIANCE_TRANSIT_CODE)
+        | Exists(reservation)).values("pk", "location__code", "location__kind", "location__name",
+                                      holder=Subquery(reservation.values("holder_id")[:1]))}
+    if not held:
+        return []
+    numbers = transfer_numbers({row["holder"] for row in held.values() if row["holder"]})
     problems = []
     for unit in units:
-        if unit.location_id in transit:
+        if (row := held.get(unit.pk)) is None:
+            continue
+        if (row["location__kind"], row["location__code"]) == (Location.Kind.IN_TRANSIT, Location.ALLIANCE_TRANSIT_CODE):
             problems.append(Problem(Refusal.ALLIANCE_TRANSIT_LOCKED, {
-                "item": f"SN {unit.serial}", "location": transit[unit.location_id]}, unit.pk))
-        elif unit.pk in reserved:
+                "item": f"SN {unit.serial}", "location": row["location__name"]}, unit.pk))
+        else:
             problems.append(Problem(Refusal.ALLIANCE_STOCK_RESERVED, {
-                "item": f"SN {unit.serial}", "number": numbers.get(reserved[unit.pk], "?")}, unit.pk))
+                "item": f"SN {unit.serial}", "number": numbers.get(row["holder"], "?")}, unit.pk))
     return problems
 
 

@@ -154,6 +154,8 @@ def follow_into_members(recall: Recall, _reached: set[int] | None = None) -> lis
     every member). The opener sees the member's part as counts and locations only
     (`selectors.recall.followed_in_members`). A member that already has an open recall of the item
     is not opened twice."""
+    if not recall.hospital.alliance:
+        return []
     reached = _reached if _reached is not None else {recall.hospital_id}
     followed = []
     targets = (_received_lines(recall).exclude(transfer__to_hospital_id__in=reached)

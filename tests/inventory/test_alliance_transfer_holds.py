@@ -221,3 +221,26 @@ def test_the_ledger_trigger_refuses_a_movement_of_a_reserved_unit(
                                 from_location=cath_lab_store, from_status=UnitStatus.IN_STOCK,
                                 to_status=UnitStatus.SCRAPPED, document_type=Movement.DocumentType.STOCK_ORDER,
                                 document_id=1, idempotency_key="raw")
+
+
+def test_a_stocktake_cannot_adjust_away_what_a_transfer_reserved(
+    hospital, keeper_actor, lot_product, cath_lab_store, member, store_stock, settings,
+):
+    from inventory.services import stocktake
+
+    settings.SPD_STOCKTAKE_RECOUNT_QUANTITY = 100
+    transfer = send(keeper_actor, cath_lab_store, member, units=[store_stock[0]],
+                    lots=[TransferLot(lot_product, "L1", 6)])
+    counter = factories.UserFactory(hospital=hospital, roles=["warehouse"])
+    approver = factories.UserFactory(hospital=hospital, roles=["spd_operator"])
+    session = stocktake.start_count(user=counter, hospital=hospital, locations=[cath_lab_store])
+    for unit in store_stock:
+        stocktake.count_unit(session=session, user=counter, unit=unit, location=cath_lab_store)
+    stocktake.count_lot(session=session, user=counter, product=lot_product, lot="L1", location=cath_lab_store,
+                        quantity=3)  # 7 missing, but 6 of the 10 are promised to the transfer
+    stocktake.submit(session=session, user=counter)
+    with pytest.raises(Refused) as refused:
+        stocktake.approve(session=session, user=approver)
+    assert codes(refused) == {"ALLIANCE_LOT_RESERVED"} and transfer.issue_number in refused.value.problems[0].detail
+    assert not Movement.objects.filter(document_type=Movement.DocumentType.STOCKTAKE).exists()
+    assert LotBalance.objects.get(product=lot_product, location=cath_lab_store).quantity == 10
