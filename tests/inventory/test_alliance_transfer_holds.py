@@ -145,7 +145,8 @@ def test_a_rejection_releases_and_a_dispatch_consumes_the_reservations(
     dispatch_transfer(user=keeper_actor.user, transfer=transfer, idempotency_key="d-1")
     transfer.refresh_from_db()
     assert not StockReservation.objects.filter(holder_type=HOLDER, is_active=True).exists()
-    assert StockReservation.objects.filter(holder_type=HOLDER, is_active=False).count() == 3
+    consumed = StockReservation.objects.filter(holder_type=HOLDER, holder_id__in=transfer.lines.values("pk"))
+    assert consumed.count() == 3 and not consumed.filter(released_at__isnull=True).exists()
     assert set(Unit.objects.filter(pk__in=[h1.pk, h2.pk]).values_list("location_id", flat=True)) == {
         transfer.in_transit_location_id}
     assert LotBalance.objects.get(product=lot_product, location=cath_lab_store).quantity == 4
