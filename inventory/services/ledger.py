@@ -277,16 +277,18 @@ def refuse_if_held(kind: str, document: tuple[str, int] | None, *, units: list[U
 def refuse_blocked(
     *, kind: str, hospital_id: int, moment: datetime.datetime, from_location_ids: set[int | None],
     to_location: Location | None, units: list[Unit], document: tuple[str, int] | None = None,
+    reported_fact: bool = False,
 ) -> None:
     """`refuse_closed_period`, `refuse_if_frozen`, `refuse_if_held` and `refuse_if_recalled` for one
     movement, in one query: whether each of them could refuse is read together, and only then does
     the one that could read what it needs to decide and word its refusal (the same functions, so the
-    same rules)."""
+    same rules). A `reported_fact` (a cabinet door close) is checked for closed months and frozen
+    counts only."""
     from_ids = {pk for pk in from_location_ids if pk is not None}
     checks = {"closed": Subquery(
         ClosedPeriod.objects.filter(hospital_id=hospital_id).order_by("-ends_at").values("ends_at")[:1]
     )}
-    if _holds_apply(kind, document) and units:
+    if _holds_apply(kind, document) and units and not reported_fact:
         checks["reserved"] = Exists(_transfer_reservations().filter(unit_id__in=[unit.pk for unit in units]))
         checks["in_transit"] = Exists(_alliance_transit(from_ids))
     if kind in FROZEN_KINDS and from_ids:
@@ -294,7 +296,7 @@ def refuse_blocked(
             status=StocktakeSession.Status.COUNTING, freeze_outgoing=True, locations__in=from_ids,
         ))
     into_quarantine = to_location is not None and to_location.kind == Location.Kind.QUARANTINE
-    if kind in RECALL_LOCKED_KINDS and not into_quarantine and units:
+    if kind in RECALL_LOCKED_KINDS and not into_quarantine and units and not reported_fact:
         checks["recalled"] = Exists(Recall.objects.filter(
             status=Recall.Status.OPEN, product_id__in={unit.product_id for unit in units},
         ))
@@ -347,13 +349,11 @@ def move_units(
     problems = [problem for unit in units if (problem := transition_problem(unit, to_status))]
     if problems:
         raise Refused(problems)
-    refuse_if_frozen(kind, {unit.location_id for unit in units})
-    if not reported_fact:
-        refuse_if_held(kind, document, units=units)
-        refuse_if_recalled(kind, to_location, units=units)
     if not units:
         return []
-    refuse_closed_period(hospital_id=units[0].hospital_id, moment=occurred_at)
+    refuse_blocked(kind=kind, hospital_id=units[0].hospital_id, moment=occurred_at,
+                   from_location_ids={unit.location_id for unit in units}, to_location=to_location, units=units,
+                   document=document, reported_fact=reported_fact)
     movements = Movement.objects.bulk_create([
         Movement(
             hospital_id=unit.hospital_id, kind=kind, product_id=unit.product_id, unit=unit, lot=unit.lot, quantity=1,
