@@ -62,6 +62,10 @@ def member(product, lot_product):
 
 @pytest.fixture
 def split_lot(hospital, keeper_actor, supplier, warehouse, product, cath_lab_store, member):
+    return build_split_lot(hospital, keeper_actor, supplier, warehouse, product, cath_lab_store, member)
+
+
+def build_split_lot(hospital, keeper_actor, supplier, warehouse, product, cath_lab_store, member):
     """Lot L-RC of four stents: RC0 used in the lead's cath lab, RC1 in its warehouse; RC2 and RC3
     transferred to member M1, RC2 used there on a patient, RC3 in its ward store."""
     units = stock_units(keeper_actor, supplier, warehouse, product, ["RC0", "RC1", "RC2", "RC3"], lot="L-RC")
