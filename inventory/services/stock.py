@@ -71,6 +71,7 @@ class _OrderSpec:
     supplier: Supplier | None = None
     reason_code: str = ""
     note: str = ""
+    alliance_dispatch: bool = False  # the dispatch of an alliance transfer: the one move into ALLIANCE-TRANSIT
 
     @property
     def releases_quarantine(self) -> bool:
@@ -97,14 +98,17 @@ def put_away(
 def transfer_stock(
     *, actor: Actor, hospital: Hospital, to_location: Location, idempotency_key: str, units: list[Unit] = (),
     lots: list[LotQuantity] = (), from_location: Location | None = None, note: str = "",
-    occurred_at: datetime.datetime | None = None,
+    occurred_at: datetime.datetime | None = None, alliance_dispatch: bool = False,
 ) -> StockOrder:
     """Move units and lot quantities to another location (a department store, a smart cabinet…).
 
     `from_location`, when given, is where the caller believes the units are (the scan was made
-    there): a unit that has moved meanwhile is refused rather than silently moved again.
+    there): a unit that has moved meanwhile is refused rather than silently moved again. The
+    alliance in-transit location is neither left nor entered by a move (ALLIANCE_TRANSIT_LOCKED),
+    except by an alliance transfer's dispatch (`alliance_dispatch`, services/transfers.py).
     """
-    spec = _OrderSpec(StockOrder.Kind.TRANSFER, Movement.Kind.TRANSFER, None, to_location=to_location, note=note)
+    spec = _OrderSpec(StockOrder.Kind.TRANSFER, Movement.Kind.TRANSFER, None, to_location=to_location, note=note,
+                      alliance_dispatch=alliance_dispatch)
     return _execute_order(
         actor=actor, hospital=hospital, spec=spec, units=list(units), lots=list(lots),
         from_location=from_location, idempotency_key=idempotency_key, occurred_at=occurred_at,
@@ -336,6 +340,8 @@ def _refuse_bad_request(
                  for lot in lots if lot.from_location.is_alliance_transit]
     if from_location is not None and from_location.is_alliance_transit:
         problems.append(Problem(Refusal.ALLIANCE_TRANSIT_LOCKED, {"item": _("Stock"), "location": from_location}))
+    if spec.to_location is not None and spec.to_location.is_alliance_transit and not spec.alliance_dispatch:
+        problems.append(Problem(Refusal.ALLIANCE_TRANSIT_LOCKED, {"item": _("Stock"), "location": spec.to_location}))
     if spec.to_location is not None and not spec.to_location.is_active:
         problems.append(Problem(Refusal.LOCATION_INACTIVE, {"location": spec.to_location}))
     if any(unit.hospital_id != hospital.pk for unit in units):

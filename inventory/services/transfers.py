@@ -446,7 +446,7 @@ def dispatch_transfer(*, user: User, transfer: AllianceTransfer, idempotency_key
             from_location=locked.source_location, units=[line.unit for line in lines if line.unit_id],
             lots=[LotQuantity(line.product, line.lot, line.quantity, locked.source_location)
                   for line in lines if not line.unit_id],
-            idempotency_key=f"alliance:{locked.pk}:dispatch", note=locked.issue_number,
+            idempotency_key=f"alliance:{locked.pk}:dispatch", note=locked.issue_number, alliance_dispatch=True,
         )
         pool = _dispatched_layers(order.pk)
         for line in lines:

@@ -156,7 +156,7 @@ def test_a_rejection_releases_and_a_dispatch_consumes_the_reservations(
 def test_stock_in_alliance_transit_moves_only_by_the_transfers_receipt_or_return(
     hospital, keeper_actor, supplier, product, lot_product, cath_lab_store, member, store_stock,
 ):
-    h1, h2, _h3 = store_stock
+    h1, h2, h3 = store_stock
     transfer = send(keeper_actor, cath_lab_store, member, units=[h1, h2], lots=[TransferLot(lot_product, "L1", 6)],
                     kind="EMERGENCY", reason="抢救")
     dispatch_transfer(user=keeper_actor.user, transfer=transfer, idempotency_key="d-1")
@@ -182,6 +182,8 @@ def test_stock_in_alliance_transit_moves_only_by_the_transfers_receipt_or_return
         "use (ledger)": lambda: move_unit(unit=Unit.objects.get(pk=h1.pk), kind=Movement.Kind.CONSUME,
                                           to_status=UnitStatus.CONSUMED, to_location=None, actor=keeper_actor,
                                           idempotency_key="a6", document=(Movement.DocumentType.CONSUMPTION, 1)),
+        "move into transit": lambda: transfer_stock(actor=keeper_actor, hospital=hospital, to_location=transit,
+                                                    units=[h3], idempotency_key="a9"),
         "stocktake": lambda: start_count(user=keeper_actor.user, hospital=hospital, locations=[transit]),
         "requisition pick": lambda: create_pick_list(user=keeper_actor.user, hospital=hospital,
                                                      source_location=transit, requisition_lines=[],
