@@ -760,6 +760,21 @@ class Refusal(Enum):
         409, "{item} of transfer {number} is already counted in full.", "调拨单 {number} 的 {item} 已全部清点。"
     )
     ALLIANCE_RECEIPT_LINE_INVALID = (400, "Transfer receipt, {field}: {reason}.", "调拨签收 {field}：{reason}。")
+    ALLIANCE_STOCK_RESERVED = (
+        409, "{item} is reserved for alliance transfer {number}: cancel the transfer first to use it otherwise.",
+        "{item} 已被医共体调拨单 {number} 预留：如需另作他用，请先取消该调拨单。",
+    )
+    ALLIANCE_LOT_RESERVED = (
+        409,
+        "Lot {lot} at {location}: {reserved} of {quantity} are reserved for alliance transfer(s) {numbers}; "
+        "{available} available, {requested} requested.",
+        "{location} 的批号 {lot}：{quantity} 中有 {reserved} 已被医共体调拨单 {numbers} 预留；可用 {available}，需要 {requested}。",
+    )
+    ALLIANCE_TRANSIT_LOCKED = (
+        409,
+        "{item} is in transit at {location}: it moves only by its alliance transfer's receipt or return.",
+        "{item} 位于医共体调拨在途库位 {location}：只能通过调拨单的签收或退回移动。",
+    )
     CENTRAL_ORDER_INVALID = (400, "Central order: {reason}.", "集中采购单：{reason}。")
     CENTRAL_PLAN_NOT_IN_ALLIANCE_CATALOG = (
         409, "{source}: {product} of {hospital} is not linked to the alliance catalog, so the centre cannot buy it.",

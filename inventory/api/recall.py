@@ -28,7 +28,12 @@ from inventory.api.fields import BoundedDateField, caller_hospital, idempotency_
 from inventory.api.reconciliation import _FirstRenderer
 from inventory.errors import Refusal, Refused
 from inventory.models import Location, Product, Recall, RecallItem, Role
-from inventory.selectors.recall import implant_uses_visible_to, recall_items_visible_to, recalls_visible_to
+from inventory.selectors.recall import (
+    followed_in_members,
+    implant_uses_visible_to,
+    recall_items_visible_to,
+    recalls_visible_to,
+)
 from inventory.selectors.scope import departments_of
 from inventory.services import recall as recalls
 from inventory.services.reports import content_type
@@ -74,12 +79,50 @@ class RecallSerializer(serializers.ModelSerializer):
                   "notice_reference", "notice_date", "status", "opened_at", "closed_at", "closing_note"]
 
 
+class RecallMemberPlaceSerializer(serializers.Serializer):
+    location = serializers.CharField()
+    quantity = serializers.IntegerField()
+
+
+class RecallFollowedInSerializer(serializers.Serializer):
+    """A member's part of a recall (stock transferred there): counts and places, no patient identity."""
+
+    recall = serializers.IntegerField()
+    hospital = serializers.CharField()
+    status = serializers.CharField()
+    stock_items = serializers.IntegerField()
+    stock_quantity = serializers.IntegerField()
+    handled = serializers.IntegerField()
+    uses = serializers.IntegerField()
+    followed_up = serializers.IntegerField()
+    locations = RecallMemberPlaceSerializer(many=True)
+
+
+class RecallFollowedFromSerializer(serializers.Serializer):
+    recall = serializers.IntegerField()
+    hospital = serializers.CharField()
+
+
 class RecallDetailSerializer(RecallSerializer):
     progress = serializers.SerializerMethodField()
     items = serializers.SerializerMethodField()
+    followed_in = serializers.SerializerMethodField(
+        help_text="The recall's parts in other alliance members that received the item by transfer: counts only")
+    followed_from = serializers.SerializerMethodField(
+        help_text="The recall of another alliance member this one follows (the item was transferred from there)")
 
     class Meta(RecallSerializer.Meta):
-        fields = [*RecallSerializer.Meta.fields, "progress", "items"]
+        fields = [*RecallSerializer.Meta.fields, "progress", "items", "followed_in", "followed_from"]
+
+    @extend_schema_field(RecallFollowedInSerializer(many=True))
+    def get_followed_in(self, recall: Recall) -> list:
+        return RecallFollowedInSerializer(followed_in_members(recall), many=True).data
+
+    @extend_schema_field(RecallFollowedFromSerializer(allow_null=True))
+    def get_followed_from(self, recall: Recall) -> dict | None:
+        if recall.origin_id is None:
+            return None
+        return {"recall": recall.origin_id, "hospital": recall.origin.hospital.name}
 
     @extend_schema_field(RecallProgressSerializer)
     def get_progress(self, recall: Recall) -> dict:

@@ -88,6 +88,14 @@ class Location(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    # The location where an alliance transfer's stock waits between dispatch and receipt
+    # (services/transfers.py): its stock moves only by that transfer's receipt or return.
+    ALLIANCE_TRANSIT_CODE = "ALLIANCE-TRANSIT"
+
+    @property
+    def is_alliance_transit(self) -> bool:
+        return self.kind == self.Kind.IN_TRANSIT and self.code == self.ALLIANCE_TRANSIT_CODE
+
     @property
     def holds_units_as(self) -> str:
         """The status a unit has while it sits here."""

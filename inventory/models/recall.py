@@ -42,6 +42,12 @@ class Recall(models.Model):
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
     closed_by = models.ForeignKey("inventory.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     closing_note = models.TextField(_("closing note"), blank=True)
+    # A recall opened in another member of the alliance that this one follows: stock of the recalled
+    # item was transferred here (services/recall.py, `follow_into_members`).
+    origin = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="followed_in",
+        verbose_name=_("followed from"),
+    )
 
     class Meta:
         verbose_name = _("recall")

@@ -11,11 +11,13 @@ class StockReservation(models.Model):
     actually moves. While a reservation is active the FEFO proposal (`inventory/selectors/fefo.py`)
     does not offer that unit, or that part of the lot, to anyone else. A unit can be actively
     reserved once (a partial UNIQUE index); a lot's active reservations never exceed its balance —
-    kept by the reserving service under the balance's row lock.
+    kept by the reserving service under the balance's row lock. Stock reserved for an alliance
+    transfer is also refused to every other movement by the ledger (`ledger.refuse_if_reserved`).
     """
 
     class Holder(models.TextChoices):
         PICK_LIST_LINE = "PICK_LIST_LINE", _("Pick list line (拣货单)")
+        ALLIANCE_TRANSFER_LINE = "ALLIANCE_TRANSFER_LINE", _("Alliance transfer line (医共体调拨单)")
 
     hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="reservations")
     product = models.ForeignKey("inventory.Product", on_delete=models.PROTECT, related_name="reservations")

@@ -1,7 +1,7 @@
 """First-expiry-first-out (FEFO, 近效期先出): which stock to take from a location for a product.
 
 The proposal never offers expired stock (EXPIRED, or an expiry date already past), stock held in
-quarantine, units that are not movable stock (taken, used, returned…), or stock another document
+quarantine or in transit on an alliance transfer, units that are not movable stock (taken, used, returned…), or stock another document
 has reserved (`StockReservation`, e.g. another pick list line). It covers the quantity across as
 many lots as needed, earliest expiry first (no expiry last, then lot, then id for a stable order),
 and says how much it could not cover. Two queries at most, whatever the stock: this is a read;
@@ -73,7 +73,7 @@ def available_units(
 ) -> QuerySet[Unit]:
     """Units of `product` at `location` that may be picked, in FEFO order."""
     today = today or timezone.localdate()
-    if location.kind == Location.Kind.QUARANTINE:
+    if location.kind == Location.Kind.QUARANTINE or location.is_alliance_transit:
         return Unit.objects.none()
     reserved = _active_reservations(ignoring).filter(unit=OuterRef("pk"))
     return (
@@ -93,7 +93,7 @@ def available_lots(
     """Lot balances of `product` at `location` with something free to pick, in FEFO order,
     annotated with `free` = quantity − active reservations."""
     today = today or timezone.localdate()
-    if location.kind == Location.Kind.QUARANTINE:
+    if location.kind == Location.Kind.QUARANTINE or location.is_alliance_transit:
         return LotBalance.objects.none()
     reserved = (
         _active_reservations(ignoring).filter(lot_balance=OuterRef("pk"))

@@ -2,7 +2,7 @@
 departments only (stock at their locations, uses ordered by them)."""
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 
 from inventory.models import Recall, RecallItem, User
 from inventory.selectors.scope import departments_of, visible_to
@@ -52,3 +52,38 @@ def implant_uses_visible_to(user: User, encounter: str = "") -> QuerySet:
     if departments is not None:
         uses = uses.filter(department__in=departments)
     return uses
+
+
+def followed_in_members(recall: Recall) -> list[dict]:
+    """Where `recall` was followed into other members of the alliance (stock of the item was
+    transferred there; services.recall.follow_into_members), and on from them: per member, its
+    recall's number and status, the stock it lists (items, quantity, how many handled, quantity per
+    location) and how many uses on patients it lists and how many are followed up — counts only,
+    never who the patients are: they belong to the member's books (its staff work them there)."""
+    followed, frontier = [], [recall.pk]
+    while frontier:
+        found = list(Recall.objects.filter(origin_id__in=frontier).select_related("hospital").order_by("pk"))
+        followed += found
+        frontier = [other.pk for other in found]
+    if not followed:
+        return []
+    counts = {row["recall_id"]: row for row in RecallItem.objects.filter(recall__in=followed).values("recall_id")
+              .annotate(stock_items=Count("pk", filter=Q(kind=RecallItem.Kind.STOCK)),
+                        stock_quantity=Sum("quantity", filter=Q(kind=RecallItem.Kind.STOCK)),
+                        handled=Count("pk", filter=Q(kind=RecallItem.Kind.STOCK)
+                                      & ~Q(handling=RecallItem.Handling.PENDING)),
+                        uses=Count("pk", filter=Q(kind=RecallItem.Kind.USED)),
+                        followed_up=Count("pk", filter=Q(kind=RecallItem.Kind.USED)
+                                          & ~Q(follow_up=RecallItem.FollowUp.PENDING)))}
+    places: dict[int, list[dict]] = {}
+    for row in (RecallItem.objects.filter(recall__in=followed, kind=RecallItem.Kind.STOCK)
+                .values("recall_id", "location__name").annotate(quantity=Sum("quantity"))
+                .order_by("recall_id", "location__name")):
+        places.setdefault(row["recall_id"], []).append(
+            {"location": row["location__name"] or "", "quantity": row["quantity"]})
+    empty = {"stock_items": 0, "stock_quantity": 0, "handled": 0, "uses": 0, "followed_up": 0}
+    return [
+        {"recall": other.pk, "hospital": other.hospital.name, "status": other.status,
+         **{key: (counts.get(other.pk, empty)[key] or 0) for key in empty}, "locations": places.get(other.pk, [])}
+        for other in followed
+    ]

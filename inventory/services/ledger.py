@@ -15,7 +15,7 @@ import datetime
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Case, Exists, F, Q, Subquery, Value, When
+from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -23,6 +23,7 @@ from inventory.actors import Actor
 from inventory.errors import Problem, Refusal, Refused
 from inventory.models import (
     UNIT_TRANSITIONS,
+    AllianceTransferLine,
     ClosedPeriod,
     Hospital,
     Location,
@@ -33,6 +34,7 @@ from inventory.models import (
     Owner,
     Product,
     Recall,
+    StockReservation,
     StocktakeSession,
     Unit,
     UnitStatus,
@@ -180,23 +182,121 @@ def refuse_if_recalled(kind: str, to_location: Location | None, *, units: list[U
         raise Refused(problems)
 
 
+# Stock held for an alliance transfer (services/transfers.py) moves only by that transfer: stock
+# reserved for it between creation and dispatch, and stock at the ALLIANCE-TRANSIT location between
+# dispatch and receipt. The transfer's own movements carry its document; an expiry lock is a fact
+# recorded where the stock is. A trigger on the ledger (migration 0038) keeps the same rule for
+# units reserved and for anything leaving an in-transit location.
+TRANSFER_RESERVATION = StockReservation.Holder.ALLIANCE_TRANSFER_LINE
+HELD_FACT_KINDS = frozenset({Movement.Kind.EXPIRE})
+
+
+def _holds_apply(kind: str, document: tuple[str, int] | None) -> bool:
+    return kind not in HELD_FACT_KINDS and (document is None or document[0] != Movement.DocumentType.ALLIANCE_TRANSFER)
+
+
+def _alliance_transit(location_ids: set[int]) -> QuerySet[Location]:
+    return Location.objects.filter(
+        pk__in=location_ids, kind=Location.Kind.IN_TRANSIT, code=Location.ALLIANCE_TRANSIT_CODE)
+
+
+def _transfer_reservations() -> QuerySet[StockReservation]:
+    return StockReservation.objects.filter(is_active=True, holder_type=TRANSFER_RESERVATION)
+
+
+def transfer_numbers(line_ids: set[int]) -> dict[int, str]:
+    """The issue number (调出单号) of the transfer of each of these transfer lines."""
+    return dict(AllianceTransferLine.objects.filter(pk__in=line_ids).values_list("pk", "transfer__issue_number"))
+
+
+def held_unit_problems(units: list[Unit]) -> list[Problem]:
+    """Why each of `units` may move only by its alliance transfer: it is at an alliance in-transit
+    location (ALLIANCE_TRANSIT_LOCKED) or reserved for a transfer not yet dispatched
+    (ALLIANCE_STOCK_RESERVED, naming the transfer). One query when none is held."""
+    if not units:
+        return []
+    reservation = _transfer_reservations().filter(unit_id=OuterRef("pk"))
+    held = {row["pk"]: row for row in Unit.objects.filter(pk__in=[unit.pk for unit in units]).filter(
+        Q(location__kind=Location.Kind.IN_TRANSIT, location__code=Location.ALLIANCE_TRANSIT_CODE)
+        | Exists(reservation)).values("pk", "location__code", "location__kind", "location__name",
+                                      holder=Subquery(reservation.values("holder_id")[:1]))}
+    if not held:
+        return []
+    numbers = transfer_numbers({row["holder"] for row in held.values() if row["holder"]})
+    problems = []
+    for unit in units:
+        if (row := held.get(unit.pk)) is None:
+            continue
+        if (row["location__kind"], row["location__code"]) == (Location.Kind.IN_TRANSIT, Location.ALLIANCE_TRANSIT_CODE):
+            problems.append(Problem(Refusal.ALLIANCE_TRANSIT_LOCKED, {
+                "item": f"SN {unit.serial}", "location": row["location__name"]}, unit.pk))
+        else:
+            problems.append(Problem(Refusal.ALLIANCE_STOCK_RESERVED, {
+                "item": f"SN {unit.serial}", "number": numbers.get(row["holder"], "?")}, unit.pk))
+    return problems
+
+
+def held_lot_problem(source: LotBalance, quantity: int) -> Problem | None:
+    """Why `quantity` of `source` may not move but by its alliance transfer: the balance is at an
+    alliance in-transit location, or what is not reserved for transfers is less than `quantity`
+    (only the unreserved quantity is available). One query."""
+    reserved = (_transfer_reservations().filter(lot_balance=OuterRef("pk")).order_by()
+                .values("lot_balance").annotate(total=Sum("quantity")).values("total"))
+    row = LotBalance.objects.filter(pk=source.pk).values(
+        "quantity", "location__kind", "location__code", "location__name",
+        reserved=Coalesce(Subquery(reserved, output_field=IntegerField()), Value(0)),
+    ).first()
+    if row is None:
+        return None
+    if row["location__kind"] == Location.Kind.IN_TRANSIT and row["location__code"] == Location.ALLIANCE_TRANSIT_CODE:
+        return Problem(Refusal.ALLIANCE_TRANSIT_LOCKED, {"item": f"批号 {source.lot}", "location": row["location__name"]},
+                       source.lot)
+    available = row["quantity"] - row["reserved"]
+    if row["reserved"] and quantity > available:
+        holders = _transfer_reservations().filter(lot_balance_id=source.pk).values_list("holder_id", flat=True)
+        numbers = sorted(set(transfer_numbers(set(holders)).values()))
+        return Problem(Refusal.ALLIANCE_LOT_RESERVED, {
+            "lot": source.lot, "location": row["location__name"], "reserved": row["reserved"],
+            "quantity": row["quantity"], "numbers": "、".join(numbers), "available": max(available, 0),
+            "requested": quantity}, source.lot)
+    return None
+
+
+def refuse_if_held(kind: str, document: tuple[str, int] | None, *, units: list[Unit] = (),
+                   source: LotBalance | None = None, quantity: int = 0) -> None:
+    """The one check of every stock movement for stock held by an alliance transfer (see above)."""
+    if not _holds_apply(kind, document):
+        return
+    problems = held_unit_problems(list(units))
+    if source is not None and (problem := held_lot_problem(source, quantity)):
+        problems.append(problem)
+    if problems:
+        raise Refused(problems)
+
+
 def refuse_blocked(
     *, kind: str, hospital_id: int, moment: datetime.datetime, from_location_ids: set[int | None],
-    to_location: Location | None, units: list[Unit],
+    to_location: Location | None, units: list[Unit], document: tuple[str, int] | None = None,
+    reported_fact: bool = False,
 ) -> None:
-    """`refuse_closed_period`, `refuse_if_frozen` and `refuse_if_recalled` for one movement, in one
-    query: whether each of them could refuse is read together, and only then does the one that could
-    read what it needs to decide and word its refusal (the same functions, so the same rules)."""
+    """`refuse_closed_period`, `refuse_if_frozen`, `refuse_if_held` and `refuse_if_recalled` for one
+    movement, in one query: whether each of them could refuse is read together, and only then does
+    the one that could read what it needs to decide and word its refusal (the same functions, so the
+    same rules). A `reported_fact` (a cabinet door close) is checked for closed months and frozen
+    counts only."""
     from_ids = {pk for pk in from_location_ids if pk is not None}
     checks = {"closed": Subquery(
         ClosedPeriod.objects.filter(hospital_id=hospital_id).order_by("-ends_at").values("ends_at")[:1]
     )}
+    if _holds_apply(kind, document) and units and not reported_fact:
+        checks["reserved"] = Exists(_transfer_reservations().filter(unit_id__in=[unit.pk for unit in units]))
+        checks["in_transit"] = Exists(_alliance_transit(from_ids))
     if kind in FROZEN_KINDS and from_ids:
         checks["frozen"] = Exists(StocktakeSession.objects.filter(
             status=StocktakeSession.Status.COUNTING, freeze_outgoing=True, locations__in=from_ids,
         ))
     into_quarantine = to_location is not None and to_location.kind == Location.Kind.QUARANTINE
-    if kind in RECALL_LOCKED_KINDS and not into_quarantine and units:
+    if kind in RECALL_LOCKED_KINDS and not into_quarantine and units and not reported_fact:
         checks["recalled"] = Exists(Recall.objects.filter(
             status=Recall.Status.OPEN, product_id__in={unit.product_id for unit in units},
         ))
@@ -205,6 +305,8 @@ def refuse_blocked(
         refuse_closed_period(hospital_id=hospital_id, moment=moment)
     if found.get("frozen"):
         refuse_if_frozen(kind, from_ids)
+    if found.get("reserved") or found.get("in_transit"):
+        refuse_if_held(kind, document, units=units)
     if found.get("recalled"):
         refuse_if_recalled(kind, to_location, units=units)
 
@@ -219,7 +321,7 @@ def move_unit(
         raise Refused([problem])
     occurred_at = occurred_at or timezone.now()
     refuse_blocked(kind=kind, hospital_id=unit.hospital_id, moment=occurred_at, from_location_ids={unit.location_id},
-                   to_location=to_location, units=[unit])
+                   to_location=to_location, units=[unit], document=document)
     movement = Movement.objects.create(
         hospital_id=unit.hospital_id, kind=kind, product_id=unit.product_id, unit=unit, lot=unit.lot,
         quantity=1, from_location_id=unit.location_id, to_location=to_location,
@@ -247,12 +349,11 @@ def move_units(
     problems = [problem for unit in units if (problem := transition_problem(unit, to_status))]
     if problems:
         raise Refused(problems)
-    refuse_if_frozen(kind, {unit.location_id for unit in units})
-    if not reported_fact:
-        refuse_if_recalled(kind, to_location, units=units)
     if not units:
         return []
-    refuse_closed_period(hospital_id=units[0].hospital_id, moment=occurred_at)
+    refuse_blocked(kind=kind, hospital_id=units[0].hospital_id, moment=occurred_at,
+                   from_location_ids={unit.location_id for unit in units}, to_location=to_location, units=units,
+                   document=document, reported_fact=reported_fact)
     movements = Movement.objects.bulk_create([
         Movement(
             hospital_id=unit.hospital_id, kind=kind, product_id=unit.product_id, unit=unit, lot=unit.lot, quantity=1,
@@ -312,6 +413,7 @@ def move_lot(
     refuse_closed_period(hospital_id=product.hospital_id, moment=occurred_at)
     if source is not None:
         refuse_if_frozen(kind, {source.location_id})
+        refuse_if_held(kind, document, source=source, quantity=quantity)
         refuse_if_recalled(kind, to_location, product_id=product.pk, lot=lot)
         if source.quantity < quantity:
             raise Refused(

@@ -59,7 +59,7 @@ from inventory.selectors.scope import departments_of
 from inventory.selectors.units import resolve_scan
 from inventory.services import requisitions as requisition_service
 from inventory.services.idempotency import run_once
-from inventory.services.ledger import expiry_lock_problem, recall_lock_problem, refuse_if_recalled
+from inventory.services.ledger import expiry_lock_problem, recall_lock_problem, refuse_if_recalled, transfer_numbers
 from inventory.services.reservations import lock_for_reserving, release_reservations, reserve_fefo
 from inventory.services.stock import LotQuantity, scrap, transfer_stock
 
@@ -124,6 +124,8 @@ def create_pick_list(
         problems.append(Problem(Refusal.PICK_LINES_MISSING))
     if source_location.hospital_id != hospital.pk:
         problems.append(Problem(Refusal.NOT_FOUND, {"what": "location"}))
+    elif source_location.is_alliance_transit:
+        problems.append(Problem(Refusal.ALLIANCE_TRANSIT_LOCKED, {"item": _("Stock"), "location": source_location}))
     elif source_location.kind not in SOURCE_KINDS or not source_location.is_active:
         problems.append(Problem(Refusal.INVALID_REQUEST, {"detail": "source_location: not a store to pick from"}))
     if problems:
@@ -284,6 +286,9 @@ def _pick_unit(user: User, pick_list: PickList, lines: list[PickListLine], resol
             line=by_line[held.holder_id], unit=unit, lot=unit.lot, expiry=unit.expiry, quantity=1, code=code,
             picked_by=user,
         )
+    if held is not None and held.holder_type == StockReservation.Holder.ALLIANCE_TRANSFER_LINE:
+        raise Refused(Refusal.ALLIANCE_STOCK_RESERVED, item=f"SN {unit.serial}",
+                      number=transfer_numbers({held.holder_id}).get(held.holder_id, "?"))
     if held is not None:
         raise Refused(Refusal.PICK_SCAN_RESERVED, item=unit.serial)
     line = lines[0]

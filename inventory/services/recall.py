@@ -38,6 +38,8 @@ from django.utils import timezone
 from inventory.actors import Actor
 from inventory.errors import Refusal, Refused
 from inventory.models import (
+    AllianceTransfer,
+    AllianceTransferLine,
     Consumption,
     Hospital,
     Location,
@@ -84,7 +86,8 @@ def open_recall(
     product: Product | None = None, udi_di: str = "", lot: str = "", serials: list[str] = (),
     notice_reference: str = "",
 ) -> Recall:
-    """Record a recall and list (and lock) everything it affects in this hospital."""
+    """Record a recall and list (and lock) everything it affects in this hospital — and, in a county
+    alliance, in every member that received the recalled item by a transfer (`follow_into_members`)."""
     if scope == Recall.Scope.UDI_DI and product is None:
         product = Product.objects.filter(hospital=hospital, udi_di=udi_di.strip()).first()
         if product is None:
@@ -97,24 +100,129 @@ def open_recall(
     if scope == Recall.Scope.SERIALS and not serials:
         raise Refused(Refusal.INVALID_REQUEST, detail="serials: required for a recall of serials", field="serials")
     with transaction.atomic():
-        recall = Recall.objects.create(
-            hospital=hospital, scope=scope, product=product, lot=lot.strip() if scope == Recall.Scope.LOT else "",
-            serials=serials if scope == Recall.Scope.SERIALS else [], reason=reason, source=source,
-            notice_reference=notice_reference, notice_date=notice_date, opened_by=user,
-        )
-        # One INSERT … SELECT per kind, in this order (unit → lot balance → use); the first two lock
-        # the rows they list (FOR UPDATE OF the unit / lot balance, in primary-key order): a use in
-        # flight finishes first, or waits and is refused.
-        now = timezone.now()
-        stock = {"kind": RecallItem.Kind.STOCK, "follow_up": "", "consumption_id": None}
-        _insert_items(recall, affected_units(recall).filter(status__in=IN_HOSPITAL).order_by("pk"),
-                      now=now, unit_id=F("pk"), quantity=1, **stock)
-        _insert_items(recall, affected_lot_balances(recall).filter(quantity__gt=0).order_by("pk"),
-                      now=now, unit_id=None, quantity=F("quantity"), **stock)
-        _insert_items(recall, affected_uses(recall).order_by("occurred_at", "pk"), now=now, lock=False,
-                      kind=RecallItem.Kind.USED, unit_id=F("unit_id"), quantity=F("quantity"),
-                      consumption_id=F("pk"), follow_up=RecallItem.FollowUp.PENDING, handling=False)
+        recall = _open(hospital=hospital, user=user, scope=scope, product=product,
+                       lot=lot.strip() if scope == Recall.Scope.LOT else "",
+                       serials=serials if scope == Recall.Scope.SERIALS else [], reason=reason, source=source,
+                       notice_reference=notice_reference, notice_date=notice_date, origin=None)
+        follow_into_members(recall)
     return recall
+
+
+def _open(*, hospital: Hospital, user: User, scope: str, product: Product, lot: str, serials: list[str], reason: str,
+          source: str, notice_reference: str, notice_date: datetime.date, origin: Recall | None) -> Recall:
+    """Create the recall and list (and lock) what it affects in its hospital (inside the caller's transaction)."""
+    recall = Recall.objects.create(
+        hospital=hospital, scope=scope, product=product, lot=lot, serials=serials, reason=reason, source=source,
+        notice_reference=notice_reference, notice_date=notice_date, opened_by=user, origin=origin,
+    )
+    # One INSERT … SELECT per kind, in this order (unit → lot balance → use); the first two lock
+    # the rows they list (FOR UPDATE OF the unit / lot balance, in primary-key order): a use in
+    # flight finishes first, or waits and is refused.
+    now = timezone.now()
+    stock = {"kind": RecallItem.Kind.STOCK, "follow_up": "", "consumption_id": None}
+    _insert_items(recall, affected_units(recall).filter(status__in=IN_HOSPITAL).order_by("pk"),
+                  now=now, unit_id=F("pk"), quantity=1, **stock)
+    _insert_items(recall, affected_lot_balances(recall).filter(quantity__gt=0).order_by("pk"),
+                  now=now, unit_id=None, quantity=F("quantity"), **stock)
+    _insert_items(recall, affected_uses(recall).order_by("occurred_at", "pk"), now=now, lock=False,
+                  kind=RecallItem.Kind.USED, unit_id=F("unit_id"), quantity=F("quantity"),
+                  consumption_id=F("pk"), follow_up=RecallItem.FollowUp.PENDING, handling=False)
+    return recall
+
+
+# --- following a recall across the alliance ---------------------------------------------------------
+
+
+def _received_lines(recall: Recall) -> QuerySet:
+    """The lines of transfers `recall`'s hospital sent and another member received, of the recalled item."""
+    lines = AllianceTransferLine.objects.filter(
+        transfer__from_hospital_id=recall.hospital_id, transfer__status=AllianceTransfer.Status.RECEIVED,
+        product_id=recall.product_id, received_quantity__gt=0)
+    if recall.scope == Recall.Scope.LOT:
+        lines = lines.filter(lot=recall.lot)
+    elif recall.scope == Recall.Scope.SERIALS:
+        lines = lines.filter(unit__serial__in=recall.serials)
+    return lines
+
+
+def follow_into_members(recall: Recall, _reached: set[int] | None = None) -> list[Recall]:
+    """Open `recall` in each member hospital that received the recalled item from its hospital by an
+    alliance transfer (and on, to members those received it from), in the same transaction.
+
+    Each member's recall (`origin` = the recall it follows) is a recall of the member's own catalog
+    entry for the item (the transfer line's `receiving_product`), same scope, lot, serials, reason
+    and notice: it lists and locks the member's stock of it and names the patients it was used on
+    there — in the member's books, seen by the member's staff (and by alliance accounts, who read
+    every member). The opener sees the member's part as counts and locations only
+    (`selectors.recall.followed_in_members`). A member that already has an open recall of the item
+    is not opened twice."""
+    if not recall.hospital.alliance:
+        return []
+    reached = _reached if _reached is not None else {recall.hospital_id}
+    followed = []
+    targets = (_received_lines(recall).exclude(transfer__to_hospital_id__in=reached)
+               .values_list("transfer__to_hospital_id", "receiving_product_id").distinct().order_by(
+                   "transfer__to_hospital_id", "receiving_product_id"))
+    for hospital_id, product_id in targets:
+        if hospital_id in reached:
+            continue
+        reached.add(hospital_id)
+        product = Product.objects.get(pk=product_id)
+        if _open_recall_covering(recall, product) is not None:
+            continue
+        mirror = _open(hospital=product.hospital, user=recall.opened_by, scope=recall.scope, product=product,
+                       lot=recall.lot, serials=list(recall.serials), reason=recall.reason, source=recall.source,
+                       notice_reference=recall.notice_reference, notice_date=recall.notice_date, origin=recall)
+        followed.append(mirror)
+        followed += follow_into_members(mirror, reached)
+    return followed
+
+
+def _open_recall_covering(recall: Recall, product: Product) -> Recall | None:
+    """An open recall of `product` that already covers what `recall` recalls."""
+    for other in Recall.objects.filter(product=product, status=Recall.Status.OPEN).order_by("pk"):
+        if other.scope in (Recall.Scope.PRODUCT, Recall.Scope.UDI_DI) or (
+                other.scope == recall.scope == Recall.Scope.LOT and other.lot == recall.lot) or (
+                other.scope == recall.scope == Recall.Scope.SERIALS and set(recall.serials) <= set(other.serials)):
+            return other
+    return None
+
+
+def follow_receipt(transfer: AllianceTransfer) -> list[Recall]:
+    """A transfer received while an open recall of its sender covers some of its stock (it was in
+    transit when the recall opened): the receiver's part is opened now, or, if the receiver already
+    has a recall of it open, the received units and lots are listed on that one."""
+    followed = []
+    for recall in Recall.objects.filter(hospital_id=transfer.from_hospital_id, status=Recall.Status.OPEN,
+                                        product_id__in=transfer.lines.values("product_id")).order_by("pk"):
+        lines = list(_received_lines(recall).filter(transfer=transfer).select_related("receiving_product"))
+        if not lines:
+            continue
+        product = lines[0].receiving_product
+        existing = _open_recall_covering(recall, product)
+        if existing is None:
+            followed.append(_open(
+                hospital=transfer.to_hospital, user=recall.opened_by, scope=recall.scope, product=product,
+                lot=recall.lot, serials=list(recall.serials), reason=recall.reason, source=recall.source,
+                notice_reference=recall.notice_reference, notice_date=recall.notice_date, origin=recall))
+            continue
+        now, stock = timezone.now(), {"kind": RecallItem.Kind.STOCK, "follow_up": "", "consumption_id": None}
+        units = [line.unit_id for line in lines if line.unit_id]
+        listed = set(existing.items.filter(unit_id__in=units).values_list("unit_id", flat=True))
+        _insert_items(existing, Unit.objects.filter(pk__in=set(units) - listed).order_by("pk"), now=now,
+                      unit_id=F("pk"), quantity=1, **stock)
+        for line in lines:
+            if line.unit_id:
+                continue
+            balance = LotBalance.objects.get(product=product, lot=line.lot, location=transfer.destination)
+            item = existing.items.filter(kind=RecallItem.Kind.STOCK, unit__isnull=True, lot=line.lot,
+                                         location=transfer.destination).first()
+            if item is None:
+                _insert_items(existing, LotBalance.objects.filter(pk=balance.pk), now=now, unit_id=None,
+                              quantity=F("quantity"), **stock)
+            else:
+                RecallItem.objects.filter(pk=item.pk).update(quantity=balance.quantity)
+    return followed
 
 
 # The columns `_insert_items` writes, in the order its SELECT lists them.
@@ -269,6 +377,8 @@ def refresh(recall: Recall) -> None:
         handling=RecallItem.Handling.RETURNED, handled_at=now)
     pending.filter(unit__isnull=False).exclude(unit__status__in=IN_HOSPITAL).update(
         handling=RecallItem.Handling.GONE, handled_at=now)
+    pending.filter(unit__isnull=False).exclude(unit__hospital_id=recall.hospital_id).update(
+        handling=RecallItem.Handling.GONE, handled_at=now)  # received by another member (its part follows it)
     pending.filter(unit__location__kind=Location.Kind.QUARANTINE).update(
         handling=RecallItem.Handling.QUARANTINED, handled_at=now)
     still_there = LotBalance.objects.filter(product_id=recall.product_id, lot=OuterRef("lot"),

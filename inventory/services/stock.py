@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from inventory.actors import Actor
 from inventory.errors import Problem, Refusal, Refused
@@ -38,6 +39,8 @@ from inventory.services.expensing import expense_arrival
 from inventory.services.idempotency import run_once
 from inventory.services.ledger import (
     expiry_lock_problem,
+    held_lot_problem,
+    held_unit_problems,
     move_lot,
     move_unit,
     move_units,
@@ -68,6 +71,7 @@ class _OrderSpec:
     supplier: Supplier | None = None
     reason_code: str = ""
     note: str = ""
+    alliance_dispatch: bool = False  # the dispatch of an alliance transfer: the one move into ALLIANCE-TRANSIT
 
     @property
     def releases_quarantine(self) -> bool:
@@ -94,14 +98,17 @@ def put_away(
 def transfer_stock(
     *, actor: Actor, hospital: Hospital, to_location: Location, idempotency_key: str, units: list[Unit] = (),
     lots: list[LotQuantity] = (), from_location: Location | None = None, note: str = "",
-    occurred_at: datetime.datetime | None = None,
+    occurred_at: datetime.datetime | None = None, alliance_dispatch: bool = False,
 ) -> StockOrder:
     """Move units and lot quantities to another location (a department store, a smart cabinet…).
 
     `from_location`, when given, is where the caller believes the units are (the scan was made
-    there): a unit that has moved meanwhile is refused rather than silently moved again.
+    there): a unit that has moved meanwhile is refused rather than silently moved again. The
+    alliance in-transit location is neither left nor entered by a move (ALLIANCE_TRANSIT_LOCKED),
+    except by an alliance transfer's dispatch (`alliance_dispatch`, services/transfers.py).
     """
-    spec = _OrderSpec(StockOrder.Kind.TRANSFER, Movement.Kind.TRANSFER, None, to_location=to_location, note=note)
+    spec = _OrderSpec(StockOrder.Kind.TRANSFER, Movement.Kind.TRANSFER, None, to_location=to_location, note=note,
+                      alliance_dispatch=alliance_dispatch)
     return _execute_order(
         actor=actor, hospital=hospital, spec=spec, units=list(units), lots=list(lots),
         from_location=from_location, idempotency_key=idempotency_key, occurred_at=occurred_at,
@@ -188,7 +195,9 @@ def _execute_order(
         locked_units = _lock_units(units)
         balances = _lock_balances(lots, spec.to_location)
         problems = [p for unit in locked_units for p in _unit_problems(unit, spec, from_location)]
+        problems += held_unit_problems(locked_units)
         problems += _lot_problems(lots, balances, spec.to_location)
+        problems += _held_lot_problems(lots, balances)
         problems += _quarantine_lot_problems(spec, lots)
         problems += _expired_lot_problems(spec, balances)
         if occurred_at is not None:  # entered after the fact: the date must fit the ledger
@@ -219,7 +228,7 @@ def _execute_order(
                 expense_arrival(actor=actor, movement=movement)  # 科室领用即消耗: gauze arriving in a ward
         return order
 
-    order, _ = run_once(
+    order, _performed = run_once(
         hospital=hospital, key=idempotency_key, operation=f"stock_order:{spec.kind}", payload=payload, perform=perform
     )
     return order
@@ -327,6 +336,12 @@ def _refuse_bad_request(
     locations = [spec.to_location, from_location, *(lot.from_location for lot in lots)]
     if any(location is not None and location.hospital_id != hospital.pk for location in locations):
         problems.append(Problem(Refusal.NOT_FOUND, {"what": "location"}))
+    problems += [Problem(Refusal.ALLIANCE_TRANSIT_LOCKED, {"item": f"{lot.product} {lot.lot}", "location": lot.from_location})
+                 for lot in lots if lot.from_location.is_alliance_transit]
+    if from_location is not None and from_location.is_alliance_transit:
+        problems.append(Problem(Refusal.ALLIANCE_TRANSIT_LOCKED, {"item": _("Stock"), "location": from_location}))
+    if spec.to_location is not None and spec.to_location.is_alliance_transit and not spec.alliance_dispatch:
+        problems.append(Problem(Refusal.ALLIANCE_TRANSIT_LOCKED, {"item": _("Stock"), "location": spec.to_location}))
     if spec.to_location is not None and not spec.to_location.is_active:
         problems.append(Problem(Refusal.LOCATION_INACTIVE, {"location": spec.to_location}))
     if any(unit.hospital_id != hospital.pk for unit in units):
@@ -393,6 +408,17 @@ def _unit_problems(unit: Unit, spec: _OrderSpec, from_location: Location | None)
             }, unit.pk)]
     problem = transition_problem(unit, target_status)
     return [problem] if problem else []
+
+
+def _held_lot_problems(lots: list[LotQuantity], balances: dict[tuple[int, str, int], LotBalance]) -> list[Problem]:
+    """Lot quantities an alliance transfer holds: at its in-transit location, or reserved for it."""
+    requested: dict[tuple[int, str, int], int] = {}
+    for lot in lots:
+        key = (lot.product.pk, lot.lot, lot.from_location.pk)
+        requested[key] = requested.get(key, 0) + lot.quantity
+    return [problem for key, quantity in requested.items()
+            if key in balances and balances[key].quantity >= quantity
+            and (problem := held_lot_problem(balances[key], quantity))]
 
 
 def _expired_lot_problems(spec: _OrderSpec, balances: dict[tuple[int, str, int], LotBalance]) -> list[Problem]:

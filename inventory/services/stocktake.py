@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from inventory.actors import Actor
 from inventory.errors import Problem, Refusal, Refused
@@ -187,6 +188,9 @@ def start_count(
         raise Refused(Refusal.NOT_FOUND, what="product or location")
     if lot and product is None:
         problems.append(Problem(Refusal.INVALID_REQUEST, {"detail": "lot: a lot count names its product"}))
+    # Stock on the road between members is counted by the receiver's scan, and adjusted by nobody.
+    problems += [Problem(Refusal.ALLIANCE_TRANSIT_LOCKED, {"item": _("Stock"), "location": location})
+                 for location in locations if location.is_alliance_transit]
     if problems:
         raise Refused(problems)
     _require_counter(user, hospital, locations)

@@ -22,6 +22,11 @@ Whose books, when (decided here, documented in docs/alliance-transfers.md):
   reason RECEIPT_DISCREPANCY), as a department receipt of a distribution does.
 
 Ordinary moves to another hospital's location stay refused by `services.stock` (NOT_FOUND).
+From creation to dispatch the transfer's stock is reserved for its lines (`StockReservation`, holder
+ALLIANCE_TRANSFER_LINE): the FEFO proposal and pick scans skip it and the ledger refuses any other
+movement of it (`ledger.refuse_if_held`); a rejection or a cancellation releases it, the dispatch
+consumes it. From dispatch to receipt it sits at ALLIANCE-TRANSIT, which only the transfer's own
+receipt, return or write-off may leave.
 Lock order: transfer row, units by id, lot balances by id.
 """
 import datetime
@@ -51,6 +56,7 @@ from inventory.models import (
     Owner,
     Product,
     Role,
+    StockReservation,
     Unit,
     UnitStatus,
     User,
@@ -66,6 +72,8 @@ from inventory.services.ledger import (
     move_unit,
     recall_lock_problem,
 )
+from inventory.services.recall import follow_receipt
+from inventory.services.reservations import release_reservations
 from inventory.services.stock import LotQuantity, transfer_stock
 from inventory.validators import personal_id_problems
 
@@ -75,7 +83,7 @@ TRANSFER_ROLES = (Role.ADMIN, Role.WAREHOUSE, Role.SPD_OPERATOR)
 LEAD_STEWARD_ROLES = (Role.ADMIN, Role.SPD_OPERATOR)
 SOURCE_KINDS = (Location.Kind.CENTRAL_WAREHOUSE, Location.Kind.DEPARTMENT_STORE)
 DESTINATION_KINDS = (Location.Kind.CENTRAL_WAREHOUSE, Location.Kind.DEPARTMENT_STORE)
-TRANSIT_CODE = "ALLIANCE-TRANSIT"
+TRANSIT_CODE = Location.ALLIANCE_TRANSIT_CODE
 REASON_LIMIT = 200
 DOCUMENT = Movement.DocumentType.ALLIANCE_TRANSFER
 
@@ -253,6 +261,12 @@ def _create(
     on_open = set(AllianceTransferLine.objects.filter(
         unit_id__in=[unit.pk for unit in locked_units], transfer__status__in=AllianceTransfer.OPEN_STATUSES,
     ).values_list("unit_id", flat=True))
+    active = StockReservation.objects.filter(is_active=True)
+    reserved_units = set(active.filter(unit_id__in=[unit.pk for unit in locked_units]).values_list("unit_id", flat=True))
+    reserved_lots: dict[int, int] = defaultdict(int)
+    for balance_id, quantity in active.filter(lot_balance_id__in=[b.pk for b in balances.values()]).values_list(
+            "lot_balance_id", "quantity"):
+        reserved_lots[balance_id] += quantity
     targets: dict[int, Product | None] = {}
 
     def target(product: Product) -> Product | None:
@@ -271,6 +285,8 @@ def _create(
             problems.append(_not_transferable(item, _("it is consignment stock (寄售)"), unit.pk))
         elif unit.pk in on_open:
             problems.append(_not_transferable(item, _("it is on another open transfer"), unit.pk))
+        elif unit.pk in reserved_units:
+            problems.append(_not_transferable(item, _("it is reserved for a pick list"), unit.pk))
         elif problem := expiry_lock_problem(unit) or recall_lock_problem(unit):
             problems.append(problem)
         target(unit.product)
@@ -282,10 +298,10 @@ def _create(
     for (product_id, lot_number), quantity in requested.items():
         balance = balances.get((product_id, lot_number))
         item = f"批号 {lot_number}"
-        if balance is None or balance.quantity < quantity:
+        free = balance.quantity - reserved_lots[balance.pk] if balance else 0
+        if balance is None or free < quantity:  # what is reserved (other transfers, pick lists) is not available
             problems.append(Problem(Refusal.INSUFFICIENT_STOCK, {
-                "lot": lot_number, "location": source_location, "available": balance.quantity if balance else 0,
-                "requested": quantity}))
+                "lot": lot_number, "location": source_location, "available": max(free, 0), "requested": quantity}))
         elif balance.owner != Owner.HOSPITAL:
             problems.append(_not_transferable(item, _("it is consignment stock (寄售)")))
         elif balance.expiry is not None and balance.expiry < timezone.localdate():
@@ -320,7 +336,28 @@ def _create(
         for lot in lots
     ]
     AllianceTransferLine.objects.bulk_create(lines)
+    _reserve(transfer, lines, balances)
     return transfer
+
+
+def _reserve(transfer: AllianceTransfer, lines: list[AllianceTransferLine],
+             balances: dict[tuple[int, str], LotBalance]) -> None:
+    """Hold each line's stock for the transfer until its dispatch (the units and balances are locked)."""
+    StockReservation.objects.bulk_create(
+        StockReservation(
+            hospital=transfer.from_hospital, product=line.product, location=transfer.source_location,
+            unit=line.unit, lot_balance=None if line.unit_id else balances[(line.product_id, line.lot)],
+            lot=line.lot, expiry=line.expiry, quantity=line.quantity,
+            holder_type=StockReservation.Holder.ALLIANCE_TRANSFER_LINE, holder_id=line.pk,
+        )
+        for line in lines
+    )
+
+
+def _release(transfer: AllianceTransfer) -> None:
+    """The transfer's reservations end: released (rejected, cancelled) or consumed (dispatched)."""
+    release_reservations(holder_type=StockReservation.Holder.ALLIANCE_TRANSFER_LINE,
+                         holder_ids=list(transfer.lines.values_list("pk", flat=True)))
 
 
 def _not_transferable(item: str, reason: str, key: object = None) -> Problem:
@@ -351,6 +388,8 @@ def _decide(*, user: User, transfer: AllianceTransfer, to: str, reason: str) -> 
         locked.status, locked.decided_by, locked.decided_at = to, user, timezone.now()
         locked.decision_reason = reason
         locked.save(update_fields=["status", "decided_by", "decided_at", "decision_reason"])
+        if to == AllianceTransfer.Status.REJECTED:
+            _release(locked)
         _release_allocations(locked, {line.pk: line.quantity for line in locked.lines.all()})
     return locked
 
@@ -368,6 +407,7 @@ def cancel_transfer(*, user: User, transfer: AllianceTransfer, reason: str) -> A
         locked.status, locked.decision_reason = AllianceTransfer.Status.CANCELLED, reason.strip()[:500]
         locked.decided_by, locked.decided_at = user, timezone.now()
         locked.save(update_fields=["status", "decision_reason", "decided_by", "decided_at"])
+        _release(locked)
         _release_allocations(locked, {line.pk: line.quantity for line in locked.lines.all()})
     return locked
 
@@ -400,12 +440,13 @@ def dispatch_transfer(*, user: User, transfer: AllianceTransfer, idempotency_key
         _refuse_state(locked, (AllianceTransfer.Status.APPROVED,), _("be dispatched"))
         lines = list(locked.lines.select_related("product", "unit").order_by("pk"))
         transit = alliance_transit_location(locked.from_hospital)
+        _release(locked)  # consumed by the move below (in this transaction: a refused dispatch keeps them)
         order = transfer_stock(
             actor=Actor(user=user), hospital=locked.from_hospital, to_location=transit,
             from_location=locked.source_location, units=[line.unit for line in lines if line.unit_id],
             lots=[LotQuantity(line.product, line.lot, line.quantity, locked.source_location)
                   for line in lines if not line.unit_id],
-            idempotency_key=f"alliance:{locked.pk}:dispatch", note=locked.issue_number,
+            idempotency_key=f"alliance:{locked.pk}:dispatch", note=locked.issue_number, alliance_dispatch=True,
         )
         pool = _dispatched_layers(order.pk)
         for line in lines:
@@ -608,6 +649,7 @@ def _receive(*, user: User, transfer: AllianceTransfer, decisions: dict[int, Lin
     locked.status, locked.received_by, locked.received_at = AllianceTransfer.Status.RECEIVED, user, moment
     locked.save(update_fields=["status", "received_by", "received_at"])
     _release_allocations(locked, short)
+    follow_receipt(locked)  # stock a recall of the sender covers arrives under the receiver's part of it
     return locked
 
 

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from inventory.errors import Refusal, Refused
 from inventory.models import Location, Product, Recall
 from inventory.selectors.recall import (
+    followed_in_members,
     implant_uses_visible_to,
     recall_items_visible_to,
     recall_listing,
@@ -102,6 +103,7 @@ def recall_detail(request: HttpRequest, pk: int) -> HttpResponse:
     listing = recall_listing(request.user, recall)
     return render(request, "web/recalls/detail.html", {
         "recall": recall, "progress": listing.progress, "problems": problems,
+        "followed_in": followed_in_members(recall),
         "stock_items": listing.stock_items, "used_items": listing.used_items,
         "can_work": may(request.user, STOCK_HANDLERS) and recall.status == Recall.Status.OPEN,
         "can_follow_up": recall.status == Recall.Status.OPEN and may(request.user, CLINICAL),
