@@ -105,7 +105,9 @@ class DayRow:
 
 
 @dataclass(frozen=True)
-class Chart:
+class Plot:
+    """Every chart's picture: its size and font, and the edges of the plot within its margins."""
+
     width: int
     height: int
     font_size: int
@@ -113,6 +115,10 @@ class Chart:
     right: float
     top: float
     bottom: float
+
+
+@dataclass(frozen=True)
+class Chart(Plot):
     middle: float
     plot_height: float
     zero: float  # y of the 0 line
@@ -246,16 +252,9 @@ def binned(days: Sequence[DayAmounts]) -> list[Binned]:
 
 
 @dataclass(frozen=True)
-class DifferenceChart:
+class DifferenceChart(Plot):
     """Used − billed per day or week: bars up (used, not billed) or down (billed, not used)."""
 
-    width: int
-    height: int
-    font_size: int
-    left: float
-    right: float
-    top: float
-    bottom: float
     zero: float
     label_x: float
     tick_end: float
@@ -439,18 +438,11 @@ SMALL_FONT = 13
 
 
 @dataclass(frozen=True)
-class ChartFrame:
-    """What a small chart's template draws around its content: the size, the plot's edges, where
-    the amounts (label_x, their right edge) and the x labels (label_y, their baseline) are written,
-    the y axis's ticks, and the amounts at its ends (`y_of` places an amount)."""
+class ChartFrame(Plot):
+    """What a small chart's template draws around its content: the plot, where the amounts
+    (label_x, their right edge) and the x labels (label_y, their baseline) are written, the y axis's
+    ticks, and the amounts at its ends (`y_of` places an amount)."""
 
-    width: int
-    height: int
-    font_size: int
-    left: float
-    right: float
-    top: float
-    bottom: float
     label_x: float
     label_y: float
     y_ticks: list[Tick]
