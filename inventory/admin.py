@@ -187,3 +187,88 @@ class ClinicalTeamAdmin(ReadOnlyAdmin):
     list_filter = ("hospital", "is_active")
     search_fields = ("code", "name", "members__doctor")
     inlines = [ClinicalTeamMemberInline]
+
+
+# Supplier evaluation (docs/evaluation.md): sets and runs are made and scored through the services
+# (they collect the computed values, freeze a used set, check AHP matrices and score ranges); here
+# they are inspected, and a draft corrected. What is settled stays read-only: a finalised run with
+# its suppliers, values and weights (the database refuses changing them too), and a frozen set.
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class IndicatorInline(admin.TabularInline):
+    model = models.Indicator
+    fk_name = "indicator_set"
+    extra = 0
+    fields = ("code", "name", "parent", "position", "source", "direction", "weight", "score_min", "score_max")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return obj is None or not obj.is_frozen
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None or not obj.is_frozen
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return obj is None or not obj.is_frozen
+
+
+@admin.register(models.IndicatorSet)
+class IndicatorSetAdmin(admin.ModelAdmin):
+    list_display = ("name", "version", "hospital", "created_by", "created_at", "frozen_at")
+    list_filter = ("hospital",)
+    readonly_fields = ("created_by", "created_at", "frozen_at")
+    inlines = [IndicatorInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # a set is made by the service (a new version, or the seeds' default set)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None or not obj.is_frozen
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return obj is None or not obj.is_frozen
+
+
+class EvaluatedSupplierInline(ReadOnlyInline):
+    model = models.EvaluatedSupplier
+    fields = ("supplier", "score", "rank")
+
+
+class EvaluationValueInline(ReadOnlyInline):
+    model = models.EvaluationValue
+    fields = ("supplier", "indicator", "value", "basis", "entered_by", "entered_at")
+
+
+class EvaluationWeightInline(ReadOnlyInline):
+    model = models.EvaluationWeight
+    fields = ("indicator", "weight")
+
+
+@admin.register(models.EvaluationRun)
+class EvaluationRunAdmin(admin.ModelAdmin):
+    list_display = ("name", "hospital", "period_start", "period_end", "weighting", "scoring", "status", "finalised_at")
+    list_filter = ("hospital", "status")
+    search_fields = ("name",)
+    # A draft's name can be corrected here; its period, method, scores and finalisation go through
+    # the services only (they collect the computed values and check what is entered).
+    readonly_fields = ("hospital", "indicator_set", "period_start", "period_end", "weighting", "scoring", "ahp_matrix", "ahp_cr", "status",
+                       "created_by", "created_at", "finalised_by", "finalised_at", "report_csv", "report_xlsx",
+                       "report_pdf", "csv_sha256", "xlsx_sha256", "pdf_sha256")
+    inlines = [EvaluatedSupplierInline, EvaluationValueInline, EvaluationWeightInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # a run is made by the service, which collects its computed values
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None or not obj.is_final
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return obj is None or not obj.is_final

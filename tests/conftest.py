@@ -106,6 +106,20 @@ def cath_lab_store(hospital):
 
 
 @pytest.fixture
+def department(cath_lab_store):
+    """The cath lab (心内科导管室), the department of the cath-lab store."""
+    return cath_lab_store.department
+
+
+@pytest.fixture
+def nurse(hospital, department):
+    """A nurse of the cath lab."""
+    user = factories.UserFactory(username="nurse1", hospital=hospital, roles=["nurse"])
+    user.departments.add(department)
+    return user
+
+
+@pytest.fixture
 def cabinet(cath_lab_store):
     return factories.LocationFactory(
         hospital=cath_lab_store.hospital, department=cath_lab_store.department, code="CATH-CAB1",

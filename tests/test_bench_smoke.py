@@ -39,3 +39,13 @@ def test_the_dataset_is_reused_when_it_is_there(settings):
     first = ensure_dataset(SIZES["small"], progress=lambda line: None)
     again = ensure_dataset(SIZES["small"], progress=lambda line: None)
     assert again["built_at"] == first["built_at"]
+
+
+def test_the_datasets_issued_statements_have_their_issued_step(settings):
+    from inventory.models import SupplierSettlement
+    from inventory.simulation.scale_data import SIZES, ensure_dataset
+
+    ensure_dataset(SIZES["small"], progress=lambda line: None)
+    issued = SupplierSettlement.objects.exclude(stage="DRAFT")
+    assert issued.exists()
+    assert not issued.exclude(events__kind="ISSUED").exists()

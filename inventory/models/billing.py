@@ -1,4 +1,4 @@
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -101,13 +101,30 @@ class SupplierSettlement(models.Model):
         return f"{self.supplier} {self.period_start}–{self.period_end}"
 
     def save(self, *args, **kwargs) -> None:
-        # A statement stored as confirmed without going through confirm_settlement (a fixture, an
-        # import) is at least issued: the CHECK below keeps every confirmed statement out of DRAFT.
+        """Store the statement; one that becomes ISSUED here gets its ISSUED step, whoever saves it.
+
+        `confirm_settlement` issues a statement this way, and so does any other save that stores it
+        confirmed (a fixture, an import, a script): a statement confirmed without going through the
+        service is at least issued (the CHECK keeps every confirmed statement out of DRAFT), and an
+        issued statement always has its step — the supplier sees and answers only issued ones.
+        Writes that skip `save` (a queryset update, a bulk insert, raw SQL) are refused at commit
+        by the database instead (PostgreSQL, migration 0038)."""
         if self.status == self.Status.CONFIRMED and self.stage == self.Stage.DRAFT:
             self.stage = self.Stage.ISSUED
             if kwargs.get("update_fields") is not None:
                 kwargs["update_fields"] = {*kwargs["update_fields"], "stage"}
-        super().save(*args, **kwargs)
+        update_fields = kwargs.get("update_fields")
+        issuing = self.stage == self.Stage.ISSUED and (update_fields is None or "stage" in update_fields) and (
+            self.pk is None
+            or not type(self).objects.filter(pk=self.pk, stage=self.Stage.ISSUED).exists()
+        )
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            if issuing:
+                SupplierSettlementEvent.objects.create(
+                    settlement=self, kind=SupplierSettlementEvent.Kind.ISSUED,
+                    by_id=self.confirmed_by_id or self.created_by_id, at=self.confirmed_at or timezone.now(),
+                )
 
 
 class SupplierSettlementLine(models.Model):

@@ -12,7 +12,9 @@ An **evaluation run** scores a list of suppliers over a period: it collects one 
 and scored indicator, weighs the indicators (expert weights, the entropy method over the run's
 matrix, or AHP over the first level) and scores by linear weighting or TOPSIS. Finalising stores the
 weights, scores and ranks and the report files with their SHA-256; nothing of a finalised run
-changes again (services.evaluation refuses it).
+changes again: services.evaluation refuses it, and on PostgreSQL so does the database (migration
+0038: a trigger refuses UPDATE and DELETE of a finalised run, but for the one storing its report
+files, and any write of its suppliers' scores, its values and its weights).
 """
 from django.db import models
 from django.db.models import Q

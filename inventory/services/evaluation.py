@@ -10,7 +10,9 @@
 - `enter_scores`: evaluators' scores, each in its indicator's range; every problem listed at once.
 - `finalise_run`: computed values collected again, refused while any value is missing (every one
   listed), then weights, scores and ranks stored with who and when, and the report files written
-  with their SHA-256. A finalised run never changes (`EVALUATION_RUN_FINALISED`).
+  with their SHA-256. A finalised run never changes (`EVALUATION_RUN_FINALISED`); on PostgreSQL
+  the database refuses it too, whatever the path (a trigger, migration 0038), on SQLite this
+  service's rule is the only one.
 
 The arithmetic is `services.evaluation_maths`; roles: administrators and SPD operators write.
 """

@@ -11,8 +11,14 @@ the hospital with the supplier's reason (a SETTLEMENT_DISPUTED alert): the hospi
 a draft again, its lines unlocked, to be redrafted and confirmed (issued) again, or issued unchanged.
 
 Every step is a `SupplierSettlementEvent` (who, when, why), only ever added; the statement's `stage`
-says where it is now. Each step locks the statement row and checks its stage there, so two people
-answering at once cannot both win: the second is refused (409 SETTLEMENT_STAGE) with nothing changed.
+says where it is now. The ISSUED step is written by `SupplierSettlement.save` whenever a statement
+becomes ISSUED — through `confirm_settlement` or any other save that stores it confirmed (a fixture,
+an import) — so that no issued statement lacks it; the other steps are written here. On PostgreSQL
+a deferred trigger (migration 0038) refuses at commit a statement whose stage is not its last step's
+(a queryset update, a bulk insert or raw SQL that set the stage without the step).
+
+Each step locks the statement row and checks its stage there, so two people answering at once
+cannot both win: the second is refused (409 SETTLEMENT_STAGE) with nothing changed.
 """
 from django.db import transaction
 from django.utils import timezone
@@ -24,12 +30,6 @@ from inventory.models import Alert, SupplierSettlement, SupplierSettlementEvent,
 Stage = SupplierSettlement.Stage
 Kind = SupplierSettlementEvent.Kind
 REASON_LIMIT = 1000
-
-
-def record_issue(*, settlement: SupplierSettlement, user: User) -> None:
-    """Called by `confirm_settlement` in its transaction, which sets the stage ISSUED with the status:
-    the hospital's confirmation issues the statement to the supplier."""
-    SupplierSettlementEvent.objects.create(settlement=settlement, kind=Kind.ISSUED, by=user)
 
 
 def supplier_confirm_statement(*, settlement: SupplierSettlement, actor: Actor) -> SupplierSettlement:

@@ -25,7 +25,6 @@ from inventory.actors import Actor
 from inventory.errors import Problem, Refusal, Refused
 from inventory.models import Consumption, Hospital, Supplier, SupplierSettlement, SupplierSettlementLine, User
 from inventory.selectors.settlements import statements_overlapping, unsettled_consignment_consumptions
-from inventory.services.settlement_workflow import record_issue
 
 Status = SupplierSettlement.Status
 
@@ -114,9 +113,9 @@ def confirm_settlement(*, settlement: SupplierSettlement, actor: Actor) -> Suppl
         settlement.status = Status.CONFIRMED
         settlement.confirmed_at = timezone.now()
         settlement.confirmed_by = user
-        settlement.stage = SupplierSettlement.Stage.ISSUED  # the confirmed statement goes to the supplier
+        # The confirmed statement goes to the supplier: saving it ISSUED writes its ISSUED step.
+        settlement.stage = SupplierSettlement.Stage.ISSUED
         settlement.save(update_fields=["status", "confirmed_at", "confirmed_by", "stage"])
-        record_issue(settlement=settlement, user=user)
     return settlement
 
 

@@ -73,6 +73,7 @@ from inventory.models import (
     StockOrder,
     Supplier,
     SupplierSettlement,
+    SupplierSettlementEvent,
     SupplierSettlementLine,
     SupplyAgreement,
     TagBinding,
@@ -876,7 +877,7 @@ class _Generator:
                       self.movement_layer_rows())
             models = [DeliveryNote, DeliveryLine, AcceptanceRecord, Unit, TagBinding, LotBalance, StockOrder,
                       CabinetSession, Consumption, Charge, ChargeDelivery, HisSettlementLine, SupplierSettlement,
-                      SupplierSettlementLine, Movement, LotCostLayer, LotMovementLayer]
+                      SupplierSettlementLine, SupplierSettlementEvent, Movement, LotCostLayer, LotMovementLayer]
             for statement in connection.ops.sequence_reset_sql(no_style(), models):
                 cursor.execute(statement)
 
@@ -1019,7 +1020,7 @@ class _Generator:
                 day = (self.base + datetime.timedelta(seconds=use.t)).astimezone(timezone.get_current_timezone()).date()
                 by_month[(use.supplier, day.replace(day=1))].append(use)
         last_month = self.end_day.replace(day=1)
-        statements, lines = [], []
+        statements, steps, lines = [], [], []
         for (supplier, month), uses in sorted(by_month.items(), key=lambda item: (item[0][1], item[0][0])):
             if month >= last_month:
                 continue
@@ -1029,6 +1030,7 @@ class _Generator:
             statements.append((pk, self.hospital.pk, supplier, max(month, self.start_day), end,
                                SupplierSettlement.Status.CONFIRMED, SupplierSettlement.Stage.ISSUED, confirmed,
                                self.keeper.pk, confirmed, self.keeper.pk))
+            steps.append((pk, pk, SupplierSettlementEvent.Kind.ISSUED, confirmed, self.keeper.pk, ""))
             for use in uses:
                 if self.rng.random() >= UNSETTLED_CONSIGNMENT:
                     lines.append((len(lines) + 1, pk, use.pk, use.product.pk, use.unit, use.lot, use.quantity,
@@ -1037,6 +1039,8 @@ class _Generator:
                                                "stage", "created_at", "created_by_id", "confirmed_at", "confirmed_by_id"], statements)
         self.copy(cursor, SupplierSettlementLine, ["id", "settlement_id", "consumption_id", "product_id", "unit_id", "lot",
                                                    "quantity", "unit_price", "amount"], lines)
+        # An issued statement has its ISSUED step, as `SupplierSettlement.save` writes it.
+        self.copy(cursor, SupplierSettlementEvent, ["id", "settlement_id", "kind", "at", "by_id", "reason"], steps)
 
     def movement_rows(self) -> Iterable[tuple]:
         """The ledger in the order it was written: by time (a unit's events in their order at equal times)."""

@@ -18,7 +18,7 @@ two near-equal bars. `findings_chart` draws the run's findings by type as horizo
 import datetime
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
 
 from django.utils.translation import get_language
@@ -105,7 +105,9 @@ class DayRow:
 
 
 @dataclass(frozen=True)
-class Chart:
+class Plot:
+    """Every chart's picture: its size and font, and the edges of the plot within its margins."""
+
     width: int
     height: int
     font_size: int
@@ -113,6 +115,10 @@ class Chart:
     right: float
     top: float
     bottom: float
+
+
+@dataclass(frozen=True)
+class Chart(Plot):
     middle: float
     plot_height: float
     zero: float  # y of the 0 line
@@ -246,16 +252,9 @@ def binned(days: Sequence[DayAmounts]) -> list[Binned]:
 
 
 @dataclass(frozen=True)
-class DifferenceChart:
+class DifferenceChart(Plot):
     """Used − billed per day or week: bars up (used, not billed) or down (billed, not used)."""
 
-    width: int
-    height: int
-    font_size: int
-    left: float
-    right: float
-    top: float
-    bottom: float
     zero: float
     label_x: float
     tick_end: float
@@ -350,8 +349,10 @@ def _x_ticks(rows: Sequence[Binned], centre) -> list[Tick]:
     ]
 
 
-def _y_ticks(low: float, high: float, step: float, y_of) -> list[Tick]:
-    return [Tick(y_of(low + step * n), compact_money(low + step * n)) for n in range(int(round((high - low) / step)) + 1)]
+def _y_ticks(low: float, high: float, step: float, y_of, shown=None) -> list[Tick]:
+    """A tick a step from `low` to `high`, labelled by `shown` (compact_money by default)."""
+    shown = shown or compact_money
+    return [Tick(y_of(low + step * n), shown(low + step * n)) for n in range(int(round((high - low) / step)) + 1)]
 
 
 def _y_scale(low: float, high: float, top: float, bottom: float):
@@ -429,14 +430,63 @@ def _short(number: float) -> str:
     return f"{number:.2f}".rstrip("0").rstrip(".") or "0"
 
 
+# --- the small charts' shared frame ---------------------------------------------------------------
+# The dashboard's bar charts and the trend line charts: a picture of a fixed size, a plot within
+# its margins, amounts from 0 up on the y axis (labelled at its left), labels under the x axis.
+
+SMALL_FONT = 13
+
+
+@dataclass(frozen=True)
+class ChartFrame(Plot):
+    """What a small chart's template draws around its content: the plot, where the amounts
+    (label_x, their right edge) and the x labels (label_y, their baseline) are written, the y axis's
+    ticks, and the amounts at its ends (`y_of` places an amount)."""
+
+    label_x: float
+    label_y: float
+    y_ticks: list[Tick]
+    y_low: float
+    y_high: float
+
+    def y_of(self, value: Decimal | float) -> float:
+        return _y_scale(self.y_low, self.y_high, self.top, self.bottom)(value)
+
+    def around(self, chart_class, **content):
+        """A chart of `chart_class` (a ChartFrame with fields for its content) in this frame."""
+        return chart_class(**{field.name: getattr(self, field.name) for field in fields(ChartFrame)}, **content)
+
+
+@dataclass(frozen=True)
+class FrameSize:
+    """A small chart's size and margins in SVG units: the plot runs from `left` to width − right and
+    from `top` to height − bottom."""
+
+    width: int
+    height: int
+    left: int
+    right: int
+    top: int
+    bottom: int
+
+    def frame(self, *, high: Decimal, shown=compact_money) -> ChartFrame:
+        """The frame with a y axis from 0 to a round number at or above `high`, its ticks labelled by `shown`."""
+        left, right, top, bottom = self.left, self.width - self.right, self.top, self.height - self.bottom
+        low, top_value, step = _scale(Decimal(0), high)
+        y_of = _y_scale(low, top_value, top, bottom)
+        return ChartFrame(
+            width=self.width, height=self.height, font_size=SMALL_FONT, left=left, right=right, top=top,
+            bottom=bottom, label_x=left - 6, label_y=bottom + 18, y_ticks=_y_ticks(low, top_value, step, y_of, shown),
+            y_low=low, y_high=top_value,
+        )
+
+
 # --- the dashboard's bar charts -------------------------------------------------------------------
 # One series of amounts of money (never quantities: boxes and pieces do not add up), a bar per
 # period, each bar a link to the list behind it and titled with its numbers; the page shows the same
 # numbers in a table beside the chart.
 
-SMALL_WIDTH, SMALL_HEIGHT = 520, 260
-SMALL_LEFT, SMALL_RIGHT, SMALL_TOP, SMALL_BOTTOM = 64, 12, 24, 40
-SMALL_FONT = 13
+SMALL = FrameSize(520, 260, left=64, right=12, top=24, bottom=40)
 
 
 @dataclass(frozen=True)
@@ -462,17 +512,7 @@ class ValueBar:
 
 
 @dataclass(frozen=True)
-class BarChart:
-    width: int
-    height: int
-    font_size: int
-    left: float
-    right: float
-    top: float
-    bottom: float
-    label_x: float
-    label_y: float
-    y_ticks: list[Tick]
+class BarChart(ChartFrame):
     bars: list[ValueBar]
     empty: bool
 
@@ -480,34 +520,22 @@ class BarChart:
 def bar_chart(bars: Sequence[BarInput], *, every: int = 1) -> BarChart:
     """Lay out one bar per input (at least one), amounts from 0 up; `every` n-th bar is labelled
     below (counted from the last, which always is)."""
-    left, right, top, bottom = SMALL_LEFT, SMALL_WIDTH - SMALL_RIGHT, SMALL_TOP, SMALL_HEIGHT - SMALL_BOTTOM
-    low, high, step = _scale(Decimal(0), max(bar.value for bar in bars))
-    slot = (right - left) / len(bars)
-
-    def y_of(value: Decimal | float) -> float:
-        return round(bottom - (float(value) - low) / (high - low) * (bottom - top), 1)
-
+    frame = SMALL.frame(high=max(bar.value for bar in bars))
+    slot = (frame.right - frame.left) / len(bars)
     laid = []
     for index, bar in enumerate(bars):
-        y = y_of(bar.value)
-        centre = round(left + (index + 0.5) * slot, 1)
+        y = frame.y_of(bar.value)
+        centre = round(frame.left + (index + 0.5) * slot, 1)
         laid.append(ValueBar(
-            round(left + index * slot + slot * 0.15, 1), y, round(slot * 0.7, 1), round(bottom - y, 1), centre,
-            bar.label if (len(bars) - 1 - index) % every == 0 else "", bar.title, bar.href, bar.colour,
+            round(frame.left + index * slot + slot * 0.15, 1), y, round(slot * 0.7, 1), round(frame.bottom - y, 1),
+            centre, bar.label if (len(bars) - 1 - index) % every == 0 else "", bar.title, bar.href, bar.colour,
         ))
-    return BarChart(
-        width=SMALL_WIDTH, height=SMALL_HEIGHT, font_size=SMALL_FONT, left=left, right=right, top=top,
-        bottom=bottom, label_x=left - 6, label_y=bottom + 18,
-        y_ticks=[Tick(y_of(low + step * n), compact_money(low + step * n))
-                 for n in range(int(round((high - low) / step)) + 1)],
-        bars=laid, empty=not any(bar.value for bar in bars),
-    )
+    return frame.around(BarChart, bars=laid, empty=not any(bar.value for bar in bars))
 
 
 # --- trend lines: one line per series over months -------------------------------------------------
 
-LINE_WIDTH, LINE_HEIGHT = 720, 300
-LINE_LEFT, LINE_RIGHT, LINE_TOP, LINE_BOTTOM = 72, 16, 48, 40
+LINE = FrameSize(720, 300, left=72, right=16, top=48, bottom=40)
 LINE_COLOURS = ("#1d2733", "#0b6e8a", "#d9730d", "#6941c6", "#2e7d32", "#b42318", "#8a6d0b")
 
 
@@ -537,17 +565,7 @@ class LineSeries:
 
 
 @dataclass(frozen=True)
-class LineChart:
-    width: int
-    height: int
-    font_size: int
-    left: float
-    right: float
-    top: float
-    bottom: float
-    label_x: float
-    label_y: float
-    y_ticks: list[Tick]
+class LineChart(ChartFrame):
     x_ticks: list[Tick]
     series: list[LineSeries]
     limit_y: float | None  # a horizontal red line (e.g. a 耗占比 red line), None without one
@@ -561,36 +579,29 @@ def line_chart(
     """Lay out one line per (label, values) over the x labels (months), from 0 up; a None value is a
     gap (e.g. a month without revenue). Amounts are labelled in yuan, or in % with `percent`; `limit`
     draws a horizontal line at that value (a red line)."""
-    left, right = LINE_LEFT, LINE_WIDTH - LINE_RIGHT
-    top, bottom = LINE_TOP, LINE_HEIGHT - LINE_BOTTOM
     values = [value for _, line in series for value in line if value is not None]
-    low, high, step = _scale(Decimal(0), max([*values, limit or Decimal(0), Decimal(0)]))
-    count = max(len(x_labels), 1)
-    slot = (right - left) / count
-
-    def x_of(index: int) -> float:
-        return round(left + (index + 0.5) * slot, 1)
-
-    def y_of(value: Decimal | float) -> float:
-        return round(bottom - (float(value) - low) / (high - low) * (bottom - top), 1)
 
     def shown(value: float) -> str:
         return f"{_short(value)}%" if percent else compact_money(value)
 
-    laid, legend_x, legend_y = [], float(left), float(LEGEND_Y)
+    frame = LINE.frame(high=max([*values, limit or Decimal(0), Decimal(0)]), shown=shown)
+    slot = (frame.right - frame.left) / max(len(x_labels), 1)
+
+    def x_of(index: int) -> float:
+        return round(frame.left + (index + 0.5) * slot, 1)
+
+    laid, legend_x, legend_y = [], float(frame.left), float(LEGEND_Y)
     for index, (label, line) in enumerate(series):
-        points = [LinePoint(x_of(n), y_of(value), f"{label} {x_labels[n]}: {value}{'%' if percent else ''}")
+        points = [LinePoint(x_of(n), frame.y_of(value), f"{label} {x_labels[n]}: {value}{'%' if percent else ''}")
                   for n, value in enumerate(line) if value is not None]
         width = SWATCH + 12 + text_width(label, SMALL_FONT)
-        if legend_x + width > right and legend_x > left:  # the legend wraps to a second row
-            legend_x, legend_y = float(left), legend_y + 18
+        if legend_x + width > frame.right and legend_x > frame.left:  # the legend wraps to a second row
+            legend_x, legend_y = float(frame.left), legend_y + 18
         laid.append(LineSeries(label, LINE_COLOURS[index % len(LINE_COLOURS)], points, legend_x, legend_y))
         legend_x += width
     every = max(1, math.ceil(len(x_labels) / 12))
-    return LineChart(
-        width=LINE_WIDTH, height=LINE_HEIGHT, font_size=SMALL_FONT, left=left, right=right, top=top, bottom=bottom,
-        label_x=left - 6, label_y=bottom + 18,
-        y_ticks=[Tick(y_of(low + step * n), shown(low + step * n)) for n in range(int(round((high - low) / step)) + 1)],
+    return frame.around(
+        LineChart,
         x_ticks=[Tick(x_of(n), label) for n, label in enumerate(x_labels) if (len(x_labels) - 1 - n) % every == 0],
-        series=laid, limit_y=y_of(limit) if limit is not None else None, empty=not any(values),
+        series=laid, limit_y=frame.y_of(limit) if limit is not None else None, empty=not any(values),
     )

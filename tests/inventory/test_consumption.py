@@ -15,18 +15,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def department(cath_lab_store):
-    return cath_lab_store.department
-
-
-@pytest.fixture
-def nurse(hospital, department):
-    user = factories.UserFactory(username="nurse1", hospital=hospital, roles=["nurse"])
-    user.departments.add(department)
-    return user
-
-
-@pytest.fixture
 def nurse_api(nurse):
     return api_client_for(nurse)
 

@@ -7,10 +7,11 @@ import hashlib
 from decimal import Decimal
 
 import pytest
+from django.db import DatabaseError, transaction
 
 from inventory.actors import Actor
 from inventory.errors import Refused
-from inventory.models import EvaluationRun, Indicator
+from inventory.models import EvaluatedSupplier, EvaluationRun, EvaluationValue, EvaluationWeight, Indicator
 from inventory.selectors.evaluation import computed_values, run_matrix, scored_indicators, supplier_trends
 from inventory.services import evaluation_maths
 from inventory.services.evaluation import (
@@ -26,6 +27,7 @@ from inventory.services.evaluation import (
     set_method,
 )
 from inventory.services.evaluation_reports import render_reports
+from tests import factories
 from tests.inventory.evaluation_data import EXPECTED, LAPSE_DAY, PERIOD, build
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
@@ -230,6 +232,74 @@ def test_finalised_run_never_changes_and_its_set_is_frozen(data, hospital, opera
     replace_indicators(actor=actor, indicator_set=version, indicators=[IndicatorInput("X", "仅一项")])
     assert list(version.indicators.values_list("code", flat=True)) == ["X"]
     assert indicator_set.indicators.filter(code="Q2").exists()
+
+
+def finalised_and_draft_runs(data, hospital, operator) -> tuple[EvaluationRun, EvaluationRun]:
+    actor = Actor(user=operator)
+    indicator_set = load_default_set(actor=actor, hospital=hospital)
+    final = create_run(actor=actor, hospital=hospital, indicator_set=indicator_set, name="定稿",
+                       period_start=PERIOD[0], period_end=PERIOD[1])
+    enter_all(operator, final, data)
+    final = finalise_run(actor=actor, run=final)
+    draft = create_run(actor=actor, hospital=hospital, indicator_set=indicator_set, name="草稿",
+                       period_start=PERIOD[0], period_end=PERIOD[1])
+    return final, draft
+
+
+def test_the_database_refuses_changing_a_finalised_run_its_values_and_its_scores(data, hospital, operator):
+    final, draft = finalised_and_draft_runs(data, hospital, operator)
+    stored = (EvaluationRun.objects.filter(pk=final.pk).values().get(),
+              list(final.participants.values("supplier", "score", "rank").order_by("pk")),
+              list(final.values.values("indicator", "value", "basis").order_by("pk")),
+              list(final.weights.values("indicator", "weight").order_by("pk")))
+    value, weight = final.values.order_by("pk").first(), final.weights.order_by("pk").first()
+    indicator = Indicator.objects.get(indicator_set=final.indicator_set, code="Q2")
+
+    for write in (
+        lambda: EvaluationRun.objects.filter(pk=final.pk).update(name="改名"),
+        lambda: EvaluationRun.objects.filter(pk=final.pk).update(csv_sha256="0" * 64),
+        lambda: EvaluationRun.objects.filter(pk=final.pk).update(status="DRAFT", finalised_at=None),
+        lambda: final.delete(),
+        lambda: EvaluatedSupplier.objects.filter(run=final).update(score=Decimal("0.999999"), rank=1),
+        lambda: EvaluatedSupplier.objects.filter(run=final).delete(),
+        lambda: EvaluationValue.objects.filter(pk=value.pk).update(value=Decimal(1)),
+        lambda: EvaluationValue.objects.filter(pk=value.pk).delete(),
+        lambda: EvaluationValue.objects.filter(pk=value.pk).update(run=draft),
+        lambda: EvaluationWeight.objects.filter(pk=weight.pk).update(weight=Decimal(1)),
+        lambda: EvaluationWeight.objects.filter(pk=weight.pk).delete(),
+        lambda: EvaluationWeight.objects.create(run=final, indicator=indicator, weight=Decimal("0.5")),
+    ):
+        with pytest.raises(DatabaseError, match="EVALUATION_RUN_FINALISED"), transaction.atomic():
+            write()
+
+    assert stored == (EvaluationRun.objects.filter(pk=final.pk).values().get(),
+                      list(final.participants.values("supplier", "score", "rank").order_by("pk")),
+                      list(final.values.values("indicator", "value", "basis").order_by("pk")),
+                      list(final.weights.values("indicator", "weight").order_by("pk")))
+    # A draft is the evaluators' to change, and to throw away.
+    assert EvaluationValue.objects.filter(run=draft, indicator=indicator).update(value=Decimal(50)) >= 1
+    assert EvaluationRun.objects.filter(pk=draft.pk).update(name="草稿二") == 1
+    draft.delete()
+    assert not EvaluationRun.objects.filter(pk=draft.pk).exists()
+
+
+def test_the_admin_shows_a_finalised_run_read_only_and_adds_none(data, hospital, operator, client):
+    final, draft = finalised_and_draft_runs(data, hospital, operator)
+    client.force_login(factories.UserFactory(username="root", hospital=None, is_superuser=True, is_staff=True))
+    admin = "/admin/inventory/evaluationrun"
+
+    assert client.get(f"{admin}/").status_code == 200
+    page = client.get(f"{admin}/{final.pk}/change/")
+    assert page.status_code == 200 and final.csv_sha256 in page.content.decode() and b'name="_save"' not in page.content
+    assert client.post(f"{admin}/{final.pk}/change/", {"name": "改名"}).status_code == 403
+    assert client.post(f"{admin}/{final.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert EvaluationRun.objects.get(pk=final.pk).name == "定稿"
+    assert client.get(f"{admin}/add/").status_code == 403
+    assert client.get(f"/admin/inventory/indicatorset/{final.indicator_set_id}/change/").status_code == 200
+    assert client.post(f"/admin/inventory/indicatorset/{final.indicator_set_id}/change/", {}).status_code == 403
+
+    editable = client.get(f"{admin}/{draft.pk}/change/")
+    assert editable.status_code == 200 and b'name="_save"' in editable.content
 
 
 def test_only_administrators_and_spd_operators_evaluate(data, hospital, keeper):

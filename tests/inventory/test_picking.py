@@ -31,18 +31,6 @@ def days(n):
 
 
 @pytest.fixture
-def department(cath_lab_store):
-    return cath_lab_store.department
-
-
-@pytest.fixture
-def nurse(hospital, department):
-    user = factories.UserFactory(username="nurse1", hospital=hospital, roles=["nurse"])
-    user.departments.add(department)
-    return user
-
-
-@pytest.fixture
 def stock(keeper_actor, supplier, warehouse, product, lot_product):
     """Lot EARLY (3, 200 days), lot LATE (10, 600 days); units U-SOON (300), U-MID (400), U-LATE (700)."""
     receive(keeper_actor, supplier, warehouse, [

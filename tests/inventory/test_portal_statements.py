@@ -5,13 +5,15 @@ hospital settles a confirmed one or reopens a disputed one. Every step is kept, 
 step in the wrong stage is a 409 with nothing changed."""
 import csv
 import io
+from contextlib import contextmanager
 
 import pytest
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from openpyxl import load_workbook
 
 from inventory.actors import Actor
 from inventory.models import Alert, SupplierSettlement, SupplierSettlementEvent
+from inventory.services.settlement_workflow import supplier_confirm_statement
 from inventory.services.settlements import confirm_settlement
 from tests import factories
 from tests.conftest import api_client_for
@@ -140,3 +142,71 @@ def test_statement_events_cannot_be_changed_or_deleted(issued):
         SupplierSettlementEvent.objects.filter(pk=event.pk).update(reason="rewritten")
     with pytest.raises(DatabaseError), transaction.atomic():
         SupplierSettlementEvent.objects.filter(pk=event.pk).delete()
+
+
+# --- a statement issued by another path than confirm_settlement --------------------------------------
+
+
+@contextmanager
+def checked_as_at_commit():
+    """The block, then the checks PostgreSQL defers to the commit (a test's transaction never commits)."""
+    try:
+        with transaction.atomic():
+            yield
+            with connection.cursor() as cursor:
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
+def test_a_statement_stored_confirmed_without_the_service_is_issued_with_its_step(
+    hospital, supplier, operator, keeper, vendor
+):
+    with checked_as_at_commit():
+        stored = SupplierSettlement.objects.create(
+            hospital=hospital, supplier=supplier, period_start=JUNE[0], period_end=JUNE[1], status="CONFIRMED",
+            created_by=keeper, confirmed_by=operator, confirmed_at=local(JUNE[1], 18),
+        )
+    client = api_client_for(vendor)
+
+    assert [(event.kind, event.by, event.at) for event in stored.events.all()] == [
+        ("ISSUED", operator, local(JUNE[1], 18))]
+    assert [row["id"] for row in client.get(f"{PORTAL}/").json()["results"]] == [stored.pk]
+    answered = client.post(f"{PORTAL}/{stored.pk}/confirm/")
+    assert answered.status_code == 200, answered.json()
+    assert [event["kind"] for event in answered.json()["events"]] == ["ISSUED", "SUPPLIER_CONFIRMED"]
+
+
+def test_an_issued_statement_saved_again_gets_no_second_step(issued, operator):
+    with checked_as_at_commit():
+        issued.save()
+        SupplierSettlement.objects.get(pk=issued.pk).save(update_fields=["status", "stage"])
+        stored = SupplierSettlement(hospital=issued.hospital, supplier=issued.supplier, period_start=JUNE[0],
+                                    period_end=JUNE[1], created_by=operator)
+        stored.save()
+        stored.save()
+
+    assert list(issued.events.values_list("kind", "by")) == [("ISSUED", operator.pk)]
+    assert not stored.events.exists()
+
+
+def test_the_database_refuses_a_stage_set_without_its_step(hospital, supplier, operator, vendor, issued):
+    june = SupplierSettlement.objects.create(hospital=hospital, supplier=supplier, period_start=JUNE[0],
+                                             period_end=JUNE[1], created_by=operator)
+    july = SupplierSettlement(hospital=hospital, supplier=supplier, period_start=JUNE[1].replace(month=7, day=1),
+                              period_end=JUNE[1].replace(month=7, day=31), created_by=operator, status="CONFIRMED",
+                              stage="ISSUED")
+
+    for write in (
+        lambda: SupplierSettlement.objects.filter(pk=june.pk).update(status="CONFIRMED", stage="ISSUED"),
+        lambda: SupplierSettlement.objects.bulk_create([july]),
+        lambda: SupplierSettlement.objects.filter(pk=issued.pk).update(stage="SETTLED"),
+    ):
+        with pytest.raises(DatabaseError, match="SETTLEMENT_STAGE"), checked_as_at_commit():
+            write()
+
+    assert SupplierSettlement.objects.get(pk=june.pk).stage == "DRAFT"
+    assert SupplierSettlement.objects.get(pk=issued.pk).stage == "ISSUED"
+    with checked_as_at_commit():  # the workflow's own steps pass the same check
+        supplier_confirm_statement(settlement=issued, actor=Actor(user=vendor))

@@ -12,18 +12,6 @@ Status = Requisition.Status
 
 
 @pytest.fixture
-def department(cath_lab_store):
-    return cath_lab_store.department
-
-
-@pytest.fixture
-def nurse(hospital, department):
-    user = factories.UserFactory(username="nurse1", hospital=hospital, roles=["nurse"])
-    user.departments.add(department)
-    return user
-
-
-@pytest.fixture
 def gloves(hospital):
     return factories.ProductFactory(
         hospital=hospital, name="检查手套", tracking="LOT", is_high_value=False, his_charge_code="",

@@ -12,18 +12,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def department(cath_lab_store):
-    return cath_lab_store.department
-
-
-@pytest.fixture
-def nurse(hospital, department):
-    user = factories.UserFactory(username="nurse1", hospital=hospital, roles=["nurse"])
-    user.departments.add(department)
-    return user
-
-
-@pytest.fixture
 def requisition(nurse, department, lot_product, stock):  # noqa: F811
     return requisition_for(nurse, department, (lot_product, 5))
 

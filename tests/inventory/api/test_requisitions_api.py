@@ -12,18 +12,6 @@ API = "/api/v1"
 
 
 @pytest.fixture
-def department(cath_lab_store):
-    return cath_lab_store.department
-
-
-@pytest.fixture
-def nurse(hospital, department):
-    user = factories.UserFactory(username="nurse1", hospital=hospital, roles=["nurse"])
-    user.departments.add(department)
-    return user
-
-
-@pytest.fixture
 def icu(hospital):
     icu = factories.DepartmentFactory(hospital=hospital, code="ICU", name="重症医学科")
     factories.LocationFactory(hospital=hospital, department=icu, code="ICU-S", name="ICU 二级库", kind="DEPARTMENT_STORE")
