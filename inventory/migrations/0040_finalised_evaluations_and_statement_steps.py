@@ -137,7 +137,7 @@ def issue_steps_of_issued_statements(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("inventory", "0037_supplier_evaluation"),
+        ("inventory", "0039_alliance_transfer_holds"),
     ]
 
     operations = [
