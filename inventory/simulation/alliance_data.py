@@ -75,6 +75,7 @@ from inventory.models import (
     StockOrder,
     Supplier,
     SupplierSettlement,
+    SupplierSettlementEvent,
     SupplierSettlementLine,
     SupplyAgreement,
     TagBinding,
@@ -520,6 +521,7 @@ _SHIFTED: dict[type, dict[str, type]] = {  # per table: column → the generated
     SupplierSettlement: {"id": SupplierSettlement},
     SupplierSettlementLine: {"id": SupplierSettlementLine, "settlement_id": SupplierSettlement,
                              "consumption_id": Consumption, "unit_id": Unit},
+    SupplierSettlementEvent: {"id": SupplierSettlementEvent, "settlement_id": SupplierSettlement},
     Movement: {"id": Movement, "unit_id": Unit},
     LotMovementLayer: {"id": LotMovementLayer, "movement_id": Movement},
 }
