@@ -92,3 +92,11 @@ def _assert_the_cabinet_is_as_found_and_the_sql_floor_writes_what_the_service_wr
     assert floor == service
     _put_back(device, cabinet, nurse.username, epcs)
     assert contents() == found
+
+
+def test_the_dataset_is_reused_when_it_is_there(settings):
+    from inventory.simulation.scale_data import SIZES, ensure_dataset
+
+    first = ensure_dataset(SIZES["small"], progress=lambda line: None)
+    again = ensure_dataset(SIZES["small"], progress=lambda line: None)
+    assert again["built_at"] == first["built_at"]
