@@ -8,6 +8,8 @@ requests; the repetition's p50/p95/p99 latency and requests/s come from all of t
 - consumption: `POST /api/v1/consumptions/` — each client uses units in stock at its department's
   store on encounters of its own, one unit per request (a new idempotency key each);
 - unit list: `GET /api/v1/units/` — the first page (50) of the hospital's units, with the count;
+- cursor list: `GET /api/v1/units/?cursor=` — the first page of the same list as an integrator
+  syncing reads it (cursor pagination, no count; docs/api-sync.md);
 - baseline: `GET /api/v1/hospitals/<id>/` — a trivial authenticated endpoint of the same app
   (token lookup, permission, one row, serializer), measured the same way in the same repetition.
 
@@ -44,31 +46,41 @@ def run(context: Context) -> list[Figure]:
     hospital = context.hospital
     clients = _clients(context)
     figures = {}
-    for endpoint, label in (("consumption", "consumption POST"), ("units", "unit list GET")):
+    endpoints = (("consumption", "consumption POST"), ("units", "unit list GET"),
+                 ("cursor", "unit list GET ?cursor= (integrator sync, no count)"))
+    for endpoint, label in endpoints:
         for percentile in ("p50", "p95", "p99"):
             target = None
             if endpoint == "consumption" and percentile == "p95":
                 target = Target("< 50 ms", lambda f: f.median is not None and f.median < 50)
+            if endpoint == "cursor" and percentile == "p95":
+                target = Target("≤ 3× the trivial GET", lambda f: f.ratio is not None and f.ratio <= 3)
             figures[(endpoint, percentile)] = Figure(
                 "api", f"{label} {percentile}, {workload.api_clients} clients", "ms",
                 baseline_name=f"ms trivial GET {percentile}", target=target,
             )
+        target = None
+        if endpoint == "consumption":
+            target = Target("≥ 0.35× the trivial GET", lambda f: f.ratio is not None and f.ratio >= 0.35)
         figures[(endpoint, "rps")] = Figure("api", f"{label} throughput, {workload.api_clients} clients", "req/s",
-                                            baseline_name="req/s trivial GET", higher_is_better=True)
-    alone = Figure("api", "consumption POST p95, 1 client (no queueing)", "ms", baseline_name="ms trivial GET p95, 1 client")
+                                            baseline_name="req/s trivial GET", higher_is_better=True, target=target)
+    alone = Figure("api", "consumption POST p95, 1 client (no queueing)", "ms", baseline_name="ms trivial GET p95, 1 client",
+                   target=Target("≤ 2.5× the trivial GET", lambda f: f.ratio is not None and f.ratio <= 2.5))
     paths = {
         "trivial": lambda client, n: ("GET", f"/api/v1/hospitals/{hospital.pk}/", None, 200),
         "units": lambda client, n: ("GET", "/api/v1/units/", None, 200),
+        "cursor": lambda client, n: ("GET", "/api/v1/units/?cursor=", None, 200),
         "consumption": lambda client, n: ("POST", "/api/v1/consumptions/", _use(context, client, n), 201),
     }
     try:
         with gunicorn(workers=workload.gunicorn_workers, log_path=context.options.results_dir / "gunicorn.log") as server:
             _load(server, clients, paths["trivial"], workload.api_warmup)
             _load(server, clients, paths["units"], workload.api_warmup)
+            _load(server, clients, paths["cursor"], workload.api_warmup)
             _load(server, clients, paths["consumption"], workload.api_warmup)
             for repetition in range(workload.repeat):
                 trivial = _load(server, clients, paths["trivial"], workload.api_requests)
-                for endpoint in ("consumption", "units"):
+                for endpoint in ("consumption", "units", "cursor"):
                     with context.profiled(f"api-{endpoint}") if repetition == 0 else nullcontext():
                         measured = _load(server, clients, paths[endpoint], workload.api_requests)
                     for key in ("p50", "p95", "p99", "rps"):
@@ -80,7 +92,7 @@ def run(context: Context) -> list[Figure]:
                     f"api repetition {repetition + 1}: trivial p95 {trivial['p95']:.1f} ms {trivial['rps']:.0f}/s; "
                     f"consumption p95 {figures[('consumption', 'p95')].samples[-1]:.1f} ms "
                     f"{figures[('consumption', 'rps')].samples[-1]:.0f}/s; units p95 "
-                    f"{figures[('units', 'p95')].samples[-1]:.1f} ms; consumption alone p95 {single['p95']:.1f} ms"
+                    f"{figures[('units', 'p95')].samples[-1]:.1f} ms; cursor p95 {figures[('cursor', 'p95')].samples[-1]:.1f} ms; consumption alone p95 {single['p95']:.1f} ms"
                 )
     finally:
         _refund(context, clients)

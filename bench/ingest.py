@@ -37,6 +37,7 @@ from bench.server import database_url, gunicorn
 RAW_TABLE = "bench_raw_event"
 RAW_COLUMNS = "device_id, event_id, kind, occurred_at, received_at, payload, body_sha256, status"
 SERVICE_TARGET = Target("≥ 0.30× raw executemany", lambda figure: figure.ratio is not None and figure.ratio >= 0.30)
+PARSE_TARGET = Target("≥ 0.5× the parse alone", lambda figure: figure.ratio is not None and figure.ratio >= 0.5)
 
 
 def run(context: Context) -> list[Figure]:
@@ -64,6 +65,12 @@ def run(context: Context) -> list[Figure]:
                         higher_is_better=True),
         "parse-fast": Figure("ingest", "GS1 parse: fast path (AIs 01/11/17/10/21) vs biip alone", "codes/s",
                              baseline_name="codes/s biip alone (parse_gs1 fast=False)", higher_is_better=True),
+        # Issue 19's target: a receipt scan's database work should cost no more than its parse.
+        "receipt-vs-parse": Figure("ingest", "receipt scans, service, against the GS1 parse alone (parse_udi)", per,
+                                   baseline_name="codes/s parse_udi alone", target=PARSE_TARGET,
+                                   higher_is_better=True),
+        "receipt-vs-biip": Figure("ingest", "receipt scans, service, against biip's parse alone", per,
+                                  baseline_name="codes/s biip alone (parse_gs1 fast=False)", higher_is_better=True),
     }
     n = workload.ingest_events
     with psycopg.connect(database_url()) as raw, gunicorn(
@@ -76,6 +83,11 @@ def run(context: Context) -> list[Figure]:
             executemany = n / _timed(lambda rows=rows: _executemany(raw, rows))
             figures["copy"].add(n / _timed(lambda rows=rows: _copy(raw, rows)), executemany)
             figures["autocommit"].add(n / _timed(lambda rows=rows: _autocommit(raw, rows)), executemany)
+            codes = _random_codes(n)
+            parsed = n / _timed(lambda codes=codes: _parse_all(codes))
+            biip_alone = n / _timed(lambda codes=codes: _parse_all(codes, fast=False))
+            figures["parse"].add(parsed, executemany)
+            figures["parse-fast"].add(parsed, biip_alone)
             # The pool of units moves as a whole into the other station's receiving area, and back next time.
             station, codes = _shuttle(context, devices, 2 * n)
             for path, chunk in (("service", codes[:n]), ("http", codes[n:])):
@@ -84,11 +96,9 @@ def run(context: Context) -> list[Figure]:
                     seconds, outcomes = _send(path, station, tokens[station.code], events, workload.ingest_batch, client)
                 _check(outcomes, "receipt", expect_order=True)
                 figures[f"receipt-{path}"].add(n / seconds, executemany)
+            figures["receipt-vs-parse"].add(figures["receipt-service"].samples[-1], parsed)
+            figures["receipt-vs-biip"].add(figures["receipt-service"].samples[-1], biip_alone)
             bedside = devices["BENCH-BEDSIDE"]
-            codes = _random_codes(n)
-            parsed = n / _timed(lambda codes=codes: _parse_all(codes))
-            figures["parse"].add(parsed, executemany)
-            figures["parse-fast"].add(parsed, n / _timed(lambda codes=codes: _parse_all(codes, fast=False)))
             for path in ("service", "http"):
                 events = _scan_events(_random_codes(n), f"{context.run_id}-r{repetition}-lookup-{path}")
                 with context.profiled(f"ingest-consumption-{path}") if repetition == 0 else nullcontext():

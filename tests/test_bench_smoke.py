@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from bench.harness import HOSPITAL_BENCHMARKS, Options, run_benchmarks
+from bench.harness import HOSPITAL_BENCHMARKS, WORKLOADS, Options, run_benchmarks
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -31,6 +31,67 @@ def test_every_benchmark_runs_once_and_reports_its_figures(tmp_path, settings):
     assert written["dataset"]["counts"]["movements"] > 10_000
     table = report.table()
     assert "cabinet" in table and "median" in table
+    cabinet_figures = {figure["figure"]: figure for figure in figures if figure["benchmark"] == "cabinet"}
+    floor = next(figure for name, figure in cabinet_figures.items() if name.startswith("the SQL floor"))
+    close = next(figure for name, figure in cabinet_figures.items() if name.startswith("door close"))
+    assert close["baseline"].startswith("ms the same writes in hand-written SQL")
+    assert close["baseline_samples"] == floor["samples"]
+    _assert_the_cabinet_is_as_found_and_the_sql_floor_writes_what_the_service_writes()
+
+
+def _assert_the_cabinet_is_as_found_and_the_sql_floor_writes_what_the_service_writes():
+    """The cabinet benchmark's SQL baseline writes the rows the service writes for the same read,
+    and the put-back after each close leaves the cabinet as it was."""
+    from bench.cabinet import CABINET_CODE, DEVICE_CODE, _moment, _put_back, sql_close
+    from devices.models import Device
+    from inventory.models import CabinetSession, Location, Movement, Unit, UnitStatus, User
+    from inventory.services.cabinets import close_session, open_session
+    from inventory.simulation.scale_data import NURSE_PREFIX
+
+    cabinet = Location.objects.get(code=CABINET_CODE)
+    device = Device.objects.select_related("hospital", "location").get(code=DEVICE_CODE)
+    nurse = User.objects.filter(username__startswith=NURSE_PREFIX, departments=cabinet.department).first()
+    tagged = Unit.objects.filter(location=cabinet, epc__isnull=False)
+
+    def contents():
+        return sorted(tagged.values_list("pk", "status", "location_id"))
+
+    found = contents()
+    assert len(found) == WORKLOADS["smoke"].cabinet_units
+    assert {status for _, status, _ in found} == {UnitStatus.IN_CABINET}
+    epcs = sorted(tagged.values_list("epc", flat=True))
+    read = epcs[2:] + epcs[5:7] + ["E2FF00000000000000000001"]  # two taken, two read twice, one unknown
+
+    def written(session_id: int) -> dict:
+        session = CabinetSession.objects.get(pk=session_id)
+        movements = Movement.objects.filter(document_type=Movement.DocumentType.CABINET_SESSION, document_id=session_id)
+        return {
+            "session": (session.cabinet_id, session.device_id, session.user_id, session.status, session.closed_at,
+                        session.tags_seen, session.taken, session.returned, session.unknown_tags, session.misplaced,
+                        session.read_check),
+            "movements": sorted(
+                (m.hospital_id, m.kind, m.product_id, m.unit_id, m.lot, m.quantity, m.from_location_id,
+                 m.to_location_id, m.from_status, m.to_status, m.from_owner, m.to_owner, m.actor_user_id,
+                 m.actor_device_id, m.occurred_at, m.reason_code, m.note,
+                 m.idempotency_key.replace(f":{session_id}:", ":SESSION:"))
+                for m in movements
+            ),
+            "units": sorted(tagged.filter(status=UnitStatus.TAKEN).values_list("pk", "status", "location_id",
+                                                                               "status_since")),
+        }
+
+    moment = _moment()
+    open_session(device=device, cabinet=cabinet, occurred_at=moment, user_ref=nurse.username)
+    service = written(close_session(device=device, cabinet=cabinet, occurred_at=moment, epcs=read).pk)
+    _put_back(device, cabinet, nurse.username, epcs)
+    assert contents() == found
+    session_id, taken, unknown = sql_close(cabinet=cabinet, device=device, user=nurse, occurred_at=moment, epcs=read)
+    floor = written(session_id)
+    assert sorted(item["epc"] for item in taken) == epcs[:2] and unknown == ["E2FF00000000000000000001"]
+    assert len(floor["movements"]) == 2 and len(floor["units"]) == 2
+    assert floor == service
+    _put_back(device, cabinet, nurse.username, epcs)
+    assert contents() == found
 
 
 def test_the_dataset_is_reused_when_it_is_there(settings):

@@ -2,7 +2,9 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db import connection
+from django.db.models import BooleanField, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from devices.identification import ParsedUDI, ParseError, parse_udi
@@ -53,18 +55,27 @@ def resolve_scans(
             parsed.append(Refused(Refusal.UDI_UNPARSEABLE, **error.refusal_params()))
     readable = [udi for udi in parsed if isinstance(udi, ParsedUDI)]
     dis = {udi.di for udi in readable}
-    serials = {udi.serial for udi in readable if udi.serial}
     products = {product.udi_di: product for product in Product.objects.filter(hospital=hospital, udi_di__in=dis)}
-    units = {}
-    if serials:
-        units = {
-            (unit.di, unit.serial): unit
-            for unit in Unit.objects.filter(hospital=hospital, di__in=dis, serial__in=serials)
-        }
+    pairs = sorted({(udi.di, udi.serial) for udi in readable if udi.serial})
+    units = {(unit.di, unit.serial): unit for unit in _units_by_udi(hospital, pairs)} if pairs else {}
     return [
         udi if isinstance(udi, Refused) else ScanResolution(udi, products.get(udi.di), units.get((udi.di, udi.serial)))
         for udi in parsed
     ]
+
+
+def _units_by_udi(hospital: Hospital, pairs: list[tuple[str, str]]) -> QuerySet:
+    """The hospital's units of these (DI, serial) pairs. On PostgreSQL the pairs themselves are
+    looked up in the (di, serial) index: `di IN … AND serial IN …` read every unit of every DI
+    scanned (55,771 rows for a batch of 500 scans on the benchmark's hospital) to keep 500."""
+    units = Unit.objects.filter(hospital=hospital)
+    if connection.vendor != "postgresql":
+        return units.filter(di__in={di for di, _ in pairs}, serial__in={serial for _, serial in pairs})
+    table = Unit._meta.db_table
+    return units.filter(RawSQL(
+        f'("{table}"."di", "{table}"."serial") IN (SELECT * FROM unnest(%s::text[], %s::text[]))',  # names from the model
+        ([di for di, _ in pairs], [serial for _, serial in pairs]), output_field=BooleanField(),
+    ))
 
 
 def find_unit_by_udi(hospital: Hospital, raw: str, *, separator: str | None = None) -> Unit:

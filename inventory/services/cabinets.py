@@ -17,12 +17,13 @@ missing too large a share of the cabinet's units is held as SUSPECT (see `reader
 marking them all TAKEN.
 """
 import datetime
+import re
 from dataclasses import dataclass
 from types import ModuleType
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet, Value
 from django.utils import timezone
 
 from inventory.actors import Actor
@@ -91,11 +92,7 @@ def close_session(
     seen = _normalised(epcs)
     with transaction.atomic():
         Location.objects.select_for_update().get(pk=cabinet.pk)
-        opened = (
-            CabinetSession.objects.filter(cabinet=cabinet, status=CabinetSession.Status.OPEN, opened_at__lte=moment)
-            .order_by("-opened_at", "-id").first()
-        )
-        suspect = _pending_suspect(cabinet, before=moment)
+        opened, suspect, later_close = _sessions_at_close(cabinet, moment=moment, now=now)
         if suspect is not None and (opened is None or opened.opened_at < suspect.closed_at):
             session = suspect  # the cabinet reading again after a suspect read
         elif opened is not None:
@@ -107,7 +104,7 @@ def close_session(
         was_suspect = session.status == CabinetSession.Status.SUSPECT
         session.closed_at, session.close_event, session.tags_seen = moment, event, len(seen)
         session.device_clock_ahead_seconds = ahead if ahead is not None else session.device_clock_ahead_seconds
-        if _last_applied_close(cabinet, after=moment, now=now):
+        if later_close:
             session.status = CabinetSession.Status.STALE
             session.save()
             _alerts().report_stale_close(session=session)
@@ -156,8 +153,10 @@ def _apply_or_hold(
             session.tags_seen = len(seen)
     elif session.status == CabinetSession.Status.OPEN:
         session.status = CabinetSession.Status.CLOSED
-    session.save()
+    if session.pk is None:
+        session.save()  # a close with no open: its movements name the session
     _apply(session, diff, device)
+    session.save()
     if was_suspect:
         _alerts().report_cabinet_read(session=session)
     return session
@@ -184,13 +183,15 @@ def accept_suspect_read(*, session: CabinetSession, user: User, note: str) -> Ca
         }
         locked.tags_seen = len(seen)
         locked.status = CabinetSession.Status.CLOSED if locked.opened_at else CabinetSession.Status.CLOSED_WITHOUT_OPEN
-        locked.save()
         _apply(locked, diff, locked.device)
+        locked.save()
         _alerts().report_cabinet_read(session=locked)
         return locked
 
 
 def _apply(session: CabinetSession, diff: "CabinetDiff", device: object) -> None:
+    """Write the session's takes, put-backs and expiry locks, and note them on the session (the
+    caller saves it: once, with its status)."""
     cabinet, occurred_at = session.cabinet, session.closed_at
     actor = Actor(user=session.user) if session.user else Actor(device=device)
     document = (Movement.DocumentType.CABINET_SESSION, session.pk)
@@ -212,7 +213,6 @@ def _apply(session: CabinetSession, diff: "CabinetDiff", device: object) -> None
     session.returned = [_unit_summary(unit) for unit in diff.returned]
     session.unknown_tags = diff.unknown
     session.misplaced = diff.misplaced
-    session.save(update_fields=["taken", "returned", "unknown_tags", "misplaced"])
 
 
 # --- device clocks and reader faults -----------------------------------------------------------------
@@ -266,10 +266,33 @@ def _confirms(session: CabinetSession, seen: set[str]) -> bool:
 
 
 def _pending_suspect(cabinet: Location, *, before: datetime.datetime) -> CabinetSession | None:
-    return (
-        CabinetSession.objects.filter(cabinet=cabinet, status=CabinetSession.Status.SUSPECT, closed_at__lte=before)
-        .order_by("-closed_at", "-id").first()
-    )
+    return _pending_suspects(cabinet, before=before).first()
+
+
+def _pending_suspects(cabinet: Location, *, before: datetime.datetime) -> QuerySet:
+    return CabinetSession.objects.filter(
+        cabinet=cabinet, status=CabinetSession.Status.SUSPECT, closed_at__lte=before
+    ).order_by("-closed_at", "-id")
+
+
+def _sessions_at_close(
+    cabinet: Location, *, moment: datetime.datetime, now: datetime.datetime
+) -> tuple[CabinetSession | None, CabinetSession | None, bool]:
+    """What a close at `moment` finds, in one query (UNION ALL) under the cabinet's lock: the open
+    session it ends (the latest opened by then), the suspect session waiting for a new read, and
+    whether a later close was applied already (`_last_applied_close`)."""
+    opened = CabinetSession.objects.filter(
+        cabinet=cabinet, status=CabinetSession.Status.OPEN, opened_at__lte=moment
+    ).order_by("-opened_at", "-id")
+    found = {
+        session.role: session
+        for session in opened.annotate(role=Value("opened"))[:1].union(
+            _pending_suspects(cabinet, before=moment).annotate(role=Value("suspect"))[:1],
+            _applied_closes_after(cabinet, after=moment, now=now).annotate(role=Value("later")).order_by()[:1],
+            all=True,
+        )
+    }
+    return found.get("opened"), found.get("suspect"), "later" in found
 
 
 def _supersede(suspect: CabinetSession, *, by: CabinetSession) -> None:
@@ -417,14 +440,25 @@ def _person(hospital: Hospital, user_ref: str, badge: str) -> User | None:
 def _last_applied_close(cabinet: Location, *, after: datetime.datetime, now: datetime.datetime) -> bool:
     """Was a later close applied? One stamped beyond the accepted skew (stored before clocks were
     bounded) is not believed, so it never makes the present STALE."""
+    return _applied_closes_after(cabinet, after=after, now=now).exists()
+
+
+def _applied_closes_after(cabinet: Location, *, after: datetime.datetime, now: datetime.datetime) -> QuerySet:
     return CabinetSession.objects.filter(
         cabinet=cabinet, status__in=APPLIED, closed_at__gt=after, closed_at__lte=now + max_clock_ahead()
-    ).exists()
+    )
+
+
+# An EPC already in the form `normalise_epc` gives (upper-case hex, 8 to 64 digits, even): kept as it is.
+_NORMAL_EPC = re.compile(r"(?:[0-9A-F]{2}){4,32}")
 
 
 def _normalised(epcs: list[str]) -> set[str]:
     seen = set()
-    for epc in epcs:
+    for epc in set(epcs):  # a tag read twice is the same text
+        if _NORMAL_EPC.fullmatch(epc):
+            seen.add(epc)
+            continue
         try:
             seen.add(normalise_epc(epc))
         except Refused:
