@@ -5,6 +5,7 @@ A large hospital's table has ~90,000 rows a run: on PostgreSQL they are written 
 transaction that marks the run DONE; after that they are final (the migration's trigger).
 Read them with inventory.selectors.flow_table.
 """
+import operator
 from collections.abc import Sequence
 
 from django.db import connection
@@ -15,13 +16,13 @@ from inventory.selectors.reconciliation import QUANTITY_COLUMNS, FlowRow
 COLUMNS = ("run_id", "position", "product_id", "location_id", *QUANTITY_COLUMNS, "closing")
 _TYPES = ("int8", "int4", "int8", "int8", *["int4"] * (len(QUANTITY_COLUMNS) + 1))
 BATCH_SIZE = 2000  # bulk_create, off PostgreSQL
+_quantities = operator.attrgetter(*QUANTITY_COLUMNS)
 
 
 def store_flow_rows(run: ReconciliationRun, flows: Sequence[FlowRow]) -> int:
     """Write `flows` (the table, in its order) as the run's rows; the number written."""
     rows = (
-        (run.pk, position, row.product_id, row.location_id, *(getattr(row, name) for name in QUANTITY_COLUMNS),
-         row.closing)
+        (run.pk, position, row.product_id, row.location_id, *_quantities(row), row.closing)
         for position, row in enumerate(flows)
     )
     if connection.vendor == "postgresql":
