@@ -33,6 +33,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="leave the closed month in place")
     parser.add_argument("--code", type=Path, default=ROOT, help="the checkout whose code runs (default: this one)")
     parser.add_argument("--label", default="")
+    parser.add_argument("--profile", type=Path, help="write a pyinstrument profile of the first run here")
     args = parser.parse_args()
     code = args.code.resolve()
     sys.path.insert(0, str(code))
@@ -84,8 +85,17 @@ def main() -> int:
             for repetition in range(args.repeat):
                 load = os.getloadavg()[0]
                 bare, _rows = _bare(NET_SQL, hospital.pk, end_instant)
+                profiler = None
+                if args.profile and repetition == 0:
+                    from pyinstrument import Profiler
+
+                    profiler = Profiler(interval=0.0005)
+                    profiler.start()
                 run_seconds, run = _timed(lambda: run_reconciliation(hospital=hospital, period_start=day,
                                                                      period_end=day, rerun=True))
+                if profiler is not None:
+                    profiler.stop()
+                    args.profile.write_text(profiler.output_text(unicode=True, color=False, show_all=False))
                 computed, _outcome = _timed(lambda: reconcile(hospital, day, day))
                 after = _bare(NET_SQL, hospital.pk, end_instant)[0]
                 sample = {"load": round(load, 2), "bare": round(bare, 3), "bare_after": round(after, 3),
