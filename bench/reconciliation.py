@@ -60,6 +60,7 @@ def run(context: Context) -> list[Figure]:
     day_computed = Figure("reconciliation", "  the computation alone (reconcile(), day)", "s", baseline_name=baseline)
     reports = Figure("reconciliation", "then its reports (task: CSV + XLSX + PDF, year)", "s", baseline_name=baseline)
     from inventory.models import Finding
+    from inventory.selectors.flow_table import flow_row_count
     from inventory.services.reconciliation import reconcile, run_reconciliation
     from inventory.services.reports import ensure_reports
 
@@ -92,11 +93,11 @@ def run(context: Context) -> list[Figure]:
         day_computed.add(_timed(lambda: reconcile(hospital, end, end))[0], bare)
         context.log(f"reconciliation repetition {repetition + 1}: day {seconds:.1f} s")
     mismatches = findings.get(Finding.Kind.INVENTORY_MISMATCH, 0)
-    inventory_rows = len(run.summary.get("inventory", []))
+    inventory_rows = flow_row_count(run)
     year.note = (f"{sum(findings.values())} findings ({dict(sorted(findings.items()))}); 进销存 table {inventory_rows:,} "
                  f"rows; reports CSV {_size(run.report_csv)}, XLSX {_size(run.report_xlsx)}, PDF "
                  f"{_size(run.report_pdf)}; one-sided GROUP BY {min(one_sided):.2f} s")
-    day.note = f"{day_run.findings.count()} findings, 进销存 table {len(day_run.summary.get('inventory', [])):,} rows"
+    day.note = f"{day_run.findings.count()} findings, 进销存 table {flow_row_count(day_run):,} rows"
     if mismatches:
         year.note += f"; {mismatches} INVENTORY_MISMATCH findings: the generated data is inconsistent"
     _forget_reports(run.hospital_id)

@@ -42,6 +42,7 @@ from inventory.api.fields import BoundedDateField, caller_hospital, validated
 from inventory.api.permissions import BOOK_READERS, MASTER_DATA_EDITORS
 from inventory.errors import Refusal, Refused
 from inventory.models import Finding, FindingDisposition, ReconciliationRun, Role
+from inventory.selectors.flow_table import LEGACY_KEY, flow_table
 from inventory.selectors.reconciliation import runs_visible_to
 from inventory.services.findings import history, record_disposition, with_current_disposition
 from inventory.services.reconciliation import run_reconciliation
@@ -109,7 +110,7 @@ class RunSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_summary(self, run: ReconciliationRun) -> dict:
-        return {key: value for key, value in run.summary.items() if key != "inventory"}
+        return {key: value for key, value in run.summary.items() if key != LEGACY_KEY}
 
     @extend_schema_field(ReportsSerializer)
     def get_reports(self, run: ReconciliationRun) -> dict:
@@ -303,7 +304,7 @@ class ReconciliationRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     @action(detail=True)
     def inventory(self, request: Request, pk: str) -> Response:
         """The run's 进销存 table: opening + in − out = closing, per location and product."""
-        page = self.paginate_queryset(self.get_object().summary.get("inventory", []))
+        page = self.paginate_queryset(flow_table(self.get_object()))
         return self.get_paginated_response(InventoryRowSerializer(page, many=True).data)
 
 

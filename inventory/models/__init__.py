@@ -63,7 +63,7 @@ from inventory.models.procurement import (
     PurchasePlanLine,
 )
 from inventory.models.recall import Recall, RecallItem
-from inventory.models.reconciliation import Finding, FindingDisposition, ReconciliationRun
+from inventory.models.reconciliation import Finding, FindingDisposition, ReconciliationRun, StockFlowRow
 from inventory.models.reservations import StockReservation
 from inventory.models.review import ClinicalTeam, ClinicalTeamMember, DepartmentRevenue, RatioRedLine, WatchedItem
 from inventory.models.stock import (
@@ -82,7 +82,7 @@ from inventory.models.stocktake import StocktakeFinding, StocktakeLine, Stocktak
 from inventory.models.vbp import VbpAllocation, VbpContract, VbpExtension
 
 __all__ = [
-    "Alert", "BackgroundJob", "Finding", "FindingDisposition", "ParLevel", "ReconciliationRun",
+    "Alert", "BackgroundJob", "Finding", "FindingDisposition", "ParLevel", "ReconciliationRun", "StockFlowRow",
     "CabinetSession", "Charge", "ChargeDelivery", "Consumption", "HisSettlementLine", "SupplierSettlement",
     "SupplierSettlementLine", "SupplierSettlementEvent",
     "AcceptanceRecord", "Certificate", "DeliveryLine", "DeliveryNote", "Department", "Hospital",

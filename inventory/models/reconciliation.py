@@ -59,6 +59,60 @@ class ReconciliationRun(models.Model):
         return all((self.csv_sha256, self.xlsx_sha256, self.pdf_sha256))
 
 
+class StockFlowRow(models.Model):
+    """One line of a run's 进销存 table: opening + in − out = closing, for one product at one location.
+
+    A run's table is stored here, row by row in the table's order (`position`: by location code,
+    then product code), written in bulk when the run is computed (COPY on PostgreSQL;
+    inventory.services.flow_table) and read by the run's pages, the API and the reports
+    (inventory.selectors.flow_table). Runs made before this table existed kept their table in the
+    summary's "inventory" list, which is still read for them.
+
+    Final with its run: on PostgreSQL a trigger refuses any UPDATE, and the DELETE of a row of a
+    finished (DONE) run — current or superseded — whose reports may be signed. The product and
+    location are foreign keys without a database constraint: the rows come from the ledger, whose
+    own constraints (and PROTECT) already guarantee both exist, and a constraint would check and
+    lock a catalog row for each of a large hospital's ~90,000 rows.
+    """
+
+    pk = models.CompositePrimaryKey("run", "position")
+    run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE, related_name="flow_rows", db_index=False)
+    position = models.PositiveIntegerField(_("position in the table"))
+    product = models.ForeignKey("inventory.Product", on_delete=models.DO_NOTHING, related_name="+",
+                                db_constraint=False, db_index=False)
+    location = models.ForeignKey("inventory.Location", on_delete=models.DO_NOTHING, related_name="+",
+                                 db_constraint=False, db_index=False)
+    opening = models.IntegerField(_("opening"))
+    received = models.IntegerField(_("received"))
+    transferred_in = models.IntegerField(_("transferred in"))
+    transferred_out = models.IntegerField(_("transferred out"))
+    consumed = models.IntegerField(_("consumed"))
+    refunded = models.IntegerField(_("refunded"))
+    returned = models.IntegerField(_("returned"))
+    scrapped = models.IntegerField(_("scrapped"))
+    adjusted = models.IntegerField(_("adjusted"))
+    other = models.IntegerField(_("other"))
+    expensed = models.IntegerField(_("expensed"))
+    processed = models.IntegerField(_("processed"))
+    closing = models.IntegerField(_("closing"))
+
+    class Meta:
+        verbose_name = _("stock flow row")
+        ordering = ["run", "position"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(closing=models.F("opening") + models.F("received") + models.F("transferred_in")
+                            - models.F("transferred_out") - models.F("consumed") + models.F("refunded")
+                            - models.F("returned") - models.F("scrapped") + models.F("adjusted") + models.F("other")
+                            - models.F("expensed") + models.F("processed")),
+                name="stock_flow_row_adds_up",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}#{self.position}: {self.product_id}@{self.location_id} {self.opening} → {self.closing}"
+
+
 class Finding(models.Model):
     """One discrepancy a reconciliation found, with the evidence rows that show it."""
 

@@ -172,6 +172,8 @@ _FLOW_SUMS = {"net": "side * quantity", "out": "-side * quantity", "in_only": "q
 # A move that leaves a place for that same place (a put-away at acceptance onto the receiving
 # location, a change of owner) is no transfer: it nets to 0 and stays out of the transfer columns.
 _FLOW_SIDES = {"in_only": " AND side = 1 AND same_place = 0", "out_only": " AND side = -1 AND same_place = 0"}
+# stock_flows builds FlowRow from the statement's columns by position.
+assert _FLOW_ROW_FIELDS[6:] == QUANTITY_COLUMNS == ("opening", *(name for name, _, _ in _FLOW_SQL_COLUMNS))
 
 
 @contextlib.contextmanager
@@ -245,10 +247,10 @@ def stock_flows(hospital: Hospital, start: datetime.datetime, end: datetime.date
     Opening is the net of every movement before `start`; each column sums the movements of its
     kinds in the period, signed by direction (quantity into a location counts +, out of it −).
     """
-    names = ["opening", *(name for name, _, _ in _FLOW_SQL_COLUMNS)]
+    # The statement's columns are FlowRow's quantities in order (opening, then _FLOW_SQL_COLUMNS).
     # A row is empty when every quantity is 0 (`FlowRow.is_empty`): those are left out unbuilt.
     kept = [
-        FlowRow(product, location, **dict(zip(names, map(int, values), strict=True)))
+        FlowRow(product, location, "", "", "", "", *map(int, values))
         for product, location, *values in _flow_sums(hospital, start, end) if any(values)
     ]
     products = {pk: (code, name) for pk, code, name in Product.objects.filter(
@@ -282,7 +284,9 @@ def ledger_against_stock(hospital: Hospital) -> list[StockDifference]:
     The ledger balance is the last closing snapshot plus the movements after it (the whole ledger
     when no month is closed). In stock: units at the location in an IN_STOCK_STATUSES status,
     plus lot balances. One statement, so that both sides come from one snapshot even while stock
-    moves during the run.
+    moves during the run. Empty lot balances (kept for every lot a place ever held: they grow with
+    the years) are left out: they add nothing to a place's stock, and a place they alone would name
+    has nothing on either side.
     """
     movement, unit, lot = Movement._meta.db_table, Unit._meta.db_table, LotBalance._meta.db_table
     statuses = ", ".join(["%s"] * len(IN_STOCK_STATUSES))
@@ -308,7 +312,7 @@ def ledger_against_stock(hospital: Hospital) -> list[StockDifference]:
             SELECT product_id, location_id, 0, 1, 0
               FROM {unit} WHERE hospital_id = %s AND location_id IS NOT NULL AND status IN ({statuses})
             UNION ALL
-            SELECT product_id, location_id, 0, 0, quantity FROM {lot} WHERE hospital_id = %s
+            SELECT product_id, location_id, 0, 0, quantity FROM {lot} WHERE hospital_id = %s AND quantity <> 0
         ) stock
         GROUP BY product_id, location_id
         HAVING SUM(ledger) <> SUM(units) + SUM(lots)

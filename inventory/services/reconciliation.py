@@ -10,7 +10,8 @@ What is checked
     INVENTORY_MISMATCH  per product × location, the ledger's balance (net of every movement) against
         what is in stock (units at the location in a stock status + lot balances), both read now in
         one statement. The period's 进销存 table (opening + received + transferred in − out −
-        consumed + refunded − returned − scrapped ± adjusted = closing) is stored with the run; its
+        consumed + refunded − returned − scrapped ± adjusted = closing) is stored with the run, as
+        rows of its own (StockFlowRow, written by one COPY: inventory.services.flow_table); its
         closing plus the movements since the period is that ledger balance, so the check is the
         same whether the period ended today or a month ago.
     USED_NOT_BILLED (漏收) / BILLED_NOT_USED (虚记) / BILLED_QTY_EXCEEDS_USED (多记)
@@ -82,6 +83,7 @@ import datetime
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -104,6 +106,7 @@ from inventory.models import (
 )
 from inventory.selectors.reconciliation import (
     BilledTotal,
+    FlowRow,
     UsageTotal,
     agreements_by_product,
     billed_line_rows,
@@ -120,6 +123,7 @@ from inventory.selectors.reconciliation import (
     uses_of_encounters,
 )
 from inventory.selectors.settlements import period_bounds
+from inventory.services.flow_table import store_flow_rows
 from inventory.services.processing import member_name, set_partner_gaps, set_partner_window
 from inventory.services.reports import REPORT_FIELDS
 from inventory.task_queue import RECONCILE_TASK, RENDER_REPORTS_TASK, queue_task, tasks_run_in_process
@@ -241,6 +245,8 @@ def _compute(run_pk: int) -> ReconciliationRun:
                 for finding in outcome.findings:
                     finding.run = run
                 Finding.objects.bulk_create(outcome.findings, batch_size=500)
+                # Only a DONE run has rows, all written in this transaction: none of an earlier attempt.
+                store_flow_rows(run, outcome.flows)
                 _pause_for_tests(run)
                 run.status, run.error, run.finished_at = Status.DONE, "", timezone.now()
                 run.summary = outcome.summary
@@ -295,14 +301,21 @@ def _pause_for_tests(run: ReconciliationRun) -> None:
 
 @dataclass
 class Outcome:
-    """What a reconciliation found (unsaved findings, in report order) and its summary."""
+    """What a reconciliation found (unsaved findings, in report order), its summary, and its 进销存
+    table (stored as the run's StockFlowRow rows, not in the summary)."""
 
     findings: list[Finding]
     summary: dict
+    flows: list[FlowRow]
+
+    @property
+    def table(self) -> list[dict]:
+        """The table as the run's stored rows read back (inventory.selectors.flow_table)."""
+        return [row.as_dict() for row in self.flows]
 
 
 def reconcile(hospital: Hospital, period_start: datetime.date, period_end: datetime.date) -> Outcome:
-    """Compute the findings and the summary (with the 进销存 table) of one hospital and period.
+    """Compute the findings, the summary and the 进销存 table of one hospital and period.
 
     Reads only. The same data gives the same findings in the same order.
     """
@@ -334,9 +347,8 @@ def reconcile(hospital: Hospital, period_start: datetime.date, period_end: datet
             "amount": str(cents(sum((finding.amount for finding in findings), Decimal(0)))),
             "by_kind": {kind: {"count": v["count"], "amount": str(cents(v["amount"]))} for kind, v in by_kind.items()},
         },
-        "inventory": [row.as_dict() for row in flows],
     }
-    return Outcome(findings, summary)
+    return Outcome(findings, summary, flows)
 
 
 def _finding_order(finding: Finding) -> tuple:
@@ -349,19 +361,29 @@ def _finding_order(finding: Finding) -> tuple:
 
 @dataclass
 class _Context:
-    """Names for messages: the hospital's catalog and locations, read once per run."""
+    """Names for messages: the hospital's locations, and the products the findings name — read in
+    bulk as each step finds them (`with_products`, `with_charge_codes`), not the whole catalog (a
+    large hospital's 20,000 products for a day's few thousand findings)."""
 
+    hospital: Hospital
     products: dict[int, Product]
     locations: dict[int, Location]
-    by_charge_code: dict[str, Product]  # the first product (by id) of each HIS charge code
+    by_charge_code: dict[str, Product | None]  # the first product (by id) of each HIS charge code
 
     @classmethod
     def load(cls, hospital: Hospital) -> "_Context":
-        products = Product.objects.filter(hospital=hospital).in_bulk()
-        by_charge_code = {}
-        for pk in sorted(products):
-            by_charge_code.setdefault(products[pk].his_charge_code, products[pk])
-        return cls(products, Location.objects.filter(hospital=hospital).in_bulk(), by_charge_code)
+        return cls(hospital, {}, Location.objects.filter(hospital=hospital).in_bulk(), {})
+
+    def with_products(self, pks: Iterable[int]) -> None:
+        if missing := set(pks) - self.products.keys():
+            self.products.update(Product.objects.filter(hospital=self.hospital, pk__in=missing).in_bulk())
+
+    def with_charge_codes(self, codes: Iterable[str]) -> None:
+        if missing := set(codes) - self.by_charge_code.keys():
+            self.by_charge_code.update(dict.fromkeys(missing))
+            for product in Product.objects.filter(hospital=self.hospital, his_charge_code__in=missing).order_by("pk"):
+                if self.by_charge_code[product.his_charge_code] is None:
+                    self.by_charge_code[product.his_charge_code] = product
 
     def product_label(self, product: Product | None) -> str:
         return f"{product.internal_code} {product.name}" if product else "?"
@@ -384,6 +406,7 @@ def _limited(rows: list[dict]) -> dict:
 
 def _inventory_findings(hospital: Hospital, context: _Context) -> list[Finding]:
     differences = ledger_against_stock(hospital)
+    context.with_products(difference.product_id for difference in differences)
     units, lots = stock_at_places(hospital, {(d.product_id, d.location_id) for d in differences})
     units_at, lots_at = defaultdict(list), defaultdict(list)
     for unit in units:
@@ -443,9 +466,11 @@ def _billing_findings(
     uses, bills = _usage_evidence(hospital, start, end, encounters), _billing_evidence(lines, encounters)
     findings = [
         _line_finding(row, use, agreements, context)
-        for row, use, agreements in _matched_lines(hospital, start, end, lines, context)
+        for row, use, agreements in _matched_lines(hospital, start, end, lines)
     ]
     findings = [finding for finding in findings if finding is not None]
+    context.with_products(usage[key].product_id for key in [*unbilled, *exceeding])
+    context.with_charge_codes(code for _, code in unused)
     for key in unbilled:
         if key not in paired:
             findings.append(_quantity_finding(Kind.USED_NOT_BILLED, usage[key], billed.get(key), uses, bills, context))
@@ -556,7 +581,7 @@ def _paired_substitution(used: UsageTotal, billed: BilledTotal, uses: dict, bill
 
 
 def _matched_lines(
-    hospital: Hospital, start: datetime.datetime, end: datetime.datetime, lines: list[dict], context: _Context
+    hospital: Hospital, start: datetime.datetime, end: datetime.datetime, lines: list[dict]
 ) -> list[tuple[dict, Consumption, list[SupplyAgreement]]]:
     """Each positive line of the period that may break a code or price rule, with the use it bills
     and the price history of that product.
@@ -568,19 +593,18 @@ def _matched_lines(
     rows = [line for line in lines if line["quantity"] > 0 and line["use_pk"] is not None]
     # A line's use happened in the period (that is what puts the line in it): read the period's uses
     # rather than naming a year's worth of them.
-    facts_of = ("pk", "product_id", "unit_price", "unit__is_gift")
+    facts_of = ("pk", "product__his_charge_code", "product__nhsa_code", "unit_price", "unit__is_gift")
     in_period = Consumption.objects.filter(hospital=hospital, occurred_at__gte=start, occurred_at__lt=end)
-    facts = {pk: (context.products[product], price, bool(gift)) for pk, product, price, gift in in_period.values_list(*facts_of)}
+    facts = {pk: fact for pk, *fact in in_period.values_list(*facts_of)}
     if missing := {row["use_pk"] for row in rows} - facts.keys():
-        facts.update({pk: (context.products[product], price, bool(gift))
-                      for pk, product, price, gift in Consumption.objects.filter(pk__in=missing).values_list(*facts_of)})
+        facts.update({pk: fact for pk, *fact in Consumption.objects.filter(pk__in=missing).values_list(*facts_of)})
 
     def may_break_a_rule(row: dict) -> bool:
-        product, purchase_price, is_gift = facts[row["use_pk"]]
+        charge_code, nhsa_code, purchase_price, is_gift = facts[row["use_pk"]]
         return (
-            row["his_charge_code"] != product.his_charge_code
-            or bool(row["nhsa_code"] and row["nhsa_code"] != product.nhsa_code)
-            or row["unit_price"] != purchase_price or purchase_price == 0 or is_gift
+            row["his_charge_code"] != charge_code
+            or bool(row["nhsa_code"] and row["nhsa_code"] != nhsa_code)
+            or row["unit_price"] != purchase_price or purchase_price == 0 or bool(is_gift)
         )
 
     rows = [row for row in rows if may_break_a_rule(row)]
@@ -695,7 +719,9 @@ def _expiry_findings(hospital: Hospital, as_of: datetime.date, end: datetime.dat
             evidence={"unit": unit.pk, "serial": unit.serial, "expiry": unit.expiry.isoformat(),
                       "status_at_end": unit.status_then, "status_now": unit.status},
         ))
-    for lot in expired_lots_in_stock(hospital, as_of, end):
+    lots = expired_lots_in_stock(hospital, as_of, end)
+    context.with_products(lot.product_id for lot in lots)
+    for lot in lots:
         product, location = context.products[lot.product_id], context.locations[lot.location_id]
         findings.append(Finding(
             kind=Kind.EXPIRED_IN_STOCK, product=product, lot=lot.lot, location=location, expected=Decimal(0),

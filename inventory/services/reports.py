@@ -51,6 +51,7 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 
 from inventory.models import Finding, ReconciliationRun
 from inventory.reports_database import REPORTS, reports_reads
+from inventory.selectors.flow_table import flow_table_rows
 
 TITLE = "进销存对账报告"
 KIND_LABELS = {
@@ -118,15 +119,18 @@ class ReportContent:
 
 
 def report_content(run: ReconciliationRun) -> ReportContent:
-    """The report of a run as rows; the run's findings are read in their stored order."""
+    """The report of a run as rows; the run's findings are read in their stored order, its 进销存 table
+    in the table's (inventory.selectors.flow_table: the same rows, stored in their own table or, for
+    a run made before, in its summary, give the same content and data hash)."""
     summary = run.summary
     totals, by_kind = summary["totals"], summary["findings"]["by_kind"]
     findings = list(run.findings.select_related("product", "unit", "location").order_by("pk"))
     records = [_finding_record(finding) for finding in findings]
     hospital = summary["hospital"]
+    table = flow_table_rows(run)
     canonical = {
         "hospital": hospital["code"], "period": summary["period"], "billing_grace_days": summary["billing_grace_days"],
-        "totals": totals, "findings": records, "inventory": summary["inventory"],
+        "totals": totals, "findings": records, "inventory": table,
     }
     data = json.dumps(canonical, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return ReportContent(
@@ -152,7 +156,7 @@ def report_content(run: ReconciliationRun) -> ReportContent:
             ]
             for number, record in enumerate(records, start=1)
         ],
-        inventory=[[row.get(column, 0) for column in INVENTORY_COLUMNS] for row in summary["inventory"]],
+        inventory=[[row.get(column, 0) for column in INVENTORY_COLUMNS] for row in table],
         data_sha256=hashlib.sha256(data.encode()).hexdigest(),
     )
 

@@ -17,6 +17,7 @@ from inventory.models import (
     Movement,
     StockOrder,
 )
+from inventory.selectors.flow_table import flow_table_rows
 from inventory.services.consumption import ClinicalContext, consume_lot
 from inventory.services.expensing import CountedLot, expense_department_stock
 from inventory.services.receiving import LineInput, accept_delivery_note, receive_delivery_note
@@ -176,7 +177,7 @@ def test_reconciliation_counts_expensed_items_as_issued_not_as_used_without_a_bi
     today = timezone.localdate()
     run = run_reconciliation(hospital=hospital, period_start=today, period_end=today)
     assert not run.findings.exists(), list(run.findings.values_list("kind", "message"))
-    table = {(row["product_code"], row["location_code"]): row for row in run.summary["inventory"]}
+    table = {(row["product_code"], row["location_code"]): row for row in flow_table_rows(run)}
     ward = table[(gauze_in_warehouse.internal_code, cath_lab_store.code)]
     assert (ward["transferred_in"], ward["expensed"], ward["consumed"], ward["closing"]) == (60, 60, 0, 0)
     store = table[(gauze_in_warehouse.internal_code, warehouse.code)]

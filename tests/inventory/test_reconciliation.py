@@ -27,6 +27,7 @@ from openpyxl import load_workbook
 from inventory.actors import Actor
 from inventory.errors import Refused
 from inventory.models import Charge, Finding, LotBalance, Movement, ReconciliationRun, Unit
+from inventory.selectors.flow_table import flow_table_rows
 from inventory.services import reconciliation, reports
 from inventory.services.cabinets import take_by_scan
 from inventory.services.consumption import ClinicalContext, consume_lot, consume_unit, refund_consumption
@@ -397,7 +398,7 @@ def test_the_days_before_have_no_billing_finding_across_midnight_or_the_settleme
 
 def test_the_stock_table_adds_up_per_product_and_location(scenario):
     run = reconcile_days(scenario, scenario.d1, scenario.d3)
-    table = {(row["product_code"], row["location_code"]): row for row in run.summary["inventory"]}
+    table = {(row["product_code"], row["location_code"]): row for row in flow_table_rows(run)}
 
     for row in table.values():
         assert row["closing"] == (
@@ -421,9 +422,9 @@ def test_the_stock_table_adds_up_per_product_and_location(scenario):
 
 def test_a_later_day_opens_with_the_closing_of_the_days_before(scenario):
     before = {(r["product_code"], r["location_code"]): r["closing"]
-              for r in reconcile_days(scenario, scenario.d1, scenario.d2).summary["inventory"]}
+              for r in flow_table_rows(reconcile_days(scenario, scenario.d1, scenario.d2))}
     d3 = {(r["product_code"], r["location_code"]): r["opening"]
-          for r in reconcile_days(scenario, scenario.d3).summary["inventory"]}
+          for r in flow_table_rows(reconcile_days(scenario, scenario.d3))}
 
     assert {key: value for key, value in before.items() if value} == {key: value for key, value in d3.items() if value}
 
@@ -641,7 +642,7 @@ def test_the_reports_are_stored_with_the_hash_of_their_bytes_and_parse_back(scen
     workbook = load_workbook(io.BytesIO(stored["xlsx"]))
     assert workbook.sheetnames == ["汇总", "发现", "进销存"]
     assert workbook["发现"].max_row == 1 + len(PLANTED_ON_D3)
-    assert workbook["进销存"].max_row == 1 + len(run.summary["inventory"])
+    assert workbook["进销存"].max_row == 1 + len(flow_table_rows(run))
     assert workbook.properties.created == run.finished_at.astimezone(datetime.UTC).replace(tzinfo=None, microsecond=0)
 
 
@@ -695,7 +696,7 @@ def test_the_pdf_sums_the_csvs_stock_table_per_location_and_names_the_csv_by_its
 
     strings = shown_strings(read_stored(run.report_pdf))
 
-    assert len(expected) > 1 and grand[0] == len(detail) == len(run.summary["inventory"])
+    assert len(expected) > 1 and grand[0] == len(detail) == len(flow_table_rows(run))
     assert rows_through(strings, reports.LOCATION_TOTALS_HEADER, "合计") == [
         [code, name, *map(str, totals)] for (code, name), totals in [*expected.items(), (("合计", ""), grand)]]
     text = "".join(strings)
@@ -758,7 +759,7 @@ def test_findings_filter_by_kind_and_the_table_is_served_per_row(scenario, audit
     assert both["count"] == 2
     assert client.get(f"{RUNS}{run.pk}/findings/", {"kind": "NONSENSE"}).status_code == 400
     table = client.get(f"{RUNS}{run.pk}/inventory/", {"limit": 500}).json()
-    assert table["count"] == len(run.summary["inventory"])
+    assert table["count"] == len(flow_table_rows(run))
     assert {"product_code", "location_code", "opening", "closing"} <= set(table["results"][0])
 
 

@@ -10,6 +10,7 @@ import pytest
 from django.urls import reverse
 
 from inventory.models import BackgroundJob, FindingDisposition, ReconciliationRun
+from inventory.selectors.flow_table import flow_table_rows
 from inventory.services import background
 from tests import factories
 from tests.web.test_reconciliation_pages import ONE_DAY, START, build_books, client_for, run_url, text
@@ -96,7 +97,7 @@ def test_findings_sort_by_amount_and_filter_open_or_disposed(books, world):
 
 def test_the_stock_table_filters_by_product_and_location(books, world):
     client = client_for(world.auditor)
-    rows = books.run.summary["inventory"]
+    rows = flow_table_rows(books.run)
     location = rows[0]["location_code"]
 
     by_location = client.get(run_url(books.run), {"location": location.lower()}).context["stock"].page

@@ -31,6 +31,7 @@ from django.views.decorators.http import require_POST
 from inventory.errors import Refused
 from inventory.models import BackgroundJob, Finding, FindingDisposition, Hospital, ReconciliationRun, Role
 from inventory.selectors.charts import daily_use_and_billing
+from inventory.selectors.flow_table import flow_table, search_flow_table
 from inventory.selectors.reconciliation import runs_visible_to
 from inventory.selectors.scope import sees_all_hospitals
 from inventory.services.background import request_job
@@ -155,13 +156,9 @@ class StockRowFilterForm(forms.Form):
     product = forms.CharField(label=gettext_lazy("Product"), required=False, max_length=100)
     location = forms.CharField(label=gettext_lazy("Location"), required=False, max_length=100)
 
-    def apply(self, rows: list[dict]) -> list[dict]:
+    def apply(self, rows: QuerySet | list[dict]) -> QuerySet | list[dict]:
         data = self.cleaned_data if self.is_valid() else {}
-        for field in ("product", "location"):
-            if wanted := (data.get(field) or "").strip().casefold():
-                rows = [row for row in rows if wanted in str(row.get(f"{field}_code", "")).casefold()
-                        or wanted in str(row.get(f"{field}_name", "")).casefold()]
-        return rows
+        return search_flow_table(rows, product=data.get("product") or "", location=data.get("location") or "")
 
     @property
     def active(self) -> bool:
@@ -388,7 +385,7 @@ def _render_detail(
     for finding in findings_pager.page:
         finding.evidence_text = json.dumps(finding.evidence, ensure_ascii=False, indent=1) if finding.evidence else ""
     stock_form = StockRowFilterForm(request.GET)
-    stock_pager = _pager(request, stock_form.apply(summary.get("inventory", [])), param="rows",
+    stock_pager = _pager(request, stock_form.apply(flow_table(run)), param="rows",
                          size=STOCK_ROWS_PER_PAGE, anchor="stock-table")
     first_day, last_day = _chart_range(run)
     grace = datetime.timedelta(days=summary.get("billing_grace_days", billing_grace_days()))

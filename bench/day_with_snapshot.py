@@ -1,0 +1,119 @@
+"""The one-day reconciliation run from one closed month's snapshot, on a benchmark database, beside
+the bare GROUP BY of bench/reconciliation.py — a quicker measure than the full benchmark (which
+closes every month of the history first), for comparing code versions and dataset lengths.
+
+The month before the dataset's last day is folded from the whole ledger and stored as the only
+closed month (ClosedPeriod + PeriodBalance, as `close_month` stores it, without its report and
+preconditions); the last day is then run `--repeat` times (`run_reconciliation(rerun=True)`, the
+reports left to the worker as in the benchmark) and computed (`reconcile()`). The closed month is
+removed at the end unless `--keep` (a later call finds it and does not fold again).
+
+    .venv/bin/python bench/day_with_snapshot.py --database-url postgres://…/bench_h14 --repeat 3
+    .venv/bin/python bench/day_with_snapshot.py --code /path/to/other/checkout …   # that code, this script
+
+Prints one line per repetition and a JSON line with every figure and the load average.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="leave the closed month in place")
+    parser.add_argument("--code", type=Path, default=ROOT, help="the checkout whose code runs (default: this one)")
+    parser.add_argument("--label", default="")
+    parser.add_argument("--profile", type=Path, help="write a pyinstrument profile of the first run here")
+    args = parser.parse_args()
+    code = args.code.resolve()
+    sys.path.insert(0, str(code))
+    os.chdir(code)
+    from bench.run import configure_environment
+
+    configure_environment(args.database_url, ROOT / "bench/results")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+    from django.utils import timezone
+
+    from bench.reconciliation import NET_SQL, _bare, _reports_by_worker, _timed
+    from inventory.models import ClosedPeriod, Hospital, Movement, PeriodBalance, User
+    from inventory.selectors.periods import ledger_fold
+    from inventory.selectors.settlements import period_bounds
+    from inventory.services.period_close import first_day, month_bounds
+    from inventory.services.reconciliation import reconcile, run_reconciliation
+    from inventory.simulation.scale_data import existing_dataset
+
+    dataset = existing_dataset()
+    hospital = Hospital.objects.get(pk=dataset["hospital_id"])
+    day = datetime.date.fromisoformat(dataset["period_end"])
+    month = first_day(first_day(day) - datetime.timedelta(days=1))
+    _, end_instant = period_bounds(day, day)
+    figures: dict = {"label": args.label, "database": args.database_url.rsplit("/", 1)[-1], "code": str(code),
+                     "day": day.isoformat(), "snapshot": f"{month:%Y-%m}", "repetitions": []}
+    period = ClosedPeriod.objects.filter(hospital=hospital, month=month).first()
+    if period is None:
+        operator, _ = User.objects.get_or_create(username="bench-operator", defaults={"hospital": hospital, "password": "!"})
+        starts_at, ends_at = month_bounds(month)
+        seconds, balances = _timed(lambda: ledger_fold(hospital, ends_at, None))
+        period = ClosedPeriod.objects.create(hospital=hospital, month=month, starts_at=starts_at, ends_at=ends_at,
+                                             closed_by=operator, note="bench/day_with_snapshot.py")
+        PeriodBalance.objects.bulk_create([
+            PeriodBalance(period=period, product_id=row.product_id, location_id=row.location_id, lot=row.lot,
+                          owner=row.owner, quantity=row.quantity, value=row.value) for row in balances
+        ], batch_size=5000)
+        figures["fold_seconds"] = round(seconds, 2)
+        print(f"folded {month:%Y-%m} from the whole ledger in {seconds:.1f} s: {len(balances):,} balances", flush=True)
+    figures["ledger"] = Movement.objects.filter(hospital=hospital).count()
+    figures["since_snapshot"] = Movement.objects.filter(hospital=hospital, occurred_at__gte=period.ends_at).count()
+    figures["balances"] = PeriodBalance.objects.filter(period=period).count()
+    try:
+        with _reports_by_worker():
+            for repetition in range(args.repeat):
+                load = os.getloadavg()[0]
+                bare, _rows = _bare(NET_SQL, hospital.pk, end_instant)
+                profiler = None
+                if args.profile and repetition == 0:
+                    from pyinstrument import Profiler
+
+                    profiler = Profiler(interval=0.0005)
+                    profiler.start()
+                run_seconds, run = _timed(lambda: run_reconciliation(hospital=hospital, period_start=day,
+                                                                     period_end=day, rerun=True))
+                if profiler is not None:
+                    profiler.stop()
+                    args.profile.write_text(profiler.output_text(unicode=True, color=False, show_all=False))
+                computed, _outcome = _timed(lambda: reconcile(hospital, day, day))
+                after = _bare(NET_SQL, hospital.pk, end_instant)[0]
+                sample = {"load": round(load, 2), "bare": round(bare, 3), "bare_after": round(after, 3),
+                          "run": round(run_seconds, 3), "reconcile": round(computed, 3),
+                          "run_ratio": round(run_seconds / min(bare, after), 2),
+                          "reconcile_ratio": round(computed / min(bare, after), 2), "findings": run.findings.count()}
+                figures["repetitions"].append(sample)
+                print(f"{args.label} #{repetition + 1} {timezone.now():%H:%M:%S}: {sample}", flush=True)
+    finally:
+        if not args.keep:
+            PeriodBalance.objects.filter(period=period).delete()
+            period.delete()
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    started = time.monotonic()
+    code = main()
+    print(f"{time.monotonic() - started:.0f} s", file=sys.stderr)
+    sys.exit(code)

@@ -1,0 +1,128 @@
+"""A run's 进销存 table stored as rows of its own (StockFlowRow): the rows are the table the run
+computed, in its order; its reports and their data hash are what they were when the table was in
+the run's summary, which older runs still have and are still read from; the rows of a finished run
+are final in the database."""
+import pytest
+from django.db import DatabaseError, connection, transaction
+
+from inventory.models import Finding, ReconciliationRun, StockFlowRow
+from inventory.selectors.flow_table import flow_row_count, flow_table, flow_table_rows, search_flow_table
+from inventory.services import flow_table as storing
+from inventory.services.reconciliation import reconcile
+from inventory.services.reports import render_csv, report_content
+from spd.celery import app as celery_app
+from tests.conftest import api_client_for
+from tests.inventory.test_reconciliation import Clock, build_scenario, reconcile_days
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def scenario(hospital, warehouse, cath_lab_store, cabinet, operator, monkeypatch, settings, tmp_path):
+    """The reconciliation tests' three days (tests/inventory/test_reconciliation.py), reports in process."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
+    return build_scenario(hospital, warehouse, cath_lab_store, cabinet, operator, Clock(monkeypatch))
+
+
+def test_a_runs_rows_are_the_table_it_computed_in_the_tables_order(scenario):
+    run = reconcile_days(scenario, scenario.d1, scenario.d3)
+
+    computed = reconcile(scenario.hospital, scenario.d1, scenario.d3)
+    rows = flow_table_rows(run)
+    assert len(rows) >= 4 and rows == computed.table
+    assert [(row["location_code"], row["product_code"]) for row in rows] == sorted(
+        (row["location_code"], row["product_code"]) for row in rows)
+    assert "inventory" not in run.summary, "the table is no longer stored in the summary"
+    assert list(StockFlowRow.objects.filter(run=run).order_by("position").values_list("position", flat=True)) == list(
+        range(len(rows)))
+    assert flow_row_count(run) == len(rows)
+
+
+def test_written_by_bulk_create_off_postgresql_the_rows_are_the_same(scenario, monkeypatch):
+    run = reconcile_days(scenario, scenario.d3)
+    other = ReconciliationRun.objects.create(hospital=scenario.hospital, period_start=scenario.d3,
+                                             period_end=scenario.d3, is_current=False)
+    flows = reconcile(scenario.hospital, scenario.d3, scenario.d3).flows
+    monkeypatch.setattr(connection, "vendor", "sqlite")  # the bulk_create branch, on this database
+
+    storing.store_flow_rows(other, flows)
+    monkeypatch.undo()
+
+    assert flow_table_rows(other) == flow_table_rows(run)
+
+
+def as_stored_before(run: ReconciliationRun) -> ReconciliationRun:
+    """A copy of `run` as a run made before StockFlowRow existed stored it: its table in its summary."""
+    table = flow_table_rows(run)
+    old = ReconciliationRun.objects.create(
+        hospital=run.hospital, period_start=run.period_start, period_end=run.period_end, is_current=False,
+        status=ReconciliationRun.Status.DONE, finished_at=run.finished_at,
+        summary={key: value for key, value in run.summary.items() if key != "data_sha256"} | {"inventory": table},
+    )
+    findings = list(run.findings.order_by("pk"))
+    for finding in findings:
+        finding.pk, finding.run = None, old
+    Finding.objects.bulk_create(findings)
+    return old
+
+
+def test_an_older_run_with_its_table_in_its_summary_reads_and_reports_the_same(scenario, auditor):
+    run = reconcile_days(scenario, scenario.d1, scenario.d3)
+    old = as_stored_before(run)
+
+    assert not StockFlowRow.objects.filter(run=old).exists()
+    assert flow_table_rows(old) == flow_table_rows(run) and flow_row_count(old) == flow_row_count(run)
+    new_content, old_content = report_content(run), report_content(old)
+    assert old_content.data_sha256 == new_content.data_sha256 == run.summary["data_sha256"]
+    assert old_content.inventory == new_content.inventory
+    # The files differ only by the run's number in their header.
+    assert render_csv(old_content).replace(f"运行编号,{old.pk}".encode(), b"") == render_csv(new_content).replace(
+        f"运行编号,{run.pk}".encode(), b"")
+
+    served = api_client_for(auditor).get(f"/api/v1/reconciliation/runs/{old.pk}/inventory/", {"limit": 500}).json()
+    assert served["count"] == len(flow_table_rows(run)) and served["results"][0] == flow_table_rows(run)[0]
+    summary = api_client_for(auditor).get(f"/api/v1/reconciliation/runs/{old.pk}/").json()["summary"]
+    assert "inventory" not in summary
+
+
+def test_the_table_is_searched_alike_in_rows_and_in_an_older_runs_summary(scenario):
+    run = reconcile_days(scenario, scenario.d1, scenario.d3)
+    old = as_stored_before(run)
+    first = flow_table_rows(run)[0]
+
+    for search in ({"location": first["location_code"].lower()}, {"product": first["product_name"][:3]},
+                   {"product": first["product_code"], "location": first["location_name"]}, {"product": "no-such"}):
+        assert list(search_flow_table(flow_table(run), **search)) == search_flow_table(flow_table(old), **search)
+
+
+@pytest.mark.postgres
+def test_the_rows_of_a_finished_run_cannot_be_changed_or_deleted(scenario):
+    run = reconcile_days(scenario, scenario.d3)
+    current = reconcile_days(scenario, scenario.d3, rerun=True)
+    assert current.supersedes == run and flow_row_count(run) > 0  # superseded, and signed perhaps
+
+    for statement in ("UPDATE inventory_stockflowrow SET opening = opening + 1, closing = closing + 1 WHERE run_id = %s",
+                      "DELETE FROM inventory_stockflowrow WHERE run_id = %s"):
+        with pytest.raises(DatabaseError, match="final"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(statement, [run.pk])
+    with pytest.raises(DatabaseError, match="final"), transaction.atomic():
+        current.delete()  # nor through the run: its rows would go with it
+    assert flow_table_rows(run) == flow_table_rows(current) and flow_row_count(current) > 0
+
+
+@pytest.mark.postgres
+def test_rows_that_do_not_add_up_or_of_an_unfinished_run_are_no_table(scenario):
+    running = ReconciliationRun.objects.create(hospital=scenario.hospital, period_start=scenario.d3,
+                                               period_end=scenario.d3, is_current=False)
+    flows = reconcile(scenario.hospital, scenario.d3, scenario.d3).flows
+    storing.store_flow_rows(running, flows)
+
+    with pytest.raises(DatabaseError, match="final"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE inventory_stockflowrow SET other = 0 WHERE run_id = %s", [running.pk])
+    assert StockFlowRow.objects.filter(run=running).delete()[0] == len(flows), "not final before the run is DONE"
+    with pytest.raises(DatabaseError, match="stock_flow_row_adds_up"), transaction.atomic():
+        StockFlowRow.objects.create(run=running, position=0, product_id=flows[0].product_id,
+                                    location_id=flows[0].location_id, opening=1, received=0, transferred_in=0,
+                                    transferred_out=0, consumed=0, refunded=0, returned=0, scrapped=0, adjusted=0,
+                                    other=0, expensed=0, processed=0, closing=2)
