@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Min, Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
@@ -56,9 +56,12 @@ class SyncPagination(BoundedLimitOffsetPagination):
         self.limit = self.get_limit(request) or self.default_limit
         after = _decode(request.query_params[self.cursor_query_param])
         rows = queryset.filter(pk__gt=after)
-        if (recorded := getattr(view, "sync_recorded_field", None)) is not None:
-            rows = _settled(rows, recorded)
+        recorded = getattr(view, "sync_recorded_field", None)
+        if recorded is not None:
+            rows = rows.annotate(sync_recorded=F(recorded))
         page = list(rows.order_by("pk")[: self.limit + 1])
+        if recorded is not None:
+            page = _settled(page)
         self.has_more = len(page) > self.limit
         page = page[: self.limit]
         self.next_cursor = _encode(page[-1].pk if page else after)
@@ -102,11 +105,15 @@ class SyncPagination(BoundedLimitOffsetPagination):
         return parameters
 
 
-def _settled(rows: QuerySet, recorded: str) -> QuerySet:
-    """`rows` up to the first one recorded within the settle time: a lower id may still commit."""
+def _settled(page: list) -> list:
+    """The page up to its first row recorded within the settle time: a lower id than the rows after
+    it may still commit. (A young row past the page cannot hold anything of this page back, so the
+    page's own rows are all there is to look at.)"""
     cutoff = timezone.now() - datetime.timedelta(seconds=settings.SPD_SYNC_SETTLE_SECONDS)
-    young = rows.filter(**{f"{recorded}__gte": cutoff}).aggregate(first=Min("pk"))["first"]
-    return rows if young is None else rows.filter(pk__lt=young)
+    for index, row in enumerate(page):
+        if row.sync_recorded is not None and row.sync_recorded >= cutoff:
+            return page[:index]
+    return page
 
 
 def _changed_after(queryset: QuerySet, request: Request, view: Any) -> QuerySet:

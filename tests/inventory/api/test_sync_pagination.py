@@ -105,6 +105,22 @@ def test_the_cursor_stops_before_rows_too_recent_to_be_final(api, settings, keep
     assert len(again["results"]) == Movement.objects.count()
 
 
+def test_a_young_row_holds_back_the_older_rows_after_it_and_nothing_before_it(
+    api, settings, keeper_actor, supplier, warehouse, product
+):
+    receive(keeper_actor, supplier, warehouse, product, ["Y1", "Y2", "Y3"])
+    first, young, last = Unit.objects.order_by("pk")
+    Unit.objects.filter(pk__in=[first.pk, last.pk]).update(created_at=timezone.now() - datetime.timedelta(hours=2))
+    settings.SPD_SYNC_SETTLE_SECONDS = 60
+
+    answer = api.get("/api/v1/units/", {"cursor": ""}).json()
+
+    assert ([row["id"] for row in answer["results"]], answer["has_more"]) == ([first.pk], False)
+    settings.SPD_SYNC_SETTLE_SECONDS = 0
+    again = api.get("/api/v1/units/", {"cursor": answer["next_cursor"]}).json()
+    assert [row["id"] for row in again["results"]] == [young.pk, last.pk]
+
+
 @pytest.fixture
 def used(keeper_actor, supplier, warehouse, product, cath_lab_store, hospital):
     from inventory.actors import Actor
