@@ -40,10 +40,8 @@ from decimal import Decimal
 from django.contrib.auth.models import Group
 from django.db import connection, transaction
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from devices.identification import gtin_check_digit
-from devices.models import Device
 from inventory.models import (
     AcceptanceRecord,
     AllianceAgreement,
@@ -250,6 +248,10 @@ class _MemberGenerator(_Generator):
     # --- master data
 
     @transaction.atomic
+    def extra_locations(self) -> None:
+        self.transit = Location.objects.create(hospital=self.hospital, code=TRANSIT_CODE, name="医共体调拨在途",
+                                               kind=Location.Kind.IN_TRANSIT)
+
     def master_data(self) -> None:
         size, member, builder = self.size, self.member, self.builder
         code, prefix = member.code, member.code.lower()
@@ -267,55 +269,9 @@ class _MemberGenerator(_Generator):
         self.departments = Department.objects.bulk_create(
             Department(hospital=hospital, code=dcode, name=name, kind=kind) for dcode, name, kind in catalog[: size.departments]
         )
-        self.cw = Location.objects.create(
-            hospital=hospital, department=self.warehouse_department, code="CW",
-            name="区域仓（中心库）" if member.index == 0 else "中心库", kind=Location.Kind.CENTRAL_WAREHOUSE,
-        )
-        Location.objects.create(hospital=hospital, department=self.warehouse_department, code="QUAR", name="待处理区",
-                                kind=Location.Kind.QUARANTINE)
-        self.transit = Location.objects.create(hospital=hospital, code=TRANSIT_CODE, name="医共体调拨在途",
-                                               kind=Location.Kind.IN_TRANSIT)
-        self.stores = Location.objects.bulk_create(
-            Location(hospital=hospital, department=d, parent=self.cw, code=f"{d.code}-S", name=f"{d.name}二级库",
-                     kind=Location.Kind.DEPARTMENT_STORE)
-            for d in self.departments
-        )
-        self.cabinets = Location.objects.bulk_create(
-            Location(hospital=hospital, department=self.departments[j % size.departments], code=f"CAB{j + 1:02d}",
-                     name=f"{self.departments[j % size.departments].name}智能柜{j // size.departments + 1}",
-                     kind=Location.Kind.SMART_CABINET)
-            for j in range(size.cabinets)
-        )
-        Location.objects.bulk_create(
-            Location(hospital=hospital, department=self.departments[min(2, size.departments - 1)], code=f"OR{k + 1:02d}",
-                     name=f"手术间{k + 1}", kind=Location.Kind.OPERATING_ROOM)
-            for k in range(size.operating_rooms)
-        )
-        self.store_department = {store.pk: store.department_id for store in self.stores}
-        self.cabinet_department = {cabinet.pk: cabinet.department_id for cabinet in self.cabinets}
-
-        groups = builder.groups
-        self.keeper = User.objects.create(username=f"{prefix}-keeper", hospital=hospital, password="!", first_name="库管")
-        self.keeper.groups.add(groups[Role.WAREHOUSE])
-        auditor = User.objects.create(username=f"{prefix}-auditor", hospital=hospital, password="!", first_name="审计")
-        auditor.groups.add(groups[Role.AUDITOR])
-        self.nurses = User.objects.bulk_create(
-            User(username=f"{prefix}-nurse-{d.code.lower()}", hospital=hospital, password="!", first_name=f"{d.name}护士")
-            for d in self.departments
-        )
-        for nurse, department in zip(self.nurses, self.departments, strict=True):
-            nurse.groups.add(groups[Role.NURSE])
-            nurse.departments.add(department)
-            Token.objects.create(user=nurse)
-        self.nurse_of = {d.pk: n.pk for d, n in zip(self.departments, self.nurses, strict=True)}
-        self.cabinet_devices = {
-            device.location_id: device.pk
-            for device in Device.objects.bulk_create(
-                Device(hospital=hospital, location=cabinet, code=f"{code}-{cabinet.code}", name=f"{cabinet.name}控制器",
-                       kind=Device.Kind.CABINET_HTTP)
-                for cabinet in self.cabinets
-            )
-        }
+        self.locations(central_warehouse_name="区域仓（中心库）" if member.index == 0 else "中心库")
+        self.staff(builder.groups, keeper=f"{prefix}-keeper", auditor=f"{prefix}-auditor", nurse_prefix=f"{prefix}-nurse-")
+        self.cabinet_controllers(code_prefix=code)
 
         # Products: the adopted entries, linked, under the member's own codes, at the alliance's prices.
         entries = [builder.entries[index] for index in member.entries]

@@ -402,28 +402,19 @@ class _Generator:
     # --- master data (ORM: small)
 
     @transaction.atomic
-    def master_data(self) -> None:
-        size, rng = self.size, self.rng
-        today = self.today
-        self.hospital = Hospital.objects.create(
-            code=HOSPITAL_CODE, name="省人民医院（基准测试）", alliance="基准测试医联体", is_lead=True
-        )
-        hospital = self.hospital
-        self.warehouse_department = Department.objects.create(
-            hospital=hospital, code="WH", name="物资供应科", kind=Department.Kind.WAREHOUSE
-        )
-        self.departments = Department.objects.bulk_create(
-            Department(hospital=hospital, code=code, name=name, kind=kind)
-            for code, name, kind in DEPARTMENTS[: size.departments]
-        )
+    def locations(self, *, central_warehouse_name: str) -> None:
+        """The hospital's places: central warehouse, quarantine, `extra_locations`, a store per
+        department, the smart cabinets and the operating rooms (created in this order)."""
+        hospital, size = self.hospital, self.size
         self.cw = Location.objects.create(
-            hospital=hospital, department=self.warehouse_department, code="CW", name="中心库",
+            hospital=hospital, department=self.warehouse_department, code="CW", name=central_warehouse_name,
             kind=Location.Kind.CENTRAL_WAREHOUSE,
         )
         Location.objects.create(
             hospital=hospital, department=self.warehouse_department, code="QUAR", name="待处理区",
             kind=Location.Kind.QUARANTINE,
         )
+        self.extra_locations()
         self.stores = Location.objects.bulk_create(
             Location(hospital=hospital, department=d, parent=self.cw, code=f"{d.code}-S", name=f"{d.name}二级库",
                      kind=Location.Kind.DEPARTMENT_STORE)
@@ -443,13 +434,18 @@ class _Generator:
         self.store_department = {store.pk: store.department_id for store in self.stores}
         self.cabinet_department = {cabinet.pk: cabinet.department_id for cabinet in self.cabinets}
 
-        groups = {role.value: Group.objects.get_or_create(name=role.value)[0] for role in Role}
-        self.keeper = User.objects.create(username=KEEPER, hospital=hospital, password="!", first_name="库管")
+    def extra_locations(self) -> None:
+        """Places a kind of dataset adds after the quarantine (none for one hospital)."""
+
+    def staff(self, groups: dict, *, keeper: str, auditor: str, nurse_prefix: str) -> None:
+        """The warehouse keeper, an auditor and a nurse per department (with an API token)."""
+        hospital = self.hospital
+        self.keeper = User.objects.create(username=keeper, hospital=hospital, password="!", first_name="库管")
         self.keeper.groups.add(groups[Role.WAREHOUSE])
-        auditor = User.objects.create(username=AUDITOR, hospital=hospital, password="!", first_name="审计")
-        auditor.groups.add(groups[Role.AUDITOR])
+        reader = User.objects.create(username=auditor, hospital=hospital, password="!", first_name="审计")
+        reader.groups.add(groups[Role.AUDITOR])
         self.nurses = User.objects.bulk_create(
-            User(username=f"{NURSE_PREFIX}{d.code.lower()}", hospital=hospital, password="!", first_name=f"{d.name}护士")
+            User(username=f"{nurse_prefix}{d.code.lower()}", hospital=hospital, password="!", first_name=f"{d.name}护士")
             for d in self.departments
         )
         for nurse, department in zip(self.nurses, self.departments, strict=True):
@@ -458,14 +454,34 @@ class _Generator:
             Token.objects.create(user=nurse)
         self.nurse_of = {d.pk: n.pk for d, n in zip(self.departments, self.nurses, strict=True)}
 
+    def cabinet_controllers(self, *, code_prefix: str) -> None:
         self.cabinet_devices = {
             device.location_id: device.pk
             for device in Device.objects.bulk_create(
-                Device(hospital=hospital, location=cabinet, code=f"BENCH-{cabinet.code}", name=f"{cabinet.name}控制器",
-                       kind=Device.Kind.CABINET_HTTP)
+                Device(hospital=self.hospital, location=cabinet, code=f"{code_prefix}-{cabinet.code}",
+                       name=f"{cabinet.name}控制器", kind=Device.Kind.CABINET_HTTP)
                 for cabinet in self.cabinets
             )
         }
+
+    def master_data(self) -> None:
+        size, rng = self.size, self.rng
+        today = self.today
+        self.hospital = Hospital.objects.create(
+            code=HOSPITAL_CODE, name="省人民医院（基准测试）", alliance="基准测试医联体", is_lead=True
+        )
+        hospital = self.hospital
+        self.warehouse_department = Department.objects.create(
+            hospital=hospital, code="WH", name="物资供应科", kind=Department.Kind.WAREHOUSE
+        )
+        self.departments = Department.objects.bulk_create(
+            Department(hospital=hospital, code=code, name=name, kind=kind)
+            for code, name, kind in DEPARTMENTS[: size.departments]
+        )
+        self.locations(central_warehouse_name="中心库")
+        groups = {role.value: Group.objects.get_or_create(name=role.value)[0] for role in Role}
+        self.staff(groups, keeper=KEEPER, auditor=AUDITOR, nurse_prefix=NURSE_PREFIX)
+        self.cabinet_controllers(code_prefix="BENCH")
         Device.objects.bulk_create([
             Device(hospital=hospital, location=self.stores[0], code="BENCH-RCV-1", name="收货扫码站1",
                    kind=Device.Kind.WEDGE_SCANNER, scan_mode=Device.ScanMode.RECEIVE_INTO_LOCATION),
