@@ -164,9 +164,9 @@ class RatioRedLineAdmin(admin.ModelAdmin):
     list_filter = ("hospital",)
 
 
-class ClinicalTeamMemberInline(admin.TabularInline):
-    model = models.ClinicalTeamMember
+class ReadOnlyInline(admin.TabularInline):
     extra = 0
+    can_delete = False
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -174,8 +174,9 @@ class ClinicalTeamMemberInline(admin.TabularInline):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+
+class ClinicalTeamMemberInline(ReadOnlyInline):
+    model = models.ClinicalTeamMember
 
 
 @admin.register(models.ClinicalTeam)
@@ -193,16 +194,6 @@ class ClinicalTeamAdmin(ReadOnlyAdmin):
 # (they collect the computed values, freeze a used set, check AHP matrices and score ranges); here
 # they are inspected, and a draft corrected. What is settled stays read-only: a finalised run with
 # its suppliers, values and weights (the database refuses changing them too), and a frozen set.
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
 
 class IndicatorInline(admin.TabularInline):
     model = models.Indicator
