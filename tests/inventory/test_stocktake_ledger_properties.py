@@ -85,7 +85,7 @@ def test_ledger_folds_to_balances_with_counts_and_approvals(settings_media):
     run_state_machine_as_test(
         LedgerWithStocktakes,
         settings=settings(
-            max_examples=25, stateful_step_count=20, deadline=None, database=None,
+            max_examples=25, stateful_step_count=20, deadline=None, database=None, derandomize=True,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
         ),
     )
