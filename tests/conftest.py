@@ -77,6 +77,16 @@ def redis_left_as_found():
 
 
 @pytest.fixture(autouse=True)
+def _site_language():
+    """Each test starts in the site's language, whatever an earlier test's request left active."""
+    from django.conf import settings
+    from django.utils import translation
+
+    with translation.override(settings.LANGUAGE_CODE):
+        yield
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

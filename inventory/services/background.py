@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.conf import settings
 from django.core.files import File
 from django.db import transaction
 from django.utils import timezone, translation
@@ -93,21 +94,24 @@ def run_queued_job(job_pk: int) -> BackgroundJob | None:
             last["percent"] = percent
             BackgroundJob.objects.filter(pk=job_pk, status=Status.RUNNING).update(progress=percent)
 
-    try:
-        with translation.override(job.params.get("language") or None):
+    # The work and its refusal are worded in the requester's language, else the site's, whatever
+    # language the worker process last had active.
+    with translation.override(job.params.get("language") or settings.LANGUAGE_CODE):
+        try:
             outcome: JobResult = import_string(WORK[job.kind])(job, progress)
-        if outcome.path is not None:
-            with outcome.path.open("rb") as handle:
-                job.result_file.save(f"{job.hospital_id}/job-{job.pk}-{outcome.file_name}", File(handle), save=False)
-            outcome.path.unlink(missing_ok=True)
-    except Refused as refused:
-        _finish(job, Status.FAILED, error=refused.detail)
-    except Exception as error:
-        logger.exception("background job %s failed", job.pk)
-        _finish(job, Status.FAILED, error=f"{type(error).__name__}: {error}")
-    else:
-        job.result_name, job.result = outcome.file_name, outcome.result
-        _finish(job, Status.READY)
+            if outcome.path is not None:
+                with outcome.path.open("rb") as handle:
+                    job.result_file.save(f"{job.hospital_id}/job-{job.pk}-{outcome.file_name}", File(handle),
+                                         save=False)
+                outcome.path.unlink(missing_ok=True)
+        except Refused as refused:
+            _finish(job, Status.FAILED, error=refused.detail)
+        except Exception as error:
+            logger.exception("background job %s failed", job.pk)
+            _finish(job, Status.FAILED, error=f"{type(error).__name__}: {error}")
+        else:
+            job.result_name, job.result = outcome.file_name, outcome.result
+            _finish(job, Status.READY)
     return job
 
 

@@ -4,6 +4,7 @@ import csv
 import io
 
 import pytest
+from django.utils import translation
 
 from inventory.errors import Refusal, Refused
 from inventory.models import BackgroundJob
@@ -64,11 +65,17 @@ def test_a_refusal_or_an_error_of_the_work_is_kept_on_the_job(hospital, keeper, 
 
     monkeypatch.setattr(f"{__name__}.WORK_UNDER_TEST", refuse, raising=False)
     monkeypatch.setitem(background.WORK, BackgroundJob.Kind.STOCK_EXPORT, f"{__name__}.WORK_UNDER_TEST")
-    refused = request_job(kind=BackgroundJob.Kind.STOCK_EXPORT, requested_by=keeper, hospital=hospital, params={})
+    with translation.override("zh-hans"):
+        refused = request_job(kind=BackgroundJob.Kind.STOCK_EXPORT, requested_by=keeper, hospital=hospital,
+                              params={})
+    with translation.override("en"):
+        refused_in_english = request_job(kind=BackgroundJob.Kind.STOCK_EXPORT, requested_by=keeper,
+                                         hospital=hospital, params={})
     monkeypatch.setattr(f"{__name__}.WORK_UNDER_TEST", crash, raising=False)
     crashed = request_job(kind=BackgroundJob.Kind.STOCK_EXPORT, requested_by=keeper, hospital=hospital, params={})
 
     assert (refused.status, refused.error) == ("FAILED", "请求无效：no such period")
+    assert refused_in_english.error == "The request is invalid: no such period"  # the requester's language
     assert (crashed.status, crashed.error) == ("FAILED", "ValueError: disk full") and not crashed.result_file
 
 
