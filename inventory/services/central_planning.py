@@ -49,19 +49,13 @@ from inventory.services.central_purchasing import (
     place_central_order,
     require_alliance_actor,
 )
-from inventory.services.purchasing import PlanLineOrdering, UnplannedDemand, agreement_for_demand, planned_sources
-
-
-@dataclass(frozen=True)
-class MemberNeed:
-    """One selected source of a member: what it needs of its own product."""
-
-    member: Hospital
-    product: Product
-    quantity: int
-    description: str
-    suggestion: ReplenishmentSuggestion | None = None
-    requisition_line: RequisitionLine | None = None
+from inventory.services.purchasing import (
+    DemandNeed,
+    PlanLineOrdering,
+    UnplannedDemand,
+    agreement_for_demand,
+    needs_from_sources,
+)
 
 
 @dataclass(frozen=True)
@@ -69,7 +63,7 @@ class MemberShare:
     member: Hospital
     need: int
     quantity: int  # its need and its part of the rounding
-    needs: list[MemberNeed]
+    needs: list[DemandNeed]  # its selected sources (`DemandNeed.hospital` is the member)
 
 
 @dataclass(frozen=True)
@@ -181,12 +175,7 @@ def _exemptions(nhsa_exemptions: dict[int, str] | None) -> dict[int, str]:
 
 def _plan(alliance: str, suggestions: list, requisition_lines: list, exemptions: dict[int, str], *,
           lock: bool) -> CentralPlan:
-    from inventory.selectors.purchase_demand import (
-        OPEN_FOR_PURCHASE,
-        describe_requisition_line,
-        describe_suggestion,
-        requisition_shortfalls,
-    )
+    from inventory.selectors.purchase_demand import requisition_shortfalls
     from inventory.services.units_of_measure import round_up_to_unit
 
     if not (suggestions or requisition_lines):
@@ -195,64 +184,34 @@ def _plan(alliance: str, suggestions: list, requisition_lines: list, exemptions:
     if lead is None:
         raise Refused(Refusal.NOT_FOUND, what="lead hospital")
     members = {member.pk: member for member in Hospital.objects.filter(alliance=alliance).exclude(pk=lead.pk)}
-    needs: list[MemberNeed] = []
-    unplanned: list[UnplannedDemand] = []
-
-    def described(member: Hospital, text: str) -> str:
-        return f"{member.name} · {text}"
-
-    chosen = _locked(ReplenishmentSuggestion.objects.select_related("location", "product"),
-                     _pks(suggestions), lock, "replenishment suggestion")
-    if any(suggestion.hospital_id not in members for suggestion in chosen):
+    chosen_suggestions = _locked(ReplenishmentSuggestion.objects.select_related("location", "product"),
+                                 _pks(suggestions), lock, "replenishment suggestion")
+    if any(suggestion.hospital_id not in members for suggestion in chosen_suggestions):
         raise Refused(Refusal.NOT_FOUND, what="replenishment suggestion")
-    taken = planned_sources("suggestion", chosen)
-    for suggestion in chosen:
-        member = members[suggestion.hospital_id]
-        source = described(member, describe_suggestion(suggestion))
-        if suggestion.pk in taken:
-            problem = Problem(Refusal.DEMAND_ALREADY_PLANNED, {"source": source, "plan": taken[suggestion.pk]})
-        elif suggestion.status != ReplenishmentSuggestion.Status.OPEN:
-            problem = Problem(Refusal.DEMAND_NOT_OPEN, {"source": source, "status": suggestion.get_status_display()})
-        else:
-            needs.append(MemberNeed(member, suggestion.product, suggestion.quantity, source, suggestion=suggestion))
-            continue
-        unplanned.append(UnplannedDemand(source, suggestion.product, suggestion.quantity, [problem]))
-
-    chosen = _locked(RequisitionLine.objects.select_related("requisition", "product"),
-                     _pks(requisition_lines), lock, "requisition line")
-    if any(line.requisition.hospital_id not in members for line in chosen):
+    chosen_lines = _locked(RequisitionLine.objects.select_related("requisition", "product"),
+                           _pks(requisition_lines), lock, "requisition line")
+    if any(line.requisition.hospital_id not in members for line in chosen_lines):
         raise Refused(Refusal.NOT_FOUND, what="requisition line")
-    taken = planned_sources("requisition_line", chosen)
     shortfalls = {
         short.line.pk: short.shortfall
-        for hospital_id in sorted({line.requisition.hospital_id for line in chosen})
+        for hospital_id in sorted({line.requisition.hospital_id for line in chosen_lines})
         for short in requisition_shortfalls(members[hospital_id], unplanned_only=False)
     }
-    for line in chosen:
-        member = members[line.requisition.hospital_id]
-        source = described(member, describe_requisition_line(line))
-        if line.pk in taken:
-            problem = Problem(Refusal.DEMAND_ALREADY_PLANNED, {"source": source, "plan": taken[line.pk]})
-        elif line.requisition.status not in OPEN_FOR_PURCHASE:
-            problem = Problem(Refusal.DEMAND_NOT_OPEN, {"source": source,
-                                                        "status": line.requisition.get_status_display()})
-        elif not shortfalls.get(line.pk):
-            problem = Problem(Refusal.DEMAND_NOT_SHORT, {"source": source})
-        else:
-            needs.append(MemberNeed(member, line.product, shortfalls[line.pk], source, requisition_line=line))
-            continue
-        unplanned.append(UnplannedDemand(source, line.product, 0, [problem]))
+    needs, unplanned = needs_from_sources(
+        hospitals=members, suggestions=chosen_suggestions, requisition_lines=chosen_lines, shortfalls=shortfalls,
+        described=lambda member, text: f"{member.name} · {text}",
+    )
 
     lead_products = {}
     for product in Product.objects.filter(
         hospital=lead, is_active=True, alliance_entry_id__in={need.product.alliance_entry_id for need in needs},
     ).order_by("-pk"):
         lead_products[product.alliance_entry_id] = product  # the first created wins
-    by_product: dict[Product, list[MemberNeed]] = defaultdict(list)
+    by_product: dict[Product, list[DemandNeed]] = defaultdict(list)
     for need in needs:
         if need.product.alliance_entry_id is None:
             problem = Problem(Refusal.CENTRAL_PLAN_NOT_IN_ALLIANCE_CATALOG,
-                              {"source": need.description, "product": need.product, "hospital": need.member})
+                              {"source": need.description, "product": need.product, "hospital": need.hospital})
         elif need.product.alliance_entry_id not in lead_products:
             problem = Problem(Refusal.ALLIANCE_PRODUCT_NOT_IN_CATALOG, {"hospital": lead, "product": need.product})
         else:
@@ -266,9 +225,9 @@ def _plan(alliance: str, suggestions: list, requisition_lines: list, exemptions:
         if problems:
             unplanned += [UnplannedDemand(need.description, need.product, need.quantity, problems) for need in group]
             continue
-        per_member: dict[Hospital, list[MemberNeed]] = defaultdict(list)
+        per_member: dict[Hospital, list[DemandNeed]] = defaultdict(list)
         for need in group:
-            per_member[need.member].append(need)
+            per_member[need.hospital].append(need)
         member_needs = {member: sum(need.quantity for need in own) for member, own in per_member.items()}
         quantity = round_up_to_unit(product=product, base_quantity=sum(member_needs.values()))
         shares = split_by_need(member_needs, quantity)

@@ -17,6 +17,7 @@ Lock order at acceptance: delivery note → purchase order → its lines → uni
 """
 import datetime
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -73,13 +74,62 @@ class UnplannedDemand:
         }
 
 
-@dataclass
-class _Need:
+@dataclass(frozen=True)
+class DemandNeed:
+    """One need to plan: what `hospital` needs of its own `product`, from a selected source (an open
+    replenishment suggestion or a requisition line's shortfall) or entered by hand (no source).
+    A hospital's own plan (`plan_from_demand`) and the alliance centre's plan from its members'
+    demand (`central_planning`) plan the same needs."""
+
+    hospital: Hospital
     product: Product
     quantity: int
     description: str
     suggestion: ReplenishmentSuggestion | None = None
     requisition_line: RequisitionLine | None = None
+
+
+def needs_from_sources(
+    *, hospitals: dict[int, Hospital], suggestions: list[ReplenishmentSuggestion],
+    requisition_lines: list[RequisitionLine], shortfalls: dict[int, int],
+    described: Callable[[Hospital, str], str] = lambda hospital, text: text,
+) -> tuple[list[DemandNeed], list[UnplannedDemand]]:
+    """The selected sources (locked by the caller, in primary-key order; of the `hospitals` by id)
+    as needs, and those that cannot be planned with their reason: already planned (by a plan of
+    their hospital or a central order of the alliance), no longer open, or — a requisition line —
+    covered from stock (no shortfall in `shortfalls`, keyed by line). Suggestions come first."""
+    from inventory.selectors.purchase_demand import OPEN_FOR_PURCHASE, describe_requisition_line, describe_suggestion
+
+    needs: list[DemandNeed] = []
+    unplanned: list[UnplannedDemand] = []
+    taken = planned_sources("suggestion", suggestions)
+    for suggestion in suggestions:
+        hospital = hospitals[suggestion.hospital_id]
+        source = described(hospital, describe_suggestion(suggestion))
+        if suggestion.pk in taken:
+            problem = Problem(Refusal.DEMAND_ALREADY_PLANNED, {"source": source, "plan": taken[suggestion.pk]})
+        elif suggestion.status != ReplenishmentSuggestion.Status.OPEN:
+            problem = Problem(Refusal.DEMAND_NOT_OPEN, {"source": source, "status": suggestion.get_status_display()})
+        else:
+            needs.append(DemandNeed(hospital, suggestion.product, suggestion.quantity, source, suggestion=suggestion))
+            continue
+        unplanned.append(UnplannedDemand(source, suggestion.product, suggestion.quantity, [problem]))
+    taken = planned_sources("requisition_line", requisition_lines)
+    for line in requisition_lines:
+        hospital = hospitals[line.requisition.hospital_id]
+        source = described(hospital, describe_requisition_line(line))
+        if line.pk in taken:
+            problem = Problem(Refusal.DEMAND_ALREADY_PLANNED, {"source": source, "plan": taken[line.pk]})
+        elif line.requisition.status not in OPEN_FOR_PURCHASE:
+            problem = Problem(Refusal.DEMAND_NOT_OPEN, {"source": source,
+                                                        "status": line.requisition.get_status_display()})
+        elif not shortfalls.get(line.pk):
+            problem = Problem(Refusal.DEMAND_NOT_SHORT, {"source": source})
+        else:
+            needs.append(DemandNeed(hospital, line.product, shortfalls[line.pk], source, requisition_line=line))
+            continue
+        unplanned.append(UnplannedDemand(source, line.product, 0, [problem]))
+    return needs, unplanned
 
 
 @dataclass(frozen=True)
@@ -134,12 +184,7 @@ def plan_from_demand(
 
     Refused: nothing selected (400); nothing plannable (409, with every reason).
     """
-    from inventory.selectors.purchase_demand import (
-        OPEN_FOR_PURCHASE,
-        describe_requisition_line,
-        describe_suggestion,
-        requisition_shortfalls,
-    )
+    from inventory.selectors.purchase_demand import requisition_shortfalls
     from inventory.services.units_of_measure import round_up_to_unit
 
     if not (lines or suggestions or requisition_lines):
@@ -147,54 +192,29 @@ def plan_from_demand(
     exemptions = {pk: reason.strip() for pk, reason in (nhsa_exemptions or {}).items() if reason.strip()}
     now = timezone.now()
     with transaction.atomic():
-        needs: list[_Need] = []
-        unplanned: list[UnplannedDemand] = []
         locked_suggestions = list(
             ReplenishmentSuggestion.objects.select_for_update(of=("self",))
             .filter(hospital=hospital, pk__in=sorted({s.pk for s in suggestions}))
             .select_related("location", "product").order_by("pk")
         )
-        taken = planned_sources("suggestion", locked_suggestions)
-        for suggestion in locked_suggestions:
-            described = describe_suggestion(suggestion)
-            if suggestion.pk in taken:
-                problem = Problem(Refusal.DEMAND_ALREADY_PLANNED, {"source": described, "plan": taken[suggestion.pk]})
-            elif suggestion.status != ReplenishmentSuggestion.Status.OPEN:
-                problem = Problem(Refusal.DEMAND_NOT_OPEN, {"source": described, "status": suggestion.get_status_display()})
-            else:
-                needs.append(_Need(suggestion.product, suggestion.quantity, described, suggestion=suggestion))
-                continue
-            unplanned.append(UnplannedDemand(described, suggestion.product, suggestion.quantity, [problem]))
         locked_lines = list(
             RequisitionLine.objects.select_for_update(of=("self",))
             .filter(requisition__hospital=hospital, pk__in=sorted({line.pk for line in requisition_lines}))
             .select_related("requisition", "product").order_by("pk")
         )
-        taken = planned_sources("requisition_line", locked_lines)
         shortfalls = {short.line.pk: short.shortfall for short in requisition_shortfalls(hospital, unplanned_only=False)}
-        for line in locked_lines:
-            described = describe_requisition_line(line)
-            if line.pk in taken:
-                problem = Problem(Refusal.DEMAND_ALREADY_PLANNED, {"source": described, "plan": taken[line.pk]})
-            elif line.requisition.status not in OPEN_FOR_PURCHASE:
-                problem = Problem(Refusal.DEMAND_NOT_OPEN, {"source": described,
-                                                            "status": line.requisition.get_status_display()})
-            elif not shortfalls.get(line.pk):
-                problem = Problem(Refusal.DEMAND_NOT_SHORT, {"source": described})
-            else:
-                needs.append(_Need(line.product, shortfalls[line.pk], described, requisition_line=line))
-                continue
-            unplanned.append(UnplannedDemand(described, line.product, 0, [problem]))
+        needs, unplanned = needs_from_sources(hospitals={hospital.pk: hospital}, suggestions=locked_suggestions,
+                                              requisition_lines=locked_lines, shortfalls=shortfalls)
         for line in lines:
             if line.product.hospital_id != hospital.pk or line.quantity < 1:
                 raise Refused(Refusal.DELIVERY_LINE_INVALID, line=line.product.pk, reason="foreign_product"
                               if line.product.hospital_id != hospital.pk else "quantity")
-            needs.append(_Need(line.product, line.quantity, line.product.name))
+            needs.append(DemandNeed(hospital, line.product, line.quantity, line.product.name))
 
-        by_product: dict[int, list[_Need]] = defaultdict(list)
+        by_product: dict[int, list[DemandNeed]] = defaultdict(list)
         for need in needs:
             by_product[need.product.pk].append(need)
-        planned: list[tuple[Product, int, SupplyAgreement, list[_Need]]] = []
+        planned: list[tuple[Product, int, SupplyAgreement, list[DemandNeed]]] = []
         for group in by_product.values():
             product = group[0].product
             agreement, problems = agreement_for_demand(hospital, product, exemptions, group[0].description)
