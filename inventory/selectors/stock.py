@@ -212,13 +212,15 @@ def find_product(products: QuerySet, code: str) -> Product | None:
     return products.filter(udi_di=parsed.di).order_by("internal_code").first() if parsed.di else None
 
 
-def suggest_products(scope: StockScope, text: str) -> list[Product]:
-    """Up to SUGGESTIONS active products of the scope whose code or UDI-DI starts with `text`, or whose
-    name contains it: what a product field offers as one types."""
+def suggest_products(scope: StockScope, text: str, *, hospital_id: int | None = None) -> list[Product]:
+    """Up to SUGGESTIONS active products of the scope (of one of its hospitals if `hospital_id` is
+    given) whose code or UDI-DI starts with `text`, or whose name contains it: what a product field
+    offers as one types."""
     text = text.strip()
     if not text:
         return []
-    matching = scope.products().filter(is_active=True).filter(
+    products = scope.products() if hospital_id is None else scope.products().filter(hospital_id=hospital_id)
+    matching = products.filter(is_active=True).filter(
         Q(internal_code__istartswith=text) | Q(udi_di__startswith=text) | Q(name__icontains=text)
     )
     return list(matching.order_by("internal_code")[:SUGGESTIONS])

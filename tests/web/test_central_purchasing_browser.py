@@ -1,7 +1,8 @@
 """Central purchasing in Chromium: the centre's operator finds the page in the alliance menu, places a
 central order for two members (a refused quantity shown on the form, what was typed kept), the
 regional warehouse receives it, and each member's share is distributed; and a central plan from the
-members' demand is proposed and placed."""
+members' demand is proposed and placed; the order form suggests the lead hospital's products as one
+types, and the plan takes a 医保 code exemption reason for a product without a 医保 code."""
 import datetime
 import re
 from decimal import Decimal
@@ -94,3 +95,35 @@ def test_the_centre_places_a_central_plan_from_the_members_demand(
     expect(page.locator(f"[data-order='{central.pk}']")).to_be_visible()
     assert PlanDemandSource.objects.count() == 4
     assert central.purchase_order.lines.get(product=product).platform_reference == "YG-WEB-1"
+
+
+def test_the_order_form_suggests_lead_products_and_the_plan_takes_a_nhsa_exemption(
+    page, hospital, warehouse, product, lot_product, members, demand, centre,  # noqa: F811
+):
+    lot_product.nhsa_code = ""
+    lot_product.save(update_fields=["nhsa_code"])
+    login(page, centre.username)
+    page.goto("/alliance/central-orders/")
+    field = page.locator("[data-form='place-central-order'] input[name='product-0']")
+    field.press_sequentially("输液")
+    options = page.locator("#lead-products option")
+    expect(options).to_have_count(1)  # the lead's product, not the members' linked copies
+    expect(options.first).to_have_attribute("value", lot_product.internal_code)
+
+    page.goto("/alliance/central-orders/plan/")
+    for box in page.locator("[data-form='central-demand'] input[type='checkbox']").all():
+        box.check()
+    page.click("[data-action='propose']")
+    expect(page.locator("[data-list='unplanned'] [data-code='NHSA_CODE_MISSING']")).to_have_count(3)
+    page.locator(f"[data-table='nhsa-exemptions'] input[name='nhsa_exemption-{lot_product.pk}']").fill("过渡期")
+    page.click("[data-action='propose-again']")
+
+    expect(page.locator("[data-list='unplanned'] [data-code='NHSA_CODE_MISSING']")).to_have_count(0)
+    row = page.locator(f"[data-table='proposed-lines'] tr[data-product='{lot_product.pk}']")
+    expect(row.locator(f"input[name='nhsa_exemption-{lot_product.pk}']")).to_have_value("过渡期")
+    page.fill(f"input[name='platform_reference-{product.pk}']", "YG-WEB-2")
+    page.click("[data-action='place-central-plan']")
+
+    expect(page).to_have_url(re.compile(r"/alliance/central-orders/$"))
+    line = CentralOrder.objects.get().purchase_order.lines.get(product=lot_product)
+    assert (line.quantity, line.nhsa_exemption_reason) == (20, "过渡期")

@@ -5,7 +5,8 @@
  * (inventory/web/views/stock.py `product_suggestions`, JSON {products: [{code, label}]}). Picking a
  * suggestion puts the product's internal code in the field; the server looks the code up.
  *
- * Markup: <input list="ID" data-suggest-url="…"> <datalist id="ID"></datalist>
+ * Markup: <input list="ID" data-suggest-url="…"> <datalist id="ID"></datalist> (the URL may carry a
+ * query of its own, e.g. `?hospital=` to offer one hospital's catalog; `q` is added to it).
  * Without JavaScript the field still takes a typed code.
  */
 (function () {
@@ -37,7 +38,7 @@
       if (text === asked) return;
       asked = text;
       if (!text) { fill([]); return; }
-      fetch(url + "?q=" + encodeURIComponent(text), {
+      fetch(url + (url.indexOf("?") < 0 ? "?" : "&") + "q=" + encodeURIComponent(text), {
         headers: { Accept: "application/json" }, credentials: "same-origin",
       })
         .then(function (response) { return response.ok ? response.json() : { products: [] }; })

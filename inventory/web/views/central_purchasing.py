@@ -7,7 +7,8 @@ anyone else gets a 404):
   member's open share;
 - `/alliance/central-orders/plan/` — a central plan from members' demand: tick members' open
   suggestions and requisition shortfalls, see the proposal per supplier with each member's share
-  and what cannot be planned, and place it.
+  and what cannot be planned (a product without a 医保 code: give an exemption reason and propose
+  again), and place it.
 
 Every rule is in the services (`central_purchasing`, `central_planning`).
 """
@@ -100,7 +101,14 @@ def central_orders(request: HttpRequest) -> HttpResponse:
         "orders": orders, "problems": problems, "form_id": uuid.uuid4().hex, "form": form, "members": members,
         "suppliers": Supplier.objects.filter(is_active=True).order_by("name"),
         "warehouses": central_purchasing.regional_warehouses(alliance), "alliance": alliance,
+        "suggest_url": _lead_products_url(alliance),
     }, status=400 if problems else 200)
+
+
+def _lead_products_url(alliance: str) -> str:
+    """Where the order form's product fields find the lead hospital's products as one types."""
+    lead = central_purchasing.lead_hospital(alliance)
+    return f"{reverse('web:product-suggestions')}?hospital={lead.pk if lead else 0}"
 
 
 def _order_form(data, members: list[Hospital]) -> dict:
@@ -174,44 +182,64 @@ def central_plan(request: HttpRequest) -> HttpResponse:
     problems, proposal = [], None
     entered = {key: value for key, value in request.POST.items()
                if key.startswith(("platform_reference-", "emergency_reason-"))}
+    exemptions = _exemptions(request)
     form = {"regional_warehouse": request.POST.get("regional_warehouse", ""), "note": request.POST.get("note", ""),
             "promised_date": request.POST.get("promised_date", "")
             or str(timezone.localdate() + datetime.timedelta(days=7))}
     try:
         if action == "place":
-            placed = _place_plan(request, alliance, suggestions, requisition_lines, form)
+            placed = _place_plan(request, alliance, suggestions, requisition_lines, exemptions, form)
             numbers = ", ".join(order.purchase_order.number for order in placed.placed)
             messages.success(request, _("Central orders placed: %(numbers)s.") % {"numbers": numbers})
             return redirect("web:central-orders")
         if action == "propose":
             proposal = central_planning.propose_central_plan(
-                user=request.user, alliance=alliance, suggestions=suggestions, requisition_lines=requisition_lines)
+                user=request.user, alliance=alliance, suggestions=suggestions, requisition_lines=requisition_lines,
+                nhsa_exemptions=exemptions)
     except Refused as refused:
         problems = problems_of(refused)
         if action == "place":
-            proposal = _proposal_or_none(request, alliance, suggestions, requisition_lines)
+            proposal = _proposal_or_none(request, alliance, suggestions, requisition_lines, exemptions)
     proposed_orders = [(order, [
-        (line, entered.get(f"platform_reference-{line.product.pk}", ""), entered.get(f"emergency_reason-{line.product.pk}", ""))
+        (line, entered.get(f"platform_reference-{line.product.pk}", ""), entered.get(f"emergency_reason-{line.product.pk}", ""),
+         exemptions.get(line.product.pk, ""))
         for line in order.lines]) for order in proposal.orders] if proposal else []
     return render(request, "web/alliance/central_plan.html", {
         "demand": members_open_demand(alliance) if proposal is None else [], "proposal": proposal,
-        "proposed_orders": proposed_orders,
+        "proposed_orders": proposed_orders, "to_exempt": _to_exempt(proposal) if proposal else [],
         "problems": problems, "suggestions": suggestions, "requisition_lines": requisition_lines, "form": form,
         "warehouses": central_purchasing.regional_warehouses(alliance),
     }, status=400 if problems else 200)
 
 
-def _proposal_or_none(request: HttpRequest, alliance: str, suggestions: list[int], requisition_lines: list[int]):
+def _exemptions(request: HttpRequest) -> dict[int, str]:
+    """The 医保 code exemption reasons typed, by the lead hospital's product (`nhsa_exemption-<pk>`)."""
+    return {int(product): value.strip()[:500] for key, value in request.POST.items()
+            for kind, _dash, product in [key.rpartition("-")]
+            if kind == "nhsa_exemption" and product.isdigit() and value.strip()}
+
+
+def _to_exempt(proposal: central_planning.CentralPlan) -> list[Product]:
+    """The lead hospital's products that were not planned for want of a 医保 code, each once: the
+    page offers an exemption reason for each, then proposes again."""
+    products = {problem.params["product"].pk: problem.params["product"]
+                for entry in proposal.unplanned for problem in entry.problems
+                if problem.refusal is Refusal.NHSA_CODE_MISSING}
+    return sorted(products.values(), key=lambda product: (product.name, product.pk))
+
+
+def _proposal_or_none(request: HttpRequest, alliance: str, suggestions: list[int], requisition_lines: list[int],
+                      exemptions: dict[int, str]):
     """The proposal again after a refused placement, to correct it in place (none if nothing is plannable)."""
     try:
         return central_planning.propose_central_plan(user=request.user, alliance=alliance, suggestions=suggestions,
-                                                     requisition_lines=requisition_lines)
+                                                     requisition_lines=requisition_lines, nhsa_exemptions=exemptions)
     except Refused:
         return None
 
 
 def _place_plan(request: HttpRequest, alliance: str, suggestions: list[int], requisition_lines: list[int],
-                form: dict) -> central_planning.CentralPlan:
+                exemptions: dict[int, str], form: dict) -> central_planning.CentralPlan:
     warehouse = central_purchasing.regional_warehouses(alliance).filter(pk=_int(form["regional_warehouse"])).first()
     try:
         promised = datetime.date.fromisoformat(form["promised_date"])
@@ -229,4 +257,4 @@ def _place_plan(request: HttpRequest, alliance: str, suggestions: list[int], req
                 value.strip()[:500] if kind == "emergency_reason" else current.emergency_reason)
     return central_planning.place_central_plan(
         user=request.user, regional_warehouse=warehouse, promised_date=promised, suggestions=suggestions,
-        requisition_lines=requisition_lines, orderings=orderings, note=form["note"][:500])
+        requisition_lines=requisition_lines, orderings=orderings, nhsa_exemptions=exemptions, note=form["note"][:500])

@@ -96,8 +96,12 @@ def export(request: HttpRequest) -> HttpResponse:
 
 @web_page()
 def product_suggestions(request: HttpRequest) -> JsonResponse:
-    """The products a product field offers for what has been typed so far (product-field.js)."""
-    products = suggest_products(StockScope.of(request.user), request.GET.get("q", "")[:300])
+    """The products a product field offers for what has been typed so far (product-field.js); with
+    `hospital`, only that hospital's (of those the person sees: e.g. the lead hospital's catalog on
+    the central order form of alliance staff, who see every member's)."""
+    hospital = request.GET.get("hospital", "")
+    products = suggest_products(StockScope.of(request.user), request.GET.get("q", "")[:300],
+                                hospital_id=int(hospital) if hospital.isdigit() else None)
     return JsonResponse({"products": [
         {"code": product.internal_code,
          "label": " ".join(part for part in (product.name, product.specification) if part)}
