@@ -186,8 +186,8 @@ def refuse_if_recalled(kind: str, to_location: Location | None, *, units: list[U
 # Stock held for an alliance transfer (services/transfers.py) moves only by that transfer: stock
 # reserved for it between creation and dispatch, and stock at the ALLIANCE-TRANSIT location between
 # dispatch and receipt. The transfer's own movements carry its document; an expiry lock is a fact
-# recorded where the stock is. A trigger on the ledger (migration 0038) keeps the same rule for
-# units reserved and for anything leaving an in-transit location.
+# recorded where the stock is. Triggers on the ledger keep the same rule for units reserved and for
+# anything leaving an in-transit location (migration 0039), and for lot quantity reserved (0042).
 TRANSFER_RESERVATION = StockReservation.Holder.ALLIANCE_TRANSFER_LINE
 HELD_FACT_KINDS = frozenset({Movement.Kind.EXPIRE})
 

@@ -226,6 +226,30 @@ def test_the_ledger_trigger_refuses_a_movement_of_a_reserved_unit(
                                 document_id=1, idempotency_key="raw")
 
 
+def test_the_ledger_trigger_refuses_a_lot_movement_taking_quantity_reserved_for_a_transfer(
+    hospital, keeper_actor, lot_product, cath_lab_store, member, store_stock,
+):
+    transfer = send(keeper_actor, cath_lab_store, member, lots=[TransferLot(lot_product, "L1", 6)])
+
+    def raw_scrap(quantity: int, key: str, **document) -> Movement:
+        fields = {"document_type": Movement.DocumentType.STOCK_ORDER, "document_id": 1, **document}
+        return Movement.objects.create(hospital=hospital, kind=Movement.Kind.SCRAP, product=lot_product, lot="L1",
+                                       quantity=quantity, from_location=cath_lab_store, reason_code="DAMAGED",
+                                       actor_user=keeper_actor.user, occurred_at=transfer.created_at,
+                                       idempotency_key=key, **fields)
+
+    # 10 on hand, 6 reserved: a raw write of 5 (bypassing services/ledger.py) takes reserved stock.
+    with pytest.raises(IntegrityError, match="ALLIANCE_LOT_RESERVED"), transaction.atomic():
+        raw_scrap(5, "raw-5")
+    assert not Movement.objects.filter(idempotency_key="raw-5").exists()
+    raw_scrap(4, "raw-4")  # the unreserved part may move
+    # The transfer's own movement and an expiry lock are not held.
+    raw_scrap(10, "raw-own", document_type=Movement.DocumentType.ALLIANCE_TRANSFER, document_id=transfer.pk)
+    # Released (cancelled): the lot is free again.
+    cancel_transfer(user=keeper_actor.user, transfer=transfer, reason="改由中心配送")
+    raw_scrap(10, "raw-10")
+
+
 def test_a_stocktake_cannot_adjust_away_what_a_transfer_reserved(
     hospital, keeper_actor, lot_product, cath_lab_store, member, store_stock, settings,
 ):
