@@ -69,14 +69,29 @@ class RecallProgressSerializer(serializers.Serializer):
     closable = serializers.BooleanField()
 
 
+class RecallOpenerSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    hospital = serializers.CharField(help_text="The opener's hospital: another member's for a followed recall")
+
+
 class RecallSerializer(serializers.ModelSerializer):
     product_name = serializers.CharField(source="product.name")
     udi_di = serializers.CharField(source="product.udi_di")
+    opened_by = serializers.SerializerMethodField()
+    opened_for_alliance = serializers.CharField(
+        read_only=True, help_text="The alliance on whose behalf another member's staff opened this recall here "
+                                  "(a followed recall); empty for the hospital's own")
 
     class Meta:
         model = Recall
         fields = ["id", "scope", "product", "product_name", "udi_di", "lot", "serials", "reason", "source",
-                  "notice_reference", "notice_date", "status", "opened_at", "closed_at", "closing_note"]
+                  "notice_reference", "notice_date", "status", "opened_at", "opened_by", "opened_for_alliance",
+                  "closed_at", "closing_note"]
+
+    @extend_schema_field(RecallOpenerSerializer)
+    def get_opened_by(self, recall: Recall) -> dict:
+        user = recall.opened_by
+        return {"name": user.get_full_name() or user.username, "hospital": user.hospital.name if user.hospital else ""}
 
 
 class RecallMemberPlaceSerializer(serializers.Serializer):

@@ -40,6 +40,8 @@ class Alert(models.Model):
         USE_ANOMALY = "USE_ANOMALY", _("Watched item: unusual use (重点监控耗材异常)")
         RATIO_RED_LINE = "RATIO_RED_LINE", _("耗占比 above the red line")
         SETTLEMENT_DISPUTED = "SETTLEMENT_DISPUTED", _("Consignment statement disputed by the supplier")
+        # Recall (services.recall): another member's recall reached stock transferred here
+        RECALL_FOLLOWED = "RECALL_FOLLOWED", _("Recall opened here for the alliance (医共体召回)")
 
     class Severity(models.TextChoices):
         INFO = "INFO", _("Info")

@@ -38,6 +38,9 @@ class Recall(models.Model):
     notice_date = models.DateField(_("notice date"))
     status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.OPEN)
     opened_at = models.DateTimeField(_("opened at"), default=timezone.now)
+    # Who opened it. A recall followed from another member (`origin`) is opened by the person who
+    # opened that one, acting for the alliance — not by one of this hospital's staff
+    # (`opened_for_alliance`).
     opened_by = models.ForeignKey("inventory.User", on_delete=models.PROTECT, related_name="+")
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
     closed_by = models.ForeignKey("inventory.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
@@ -56,6 +59,12 @@ class Recall(models.Model):
 
     def __str__(self) -> str:
         return f"R{self.pk} {self.product} {self.get_scope_display()}"
+
+    @property
+    def opened_for_alliance(self) -> str:
+        """The alliance on whose behalf another member's staff opened this recall here (empty for a
+        hospital's own recall)."""
+        return self.hospital.alliance if self.origin_id else ""
 
     @property
     def label(self) -> str:

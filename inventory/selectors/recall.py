@@ -10,7 +10,7 @@ from inventory.services.recall import Progress, implant_uses, progress
 
 
 def recalls_visible_to(user: User) -> QuerySet:
-    return visible_to(user, Recall.objects.select_related("product", "hospital", "opened_by", "closed_by"))
+    return visible_to(user, Recall.objects.select_related("product", "hospital", "opened_by__hospital", "origin__hospital", "closed_by"))
 
 
 def recall_items_visible_to(user: User, recall: Recall) -> QuerySet:

@@ -38,6 +38,7 @@ from django.utils import timezone
 from inventory.actors import Actor
 from inventory.errors import Refusal, Refused
 from inventory.models import (
+    Alert,
     AllianceTransfer,
     AllianceTransferLine,
     Consumption,
@@ -51,6 +52,7 @@ from inventory.models import (
     UnitStatus,
     User,
 )
+from inventory.services import alerts
 from inventory.services import stock as stock_service
 
 # Where a unit is still in the hospital (not used, returned, scrapped or rejected).
@@ -170,12 +172,38 @@ def follow_into_members(recall: Recall, _reached: set[int] | None = None) -> lis
         product = Product.objects.get(pk=product_id)
         if _open_recall_covering(recall, product) is not None:
             continue
-        mirror = _open(hospital=product.hospital, user=recall.opened_by, scope=recall.scope, product=product,
-                       lot=recall.lot, serials=list(recall.serials), reason=recall.reason, source=recall.source,
-                       notice_reference=recall.notice_reference, notice_date=recall.notice_date, origin=recall)
+        mirror = _follow(recall, product)
         followed.append(mirror)
         followed += follow_into_members(mirror, reached)
     return followed
+
+
+def _follow(recall: Recall, product: Product) -> Recall:
+    """Open `recall` in the hospital of `product` (a member's own catalog entry for the item) and tell
+    that member's staff: a RECALL_FOLLOWED alert (critical) on its alerts page and through its
+    notification rules. The member's recall is opened by the person who opened `recall` — acting for
+    the alliance, not one of the member's staff (`Recall.opened_for_alliance`; the pages and the API
+    say so)."""
+    mirror = _open(hospital=product.hospital, user=recall.opened_by, scope=recall.scope, product=product,
+                   lot=recall.lot, serials=list(recall.serials), reason=recall.reason, source=recall.source,
+                   notice_reference=recall.notice_reference, notice_date=recall.notice_date, origin=recall)
+    counts = mirror.items.aggregate(stock=Count("pk", filter=Q(kind=RecallItem.Kind.STOCK)),
+                                    uses=Count("pk", filter=Q(kind=RecallItem.Kind.USED)))
+    opener = recall.opened_by
+    alerts.raise_alert(
+        hospital=product.hospital, kind=Alert.Kind.RECALL_FOLLOWED, subject_key=followed_subject(mirror),
+        severity=Alert.Severity.CRITICAL, product=product,
+        message=f"Recall {mirror.label} opened for the alliance by {opener.username} of {recall.hospital.name}, "
+                f"following its recall R{recall.pk}: {counts['stock']} stock items, {counts['uses']} uses to follow up",
+        details={"recall": mirror.pk, "origin": recall.pk, "origin_hospital": recall.hospital.name,
+                 "opened_by": opener.get_full_name() or opener.username, "stock": counts["stock"],
+                 "uses": counts["uses"]},
+    )
+    return mirror
+
+
+def followed_subject(recall: Recall) -> str:
+    return f"recall:{recall.pk}"
 
 
 def _open_recall_covering(recall: Recall, product: Product) -> Recall | None:
@@ -201,10 +229,7 @@ def follow_receipt(transfer: AllianceTransfer) -> list[Recall]:
         product = lines[0].receiving_product
         existing = _open_recall_covering(recall, product)
         if existing is None:
-            followed.append(_open(
-                hospital=transfer.to_hospital, user=recall.opened_by, scope=recall.scope, product=product,
-                lot=recall.lot, serials=list(recall.serials), reason=recall.reason, source=recall.source,
-                notice_reference=recall.notice_reference, notice_date=recall.notice_date, origin=recall))
+            followed.append(_follow(recall, product))
             continue
         now, stock = timezone.now(), {"kind": RecallItem.Kind.STOCK, "follow_up": "", "consumption_id": None}
         units = [line.unit_id for line in lines if line.unit_id]
@@ -428,6 +453,9 @@ def close_recall(*, recall: Recall, user: User, note: str = "") -> Recall:
         locked.status, locked.closed_at, locked.closed_by, locked.closing_note = (
             Recall.Status.CLOSED, timezone.now(), user, note)
         locked.save()
+        if locked.origin_id:
+            alerts.auto_resolve(hospital=locked.hospital, kind=Alert.Kind.RECALL_FOLLOWED,
+                                subject_keys=[followed_subject(locked)], now=locked.closed_at)
     return locked
 
 

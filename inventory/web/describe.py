@@ -174,6 +174,13 @@ def _urgent_requisition(alert: Alert, details: dict) -> str:
         "lines": details["lines"]}
 
 
+def _recall_followed(alert: Alert, details: dict) -> str:
+    return _("Recall R%(recall)s opened here for the alliance by %(who)s of %(hospital)s, following its recall "
+             "R%(origin)s: %(stock)s items in stock to quarantine or return, %(uses)s uses on patients to follow "
+             "up") % {"recall": details["recall"], "who": details["opened_by"], "hospital": details["origin_hospital"],
+                      "origin": details["origin"], "stock": details["stock"], "uses": details["uses"]}
+
+
 _WORDING = {
     Kind.NEAR_EXPIRY: _near_expiry,
     Kind.EXPIRED: _expired,
@@ -189,4 +196,5 @@ _WORDING = {
     Kind.CABINET_READ_SUSPECT: _read_suspect,
     Kind.CABINET_STALE_CLOSE: _stale_close,
     Kind.URGENT_REQUISITION: _urgent_requisition,
+    Kind.RECALL_FOLLOWED: _recall_followed,
 }

@@ -9,7 +9,7 @@ from django.test import Client
 
 from inventory.actors import Actor
 from inventory.errors import Refused
-from inventory.models import LotBalance, Recall, RecallItem, Unit
+from inventory.models import Alert, LotBalance, Recall, RecallItem, Unit
 from inventory.selectors.recall import followed_in_members
 from inventory.services import recall as recalls
 from inventory.services.consumption import ClinicalContext, consume_unit
@@ -148,6 +148,51 @@ def test_each_side_sees_its_own_patients_and_the_alliance_auditor_sees_both(
     assert auditor.get(f"/api/v1/recalls/{recall.pk}/").status_code == 200
 
 
+def test_the_member_is_alerted_and_sees_the_recall_was_opened_for_the_alliance_by_the_leads_staff(
+    hospital, keeper, product, member, split_lot,
+):
+    keeper.first_name, keeper.last_name = "", "王库管"
+    keeper.save(update_fields=["first_name", "last_name"])
+    own_before = Alert.objects.filter(hospital=hospital).count()
+    recall = open_lot_recall(hospital, keeper, product, "L-RC")
+    part = Recall.objects.get(hospital=member.hospital)
+
+    # Recorded: opened by the lead's keeper, for the alliance (not by one of the member's staff).
+    assert (part.opened_by_id, part.opened_for_alliance, recall.opened_for_alliance) == (
+        keeper.pk, member.hospital.alliance, "")
+
+    # The member's SPD staff get one critical alert naming the recall, its origin and what to do.
+    alert = Alert.objects.get(hospital=member.hospital, kind=Alert.Kind.RECALL_FOLLOWED)
+    assert (alert.severity, alert.status, alert.subject_key, alert.product_id) == (
+        "CRITICAL", "OPEN", f"recall:{part.pk}", member.products[product.pk].pk)
+    assert alert.details == {"recall": part.pk, "origin": recall.pk, "origin_hospital": hospital.name,
+                             "opened_by": "王库管", "stock": 1, "uses": 1}
+    assert Alert.objects.filter(hospital=hospital).count() == own_before  # the lead opened its own: no alert
+    operator = factories.UserFactory(hospital=member.hospital, roles=["spd_operator"])
+    page = Client()
+    page.force_login(operator)
+    html = page.get("/alerts/").content.decode()
+    assert f"R{part.pk}" in html and "王库管" in html and hospital.name in html
+
+    # The member's page and API say who opened it and for whom, honestly.
+    html = page.get(f"/recalls/{part.pk}/").content.decode()
+    assert f'data-opened-by="{keeper.pk}"' in html
+    assert f"王库管（{hospital.name}）代表医共体 {member.hospital.alliance} 开启" in html, html
+    body = api_client_for(operator).get(f"/api/v1/recalls/{part.pk}/").json()
+    assert body["opened_by"] == {"name": "王库管", "hospital": hospital.name}
+    assert body["opened_for_alliance"] == member.hospital.alliance
+    lead_body = api_client_for(keeper).get(f"/api/v1/recalls/{recall.pk}/").json()
+    assert (lead_body["opened_by"]["hospital"], lead_body["opened_for_alliance"]) == (hospital.name, "")
+
+    # Closed by the member: the alert resolves itself.
+    quarantine = factories.LocationFactory(hospital=member.hospital, code="QUAR", name="M1隔离区", kind="QUARANTINE")
+    recalls.handle_scan(recall=part, user=member.keeper, action="quarantine", code=Unit.objects.get(serial="RC3").udi,
+                        to_location=quarantine, idempotency_key="q-a")
+    recalls.close_recall(recall=part, user=member.keeper)
+    alert.refresh_from_db()
+    assert alert.status == "RESOLVED"
+
+
 def test_the_members_staff_work_and_close_their_part(hospital, keeper, product, member, split_lot):
     recall = open_lot_recall(hospital, keeper, product, "L-RC")
     part = Recall.objects.get(hospital=member.hospital)
@@ -178,7 +223,8 @@ def test_a_lot_in_transit_when_the_recall_opens_is_followed_at_its_receipt(
 
     scan_and_receive(member, transfer, "r-x")
     part = Recall.objects.get(hospital=member.hospital)
-    assert part.origin_id == recall.pk
+    assert (part.origin_id, part.opened_by_id, part.opened_for_alliance) == (recall.pk, keeper.pk, member.hospital.alliance)
+    assert Alert.objects.get(hospital=member.hospital, kind=Alert.Kind.RECALL_FOLLOWED).details["recall"] == part.pk
     assert list(part.items.values_list("kind", "lot", "quantity", "location_id")) == [
         (RecallItem.Kind.STOCK, "L-X", 6, member.warehouse.pk)]
     m1_lot = member.products[lot_product.pk]
