@@ -284,14 +284,16 @@ def _sessions_at_close(
     opened = CabinetSession.objects.filter(
         cabinet=cabinet, status=CabinetSession.Status.OPEN, opened_at__lte=moment
     ).order_by("-opened_at", "-id")
-    found = {
-        session.role: session
-        for session in opened.annotate(role=Value("opened"))[:1].union(
-            _pending_suspects(cabinet, before=moment).annotate(role=Value("suspect"))[:1],
-            _applied_closes_after(cabinet, after=moment, now=now).annotate(role=Value("later")).order_by()[:1],
-            all=True,
-        )
-    }
+    parts = [
+        (opened, "opened"),
+        (_pending_suspects(cabinet, before=moment), "suspect"),
+        (_applied_closes_after(cabinet, after=moment, now=now).order_by(), "later"),
+    ]
+    # Each with its user (the takes' actor), and the cabinet already in hand: neither is read lazily later.
+    first, *rest = [query.select_related("user").annotate(role=Value(role))[:1] for query, role in parts]
+    found = {session.role: session for session in first.union(*rest, all=True)}
+    for session in found.values():
+        session.cabinet = cabinet
     return found.get("opened"), found.get("suspect"), "later" in found
 
 
@@ -329,13 +331,13 @@ def compare_with_contents(cabinet: Location, seen: set[str]) -> CabinetDiff:
         Unit.objects.select_for_update().filter(
             location=cabinet, status__in=[UnitStatus.IN_CABINET, UnitStatus.TAKEN, UnitStatus.EXPIRED],
             epc__isnull=False,
-        ).order_by("pk").values_list("pk", "epc", "status")
+        ).order_by("pk").values_list(*_DIFF_FIELDS)
     )
-    taken_ids = [pk for pk, epc, status in expected if status == UnitStatus.IN_CABINET and epc not in seen]
-    returned_ids = [pk for pk, epc, status in expected if status == UnitStatus.TAKEN and epc in seen]
-    changed = Unit.objects.in_bulk(taken_ids + returned_ids) if taken_ids or returned_ids else {}  # locked above
-    taken, returned = [changed[pk] for pk in taken_ids], [changed[pk] for pk in returned_ids]
-    others = seen - {epc for _, epc, _ in expected}
+    # The few units that change are made from the same rows (Unit.from_db, as `.only()` does: what a
+    # take, put-back or expiry lock reads of a unit; any other field would be read on access).
+    taken = [_unit(row) for row in expected if row[_STATUS] == UnitStatus.IN_CABINET and row[_EPC] not in seen]
+    returned = [_unit(row) for row in expected if row[_STATUS] == UnitStatus.TAKEN and row[_EPC] in seen]
+    others = seen - {row[_EPC] for row in expected}
     misplaced = [
         {"epc": epc, "unit": pk, "status": status, "location": location_id, "hospital": hospital_id}
         for epc, pk, status, location_id, hospital_id in Unit.objects.filter(
@@ -345,8 +347,20 @@ def compare_with_contents(cabinet: Location, seen: set[str]) -> CabinetDiff:
     known = {item["epc"] for item in misplaced}
     return CabinetDiff(
         taken, returned, sorted(others - known), sorted(misplaced, key=lambda item: item["epc"]),
-        expected=sum(1 for _, _, status in expected if status == UnitStatus.IN_CABINET),
+        expected=sum(1 for row in expected if row[_STATUS] == UnitStatus.IN_CABINET),
     )
+
+
+# What the close reads of each unit in the cabinet: the comparison's (pk, epc, status) and what the
+# ledger's `move_units`, the expiry lock and the session's summary of a changed unit read — in the
+# model's field order, which `Unit.from_db` expects.
+_DIFF_FIELDS = tuple(field.attname for field in Unit._meta.concrete_fields if field.attname in {
+    "id", "epc", "status", "hospital_id", "product_id", "lot", "serial", "expiry", "location_id"})
+_EPC, _STATUS = _DIFF_FIELDS.index("epc"), _DIFF_FIELDS.index("status")
+
+
+def _unit(row: tuple) -> Unit:
+    return Unit.from_db(Unit.objects.db, _DIFF_FIELDS, row)
 
 
 def take_by_scan(*, actor: Actor, hospital: Hospital, units: list[Unit], idempotency_key: str,

@@ -286,6 +286,24 @@ def refuse_blocked(
     same rules). A `reported_fact` (a cabinet door close) is checked for closed months and frozen
     counts only."""
     from_ids = {pk for pk in from_location_ids if pk is not None}
+    checks = _block_checks(kind=kind, hospital_id=hospital_id, from_ids=from_ids, to_location=to_location,
+                           units=units, document=document, reported_fact=reported_fact)
+    found = Hospital.objects.filter(pk=hospital_id).values(**checks).first() or {}
+    if found.get("closed") is not None and moment < found["closed"]:
+        refuse_closed_period(hospital_id=hospital_id, moment=moment)
+    if found.get("frozen"):
+        refuse_if_frozen(kind, from_ids)
+    if found.get("reserved") or found.get("in_transit"):
+        refuse_if_held(kind, document, units=units)
+    if found.get("recalled"):
+        refuse_if_recalled(kind, to_location, units=units)
+
+
+def _block_checks(
+    *, kind: str, hospital_id: int, from_ids: set[int], to_location: Location | None, units: list[Unit],
+    document: tuple[str, int] | None, reported_fact: bool,
+) -> dict:
+    """The expressions `refuse_blocked` reads, one per check that applies to this movement."""
     checks = {"closed": Subquery(
         ClosedPeriod.objects.filter(hospital_id=hospital_id).order_by("-ends_at").values("ends_at")[:1]
     )}
@@ -301,15 +319,15 @@ def refuse_blocked(
         checks["recalled"] = Exists(Recall.objects.filter(
             status=Recall.Status.OPEN, product_id__in={unit.product_id for unit in units},
         ))
-    found = Hospital.objects.filter(pk=hospital_id).values(**checks).first() or {}
-    if found.get("closed") is not None and moment < found["closed"]:
-        refuse_closed_period(hospital_id=hospital_id, moment=moment)
-    if found.get("frozen"):
-        refuse_if_frozen(kind, from_ids)
-    if found.get("reserved") or found.get("in_transit"):
-        refuse_if_held(kind, document, units=units)
-    if found.get("recalled"):
-        refuse_if_recalled(kind, to_location, units=units)
+    return checks
+
+
+def _blocked(checks: dict, *, hospital_id: int, moment: datetime.datetime) -> QuerySet[Hospital]:
+    """The hospital's row when one of `checks` could refuse a movement at `moment`, else nothing."""
+    could_refuse = Q(closed__gt=moment)
+    for name in checks.keys() - {"closed"}:
+        could_refuse |= Q(**{name: True})
+    return Hospital.objects.filter(pk=hospital_id).annotate(**checks).filter(could_refuse).values("pk")
 
 
 def move_unit(
@@ -353,14 +371,20 @@ def move_units(
         raise Refused(problems)
     if not units:
         return []
-    refuse_blocked(kind=kind, hospital_id=units[0].hospital_id, moment=occurred_at,
-                   from_location_ids={unit.location_id for unit in units}, to_location=to_location, units=units,
-                   document=document, reported_fact=reported_fact)
-    movement_ids = _insert_unit_movements(
-        units, idempotency_keys, kind=kind, to_location_id=to_location.pk if to_location else None,
-        to_status=to_status, occurred_at=occurred_at, reason_code=reason_code, note=note, document=document,
-        **{f"{name}_id": value.pk if value else None for name, value in actor.movement_fields().items()},
-    )
+    blocking = {"kind": kind, "hospital_id": units[0].hospital_id, "to_location": to_location, "units": units,
+                "document": document, "reported_fact": reported_fact}
+    from_ids = {unit.location_id for unit in units} - {None}
+    rows = {"kind": kind, "to_location_id": to_location.pk if to_location else None, "to_status": to_status,
+            "occurred_at": occurred_at, "reason_code": reason_code, "note": note, "document": document,
+            **{f"{name}_id": value.pk if value else None for name, value in actor.movement_fields().items()}}
+    # `refuse_blocked`'s checks, asked by the INSERT itself: it writes nothing when one of them could
+    # refuse, and only then are they read one by one to decide and word the refusal.
+    unless = _blocked(_block_checks(from_ids=from_ids, **blocking), hospital_id=blocking["hospital_id"],
+                      moment=occurred_at)
+    movement_ids = _insert_unit_movements(units, idempotency_keys, unless=unless, **rows)
+    if not movement_ids:
+        refuse_blocked(moment=occurred_at, from_location_ids=from_ids, **blocking)
+        movement_ids = _insert_unit_movements(units, idempotency_keys, **rows)  # unblocked since: none refuses
     Unit.objects.filter(pk__in=[unit.pk for unit in units]).update(
         status=to_status, location=to_location,
         status_since=Case(When(~Q(status=to_status), then=Value(occurred_at)), default=F("status_since")),
@@ -385,12 +409,13 @@ _SHARED = {"kind": "text", "quantity": "integer", "to_location_id": "bigint", "t
 def _insert_unit_movements(
     units: list[Unit], keys: list[str], *, kind: str, to_location_id: int | None, to_status: str,
     occurred_at: datetime.datetime, reason_code: str, note: str, document: tuple[str, int],
-    actor_user_id: int | None, actor_device_id: int | None,
+    actor_user_id: int | None, actor_device_id: int | None, unless: QuerySet | None = None,
 ) -> list[int]:
-    """One movement per unit, in one INSERT. On PostgreSQL an INSERT … SELECT FROM unnest(…) of
-    one array per column that varies: building hundreds of Movement objects for `bulk_create`
-    cost more than the database's work for a receiving station's batch. The same rows either way
-    (the ledger's triggers run on each); checked by tests/inventory/test_move_units.py."""
+    """One movement per unit, in one INSERT, or none when `unless` finds a row. On PostgreSQL an
+    INSERT … SELECT FROM unnest(…) of one array per column that varies: building hundreds of
+    Movement objects for `bulk_create` cost more than the database's work for a receiving station's
+    batch. The same rows either way (the ledger's triggers run on each); checked by
+    tests/inventory/test_move_units.py."""
     if len(keys) != len(units):
         raise ValueError("one idempotency key per unit")
     shared = {"kind": kind, "quantity": 1, "to_location_id": to_location_id, "to_status": to_status,
@@ -398,6 +423,8 @@ def _insert_unit_movements(
               "occurred_at": occurred_at, "recorded_at": timezone.now(), "reason_code": reason_code, "note": note,
               "document_type": document[0], "document_id": document[1]}
     if connection.vendor != "postgresql":
+        if unless is not None and unless.exists():
+            return []
         return [movement.pk for movement in Movement.objects.bulk_create([
             Movement(hospital_id=unit.hospital_id, product_id=unit.product_id, unit_id=unit.pk, lot=unit.lot,
                      from_location_id=unit.location_id, from_status=unit.status, idempotency_key=key, **shared)
@@ -412,12 +439,16 @@ def _insert_unit_movements(
     columns = [*_PER_UNIT, *_SHARED]
     values = [f"row.{name}" for name in _PER_UNIT] + [f"%s::{sql_type}" for sql_type in _SHARED.values()]
     arrays = ", ".join(f"%s::{sql_type}[]" for sql_type in _PER_UNIT.values())
+    condition, condition_params = "", ()
+    if unless is not None:
+        unless_sql, condition_params = unless.query.sql_with_params()
+        condition = f"WHERE NOT EXISTS ({unless_sql}) "
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {Movement._meta.db_table} ({', '.join(columns)}) SELECT {', '.join(values)} "  # names above
-            f"FROM unnest({arrays}) WITH ORDINALITY AS row({', '.join(_PER_UNIT)}, position) ORDER BY row.position "
-            "RETURNING id",
-            [*(shared[name] for name in _SHARED), *(per_unit[name] for name in _PER_UNIT)],
+            f"FROM unnest({arrays}) WITH ORDINALITY AS row({', '.join(_PER_UNIT)}, position) {condition}"
+            "ORDER BY row.position RETURNING id",
+            [*(shared[name] for name in _SHARED), *(per_unit[name] for name in _PER_UNIT), *condition_params],
         )
         return [row[0] for row in cursor.fetchall()]
 

@@ -2,12 +2,14 @@ import datetime
 import json
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from devices.models import Device, DeviceEvent
 from inventory.models import CabinetSession, Movement, Unit, UnitStatus
-from inventory.services.cabinets import overdue_takes
+from inventory.services.cabinets import close_session, open_session, overdue_takes
 from inventory.services.labelling import bind_tag
 from inventory.services.stock import transfer_stock
 from tests import factories
@@ -170,8 +172,6 @@ def test_sessions_are_listed_for_the_hospital_only(cabinet_device, stocked_cabin
 def test_a_500_tag_close_is_applied_with_a_bounded_number_of_queries(
     cabinet_device, keeper_actor, supplier, warehouse, product, cabinet, django_assert_max_num_queries
 ):
-    from inventory.services.cabinets import close_session
-
     units = stock_units(keeper_actor, supplier, warehouse, product, [f"B{n:03d}" for n in range(60)])
     Unit.objects.filter(pk__in=[u.pk for u in units]).update(location=cabinet, status=UnitStatus.IN_CABINET)
     for n, unit in enumerate(units):
@@ -180,3 +180,20 @@ def test_a_500_tag_close_is_applied_with_a_bounded_number_of_queries(
     with django_assert_max_num_queries(20):
         close_session(device=cabinet_device, cabinet=cabinet, occurred_at=T0, epcs=seen)
     assert Unit.objects.filter(status="TAKEN").count() == 2
+
+
+def test_a_close_that_takes_units_costs_seven_statements_with_every_check(
+    cabinet_device, stocked_cabinet, nurse, cabinet
+):
+    open_session(device=cabinet_device, cabinet=cabinet, occurred_at=T0, user_ref=nurse.username)
+    seen = [epc(n) for n in range(3)] + [epc(9000)]  # two units missing, one tag of no unit
+    with CaptureQueriesContext(connection) as queries:
+        session = close_session(device=cabinet_device, cabinet=cabinet, occurred_at=T0 + datetime.timedelta(minutes=1),
+                                epcs=seen)
+    statements = [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+    # The cabinet's lock; its sessions (with the user); its units (locked, with what a take reads); the
+    # other tags; the movements (with the closed-month check); the units; the session.
+    assert len(statements) == 7, "\n".join(statements)
+    assert [u["unit"] for u in session.taken] == [stocked_cabinet[3].pk, stocked_cabinet[4].pk]
+    assert session.unknown_tags == [epc(9000)] and session.status == CabinetSession.Status.CLOSED
+    assert Movement.objects.filter(kind=Movement.Kind.CABINET_TAKE, actor_user=nurse).count() == 2

@@ -3,10 +3,12 @@ are those `move_unit` writes one by one, and the ledger's triggers run on each o
 import datetime
 
 import pytest
-from django.db import IntegrityError, InternalError, transaction
+from django.db import IntegrityError, InternalError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from inventory.actors import Actor
+from inventory.errors import Refusal, Refused
 from inventory.models import ClosedPeriod, Movement, Unit, UnitStatus
 from inventory.services.ledger import _insert_unit_movements, move_unit, move_units
 from tests.conftest import stock_units
@@ -21,6 +23,15 @@ COLUMNS = ("hospital_id", "kind", "product_id", "lot", "quantity", "from_locatio
 @pytest.fixture
 def units(keeper_actor, supplier, warehouse, product):
     return stock_units(keeper_actor, supplier, warehouse, product, ["MU1", "MU2", "MU3"], lot="L7")
+
+
+@pytest.fixture
+def closed_through(units, operator):
+    """The hospital's books closed through yesterday (a ClosedPeriod ending then)."""
+    end = timezone.now() - datetime.timedelta(days=1)
+    ClosedPeriod.objects.create(hospital=units[0].hospital, month=end.date().replace(day=1),
+                                starts_at=end - datetime.timedelta(days=30), ends_at=end, closed_by=operator)
+    return end
 
 
 def test_many_units_moved_at_once_get_the_rows_one_unit_moved_alone_gets(units, keeper, cath_lab_store):
@@ -46,11 +57,7 @@ def test_many_units_moved_at_once_get_the_rows_one_unit_moved_alone_gets(units, 
         assert (unit.location_id, unit.status) == (cath_lab_store.pk, UnitStatus.IN_STOCK)
 
 
-def test_the_closed_month_trigger_runs_on_every_row_of_the_one_insert(units, keeper, operator, cath_lab_store):
-    closed_through = timezone.now() - datetime.timedelta(days=1)
-    ClosedPeriod.objects.create(hospital=units[0].hospital, month=closed_through.date().replace(day=1),
-                                starts_at=closed_through - datetime.timedelta(days=30), ends_at=closed_through,
-                                closed_by=operator)
+def test_the_closed_month_trigger_runs_on_every_row_of_the_one_insert(units, keeper, closed_through, cath_lab_store):
     count = Movement.objects.count()
     # Past the service's own check (refuse_closed_period): the database refuses the rows itself.
     with pytest.raises((IntegrityError, InternalError)) as error, transaction.atomic():
@@ -61,3 +68,32 @@ def test_the_closed_month_trigger_runs_on_every_row_of_the_one_insert(units, kee
         )
     assert "PERIOD_CLOSED" in str(error.value)
     assert Movement.objects.count() == count
+
+
+def _statements(queries) -> list[str]:
+    return [query["sql"] for query in queries if not query["sql"].upper().startswith(("SAVEPOINT", "RELEASE"))]
+
+
+def test_the_checks_are_asked_by_the_insert_itself(units, keeper, cath_lab_store):
+    locked = list(Unit.objects.select_for_update().filter(pk__in=[u.pk for u in units]).order_by("pk"))
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        move_units(units=locked, kind=Movement.Kind.TRANSFER, to_status=UnitStatus.IN_STOCK, to_location=cath_lab_store,
+                   actor=Actor(user=keeper), idempotency_keys=["c-1", "c-2", "c-3"], document=("STOCK_ORDER", 3),
+                   occurred_at=timezone.now())
+    written = _statements(queries.captured_queries)
+    assert len(written) == 2, written  # the movements (with the checks) and the units
+    assert "NOT EXISTS" in written[0] and "inventory_closedperiod" in written[0]
+
+
+def test_a_batch_a_check_refuses_is_refused_in_its_words_and_writes_nothing(
+    units, keeper, closed_through, cath_lab_store
+):
+    count = Movement.objects.count()
+    locked = list(Unit.objects.select_for_update().filter(pk__in=[u.pk for u in units]).order_by("pk"))
+    with pytest.raises(Refused) as refused, transaction.atomic():
+        move_units(units=locked, kind=Movement.Kind.TRANSFER, to_status=UnitStatus.IN_STOCK, to_location=cath_lab_store,
+                   actor=Actor(user=keeper), idempotency_keys=["r-1", "r-2", "r-3"], document=("STOCK_ORDER", 4),
+                   occurred_at=closed_through - datetime.timedelta(hours=1))
+    assert refused.value.refusal == Refusal.PERIOD_CLOSED
+    assert Movement.objects.count() == count
+    assert {unit.location_id for unit in Unit.objects.filter(pk__in=[u.pk for u in units])} == {units[0].location_id}
