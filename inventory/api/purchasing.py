@@ -176,6 +176,8 @@ class PlanUnplannedSerializer(serializers.Serializer):
     product_name = serializers.CharField()
     quantity = serializers.IntegerField()
     problems = serializers.ListField(child=serializers.DictField(), help_text="Each reason: code and detail")
+    suggestion = serializers.IntegerField(allow_null=True, help_text="The replenishment suggestion not planned (it stays open)")
+    requisition_line = serializers.IntegerField(allow_null=True, help_text="The requisition line not planned (it stays open)")
 
 
 class PlanLineSerializer(serializers.Serializer):

@@ -217,13 +217,13 @@ def _plan(alliance: str, suggestions: list, requisition_lines: list, exemptions:
         else:
             by_product[lead_products[need.product.alliance_entry_id]].append(need)
             continue
-        unplanned.append(UnplannedDemand(need.description, need.product, need.quantity, [problem]))
+        unplanned.append(UnplannedDemand.of(need, [problem]))
 
     by_supplier: dict[Supplier, list[ProposedLine]] = defaultdict(list)
     for product, group in sorted(by_product.items(), key=lambda item: (item[0].name, item[0].pk)):
         agreement, problems = agreement_for_demand(lead, product, exemptions, group[0].description)
         if problems:
-            unplanned += [UnplannedDemand(need.description, need.product, need.quantity, problems) for need in group]
+            unplanned += [UnplannedDemand.of(need, problems) for need in group]
             continue
         per_member: dict[Hospital, list[DemandNeed]] = defaultdict(list)
         for need in group:

@@ -59,18 +59,28 @@ class DemandLine:
 
 @dataclass(frozen=True)
 class UnplannedDemand:
-    """A selected need that could not be planned, with every reason; its source stays open."""
+    """A selected need that could not be planned, with every reason; its source stays open (the
+    suggestion or requisition line, by id, to plan it again)."""
 
     source: str
     product: Product | None
     quantity: int
     problems: list[Problem]
+    suggestion: int | None = None
+    requisition_line: int | None = None
+
+    @classmethod
+    def of(cls, need: "DemandNeed", problems: list[Problem]) -> "UnplannedDemand":
+        return cls(need.description, need.product, need.quantity, problems,
+                   need.suggestion.pk if need.suggestion else None,
+                   need.requisition_line.pk if need.requisition_line else None)
 
     def as_dict(self) -> dict:
         return {
             "source": self.source, "product": self.product.pk if self.product else None,
             "product_name": self.product.name if self.product else "", "quantity": self.quantity,
             "problems": [problem.as_dict() for problem in self.problems],
+            "suggestion": self.suggestion, "requisition_line": self.requisition_line,
         }
 
 
@@ -113,7 +123,8 @@ def needs_from_sources(
         else:
             needs.append(DemandNeed(hospital, suggestion.product, suggestion.quantity, source, suggestion=suggestion))
             continue
-        unplanned.append(UnplannedDemand(source, suggestion.product, suggestion.quantity, [problem]))
+        unplanned.append(UnplannedDemand(source, suggestion.product, suggestion.quantity, [problem],
+                                         suggestion=suggestion.pk))
     taken = planned_sources("requisition_line", requisition_lines)
     for line in requisition_lines:
         hospital = hospitals[line.requisition.hospital_id]
@@ -128,7 +139,7 @@ def needs_from_sources(
         else:
             needs.append(DemandNeed(hospital, line.product, shortfalls[line.pk], source, requisition_line=line))
             continue
-        unplanned.append(UnplannedDemand(source, line.product, 0, [problem]))
+        unplanned.append(UnplannedDemand(source, line.product, 0, [problem], requisition_line=line.pk))
     return needs, unplanned
 
 
@@ -219,7 +230,7 @@ def plan_from_demand(
             product = group[0].product
             agreement, problems = agreement_for_demand(hospital, product, exemptions, group[0].description)
             if problems:
-                unplanned += [UnplannedDemand(need.description, product, need.quantity, problems) for need in group]
+                unplanned += [UnplannedDemand.of(need, problems) for need in group]
                 continue
             quantity = round_up_to_unit(product=product, base_quantity=sum(need.quantity for need in group))
             planned.append((product, quantity, agreement, group))

@@ -187,19 +187,29 @@ def _follow(recall: Recall, product: Product) -> Recall:
     mirror = _open(hospital=product.hospital, user=recall.opened_by, scope=recall.scope, product=product,
                    lot=recall.lot, serials=list(recall.serials), reason=recall.reason, source=recall.source,
                    notice_reference=recall.notice_reference, notice_date=recall.notice_date, origin=recall)
-    counts = mirror.items.aggregate(stock=Count("pk", filter=Q(kind=RecallItem.Kind.STOCK)),
-                                    uses=Count("pk", filter=Q(kind=RecallItem.Kind.USED)))
+    counts = _counts(mirror)
     opener = recall.opened_by
-    alerts.raise_alert(
-        hospital=product.hospital, kind=Alert.Kind.RECALL_FOLLOWED, subject_key=followed_subject(mirror),
-        severity=Alert.Severity.CRITICAL, product=product,
-        message=f"Recall {mirror.label} opened for the alliance by {opener.username} of {recall.hospital.name}, "
-                f"following its recall R{recall.pk}: {counts['stock']} stock items, {counts['uses']} uses to follow up",
+    _alert_followed(
+        mirror, message=f"Recall {mirror.label} opened for the alliance by {opener.username} of {recall.hospital.name}, "
+                        f"following its recall R{recall.pk}: {counts['stock']} stock items, {counts['uses']} uses to follow up",
         details={"recall": mirror.pk, "origin": recall.pk, "origin_hospital": recall.hospital.name,
-                 "opened_by": opener.get_full_name() or opener.username, "stock": counts["stock"],
-                 "uses": counts["uses"]},
+                 "opened_by": opener.get_full_name() or opener.username, **counts},
     )
     return mirror
+
+
+def _counts(recall: Recall) -> dict[str, int]:
+    """How many stock items and uses on patients `recall` lists."""
+    return recall.items.aggregate(stock=Count("pk", filter=Q(kind=RecallItem.Kind.STOCK)),
+                                  uses=Count("pk", filter=Q(kind=RecallItem.Kind.USED)))
+
+
+def _alert_followed(recall: Recall, *, message: str, details: dict) -> None:
+    """The RECALL_FOLLOWED alert of `recall` (critical, for its hospital's SPD staff): raised, or — open
+    already (also when acknowledged) — bumped with this wording, as the alerts service does for a
+    subject raised again (one alert per recall, its occurrences counted; no second notification)."""
+    alerts.raise_alert(hospital=recall.hospital, kind=Alert.Kind.RECALL_FOLLOWED, subject_key=followed_subject(recall),
+                       severity=Alert.Severity.CRITICAL, product=recall.product, message=message, details=details)
 
 
 def followed_subject(recall: Recall) -> str:
@@ -219,7 +229,8 @@ def _open_recall_covering(recall: Recall, product: Product) -> Recall | None:
 def follow_receipt(transfer: AllianceTransfer) -> list[Recall]:
     """A transfer received while an open recall of its sender covers some of its stock (it was in
     transit when the recall opened): the receiver's part is opened now, or, if the receiver already
-    has a recall of it open, the received units and lots are listed on that one."""
+    has a recall of it open, the received units and lots are listed on that one and its
+    RECALL_FOLLOWED alert says that more arrived (raised, or the open one bumped: one per recall)."""
     followed = []
     for recall in Recall.objects.filter(hospital_id=transfer.from_hospital_id, status=Recall.Status.OPEN,
                                         product_id__in=transfer.lines.values("product_id")).order_by("pk"):
@@ -231,23 +242,39 @@ def follow_receipt(transfer: AllianceTransfer) -> list[Recall]:
         if existing is None:
             followed.append(_follow(recall, product))
             continue
-        now, stock = timezone.now(), {"kind": RecallItem.Kind.STOCK, "follow_up": "", "consumption_id": None}
-        units = [line.unit_id for line in lines if line.unit_id]
-        listed = set(existing.items.filter(unit_id__in=units).values_list("unit_id", flat=True))
-        _insert_items(existing, Unit.objects.filter(pk__in=set(units) - listed).order_by("pk"), now=now,
-                      unit_id=F("pk"), quantity=1, **stock)
-        for line in lines:
-            if line.unit_id:
-                continue
-            balance = LotBalance.objects.get(product=product, lot=line.lot, location=transfer.destination)
-            item = existing.items.filter(kind=RecallItem.Kind.STOCK, unit__isnull=True, lot=line.lot,
-                                         location=transfer.destination).first()
-            if item is None:
-                _insert_items(existing, LotBalance.objects.filter(pk=balance.pk), now=now, unit_id=None,
-                              quantity=F("quantity"), **stock)
-            else:
-                RecallItem.objects.filter(pk=item.pk).update(quantity=balance.quantity)
+        _list_received(existing, transfer, lines, product)
+        counts, received = _counts(existing), sum(line.received_quantity for line in lines)
+        _alert_followed(
+            existing, message=f"Recall {existing.label}: {received} more received by alliance transfer "
+                              f"{transfer.receipt_number} from {transfer.from_hospital.name} under its recall R{recall.pk}; "
+                              f"{counts['stock']} stock items, {counts['uses']} uses to follow up",
+            details={"recall": existing.pk, "origin": recall.pk, "origin_hospital": transfer.from_hospital.name,
+                     "transfer": transfer.receipt_number, "received": received, **counts},
+        )
     return followed
+
+
+def _list_received(existing: Recall, transfer: AllianceTransfer, lines: list[AllianceTransferLine],
+                   product: Product) -> None:
+    """List the units and lots of `lines`, received by `transfer`, on `existing` (the receiver's open
+    recall of `product`): a unit once, a lot at its balance at the destination."""
+    now, stock = timezone.now(), {"kind": RecallItem.Kind.STOCK, "follow_up": "", "consumption_id": None}
+    units = [line.unit_id for line in lines if line.unit_id]
+    listed = set(existing.items.filter(unit_id__in=units).values_list("unit_id", flat=True))
+    if new_units := set(units) - listed:  # (an empty pk__in cannot be compiled into the INSERT … SELECT)
+        _insert_items(existing, Unit.objects.filter(pk__in=new_units).order_by("pk"), now=now,
+                      unit_id=F("pk"), quantity=1, **stock)
+    for line in lines:
+        if line.unit_id:
+            continue
+        balance = LotBalance.objects.get(product=product, lot=line.lot, location=transfer.destination)
+        item = existing.items.filter(kind=RecallItem.Kind.STOCK, unit__isnull=True, lot=line.lot,
+                                     location=transfer.destination).first()
+        if item is None:
+            _insert_items(existing, LotBalance.objects.filter(pk=balance.pk), now=now, unit_id=None,
+                          quantity=F("quantity"), **stock)
+        else:
+            RecallItem.objects.filter(pk=item.pk).update(quantity=balance.quantity)
 
 
 # The columns `_insert_items` writes, in the order its SELECT lists them.
@@ -453,9 +480,9 @@ def close_recall(*, recall: Recall, user: User, note: str = "") -> Recall:
         locked.status, locked.closed_at, locked.closed_by, locked.closing_note = (
             Recall.Status.CLOSED, timezone.now(), user, note)
         locked.save()
-        if locked.origin_id:
-            alerts.auto_resolve(hospital=locked.hospital, kind=Alert.Kind.RECALL_FOLLOWED,
-                                subject_keys=[followed_subject(locked)], now=locked.closed_at)
+        # A followed recall's alert, or one raised when stock arrived under a recall of the hospital's own.
+        alerts.auto_resolve(hospital=locked.hospital, kind=Alert.Kind.RECALL_FOLLOWED,
+                            subject_keys=[followed_subject(locked)], now=locked.closed_at)
     return locked
 
 

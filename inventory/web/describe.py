@@ -175,6 +175,13 @@ def _urgent_requisition(alert: Alert, details: dict) -> str:
 
 
 def _recall_followed(alert: Alert, details: dict) -> str:
+    if "received" in details:  # more stock arrived by an alliance transfer under a recall already open here
+        return _("Recall R%(recall)s: %(received)s more received by alliance transfer %(transfer)s from %(hospital)s, "
+                 "under its recall R%(origin)s; now %(stock)s items in stock to quarantine or return, %(uses)s uses "
+                 "on patients to follow up") % {
+            "recall": details["recall"], "received": details["received"], "transfer": details["transfer"],
+            "hospital": details["origin_hospital"], "origin": details["origin"], "stock": details["stock"],
+            "uses": details["uses"]}
     return _("Recall R%(recall)s opened here for the alliance by %(who)s of %(hospital)s, following its recall "
              "R%(origin)s: %(stock)s items in stock to quarantine or return, %(uses)s uses on patients to follow "
              "up") % {"recall": details["recall"], "who": details["opened_by"], "hospital": details["origin_hospital"],

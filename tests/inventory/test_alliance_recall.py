@@ -11,6 +11,7 @@ from inventory.actors import Actor
 from inventory.errors import Refused
 from inventory.models import Alert, LotBalance, Recall, RecallItem, Unit
 from inventory.selectors.recall import followed_in_members
+from inventory.services import alerts
 from inventory.services import recall as recalls
 from inventory.services.consumption import ClinicalContext, consume_unit
 from inventory.services.receiving import LineInput
@@ -233,6 +234,39 @@ def test_a_lot_in_transit_when_the_recall_opens_is_followed_at_its_receipt(
                        lots=[LotQuantity(m1_lot, "L-X", 1, member.warehouse)], idempotency_key="m1-x")
     assert refused.value.code == "RECALL_LOCKED" and f"R{part.pk}" in refused.value.problems[0].detail
     assert LotBalance.objects.get(product=m1_lot, location=member.warehouse).quantity == 6
+
+
+def test_more_stock_received_under_the_members_open_recall_bumps_its_alert(
+    hospital, keeper, keeper_actor, supplier, warehouse, lot_product, member,
+):
+    """Two transfers of the recalled lot on the road: the first receipt opens the member's part and
+    alerts its staff; the second adds its stock to that part and says so on the same alert (bumped,
+    not a second one), also once the staff acknowledged it."""
+    receive_and_accept(keeper_actor, supplier, warehouse,
+                       [LineInput(Decimal("3.50"), product=lot_product, lot="L-X", expiry=EXPIRY, quantity=10)], "DN-X")
+    first = send(keeper_actor, warehouse, member, "t-x", lots=[TransferLot(lot_product, "L-X", 6)])
+    second = send(keeper_actor, warehouse, member, "t-x2", lots=[TransferLot(lot_product, "L-X", 3)])
+    open_lot_recall(hospital, keeper, lot_product, "L-X")
+    scan_and_receive(member, first, "r-x")
+    part = Recall.objects.get(hospital=member.hospital)
+    alert = Alert.objects.get(hospital=member.hospital, kind=Alert.Kind.RECALL_FOLLOWED)
+    alerts.acknowledge(alert=alert, user=member.keeper)
+
+    scan_and_receive(member, second, "r-x2")
+
+    assert Recall.objects.filter(hospital=member.hospital).count() == 1
+    assert list(part.items.values_list("kind", "lot", "quantity", "location_id")) == [
+        (RecallItem.Kind.STOCK, "L-X", 9, member.warehouse.pk)]
+    bumped = Alert.objects.get(hospital=member.hospital, kind=Alert.Kind.RECALL_FOLLOWED)
+    assert (bumped.pk, bumped.occurrences, bumped.status, bumped.severity) == (alert.pk, 2, "ACKNOWLEDGED", "CRITICAL")
+    second.refresh_from_db()
+    assert bumped.details == {"recall": part.pk, "origin": part.origin_id, "origin_hospital": hospital.name,
+                              "transfer": second.receipt_number, "received": 3, "stock": 1, "uses": 0}
+    operator = factories.UserFactory(hospital=member.hospital, roles=["spd_operator"])
+    page = Client()
+    page.force_login(operator)
+    html = page.get("/alerts/").content.decode()
+    assert f"召回 R{part.pk}：经医共体调拨 {second.receipt_number}（来自 {hospital.name}）又收到 3" in html, html
 
 
 def test_isolation_a_recall_in_a_member_that_sent_nothing_to_the_lead_stays_there(

@@ -5,7 +5,7 @@ with what was not planned and why, then orders it."""
 import pytest
 
 from inventory.actors import Actor
-from inventory.models import PurchaseOrder, SupplierSettlement
+from inventory.models import PlanDemandSource, PurchaseOrder, PurchasePlan, SupplierSettlement
 from inventory.services.settlements import confirm_settlement
 from tests import factories
 from tests.inventory.test_plan_from_demand import approved_requisition, suggest
@@ -69,3 +69,41 @@ def test_operator_plans_from_demand_sees_the_plan_per_supplier_and_orders_it(
     order_line = PurchaseOrder.objects.get(supplier=supplier).lines.get()
     assert (order_line.quantity, order_line.platform_reference) == (17, "YG-PAGE")
     assert 'data-plan-status="ORDERED"' in text(client.get(ordered.url))
+
+
+def test_a_product_without_a_nhsa_code_is_planned_once_the_page_is_given_an_exemption_reason(
+    hospital, operator, cath_lab_store, lot_product, supplier
+):
+    no_code = factories.SupplyAgreementFactory(hospital=hospital, supplier=supplier, product__hospital=hospital,
+                                               product__nhsa_code="", product__name="无医保编码耗材").product
+    alone = suggest(cath_lab_store, no_code, 4)
+    client = client_for(operator, "zh-hans")
+
+    # Nothing plannable: the page again, the tick kept, a reason field for the product, no plan.
+    refused = client.post("/purchasing/plans/new/", {"suggestion": [alone.pk], "note": "第一次"})
+    page = text(refused)
+    assert refused.status_code == 400 and 'data-code="NHSA_CODE_MISSING"' in page
+    assert f'value="{alone.pk}" id="suggestion-{alone.pk}" aria-label="无医保编码耗材" checked' in page
+    assert page.count(f'name="nhsa_exemption-{no_code.pk}"') == 1 and 'data-action="propose-again"' in page
+    assert not PurchasePlan.objects.exists()
+
+    made = client.post("/purchasing/plans/new/", {"suggestion": [alone.pk], "note": "第一次",
+                                                  f"nhsa_exemption-{no_code.pk}": "  院内自制试剂  "})
+    shown = text(client.get(made.url))
+    assert 'data-nhsa-exemption="1"' in shown and "院内自制试剂" in shown and 'data-form="plan-again"' not in shown
+    client.post(f"{made.url}order/", {"promised_date": "2030-01-15", "platform_reference-1": "YG-EX-1"})
+    line = PurchaseOrder.objects.get().lines.get()
+    assert (line.product, line.quantity, line.nhsa_exemption_reason) == (no_code, 4, "院内自制试剂")
+
+    # Planned with another product: the plan lists it as not planned and offers to plan it again.
+    ward = factories.LocationFactory(hospital=hospital, code="WARD-7", name="七病区", kind="DEPARTMENT_STORE")
+    left = suggest(ward, no_code, 2)
+    planned = client.post("/purchasing/plans/new/", {"suggestion": [suggest(cath_lab_store, lot_product, 3).pk, left.pk]})
+    shown = text(client.get(planned.url))
+    assert 'data-code="NHSA_CODE_MISSING"' in shown and 'data-form="plan-again"' in shown
+    assert f'<input type="hidden" name="suggestion" value="{left.pk}">' in shown
+    again = client.post("/purchasing/plans/new/", {"suggestion": [left.pk], f"nhsa_exemption-{no_code.pk}": "过渡期"})
+    plan = PurchasePlan.objects.get(pk=again.url.rstrip("/").rsplit("/", 1)[1])
+    assert [(line.product, line.quantity, line.nhsa_exemption_reason) for line in plan.lines.all()] == [
+        (no_code, 2, "过渡期")]
+    assert PlanDemandSource.objects.get(suggestion=left).plan == plan

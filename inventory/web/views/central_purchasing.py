@@ -30,6 +30,7 @@ from inventory.selectors.stock import find_product
 from inventory.services import central_planning, central_purchasing, transfers
 from inventory.services.purchasing import PlanLineOrdering
 from inventory.web.access import READERS, web_page
+from inventory.web.nhsa_exemptions import products_to_exempt, typed_exemptions
 from inventory.web.problems import problems_of
 
 LINE_ROWS = 5  # empty lines offered by the order form
@@ -182,7 +183,7 @@ def central_plan(request: HttpRequest) -> HttpResponse:
     problems, proposal = [], None
     entered = {key: value for key, value in request.POST.items()
                if key.startswith(("platform_reference-", "emergency_reason-"))}
-    exemptions = _exemptions(request)
+    exemptions = typed_exemptions(request)
     form = {"regional_warehouse": request.POST.get("regional_warehouse", ""), "note": request.POST.get("note", ""),
             "promised_date": request.POST.get("promised_date", "")
             or str(timezone.localdate() + datetime.timedelta(days=7))}
@@ -206,26 +207,11 @@ def central_plan(request: HttpRequest) -> HttpResponse:
         for line in order.lines]) for order in proposal.orders] if proposal else []
     return render(request, "web/alliance/central_plan.html", {
         "demand": members_open_demand(alliance) if proposal is None else [], "proposal": proposal,
-        "proposed_orders": proposed_orders, "to_exempt": _to_exempt(proposal) if proposal else [],
+        "proposed_orders": proposed_orders,
+        "to_exempt": products_to_exempt(p for entry in proposal.unplanned for p in entry.problems) if proposal else [],
         "problems": problems, "suggestions": suggestions, "requisition_lines": requisition_lines, "form": form,
         "warehouses": central_purchasing.regional_warehouses(alliance),
     }, status=400 if problems else 200)
-
-
-def _exemptions(request: HttpRequest) -> dict[int, str]:
-    """The 医保 code exemption reasons typed, by the lead hospital's product (`nhsa_exemption-<pk>`)."""
-    return {int(product): value.strip()[:500] for key, value in request.POST.items()
-            for kind, _dash, product in [key.rpartition("-")]
-            if kind == "nhsa_exemption" and product.isdigit() and value.strip()}
-
-
-def _to_exempt(proposal: central_planning.CentralPlan) -> list[Product]:
-    """The lead hospital's products that were not planned for want of a 医保 code, each once: the
-    page offers an exemption reason for each, then proposes again."""
-    products = {problem.params["product"].pk: problem.params["product"]
-                for entry in proposal.unplanned for problem in entry.problems
-                if problem.refusal is Refusal.NHSA_CODE_MISSING}
-    return sorted(products.values(), key=lambda product: (product.name, product.pk))
 
 
 def _proposal_or_none(request: HttpRequest, alliance: str, suggestions: list[int], requisition_lines: list[int],

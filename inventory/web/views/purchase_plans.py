@@ -1,6 +1,8 @@
 """Purchase plans from demand (采购计划): an SPD operator ticks open replenishment suggestions and
 requisition shortfalls, gets a plan grouped per supplier — the needs that cannot be planned listed
-with their reasons — and orders it (one purchase order per supplier).
+with their reasons — and orders it (one purchase order per supplier). A product not planned for
+want of a 医保 code is given an exemption reason (on the page, or on the plan for the needs it left
+open) and proposed again; the plan line shows the reason and its order line keeps it.
 
 Every rule is `services.purchasing` (`plan_from_demand`, `order_plan`); what there is to buy is
 `selectors.purchase_demand`.
@@ -17,13 +19,21 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from inventory.actors import Actor
-from inventory.errors import Refused
-from inventory.models import PlanDemandSource, PurchasePlan, PurchasePlanLine, ReplenishmentSuggestion, RequisitionLine
+from inventory.errors import Refusal, Refused
+from inventory.models import (
+    PlanDemandSource,
+    Product,
+    PurchasePlan,
+    PurchasePlanLine,
+    ReplenishmentSuggestion,
+    RequisitionLine,
+)
 from inventory.selectors.purchase_demand import open_suggestions, requisition_shortfalls
 from inventory.selectors.scope import visible_to
 from inventory.services.purchasing import PlanLineOrdering, order_plan, plan_from_demand
 from inventory.web.access import READERS, STOCK_HANDLERS, may, web_page
-from inventory.web.problems import flash_problems
+from inventory.web.nhsa_exemptions import products_to_exempt, typed_exemptions
+from inventory.web.problems import flash_problems, problems_of
 
 
 def _ids(values: list[str]) -> list[int]:
@@ -32,26 +42,32 @@ def _ids(values: list[str]) -> list[int]:
 
 @web_page(STOCK_HANDLERS)
 def plan_from_demand_page(request: HttpRequest) -> HttpResponse:
-    """GET: what there is to buy, to tick. POST: the plan from the ticked needs."""
+    """GET: what there is to buy, to tick. POST: the plan from the ticked needs, with the 医保 code
+    exemption reasons typed; refused, the page again with the ticks kept, the reasons, and an
+    exemption field for each product not planned for want of a 医保 code."""
     hospital = request.user.hospital
+    selected = {"suggestions": _ids(request.POST.getlist("suggestion")),
+                "requisition_lines": _ids(request.POST.getlist("requisition_line"))}
+    problems, to_exempt = [], []
     if request.method == "POST":
-        suggestions = ReplenishmentSuggestion.objects.filter(hospital=hospital, pk__in=_ids(request.POST.getlist("suggestion")))
-        lines = RequisitionLine.objects.filter(requisition__hospital=hospital,
-                                               pk__in=_ids(request.POST.getlist("requisition_line")))
+        suggestions = ReplenishmentSuggestion.objects.filter(hospital=hospital, pk__in=selected["suggestions"])
+        lines = RequisitionLine.objects.filter(requisition__hospital=hospital, pk__in=selected["requisition_lines"])
         try:
             plan = plan_from_demand(
                 actor=Actor(user=request.user), hospital=hospital, suggestions=list(suggestions),
-                requisition_lines=list(lines), source="demand", note=request.POST.get("note", "")[:500],
+                requisition_lines=list(lines), nhsa_exemptions=typed_exemptions(request), source="demand",
+                note=request.POST.get("note", "")[:500],
             )
         except Refused as error:
-            flash_problems(request, error)
-            return redirect("web:purchase-plan-new")
-        messages.success(request, _("Purchase plan %(plan)s is drafted.") % {"plan": plan})
-        return redirect("web:purchase-plan", pk=plan.pk)
+            problems, to_exempt = problems_of(error), products_to_exempt(error.problems)
+        else:
+            messages.success(request, _("Purchase plan %(plan)s is drafted.") % {"plan": plan})
+            return redirect("web:purchase-plan", pk=plan.pk)
     return render(request, "web/purchasing/plan_new.html", {
         "suggestions": open_suggestions(hospital)[:500], "shortfalls": requisition_shortfalls(hospital)[:500],
         "plans": visible_to(request.user, PurchasePlan.objects.all()).order_by("-created_at", "-pk")[:20],
-    })
+        "selected": selected, "problems": problems, "to_exempt": to_exempt, "note": request.POST.get("note", ""),
+    }, status=400 if problems else 200)
 
 
 @web_page(READERS)
@@ -74,7 +90,22 @@ def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "plan": plan, "suppliers": suppliers, "orders": plan.orders.order_by("pk"),
         "may_order": may(request.user, STOCK_HANDLERS) and plan.status == PurchasePlan.Status.DRAFT,
         "tomorrow": timezone.localdate() + datetime.timedelta(days=1),
+        **(_to_plan_again(plan) if may(request.user, STOCK_HANDLERS) else {}),
     })
+
+
+def _to_plan_again(plan: PurchasePlan) -> dict:
+    """The needs of `plan` not planned for want of a 医保 code (their sources stay open), to plan
+    again from the plan-from-demand page with an exemption reason for each product."""
+    entries = [entry for entry in plan.unplanned
+               if any(problem.get("code") == Refusal.NHSA_CODE_MISSING.name for problem in entry.get("problems", []))
+               and (entry.get("suggestion") or entry.get("requisition_line"))]
+    products = Product.objects.filter(hospital=plan.hospital_id, pk__in={entry["product"] for entry in entries})
+    return {
+        "to_exempt": sorted(products, key=lambda product: (product.name, product.pk)),
+        "again_suggestions": [entry["suggestion"] for entry in entries if entry.get("suggestion")],
+        "again_requisition_lines": [entry["requisition_line"] for entry in entries if entry.get("requisition_line")],
+    }
 
 
 @require_POST
