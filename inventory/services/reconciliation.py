@@ -11,7 +11,8 @@ What is checked
         what is in stock (units at the location in a stock status + lot balances), both read now in
         one statement. The period's 进销存 table (opening + received + transferred in − out −
         consumed + refunded − returned − scrapped ± adjusted = closing) is stored with the run, as
-        rows of its own (StockFlowRow, written by one COPY: inventory.services.flow_table); its
+        rows of its own (StockFlowRow, written by one INSERT … SELECT from the ledger:
+        inventory.services.flow_table); its
         closing plus the movements since the period is that ledger balance, so the check is the
         same whether the period ended today or a month ago.
     USED_NOT_BILLED (漏收) / BILLED_NOT_USED (虚记) / BILLED_QTY_EXCEEDS_USED (多记)
@@ -80,6 +81,7 @@ Settings (read at each run, with these defaults)
     SPD_RECON_TEST_PAUSE_SECONDS       0   test hook only: pause mid-run, inside the transaction
 """
 import datetime
+import functools
 import logging
 import time
 from collections import defaultdict
@@ -88,7 +90,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -123,7 +125,7 @@ from inventory.selectors.reconciliation import (
     uses_of_encounters,
 )
 from inventory.selectors.settlements import period_bounds
-from inventory.services.flow_table import store_flow_rows
+from inventory.services.flow_table import insert_flow_rows, store_flow_rows
 from inventory.services.processing import member_name, set_partner_gaps, set_partner_window
 from inventory.services.reports import REPORT_FIELDS
 from inventory.task_queue import RECONCILE_TASK, RENDER_REPORTS_TASK, queue_task, tasks_run_in_process
@@ -246,7 +248,7 @@ def _compute(run_pk: int) -> ReconciliationRun:
                     finding.run = run
                 Finding.objects.bulk_create(outcome.findings, batch_size=500)
                 # Only a DONE run has rows, all written in this transaction: none of an earlier attempt.
-                store_flow_rows(run, outcome.flows)
+                store_table(run, outcome)
                 _pause_for_tests(run)
                 run.status, run.error, run.finished_at = Status.DONE, "", timezone.now()
                 run.summary = outcome.summary
@@ -302,11 +304,19 @@ def _pause_for_tests(run: ReconciliationRun) -> None:
 @dataclass
 class Outcome:
     """What a reconciliation found (unsaved findings, in report order), its summary, and its 进销存
-    table (stored as the run's StockFlowRow rows, not in the summary)."""
+    table (stored as the run's StockFlowRow rows, not in the summary): computed when first read
+    (`flows`), or written by the run straight from the ledger without passing through Python
+    (`store_table`)."""
 
     findings: list[Finding]
     summary: dict
-    flows: list[FlowRow]
+    hospital: Hospital
+    bounds: tuple[datetime.datetime, datetime.datetime]  # [start, end) of the period
+
+    @functools.cached_property
+    def flows(self) -> list[FlowRow]:
+        """The table, in its order."""
+        return stock_flows(self.hospital, *self.bounds)
 
     @property
     def table(self) -> list[dict]:
@@ -331,7 +341,6 @@ def reconcile(hospital: Hospital, period_start: datetime.date, period_end: datet
         *_set_partner_findings(hospital, start, end, context),
     ]
     findings.sort(key=_finding_order)
-    flows = stock_flows(hospital, start, end)
     totals = period_totals(hospital, start, end, lines)
     by_kind = {kind: {"count": 0, "amount": Decimal("0.00")} for kind in Kind.values}
     for finding in findings:
@@ -348,7 +357,15 @@ def reconcile(hospital: Hospital, period_start: datetime.date, period_end: datet
             "by_kind": {kind: {"count": v["count"], "amount": str(cents(v["amount"]))} for kind, v in by_kind.items()},
         },
     }
-    return Outcome(findings, summary, flows)
+    return Outcome(findings, summary, hospital, (start, end))
+
+
+def store_table(run: ReconciliationRun, outcome: Outcome) -> int:
+    """Write the outcome's 进销存 table as the run's rows: on PostgreSQL by one INSERT … SELECT from
+    the ledger (the table is not built in Python unless it was read), else from `outcome.flows`."""
+    if connection.vendor == "postgresql" and "flows" not in outcome.__dict__:
+        return insert_flow_rows(run, outcome.hospital, *outcome.bounds)
+    return store_flow_rows(run, outcome.flows)
 
 
 def _finding_order(finding: Finding) -> tuple:
