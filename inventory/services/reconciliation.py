@@ -479,8 +479,8 @@ def _billing_findings(
         keys.sort()
     pairs = _substitution_pairs(unbilled, unused, usage, billed)
     paired = {key for pair in pairs for key in pair}
-    encounters = {encounter for encounter, _ in [*unbilled, *unused, *exceeding]}
-    uses, bills = _usage_evidence(hospital, start, end, encounters), _billing_evidence(lines, encounters)
+    keys = {*unbilled, *unused, *exceeding}  # every key a finding below names (the pairs' included)
+    uses, bills = _usage_evidence(hospital, start, end, keys), _billing_evidence(lines, keys)
     findings = [
         _line_finding(row, use, agreements, context)
         for row, use, agreements in _matched_lines(hospital, start, end, lines)
@@ -523,22 +523,28 @@ def _substitution_pairs(
 
 
 def _usage_evidence(
-    hospital: Hospital, start: datetime.datetime, end: datetime.datetime, encounters: set[str]
+    hospital: Hospital, start: datetime.datetime, end: datetime.datetime, keys: set[tuple[str, str]]
 ) -> dict[tuple[str, str], list[dict]]:
+    """The uses of each (encounter, charge code) of `keys`, oldest first: evidence rows."""
     rows = defaultdict(list)
-    for use in uses_of_encounters(hospital, start, end, encounters):
-        rows[(use.encounter, use.product.his_charge_code)].append({
-            "consumption": use.pk, "occurred_at": _local(use.occurred_at), "product": use.product.internal_code,
-            "serial": use.unit.serial if use.unit else "", "lot": use.lot, "quantity": use.quantity,
-            "unit_price": _money(use.unit_price),
-        })
+    encounters = {encounter for encounter, _ in keys}
+    for pk, encounter, code, occurred_at, product, serial, lot, quantity, unit_price in uses_of_encounters(
+        hospital, start, end, encounters
+    ).values_list("pk", "encounter", "product__his_charge_code", "occurred_at", "product__internal_code",
+                  "unit__serial", "lot", "quantity", "unit_price"):
+        if (encounter, code) in keys:
+            rows[(encounter, code)].append({
+                "consumption": pk, "occurred_at": _local(occurred_at), "product": product, "serial": serial or "",
+                "lot": lot, "quantity": quantity, "unit_price": _money(unit_price),
+            })
     return rows
 
 
-def _billing_evidence(lines: list[dict], encounters: set[str]) -> dict[tuple[str, str], list[dict]]:
+def _billing_evidence(lines: list[dict], keys: set[tuple[str, str]]) -> dict[tuple[str, str], list[dict]]:
+    """The lines of each (encounter, billed charge code) of `keys`, in settlement order: evidence rows."""
     rows = defaultdict(list)
     for line in lines:
-        if line["encounter"] in encounters:
+        if (line["encounter"], line["billed_for"]) in keys:
             rows[(line["encounter"], line["billed_for"])].append(_line_row(line))
     return rows
 
