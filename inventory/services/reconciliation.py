@@ -12,9 +12,8 @@ What is checked
         one statement. The period's 进销存 table (opening + received + transferred in − out −
         consumed + refunded − returned − scrapped ± adjusted = closing) is stored with the run, as
         rows of its own (StockFlowRow, written by one INSERT … SELECT from the ledger:
-        inventory.services.flow_table); its
-        closing plus the movements since the period is that ledger balance, so the check is the
-        same whether the period ended today or a month ago.
+        inventory.services.flow_table); its closing plus the movements since the period is that
+        ledger balance, so the check is the same whether the period ended today or a month ago.
     USED_NOT_BILLED (漏收) / BILLED_NOT_USED (虚记) / BILLED_QTY_EXCEEDS_USED (多记)
         per (encounter, HIS charge code): the period's consumptions (refunded ones excluded)
         against the HIS settlement lines that answer them (see "Billing window"). Refund lines are
