@@ -11,7 +11,7 @@ What is checked
         what is in stock (units at the location in a stock status + lot balances), both read now in
         one statement. The period's 进销存 table (opening + received + transferred in − out −
         consumed + refunded − returned − scrapped ± adjusted = closing) is stored with the run, as
-        rows of its own (StockFlowRow, written by one INSERT … SELECT from the ledger:
+        rows of its own (StockFlowRow, written from the ledger in SQL:
         inventory.services.flow_table); its closing plus the movements since the period is that
         ledger balance, so the check is the same whether the period ended today or a month ago.
     USED_NOT_BILLED (漏收) / BILLED_NOT_USED (虚记) / BILLED_QTY_EXCEEDS_USED (多记)
@@ -360,8 +360,9 @@ def reconcile(hospital: Hospital, period_start: datetime.date, period_end: datet
 
 
 def store_table(run: ReconciliationRun, outcome: Outcome) -> int:
-    """Write the outcome's 进销存 table as the run's rows: on PostgreSQL by one INSERT … SELECT from
-    the ledger (the table is not built in Python unless it was read), else from `outcome.flows`."""
+    """Write the outcome's 进销存 table as the run's rows: on PostgreSQL from the ledger in SQL
+    (`insert_flow_rows`: the table is not built in Python unless it was read), else from
+    `outcome.flows`."""
     if connection.vendor == "postgresql" and "flows" not in outcome.__dict__:
         return insert_flow_rows(run, outcome.hospital, *outcome.bounds)
     return store_flow_rows(run, outcome.flows)
