@@ -10,6 +10,11 @@ removed at the end unless `--keep` (a later call finds it and does not fold agai
 
     .venv/bin/python bench/day_with_snapshot.py --database-url postgres://…/bench_h14 --repeat 3
     .venv/bin/python bench/day_with_snapshot.py --code /path/to/other/checkout …   # that code, this script
+    .venv/bin/python bench/day_with_snapshot.py --year …   # the year up to that day instead of the day
+
+With `--year` the period run is the last 365 days of the dataset (as bench/reconciliation.py's year
+run); it opens from no snapshot (none is closed before its start), so this measures the year run
+without the full benchmark's twelve closes.
 
 Prints one line per repetition and a JSON line with every figure and the load average.
 """
@@ -34,6 +39,7 @@ def main() -> int:
     parser.add_argument("--code", type=Path, default=ROOT, help="the checkout whose code runs (default: this one)")
     parser.add_argument("--label", default="")
     parser.add_argument("--profile", type=Path, help="write a pyinstrument profile of the first run here")
+    parser.add_argument("--year", action="store_true", help="run the last 365 days instead of the last day")
     args = parser.parse_args()
     code = args.code.resolve()
     sys.path.insert(0, str(code))
@@ -60,10 +66,13 @@ def main() -> int:
     dataset = existing_dataset()
     hospital = Hospital.objects.get(pk=dataset["hospital_id"])
     day = datetime.date.fromisoformat(dataset["period_end"])
+    first = day
+    if args.year:
+        first = max(datetime.date.fromisoformat(dataset["period_start"]), day - datetime.timedelta(days=364))
     month = first_day(first_day(day) - datetime.timedelta(days=1))
     _, end_instant = period_bounds(day, day)
     figures: dict = {"label": args.label, "database": args.database_url.rsplit("/", 1)[-1], "code": str(code),
-                     "day": day.isoformat(), "snapshot": f"{month:%Y-%m}", "repetitions": []}
+                     "day": day.isoformat(), "first": first.isoformat(), "snapshot": f"{month:%Y-%m}", "repetitions": []}
     period = ClosedPeriod.objects.filter(hospital=hospital, month=month).first()
     if period is None:
         operator, _ = User.objects.get_or_create(username="bench-operator", defaults={"hospital": hospital, "password": "!"})
@@ -91,12 +100,12 @@ def main() -> int:
 
                     profiler = Profiler(interval=0.0005)
                     profiler.start()
-                run_seconds, run = _timed(lambda: run_reconciliation(hospital=hospital, period_start=day,
+                run_seconds, run = _timed(lambda: run_reconciliation(hospital=hospital, period_start=first,
                                                                      period_end=day, rerun=True))
                 if profiler is not None:
                     profiler.stop()
                     args.profile.write_text(profiler.output_text(unicode=True, color=False, show_all=False))
-                computed, _outcome = _timed(lambda: reconcile(hospital, day, day))
+                computed, _outcome = _timed(lambda: reconcile(hospital, first, day))
                 after = _bare(NET_SQL, hospital.pk, end_instant)[0]
                 sample = {"load": round(load, 2), "bare": round(bare, 3), "bare_after": round(after, 3),
                           "run": round(run_seconds, 3), "reconcile": round(computed, 3),

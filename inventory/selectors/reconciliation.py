@@ -177,7 +177,7 @@ assert _FLOW_ROW_FIELDS[6:] == QUANTITY_COLUMNS == ("opening", *(name for name, 
 
 
 @contextlib.contextmanager
-def _without_jit(cursor) -> Iterator[None]:
+def without_jit(cursor) -> Iterator[None]:
     """Run the block's statement without PostgreSQL's JIT compilation, and put the setting back.
 
     The two whole-stock aggregations of a run cost more than the planner's `jit_above_cost`, and
@@ -192,12 +192,10 @@ def _without_jit(cursor) -> Iterator[None]:
         cursor.execute("SELECT set_config('jit', %s, true)", [previous])
 
 
-def _flow_sums(hospital: Hospital, start: datetime.datetime, end: datetime.datetime) -> list[tuple]:
-    """(product, location, opening, *columns of _FLOW_SQL_COLUMNS) for every product × location a
-    movement before `end` touched: one pass over the ledger, each movement counted on both sides.
-
-    The opening starts from the snapshot of the last closed month ending by `start`
-    (`PeriodBalance`, see inventory.selectors.periods) and adds only the movements after it."""
+def flow_sums_sql(hospital: Hospital, start: datetime.datetime, end: datetime.datetime) -> tuple[str, list]:
+    """The statement of `_flow_sums` and its parameters: its columns are product_id, location_id and
+    QUANTITY_COLUMNS in order (a row of every product × location a movement before `end` touched,
+    empty ones included). Also the source of the run's stored table (inventory.services.flow_table)."""
     snapshot = snapshot_before(hospital.pk, start)
     since = snapshot.ends_at if snapshot else None
     start, end = (connection.ops.adapt_datetimefield_value(moment) for moment in (start, end))
@@ -221,9 +219,11 @@ def _flow_sums(hospital: Hospital, start: datetime.datetime, end: datetime.datet
             UNION ALL"""
         opening_params = [snapshot.pk]
     bound = [connection.ops.adapt_datetimefield_value(since)] if snapshot is not None else []
+    names = ", ".join(f"{value} AS {name}" for value, name in zip(
+        ["COALESCE(SUM(side * quantity) FILTER (WHERE COALESCE(occurred_at < %s, TRUE)), 0)", *columns],
+        QUANTITY_COLUMNS, strict=True))
     sql = f"""
-        SELECT product_id, location_id,
-               COALESCE(SUM(side * quantity) FILTER (WHERE COALESCE(occurred_at < %s, TRUE)), 0), {", ".join(columns)}
+        SELECT product_id, location_id, {names}
         FROM (
             {opening}
             SELECT product_id, to_location_id AS location_id, 1 AS side, kind, quantity, occurred_at,
@@ -235,10 +235,19 @@ def _flow_sums(hospital: Hospital, start: datetime.datetime, end: datetime.datet
         ) moves
         GROUP BY product_id, location_id
     """  # table and column names come from the code; every value is a parameter
-    with connection.cursor() as cursor, _without_jit(cursor):
-        cursor.execute(sql, [start, *params, *opening_params, hospital.pk, end, *bound, hospital.pk, end, *bound])
-        rows = cursor.fetchall()
-    return rows
+    return sql, [start, *params, *opening_params, hospital.pk, end, *bound, hospital.pk, end, *bound]
+
+
+def _flow_sums(hospital: Hospital, start: datetime.datetime, end: datetime.datetime) -> list[tuple]:
+    """(product, location, opening, *columns of _FLOW_SQL_COLUMNS) for every product × location a
+    movement before `end` touched: one pass over the ledger, each movement counted on both sides.
+
+    The opening starts from the snapshot of the last closed month ending by `start`
+    (`PeriodBalance`, see inventory.selectors.periods) and adds only the movements after it."""
+    sql, params = flow_sums_sql(hospital, start, end)
+    with connection.cursor() as cursor, without_jit(cursor):
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def stock_flows(hospital: Hospital, start: datetime.datetime, end: datetime.datetime) -> list[FlowRow]:
@@ -319,7 +328,7 @@ def ledger_against_stock(hospital: Hospital) -> list[StockDifference]:
         ORDER BY product_id, location_id
     """  # table names come from the models; every value is a parameter
     params = [*opening_params, hospital.pk, *bound, hospital.pk, *bound, hospital.pk, *IN_STOCK_STATUSES, hospital.pk]
-    with connection.cursor() as cursor, _without_jit(cursor):
+    with connection.cursor() as cursor, without_jit(cursor):
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     return [StockDifference(*(int(value) for value in row)) for row in rows]

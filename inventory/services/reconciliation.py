@@ -11,9 +11,9 @@ What is checked
         what is in stock (units at the location in a stock status + lot balances), both read now in
         one statement. The period's 进销存 table (opening + received + transferred in − out −
         consumed + refunded − returned − scrapped ± adjusted = closing) is stored with the run, as
-        rows of its own (StockFlowRow, written by one COPY: inventory.services.flow_table); its
-        closing plus the movements since the period is that ledger balance, so the check is the
-        same whether the period ended today or a month ago.
+        rows of its own (StockFlowRow, written from the ledger in SQL:
+        inventory.services.flow_table); its closing plus the movements since the period is that
+        ledger balance, so the check is the same whether the period ended today or a month ago.
     USED_NOT_BILLED (漏收) / BILLED_NOT_USED (虚记) / BILLED_QTY_EXCEEDS_USED (多记)
         per (encounter, HIS charge code): the period's consumptions (refunded ones excluded)
         against the HIS settlement lines that answer them (see "Billing window"). Refund lines are
@@ -80,6 +80,7 @@ Settings (read at each run, with these defaults)
     SPD_RECON_TEST_PAUSE_SECONDS       0   test hook only: pause mid-run, inside the transaction
 """
 import datetime
+import functools
 import logging
 import time
 from collections import defaultdict
@@ -88,7 +89,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -123,7 +124,7 @@ from inventory.selectors.reconciliation import (
     uses_of_encounters,
 )
 from inventory.selectors.settlements import period_bounds
-from inventory.services.flow_table import store_flow_rows
+from inventory.services.flow_table import insert_flow_rows, store_flow_rows
 from inventory.services.processing import member_name, set_partner_gaps, set_partner_window
 from inventory.services.reports import REPORT_FIELDS
 from inventory.task_queue import RECONCILE_TASK, RENDER_REPORTS_TASK, queue_task, tasks_run_in_process
@@ -246,7 +247,7 @@ def _compute(run_pk: int) -> ReconciliationRun:
                     finding.run = run
                 Finding.objects.bulk_create(outcome.findings, batch_size=500)
                 # Only a DONE run has rows, all written in this transaction: none of an earlier attempt.
-                store_flow_rows(run, outcome.flows)
+                store_table(run, outcome)
                 _pause_for_tests(run)
                 run.status, run.error, run.finished_at = Status.DONE, "", timezone.now()
                 run.summary = outcome.summary
@@ -302,11 +303,19 @@ def _pause_for_tests(run: ReconciliationRun) -> None:
 @dataclass
 class Outcome:
     """What a reconciliation found (unsaved findings, in report order), its summary, and its 进销存
-    table (stored as the run's StockFlowRow rows, not in the summary)."""
+    table (stored as the run's StockFlowRow rows, not in the summary): computed when first read
+    (`flows`), or written by the run straight from the ledger without passing through Python
+    (`store_table`)."""
 
     findings: list[Finding]
     summary: dict
-    flows: list[FlowRow]
+    hospital: Hospital
+    bounds: tuple[datetime.datetime, datetime.datetime]  # [start, end) of the period
+
+    @functools.cached_property
+    def flows(self) -> list[FlowRow]:
+        """The table, in its order."""
+        return stock_flows(self.hospital, *self.bounds)
 
     @property
     def table(self) -> list[dict]:
@@ -331,7 +340,6 @@ def reconcile(hospital: Hospital, period_start: datetime.date, period_end: datet
         *_set_partner_findings(hospital, start, end, context),
     ]
     findings.sort(key=_finding_order)
-    flows = stock_flows(hospital, start, end)
     totals = period_totals(hospital, start, end, lines)
     by_kind = {kind: {"count": 0, "amount": Decimal("0.00")} for kind in Kind.values}
     for finding in findings:
@@ -348,7 +356,16 @@ def reconcile(hospital: Hospital, period_start: datetime.date, period_end: datet
             "by_kind": {kind: {"count": v["count"], "amount": str(cents(v["amount"]))} for kind, v in by_kind.items()},
         },
     }
-    return Outcome(findings, summary, flows)
+    return Outcome(findings, summary, hospital, (start, end))
+
+
+def store_table(run: ReconciliationRun, outcome: Outcome) -> int:
+    """Write the outcome's 进销存 table as the run's rows: on PostgreSQL from the ledger in SQL
+    (`insert_flow_rows`: the table is not built in Python unless it was read), else from
+    `outcome.flows`."""
+    if connection.vendor == "postgresql" and "flows" not in outcome.__dict__:
+        return insert_flow_rows(run, outcome.hospital, *outcome.bounds)
+    return store_flow_rows(run, outcome.flows)
 
 
 def _finding_order(finding: Finding) -> tuple:
@@ -462,8 +479,8 @@ def _billing_findings(
         keys.sort()
     pairs = _substitution_pairs(unbilled, unused, usage, billed)
     paired = {key for pair in pairs for key in pair}
-    encounters = {encounter for encounter, _ in [*unbilled, *unused, *exceeding]}
-    uses, bills = _usage_evidence(hospital, start, end, encounters), _billing_evidence(lines, encounters)
+    keys = {*unbilled, *unused, *exceeding}  # every key a finding below names (the pairs' included)
+    uses, bills = _usage_evidence(hospital, start, end, keys), _billing_evidence(lines, keys)
     findings = [
         _line_finding(row, use, agreements, context)
         for row, use, agreements in _matched_lines(hospital, start, end, lines)
@@ -506,22 +523,28 @@ def _substitution_pairs(
 
 
 def _usage_evidence(
-    hospital: Hospital, start: datetime.datetime, end: datetime.datetime, encounters: set[str]
+    hospital: Hospital, start: datetime.datetime, end: datetime.datetime, keys: set[tuple[str, str]]
 ) -> dict[tuple[str, str], list[dict]]:
+    """The uses of each (encounter, charge code) of `keys`, oldest first: evidence rows."""
     rows = defaultdict(list)
-    for use in uses_of_encounters(hospital, start, end, encounters):
-        rows[(use.encounter, use.product.his_charge_code)].append({
-            "consumption": use.pk, "occurred_at": _local(use.occurred_at), "product": use.product.internal_code,
-            "serial": use.unit.serial if use.unit else "", "lot": use.lot, "quantity": use.quantity,
-            "unit_price": _money(use.unit_price),
-        })
+    encounters = {encounter for encounter, _ in keys}
+    for pk, encounter, code, occurred_at, product, serial, lot, quantity, unit_price in uses_of_encounters(
+        hospital, start, end, encounters
+    ).values_list("pk", "encounter", "product__his_charge_code", "occurred_at", "product__internal_code",
+                  "unit__serial", "lot", "quantity", "unit_price"):
+        if (encounter, code) in keys:
+            rows[(encounter, code)].append({
+                "consumption": pk, "occurred_at": _local(occurred_at), "product": product, "serial": serial or "",
+                "lot": lot, "quantity": quantity, "unit_price": _money(unit_price),
+            })
     return rows
 
 
-def _billing_evidence(lines: list[dict], encounters: set[str]) -> dict[tuple[str, str], list[dict]]:
+def _billing_evidence(lines: list[dict], keys: set[tuple[str, str]]) -> dict[tuple[str, str], list[dict]]:
+    """The lines of each (encounter, billed charge code) of `keys`, in settlement order: evidence rows."""
     rows = defaultdict(list)
     for line in lines:
-        if line["encounter"] in encounters:
+        if (line["encounter"], line["billed_for"]) in keys:
             rows[(line["encounter"], line["billed_for"])].append(_line_row(line))
     return rows
 

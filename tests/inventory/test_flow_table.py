@@ -39,6 +39,22 @@ def test_a_runs_rows_are_the_table_it_computed_in_the_tables_order(scenario):
     assert flow_row_count(run) == len(rows)
 
 
+def test_the_rows_written_from_the_ledger_are_in_code_point_order_as_python_sorts(scenario, warehouse, cabinet):
+    """The run numbers its rows in SQL: by code point (C collation), as Python compares the codes —
+    not by a locale's order (which would put "b中心库" before "CATH-STORE" and "Z-CAB")."""
+    warehouse.code, cabinet.code = "b中心库", "Z-CAB"
+    warehouse.save(update_fields=["code"])
+    cabinet.save(update_fields=["code"])
+
+    run = reconcile_days(scenario, scenario.d1, scenario.d3)
+
+    rows = flow_table_rows(run)
+    codes = [row["location_code"] for row in rows]
+    assert {"b中心库", "Z-CAB", "CATH-STORE"} <= set(codes)
+    assert codes.index("CATH-STORE") < codes.index("Z-CAB") < codes.index("b中心库")
+    assert rows == reconcile(scenario.hospital, scenario.d1, scenario.d3).table
+
+
 def test_written_by_bulk_create_off_postgresql_the_rows_are_the_same(scenario, monkeypatch):
     run = reconcile_days(scenario, scenario.d3)
     other = ReconciliationRun.objects.create(hospital=scenario.hospital, period_start=scenario.d3,
