@@ -125,8 +125,10 @@ class Size:
 
 
     def with_years(self, years: int) -> Size:
-        """The same hospital with `years` of history: as many movements and uses per day, the same
-        stock held at the end (a ledger `years` times as long, as after years of use)."""
+        """The same hospital with `years` of history: as many movements and uses per day, and the
+        stock a hospital holds at the end — the same as after one year: the units held were
+        received within the last year (`HELD_WITHIN_DAYS`), and what a lot left unused a year after
+        its receipt went back to its supplier or, expired, was written off (`LOT_LIFE_DAYS`)."""
         return replace(
             self, name=f"{self.name}-{years}y", years=years, movements=self.movements * years,
             consumptions=self.consumptions * years,
@@ -169,6 +171,13 @@ CONSUMED_FROM_CABINET = 0.5
 EXIT_SHARE = 0.01  # units scrapped or returned to the supplier, on top of held and used
 ENDS_TAKEN = 0.01  # of the units held in cabinets: taken in the last days, not back yet
 EXPIRED_HELD = 0.002  # held units whose expiry has passed (locked, reported by the reconciliation)
+YEAR_DAYS = 365
+HELD_WITHIN_DAYS = 365  # units held at the end were received within this many days of it (stock turns over)
+LOT_LIFE_DAYS = 365  # a lot is replenished and used within this many days of its receipt; the day after,
+# what is left of it anywhere leaves: written off (SCRAP, reason EXPIRED) if expired, else returned to
+# its supplier (RETURN_TO_SUPPLIER, reason OVERSTOCK). Only lots received over a year before the end
+# get there: a one-year history has none.
+EXPIRED_LOTS = 0.01  # of the lots: expired by the end (or, written off, by the end of their life)
 CONSIGNMENT_PRODUCTS = 0.10
 SECOND_SUPPLIER = 0.10
 PRICE_CHANGE = 0.03
@@ -598,6 +607,14 @@ class _Generator:
         self.orders[(kind, unit)] = (len(self.orders) + 1, t, kind, None, supplier, reason)
         return self.orders[(kind, unit)][:2]
 
+    def lots_order(self, kind: str, key: int, day: int, supplier: int | None, reason: str) -> tuple[int, int]:
+        """The day's return (per supplier) or scrap (per place) order of lot quantities: (pk, time)."""
+        full_key = (kind, "lots", key, day)
+        if full_key not in self.orders:
+            t = day * DAY + self.rng.randint(9 * HOUR, 12 * HOUR)
+            self.orders[full_key] = (len(self.orders) + 1, t, kind, None, supplier, reason)
+        return self.orders[full_key][:2]
+
     def session(self, cabinet: int, slot: int) -> _Session:
         """The door session of a cabinet in one hour slot (every take and put-back in that hour)."""
         key = (cabinet, slot)
@@ -634,7 +651,7 @@ class _Generator:
         later = len(self.uses) + sum(1 for use in self.uses if use.consignment)
         later += sum(1 for stay in self.residencies if "take" in stay[4])
         pairs = max(0, (size.movements - len(self.movements) - later) // 2)
-        self.plan_cabinet_traffic(pairs)
+        self.plan_cabinet_traffic(pairs, self.last_year_pairs(later) if size.years > 1 else None)
         self._step(f"cabinet take/return traffic: {len(self.movements):,} movements, {len(self.sessions):,} sessions")
         self.uses.sort(key=lambda use: use.t)
         for pk, use in enumerate(self.uses, start=1):
@@ -654,8 +671,8 @@ class _Generator:
             product = self.pick(self.unit_products)
             supplier_index = 1 if len(product.supplier_ids) > 1 and rng.random() < 0.3 else 0
             supplier = product.supplier_ids[supplier_index]
-            latest_receipt = last if fate.startswith("held") else last - 5
-            day0 = rng.randint(0, latest_receipt)
+            is_held = fate.startswith("held")
+            day0 = rng.randint(max(0, last + 1 - HELD_WITHIN_DAYS) if is_held else 0, last if is_held else last - 5)
             note, t0, line_no = self.note(supplier, day0)
             lot, lot_day = lots.get(product.pk, ("", -99))
             if day0 - lot_day > 30:
@@ -750,9 +767,14 @@ class _Generator:
             day0 = rng.randint(0, last - 2)
             note, t0, line_no = self.note(supplier, day0)
             lot = f"LT{number:07d}"
-            expired = rng.random() < 0.01
-            expiry = (self.end_day - datetime.timedelta(days=rng.randint(1, 60)) if expired
-                      else self.today + datetime.timedelta(days=rng.randint(150, 900)))
+            # Replenished and used until `until`; a lot whose life ends before the last day leaves the day
+            # after, its expiry drawn as a lot received a year before the end (expired at the end: at its exit).
+            until = min(last, day0 + LOT_LIFE_DAYS)
+            gone = day0 + LOT_LIFE_DAYS < last
+            end = self.start_day + datetime.timedelta(days=until + 1 if gone else last)
+            expired = rng.random() < EXPIRED_LOTS
+            expiry = (end - datetime.timedelta(days=rng.randint(1, 60)) if expired
+                      else end + datetime.timedelta(days=1 + rng.randint(150, 900)))
             quantity = rng.randint(100, 1000)
             price = product.price(day0, 0)
             line = len(self.delivery_lines) + 1
@@ -761,29 +783,50 @@ class _Generator:
                       user=self.keeper.pk, document=(Movement.DocumentType.DELIVERY_NOTE, note))
             balance = self.balance(product.pk, lot, self.cw.pk, expiry, price)
             balance[0] += quantity
+            held = {self.cw.pk: balance}
             for _ in range(self.poisson(transfers_per_lot)):
                 if balance[0] < 10:
                     break
                 store = self.stores[rng.choice(product.departments)]
-                day1 = rng.randint(day0 + 1, last)
+                day1 = rng.randint(day0 + 1, until)
                 order, t1 = self.order(store.pk, day1)
                 moved = min(balance[0], rng.randint(10, 60))
                 balance[0] -= moved
                 self.move(t1, Movement.Kind.TRANSFER, product.pk, lot=lot, quantity=moved, source=self.cw.pk,
                           target=store.pk, user=self.keeper.pk, document=(Movement.DocumentType.STOCK_ORDER, order))
-                at_store = self.balance(product.pk, lot, store.pk, expiry, price)
+                at_store = held[store.pk] = self.balance(product.pk, lot, store.pk, expiry, price)
                 at_store[0] += moved
                 left = moved
                 department = store.department_id
                 for _ in range(self.poisson(uses_per_transfer)):
                     quantity_used = min(left, rng.randint(1, 3))
-                    if quantity_used <= 0 or day1 >= last:
+                    if quantity_used <= 0 or day1 >= until:
                         break
                     left -= quantity_used
                     at_store[0] -= quantity_used
-                    use_at = rng.randint(day1 + 1, last) * DAY + rng.randint(8 * HOUR, 20 * HOUR)
+                    use_at = rng.randint(day1 + 1, until) * DAY + rng.randint(8 * HOUR, 20 * HOUR)
                     self.uses.append(_Use(use_at, product, store.pk, department, self.nurse_of[department],
                                           quantity_used, price, lot=lot, supplier=supplier))
+            if gone:
+                self.lot_exit(product, lot, supplier, until + 1, expired, held)
+
+    def lot_exit(self, product: _ProductInfo, lot: str, supplier: int, day: int, expired: bool,
+                 held: dict[int, list]) -> None:
+        """What is left of a lot at the end of its life leaves every place that holds it, as
+        `services.stock` posts it: an expired lot written off (报损单: SCRAP, reason EXPIRED, one order a
+        place and day), any other returned to its supplier (退货单: RETURN_TO_SUPPLIER, reason
+        OVERSTOCK, one order a supplier and day, its lines from wherever the lot lies)."""
+        for location, balance in held.items():
+            if balance[0] <= 0:
+                continue
+            if expired:
+                kind, reason, key, order_supplier = StockOrder.Kind.SCRAP, "EXPIRED", location, None
+            else:
+                kind, reason, key, order_supplier = StockOrder.Kind.RETURN_TO_SUPPLIER, "OVERSTOCK", supplier, supplier
+            order, t = self.lots_order(kind, key, day, order_supplier, reason)
+            self.move(t, kind, product.pk, lot=lot, quantity=balance[0], source=location, user=self.keeper.pk,
+                      document=(Movement.DocumentType.STOCK_ORDER, order), reason=reason)
+            balance[0] = 0
 
     def balance(self, product: int, lot: str, location: int, expiry: datetime.date, cost: Decimal) -> list:
         key = (product, lot, location)
@@ -791,14 +834,39 @@ class _Generator:
             self.lot_balances[key] = [0, expiry, cost]
         return self.lot_balances[key]
 
-    def plan_cabinet_traffic(self, pairs: int) -> None:
+    def last_year_pairs(self, later: int) -> int:
+        """The take/return pairs of a one-year history, for the last year of a longer one: the
+        movement target of a year less a year's share of the flow (the movements of the units used
+        or sent back and of the lots, and the `later` ones of the uses) and the held units' own
+        movements (received, put away and sent out once, in the last year). The rest of the traffic
+        goes to the years before."""
+        held = {unit[0] for unit in self.units if "use" not in unit[12]
+                and unit[12]["status"] in (UnitStatus.IN_STOCK, UnitStatus.IN_CABINET)}
+        own = sum(1 for row in self.movements if row[3] in held)
+        exits = sum(1 for row in self.movements if row[3] is None and row[1] in (Movement.Kind.RETURN_TO_SUPPLIER,
+                                                                                  Movement.Kind.SCRAP))
+        flow = (len(self.movements) - own - exits + later) / self.size.years
+        return max(0, round((self.size.movements / self.size.years - flow - own) / 2))
+
+    def plan_cabinet_traffic(self, pairs: int, last_year: int | None = None) -> None:
         """Takes put back later (a nurse takes an item, then does not use it): the cabinets' daily
-        traffic, spread over the units' stays in the cabinets until the movement target is met."""
+        traffic, spread over the units' stays in the cabinets until the movement target is met.
+
+        With `last_year`, that many of the pairs go to the stays begun in the last year and the
+        rest to the older ones: the units held at the end stay only in the last year, so pairs
+        spread evenly over all stays would crowd the last year of a long history (and its last day)."""
         rng = self.rng
         stays = [stay for stay in self.residencies if stay[3] - stay[2] > 4]
         mean = pairs / len(stays) if stays else 0
+        cut, mean_before = -1, mean
+        if last_year is not None:
+            cut = (self.days - YEAR_DAYS) * 24
+            recent = sum(1 for stay in stays if stay[2] >= cut)
+            last_year = min(last_year, pairs)
+            mean = last_year / recent if recent else 0
+            mean_before = (pairs - last_year) / (len(stays) - recent) if len(stays) > recent else 0
         for pk, cabinet, first, last, state in stays:
-            count = min(self.poisson(mean), (last - first - 1) // 2)
+            count = min(self.poisson(mean if first >= cut else mean_before), (last - first - 1) // 2)
             if count <= 0:
                 continue
             slots = sorted(rng.sample(range(first, last), 2 * count))
