@@ -25,8 +25,9 @@ from rest_framework.relations import PKOnlyObject, PrimaryKeyRelatedField
 _AS_IS = None
 
 
+# A `ModelSerializer` mixin: the output of `to_representation`, read by a plan made once. (No
+# docstring: drf-spectacular would describe every serializer that mixes it in with it.)
 class PlannedRepresentation:
-    """A `ModelSerializer` mixin: the output of `to_representation`, read by a plan made once."""
 
     def to_representation(self, instance: Any) -> dict:
         ret = {}
