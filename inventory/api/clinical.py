@@ -18,6 +18,7 @@ from inventory.api.fields import (
     refused_input,
     validated,
 )
+from inventory.api.representation import PlannedRepresentation
 from inventory.errors import Refusal, Refused
 from inventory.models import Charge, ClinicalTeam, Consumption, Department, Location, Product, Role, Unit
 from inventory.selectors.stock import StockScope
@@ -67,7 +68,7 @@ class RefundInputSerializer(IdempotentInputSerializer):
     to = serializers.ChoiceField(choices=["stock", "quarantine"], default="stock")
 
 
-class ChargeSerializer(serializers.ModelSerializer):
+class ChargeSerializer(PlannedRepresentation, serializers.ModelSerializer):
     delivery_status = serializers.CharField(source="delivery.status", read_only=True)
     his_reference = serializers.CharField(source="delivery.his_reference", read_only=True)
     delivery_attempts = serializers.IntegerField(source="delivery.attempts", read_only=True)
@@ -82,7 +83,7 @@ class ChargeSerializer(serializers.ModelSerializer):
         ]
 
 
-class ConsumptionSerializer(serializers.ModelSerializer):
+class ConsumptionSerializer(PlannedRepresentation, serializers.ModelSerializer):
     charges = ChargeSerializer(many=True, read_only=True)
     other_parts = serializers.PrimaryKeyRelatedField(
         many=True, read_only=True,

@@ -44,6 +44,28 @@ def in_utc(moment: datetime.datetime) -> datetime.datetime:
 
 
 class DjangoFilterBackend(filters.DjangoFilterBackend):
-    """`filterset_fields` of a view become a `FilterSet` of this module."""
+    """`filterset_fields` of a view become a `FilterSet` of this module.
+
+    A request whose query names no filter (an integrator's `?cursor=` page, one object by id) is
+    answered without building the filter set and validating its form — each filter leaves the rows
+    as they are when its parameter is absent. A parameter that starts with a filter's name (also
+    `name_after`, `name_min`… of the range widgets) takes the full path."""
 
     filterset_base = FilterSet
+
+    def filter_queryset(self, request, queryset: models.QuerySet, view) -> models.QuerySet:
+        names = _filter_names(view)
+        if names is not None and not any(param.startswith(names) for param in request.query_params):
+            return queryset
+        return super().filter_queryset(request, queryset, view)
+
+
+def _filter_names(view: object) -> tuple[str, ...] | None:
+    """The names of a view's filters, without building its filter set (None: not known)."""
+    filterset_class = getattr(view, "filterset_class", None)
+    if filterset_class is not None:
+        return tuple(filterset_class.base_filters)
+    fields = getattr(view, "filterset_fields", None)
+    if isinstance(fields, list | tuple | dict):
+        return tuple(fields)
+    return None

@@ -23,6 +23,7 @@ from inventory.api.fields import (
     validated,
 )
 from inventory.api.permissions import STOCK_HANDLERS
+from inventory.api.representation import PlannedRepresentation
 from inventory.errors import Problem, Refused
 from inventory.models import Location, LotMovementLayer, Movement, Product, StockOrder, Supplier, Unit, UnitStatus
 from inventory.selectors.stock import StockScope
@@ -37,7 +38,7 @@ from inventory.services.stock import (
 )
 
 
-class UnitSerializer(serializers.ModelSerializer):
+class UnitSerializer(PlannedRepresentation, serializers.ModelSerializer):
     product_name = serializers.CharField(source="product.name", read_only=True)
     location_name = serializers.CharField(source="location.name", read_only=True, default=None, allow_null=True)
 
@@ -104,7 +105,9 @@ class UnitViewSet(viewsets.ReadOnlyModelViewSet):
         """The list holds the units at the caller's locations; one unit (and its trace) may be opened
         if it is, or has been, at one of them — for a nurse her departments', as on the trace page."""
         scope = StockScope.of(self.request.user)
-        return units_for_list(scope.units() if self.action == "list" else scope.traceable_units())
+        if self.action == "list":
+            return units_for_list(scope.units())
+        return scope.traceable_units().select_related("product", "location", "supplier")
 
     @extend_schema(responses={200: TraceEventSerializer(many=True)})
     @action(detail=True, pagination_class=None, filter_backends=[])  # the whole trace, as one list

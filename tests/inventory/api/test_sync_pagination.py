@@ -189,3 +189,17 @@ def test_another_hospitals_rows_never_come_through_a_cursor(
     stranger = factories.UserFactory(username="stranger", hospital=other_hospital, roles=["warehouse"])
     assert walk(api_client_for(stranger), "/api/v1/units/")[0] == []
     assert walk(api_client_for(stranger), "/api/v1/movements/")[0] == []
+
+
+def test_a_cursor_page_naming_no_filter_lists_every_row_and_one_naming_a_filter_is_filtered_and_checked(
+    api, keeper_actor, supplier, warehouse, product, cath_lab_store
+):
+    units = receive(keeper_actor, supplier, warehouse, product, ["F1", "F2", "F3"])
+    transfer_stock(actor=keeper_actor, hospital=warehouse.hospital, to_location=cath_lab_store, units=units[:1],
+                   idempotency_key="one-to-the-store")
+    assert walk(api, "/api/v1/units/")[0] == [unit.pk for unit in units]  # no filter named: the filter set is skipped
+    assert walk(api, "/api/v1/units/", location=cath_lab_store.pk)[0] == [units[0].pk]
+    assert walk(api, "/api/v1/movements/", location=cath_lab_store.pk)[0] == list(
+        Movement.objects.filter(to_location=cath_lab_store).values_list("pk", flat=True))
+    refused = api.get("/api/v1/units/", {"cursor": "", "status": "NOT_A_STATUS"})
+    assert refused.status_code == 400 and "status" in refused.json()["problems"][0]["field"], refused.content
