@@ -59,7 +59,7 @@ def main() -> int:
     from inventory.models import ClosedPeriod, Hospital, Movement, PeriodBalance, User
     from inventory.selectors.periods import ledger_fold
     from inventory.selectors.settlements import period_bounds
-    from inventory.services.period_close import first_day, month_bounds
+    from inventory.services.period_close import first_day, month_bounds, refresh_statistics
     from inventory.services.reconciliation import reconcile, run_reconciliation
     from inventory.simulation.scale_data import existing_dataset
 
@@ -84,6 +84,7 @@ def main() -> int:
             PeriodBalance(period=period, product_id=row.product_id, location_id=row.location_id, lot=row.lot,
                           owner=row.owner, quantity=row.quantity, value=row.value) for row in balances
         ], batch_size=5000)
+        refresh_statistics(PeriodBalance)
         figures["fold_seconds"] = round(seconds, 2)
         print(f"folded {month:%Y-%m} from the whole ledger in {seconds:.1f} s: {len(balances):,} balances", flush=True)
     figures["ledger"] = Movement.objects.filter(hospital=hospital).count()

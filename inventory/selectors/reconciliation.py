@@ -40,6 +40,7 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from inventory.models import (
+    ClosedPeriod,
     Consumption,
     HisSettlementLine,
     Hospital,
@@ -617,11 +618,8 @@ class LotInStock:
 
 def expired_lots_in_stock(hospital: Hospital, as_of: datetime.date, end: datetime.datetime) -> list[LotInStock]:
     """Lot quantities past their expiry on `as_of` that were in stock at `end` by the ledger."""
-    expired = {
-        (balance["product"], balance["lot"]): balance
-        for balance in LotBalance.objects.filter(hospital=hospital, expiry__lt=as_of)
-        .values("product", "lot").annotate(expiry=Min("expiry"), unit_cost=Max("unit_cost")).order_by()
-    }
+    snapshot = snapshot_before(hospital.pk, end)
+    expired = {(balance["product"], balance["lot"]): balance for balance in _expired_lots(hospital, as_of, end, snapshot)}
     if not expired:
         return []
     products, lots = {product for product, _ in expired}, {lot for _, lot in expired}
@@ -630,7 +628,7 @@ def expired_lots_in_stock(hospital: Hospital, as_of: datetime.date, end: datetim
     )
     net: dict[tuple[int, str, int], int] = {}
     # From the last closing snapshot by `end` (per lot), then the movements after it only.
-    if (snapshot := snapshot_before(hospital.pk, end)) is not None:
+    if snapshot is not None:
         movements = movements.filter(occurred_at__gte=snapshot.ends_at)
         for group in (PeriodBalance.objects.filter(period=snapshot, product__in=products, lot__in=lots)
                       .values("product", "lot", "location").annotate(quantity=Sum("quantity")).order_by()):
@@ -649,6 +647,39 @@ def expired_lots_in_stock(hospital: Hospital, as_of: datetime.date, end: datetim
         for (product, lot, place), quantity in sorted(net.items())
         if quantity > 0 and (product, lot) in expired
     ]
+
+
+def _expired_lots(hospital: Hospital, as_of: datetime.date, end: datetime.datetime,
+                  snapshot: ClosedPeriod | None) -> list[dict]:
+    """The lots past their expiry on `as_of` (per product and lot: the earliest expiry, the highest
+    cost) that may hold stock at `end`. From a snapshot, only the lots it holds or that moved from its
+    end to `end`: any other lot nets to nothing there. The balance rows of lots used up, returned or
+    written off stay (at zero) and grow with every year of history; they are not read."""
+    if snapshot is None:
+        return list(LotBalance.objects.filter(hospital=hospital, expiry__lt=as_of)
+                    .values("product", "lot").annotate(expiry=Min("expiry"), unit_cost=Max("unit_cost")).order_by())
+    balance, movement, held = LotBalance._meta.db_table, Movement._meta.db_table, PeriodBalance._meta.db_table
+    sql = f"""
+        WITH expired AS MATERIALIZED (
+            SELECT product_id, lot, MIN(expiry) AS expiry, MAX(unit_cost) AS unit_cost FROM {balance}
+             WHERE hospital_id = %s AND expiry < %s
+             GROUP BY product_id, lot
+        )
+        SELECT * FROM expired e
+         WHERE EXISTS (SELECT 1 FROM {held} p
+                        WHERE p.period_id = %s AND p.product_id = e.product_id AND p.lot = e.lot AND p.quantity <> 0)
+        UNION
+        SELECT * FROM expired e
+         WHERE EXISTS (SELECT 1 FROM {movement} m
+                        WHERE m.hospital_id = %s AND m.unit_id IS NULL AND m.product_id = e.product_id
+                          AND m.lot = e.lot AND m.occurred_at >= %s AND m.occurred_at < %s)
+    """  # table names come from the code; every value is a parameter
+    params = [hospital.pk, connection.ops.adapt_datefield_value(as_of), snapshot.pk, hospital.pk,
+              connection.ops.adapt_datetimefield_value(snapshot.ends_at), connection.ops.adapt_datetimefield_value(end)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [{"product": product, "lot": lot, "expiry": expiry, "unit_cost": unit_cost}
+                for product, lot, expiry, unit_cost in cursor.fetchall()]
 
 
 # --- totals ----------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from inventory.errors import Refusal, Refused
@@ -208,6 +208,7 @@ def close_month(
                           owner=row.owner, quantity=row.quantity, value=row.value)
             for row in balances
         ], batch_size=2000)
+        transaction.on_commit(lambda: refresh_statistics(PeriodBalance))
         flows = stock_flows(hospital, start, end)
         data = render_monthly_report(hospital, period, flows, balances)
         period.report_csv.save(f"{hospital.pk}/{month:%Y-%m}.csv", ContentFile(data), save=False)
@@ -220,6 +221,16 @@ def close_month(
         }
         period.save(update_fields=["report_csv", "csv_sha256", "summary"])
     return period
+
+
+def refresh_statistics(model) -> None:
+    """ANALYZE the table once a snapshot is committed: a month's balances are a few per cent of the
+    table, too few for autovacuum's threshold, and a planner that does not know the new period reads
+    all of it where it should look up a few rows (the expired-lot check of the day's run). Outside
+    the close's transaction, so that its lock on the table's statistics is not held by the close."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {model._meta.db_table}")
 
 
 REPORT_TITLE = "进销存月报"
