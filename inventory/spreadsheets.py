@@ -15,10 +15,12 @@ from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 
+from django.utils import timezone
 from openpyxl import Workbook, load_workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.utils.exceptions import InvalidFileException
+from openpyxl.writer.excel import ExcelWriter
 
 from inventory.errors import Refusal, Refused
 
@@ -70,6 +72,31 @@ def workbook(header: Iterable[object], rows: Iterable[Iterable[object]], sheet: 
     for row in rows:
         worksheet.append([xlsx_cell(value) for value in row])
     return workbook
+
+
+def reproducible_xlsx(workbook: Workbook, moment: datetime.datetime) -> bytes:
+    """The workbook's bytes, the same at every rendering: the document is dated `moment`, an aware
+    time (openpyxl's
+    save() stamps it with the clock) and so is every zip entry (zipfile dates them with the clock).
+    Hashed report files are rendered again and compared, so nothing in them may depend on when."""
+    properties = workbook.properties
+    properties.created = properties.modified = moment.astimezone(datetime.UTC).replace(tzinfo=None, microsecond=0)
+    properties.creator = properties.lastModifiedBy = "SPD"
+    buffer = io.BytesIO()
+    ExcelWriter(workbook, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, allowZip64=True)).save()
+    return with_fixed_zip_dates(buffer.getvalue(), timezone.localtime(moment))
+
+
+def with_fixed_zip_dates(data: bytes, moment: datetime.datetime) -> bytes:
+    """The same zip with every entry dated `moment`."""
+    stamp = (max(moment.year, 1980), moment.month, moment.day, moment.hour, moment.minute, moment.second)
+    output = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as target:
+        for entry in source.infolist():
+            fixed = zipfile.ZipInfo(entry.filename, date_time=stamp)
+            fixed.compress_type, fixed.external_attr = zipfile.ZIP_DEFLATED, entry.external_attr
+            target.writestr(fixed, source.read(entry.filename))
+    return output.getvalue()
 
 
 def xlsx_cell(value: object) -> object:

@@ -30,10 +30,9 @@ from inventory.errors import Refusal, Refused
 from inventory.models import AllianceTransfer, AllocationStatement, Hospital, Movement, User
 from inventory.services.central_purchasing import lead_hospital
 from inventory.services.period_close import MONTH_FORMAT, first_day, month_bounds
-from inventory.services.reports import _with_fixed_zip_dates
 from inventory.services.stocktake_reports import _styles, _table
 from inventory.services.transfers import can_act_for_alliance
-from inventory.spreadsheets import WRITERS
+from inventory.spreadsheets import reproducible_xlsx, workbook, write_csv
 
 HEADER = ["序号", "日期", "调拨单号", "调入单号", "集中采购单", "方向", "院内码", "产品名称", "规格", "序列号/批号", "数量",
           "单价", "金额"]
@@ -118,14 +117,11 @@ def issue_allocation_statement(
 def render_statement(statement: AllocationStatement, rows: list[list]) -> dict[str, bytes]:
     """CSV and XLSX through the spreadsheet writers, and the PDF naming the CSV's hash; the same
     bytes for the same statement."""
-    files = {}
     with tempfile.TemporaryDirectory() as folder:
-        for report_format, writer in WRITERS.items():
-            path = Path(folder) / f"statement.{report_format}"
-            writer(path, HEADER, rows, **({"sheet": "结算分摊"} if report_format == "xlsx" else {}))
-            files[report_format] = path.read_bytes()
-    moment = timezone.localtime(month_bounds(statement.month)[1])
-    files["xlsx"] = _with_fixed_zip_dates(files["xlsx"], moment)
+        path = Path(folder) / "statement.csv"
+        write_csv(path, HEADER, rows)
+        files = {"csv": path.read_bytes()}
+    files["xlsx"] = reproducible_xlsx(workbook(HEADER, rows, "结算分摊"), month_bounds(statement.month)[1])
     files["pdf"] = render_pdf(statement, rows, csv_sha256=hashlib.sha256(files["csv"]).hexdigest())
     return files
 

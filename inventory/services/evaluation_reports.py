@@ -20,8 +20,8 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 
 from inventory.models import EvaluationRun
 from inventory.selectors.evaluation import run_matrix, supplier_trends
-from inventory.services.reports import _font, _with_fixed_zip_dates
-from inventory.spreadsheets import csv_cell, xlsx_cell
+from inventory.services.reports import _font
+from inventory.spreadsheets import csv_cell, reproducible_xlsx, xlsx_cell
 
 SCORING = {"LINEAR": "线性加权", "TOPSIS": "TOPSIS"}
 WEIGHTING = {"EXPERT": "专家赋权", "ENTROPY": "熵权法", "AHP": "层次分析法（AHP）"}
@@ -91,20 +91,14 @@ def render_csv(tables: dict[str, tuple[list[str], list[list]]]) -> bytes:
 
 
 def render_xlsx(run: EvaluationRun, tables: dict[str, tuple[list[str], list[list]]]) -> bytes:
-    moment = timezone.localtime(run.finalised_at or run.created_at)
     workbook = Workbook(write_only=True)
-    properties = workbook.properties
-    properties.created = properties.modified = moment.replace(tzinfo=None, microsecond=0)
-    properties.creator = properties.lastModifiedBy = "SPD"
-    properties.title = f"供应商评价报告 #{run.pk}"
+    workbook.properties.title = f"供应商评价报告 #{run.pk}"
     for title, (header, rows) in zip(["排名", "权重", "趋势"], tables.values(), strict=True):
         sheet = workbook.create_sheet(title=title)
         sheet.append(header)
         for row in rows:
             sheet.append([xlsx_cell(value) for value in row])
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return _with_fixed_zip_dates(buffer.getvalue(), moment)
+    return reproducible_xlsx(workbook, run.finalised_at or run.created_at)
 
 
 def _escape(value: object) -> str:

@@ -548,13 +548,10 @@ def sha256(data: bytes) -> str:
 
 
 def export_xlsx(recall: Recall) -> bytes:
-    from inventory.spreadsheets import workbook
+    from inventory.spreadsheets import reproducible_xlsx, workbook
     digest = sha256(export_csv(recall))
     rows = [["#", label, value] for label, value in export_facts(recall)] + [["#", "CSV SHA-256", digest]]
-    book = workbook(EXPORT_HEADER, [*rows, *export_rows(recall)], "recall")
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+    return reproducible_xlsx(workbook(EXPORT_HEADER, [*rows, *export_rows(recall)], "recall"), recall.opened_at)
 
 
 def export_pdf(recall: Recall) -> bytes:

@@ -28,7 +28,6 @@ import datetime
 import hashlib
 import io
 import json
-import zipfile
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -40,7 +39,6 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ERROR_CODES
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
-from openpyxl.writer.excel import ExcelWriter
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import ParagraphStyle
@@ -52,6 +50,7 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 from inventory.models import Finding, ReconciliationRun
 from inventory.reports_database import REPORTS, reports_reads
 from inventory.selectors.flow_table import flow_table_rows
+from inventory.spreadsheets import reproducible_xlsx
 
 TITLE = "进销存对账报告"
 KIND_LABELS = {
@@ -272,11 +271,7 @@ def render_xlsx(content: ReportContent) -> bytes:
     """The workbook in openpyxl's write-only mode: rows are streamed to the sheet's XML as they are
     appended, instead of ~1.4 million cell objects (a large hospital's year) built and then saved."""
     workbook = Workbook(write_only=True)
-    moment = content.finished_at.astimezone(datetime.UTC).replace(tzinfo=None, microsecond=0)
-    properties = workbook.properties
-    properties.created = properties.modified = moment
-    properties.creator = properties.lastModifiedBy = "SPD"
-    properties.title = f"{TITLE} #{content.run_id}"
+    workbook.properties.title = f"{TITLE} #{content.run_id}"
     top = [[TITLE], *content.header, []]
     totals = [SUMMARY_HEADER, *content.summary, []]
     _fill(workbook.create_sheet("汇总"), [*top, *totals, KINDS_HEADER, *content.kinds], widths=(28, 70, 10, 14),
@@ -285,10 +280,7 @@ def render_xlsx(content: ReportContent) -> bytes:
           widths=(6, 22, 12, 28, 16, 12, 16, 14, 12, 10, 10, 12, 80))
     _fill(workbook.create_sheet("进销存"), [INVENTORY_HEADER, *content.inventory], bold_rows={1}, freeze=True,
           widths=(12, 18, 12, 28, *[9] * 11))
-    buffer = io.BytesIO()
-    # ExcelWriter, not workbook.save(): save() stamps the document's `modified` with the clock.
-    ExcelWriter(workbook, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, allowZip64=True)).save()
-    return _with_fixed_zip_dates(buffer.getvalue(), timezone.localtime(content.finished_at))
+    return reproducible_xlsx(workbook, content.finished_at)
 
 
 def _fill(sheet, rows: list[list], *, bold_rows: set[int], widths: tuple[int, ...], freeze: bool = False) -> None:
@@ -323,18 +315,6 @@ def _xlsx_cell(sheet, value: object, *, font: Font | None = None) -> WriteOnlyCe
     if font is not None:
         cell.font = font
     return cell
-
-
-def _with_fixed_zip_dates(data: bytes, moment: datetime.datetime) -> bytes:
-    """The same zip with every entry dated `moment` (zipfile dates entries with the clock)."""
-    stamp = (max(moment.year, 1980), moment.month, moment.day, moment.hour, moment.minute, moment.second)
-    output = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as target:
-        for entry in source.infolist():
-            fixed = zipfile.ZipInfo(entry.filename, date_time=stamp)
-            fixed.compress_type, fixed.external_attr = zipfile.ZIP_DEFLATED, entry.external_attr
-            target.writestr(fixed, source.read(entry.filename))
-    return output.getvalue()
 
 
 # --- PDF -----------------------------------------------------------------------------------------

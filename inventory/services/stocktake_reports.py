@@ -23,8 +23,8 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from inventory.models import Location, StocktakeSession
-from inventory.services.reports import _font, _with_fixed_zip_dates
-from inventory.spreadsheets import safe_text
+from inventory.services.reports import _font
+from inventory.spreadsheets import reproducible_xlsx, safe_text
 
 VARIANCE_HEADER = [
     "序号", "库位", "院内码", "产品名称", "序列号/批号", "所有权", "账面数", "实盘数", "复盘数", "差异", "单价", "差异金额",
@@ -93,10 +93,7 @@ def render_xlsx(session: StocktakeSession, rows: list[list]) -> bytes:
     sheet.append(VARIANCE_HEADER)
     for row in rows:
         sheet.append([safe_text(value) if isinstance(value, str) else value for value in row])
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    moment = timezone.localtime(session.approved_at or session.created_at)
-    return _with_fixed_zip_dates(buffer.getvalue(), moment)
+    return reproducible_xlsx(workbook, session.approved_at or session.created_at)
 
 
 def _styles() -> dict[str, ParagraphStyle]:
