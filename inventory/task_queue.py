@@ -10,6 +10,7 @@ from celery.result import AsyncResult
 RECONCILE_TASK = "inventory.tasks.reconcile_hospital_period"
 RENDER_REPORTS_TASK = "inventory.tasks.render_reconciliation_reports"
 RUN_BACKGROUND_JOB_TASK = "inventory.tasks.run_background_job"
+DELIVER_NOTIFICATIONS_TASK = "inventory.tasks.deliver_notifications"
 
 
 def queue_task(name: str, *args: object) -> AsyncResult:

@@ -53,6 +53,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from inventory.models import Alert, Hospital, Notification, NotificationRule
+from inventory.task_queue import DELIVER_NOTIFICATIONS_TASK, queue_task, tasks_run_in_process
 
 logger = logging.getLogger(__name__)
 
@@ -172,13 +173,10 @@ def _kick_relay() -> None:
     Only with a real broker: with in-process tasks the sending would hold up whoever raised the
     alert (a scan, a request) for a channel's timeout; the relay job sends within its interval.
     """
-    from inventory.tasks import deliver_notifications
-
-    if deliver_notifications.app.conf.task_always_eager:
+    if tasks_run_in_process():
         return
     try:
-
-        deliver_notifications.delay()
+        queue_task(DELIVER_NOTIFICATIONS_TASK)
     except Exception:  # the broker is down: the relay job still finds the rows
         logger.exception("could not queue the notification relay; the scheduled relay will send")
 
