@@ -43,6 +43,16 @@ def open_suggestions(hospital: Hospital) -> QuerySet:
     ).select_related("location", "product").order_by("location__name", "product__name", "pk")
 
 
+def still_unplanned(hospital: Hospital, *, suggestions: set[int], requisition_lines: set[int]) -> tuple[set, set]:
+    """Of these suggestions and requisition lines, those a plan can still take: open and in no plan."""
+    return (
+        set(open_suggestions(hospital).filter(pk__in=suggestions).values_list("pk", flat=True)),
+        set(RequisitionLine.objects.filter(pk__in=requisition_lines, requisition__hospital=hospital,
+                                           requisition__status__in=OPEN_FOR_PURCHASE, purchase_source__isnull=True)
+            .values_list("pk", flat=True)),
+    )
+
+
 def warehouse_stock(hospital: Hospital, product_ids: set[int]) -> dict[int, int]:
     """Usable stock per product at the hospital's central warehouses: units IN_STOCK and lot balances, unexpired."""
     today = timezone.localdate()

@@ -107,3 +107,7 @@ def test_a_product_without_a_nhsa_code_is_planned_once_the_page_is_given_an_exem
     assert [(line.product, line.quantity, line.nhsa_exemption_reason) for line in plan.lines.all()] == [
         (no_code, 2, "过渡期")]
     assert PlanDemandSource.objects.get(suggestion=left).plan == plan
+
+    # Planned since: the first plan still lists why it was not planned, and no longer offers to plan it.
+    shown = text(client.get(planned.url))
+    assert 'data-code="NHSA_CODE_MISSING"' in shown and 'data-form="plan-again"' not in shown

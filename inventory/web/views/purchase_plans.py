@@ -28,7 +28,7 @@ from inventory.models import (
     ReplenishmentSuggestion,
     RequisitionLine,
 )
-from inventory.selectors.purchase_demand import open_suggestions, requisition_shortfalls
+from inventory.selectors.purchase_demand import open_suggestions, requisition_shortfalls, still_unplanned
 from inventory.selectors.scope import visible_to
 from inventory.services.purchasing import PlanLineOrdering, order_plan, plan_from_demand
 from inventory.web.access import READERS, STOCK_HANDLERS, may, web_page
@@ -95,11 +95,15 @@ def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _to_plan_again(plan: PurchasePlan) -> dict:
-    """The needs of `plan` not planned for want of a 医保 code (their sources stay open), to plan
-    again from the plan-from-demand page with an exemption reason for each product."""
+    """The needs of `plan` not planned for want of a 医保 code whose sources are still open and in no
+    plan since, to plan again from the plan-from-demand page with an exemption reason for each product."""
     entries = [entry for entry in plan.unplanned
-               if any(problem.get("code") == Refusal.NHSA_CODE_MISSING.name for problem in entry.get("problems", []))
-               and (entry.get("suggestion") or entry.get("requisition_line"))]
+               if any(problem.get("code") == Refusal.NHSA_CODE_MISSING.name for problem in entry.get("problems", []))]
+    suggestions, requisition_lines = still_unplanned(
+        plan.hospital, suggestions={entry.get("suggestion") for entry in entries} - {None},
+        requisition_lines={entry.get("requisition_line") for entry in entries} - {None})
+    entries = [entry for entry in entries
+               if entry.get("suggestion") in suggestions or entry.get("requisition_line") in requisition_lines]
     products = Product.objects.filter(hospital=plan.hospital_id, pk__in={entry["product"] for entry in entries})
     return {
         "to_exempt": sorted(products, key=lambda product: (product.name, product.pk)),
