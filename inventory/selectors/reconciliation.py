@@ -2,7 +2,8 @@
 the HIS settlement lines of one hospital and one period.
 
 Every function is one query, or two aggregates merged by key (a movement adds to the location it
-goes to and takes from the one it leaves: one GROUP BY per side). None loops over movements,
+goes to and takes from the one it leaves: one GROUP BY per side), or — `period_billing` — a few
+statements over a temporary table of the period's HIS lines. None loops over movements,
 consumptions or settlement lines issuing queries. The rules that turn these rows into findings, and
 why the windows are what they are, are in inventory.services.reconciliation.
 
