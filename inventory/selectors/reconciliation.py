@@ -2,14 +2,14 @@
 the HIS settlement lines of one hospital and one period.
 
 Every function is one query, or two aggregates merged by key (a movement adds to the location it
-goes to and takes from the one it leaves: one GROUP BY per side). None loops over movements,
+goes to and takes from the one it leaves: one GROUP BY per side), or — `period_billing` — a few
+statements over a temporary table of the period's HIS lines. None loops over movements,
 consumptions or settlement lines issuing queries. The rules that turn these rows into findings, and
 why the windows are what they are, are in inventory.services.reconciliation.
 
 Periods are local calendar days in settings.TIME_ZONE, end day included; the functions take the
 [start, end) instants of `inventory.selectors.settlements.period_bounds`.
 """
-import bisect
 import contextlib
 import datetime
 import operator
@@ -40,6 +40,7 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from inventory.models import (
+    Charge,
     ClosedPeriod,
     Consumption,
     HisSettlementLine,
@@ -178,8 +179,9 @@ assert _FLOW_ROW_FIELDS[6:] == QUANTITY_COLUMNS == ("opening", *(name for name, 
 
 
 @contextlib.contextmanager
-def without_jit(cursor) -> Iterator[None]:
-    """Run the block's statement without PostgreSQL's JIT compilation, and put the setting back.
+def without_jit(cursor, work_mem: str | None = None) -> Iterator[None]:
+    """Run the block's statement without PostgreSQL's JIT compilation (and with this `work_mem`, if
+    given), and put the settings back.
 
     The two whole-stock aggregations of a run cost more than the planner's `jit_above_cost`, and
     EXPLAIN ANALYZE of the benchmark day (November snapshot) showed 339 of 667 ms and 180 of 639 ms
@@ -187,10 +189,11 @@ def without_jit(cursor) -> Iterator[None]:
     statement, so that nothing else in the caller's transaction runs differently; on an error the
     savepoint's rollback restores it."""
     with transaction.atomic():
-        cursor.execute("SELECT current_setting('jit'), set_config('jit', 'off', true)")
-        previous = cursor.fetchone()[0]
+        cursor.execute("SELECT current_setting('jit'), set_config('jit', 'off', true), current_setting('work_mem'), "
+                       "set_config('work_mem', COALESCE(%s, current_setting('work_mem')), true)", [work_mem])
+        jit, _, previous_work_mem, _ = cursor.fetchone()
         yield
-        cursor.execute("SELECT set_config('jit', %s, true)", [previous])
+        cursor.execute("SELECT set_config('jit', %s, true), set_config('work_mem', %s, true)", [jit, previous_work_mem])
 
 
 def flow_sums_sql(hospital: Hospital, start: datetime.datetime, end: datetime.datetime) -> tuple[str, list]:
@@ -354,22 +357,6 @@ class UsageTotal(NamedTuple):
         return cents(self.summed_amount)
 
 
-def usage_by_key(hospital: Hospital, start: datetime.datetime, end: datetime.datetime) -> dict[tuple[str, str], UsageTotal]:
-    """Consumptions of the period not refunded, summed per (encounter, the product's HIS charge code)."""
-    amount = ExpressionWrapper(F("unit_price") * F("quantity"), output_field=MONEY)
-    groups = (
-        Consumption.objects.filter(hospital=hospital, occurred_at__gte=start, occurred_at__lt=end,
-                                   refunded_at__isnull=True)
-        .values("encounter", code=F("product__his_charge_code"))
-        .annotate(used=Sum("quantity"), used_amount=Sum(amount, output_field=MONEY), used_product=Min("product"))
-        .order_by("encounter", "code")
-    )
-    return {
-        (g["encounter"], g["code"]): UsageTotal(g["encounter"], g["code"], g["used_product"], g["used"], g["used_amount"])
-        for g in groups
-    }
-
-
 def billed_lines(
     hospital: Hospital, start: datetime.datetime, end: datetime.datetime, grace: datetime.timedelta
 ) -> QuerySet[HisSettlementLine]:
@@ -433,110 +420,225 @@ class BilledTotal(NamedTuple):
         return cents(self.summed_amount)
 
 
-# What a billed line row holds (`billed_line_rows`).
+# What a billed line row holds (`PeriodBilling`).
 LINE_FIELDS = (
     "his_line_id", "encounter", "his_charge_code", "nhsa_code", "quantity", "unit_price", "amount", "settled_at",
     "charge_id", "use_pk", "billed_for",
 )
+_LINES_TABLE = "spd_run_billed_lines"  # temporary, in the session's own schema
 
 
-def billed_line_rows(
+@dataclass
+class PeriodBilling:
+    """The HIS lines answering the period's use (the lines of `billed_lines`), reduced in SQL to what
+    the rules read. Lines are plain rows (LINE_FIELDS), in settlement order, restated in base units.
+
+    - `differences`: each (encounter, charge code) whose used and billed quantities differ, with its
+      totals (None on the side with nothing);
+    - `lines_of`: the lines of each of those keys (evidence);
+    - `suspect_lines`: the positive lines billing a use that may break a code or price rule;
+    - `quantity`, `amount`: the billed totals of the period."""
+
+    differences: list[tuple[UsageTotal | None, BilledTotal | None]]
+    lines_of: dict[tuple[str, str], list[dict]]
+    suspect_lines: list[dict]
+    quantity: int
+    amount: Decimal
+
+
+def period_billing(
     hospital: Hospital, start: datetime.datetime, end: datetime.datetime, grace: datetime.timedelta
-) -> list[dict]:
-    """The lines of `billed_lines` as plain rows, in settlement order, read once per run.
+) -> PeriodBilling:
+    """The period's billing against its use (see `PeriodBilling`), read once per run.
 
-    The same rows as `billed_lines(...).values(*LINE_FIELDS)`, matched otherwise: instead of four
-    correlated subqueries per line (each an index scan of the encounter's uses, sorted), two reads —
-    the candidate lines with the use of the charge they name, and every use from the earliest
-    window's start to the latest window's end — and each line's nearest uses found by bisection in
-    its encounter's uses (all codes, and its own code), in the subqueries' order (occurred_at, pk)."""
-    candidates = HisSettlementLine.objects.filter(
-        hospital=hospital, settled_at__gte=start - ONE_DAY, settled_at__lt=end + grace)
-    # A line naming a use belongs to the period of that use: filtered here, the rest matched below.
-    lines = list(
-        candidates.filter(Q(charge__consumption__isnull=True) | Q(charge__consumption__occurred_at__gte=start,
-                                                                    charge__consumption__occurred_at__lt=end))
-        .values(*LINE_FIELDS[:9], named_use=F("charge__consumption_id"),
-                named_code=F("charge__consumption__product__his_charge_code"))
-        .order_by("settled_at", "his_line_id")
+    The lines of `billed_lines`, matched otherwise: the candidate lines go into a temporary table with
+    the use of the charge they name (`_MATCH_LINES`), the others are matched in one pass over their
+    encounters' uses ordered by time (`_MATCH_UNNAMED`), and the rules' statements read that table.
+    A year holds ~300,000 lines and as many uses: none of them passes through Python, only the keys,
+    lines and totals the findings need."""
+    bounds = [connection.ops.adapt_datetimefield_value(moment) for moment in (start, end)]
+    names = _billing_tables()
+    # A line answers the period's use when the use it bills (its attribution) is in the period.
+    names["period_lines"] = f"(SELECT * FROM {_LINES_TABLE} WHERE attributed_at >= %s AND attributed_at < %s)"
+    # without_jit's savepoint holds the temporary table: gone with it on an error. A year's lines and
+    # uses are sorted in memory with 64 MB (on disk in 4 MB, the default).
+    with connection.cursor() as cursor, without_jit(cursor, work_mem="64MB"):
+        cursor.execute(_MATCH_LINES.format(**names), [
+            hospital.pk, connection.ops.adapt_datetimefield_value(start - ONE_DAY),
+            connection.ops.adapt_datetimefield_value(end + grace)])
+        cursor.execute(f"ANALYZE {_LINES_TABLE}")  # for the plans below: hash joins over a year's lines
+        seconds = {"grace": grace.total_seconds(), "day": ONE_DAY.total_seconds()}
+        cursor.execute(_MATCH_UNNAMED.format(**names), {
+            **seconds, "hospital": hospital.pk,
+            # Every use a line's window can reach (the windows are within [settled - grace, settled + 1 day)).
+            "from": connection.ops.adapt_datetimefield_value(start - ONE_DAY - grace),
+            "until": connection.ops.adapt_datetimefield_value(end + grace + ONE_DAY)})
+        cursor.execute(_USAGE_AGAINST_BILLING.format(**names), [hospital.pk, *bounds, *bounds])
+        rows = cursor.fetchall()
+        quantity, amount = rows[0][:2]
+        differences = [
+            (UsageTotal(encounter, code, product, used, used_amount) if used is not None else None,
+             BilledTotal(encounter, code, billed, billed_amount, lines, linked) if billed is not None else None)
+            for _, _, encounter, code, product, used, used_amount, billed, billed_amount, lines, linked in rows
+            if encounter is not None
+        ]
+        keys = [(used or billed)[:2] for used, billed in differences]
+        cursor.execute(_LINES_READ.format(**names), [[key[0] for key in keys], [key[1] for key in keys], *bounds])
+        lines_of: dict[tuple[str, str], list[dict]] = {}
+        suspect_lines = []
+        for line, suspect, evidence in _line_rows(cursor):
+            if suspect:
+                suspect_lines.append(line)
+            if evidence:
+                lines_of.setdefault((line["encounter"], line["billed_for"]), []).append(line)
+        cursor.execute(f"DROP TABLE {_LINES_TABLE}")
+    return PeriodBilling(differences, lines_of, suspect_lines, quantity, amount or Decimal(0))
+
+
+def _billing_tables() -> dict[str, str]:
+    quote = connection.ops.quote_name
+    return {"lines": _LINES_TABLE, **{name: quote(model._meta.db_table) for name, model in (
+        ("line", HisSettlementLine), ("charge", Charge), ("consumption", Consumption), ("product", Product),
+        ("unit", Unit), ("packaging", PackagingUnit))}}
+
+
+# The candidate lines (settled from one day before the period to `grace` after it), each with the use
+# of the charge it names, when and under which product code that was (`billed_for`, else the line's
+# own code); `factor` is the billing unit (约定计价单位) of the use's product, if any (see
+# `_MATCH_UNNAMED` for the other lines).
+_MATCH_LINES = """
+    CREATE TEMPORARY TABLE {lines} ON COMMIT DROP AS
+    SELECT l.id, l.his_line_id, l.encounter, l.his_charge_code, l.nhsa_code, l.quantity, l.unit_price, l.amount,
+           l.settled_at, l.charge_id, ch.consumption_id AS use_pk, u.occurred_at AS attributed_at,
+           COALESCE(p.his_charge_code, l.his_charge_code) AS billed_for, pu.factor
+      FROM {line} l
+      LEFT JOIN {charge} ch ON ch.id = l.charge_id
+      LEFT JOIN {consumption} u ON u.id = ch.consumption_id
+      LEFT JOIN {product} p ON p.id = u.product_id
+      LEFT JOIN {packaging} pu ON pu.product_id = u.product_id AND pu.is_billing_unit
+     WHERE l.hospital_id = %s AND l.settled_at >= %s AND l.settled_at < %s
+"""
+
+# A line naming none of our charges bills the latest use of its encounter and charge code from `grace`
+# before its settlement up to it, else the first after it within a day (a settlement given as a date
+# only is that day's midnight, before the day's uses), in (occurred_at, pk) order — the rule of
+# `billed_lines`' `_near`; it is attributed to that use's time, else to the nearest use of the
+# encounter (any code) in the same windows, else to its settlement. One ordered pass: the lines and
+# their encounters' uses in one sequence per (encounter, code) and per encounter, a use at the
+# settlement instant before the line; each line takes the last use up to it and the first after it.
+# Its billing unit is that of the product of the use it bills, else of the first product (by id) of its
+# charge code having one.
+_MATCH_UNNAMED = """
+    UPDATE {lines} b SET use_pk = n.use_pk, attributed_at = n.attributed_at, factor = CASE WHEN EXISTS (
+            SELECT FROM {packaging} pu JOIN {product} p ON p.id = pu.product_id
+             WHERE p.hospital_id = %(hospital)s AND pu.is_billing_unit
+        ) THEN COALESCE(
+            (SELECT pu.factor FROM {consumption} c JOIN {packaging} pu ON pu.product_id = c.product_id
+              WHERE c.id = n.use_pk AND pu.is_billing_unit),
+            (SELECT pu.factor FROM {product} p JOIN {packaging} pu ON pu.product_id = p.id
+              WHERE n.use_pk IS NULL AND p.hospital_id = %(hospital)s AND p.his_charge_code = b.billed_for
+                AND pu.is_billing_unit
+              ORDER BY p.id LIMIT 1)) END
+      FROM (
+        SELECT line_id,
+               CASE WHEN code_before_at >= at - %(grace)s * INTERVAL '1 second' THEN code_before[2]
+                    WHEN code_after_at < at + %(day)s * INTERVAL '1 second' THEN code_after[2] END AS use_pk,
+               CASE WHEN code_before_at >= at - %(grace)s * INTERVAL '1 second' THEN code_before_at
+                    WHEN code_after_at < at + %(day)s * INTERVAL '1 second' THEN code_after_at
+                    WHEN any_before >= at - %(grace)s * INTERVAL '1 second' THEN any_before
+                    WHEN any_after < at + %(day)s * INTERVAL '1 second' THEN any_after
+                    ELSE at END AS attributed_at
+          FROM (
+            SELECT line_id, at,
+                   max(at) FILTER (WHERE line_id IS NULL) OVER code_upto AS code_before_at,
+                   max(ARRAY[(EXTRACT(EPOCH FROM at) * 1000000)::bigint, use_id])
+                       FILTER (WHERE line_id IS NULL) OVER code_upto AS code_before,
+                   min(at) FILTER (WHERE line_id IS NULL) OVER code_from AS code_after_at,
+                   min(ARRAY[(EXTRACT(EPOCH FROM at) * 1000000)::bigint, use_id])
+                       FILTER (WHERE line_id IS NULL) OVER code_from AS code_after,
+                   max(at) FILTER (WHERE line_id IS NULL) OVER any_upto AS any_before,
+                   min(at) FILTER (WHERE line_id IS NULL) OVER any_from AS any_after
+              FROM (
+                SELECT c.encounter, p.his_charge_code AS code, c.occurred_at AS at, c.id AS use_id,
+                       NULL::bigint AS line_id
+                  FROM {consumption} c JOIN {product} p ON p.id = c.product_id
+                 WHERE c.hospital_id = %(hospital)s AND c.occurred_at >= %(from)s AND c.occurred_at < %(until)s
+                   AND c.encounter IN (SELECT encounter FROM {lines} WHERE charge_id IS NULL)
+                UNION ALL
+                SELECT encounter, his_charge_code, settled_at, NULL, id FROM {lines} WHERE charge_id IS NULL
+              ) sequence
+            WINDOW code_upto AS (PARTITION BY encounter, code ORDER BY at, line_id NULLS FIRST, use_id
+                                 ROWS UNBOUNDED PRECEDING),
+                   code_from AS (PARTITION BY encounter, code ORDER BY at, line_id NULLS FIRST, use_id
+                                 ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING),
+                   any_upto AS (PARTITION BY encounter ORDER BY at, line_id NULLS FIRST ROWS UNBOUNDED PRECEDING),
+                   any_from AS (PARTITION BY encounter ORDER BY at, line_id NULLS FIRST
+                                ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)
+          ) nearest
+         WHERE line_id IS NOT NULL
+      ) n
+     WHERE b.id = n.line_id
+"""
+
+# Used (consumptions of the period not refunded, per encounter and the product's charge code) against
+# billed (the lines per encounter and `billed_for`, refunds netting out): the keys that differ, each
+# row after the billed totals of the period (one row with the totals alone when no key differs).
+_USAGE_AGAINST_BILLING = """
+    WITH used AS (
+        SELECT c.encounter, p.his_charge_code AS code, SUM(c.quantity) AS quantity,
+               SUM(c.unit_price * c.quantity) AS amount, MIN(c.product_id) AS product_id
+          FROM {consumption} c JOIN {product} p ON p.id = c.product_id
+         WHERE c.hospital_id = %s AND c.occurred_at >= %s AND c.occurred_at < %s AND c.refunded_at IS NULL
+         GROUP BY 1, 2
+    ), billed AS (
+        SELECT encounter, billed_for AS code, SUM(quantity * COALESCE(factor, 1)) AS quantity, SUM(amount) AS amount,
+               COUNT(*) AS lines, COUNT(charge_id) AS linked
+          FROM {period_lines} b GROUP BY 1, 2
+    ), totals AS (
+        SELECT COALESCE(SUM(quantity), 0)::bigint AS quantity, SUM(amount) AS amount FROM billed
     )
-    unmatched = [line for line in lines if line["named_use"] is None]
-    by_encounter: dict[str, list[tuple]] = {}
-    by_code: dict[tuple[str, str], list[tuple]] = {}
-    if unmatched:
-        settled = [line["settled_at"] for line in unmatched]
-        # Only the uses of encounters with a line to match (a semi-join, not a list of them).
-        encounters = candidates.filter(charge__consumption__isnull=True).values("encounter")
-        uses = (
-            Consumption.objects.filter(hospital=hospital, occurred_at__gte=min(settled) - grace,
-                                       occurred_at__lt=max(settled) + ONE_DAY, encounter__in=encounters)
-            .values_list("occurred_at", "pk", "encounter", "product__his_charge_code")
-            .order_by("occurred_at", "pk")
-        )
-        for occurred_at, pk, encounter, code in uses:
-            by_encounter.setdefault(encounter, []).append((occurred_at, pk))
-            by_code.setdefault((encounter, code), []).append((occurred_at, pk))
+    SELECT t.quantity, t.amount, d.*
+      FROM totals t LEFT JOIN (
+        SELECT COALESCE(u.encounter, b.encounter), COALESCE(u.code, b.code), u.product_id, u.quantity, u.amount,
+               b.quantity, b.amount, b.lines, b.linked
+          FROM used u FULL JOIN billed b ON b.encounter = u.encounter AND b.code = u.code
+         WHERE u.quantity IS DISTINCT FROM b.quantity
+      ) d ON TRUE
+"""
+
+# The lines the rules read: those of the keys given (the differences: evidence), and the positive
+# lines billing a use that may break a rule of services.reconciliation's `_line_finding` (suspect): a
+# charge or 医保 code that is not the used product's, a price that is not the use's purchase price (per
+# base unit), an item that cost nothing or was a gift. Any other line (nearly all) breaks none.
+_LINES_READ = """
+    SELECT * FROM (
+        SELECT {columns},
+               COALESCE(c.id IS NOT NULL AND b.quantity > 0 AND (
+                   b.his_charge_code <> p.his_charge_code OR (b.nhsa_code <> '' AND b.nhsa_code <> p.nhsa_code)
+                   OR b.unit_price <> c.unit_price * COALESCE(b.factor, 1) OR c.unit_price = 0
+                   OR COALESCE(un.is_gift, FALSE)), FALSE) AS suspect,
+               (b.encounter, b.billed_for) IN (SELECT * FROM unnest(%s::text[], %s::text[])) AS evidence
+          FROM {period_lines} b
+          LEFT JOIN {consumption} c ON c.id = b.use_pk
+          LEFT JOIN {product} p ON p.id = c.product_id
+          LEFT JOIN {unit} un ON un.id = c.unit_id
+    ) line
+     WHERE suspect OR evidence
+     ORDER BY settled_at, his_line_id
+""".replace("{columns}", ", ".join(f"b.{name}" for name in LINE_FIELDS) + ", b.factor")
+
+
+def _line_rows(cursor) -> list[tuple[dict, bool, bool]]:
+    """The fetched lines (LINE_FIELDS, the billing unit's factor, then two flags) as rows in base
+    units, each with its flags."""
     rows = []
-    for line in lines:
-        use_pk, billed_for = line.pop("named_use"), line.pop("named_code")
-        if use_pk is None:
-            same = _nearest(by_code.get((line["encounter"], line["his_charge_code"]), []), line["settled_at"], grace)
-            use_pk = same[1] if same else None
-            attributed_at = (same or _nearest(by_encounter.get(line["encounter"], []), line["settled_at"], grace)
-                             or (line["settled_at"],))[0]
-            if not start <= attributed_at < end:
-                continue
-        line["use_pk"] = use_pk
-        line["billed_for"] = line["his_charge_code"] if billed_for is None else billed_for
-        rows.append(line)
-    return _in_base_units(hospital, rows)
-
-
-def _nearest(uses: list[tuple], settled_at: datetime.datetime, grace: datetime.timedelta) -> tuple | None:
-    """(occurred_at, pk) of the use a line settled at `settled_at` bills, of `uses` sorted by
-    (occurred_at, pk): the latest from `grace` before the settlement up to it, else the first after it
-    on the same day (see `_near`)."""
-    after = bisect.bisect_right(uses, settled_at, key=lambda use: use[0])
-    if after and uses[after - 1][0] >= settled_at - grace:
-        return uses[after - 1]
-    if after < len(uses) and uses[after][0] < settled_at + ONE_DAY:
-        return uses[after]
-    return None
-
-
-def _in_base_units(hospital: Hospital, rows: list[dict]) -> list[dict]:
-    """Lines of products billed in a packaging unit (约定计价单位), restated per base unit — as uses
-    and purchase prices are — so that every rule compares like with like; the amount is unchanged.
-    The product is that of the use the line bills, else the one of its charge code."""
-    factors = dict(PackagingUnit.objects.filter(product__hospital=hospital, is_billing_unit=True)
-                   .values_list("product_id", "factor"))
-    if not factors:
-        return rows
-    product_of_use = dict(Consumption.objects.filter(pk__in={row["use_pk"] for row in rows if row["use_pk"]})
-                          .values_list("pk", "product_id"))
-    product_of_code = dict(Product.objects.filter(hospital=hospital, pk__in=factors).values_list("his_charge_code", "pk"))
-    for row in rows:
-        product = product_of_use.get(row["use_pk"]) or product_of_code.get(row["billed_for"])
-        if (factor := factors.get(product)) is not None:
+    for *values, factor, suspect, evidence in cursor.fetchall():
+        row = dict(zip(LINE_FIELDS, values, strict=True))
+        if factor is not None:
             row["quantity"] *= factor
             row["unit_price"] = row["unit_price"] / factor
+        rows.append((row, suspect, evidence))
     return rows
-
-
-def billed_totals_by_key(rows: list[dict]) -> dict[tuple[str, str], BilledTotal]:
-    """The rows of `billed_line_rows` summed per (encounter, billed_for): refunds (negative lines) net out."""
-    sums: dict[tuple[str, str], list] = {}
-    for row in rows:
-        key = (row["encounter"], row["billed_for"])
-        total = sums.setdefault(key, [0, Decimal(0), 0, 0])
-        total[0] += row["quantity"]
-        total[1] += row["amount"]
-        total[2] += 1
-        total[3] += row["charge_id"] is not None
-    return {
-        key: BilledTotal(key[0], key[1], quantity, amount, count, linked)
-        for key, (quantity, amount, count, linked) in sums.items()
-    }
 
 
 # --- consignment, expiry ---------------------------------------------------------------------------
@@ -705,9 +807,10 @@ class PeriodTotals:
         }
 
 
-def period_totals(hospital: Hospital, start: datetime.datetime, end: datetime.datetime, lines: list[dict]) -> PeriodTotals:
+def period_totals(hospital: Hospital, start: datetime.datetime, end: datetime.datetime, billed_quantity: int = 0,
+                  billed_amount: Decimal = Decimal(0)) -> PeriodTotals:
     """Received (RECEIPT movements, at unit cost or at the cost of the layer each lot receipt
-    opened), consumed (not refunded) and billed (the rows of `billed_line_rows`)."""
+    opened), consumed (not refunded) and billed (given: the totals of `period_billing`)."""
     receipts = Movement.objects.filter(hospital=hospital, kind=Movement.Kind.RECEIPT, occurred_at__gte=start,
                                        occurred_at__lt=end, to_location__isnull=False)
     received = receipts.aggregate(
@@ -732,8 +835,7 @@ def period_totals(hospital: Hospital, start: datetime.datetime, end: datetime.da
                 total_amount=Sum(ExpressionWrapper(F("quantity") * F("unit_cost"), output_field=MONEY)))
     return PeriodTotals(
         received["total_quantity"], cents(received["total_amount"]), consumed["total_quantity"],
-        cents(consumed["total_amount"]), sum(line["quantity"] for line in lines),
-        cents(sum((line["amount"] for line in lines), Decimal(0))), expensed["total_quantity"],
+        cents(consumed["total_amount"]), billed_quantity, cents(billed_amount), expensed["total_quantity"],
         cents(expensed["total_amount"]),
     )
 

@@ -108,19 +108,18 @@ from inventory.models import (
 from inventory.selectors.reconciliation import (
     BilledTotal,
     FlowRow,
+    PeriodBilling,
     UsageTotal,
     agreements_by_product,
-    billed_line_rows,
-    billed_totals_by_key,
     cents,
     expired_lots_in_stock,
     expired_units_in_stock,
     ledger_against_stock,
+    period_billing,
     period_totals,
     stock_at_places,
     stock_flows,
     unsettled_consignment_uses,
-    usage_by_key,
     uses_of_encounters,
 )
 from inventory.selectors.settlements import period_bounds
@@ -330,17 +329,17 @@ def reconcile(hospital: Hospital, period_start: datetime.date, period_end: datet
     """
     start, end = period_bounds(period_start, period_end)
     grace = datetime.timedelta(days=billing_grace_days())
-    lines = billed_line_rows(hospital, start, end, grace)
+    billing = period_billing(hospital, start, end, grace)
     context = _Context.load(hospital)
     findings = [
         *_inventory_findings(hospital, context),
-        *_billing_findings(hospital, start, end, lines, context),
+        *_billing_findings(hospital, start, end, billing, context),
         *_consignment_findings(hospital, start, end, context),
         *_expiry_findings(hospital, period_end, end, context),
         *_set_partner_findings(hospital, start, end, context),
     ]
     findings.sort(key=_finding_order)
-    totals = period_totals(hospital, start, end, lines)
+    totals = period_totals(hospital, start, end, billing.quantity, billing.amount)
     by_kind = {kind: {"count": 0, "amount": Decimal("0.00")} for kind in Kind.values}
     for finding in findings:
         by_kind[finding.kind]["count"] += 1
@@ -463,9 +462,11 @@ def _inventory_findings(hospital: Hospital, context: _Context) -> list[Finding]:
 
 
 def _billing_findings(
-    hospital: Hospital, start: datetime.datetime, end: datetime.datetime, lines: list[dict], context: _Context
+    hospital: Hospital, start: datetime.datetime, end: datetime.datetime, billing: PeriodBilling, context: _Context
 ) -> list[Finding]:
-    usage, billed = usage_by_key(hospital, start, end), billed_totals_by_key(lines)
+    # Only the keys whose used and billed quantities differ: every other key agrees.
+    usage = {(used.encounter, used.code): used for used, _ in billing.differences if used is not None}
+    billed = {(bill.encounter, bill.code): bill for _, bill in billing.differences if bill is not None}
     unbilled, unused, exceeding = [], [], []
     for key in usage.keys() | billed.keys():
         used = usage[key].quantity if key in usage else 0
@@ -480,10 +481,10 @@ def _billing_findings(
     pairs = _substitution_pairs(unbilled, unused, usage, billed)
     paired = {key for pair in pairs for key in pair}
     keys = {*unbilled, *unused, *exceeding}  # every key a finding below names (the pairs' included)
-    uses, bills = _usage_evidence(hospital, start, end, keys), _billing_evidence(lines, keys)
+    uses, bills = _usage_evidence(hospital, start, end, keys), _billing_evidence(billing, keys)
     findings = [
         _line_finding(row, use, agreements, context)
-        for row, use, agreements in _matched_lines(hospital, start, end, lines)
+        for row, use, agreements in _matched_lines(hospital, billing.suspect_lines)
     ]
     findings = [finding for finding in findings if finding is not None]
     context.with_products(usage[key].product_id for key in [*unbilled, *exceeding])
@@ -540,13 +541,9 @@ def _usage_evidence(
     return rows
 
 
-def _billing_evidence(lines: list[dict], keys: set[tuple[str, str]]) -> dict[tuple[str, str], list[dict]]:
+def _billing_evidence(billing: PeriodBilling, keys: set[tuple[str, str]]) -> dict[tuple[str, str], list[dict]]:
     """The lines of each (encounter, billed charge code) of `keys`, in settlement order: evidence rows."""
-    rows = defaultdict(list)
-    for line in lines:
-        if (line["encounter"], line["billed_for"]) in keys:
-            rows[(line["encounter"], line["billed_for"])].append(_line_row(line))
-    return rows
+    return {key: [_line_row(line) for line in billing.lines_of[key]] for key in keys if key in billing.lines_of}
 
 
 def _line_row(line: dict) -> dict:
@@ -604,36 +601,14 @@ def _paired_substitution(used: UsageTotal, billed: BilledTotal, uses: dict, bill
 
 
 def _matched_lines(
-    hospital: Hospital, start: datetime.datetime, end: datetime.datetime, lines: list[dict]
+    hospital: Hospital, lines: list[dict]
 ) -> list[tuple[dict, Consumption, list[SupplyAgreement]]]:
-    """Each positive line of the period that may break a code or price rule, with the use it bills
-    and the price history of that product.
-
-    A line billing the used product's own codes at the use's purchase price, for an item that cost
-    something and was no gift, breaks none of the rules of `_line_finding`: such lines (nearly all
-    of them) are left out on plain values, so that a year's lines do not all become model instances.
-    """
-    rows = [line for line in lines if line["quantity"] > 0 and line["use_pk"] is not None]
-    # A line's use happened in the period (that is what puts the line in it): read the period's uses
-    # rather than naming a year's worth of them.
-    facts_of = ("pk", "product__his_charge_code", "product__nhsa_code", "unit_price", "unit__is_gift")
-    in_period = Consumption.objects.filter(hospital=hospital, occurred_at__gte=start, occurred_at__lt=end)
-    facts = {pk: fact for pk, *fact in in_period.values_list(*facts_of)}
-    if missing := {row["use_pk"] for row in rows} - facts.keys():
-        facts.update({pk: fact for pk, *fact in Consumption.objects.filter(pk__in=missing).values_list(*facts_of)})
-
-    def may_break_a_rule(row: dict) -> bool:
-        charge_code, nhsa_code, purchase_price, is_gift = facts[row["use_pk"]]
-        return (
-            row["his_charge_code"] != charge_code
-            or bool(row["nhsa_code"] and row["nhsa_code"] != nhsa_code)
-            or row["unit_price"] != purchase_price or purchase_price == 0 or bool(is_gift)
-        )
-
-    rows = [row for row in rows if may_break_a_rule(row)]
-    uses = Consumption.objects.select_related("product", "unit__supplier").in_bulk({row["use_pk"] for row in rows})
+    """Each line of `lines` (the period's positive lines that may break a code or price rule:
+    `PeriodBilling.suspect_lines`, the others left out in SQL) with the use it bills and the price
+    history of that product."""
+    uses = Consumption.objects.select_related("product", "unit__supplier").in_bulk({line["use_pk"] for line in lines})
     agreements = agreements_by_product(hospital, {use.product_id for use in uses.values()})
-    return [(row, uses[row["use_pk"]], agreements.get(uses[row["use_pk"]].product_id, [])) for row in rows]
+    return [(line, uses[line["use_pk"]], agreements.get(uses[line["use_pk"]].product_id, [])) for line in lines]
 
 
 def _line_finding(row: dict, use: Consumption, agreements: list[SupplyAgreement], context: _Context) -> Finding | None:

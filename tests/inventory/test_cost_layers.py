@@ -204,7 +204,7 @@ def test_a_lot_on_hand_before_cost_layers_is_drawn_from_its_opening_layer(keeper
 
 def test_received_amount_of_the_period_counts_each_receipt_at_its_own_price(two_receipts, hospital):
     start, end = period_bounds(TODAY, TODAY)
-    totals = period_totals(hospital, start, end, [])
+    totals = period_totals(hospital, start, end)
     assert (totals.received_quantity, totals.received_amount) == (20, 10 * FIRST + 10 * SECOND)
 
 

@@ -28,6 +28,8 @@ from inventory.actors import Actor
 from inventory.errors import Refused
 from inventory.models import Charge, Finding, LotBalance, Movement, ReconciliationRun, Unit
 from inventory.selectors.flow_table import flow_table_rows
+from inventory.selectors.reconciliation import billed_lines, cents, period_billing
+from inventory.selectors.settlements import period_bounds
 from inventory.services import reconciliation, reports
 from inventory.services.cabinets import take_by_scan
 from inventory.services.consumption import ClinicalContext, consume_lot, consume_unit, refund_consumption
@@ -427,6 +429,41 @@ def test_a_later_day_opens_with_the_closing_of_the_days_before(scenario):
           for r in flow_table_rows(reconcile_days(scenario, scenario.d3))}
 
     assert {key: value for key, value in before.items() if value} == {key: value for key, value in d3.items() if value}
+
+
+def test_the_lines_are_matched_in_sql_to_the_uses_billed_lines_names(scenario, clock):
+    """period_billing matches the lines naming no charge in one SQL pass: the same use as the
+    reference rule (`billed_lines`' correlated subqueries) for every line it returns, the same totals."""
+    s, d4 = scenario, scenario.d4
+    clock.at(d4, 8)
+    units = s.receive(s.stent, ["T90", "T91", "T92", "T93"])
+    s.transfer(s.store, units=units)
+    clock.at(d4, 12)
+    tied = [s.use(units[0], "E90", local(d4, 10)), s.use(units[1], "E90", local(d4, 10))]
+    s.bill(s.line("E90", s.stent, local(d4, 10)))  # at the uses' instant: the later of the two by pk
+    later = s.use(units[2], "E91", local(d4, 11))
+    s.bill(s.line("E91", s.stent, local(d4, 0), quantity=2))  # a date only: the first use after it that day
+    s.use(units[3], "E92", local(d4, 9))
+    s.bill(s.line("E92", s.valve, local(d4, 12)))  # no use of its code: placed by the encounter's use
+    clock.release()
+    grace = datetime.timedelta(days=reconciliation.billing_grace_days())
+    for first, last in [(s.d1, s.d1), (s.d2, s.d2), (s.d3, s.d3), (d4, d4), (s.d1, d4)]:
+        start, end = period_bounds(first, last)
+        billing = period_billing(s.hospital, start, end, grace)
+        reference = {line["his_line_id"]: line for line in billed_lines(s.hospital, start, end, grace).values(
+            "his_line_id", "use_pk", "billed_for", "quantity", "amount")}
+        returned = [*billing.suspect_lines, *(line for lines in billing.lines_of.values() for line in lines)]
+        for line in returned:
+            assert (line["use_pk"], line["billed_for"]) == (
+                reference[line["his_line_id"]]["use_pk"], reference[line["his_line_id"]]["billed_for"])
+        assert billing.quantity == sum(line["quantity"] for line in reference.values())
+        assert cents(billing.amount) == cents(sum(line["amount"] for line in reference.values()))
+    start, end = period_bounds(d4, d4)
+    billing = period_billing(s.hospital, start, end, grace)
+    [e90] = billing.lines_of[("E90", s.stent.his_charge_code)]
+    [e91] = billing.lines_of[("E91", s.stent.his_charge_code)]
+    [e92] = billing.lines_of[("E92", s.valve.his_charge_code)]
+    assert (e90["use_pk"], e91["use_pk"], e92["use_pk"]) == (max(use.pk for use in tied), later.pk, None)
 
 
 def test_the_reads_are_set_based_whatever_the_amount_of_activity(scenario, django_assert_max_num_queries):
