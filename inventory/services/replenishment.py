@@ -90,7 +90,10 @@ def save_par_level(
     maximum: object = None, par_level: ParLevel | None = None, now: datetime.datetime | None = None,
 ) -> ParLevel:
     """Create (or, given `par_level`, change) the par level of `product` at `location`, recording who
-    and when; the change history is kept by the database (ParLevelChange). minimum ≤ target ≤ maximum."""
+    and when; the change history is kept by the database (ParLevelChange). minimum ≤ target ≤ maximum.
+
+    A par level moved to another location or product loses its open suggestions (computed for the
+    old pair); on PostgreSQL its decided ones follow it (their foreign key to it cascades)."""
     minimum_value = _whole(minimum, "minimum", required=True)
     target_value = _whole(target, "target", required=False)
     maximum_value = _whole(maximum, "maximum", required=False)
@@ -110,6 +113,8 @@ def save_par_level(
             clash = ParLevel.objects.filter(location=location, product=product).exclude(pk=par_level.pk)
             if clash.exists():
                 raise Refused(Refusal.PAR_LEVEL_EXISTS, location=location.name, product=product.name)
+            if (par_level.location_id, par_level.product_id) != (location.pk, product.pk):
+                par_level.suggestions.filter(status=ReplenishmentSuggestion.Status.OPEN).delete()
             par_level.location, par_level.product = location, product
         par_level.minimum, par_level.target, par_level.maximum = minimum_value, target_value, maximum_value
         par_level.updated_at, par_level.updated_by = now, user

@@ -3,7 +3,7 @@ import datetime
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -206,3 +206,67 @@ def test_the_suggestion_is_rounded_up_to_whole_purchase_units_as_round_up_to_uni
     replenishment.compute_suggestions(hospital=hospital)
     assert suggestion(cath_lab_store, lot_product).quantity == 30 == round_up_to_unit(product=lot_product, base_quantity=23)
     assert suggestion(cabinet, lot_product).quantity == 10 == round_up_to_unit(product=lot_product, base_quantity=10)
+
+
+# --- the database's rule: a suggestion is its par level's -----------------------------------------
+
+
+@pytest.fixture
+def checked_at_once(db):
+    """Deferred foreign keys are checked at commit, which a test never reaches: check them at once."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
+def open_suggestion_of(level, **changes):
+    fields = {"hospital": level.location.hospital, "location": level.location, "product": level.product,
+              "par_level_id": level.pk, "minimum": 1, "target": 2, "on_hand": 0, "in_transit": 0, "on_order": 0,
+              "quantity": 2, **changes}
+    return ReplenishmentSuggestion.objects.create(**fields)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("wrong", ["location", "product"])
+def test_the_database_refuses_a_suggestion_whose_location_or_product_is_not_its_par_levels(
+    hospital, cath_lab_store, cabinet, lot_product, product, keeper, checked_at_once, wrong
+):
+    level = replenishment.save_par_level(user=keeper, location=cath_lab_store, product=lot_product, minimum=2)
+    replenishment.save_par_level(user=keeper, location=cabinet, product=product, minimum=2)  # both pairs have a level
+    other = {"location": cabinet, "product": product}[wrong]
+    with pytest.raises(IntegrityError, match="suggestion_of_its_par_level"), transaction.atomic():
+        open_suggestion_of(level, **{wrong: other})
+
+
+@pytest.mark.postgres
+def test_the_database_refuses_a_suggestion_whose_par_level_does_not_exist(
+    hospital, cath_lab_store, lot_product, keeper, checked_at_once
+):
+    level = replenishment.save_par_level(user=keeper, location=cath_lab_store, product=lot_product, minimum=2)
+    with pytest.raises(IntegrityError, match="suggestion_of_its_par_level"), transaction.atomic():
+        open_suggestion_of(level, par_level_id=level.pk + 1000)
+
+
+@pytest.mark.postgres
+def test_deleting_a_par_level_deletes_its_suggestions_open_and_decided(
+    hospital, cath_lab_store, cabinet, lot_product, keeper, checked_at_once
+):
+    level = replenishment.save_par_level(user=keeper, location=cath_lab_store, product=lot_product, minimum=5)
+    replenishment.save_par_level(user=keeper, location=cabinet, product=lot_product, minimum=3)
+    replenishment.compute_suggestions(hospital=hospital)
+    replenishment.dismiss_suggestion(suggestion=suggestion(cath_lab_store, lot_product), user=keeper)
+    replenishment.compute_suggestions(hospital=hospital)
+    replenishment.delete_par_level(par_level=level, user=keeper)
+    assert list(ReplenishmentSuggestion.objects.values_list("location", "status")) == [(cabinet.pk, "OPEN")]
+
+
+@pytest.mark.postgres
+def test_a_par_level_moved_to_another_location_drops_its_open_suggestions_and_takes_its_decided_ones(
+    hospital, cath_lab_store, cabinet, lot_product, keeper, checked_at_once
+):
+    level = replenishment.save_par_level(user=keeper, location=cath_lab_store, product=lot_product, minimum=5)
+    replenishment.compute_suggestions(hospital=hospital)
+    replenishment.dismiss_suggestion(suggestion=suggestion(cath_lab_store, lot_product), user=keeper)
+    replenishment.compute_suggestions(hospital=hospital)
+    replenishment.save_par_level(user=keeper, location=cabinet, product=lot_product, minimum=5, par_level=level)
+    assert list(ReplenishmentSuggestion.objects.values_list("location", "status")) == [(cabinet.pk, "DISMISSED")]
+    assert replenishment.compute_suggestions(hospital=hospital) == 1
