@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet, Value
 from django.utils import timezone
 
@@ -290,8 +290,12 @@ def _sessions_at_close(
         (_applied_closes_after(cabinet, after=moment, now=now).order_by(), "later"),
     ]
     # Each with its user (the takes' actor), and the cabinet already in hand: neither is read lazily later.
-    first, *rest = [query.select_related("user").annotate(role=Value(role))[:1] for query, role in parts]
-    found = {session.role: session for session in first.union(*rest, all=True)}
+    queries = [query.select_related("user").annotate(role=Value(role))[:1] for query, role in parts]
+    if connection.features.supports_slicing_ordering_in_compound:
+        sessions = queries[0].union(*queries[1:], all=True)
+    else:  # SQLite: no LIMIT inside a UNION, so one query each
+        sessions = [session for query in queries for session in query]
+    found = {session.role: session for session in sessions}
     for session in found.values():
         session.cabinet = cabinet
     return found.get("opened"), found.get("suspect"), "later" in found
