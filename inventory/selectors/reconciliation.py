@@ -459,6 +459,8 @@ def period_billing(
     encounters' uses ordered by time (`_MATCH_UNNAMED`), and the rules' statements read that table.
     A year holds ~300,000 lines and as many uses: none of them passes through Python, only the keys,
     lines and totals the findings need."""
+    if connection.vendor != "postgresql":
+        return _period_billing_in_python(hospital, start, end, grace)
     bounds = [connection.ops.adapt_datetimefield_value(moment) for moment in (start, end)]
     names = _billing_tables()
     # A line answers the period's use when the use it bills (its attribution) is in the period.
@@ -496,6 +498,56 @@ def period_billing(
                 lines_of.setdefault((line["encounter"], line["billed_for"]), []).append(line)
         cursor.execute(f"DROP TABLE {_LINES_TABLE}")
     return PeriodBilling(differences, lines_of, suspect_lines, quantity, amount or Decimal(0))
+
+
+def _period_billing_in_python(
+    hospital: Hospital, start: datetime.datetime, end: datetime.datetime, grace: datetime.timedelta
+) -> PeriodBilling:
+    """`period_billing` off PostgreSQL (the embedded SQLite of a demo or a trial): the same result
+    from `billed_lines`, the rules' ORM form, summed here. Every positive line billing a use is
+    handed to the code and price rules (the SQL's `suspect` filter only spares them the lines that
+    break none)."""
+    lines = list(billed_lines(hospital, start, end, grace).values(*LINE_FIELDS).order_by("settled_at", "his_line_id"))
+    factors = dict(PackagingUnit.objects.filter(product__hospital=hospital, is_billing_unit=True)
+                   .values_list("product_id", "factor"))
+    product_of_use = dict(Consumption.objects.filter(pk__in={line["use_pk"] for line in lines if line["use_pk"]})
+                          .values_list("pk", "product_id"))
+    first_of_code: dict[str, int] = {}
+    for product, code in Product.objects.filter(pk__in=factors).order_by("-pk").values_list("pk", "his_charge_code"):
+        first_of_code[code] = product
+    billed: dict[tuple[str, str], list] = {}
+    for line in lines:
+        product = product_of_use.get(line["use_pk"]) if line["use_pk"] else first_of_code.get(line["billed_for"])
+        if (factor := factors.get(product)) is not None:
+            line["quantity"] *= factor
+            line["unit_price"] = line["unit_price"] / factor
+        total = billed.setdefault((line["encounter"], line["billed_for"]), [0, Decimal(0), 0, 0])
+        total[0] += line["quantity"]
+        total[1] += line["amount"]
+        total[2] += 1
+        total[3] += line["charge_id"] is not None
+    amount = ExpressionWrapper(F("unit_price") * F("quantity"), output_field=MONEY)
+    used = {
+        (row["encounter"], row["code"]): UsageTotal(row["encounter"], row["code"], row["used_product"], row["used"],
+                                                    row["used_amount"])
+        for row in Consumption.objects.filter(hospital=hospital, occurred_at__gte=start, occurred_at__lt=end,
+                                              refunded_at__isnull=True)
+        .values("encounter", code=F("product__his_charge_code"))
+        .annotate(used=Sum("quantity"), used_amount=Sum(amount, output_field=MONEY), used_product=Min("product"))
+        .order_by("encounter", "code")
+    }
+    totals = {key: BilledTotal(*key, *values) for key, values in billed.items()}
+    differing = sorted(key for key in used.keys() | totals.keys()
+                       if (used[key].quantity if key in used else None) != (totals[key].quantity if key in totals else None))
+    differences = [(used.get(key), totals.get(key)) for key in differing]
+    differences_keys = set(differing)
+    lines_of: dict[tuple[str, str], list[dict]] = {}
+    for line in lines:
+        if (line["encounter"], line["billed_for"]) in differences_keys:
+            lines_of.setdefault((line["encounter"], line["billed_for"]), []).append(line)
+    suspect_lines = [line for line in lines if line["use_pk"] in product_of_use and line["quantity"] > 0]
+    return PeriodBilling(differences, lines_of, suspect_lines, sum(total[0] for total in billed.values()),
+                         sum((total[1] for total in billed.values()), Decimal(0)))
 
 
 def _billing_tables() -> dict[str, str]:
