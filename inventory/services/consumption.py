@@ -9,6 +9,7 @@ import datetime
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import Case, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.utils import timezone
 
@@ -23,6 +24,7 @@ from inventory.models import (
     Consumption,
     Department,
     Hospital,
+    IdempotencyRecord,
     Location,
     LotBalance,
     LotMovementLayer,
@@ -37,17 +39,21 @@ from inventory.models import (
 )
 from inventory.selectors.scope import departments_of
 from inventory.services.dated_entry import lot_history_problem, refuse_bad_moment, unit_history_problems
-from inventory.services.idempotency import run_once
+from inventory.services.idempotency import Claim, run_once
 from inventory.services.ledger import (
     LayerDraw,
     change_unit_owner,
+    could_refuse_unit_move,
     fifo_draw,
     move_lot,
     move_unit,
+    owner_change,
     transition_problem,
+    unit_movement,
 )
 from inventory.services.period_close import refuse_closed_period
-from inventory.services.units_of_measure import UnitOfMeasure, billing_unit_of, in_billing_unit
+from inventory.services.sql_rows import assignments, mark_saved, row_values
+from inventory.services.units_of_measure import BilledQuantity, UnitOfMeasure, billing_unit_of, in_billing_unit
 from inventory.validators import is_his_reference, personal_id_problems, refuse_personal_ids
 
 
@@ -83,7 +89,7 @@ def consume_unit(*, actor: Actor, hospital: Hospital, unit: Unit, context: Clini
     # A paper record's moment is checked here; now, with the unit's lock (`closed_through`).
     moment = refuse_bad_moment(hospital_id=hospital.pk, occurred_at=context.occurred_at) if context.occurred_at else None
 
-    def perform() -> Consumption:
+    def perform(claim: Claim) -> Consumption:
         team_day = timezone.localdate(context.occurred_at or timezone.now())
         locked = _lock_unit(unit.pk, hospital, teams=_doctor_teams(hospital=hospital, context=context, day=team_day))
         if moment is None and locked.closed_through is not None and timezone.now() < locked.closed_through:
@@ -97,11 +103,14 @@ def consume_unit(*, actor: Actor, hospital: Hospital, unit: Unit, context: Clini
         used_at = context.occurred_at or timezone.now()
         team_id = (locked.doctor_team_id if timezone.localdate(used_at) == team_day  # read with the lock
                    else team_at_use(hospital=hospital, context=context, used_at=used_at))
-        consumption = Consumption.objects.create(
+        consumption = Consumption(
             hospital=hospital, product=product, unit=locked, lot=locked.lot, quantity=1, location=locked.location,
             unit_price=locked.unit_cost, was_consignment=locked.owner == Owner.SUPPLIER, occurred_at=used_at,
             recorded_by=actor.user, recorded_by_device=actor.device, **clinical_fields(context, team_id=team_id),
         )
+        if written := _write_use_at_once(consumption, locked, actor=actor, claim=claim):
+            return written
+        consumption.save(force_insert=True)
         document = (Movement.DocumentType.CONSUMPTION, consumption.pk)
         key = f"{hospital.pk}:consume:{consumption.pk}"
         if locked.owner == Owner.SUPPLIER:
@@ -116,8 +125,93 @@ def consume_unit(*, actor: Actor, hospital: Hospital, unit: Unit, context: Clini
     # The record after the work: the unit's lock serialises two uses of the same key (the second
     # finds it used, then the first's record), and one statement records key and outcome.
     consumption, _ = run_once(hospital=hospital, key=idempotency_key, operation="consume_unit", payload=payload,
-                              perform=perform, record_first=False)
+                              perform_with_claim=perform)
     return consumption
+
+
+def _write_use_at_once(consumption: Consumption, locked: Unit, *, actor: Actor, claim: Claim) -> Consumption | None:
+    """A unit's use written in one statement, one round trip: the consumption, the owner change of a
+    consignment unit, the CONSUME movement, the unit, the charge, its outbox row and the idempotency
+    record — the rows `consume_unit` otherwise writes one by one, built by the same functions —,
+    written only when none of the movement's checks could refuse it (`could_refuse_unit_move`: a
+    closed month, a count's freeze, an alliance hold, an open recall of the product; the condition
+    `move_units` inserts under). None, having written nothing, when one could or when the charge
+    would be refused: the caller then writes them one by one, and the ledger's functions decide
+    and word the refusal, in their order."""
+    try:
+        billed = in_billing_unit(product=consumption.product, base_quantity=1, base_unit_price=locked.unit_cost,
+                                 billing=locked.billing_unit)
+    except Refused:
+        return None
+    hospital_id, used_at = consumption.hospital_id, consumption.occurred_at
+    document = (Movement.DocumentType.CONSUMPTION, None)
+    key_prefix = f"{hospital_id}:consume:"
+    consumption_id = ("used.id", [])
+    movements = []
+    after_use = {"status": UnitStatus.CONSUMED, "location": None, "status_since": used_at}
+    if locked.owner == Owner.SUPPLIER:
+        movements.append((owner_change(locked, to_owner=Owner.HOSPITAL, actor=actor, idempotency_key="",
+                                       document=document, occurred_at=used_at, note="consignment unit used: bought now"),
+                          ":owner"))
+        after_use["owner"] = Owner.HOSPITAL
+    movements.append((unit_movement(locked, kind=Movement.Kind.CONSUME, to_status=UnitStatus.CONSUMED,
+                                    to_location=None, actor=actor, idempotency_key="", document=document,
+                                    occurred_at=used_at), ""))
+    charge = _charge(consumption, billed, is_zero_cost=locked.is_gift or locked.unit_cost == 0)
+    delivery = ChargeDelivery()
+    record = claim.record(Consumption._meta.label)
+
+    guard_sql, guard_params = could_refuse_unit_move(
+        kind=Movement.Kind.CONSUME, unit=locked, to_location=None, document=document, moment=used_at,
+    ).query.sql_with_params()
+    columns, values, params = row_values(consumption)
+    sql = [f"WITH used AS (INSERT INTO {_table(Consumption)} ({', '.join(columns)}) SELECT {', '.join(values)} "
+           f"WHERE NOT EXISTS ({guard_sql}) RETURNING id)"]
+    params += guard_params
+    rows = []
+    for position, (movement, key_suffix) in enumerate(movements):
+        columns, values, row_params = row_values(movement, computed={
+            "document_id": consumption_id, "idempotency_key": ("CAST(%s AS text) || used.id || CAST(%s AS text)", [key_prefix, key_suffix]),
+        })
+        rows.append(f"SELECT {position}, {', '.join(values)} FROM used")
+        params += row_params
+    aliases = ", ".join(f"m{index}" for index in range(len(columns)))
+    sql.append(f"moved AS (INSERT INTO {_table(Movement)} ({', '.join(columns)}) SELECT {aliases} "
+               f"FROM ({' UNION ALL '.join(rows)}) AS row(position, {aliases}) ORDER BY position)")
+    sets, set_params = assignments(Unit, after_use)
+    sql.append(f"changed AS (UPDATE {_table(Unit)} SET {sets} WHERE id = %s AND EXISTS (SELECT 1 FROM used))")
+    params += [*set_params, locked.pk]
+    columns, values, row_params = row_values(charge, computed={"consumption_id": consumption_id})
+    sql.append(f"charged AS (INSERT INTO {_table(Charge)} ({', '.join(columns)}) SELECT {', '.join(values)} "
+               "FROM used RETURNING id)")
+    params += row_params
+    columns, values, row_params = row_values(delivery, computed={"charge_id": ("charged.id", [])})
+    sql.append(f"queued AS (INSERT INTO {_table(ChargeDelivery)} ({', '.join(columns)}) SELECT {', '.join(values)} "
+               "FROM charged RETURNING id)")
+    params += row_params
+    columns, values, row_params = row_values(record, computed={"result_id": consumption_id})
+    sql.append(f"recorded AS (INSERT INTO {_table(IdempotencyRecord)} ({', '.join(columns)}) "
+               f"SELECT {', '.join(values)} FROM used)")
+    params += row_params
+    with connection.cursor() as cursor:
+        cursor.execute(",\n".join(sql) + "\nSELECT used.id, charged.id, queued.id FROM used, charged, queued", params)
+        written = cursor.fetchone()
+    if written is None:
+        return None
+    for name, value in after_use.items():
+        setattr(locked, name, value)
+    mark_saved(consumption, written[0])
+    mark_saved(charge, written[1])
+    charge.consumption = consumption
+    mark_saved(delivery, written[2])
+    delivery.charge = charge
+    charge.delivery = delivery
+    claim.recorded = True
+    return with_written_parts(consumption, charges=[charge])
+
+
+def _table(model: type) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
 
 
 def _lock_unit(pk: int, hospital: Hospital, *, teams: QuerySet | None) -> Unit:
@@ -407,15 +501,21 @@ def queue_charge(consumption: Consumption, *, is_zero_cost: bool, billing: UnitO
     It is in the product's billing unit (约定计价单位; `billing` when the caller read it already): a use
     that is not a whole number of them is refused (NOT_WHOLE_BILLING_UNITS), and the amount is the
     use's exact cost either way."""
+    billed = in_billing_unit(product=consumption.product, base_quantity=consumption.quantity,
+                             base_unit_price=consumption.unit_price, billing=billing)
+    charge = _charge(consumption, billed, is_zero_cost=is_zero_cost)
+    charge.save(force_insert=True)
+    charge.delivery = ChargeDelivery.objects.create(charge=charge)
+    return charge
+
+
+def _charge(consumption: Consumption, billed: BilledQuantity, *, is_zero_cost: bool) -> Charge:
+    """The charge of `consumption`, billed as `billed`, not yet saved."""
     product = consumption.product
-    billed = in_billing_unit(product=product, base_quantity=consumption.quantity, base_unit_price=consumption.unit_price,
-                             billing=billing)
-    charge = Charge.objects.create(
+    return Charge(
         hospital_id=consumption.hospital_id, consumption=consumption, kind=Charge.Kind.CHARGE,
         encounter=consumption.encounter, his_charge_code=product.his_charge_code, nhsa_code=product.nhsa_code,
         quantity=billed.quantity, unit_price=billed.unit_price, amount=billed.amount,
         billing_unit=billed.unit if billed.factor != 1 else "", is_zero_cost=is_zero_cost,
     )
-    charge.delivery = ChargeDelivery.objects.create(charge=charge)
-    return charge
 

@@ -1,4 +1,6 @@
-"""The only code that writes Movement rows and the balances they explain.
+"""The only code that writes Movement rows and the balances they explain (but for a use's one
+statement, inventory/services/consumption.py, which writes the movements built here under the
+condition given here, `could_refuse_unit_move`).
 
 Callers hold the transaction and have locked the rows (units first, then lot balances ordered by
 primary key, then locations); these functions check the unit status machine, write the movement
@@ -341,19 +343,58 @@ def move_unit(
     occurred_at = occurred_at or timezone.now()
     refuse_blocked(kind=kind, hospital_id=unit.hospital_id, moment=occurred_at, from_location_ids={unit.location_id},
                    to_location=to_location, units=[unit], document=document)
-    movement = Movement.objects.create(
-        hospital_id=unit.hospital_id, kind=kind, product_id=unit.product_id, unit=unit, lot=unit.lot,
-        quantity=1, from_location_id=unit.location_id, to_location=to_location,
-        from_status=unit.status, to_status=to_status, occurred_at=occurred_at,
-        reason_code=reason_code, note=note, document_type=document[0], document_id=document[1],
-        idempotency_key=idempotency_key, **actor.movement_fields(),
-    )
+    movement = unit_movement(unit, kind=kind, to_status=to_status, to_location=to_location, actor=actor,
+                             idempotency_key=idempotency_key, document=document, occurred_at=occurred_at,
+                             reason_code=reason_code, note=note)
+    movement.save(force_insert=True)
     if unit.status != to_status:
         unit.status_since = movement.occurred_at
     unit.status = to_status
     unit.location = to_location
     unit.save(update_fields=["status", "status_since", "location"])
     return movement
+
+
+def unit_movement(
+    unit: Unit, *, kind: str, to_status: str, to_location: Location | None, actor: Actor, idempotency_key: str,
+    document: tuple[str, int | None], occurred_at: datetime.datetime, reason_code: str = "", note: str = "",
+) -> Movement:
+    """The movement `move_unit` writes, not yet saved (a use writes it in its one statement)."""
+    return Movement(
+        hospital_id=unit.hospital_id, kind=kind, product_id=unit.product_id, unit=unit, lot=unit.lot,
+        quantity=1, from_location_id=unit.location_id, to_location=to_location,
+        from_status=unit.status, to_status=to_status, occurred_at=occurred_at,
+        reason_code=reason_code, note=note, document_type=document[0], document_id=document[1],
+        idempotency_key=idempotency_key, **actor.movement_fields(),
+    )
+
+
+def owner_change(
+    unit: Unit, *, to_owner: str, actor: Actor, idempotency_key: str, document: tuple[str, int | None],
+    occurred_at: datetime.datetime, note: str = "",
+) -> Movement:
+    """The movement `change_unit_owner` writes, not yet saved."""
+    return Movement(
+        hospital_id=unit.hospital_id, kind=Movement.Kind.OWNER_CHANGE, product_id=unit.product_id, unit=unit,
+        lot=unit.lot, quantity=1, from_location_id=unit.location_id, to_location_id=unit.location_id,
+        from_status=unit.status, to_status=unit.status, from_owner=unit.owner, to_owner=to_owner,
+        occurred_at=occurred_at, note=note, document_type=document[0], document_id=document[1],
+        idempotency_key=idempotency_key, **actor.movement_fields(),
+    )
+
+
+def could_refuse_unit_move(
+    *, kind: str, unit: Unit, to_location: Location | None, document: tuple[str, int | None],
+    moment: datetime.datetime,
+) -> QuerySet[Hospital]:
+    """The hospital's row when one of `refuse_blocked`'s checks could refuse this movement of `unit`
+    (locked) at `moment` — a closed month, a count's freeze, an alliance hold, an open recall of its
+    product —, else nothing: the condition `move_units` inserts under, for a statement that writes a
+    unit's movement only when nothing could refuse it (`refuse_blocked` then decides and words it)."""
+    from_ids = {unit.location_id} - {None}
+    checks = _block_checks(kind=kind, hospital_id=unit.hospital_id, from_ids=from_ids, to_location=to_location,
+                           units=[unit], document=document, reported_fact=False)
+    return _blocked(checks, hospital_id=unit.hospital_id, moment=moment)
 
 
 def move_units(
@@ -570,13 +611,9 @@ def change_unit_owner(
     """Record a change of owner (consignment unit bought at use, or handed back at refund)."""
     occurred_at = occurred_at or timezone.now()
     refuse_closed_period(hospital_id=unit.hospital_id, moment=occurred_at)
-    movement = Movement.objects.create(
-        hospital_id=unit.hospital_id, kind=Movement.Kind.OWNER_CHANGE, product_id=unit.product_id, unit=unit,
-        lot=unit.lot, quantity=1, from_location_id=unit.location_id, to_location_id=unit.location_id,
-        from_status=unit.status, to_status=unit.status, from_owner=unit.owner, to_owner=to_owner,
-        occurred_at=occurred_at, note=note, document_type=document[0], document_id=document[1],
-        idempotency_key=idempotency_key, **actor.movement_fields(),
-    )
+    movement = owner_change(unit, to_owner=to_owner, actor=actor, idempotency_key=idempotency_key,
+                            document=document, occurred_at=occurred_at, note=note)
+    movement.save(force_insert=True)
     unit.owner = to_owner
     unit.save(update_fields=["owner"])
     return movement

@@ -256,11 +256,12 @@ def test_a_used_or_taken_unit_cannot_be_transferred_back_into_stock(api, unit_in
 
 # The query budget of POST /consumptions/ for one unit named by its id, with a real token — every
 # statement but transaction control (BEGIN/SAVEPOINT/COMMIT): the token with its user, hospital,
-# roles and departments; the department; the unit locked with its product, location, billing unit
-# and the end of the closed months; the consumption; one read of the closed period, count freeze and open recalls; the movement;
-# the unit; the charge; its outbox row; the idempotency record with its outcome. The answer is
-# written from what was written, not read back.
-CONSUMPTION_QUERY_BUDGET = 10
+# roles and departments; the department; the unit locked with its product, location, billing unit,
+# the end of the closed months and the doctor's team; then one statement that writes the use when
+# nothing could refuse its movement — the consumption, the movement, the unit, the charge, its outbox
+# row and the idempotency record with its outcome, under one read of the closed period, count
+# freeze, alliance holds and open recalls. The answer is written from what was written, not read back.
+CONSUMPTION_QUERY_BUDGET = 4
 
 
 def _statements(captured) -> list[str]:
@@ -269,7 +270,7 @@ def _statements(captured) -> list[str]:
 
 
 @pytest.mark.postgres
-def test_a_use_by_unit_id_costs_at_most_ten_queries_with_every_check(nurse, department, unit_in_store):
+def test_a_use_by_unit_id_costs_at_most_four_queries_with_every_check(nurse, department, unit_in_store):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
     from rest_framework.authtoken.models import Token
@@ -286,6 +287,10 @@ def test_a_use_by_unit_id_costs_at_most_ten_queries_with_every_check(nurse, depa
     assert any("FOR UPDATE OF" in sql and "inventory_unit" in sql for sql in statements)
     checks = next(sql for sql in statements if "inventory_stocktakesession" in sql)
     assert "inventory_closedperiod" in checks and "inventory_recall" in checks
+    assert "inventory_stockreservation" in checks and "inventory_location" in checks  # the alliance holds
+    for table in ("inventory_consumption", "inventory_movement", "inventory_unit", "inventory_charge",
+                  "inventory_chargedelivery", "inventory_idempotencyrecord"):
+        assert f'INTO "{table}"' in checks or f'UPDATE "{table}"' in checks, table
     charge = response.data["charges"][0]
     assert (charge["delivery_status"], response.data["other_parts"]) == ("PENDING", [])
     assert response.data == consume(client, department, unit=unit_in_store.pk).data  # the replay reads it back
@@ -296,3 +301,57 @@ def test_a_unit_id_not_of_the_callers_hospital_is_a_400_naming_the_field_and_not
     assert response.status_code == 400 and "unit" in str(response.data), response.data
     assert not Consumption.objects.exists()
     assert Unit.objects.get(pk=unit_in_store.pk).status == "IN_STOCK"
+
+
+def _use_rows(consumption_pk: int) -> dict:
+    """What a unit's use wrote, ids and moments relative to the use (so two uses compare equal)."""
+    from django.forms.models import model_to_dict
+
+    from inventory.models import IdempotencyRecord
+
+    consumption = Consumption.objects.get(pk=consumption_pk)
+    used_at, unit = consumption.occurred_at, consumption.unit
+    movements = [model_to_dict(movement, exclude=["id", "recorded_at"])
+                 for movement in Movement.objects.filter(document_type="CONSUMPTION", document_id=consumption_pk).order_by("pk")]
+    for movement in movements:
+        assert movement.pop("occurred_at") == used_at and movement.pop("unit") == unit.pk
+        assert movement.pop("document_id") == consumption_pk
+        movement["idempotency_key"] = movement["idempotency_key"].replace(str(consumption_pk), "<use>")
+    charge = consumption.charges.get()
+    record = IdempotencyRecord.objects.get(operation="consume_unit", result_id=consumption_pk)
+    assert (record.result_model, record.key) == ("inventory.Consumption", consumption.encounter)
+    assert unit.status_since == used_at
+    return {
+        "consumption": model_to_dict(consumption, exclude=["id", "unit", "encounter", "occurred_at", "recorded_at"]),
+        "movements": movements,
+        "unit": (unit.status, unit.location_id, unit.owner),
+        "charge": model_to_dict(charge, exclude=["id", "consumption", "encounter", "created_at"]),
+        "delivery": model_to_dict(charge.delivery, exclude=["id", "charge", "next_attempt_at"]),
+    }
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("consignment", [False, True])
+def test_a_use_written_in_one_statement_writes_what_the_ledger_functions_write(
+    monkeypatch, nurse, keeper_actor, supplier, warehouse, product, cath_lab_store, department, consignment
+):
+    from inventory.actors import Actor
+    from inventory.services import consumption as service
+
+    units = stock_units(keeper_actor, supplier, warehouse, product, ["S1", "S2"])
+    transfer_stock(actor=keeper_actor, hospital=warehouse.hospital, to_location=cath_lab_store, units=units,
+                   idempotency_key="to-store")
+    if consignment:
+        Unit.objects.filter(pk__in=[unit.pk for unit in units]).update(owner="SUPPLIER")
+
+    def use(unit, encounter):
+        context = service.ClinicalContext(encounter=encounter, department=department, surgery_id="OP-1", doctor="D1")
+        return service.consume_unit(actor=Actor(user=nurse), hospital=warehouse.hospital,
+                                    unit=Unit.objects.get(pk=unit.pk), context=context, idempotency_key=encounter)
+
+    at_once = use(units[0], "ZY1")
+    monkeypatch.setattr(service, "_write_use_at_once", lambda *args, **kwargs: None)
+    one_by_one = use(units[1], "ZY2")
+    assert _use_rows(at_once.pk) == _use_rows(one_by_one.pk)
+    assert len(_use_rows(at_once.pk)["movements"]) == (2 if consignment else 1)
+    assert [charge.pk for charge in at_once.charges.all()] == [at_once.charges.get().pk]

@@ -1,0 +1,52 @@
+"""A model instance's row as `Model.save()` would insert it, for one statement that writes several
+tables at once (a use's writes in one round trip, inventory/services/consumption.py).
+
+The values are the fields' own (their defaults and `pre_save` applied, prepared for the database as
+the ORM prepares them); each is cast to its column's type so that it keeps it in a `UNION ALL` or
+an `INSERT … SELECT`. Text is cast to `text`, not to `varchar(n)`: a value too long is refused by
+the column, as it would be by the ORM's INSERT, never truncated by the cast.
+"""
+from django.db import connection, models
+
+TEXT_FIELDS = frozenset({"CharField", "TextField", "SlugField", "EmailField", "URLField"})
+
+
+def row_values(instance: models.Model, *, computed: dict[str, tuple[str, list]] = {}) -> tuple[list[str], list[str], list]:  # noqa: B006 (read only)
+    """The quoted columns of `instance`'s row but its id, their SQL values and the parameters of those
+    values, in order. `computed` gives the SQL (and parameters) of the columns known only in the
+    statement, by attribute name (`consumption_id`: the id the statement's INSERT returned)."""
+    columns, values, params = [], [], []
+    for field in instance._meta.local_concrete_fields:
+        if field.primary_key:
+            continue
+        columns.append(connection.ops.quote_name(field.column))
+        if field.attname in computed:
+            sql, computed_params = computed[field.attname]
+            values.append(sql)
+            params.extend(computed_params)
+            continue
+        values.append(f"CAST(%s AS {column_type(field)})")
+        params.append(field.get_db_prep_save(field.pre_save(instance, add=True), connection))
+    return columns, values, params
+
+
+def assignments(model: type[models.Model], values: dict[str, object]) -> tuple[str, list]:
+    """The `SET` of an UPDATE of `model` giving its fields these values (by field name), as
+    `save(update_fields=…)` writes them."""
+    sets, params = [], []
+    for name, value in values.items():
+        field = model._meta.get_field(name)
+        sets.append(f"{connection.ops.quote_name(field.column)} = CAST(%s AS {column_type(field)})")
+        params.append(field.get_db_prep_save(value, connection))
+    return ", ".join(sets), params
+
+
+def column_type(field: models.Field) -> str:
+    return "text" if field.get_internal_type() in TEXT_FIELDS else field.db_type(connection)
+
+
+def mark_saved(instance: models.Model, pk: int) -> None:
+    """`instance` as the ORM leaves an instance it inserted with id `pk`."""
+    instance.pk = pk
+    instance._state.adding = False
+    instance._state.db = connection.alias
