@@ -138,6 +138,8 @@ def _write_use_at_once(consumption: Consumption, locked: Unit, *, actor: Actor, 
     `move_units` inserts under). None, having written nothing, when one could or when the charge
     would be refused: the caller then writes them one by one, and the ledger's functions decide
     and word the refusal, in their order."""
+    if connection.vendor != "postgresql":  # a statement that writes in its WITH is PostgreSQL's
+        return None
     try:
         billed = in_billing_unit(product=consumption.product, base_quantity=1, base_unit_price=locked.unit_cost,
                                  billing=locked.billing_unit)
