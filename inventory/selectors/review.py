@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from inventory.models import Consumption, DepartmentRevenue, HisSettlementLine, Hospital, RatioRedLine
+from inventory.selectors.reconciliation import cents
 
 ZERO = Decimal("0.00")
 AMOUNT = ExpressionWrapper(F("unit_price") * F("quantity"), output_field=DecimalField(max_digits=16, decimal_places=2))
@@ -123,7 +124,7 @@ def review(
     )
     return [
         ReviewRow(row[key], value_label(dimension, row[label]), row["used_quantity"],
-                  row["amount"], row["uses"], row["previous_amount"], row["year_ago_amount"])
+                  cents(row["amount"]), row["uses"], cents(row["previous_amount"]), cents(row["year_ago_amount"]))
         for row in rows
     ]
 

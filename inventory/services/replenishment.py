@@ -234,7 +234,10 @@ def compute_suggestions(*, hospital: Hospital, now: datetime.datetime | None = N
                 [hospital.pk, ReplenishmentSuggestion.Status.OPEN],
             )
             cursor.execute(suggestions_sql(), params)
-            return cursor.rowcount
+            if cursor.rowcount >= 0:
+                return cursor.rowcount
+        # SQLite gives no row count for an INSERT that starts WITH: count what it wrote.
+        return ReplenishmentSuggestion.objects.filter(hospital=hospital, status=ReplenishmentSuggestion.Status.OPEN).count()
 
 
 def dismiss_suggestion(

@@ -182,6 +182,7 @@ def test_a_500_tag_close_is_applied_with_a_bounded_number_of_queries(
     assert Unit.objects.filter(status="TAKEN").count() == 2
 
 
+@pytest.mark.postgres
 def test_a_close_that_takes_units_costs_seven_statements_with_every_check(
     cabinet_device, stocked_cabinet, nurse, cabinet
 ):

@@ -120,6 +120,7 @@ def test_a_put_away_at_acceptance_onto_the_receiving_location_is_no_transfer(
     assert (lots.received, lots.transferred_in, lots.transferred_out, lots.other, lots.closing) == (2, 0, 0, 0, 2)
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize("setting", ["on", "off"])
 def test_the_whole_stock_aggregations_leave_the_callers_jit_setting_as_it_was(hospital, setting):
     """stock_flows and ledger_against_stock run without JIT compilation (costly for them), but the

@@ -84,6 +84,7 @@ def test_recompute_replaces_open_suggestions_and_keeps_decided_ones(hospital, ca
     assert suggestion(cath_lab_store, lot_product).quantity == 5  # no target: up to the minimum
 
 
+@pytest.mark.postgres
 def test_the_computation_is_a_fixed_number_of_queries(hospital, cath_lab_store, cabinet, keeper):
     for n in range(30):
         product = factories.ProductFactory(hospital=hospital, tracking="LOT", is_high_value=False)
@@ -127,6 +128,7 @@ def test_par_levels_need_minimum_within_target_within_maximum(cath_lab_store, lo
     assert not ParLevel.objects.exists()
 
 
+@pytest.mark.postgres
 def test_par_level_changes_record_who_and_when_and_keep_the_history(cath_lab_store, lot_product, keeper, operator):
     level = replenishment.save_par_level(user=keeper, location=cath_lab_store, product=lot_product, minimum=2)
     level = replenishment.save_par_level(user=operator, location=cath_lab_store, product=lot_product, minimum=4,
