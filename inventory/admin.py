@@ -1,11 +1,14 @@
 """Django admin for IT and administrators. Stock never changes here: the ledger and the documents
 that move stock are read-only; stock moves only through the services (API and web UI)."""
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.core.exceptions import ValidationError
 from django.db.models import URLField
-from django.utils import timezone
 
 from inventory import models
+from inventory.errors import Refused
+from inventory.services.replenishment import checked_par_level, delete_par_level, save_par_level
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -89,14 +92,49 @@ class SupplyAgreementAdmin(admin.ModelAdmin):
         return ("unit_price",) if obj is not None else ()
 
 
+class ParLevelAdminForm(forms.ModelForm):
+    """The service's checks as form errors (nothing saved): the admin's save goes through it."""
+
+    class Meta:
+        model = models.ParLevel
+        fields = ("location", "product", "minimum", "target", "maximum")
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        location = cleaned.get("location", self.instance.location if self.instance.pk else None)
+        product = cleaned.get("product", self.instance.product if self.instance.pk else None)
+        if location is not None and product is not None and cleaned.get("minimum") is not None:
+            try:
+                checked_par_level(location=location, product=product, minimum=cleaned["minimum"],
+                                  target=cleaned.get("target"), maximum=cleaned.get("maximum"))
+            except Refused as refused:
+                raise ValidationError(refused.detail) from refused
+        return cleaned
+
+
 @admin.register(models.ParLevel)
 class ParLevelAdmin(admin.ModelAdmin):
+    """Saved and deleted by the replenishment service, as the SPD pages do: a par level's place and
+    product are fixed once it exists (its suggestions were computed for them); to move one, delete it
+    and add the new one."""
+
+    form = ParLevelAdminForm
     list_display = ("location", "product", "minimum", "target", "maximum", "updated_by", "updated_at")
-    readonly_fields = ("updated_by", "updated_at")
+
+    def get_readonly_fields(self, request, obj: models.ParLevel | None = None) -> tuple[str, ...]:
+        return ("location", "product", "updated_by", "updated_at") if obj is not None else ("updated_by", "updated_at")
 
     def save_model(self, request, obj, form, change) -> None:
-        obj.updated_by, obj.updated_at = request.user, timezone.now()
-        super().save_model(request, obj, form, change)
+        saved = save_par_level(user=request.user, location=obj.location, product=obj.product, minimum=obj.minimum,
+                               target=obj.target, maximum=obj.maximum, par_level=obj if change else None)
+        obj.pk, obj.updated_by, obj.updated_at = saved.pk, saved.updated_by, saved.updated_at
+
+    def delete_model(self, request, obj) -> None:
+        delete_par_level(par_level=obj, user=request.user)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for par_level in queryset:
+            delete_par_level(par_level=par_level, user=request.user)
 
 
 @admin.register(models.Movement)

@@ -85,6 +85,21 @@ def _check_levels(minimum: int, target: int | None, maximum: int | None) -> None
                       maximum=maximum if maximum is not None else "—")
 
 
+def checked_par_level(
+    *, location: Location, product: Product, minimum: object, target: object = None, maximum: object = None,
+) -> tuple[int, int | None, int | None]:
+    """The levels as whole numbers, or Refused when `save_par_level` would refuse them (whole numbers,
+    minimum ≤ target ≤ maximum, a location that holds par levels, the hospital's own product)."""
+    levels = (_whole(minimum, "minimum", required=True), _whole(target, "target", required=False),
+              _whole(maximum, "maximum", required=False))
+    _check_levels(*levels)
+    if location.kind not in PAR_LEVEL_KINDS:
+        raise Refused(Refusal.PAR_LEVEL_LOCATION_INVALID, location=location.name)
+    if product.hospital_id != location.hospital_id:
+        raise Refused(Refusal.NOT_FOUND, what="product")
+    return levels
+
+
 def save_par_level(
     *, user: User, location: Location, product: Product, minimum: object, target: object = None,
     maximum: object = None, par_level: ParLevel | None = None, now: datetime.datetime | None = None,
@@ -94,14 +109,8 @@ def save_par_level(
 
     A par level moved to another location or product loses its open suggestions (computed for the
     old pair); on PostgreSQL its decided ones follow it (their foreign key to it cascades)."""
-    minimum_value = _whole(minimum, "minimum", required=True)
-    target_value = _whole(target, "target", required=False)
-    maximum_value = _whole(maximum, "maximum", required=False)
-    _check_levels(minimum_value, target_value, maximum_value)
-    if location.kind not in PAR_LEVEL_KINDS:
-        raise Refused(Refusal.PAR_LEVEL_LOCATION_INVALID, location=location.name)
-    if product.hospital_id != location.hospital_id:
-        raise Refused(Refusal.NOT_FOUND, what="product")
+    minimum_value, target_value, maximum_value = checked_par_level(location=location, product=product, minimum=minimum,
+                                                                   target=target, maximum=maximum)
     now = now or timezone.now()
     with transaction.atomic():
         if par_level is None:
@@ -236,7 +245,7 @@ def compute_suggestions(*, hospital: Hospital, now: datetime.datetime | None = N
             cursor.execute(suggestions_sql(), params)
             if cursor.rowcount >= 0:
                 return cursor.rowcount
-        # SQLite gives no row count for an INSERT that starts WITH: count what it wrote.
+        # SQLite gives no row count for an INSERT that starts WITH: count what it wrote, under the lock.
         return ReplenishmentSuggestion.objects.filter(hospital=hospital, status=ReplenishmentSuggestion.Status.OPEN).count()
 
 

@@ -28,7 +28,7 @@ from inventory.actors import Actor
 from inventory.errors import Refused
 from inventory.models import Charge, Finding, LotBalance, Movement, ReconciliationRun, Unit
 from inventory.selectors.flow_table import flow_table_rows
-from inventory.selectors.reconciliation import billed_lines, cents, period_billing
+from inventory.selectors.reconciliation import _period_billing_in_python, billed_lines, cents, period_billing
 from inventory.selectors.settlements import period_bounds
 from inventory.services import reconciliation, reports
 from inventory.services.cabinets import take_by_scan
@@ -464,6 +464,55 @@ def test_the_lines_are_matched_in_sql_to_the_uses_billed_lines_names(scenario, c
     [e91] = billing.lines_of[("E91", s.stent.his_charge_code)]
     [e92] = billing.lines_of[("E92", s.valve.his_charge_code)]
     assert (e90["use_pk"], e91["use_pk"], e92["use_pk"]) == (max(use.pk for use in tied), later.pk, None)
+
+
+@pytest.mark.postgres
+def test_the_billing_sums_in_sql_and_in_python_give_the_same_findings(scenario, clock, monkeypatch):
+    """`period_billing` has two forms: SQL on PostgreSQL, `billed_lines` summed in Python elsewhere
+    (the embedded SQLite). On the same data they differ only in how many lines they hand to the code
+    and price rules (the SQL spares those that break none): same differences, evidence and totals,
+    and the same findings."""
+    s, d4 = scenario, scenario.d4
+    clock.at(d4, 8)
+    units = s.receive(s.stent, ["T80", "T81", "T82"])
+    s.transfer(s.store, units=units)
+    clock.at(d4, 12)
+    s.use(units[0], "E80", local(d4, 10))
+    s.use(units[1], "E80", local(d4, 10))
+    s.bill(s.line("E80", s.stent, local(d4, 10)))  # one of two tied uses billed
+    s.use(units[2], "E81", local(d4, 11))
+    s.bill(s.line("E81", s.stent, local(d4, 0), quantity=2))  # a date only, billed twice
+    s.bill(s.line("E82", s.valve, local(d4, 12)))  # billed, never used
+    clock.release()
+    grace = datetime.timedelta(days=reconciliation.billing_grace_days())
+
+    def difference_key(difference: tuple) -> tuple[str, str]:
+        used, billed = difference
+        return (used or billed)[:2]
+
+    def key_of(line: dict) -> tuple:
+        return line["his_line_id"], line["use_pk"], line["billed_for"], line["quantity"], cents(line["amount"])
+
+    for first, last in [(s.d3, s.d3), (d4, d4), (s.d1, d4)]:
+        start, end = period_bounds(first, last)
+        in_sql = period_billing(s.hospital, start, end, grace)
+        in_python = _period_billing_in_python(s.hospital, start, end, grace)
+        assert sorted(in_sql.differences, key=difference_key) == sorted(in_python.differences, key=difference_key)
+        assert in_sql.differences, "the scenario plants differing keys in every period compared"
+        assert ({key: sorted(map(key_of, lines)) for key, lines in in_sql.lines_of.items()}
+                == {key: sorted(map(key_of, lines)) for key, lines in in_python.lines_of.items()})
+        assert {key_of(line) for line in in_sql.suspect_lines} <= {key_of(line) for line in in_python.suspect_lines}
+        assert (in_sql.quantity, cents(in_sql.amount)) == (in_python.quantity, cents(in_python.amount))
+
+    def findings_of(outcome) -> list[tuple]:
+        return [(f.kind, f.encounter, f.product_id, f.unit_id, f.expected, f.actual, f.amount, f.message, f.evidence)
+                for f in outcome.findings]
+
+    with_sql = [findings_of(reconciliation.reconcile(s.hospital, first, d4)) for first in (s.d3, d4)]
+    monkeypatch.setattr(reconciliation, "period_billing", _period_billing_in_python)
+    with_python = [findings_of(reconciliation.reconcile(s.hospital, first, d4)) for first in (s.d3, d4)]
+    assert with_sql == with_python
+    assert all(with_sql)
 
 
 def test_the_reads_are_set_based_whatever_the_amount_of_activity(scenario, django_assert_max_num_queries):

@@ -272,3 +272,56 @@ def test_a_par_level_moved_to_another_location_drops_its_open_suggestions_and_ta
     replenishment.save_par_level(user=keeper, location=cabinet, product=lot_product, minimum=5, par_level=level)
     assert list(ReplenishmentSuggestion.objects.values_list("location", "status")) == [(cabinet.pk, "DISMISSED")]
     assert replenishment.compute_suggestions(hospital=hospital) == 1
+
+
+# --- the Django admin goes through the service ----------------------------------------------------
+
+
+@pytest.fixture
+def admin_client(client, hospital):
+    client.force_login(factories.UserFactory(username="root", hospital=hospital, is_superuser=True, is_staff=True,
+                                             roles=[]))
+    return client
+
+
+def test_a_par_level_added_in_the_admin_is_checked_and_saved_by_the_service(admin_client, cath_lab_store, lot_product):
+    refused = admin_client.post("/admin/inventory/parlevel/add/", {
+        "location": cath_lab_store.pk, "product": lot_product.pk, "minimum": 10, "target": 5})
+    assert refused.status_code == 200
+    assert "10 / 5 / —" in refused.content.decode() and not ParLevel.objects.exists()
+
+    added = admin_client.post("/admin/inventory/parlevel/add/", {
+        "location": cath_lab_store.pk, "product": lot_product.pk, "minimum": 5, "target": 10})
+    assert added.status_code == 302
+    level = ParLevel.objects.get()
+    assert (level.minimum, level.target, level.updated_by.username) == (5, 10, "root")
+
+
+def test_a_par_level_in_the_admin_keeps_its_place_and_product(
+    admin_client, hospital, cath_lab_store, cabinet, lot_product, keeper
+):
+    level = replenishment.save_par_level(user=keeper, location=cath_lab_store, product=lot_product, minimum=5)
+    replenishment.compute_suggestions(hospital=hospital)
+
+    response = admin_client.post(f"/admin/inventory/parlevel/{level.pk}/change/", {
+        "location": cabinet.pk, "product": lot_product.pk, "minimum": 7})
+
+    assert response.status_code == 302
+    level.refresh_from_db()
+    assert (level.location_id, level.minimum, level.updated_by.username) == (cath_lab_store.pk, 7, "root")
+    assert list(ReplenishmentSuggestion.objects.values_list("location", "status")) == [(cath_lab_store.pk, "OPEN")]
+
+
+def test_a_par_level_changed_in_the_admin_against_the_rules_is_refused_and_unchanged(
+    admin_client, cath_lab_store, lot_product, keeper
+):
+    level = replenishment.save_par_level(user=keeper, location=cath_lab_store, product=lot_product, minimum=5,
+                                         target=10)
+
+    response = admin_client.post(f"/admin/inventory/parlevel/{level.pk}/change/", {
+        "minimum": 5, "target": 10, "maximum": 8})
+
+    assert response.status_code == 200
+    assert "5 / 10 / 8" in response.content.decode()
+    level.refresh_from_db()
+    assert (level.maximum, level.updated_by) == (None, keeper)
