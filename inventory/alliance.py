@@ -32,27 +32,13 @@ def lead_of(alliance: str) -> Hospital | None:
     return Hospital.objects.filter(alliance=alliance, is_lead=True).order_by("pk").first() if alliance else None
 
 
-def _group_names(user: User) -> frozenset[str]:
-    """The user's role names, read once per request (the web pages' cache of them, or the roles read
-    with the API token, when it is there)."""
-    cached = getattr(user, "_web_roles", None) if not user.is_superuser else None
-    if cached is None:
-        cached = getattr(user, "_known_roles", None)
-    if cached is None:
-        cached = getattr(user, "_alliance_group_names", None)
-    if cached is None:
-        cached = frozenset(user.groups.values_list("name", flat=True)) if user.pk else frozenset()
-        user._alliance_group_names = cached
-    return cached
-
-
 def holds_alliance_role(user: User, *roles: Role) -> bool:
     """Whether the user holds one of `roles` (default: any alliance role) as a group — superusers are
     alliance administrators only when bound to no hospital (selectors.scope.sees_all_hospitals)."""
     if not getattr(user, "is_authenticated", False):
         return False
     names = {role.value for role in (roles or ALLIANCE_ROLES)}
-    return bool(_group_names(user) & names)
+    return bool(user.role_names() & names)
 
 
 def is_alliance_user(user: User) -> bool:
@@ -66,7 +52,7 @@ def reads_across_members(user: User) -> bool:
     on every scoped read: the roles are read once per request, the hospital only for alliance staff."""
     if not getattr(user, "is_authenticated", False) or user.is_superuser:
         return False
-    names = _group_names(user)
+    names = user.role_names()
     if not names & _ALLIANCE_NAMES or names & _HOSPITAL_NAMES:
         return False
     hospital = getattr(user, "hospital", None)

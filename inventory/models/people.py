@@ -1,5 +1,7 @@
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.db.models.signals import m2m_changed
+from django.dispatch import receiver
 from django.utils.translation import gettext_lazy as _
 
 
@@ -70,8 +72,21 @@ class User(AbstractUser):
     def remember_scope(self, *, roles: list[str], department_ids: list[int]) -> None:
         """Keep the roles and departments read with this request's token (api.authentication): this
         instance lives for one request, which asks for them several times."""
-        self._known_roles = frozenset(roles)
+        self._role_names = frozenset(roles)
         self._known_department_ids = frozenset(department_ids)
+
+    def role_names(self) -> frozenset[str]:
+        """The names of the user's groups (their roles), read once for this instance: a request's
+        user lives for one request and is asked many times (the menu, the guards, the scopes).
+        `groups.add/remove/set/clear` on this instance forget them (`forget_roles`)."""
+        cached = getattr(self, "_role_names", None)
+        if cached is None:
+            cached = frozenset(self.groups.values_list("name", flat=True)) if self.pk else frozenset()
+            self._role_names = cached
+        return cached
+
+    def forget_roles(self) -> None:
+        self.__dict__.pop("_role_names", None)
 
     @property
     def known_department_ids(self) -> frozenset[int] | None:
@@ -81,8 +96,11 @@ class User(AbstractUser):
     def has_role(self, *roles: Role) -> bool:
         if self.is_superuser:
             return True
-        names = {role.value for role in roles}
-        known = getattr(self, "_known_roles", None)
-        if known is not None:
-            return not known.isdisjoint(names)
-        return any(group.name in names for group in self.groups.all())
+        return not self.role_names().isdisjoint(role.value for role in roles)
+
+
+@receiver(m2m_changed, sender=User.groups.through)
+def _forget_changed_roles(sender: type, instance: object, action: str, reverse: bool, **kwargs: object) -> None:
+    """A user whose groups were just changed through it reads them again when next asked."""
+    if not reverse and action.startswith("post_"):
+        instance.forget_roles()

@@ -33,15 +33,9 @@ def roles_of(user: User) -> frozenset[str]:
     """The user's roles, read once per request (superusers hold them all)."""
     if not user.is_authenticated:
         return frozenset()
-    cached = getattr(user, "_web_roles", None)
-    if cached is None:
-        if user.is_superuser:
-            cached = frozenset(role.value for role in Role)
-        else:
-            names = {role.value for role in Role}
-            cached = frozenset(name for name in user.groups.values_list("name", flat=True) if name in names)
-        user._web_roles = cached
-    return cached
+    if user.is_superuser:
+        return frozenset(role.value for role in Role)
+    return user.role_names() & {role.value for role in Role}
 
 
 def may(user: User, roles: frozenset[str]) -> bool:
