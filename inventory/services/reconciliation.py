@@ -107,6 +107,7 @@ from inventory.models import (
     User,
 )
 from inventory.selectors.reconciliation import (
+    READS_WORK_MEM,
     BilledTotal,
     FlowRow,
     PeriodBilling,
@@ -122,6 +123,7 @@ from inventory.selectors.reconciliation import (
     stock_flows,
     unsettled_consignment_uses,
     uses_of_encounters,
+    without_jit,
 )
 from inventory.selectors.settlements import period_bounds
 from inventory.services.flow_table import insert_flow_rows, store_flow_rows
@@ -354,17 +356,19 @@ def reconcile(hospital: Hospital, period_start: datetime.date, period_end: datet
     """
     start, end = period_bounds(period_start, period_end)
     grace = datetime.timedelta(days=billing_grace_days())
-    billing = period_billing(hospital, start, end, grace)
-    context = _Context.load(hospital)
-    findings = [
-        *_inventory_findings(hospital, context),
-        *_billing_findings(hospital, start, end, billing, context),
-        *_consignment_findings(hospital, start, end, context),
-        *_expiry_findings(hospital, period_end, end, context),
-        *_set_partner_findings(hospital, start, end, context),
-    ]
+    # Every read without JIT compilation, in the memory the billing's sorts need (see without_jit).
+    with connection.cursor() as cursor, without_jit(cursor, work_mem=READS_WORK_MEM):
+        billing = period_billing(hospital, start, end, grace)
+        context = _Context.load(hospital)
+        findings = [
+            *_inventory_findings(hospital, context),
+            *_billing_findings(hospital, start, end, billing, context),
+            *_consignment_findings(hospital, start, end, context),
+            *_expiry_findings(hospital, period_end, end, context),
+            *_set_partner_findings(hospital, start, end, context),
+        ]
+        totals = period_totals(hospital, start, end, billing.quantity, billing.amount)
     findings.sort(key=_finding_order)
-    totals = period_totals(hospital, start, end, billing.quantity, billing.amount)
     by_kind = {kind: {"count": 0, "amount": Decimal("0.00")} for kind in Kind.values}
     for finding in findings:
         by_kind[finding.kind]["count"] += 1
