@@ -18,8 +18,16 @@ the end (22,969 uses on the full one-year dataset, 805 a day on average, 3,939 o
 last month); `--day` runs a day of the same month instead, from the same snapshot.
 
 With `--year` the period run is the last 365 days of the dataset (as bench/reconciliation.py's year
-run); it opens from no snapshot (none is closed before its start), so this measures the year run
-without the full benchmark's twelve closes.
+run); it opens from no snapshot (none is closed before its start), so without `--close-all` this
+measures the year run without the full benchmark's twelve closes.
+
+`--close-all` closes every month of the history before the last day's month through `close_month`
+(snapshot, the month's flows, 月报, lock — as bench/reconciliation.py's "with monthly snapshots"
+figures do; the days not yet reconciled are run first, the HIS backlog acknowledged), instead of
+folding one month. A single month stored by this script without it is removed first; months
+already closed by an earlier `--close-all --keep` are kept as they are. The closes are made by the
+code that runs (`--code`): to compare two checkouts on closed months, close with the newer one and
+`--keep`, then alternate.
 
 Prints one line per repetition and a JSON line with every figure and the load average.
 """
@@ -47,6 +55,8 @@ def main() -> int:
     parser.add_argument("--year", action="store_true", help="run the last 365 days instead of the last day")
     parser.add_argument("--day", type=datetime.date.fromisoformat,
                         help="run this day (after the snapshot's month) instead of the dataset's last day")
+    parser.add_argument("--close-all", action="store_true",
+                        help="close every month before the last day's month with close_month (kept with --keep)")
     args = parser.parse_args()
     code = args.code.resolve()
     sys.path.insert(0, str(code))
@@ -82,6 +92,8 @@ def main() -> int:
     _, end_instant = period_bounds(day, day)
     figures: dict = {"label": args.label, "database": args.database_url.rsplit("/", 1)[-1], "code": str(code),
                      "day": day.isoformat(), "first": first.isoformat(), "snapshot": f"{month:%Y-%m}", "repetitions": []}
+    if args.close_all:
+        figures["closes"] = _close_every_month(hospital, datetime.date.fromisoformat(dataset["period_start"]), last_day)
     period = ClosedPeriod.objects.filter(hospital=hospital, month=month).first()
     if period is None:
         operator, _ = User.objects.get_or_create(username="bench-operator", defaults={"hospital": hospital, "password": "!"})
@@ -100,6 +112,7 @@ def main() -> int:
     figures["ledger"] = Movement.objects.filter(hospital=hospital).count()
     figures["since_snapshot"] = Movement.objects.filter(hospital=hospital, occurred_at__gte=period.ends_at).count()
     figures["balances"] = PeriodBalance.objects.filter(period=period).count()
+    figures["closed_months"] = ClosedPeriod.objects.filter(hospital=hospital).count()
     try:
         with _reports_by_worker():
             for repetition in range(args.repeat):
@@ -126,10 +139,60 @@ def main() -> int:
                 print(f"{args.label} #{repetition + 1} {timezone.now():%H:%M:%S}: {sample}", flush=True)
     finally:
         if not args.keep:
-            PeriodBalance.objects.filter(period=period).delete()
-            period.delete()
+            _remove_closes(ClosedPeriod.objects.filter(hospital=hospital))
     print(json.dumps(figures))
     return 0
+
+
+def _remove_closes(periods) -> None:
+    """Delete closed months (their balances, their stored flows where the code has them, their 月报)."""
+    from django.apps import apps
+
+    from inventory.models import PeriodBalance
+
+    periods = list(periods)
+    for period in periods:
+        if period.report_csv and period.report_csv.storage.exists(period.report_csv.name):
+            period.report_csv.storage.delete(period.report_csv.name)
+    PeriodBalance.objects.filter(period__in=periods).delete()
+    if any(model.__name__ == "PeriodFlow" for model in apps.get_app_config("inventory").get_models()):
+        apps.get_model("inventory", "PeriodFlow").objects.filter(period__in=periods).delete()
+    for period in periods:
+        period.delete()
+
+
+def _close_every_month(hospital, first_day_of_data: datetime.date, last_day: datetime.date) -> dict:
+    """Close every month before `last_day`'s with `close_month`, as bench/reconciliation.py does
+    (each day covered by a run first; the HIS backlog acknowledged); the seconds of each close."""
+    from django.contrib.auth.models import Group
+    from django.utils import timezone
+
+    from bench.reconciliation import _reports_by_worker, _timed
+    from inventory.models import ClosedPeriod, Movement, Role, User
+    from inventory.services.period_close import close_month, first_day, next_month, unreconciled_days
+    from inventory.services.reconciliation import run_reconciliation
+
+    operator, _ = User.objects.get_or_create(username="bench-operator", defaults={"hospital": hospital, "password": "!"})
+    operator.groups.add(Group.objects.get_or_create(name=Role.SPD_OPERATOR.value)[0])
+    quick = ClosedPeriod.objects.filter(hospital=hospital, note="bench/day_with_snapshot.py")
+    if quick.exists():
+        _remove_closes(quick)
+        print("removed the month folded by this script without --close-all", flush=True)
+    first = Movement.objects.filter(hospital=hospital).order_by("occurred_at").values_list("occurred_at", flat=True)[0]
+    month = first_day(timezone.localdate(first))
+    seconds = {}
+    with _reports_by_worker():
+        while month < first_day(last_day):
+            if not ClosedPeriod.objects.filter(hospital=hospital, month=month).exists():
+                missing = unreconciled_days(hospital, month)
+                if missing:  # one run for the month's days not covered, as the nightly runs would have
+                    run_reconciliation(hospital=hospital, period_start=missing[0], period_end=missing[-1])
+                took, _ = _timed(lambda month=month: close_month(hospital=hospital, month=month, user=operator,
+                                                                 acknowledge_his_backlog=True))
+                seconds[f"{month:%Y-%m}"] = round(took, 2)
+                print(f"closed {month:%Y-%m} in {took:.1f} s", flush=True)
+            month = next_month(month)
+    return seconds
 
 
 if __name__ == "__main__":

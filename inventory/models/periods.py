@@ -27,6 +27,8 @@ class ClosedPeriod(models.Model):
     summary = models.JSONField(_("summary"), default=dict, blank=True)
     report_csv = models.FileField(_("monthly report (CSV)"), upload_to="periods/", blank=True)
     csv_sha256 = models.CharField(_("CSV SHA-256"), max_length=64, blank=True)
+    # Months closed before PeriodFlow existed have no flows stored: a period's table reads their ledger.
+    flows_stored = models.BooleanField(_("month's flows stored"), default=False, db_default=False)
 
     class Meta:
         verbose_name = _("closed month (月结)")
@@ -64,3 +66,37 @@ class PeriodBalance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.period}: {self.product_id}@{self.location_id} {self.lot} {self.owner} = {self.quantity}"
+
+
+class PeriodFlow(models.Model):
+    """What moved in a closed month at one product × location: the month's 进销存 columns from
+    received through processed (StockFlowRow's, without opening and closing), for every place with a
+    flow in the month. Written by the close from the statement of its 月报's table; with the month's
+    closing snapshot it lets a longer period's table add up its closed months instead of reading their
+    movements again (inventory.selectors.reconciliation.flow_sums_sql). Final with the month: nothing
+    dated in a closed month can be written any more."""
+
+    pk = models.CompositePrimaryKey("period", "product", "location")
+    period = models.ForeignKey(ClosedPeriod, on_delete=models.PROTECT, related_name="flows", db_index=False)
+    product = models.ForeignKey("inventory.Product", on_delete=models.DO_NOTHING, related_name="+",
+                                db_constraint=False, db_index=False)
+    location = models.ForeignKey("inventory.Location", on_delete=models.DO_NOTHING, related_name="+",
+                                 db_constraint=False, db_index=False)
+    received = models.IntegerField(_("received"))
+    transferred_in = models.IntegerField(_("transferred in"))
+    transferred_out = models.IntegerField(_("transferred out"))
+    consumed = models.IntegerField(_("consumed"))
+    refunded = models.IntegerField(_("refunded"))
+    returned = models.IntegerField(_("returned"))
+    scrapped = models.IntegerField(_("scrapped"))
+    adjusted = models.IntegerField(_("adjusted"))
+    other = models.IntegerField(_("other"))
+    expensed = models.IntegerField(_("expensed"))
+    processed = models.IntegerField(_("processed"))
+
+    class Meta:
+        verbose_name = _("closed month's flow")
+        ordering = ["period", "location", "product"]
+
+    def __str__(self) -> str:
+        return f"{self.period}: {self.product_id}@{self.location_id}"

@@ -50,6 +50,24 @@ def snapshot_before(hospital_id: int, moment: datetime.datetime | None) -> Close
     return periods.order_by("-ends_at").first()
 
 
+def months_with_flows(hospital_id: int, after: datetime.datetime | None, end: datetime.datetime) -> list[ClosedPeriod]:
+    """The closed months from `after` on (the end of a period's opening snapshot; None: from the first)
+    that end by `end` and have their flows stored (`PeriodFlow`), in order and without a gap: the
+    last such stretch (months closed before the flows were stored come first, and are left out)."""
+    periods = ClosedPeriod.objects.filter(hospital_id=hospital_id, ends_at__lte=end).order_by("starts_at")
+    if after is not None:
+        periods = periods.filter(starts_at__gte=after)
+    stretch: list[ClosedPeriod] = []
+    for period in periods.only("pk", "starts_at", "ends_at", "flows_stored"):
+        if not period.flows_stored:
+            stretch = []
+        elif stretch and stretch[-1].ends_at != period.starts_at:
+            stretch = [period]
+        else:
+            stretch.append(period)
+    return stretch
+
+
 def ledger_fold(hospital: Hospital, end: datetime.datetime, since: ClosedPeriod | None) -> list[FoldRow]:
     """Balances at `end` per product × location × lot × owner (rows whose quantity and value are
     both 0 are left out): `since`'s snapshot plus the movements from its end to `end`, or the

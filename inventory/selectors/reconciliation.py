@@ -11,6 +11,7 @@ Periods are local calendar days in settings.TIME_ZONE, end day included; the fun
 [start, end) instants of `inventory.selectors.settlements.period_bounds`.
 """
 import contextlib
+import contextvars
 import datetime
 import operator
 from collections.abc import Iterator
@@ -51,6 +52,7 @@ from inventory.models import (
     Movement,
     PackagingUnit,
     PeriodBalance,
+    PeriodFlow,
     Product,
     ReconciliationRun,
     SupplierSettlement,
@@ -60,7 +62,7 @@ from inventory.models import (
     UnitStatus,
     User,
 )
-from inventory.selectors.periods import snapshot_before
+from inventory.selectors.periods import months_with_flows, snapshot_before
 from inventory.selectors.scope import visible_to
 
 MONEY = DecimalField(max_digits=16, decimal_places=2)
@@ -187,62 +189,118 @@ def without_jit(cursor, work_mem: str | None = None) -> Iterator[None]:
     EXPLAIN ANALYZE of the benchmark day (November snapshot) showed 339 of 667 ms and 180 of 639 ms
     spent compiling; timed outside EXPLAIN, off saves ~0.05–0.1 s on each (of 0.7–0.9 s). The setting is local to a transaction (a savepoint inside one) and restored after the
     statement, so that nothing else in the caller's transaction runs differently; on an error the
-    savepoint's rollback restores it."""
-    if connection.vendor != "postgresql":
+    savepoint's rollback restores it.
+
+    Inside another such block asking the same `work_mem` (or none), nothing is set again: a whole
+    run's reads (`reconcile`) are one block, so that its other statements compile nothing either — a
+    year's consignment check was estimated far above the threshold and spent 3.4 s compiling a plan
+    that ran in 0.1 s."""
+    held = _settings_held.get()
+    if connection.vendor != "postgresql" or (held is not None and work_mem in (None, held)):
         yield
         return
     with transaction.atomic():
         cursor.execute("SELECT current_setting('jit'), set_config('jit', 'off', true), current_setting('work_mem'), "
                        "set_config('work_mem', COALESCE(%s, current_setting('work_mem')), true)", [work_mem])
         jit, _, previous_work_mem, _ = cursor.fetchone()
-        yield
+        token = _settings_held.set(work_mem or "any")
+        try:
+            yield
+        finally:
+            _settings_held.reset(token)
         cursor.execute("SELECT set_config('jit', %s, true), set_config('work_mem', %s, true)", [jit, previous_work_mem])
 
 
-def flow_sums_sql(hospital: Hospital, start: datetime.datetime, end: datetime.datetime) -> tuple[str, list]:
+_settings_held: contextvars.ContextVar[str | None] = contextvars.ContextVar("spd_without_jit", default=None)
+
+
+# The table's aggregate holds ~90,000 places of 12 sums each (a year's from closed months adds up
+# ~500,000 stored rows): in 4 MB, the default, it spilled to disk in 5 to 37 batches. A year's HIS
+# lines and uses are sorted in memory in as much (`period_billing`).
+FLOW_SUMS_WORK_MEM = READS_WORK_MEM = "64MB"
+
+
+def flow_sums_sql(hospital: Hospital, start: datetime.datetime, end: datetime.datetime, *,
+                  from_closed_months: bool = True) -> tuple[str, list]:
     """The statement of `_flow_sums` and its parameters: its columns are product_id, location_id and
     QUANTITY_COLUMNS in order (a row of every product × location a movement before `end` touched,
-    empty ones included). Also the source of the run's stored table (inventory.services.flow_table)."""
+    empty ones included). Also the source of the run's stored table (inventory.services.flow_table).
+
+    The opening is the snapshot of the last month closed by `start` plus the movements after it.
+    Closed months inside the period whose flows are stored (`PeriodFlow`, `months_with_flows`) are
+    added up instead of their movements: the ledger is read only where no closed month covers the
+    period — before the first of them and after the last. A closed month that starts before `start`
+    (the month of a period starting mid-month) is added whole, and the movements from its start to
+    `start`, read anyway for the opening, are taken off its flows. `from_closed_months=False` reads
+    every movement of the period (what the stored months must add up to)."""
     snapshot = snapshot_before(hospital.pk, start)
     since = snapshot.ends_at if snapshot else None
-    start, end = (connection.ops.adapt_datetimefield_value(moment) for moment in (start, end))
+    months = months_with_flows(hospital.pk, since, end) if from_closed_months else []
+    adapt = connection.ops.adapt_datetimefield_value
+    # Each movement counts in the period's flows from `start` on; one of a closed month added whole
+    # but before `start` counts negatively (its month's flows hold it).
+    subtract_from = months[0].starts_at if months and months[0].starts_at < start else None
     params: list = []
     columns = []
     for _, kinds, how in _FLOW_SQL_COLUMNS:
         listed = _NAMED_KINDS if kinds is None else list(kinds)
         membership = "NOT IN" if kinds is None else "IN"
+        summed = _FLOW_SUMS[how]
+        if subtract_from is not None:
+            summed = f"CASE WHEN occurred_at >= %s THEN {summed} ELSE -({summed}) END"
+            params.append(adapt(start))
         columns.append(
-            f"COALESCE(SUM({_FLOW_SUMS[how]}) FILTER (WHERE occurred_at >= %s "
+            f"COALESCE(SUM({summed}) FILTER (WHERE occurred_at >= %s "
             f"AND kind {membership} ({', '.join(['%s'] * len(listed))}){_FLOW_SIDES.get(how, '')}), 0)"
         )
-        params += [start, *listed]
+        params += [adapt(subtract_from or start), *listed]
     movement = Movement._meta.db_table
     same_place = "CASE WHEN from_location_id = to_location_id THEN 1 ELSE 0 END"
-    after, opening, opening_params = "", "", []
+    opening, opening_params = "", []
     if snapshot is not None:
-        after = " AND occurred_at >= %s"
         opening = f"""SELECT product_id, location_id, 1 AS side, '' AS kind, quantity, NULL AS occurred_at, 0 AS same_place
               FROM {PeriodBalance._meta.db_table} WHERE period_id = %s
             UNION ALL"""
         opening_params = [snapshot.pk]
-    bound = [connection.ops.adapt_datetimefield_value(since)] if snapshot is not None else []
+    # The stretches of the ledger read: [since, end), or around the closed months added up.
+    stretches = [(since, end)]
+    if months:
+        stretches = [(since, max(start, months[0].starts_at)), (months[-1].ends_at, end)]
+    branches, branch_params = [], []
+    for place, side in (("to_location_id", "1"), ("from_location_id", "-1")):
+        for low, high in stretches:
+            branches.append(f"""
+            SELECT product_id, {place} AS location_id, {side} AS side, kind, quantity, occurred_at,
+                   {same_place} AS same_place
+              FROM {movement} WHERE hospital_id = %s AND occurred_at < %s{'' if low is None else ' AND occurred_at >= %s'}
+               AND {place} IS NOT NULL""")
+            branch_params += [hospital.pk, adapt(high), *([] if low is None else [adapt(low)])]
+    ledger = "\n            UNION ALL".join(branches)
     names = ", ".join(f"{value} AS {name}" for value, name in zip(
         ["COALESCE(SUM(side * quantity) FILTER (WHERE COALESCE(occurred_at < %s, TRUE)), 0)", *columns],
         QUANTITY_COLUMNS, strict=True))
     sql = f"""
         SELECT product_id, location_id, {names}
         FROM (
-            {opening}
-            SELECT product_id, to_location_id AS location_id, 1 AS side, kind, quantity, occurred_at,
-                   {same_place} AS same_place
-              FROM {movement} WHERE hospital_id = %s AND occurred_at < %s{after} AND to_location_id IS NOT NULL
-            UNION ALL
-            SELECT product_id, from_location_id, -1, kind, quantity, occurred_at, {same_place}
-              FROM {movement} WHERE hospital_id = %s AND occurred_at < %s{after} AND from_location_id IS NOT NULL
+            {opening}{ledger}
         ) moves
         GROUP BY product_id, location_id
     """  # table and column names come from the code; every value is a parameter
-    return sql, [start, *params, *opening_params, hospital.pk, end, *bound, hospital.pk, end, *bound]
+    params = [adapt(start), *params, *opening_params, *branch_params]
+    if not months:
+        return sql, params
+    flows = QUANTITY_COLUMNS[1:]
+    sql = f"""
+        SELECT product_id, location_id, {', '.join(f'SUM(CAST({name} AS INTEGER)) AS {name}' for name in QUANTITY_COLUMNS)}
+        FROM (
+            {sql}
+            UNION ALL
+            SELECT product_id, location_id, 0, {', '.join(flows)} FROM {PeriodFlow._meta.db_table}
+             WHERE period_id IN ({', '.join(['%s'] * len(months))})
+        ) sums
+        GROUP BY product_id, location_id
+    """
+    return sql, [*params, *(month.pk for month in months)]
 
 
 def _flow_sums(hospital: Hospital, start: datetime.datetime, end: datetime.datetime) -> list[tuple]:
@@ -252,7 +310,7 @@ def _flow_sums(hospital: Hospital, start: datetime.datetime, end: datetime.datet
     The opening starts from the snapshot of the last closed month ending by `start`
     (`PeriodBalance`, see inventory.selectors.periods) and adds only the movements after it."""
     sql, params = flow_sums_sql(hospital, start, end)
-    with connection.cursor() as cursor, without_jit(cursor):
+    with connection.cursor() as cursor, without_jit(cursor, work_mem=FLOW_SUMS_WORK_MEM):
         cursor.execute(sql, params)
         return cursor.fetchall()
 
@@ -467,7 +525,7 @@ def period_billing(
     names["period_lines"] = f"(SELECT * FROM {_LINES_TABLE} WHERE attributed_at >= %s AND attributed_at < %s)"
     # without_jit's savepoint holds the temporary table: gone with it on an error. A year's lines and
     # uses are sorted in memory with 64 MB (on disk in 4 MB, the default).
-    with connection.cursor() as cursor, without_jit(cursor, work_mem="64MB"):
+    with connection.cursor() as cursor, without_jit(cursor, work_mem=READS_WORK_MEM):
         cursor.execute(_MATCH_LINES.format(**names), [
             hospital.pk, connection.ops.adapt_datetimefield_value(start - ONE_DAY),
             connection.ops.adapt_datetimefield_value(end + grace)])
@@ -701,14 +759,81 @@ def _line_rows(cursor) -> list[tuple[dict, bool, bool]]:
 
 def unsettled_consignment_uses(
     hospital: Hospital, start: datetime.datetime, end: datetime.datetime, due_before: datetime.datetime
-) -> QuerySet[Consumption]:
+) -> list[Consumption]:
     """Consignment uses of the period, not refunded, on no confirmed statement, that should be:
 
     either a confirmed statement of their supplier covers the day of use (the use was left off it,
     typically registered after the statement was confirmed), or the use is older than `due_before`
     (settlement overdue). A unit's supplier is the one that delivered it; a lot's is any supplier
-    holding a supply agreement for the product valid on the day of use.
-    """
+    holding a supply agreement for the product valid on the day of use. Each use with its product,
+    location and unit (with its supplier), `used_on` (the local day) and `covered`, in time order.
+
+    On PostgreSQL one statement finds them (`_UNSETTLED_CONSIGNMENT`) and only they are loaded; the
+    ORM form below joined every unit ever received to look up the suppliers of a few thousand uses
+    (a hash of the whole unit table: ~0.6 of ~1 s on a year)."""
+    if connection.vendor != "postgresql":
+        return list(_unsettled_consignment_queryset(hospital, start, end, due_before))
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor, without_jit(cursor):  # its estimate is far above the JIT's threshold
+        cursor.execute(_UNSETTLED_CONSIGNMENT.format(**_consignment_tables()), {
+            "hospital": hospital.pk, "start": adapt(start), "end": adapt(end), "due": adapt(due_before),
+            "zone": timezone.get_default_timezone_name(), "confirmed": SupplierSettlement.Status.CONFIRMED})
+        found = cursor.fetchall()
+    uses = Consumption.objects.select_related("product", "location", "unit__supplier").in_bulk(
+        [pk for pk, _, _ in found])
+    for pk, used_on, covered in found:
+        uses[pk].used_on, uses[pk].covered = used_on, covered
+    return [uses[pk] for pk, _, _ in found]
+
+
+def _consignment_tables() -> dict[str, str]:
+    quote = connection.ops.quote_name
+    return {name: quote(model._meta.db_table) for name, model in (
+        ("consumption", Consumption), ("line", SupplierSettlementLine), ("settlement", SupplierSettlement),
+        ("unit", Unit), ("agreement", SupplyAgreement))}
+
+
+# The period's consignment uses on no confirmed statement (a use is on at most one statement line: a
+# left join, not an anti-join, which the planner may nest over the lines of every confirmed
+# statement), then whether a confirmed statement of the use's supplier covers its day: the unit's
+# supplier, looked up for these uses only, or any supplier of a valid agreement of the product.
+_UNSETTLED_CONSIGNMENT = """
+    WITH uses AS MATERIALIZED (
+        SELECT c.id, c.product_id, c.unit_id, c.occurred_at,
+               (c.occurred_at AT TIME ZONE %(zone)s)::date AS used_on
+          FROM {consumption} c
+          LEFT JOIN {line} l ON l.consumption_id = c.id
+          LEFT JOIN {settlement} s ON s.id = l.settlement_id
+         WHERE c.hospital_id = %(hospital)s AND c.was_consignment AND c.refunded_at IS NULL
+           AND c.occurred_at >= %(start)s AND c.occurred_at < %(end)s
+           AND (l.id IS NULL OR s.status <> %(confirmed)s)
+    )
+    SELECT id, used_on, covered FROM (
+        SELECT u.id, u.occurred_at, u.used_on,
+               CASE WHEN u.unit_id IS NOT NULL THEN EXISTS (
+                   SELECT FROM {settlement} s
+                    WHERE s.hospital_id = %(hospital)s AND s.status = %(confirmed)s
+                      AND s.supplier_id = (SELECT supplier_id FROM {unit} WHERE id = u.unit_id)
+                      AND s.period_start <= u.used_on AND s.period_end >= u.used_on)
+               ELSE EXISTS (
+                   SELECT FROM {settlement} s
+                    WHERE s.hospital_id = %(hospital)s AND s.status = %(confirmed)s
+                      AND s.period_start <= u.used_on AND s.period_end >= u.used_on
+                      AND s.supplier_id IN (SELECT a.supplier_id FROM {agreement} a
+                                             WHERE a.product_id = u.product_id AND a.valid_from <= u.used_on
+                                               AND a.valid_to >= u.used_on))
+               END AS covered
+          FROM uses u
+    ) checked
+     WHERE covered OR occurred_at < %(due)s
+     ORDER BY occurred_at, id
+"""
+
+
+def _unsettled_consignment_queryset(
+    hospital: Hospital, start: datetime.datetime, end: datetime.datetime, due_before: datetime.datetime
+) -> QuerySet[Consumption]:
+    """`unsettled_consignment_uses` in the ORM (off PostgreSQL, and the reference of its test)."""
     zone = timezone.get_default_timezone()
     covering = SupplierSettlement.objects.filter(
         hospital=OuterRef("hospital"), status=SupplierSettlement.Status.CONFIRMED,

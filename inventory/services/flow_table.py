@@ -8,6 +8,9 @@ strings: the "C" collation) — no row passes through Python. Rows computed in P
 (`stock_flows`) are written with one COPY (psycopg's `cursor.copy`, binary), elsewhere with
 bulk_create (`store_flow_rows`). The caller writes them in the transaction that marks the run DONE;
 after that they are final (the migration's trigger). Read them with inventory.selectors.flow_table.
+
+A closed month's flows (PeriodFlow, the table's columns received through processed of every place
+with a flow) are stored alike by the close, from the rows of its 月报 (`store_month_flows`).
 """
 import datetime
 import operator
@@ -15,8 +18,14 @@ from collections.abc import Sequence
 
 from django.db import connection
 
-from inventory.models import Hospital, Location, Product, ReconciliationRun, StockFlowRow
-from inventory.selectors.reconciliation import QUANTITY_COLUMNS, FlowRow, flow_sums_sql, without_jit
+from inventory.models import ClosedPeriod, Hospital, Location, PeriodFlow, Product, ReconciliationRun, StockFlowRow
+from inventory.selectors.reconciliation import (
+    FLOW_SUMS_WORK_MEM,
+    QUANTITY_COLUMNS,
+    FlowRow,
+    flow_sums_sql,
+    without_jit,
+)
 
 COLUMNS = ("run_id", "position", "product_id", "location_id", *QUANTITY_COLUMNS, "closing")
 _TYPES = ("int8", "int4", "int8", "int8", *["int4"] * (len(QUANTITY_COLUMNS) + 1))
@@ -42,6 +51,31 @@ def store_flow_rows(run: ReconciliationRun, flows: Sequence[FlowRow]) -> int:
         StockFlowRow.objects.bulk_create(
             (StockFlowRow(**dict(zip(COLUMNS, row, strict=True))) for row in rows), batch_size=BATCH_SIZE)
     return len(flows)
+
+
+MONTH_FLOW_COLUMNS = QUANTITY_COLUMNS[1:]  # without the opening
+_MONTH_COLUMNS = ("period_id", "product_id", "location_id", *MONTH_FLOW_COLUMNS)
+_MONTH_TYPES = ("int8", "int8", "int8", *["int4"] * len(MONTH_FLOW_COLUMNS))
+_flows = operator.attrgetter(*MONTH_FLOW_COLUMNS)
+
+
+def store_month_flows(period: ClosedPeriod, flows: Sequence[FlowRow]) -> int:
+    """Write the flows of the closed month `period` (its table, `flows`) as its PeriodFlow rows: the
+    rows with a flow, without their opening; the number written."""
+    rows = [(period.pk, row.product_id, row.location_id, *values)
+            for row in flows if any(values := _flows(row))]
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(PeriodFlow._meta.db_table)
+        with connection.cursor() as cursor, cursor.cursor.copy(
+            f"COPY {table} ({', '.join(_MONTH_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(_MONTH_TYPES)
+            for row in rows:
+                copy.write_row(row)
+    else:
+        PeriodFlow.objects.bulk_create(
+            (PeriodFlow(**dict(zip(_MONTH_COLUMNS, row, strict=True))) for row in rows), batch_size=BATCH_SIZE)
+    return len(rows)
 
 
 def _closing_sql() -> str:
@@ -76,7 +110,7 @@ def insert_flow_rows(run: ReconciliationRun, hospital: Hospital, start: datetime
           JOIN {quote(Location._meta.db_table)} l ON l.id = f.location_id
          WHERE NOT ({' AND '.join(f"f.{name} = 0" for name in QUANTITY_COLUMNS)})
     """  # table and column names come from the code; every value is a parameter
-    with connection.cursor() as cursor, without_jit(cursor):
+    with connection.cursor() as cursor, without_jit(cursor, work_mem=FLOW_SUMS_WORK_MEM):
         cursor.execute(f"CREATE TEMPORARY TABLE {_SUMS_TABLE} ON COMMIT DROP AS {sums}", params)
         cursor.execute(sql, [run.pk])
         written = cursor.rowcount

@@ -12,7 +12,8 @@ the ledger, the consumptions and the HIS settlement lines waits for, see the mig
    (`PeriodBalance`, from `inventory.selectors.periods.ledger_fold`: the previous snapshot plus
    the month's movements);
 3. renders the month's 进销存 report (月报: the table of the month per product × location, then the
-   closing balances with their value) as CSV and stores it with its SHA-256;
+   closing balances with their value) as CSV and stores it with its SHA-256, and stores the table's
+   flows (`PeriodFlow`: what a longer period's table adds up instead of the month's movements);
 4. locks the period: from then on nothing dated before the month's end is written
    (`refuse_closed_period`, called by every writer before it writes; the trigger on PostgreSQL).
 
@@ -39,6 +40,7 @@ from inventory.models import (
     Location,
     Movement,
     PeriodBalance,
+    PeriodFlow,
     Product,
     ReconciliationRun,
     Role,
@@ -47,6 +49,7 @@ from inventory.models import (
 from inventory.selectors.periods import closed_through, ledger_fold, snapshot_before
 from inventory.selectors.reconciliation import stock_flows
 from inventory.selectors.settlements import period_bounds
+from inventory.services.flow_table import store_month_flows
 from inventory.services.reports import INVENTORY_COLUMNS, LOCATION_TOTALS_HEADER
 
 MONTH_FORMAT = "%Y-%m"
@@ -208,8 +211,10 @@ def close_month(
                           owner=row.owner, quantity=row.quantity, value=row.value)
             for row in balances
         ], batch_size=2000)
-        transaction.on_commit(lambda: refresh_statistics(PeriodBalance))
+        transaction.on_commit(lambda: refresh_statistics(PeriodBalance, PeriodFlow))
         flows = stock_flows(hospital, start, end)
+        store_month_flows(period, flows)
+        period.flows_stored = True
         data = render_monthly_report(hospital, period, flows, balances)
         period.report_csv.save(f"{hospital.pk}/{month:%Y-%m}.csv", ContentFile(data), save=False)
         period.csv_sha256 = hashlib.sha256(data).hexdigest()
@@ -219,18 +224,20 @@ def close_month(
             "closing_value": str(sum((row.value for row in balances), Decimal("0.00"))),
             "his_backlog_acknowledged": backlog,
         }
-        period.save(update_fields=["report_csv", "csv_sha256", "summary"])
+        period.save(update_fields=["report_csv", "csv_sha256", "summary", "flows_stored"])
     return period
 
 
-def refresh_statistics(model) -> None:
-    """ANALYZE the table once a snapshot is committed: a month's balances are a few per cent of the
+def refresh_statistics(*models) -> None:
+    """ANALYZE the tables once a snapshot is committed: a month's balances are a few per cent of the
     table, too few for autovacuum's threshold, and a planner that does not know the new period reads
-    all of it where it should look up a few rows (the expired-lot check of the day's run). Outside
-    the close's transaction, so that its lock on the table's statistics is not held by the close."""
+    all of it where it should look up a few rows (the expired-lot check of the day's run), or
+    expects a few rows where it adds up a year of stored flows. Outside the close's transaction, so
+    that its lock on the tables' statistics is not held by the close."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {model._meta.db_table}")
+            for model in models:
+                cursor.execute(f"ANALYZE {model._meta.db_table}")
 
 
 REPORT_TITLE = "进销存月报"

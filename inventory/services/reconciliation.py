@@ -82,6 +82,7 @@ Settings (read at each run, with these defaults)
 import datetime
 import functools
 import logging
+import operator
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -106,6 +107,7 @@ from inventory.models import (
     User,
 )
 from inventory.selectors.reconciliation import (
+    READS_WORK_MEM,
     BilledTotal,
     FlowRow,
     PeriodBilling,
@@ -121,6 +123,7 @@ from inventory.selectors.reconciliation import (
     stock_flows,
     unsettled_consignment_uses,
     uses_of_encounters,
+    without_jit,
 )
 from inventory.selectors.settlements import period_bounds
 from inventory.services.flow_table import insert_flow_rows, store_flow_rows
@@ -242,9 +245,7 @@ def _compute(run_pk: int) -> ReconciliationRun:
             if run.status != Status.DONE:
                 outcome = reconcile(run.hospital, run.period_start, run.period_end)
                 run.findings.all().delete()
-                for finding in outcome.findings:
-                    finding.run = run
-                Finding.objects.bulk_create(outcome.findings, batch_size=500)
+                store_findings(run, outcome.findings)
                 # Only a DONE run has rows, all written in this transaction: none of an earlier attempt.
                 store_table(run, outcome)
                 _pause_for_tests(run)
@@ -258,6 +259,32 @@ def _compute(run_pk: int) -> ReconciliationRun:
     if not run.has_reports and queue_reports(run):
         run.refresh_from_db(fields=REPORT_FIELDS)
     return run
+
+
+# A finding's columns as COPY writes them (its id from the table's identity), with their types.
+_FINDING_COLUMNS = (
+    ("run_id", "int8"), ("kind", "text"), ("product_id", "int8"), ("unit_id", "int8"), ("location_id", "int8"),
+    ("lot", "text"), ("encounter", "text"), ("his_charge_code", "text"), ("expected", "numeric"),
+    ("actual", "numeric"), ("amount", "numeric"), ("message", "text"), ("evidence", "jsonb"),
+)
+
+
+def store_findings(run: ReconciliationRun, findings: list[Finding]) -> None:
+    """Write the run's findings, in their order: one binary COPY on PostgreSQL (a year's ~6,500
+    findings took ~0.8 s through bulk_create, most of it quoting its arrays in Python), else
+    bulk_create."""
+    for finding in findings:
+        finding.run = run
+    if connection.vendor != "postgresql":
+        Finding.objects.bulk_create(findings, batch_size=500)
+        return
+    table = connection.ops.quote_name(Finding._meta.db_table)
+    columns = ", ".join(name for name, _ in _FINDING_COLUMNS)
+    values = operator.attrgetter(*(name for name, _ in _FINDING_COLUMNS))
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types([kind for _, kind in _FINDING_COLUMNS])
+        for finding in findings:
+            copy.write_row(values(finding))
 
 
 def queue_reports(run: ReconciliationRun) -> bool:
@@ -329,17 +356,19 @@ def reconcile(hospital: Hospital, period_start: datetime.date, period_end: datet
     """
     start, end = period_bounds(period_start, period_end)
     grace = datetime.timedelta(days=billing_grace_days())
-    billing = period_billing(hospital, start, end, grace)
-    context = _Context.load(hospital)
-    findings = [
-        *_inventory_findings(hospital, context),
-        *_billing_findings(hospital, start, end, billing, context),
-        *_consignment_findings(hospital, start, end, context),
-        *_expiry_findings(hospital, period_end, end, context),
-        *_set_partner_findings(hospital, start, end, context),
-    ]
+    # Every read without JIT compilation, in the memory the billing's sorts need (see without_jit).
+    with connection.cursor() as cursor, without_jit(cursor, work_mem=READS_WORK_MEM):
+        billing = period_billing(hospital, start, end, grace)
+        context = _Context.load(hospital)
+        findings = [
+            *_inventory_findings(hospital, context),
+            *_billing_findings(hospital, start, end, billing, context),
+            *_consignment_findings(hospital, start, end, context),
+            *_expiry_findings(hospital, period_end, end, context),
+            *_set_partner_findings(hospital, start, end, context),
+        ]
+        totals = period_totals(hospital, start, end, billing.quantity, billing.amount)
     findings.sort(key=_finding_order)
-    totals = period_totals(hospital, start, end, billing.quantity, billing.amount)
     by_kind = {kind: {"count": 0, "amount": Decimal("0.00")} for kind in Kind.values}
     for finding in findings:
         by_kind[finding.kind]["count"] += 1

@@ -28,7 +28,14 @@ from inventory.actors import Actor
 from inventory.errors import Refused
 from inventory.models import Charge, Finding, LotBalance, Movement, ReconciliationRun, Unit
 from inventory.selectors.flow_table import flow_table_rows
-from inventory.selectors.reconciliation import _period_billing_in_python, billed_lines, cents, period_billing
+from inventory.selectors.reconciliation import (
+    _period_billing_in_python,
+    _unsettled_consignment_queryset,
+    billed_lines,
+    cents,
+    period_billing,
+    unsettled_consignment_uses,
+)
 from inventory.selectors.settlements import period_bounds
 from inventory.services import reconciliation, reports
 from inventory.services.cabinets import take_by_scan
@@ -513,6 +520,29 @@ def test_the_billing_sums_in_sql_and_in_python_give_the_same_findings(scenario, 
     with_python = [findings_of(reconciliation.reconcile(s.hospital, first, d4)) for first in (s.d3, d4)]
     assert with_sql == with_python
     assert all(with_sql)
+
+
+def test_the_unsettled_consignment_uses_in_sql_are_the_orms(scenario):
+    """unsettled_consignment_uses' statement (PostgreSQL) finds the uses of its ORM form, with the
+    same day of use, coverage, product, location and unit supplier: covered by a confirmed statement
+    (E30), and every consignment use not on one once the overdue bound is now."""
+    s = scenario
+    later = timezone.now() + datetime.timedelta(days=1)
+    for first, last, due_before in [(s.d1, s.d4, s.d1), (s.d1, s.d4, later), (s.d3, s.d3, later), (s.d2, s.d2, later)]:
+        start, end = period_bounds(first, last)
+        due = local(due_before, 0) if isinstance(due_before, datetime.date) and not isinstance(
+            due_before, datetime.datetime) else due_before
+        described = [(use.pk, use.used_on, use.covered, use.product.internal_code, use.location.code,
+                      use.unit.supplier.name if use.unit else "")
+                     for use in unsettled_consignment_uses(s.hospital, start, end, due)]
+        reference = [(use.pk, use.used_on, use.covered, use.product.internal_code, use.location.code,
+                      use.unit.supplier.name if use.unit else "")
+                     for use in _unsettled_consignment_queryset(s.hospital, start, end, due)]
+        assert described == reference, (first, last, due_before)
+    start, end = period_bounds(s.d1, s.d4)
+    assert {covered for _, _, covered, *_ in described} == {False}  # the last period: d2, none covered
+    everything = unsettled_consignment_uses(s.hospital, start, end, later)
+    assert any(use.covered for use in everything) and any(not use.covered for use in everything)
 
 
 def test_the_reads_are_set_based_whatever_the_amount_of_activity(scenario, django_assert_max_num_queries):
