@@ -1144,7 +1144,9 @@ class _Generator:
         self.movements = []
 
     def analyse(self) -> None:
-        """VACUUM ANALYZE the loaded tables, as autovacuum would have done in a year of use."""
+        """VACUUM ANALYZE the loaded tables, then ANALYZE every other table, as autovacuum would have done
+        in a year of use (without statistics the planner guesses: a nested loop over settlements took
+        17 s where a hash join takes 0.1)."""
         tables = ["inventory_movement", "inventory_unit", "inventory_lotbalance", "inventory_consumption",
                   "inventory_charge", "inventory_chargedelivery", "inventory_hissettlementline",
                   "inventory_deliveryline", "inventory_deliverynote", "inventory_acceptancerecord",
@@ -1153,5 +1155,6 @@ class _Generator:
         with connection.cursor() as cursor:
             for table in tables:
                 cursor.execute(f"VACUUM ANALYZE {table}")
+            cursor.execute("ANALYZE")
         self._step("VACUUM ANALYZE")
 
