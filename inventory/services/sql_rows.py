@@ -11,10 +11,11 @@ from django.db import connection, models
 TEXT_FIELDS = frozenset({"CharField", "TextField", "SlugField", "EmailField", "URLField"})
 
 
-def row_values(instance: models.Model, *, computed: dict[str, tuple[str, list]] = {}) -> tuple[list[str], list[str], list]:  # noqa: B006 (read only)
+def row_values(instance: models.Model, *, computed: dict[str, tuple[str, list]] | None = None) -> tuple[list[str], list[str], list]:
     """The quoted columns of `instance`'s row but its id, their SQL values and the parameters of those
     values, in order. `computed` gives the SQL (and parameters) of the columns known only in the
     statement, by attribute name (`consumption_id`: the id the statement's INSERT returned)."""
+    computed = computed or {}
     columns, values, params = [], [], []
     for field in instance._meta.local_concrete_fields:
         if field.primary_key:
