@@ -223,7 +223,7 @@ def _lock_unit(pk: int, hospital: Hospital, *, context: ClinicalContext, team_da
     the doctor's teams on `team_day` (`doctor_team_id`: see `team_at_use`) read in the same
     statement; NOT_FOUND when it is not one of the hospital's units. The statement is compiled
     once per shape (whether there is a doctor's team to look up)."""
-    looks_up_team = context.clinical_team is None and bool(context.doctor)
+    looks_up_team = _looks_up_team(context)
     values = {"pk": pk, "hospital_id": hospital.pk, "doctor": context.doctor, "day": team_day,
               "department_id": context.department.pk}
     locked = _UNIT_LOCKS.first(looks_up_team, values)
@@ -506,9 +506,13 @@ def team_at_use(*, hospital: Hospital, context: ClinicalContext, used_at: dateti
 def _doctor_teams(*, hospital: Hospital, context: ClinicalContext, day: datetime.date) -> QuerySet | None:
     """The doctor's teams on `day`, the one `team_at_use` takes first; None when there is nothing to
     look up (the caller named the team, or no doctor is named)."""
-    if context.clinical_team is not None or not context.doctor:
+    if not _looks_up_team(context):
         return None
     return _teams_of_doctor(hospital_id=hospital.pk, doctor=context.doctor, day=day, department_id=context.department.pk)
+
+
+def _looks_up_team(context: ClinicalContext) -> bool:
+    return context.clinical_team is None and bool(context.doctor)
 
 
 def _teams_of_doctor(*, hospital_id: int, doctor: str, day: datetime.date, department_id: int) -> QuerySet:
