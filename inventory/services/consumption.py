@@ -38,12 +38,13 @@ from inventory.models import (
     UnitStatus,
 )
 from inventory.selectors.scope import departments_of
+from inventory.services.compiled_sql import FirstInstanceCache, sentinel_date, sentinel_int, sentinel_text
 from inventory.services.dated_entry import lot_history_problem, refuse_bad_moment, unit_history_problems
 from inventory.services.idempotency import Claim, run_once
 from inventory.services.ledger import (
     LayerDraw,
     change_unit_owner,
-    could_refuse_unit_move,
+    could_refuse_unit_move_sql,
     fifo_draw,
     move_lot,
     move_unit,
@@ -91,7 +92,7 @@ def consume_unit(*, actor: Actor, hospital: Hospital, unit: Unit, context: Clini
 
     def perform(claim: Claim) -> Consumption:
         team_day = timezone.localdate(context.occurred_at or timezone.now())
-        locked = _lock_unit(unit.pk, hospital, teams=_doctor_teams(hospital=hospital, context=context, day=team_day))
+        locked = _lock_unit(unit.pk, hospital, context=context, team_day=team_day)
         if moment is None and locked.closed_through is not None and timezone.now() < locked.closed_through:
             refuse_closed_period(hospital_id=hospital.pk, moment=timezone.now())
         _refuse_unusable_unit(locked, context.department)
@@ -163,9 +164,9 @@ def _write_use_at_once(consumption: Consumption, locked: Unit, *, actor: Actor, 
     delivery = ChargeDelivery()
     record = claim.record(Consumption._meta.label)
 
-    guard_sql, guard_params = could_refuse_unit_move(
+    guard_sql, guard_params = could_refuse_unit_move_sql(
         kind=Movement.Kind.CONSUME, unit=locked, to_location=None, document=document, moment=used_at,
-    ).query.sql_with_params()
+    )
     columns, values, params = row_values(consumption)
     sql = [f"WITH used AS (INSERT INTO {_table(Consumption)} ({', '.join(columns)}) SELECT {', '.join(values)} "
            f"WHERE NOT EXISTS ({guard_sql}) RETURNING id)"]
@@ -216,24 +217,42 @@ def _table(model: type) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
-def _lock_unit(pk: int, hospital: Hospital, *, teams: QuerySet | None) -> Unit:
+def _lock_unit(pk: int, hospital: Hospital, *, context: ClinicalContext, team_day: datetime.date) -> Unit:
     """The unit locked for its use, with its product, location, the product's billing unit
     (`billing_unit`), the end of the hospital's closed months (`closed_through`) and the first of
-    `teams` (`doctor_team_id`: the doctor's clinical team, see `team_at_use`) read in the same
-    statement; NOT_FOUND when it is not one of the hospital's units."""
-    billing = PackagingUnit.objects.filter(product=OuterRef("product_id"), is_billing_unit=True)
-    closed = ClosedPeriod.objects.filter(hospital_id=hospital.pk).order_by("-ends_at").values("ends_at")[:1]
-    locked = (
-        Unit.objects.select_for_update(of=("self",)).select_related("product", "location__department")
-        .annotate(billing_name=Subquery(billing.values("name")[:1]), billing_factor=Subquery(billing.values("factor")[:1]),
-                  closed_through=Subquery(closed),
-                  doctor_team_id=Subquery(teams[:1]) if teams is not None else Value(None, IntegerField()))
-        .filter(pk=pk, hospital=hospital).first()
-    )
+    the doctor's teams on `team_day` (`doctor_team_id`: see `team_at_use`) read in the same
+    statement; NOT_FOUND when it is not one of the hospital's units. The statement is compiled
+    once per shape (whether there is a doctor's team to look up)."""
+    looks_up_team = _looks_up_team(context)
+    values = {"pk": pk, "hospital_id": hospital.pk, "doctor": context.doctor, "day": team_day,
+              "department_id": context.department.pk}
+    locked = _UNIT_LOCKS.first(looks_up_team, values)
     if locked is None:
         raise Refused(Refusal.NOT_FOUND, what="unit")
     locked.billing_unit = billing_unit_of(locked.product, name=locked.billing_name, factor=locked.billing_factor)
     return locked
+
+
+def _unit_lock(looks_up_team: bool, values: dict) -> QuerySet[Unit]:
+    billing = PackagingUnit.objects.filter(product=OuterRef("product_id"), is_billing_unit=True)
+    closed = ClosedPeriod.objects.filter(hospital_id=values["hospital_id"]).order_by("-ends_at").values("ends_at")[:1]
+    teams = (_teams_of_doctor(hospital_id=values["hospital_id"], doctor=values["doctor"], day=values["day"],
+                              department_id=values["department_id"]) if looks_up_team else None)
+    return (
+        Unit.objects.select_for_update(of=("self",)).select_related("product", "location__department")
+        .annotate(billing_name=Subquery(billing.values("name")[:1]), billing_factor=Subquery(billing.values("factor")[:1]),
+                  closed_through=Subquery(closed),
+                  doctor_team_id=Subquery(teams[:1]) if teams is not None else Value(None, IntegerField()))
+        .filter(pk=values["pk"], hospital_id=values["hospital_id"])
+    )
+
+
+def _unit_lock_sentinels(looks_up_team: bool) -> dict:
+    return {"pk": sentinel_int(), "hospital_id": sentinel_int(), "doctor": sentinel_text(), "day": sentinel_date(),
+            "department_id": sentinel_int()}
+
+
+_UNIT_LOCKS = FirstInstanceCache(_unit_lock, _unit_lock_sentinels)
 
 
 def with_written_parts(consumption: Consumption, *, charges: list[Charge], other_parts: list[Consumption] = ()) -> Consumption:
@@ -487,12 +506,20 @@ def team_at_use(*, hospital: Hospital, context: ClinicalContext, used_at: dateti
 def _doctor_teams(*, hospital: Hospital, context: ClinicalContext, day: datetime.date) -> QuerySet | None:
     """The doctor's teams on `day`, the one `team_at_use` takes first; None when there is nothing to
     look up (the caller named the team, or no doctor is named)."""
-    if context.clinical_team is not None or not context.doctor:
+    if not _looks_up_team(context):
         return None
+    return _teams_of_doctor(hospital_id=hospital.pk, doctor=context.doctor, day=day, department_id=context.department.pk)
+
+
+def _looks_up_team(context: ClinicalContext) -> bool:
+    return context.clinical_team is None and bool(context.doctor)
+
+
+def _teams_of_doctor(*, hospital_id: int, doctor: str, day: datetime.date, department_id: int) -> QuerySet:
     return (
-        ClinicalTeamMember.objects.filter(team__hospital=hospital, doctor=context.doctor, since__lte=day)
+        ClinicalTeamMember.objects.filter(team__hospital_id=hospital_id, doctor=doctor, since__lte=day)
         .filter(Q(until__isnull=True) | Q(until__gte=day))
-        .order_by(Case(When(team__department=context.department, then=0), default=1), "-since", "pk")
+        .order_by(Case(When(team__department_id=department_id, then=0), default=1), "-since", "pk")
         .values("team_id")
     )
 

@@ -42,6 +42,7 @@ from inventory.models import (
     Unit,
     UnitStatus,
 )
+from inventory.services.compiled_sql import ShapeCache, sentinel_int, sentinel_moment
 from inventory.services.period_close import refuse_closed_period
 
 # Oldest first: the opening layer (stock on hand before layers existed), then by receipt.
@@ -395,6 +396,37 @@ def could_refuse_unit_move(
     checks = _block_checks(kind=kind, hospital_id=unit.hospital_id, from_ids=from_ids, to_location=to_location,
                            units=[unit], document=document, reported_fact=False)
     return _blocked(checks, hospital_id=unit.hospital_id, moment=moment)
+
+
+def could_refuse_unit_move_sql(
+    *, kind: str, unit: Unit, to_location: Location | None, document: tuple[str, int | None],
+    moment: datetime.datetime,
+) -> tuple[str, tuple]:
+    """`could_refuse_unit_move(…).query.sql_with_params()`, compiled once per shape of the checks (the
+    movement's kind, whether the unit has a location, whether it goes into quarantine, the document's
+    type) and given this movement's values."""
+    shape = (kind, unit.location_id is not None, to_location is not None and to_location.kind == Location.Kind.QUARANTINE,
+             document[0] if document is not None else None)
+    values = {"hospital_id": unit.hospital_id, "unit_id": unit.pk, "location_id": unit.location_id,
+              "product_id": unit.product_id, "moment": moment}
+    return _UNIT_MOVE_GUARDS.sql_with_params(shape, values)
+
+
+def _unit_move_guard(shape: tuple, values: dict) -> QuerySet[Hospital]:
+    kind, has_location, into_quarantine, document_type = shape
+    unit = Unit(pk=values["unit_id"], hospital_id=values["hospital_id"], product_id=values["product_id"],
+                location_id=values["location_id"] if has_location else None)
+    to_location = Location(kind=Location.Kind.QUARANTINE) if into_quarantine else None
+    return could_refuse_unit_move(kind=kind, unit=unit, to_location=to_location, document=(document_type, None),
+                                  moment=values["moment"])
+
+
+def _unit_move_guard_sentinels(shape: tuple) -> dict:
+    return {"hospital_id": sentinel_int(), "unit_id": sentinel_int(), "product_id": sentinel_int(),
+            "location_id": sentinel_int(), "moment": sentinel_moment()}
+
+
+_UNIT_MOVE_GUARDS = ShapeCache(_unit_move_guard, _unit_move_guard_sentinels)
 
 
 def move_units(

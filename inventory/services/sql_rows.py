@@ -6,28 +6,36 @@ the ORM prepares them); each is cast to its column's type so that it keeps it in
 an `INSERT … SELECT`. Text is cast to `text`, not to `varchar(n)`: a value too long is refused by
 the column, as it would be by the ORM's INSERT, never truncated by the cast.
 """
+import functools
+
 from django.db import connection, models
 
 TEXT_FIELDS = frozenset({"CharField", "TextField", "SlugField", "EmailField", "URLField"})
 
 
-def row_values(instance: models.Model, *, computed: dict[str, tuple[str, list]] = {}) -> tuple[list[str], list[str], list]:  # noqa: B006 (read only)
+def row_values(instance: models.Model, *, computed: dict[str, tuple[str, list]] | None = None) -> tuple[list[str], list[str], list]:
     """The quoted columns of `instance`'s row but its id, their SQL values and the parameters of those
     values, in order. `computed` gives the SQL (and parameters) of the columns known only in the
     statement, by attribute name (`consumption_id`: the id the statement's INSERT returned)."""
+    computed = computed or {}
     columns, values, params = [], [], []
-    for field in instance._meta.local_concrete_fields:
-        if field.primary_key:
-            continue
-        columns.append(connection.ops.quote_name(field.column))
+    for field, column, cast in _columns(type(instance), connection.vendor):
+        columns.append(column)
         if field.attname in computed:
             sql, computed_params = computed[field.attname]
             values.append(sql)
             params.extend(computed_params)
             continue
-        values.append(f"CAST(%s AS {column_type(field)})")
+        values.append(cast)
         params.append(field.get_db_prep_save(field.pre_save(instance, add=True), connection))
     return columns, values, params
+
+
+@functools.cache
+def _columns(model: type[models.Model], vendor: str) -> tuple[tuple[models.Field, str, str], ...]:
+    """Each field of `model`'s rows but its id, its quoted column and the cast of its value."""
+    return tuple((field, connection.ops.quote_name(field.column), f"CAST(%s AS {column_type(field)})")
+                 for field in model._meta.local_concrete_fields if not field.primary_key)
 
 
 def assignments(model: type[models.Model], values: dict[str, object]) -> tuple[str, list]:

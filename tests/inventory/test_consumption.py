@@ -316,7 +316,7 @@ def _use_rows(consumption_pk: int) -> dict:
     for movement in movements:
         assert movement.pop("occurred_at") == used_at and movement.pop("unit") == unit.pk
         assert movement.pop("document_id") == consumption_pk
-        movement["idempotency_key"] = movement["idempotency_key"].replace(str(consumption_pk), "<use>")
+        movement["idempotency_key"] = movement["idempotency_key"].replace(f":consume:{consumption_pk}", ":consume:<use>")
     charge = consumption.charges.get()
     record = IdempotencyRecord.objects.get(operation="consume_unit", result_id=consumption_pk)
     assert (record.result_model, record.key) == ("inventory.Consumption", consumption.encounter)

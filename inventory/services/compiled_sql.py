@@ -1,0 +1,162 @@
+"""A queryset's SQL compiled once per shape and run again with new values (a use's lock and guard).
+
+The ORM compiles a queryset anew on every request; a statement whose text depends only on a few
+choices (its *shape*: which checks apply) and otherwise only on a few values can be compiled once,
+with sentinel values standing in for those, and reused by putting the request's values where the
+sentinels were. A shape whose sentinels do not come through as parameters unchanged (a backend that
+prepares the value, or one written into the SQL) is not cached: it is compiled each time, as before.
+"""
+import datetime
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import connection
+from django.db.models import Model, QuerySet
+from django.db.models.query import get_related_populators
+from django.db.transaction import TransactionManagementError
+
+_sentinels = itertools.count(1)
+
+
+def sentinel_int() -> int:
+    return -7_300_000_000 - next(_sentinels)  # no id or constant of the app is a negative this large
+
+
+def sentinel_text() -> str:
+    return f"\x1fsentinel {next(_sentinels)}\x1f"
+
+
+def sentinel_date() -> datetime.date:
+    return datetime.date(1901, 1, 1) + datetime.timedelta(days=next(_sentinels))
+
+
+def sentinel_moment() -> datetime.datetime:
+    return datetime.datetime(1901, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(microseconds=next(_sentinels))
+
+
+@dataclass(frozen=True)
+class CompiledSql:
+    """SQL and its parameters, each either a constant of the shape or the name of a value given per use."""
+
+    sql: str
+    plan: tuple[tuple[str | None, object], ...]
+
+    def params(self, values: dict[str, object]) -> tuple:
+        return tuple(values[name] if name is not None else constant for name, constant in self.plan)
+
+
+def compile_shape(build: Callable[[dict], QuerySet], sentinels: Callable[[], dict[str, object]]) -> CompiledSql | None:
+    """The SQL of `build(values)` with each parameter that is one of the values named by its key,
+    compiled twice with different sentinels; None when anything but a named parameter differs
+    between the two (a value the backend changed, or wrote into the SQL text). A value the shape
+    does not use appears in neither."""
+    compiled = []
+    for given in (sentinels(), sentinels()):
+        sql, params = build(given).query.sql_with_params()
+        by_value = {(type(value), value): name for name, value in given.items()}
+        plan = tuple((name, None) if (name := by_value.get((type(param), param))) else (None, param) for param in params)
+        compiled.append(CompiledSql(sql, plan))
+    first, second = compiled
+    return first if first == second else None
+
+
+class ShapeCache:
+    """Compiled statements by shape: `build(shape, values)` gives the queryset of a shape with given
+    values; `sentinels(shape)` the sentinel of each value a use gives."""
+
+    def __init__(self, build: Callable[..., QuerySet], sentinels: Callable[[object], dict[str, object]]):
+        self.build, self.sentinels, self.compiled = build, sentinels, {}
+
+    def sql_with_params(self, shape: object, values: dict[str, object]) -> tuple[str, tuple]:
+        compiled = self.compiled_for(shape)
+        if compiled is None:
+            return self.build(shape, values).query.sql_with_params()
+        return compiled.sql, compiled.params(values)
+
+    def compiled_for(self, shape: object) -> "CompiledSql | None":
+        key = (connection.vendor, shape)
+        try:
+            return self.compiled[key]
+        except KeyError:
+            compiled = self.compiled[key] = compile_shape(lambda values: self.build(shape, values),
+                                                          lambda: self.sentinels(shape))
+            return compiled
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """How the ORM turns a row of a compiled model query into its instance (`ModelIterable`)."""
+
+    compiled: CompiledSql
+    model: type[Model]
+    start: int
+    end: int
+    init_list: list[str]
+    related_populators: list
+    annotation_col_map: dict[str, int]
+    converters: list
+    locks: bool
+
+    def instance(self, row: tuple) -> Model:
+        row = list(row)
+        for position, (converters, expression) in self.converters:
+            value = row[position]
+            for converter in converters:
+                value = converter(value, expression, connection)
+            row[position] = value
+        instance = self.model.from_db(connection.alias, self.init_list, row[self.start:self.end])
+        for populator in self.related_populators:
+            populator.populate(row, instance)
+        for name, position in self.annotation_col_map.items():
+            setattr(instance, name, row[position])
+        return instance
+
+
+class FirstInstanceCache(ShapeCache):
+    """`queryset.first()`-like reads of one model instance (its `select_related` rows and annotations
+    too) through a statement compiled once per shape."""
+
+    def first(self, shape: object, values: dict[str, object]) -> Model | None:
+        rows = self.rows_for(shape)
+        if rows is None:
+            return self.build(shape, values).first()
+        if rows.locks and connection.get_autocommit():
+            raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
+        with connection.cursor() as cursor:
+            cursor.execute(rows.compiled.sql, rows.compiled.params(values))
+            row = cursor.fetchone()
+        return None if row is None else rows.instance(row)
+
+    def rows_for(self, shape: object) -> "_Rows | None":
+        key = (connection.vendor, "rows", shape)
+        try:
+            return self.compiled[key]
+        except KeyError:
+            self.compiled[key] = rows = self._compile_rows(shape)
+            return rows
+
+    @staticmethod
+    def _first_of(queryset: QuerySet) -> QuerySet:
+        return (queryset if queryset.ordered else queryset.order_by("pk"))[:1]  # as first() reads it
+
+    def _compile_rows(self, shape: object) -> "_Rows | None":
+        compiled = compile_shape(lambda values: self._first_of(self.build(shape, values)), lambda: self.sentinels(shape))
+        queryset = self._first_of(self.build(shape, self.sentinels(shape)))
+        if compiled is None or queryset._known_related_objects:
+            return None
+        compiler = queryset.query.get_compiler(using=connection.alias)
+        compiler.as_sql()  # fills select, klass_info and annotation_col_map
+        select, klass_info = compiler.select, compiler.klass_info
+        fields = klass_info["select_fields"]
+        start, end = fields[0], fields[-1] + 1
+        if compiler.has_composite_fields([column for column, _, _ in select]):
+            return None
+        return _Rows(
+            compiled=compiled, model=klass_info["model"], start=start, end=end,
+            init_list=[column.target.attname for column, _, _ in select[start:end]],
+            related_populators=get_related_populators(klass_info, select, connection.alias),
+            annotation_col_map=dict(compiler.annotation_col_map),
+            converters=list(compiler.get_converters([column for column, _, _ in select]).items()),
+            locks=queryset.query.select_for_update,
+        )
