@@ -26,6 +26,7 @@ from inventory.selectors.reconciliation import (
     flow_sums_sql,
     without_jit,
 )
+from inventory.services.sql_rows import copy_rows
 
 COLUMNS = ("run_id", "position", "product_id", "location_id", *QUANTITY_COLUMNS, "closing")
 _TYPES = ("int8", "int4", "int8", "int8", *["int4"] * (len(QUANTITY_COLUMNS) + 1))
@@ -40,13 +41,7 @@ def store_flow_rows(run: ReconciliationRun, flows: Sequence[FlowRow]) -> int:
         for position, row in enumerate(flows)
     )
     if connection.vendor == "postgresql":
-        table = connection.ops.quote_name(StockFlowRow._meta.db_table)
-        with connection.cursor() as cursor, cursor.cursor.copy(
-            f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)"
-        ) as copy:
-            copy.set_types(_TYPES)
-            for row in rows:
-                copy.write_row(row)
+        copy_rows(StockFlowRow, COLUMNS, _TYPES, rows)
     else:
         StockFlowRow.objects.bulk_create(
             (StockFlowRow(**dict(zip(COLUMNS, row, strict=True))) for row in rows), batch_size=BATCH_SIZE)
@@ -65,13 +60,7 @@ def store_month_flows(period: ClosedPeriod, flows: Sequence[FlowRow]) -> int:
     rows = [(period.pk, row.product_id, row.location_id, *values)
             for row in flows if any(values := _flows(row))]
     if connection.vendor == "postgresql":
-        table = connection.ops.quote_name(PeriodFlow._meta.db_table)
-        with connection.cursor() as cursor, cursor.cursor.copy(
-            f"COPY {table} ({', '.join(_MONTH_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
-        ) as copy:
-            copy.set_types(_MONTH_TYPES)
-            for row in rows:
-                copy.write_row(row)
+        copy_rows(PeriodFlow, _MONTH_COLUMNS, _MONTH_TYPES, rows)
     else:
         PeriodFlow.objects.bulk_create(
             (PeriodFlow(**dict(zip(_MONTH_COLUMNS, row, strict=True))) for row in rows), batch_size=BATCH_SIZE)

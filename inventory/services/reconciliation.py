@@ -129,6 +129,7 @@ from inventory.selectors.settlements import period_bounds
 from inventory.services.flow_table import insert_flow_rows, store_flow_rows
 from inventory.services.processing import member_name, set_partner_gaps, set_partner_window
 from inventory.services.reports import REPORT_FIELDS
+from inventory.services.sql_rows import copy_rows
 from inventory.task_queue import RECONCILE_TASK, RENDER_REPORTS_TASK, queue_task, tasks_run_in_process
 
 logger = logging.getLogger(__name__)
@@ -278,13 +279,9 @@ def store_findings(run: ReconciliationRun, findings: list[Finding]) -> None:
     if connection.vendor != "postgresql":
         Finding.objects.bulk_create(findings, batch_size=500)
         return
-    table = connection.ops.quote_name(Finding._meta.db_table)
-    columns = ", ".join(name for name, _ in _FINDING_COLUMNS)
     values = operator.attrgetter(*(name for name, _ in _FINDING_COLUMNS))
-    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types([kind for _, kind in _FINDING_COLUMNS])
-        for finding in findings:
-            copy.write_row(values(finding))
+    copy_rows(Finding, [name for name, _ in _FINDING_COLUMNS], [kind for _, kind in _FINDING_COLUMNS],
+              (values(finding) for finding in findings))
 
 
 def queue_reports(run: ReconciliationRun) -> bool:
