@@ -26,11 +26,10 @@ from inventory.selectors.reconciliation import (
     flow_sums_sql,
     without_jit,
 )
-from inventory.services.sql_rows import copy_rows
+from inventory.services.sql_rows import write_rows
 
 COLUMNS = ("run_id", "position", "product_id", "location_id", *QUANTITY_COLUMNS, "closing")
 _TYPES = ("int8", "int4", "int8", "int8", *["int4"] * (len(QUANTITY_COLUMNS) + 1))
-BATCH_SIZE = 2000  # bulk_create, off PostgreSQL
 _quantities = operator.attrgetter(*QUANTITY_COLUMNS)
 
 
@@ -40,11 +39,7 @@ def store_flow_rows(run: ReconciliationRun, flows: Sequence[FlowRow]) -> int:
         (run.pk, position, row.product_id, row.location_id, *_quantities(row), row.closing)
         for position, row in enumerate(flows)
     )
-    if connection.vendor == "postgresql":
-        copy_rows(StockFlowRow, COLUMNS, _TYPES, rows)
-    else:
-        StockFlowRow.objects.bulk_create(
-            (StockFlowRow(**dict(zip(COLUMNS, row, strict=True))) for row in rows), batch_size=BATCH_SIZE)
+    write_rows(StockFlowRow, COLUMNS, _TYPES, rows)
     return len(flows)
 
 
@@ -59,11 +54,7 @@ def store_month_flows(period: ClosedPeriod, flows: Sequence[FlowRow]) -> int:
     rows with a flow, without their opening; the number written."""
     rows = [(period.pk, row.product_id, row.location_id, *values)
             for row in flows if any(values := _flows(row))]
-    if connection.vendor == "postgresql":
-        copy_rows(PeriodFlow, _MONTH_COLUMNS, _MONTH_TYPES, rows)
-    else:
-        PeriodFlow.objects.bulk_create(
-            (PeriodFlow(**dict(zip(_MONTH_COLUMNS, row, strict=True))) for row in rows), batch_size=BATCH_SIZE)
+    write_rows(PeriodFlow, _MONTH_COLUMNS, _MONTH_TYPES, rows)
     return len(rows)
 
 

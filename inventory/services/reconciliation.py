@@ -129,7 +129,7 @@ from inventory.selectors.settlements import period_bounds
 from inventory.services.flow_table import insert_flow_rows, store_flow_rows
 from inventory.services.processing import member_name, set_partner_gaps, set_partner_window
 from inventory.services.reports import REPORT_FIELDS
-from inventory.services.sql_rows import copy_rows
+from inventory.services.sql_rows import write_rows
 from inventory.task_queue import RECONCILE_TASK, RENDER_REPORTS_TASK, queue_task, tasks_run_in_process
 
 logger = logging.getLogger(__name__)
@@ -280,7 +280,7 @@ def store_findings(run: ReconciliationRun, findings: list[Finding]) -> None:
         Finding.objects.bulk_create(findings, batch_size=500)
         return
     values = operator.attrgetter(*(name for name, _ in _FINDING_COLUMNS))
-    copy_rows(Finding, [name for name, _ in _FINDING_COLUMNS], [kind for _, kind in _FINDING_COLUMNS],
+    write_rows(Finding, [name for name, _ in _FINDING_COLUMNS], [kind for _, kind in _FINDING_COLUMNS],
               (values(finding) for finding in findings))
 
 

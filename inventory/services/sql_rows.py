@@ -1,7 +1,7 @@
 """Rows written in bulk outside the ORM's `save()` and `bulk_create`: a model instance's row as
 `Model.save()` would insert it, for one statement that writes several tables at once (a use's
 writes in one round trip, inventory/services/consumption.py), and many rows by one binary COPY
-(`copy_rows`: a reconciliation's findings and 进销存 rows, a closed month's flows).
+(`write_rows`: a reconciliation's findings and 进销存 rows, a closed month's flows).
 
 The values are the fields' own (their defaults and `pre_save` applied, prepared for the database as
 the ORM prepares them); each is cast to its column's type so that it keeps it in a `UNION ALL` or
@@ -14,10 +14,13 @@ from collections.abc import Iterable, Sequence
 from django.db import connection, models
 
 
-def copy_rows(model: type[models.Model], columns: Sequence[str], types: Sequence[str], rows: Iterable[Sequence]) -> None:
-    """Write `rows` (values in the order of `columns`, of the PostgreSQL `types`) into `model`'s table
-    by one binary COPY (PostgreSQL only): hundreds of thousands of rows without the ORM's per-row
-    objects or bulk_create's arrays quoted in Python."""
+def write_rows(model: type[models.Model], columns: Sequence[str], types: Sequence[str], rows: Iterable[Sequence]) -> None:
+    """Write `rows` (values in the order of `columns`, of the PostgreSQL `types`) into `model`'s table:
+    by one binary COPY on PostgreSQL — hundreds of thousands of rows without the ORM's per-row objects
+    or bulk_create's arrays quoted in Python —, elsewhere (the embedded SQLite) by bulk_create."""
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create((model(**dict(zip(columns, row, strict=True))) for row in rows), batch_size=2000)
+        return
     table = connection.ops.quote_name(model._meta.db_table)
     with connection.cursor() as cursor, cursor.cursor.copy(
         f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
