@@ -72,11 +72,14 @@ class StockFlowRow(models.Model):
     finished (DONE) run — current or superseded — whose reports may be signed. The product and
     location are foreign keys without a database constraint: the rows come from the ledger, whose
     own constraints (and PROTECT) already guarantee both exist, and a constraint would check and
-    lock a catalog row for each of a large hospital's ~90,000 rows.
+    lock a catalog row for each of a large hospital's ~90,000 rows. The run's row is checked once
+    per statement instead of once per row (migration 0046's triggers: every run named by the rows
+    inserted exists and is held until commit; a run with rows cannot be deleted under them).
     """
 
     pk = models.CompositePrimaryKey("run", "position")
-    run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE, related_name="flow_rows", db_index=False)
+    run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE, related_name="flow_rows", db_index=False,
+                            db_constraint=False)
     position = models.PositiveIntegerField(_("position in the table"))
     product = models.ForeignKey("inventory.Product", on_delete=models.DO_NOTHING, related_name="+",
                                 db_constraint=False, db_index=False)

@@ -17,12 +17,14 @@ from django.db import connection, models
 def write_rows(model: type[models.Model], columns: Sequence[str], types: Sequence[str], rows: Iterable[Sequence]) -> None:
     """Write `rows` (values in the order of `columns`, of the PostgreSQL `types`) into `model`'s table:
     by one binary COPY on PostgreSQL — hundreds of thousands of rows without the ORM's per-row objects
-    or bulk_create's arrays quoted in Python —, elsewhere (the embedded SQLite) by bulk_create."""
+    or bulk_create's arrays quoted in Python —, elsewhere (the embedded SQLite) by bulk_create. A
+    refusal by the database is raised as Django's error (IntegrityError, …), as the ORM raises it."""
     if connection.vendor != "postgresql":
         model.objects.bulk_create((model(**dict(zip(columns, row, strict=True))) for row in rows), batch_size=2000)
         return
     table = connection.ops.quote_name(model._meta.db_table)
-    with connection.cursor() as cursor, cursor.cursor.copy(
+    # psycopg's own cursor, for its COPY: its errors are translated as Django's cursor translates them.
+    with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(
         f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
     ) as copy:
         copy.set_types(list(types))

@@ -2,11 +2,15 @@
 computed, in its order; its reports and their data hash are what they were when the table was in
 the run's summary, which older runs still have and are still read from; the rows of a finished run
 are final in the database."""
+import datetime
+
+import psycopg
 import pytest
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from inventory.models import Finding, ReconciliationRun, StockFlowRow
 from inventory.selectors.flow_table import flow_row_count, flow_table, flow_table_rows, search_flow_table
+from inventory.selectors.reconciliation import FlowRow
 from inventory.services import flow_table as storing
 from inventory.services.reconciliation import reconcile
 from inventory.services.reports import render_csv, report_content
@@ -142,3 +146,60 @@ def test_rows_that_do_not_add_up_or_of_an_unfinished_run_are_no_table(scenario):
                                     location_id=flows[0].location_id, opening=1, received=0, transferred_in=0,
                                     transferred_out=0, consumed=0, refunded=0, returned=0, scrapped=0, adjusted=0,
                                     other=0, expensed=0, processed=0, closing=2)
+
+
+# --- the run the rows name: checked once per statement (migration 0046), not once per row ----------
+
+
+def _unfinished_run(hospital, day) -> ReconciliationRun:
+    return ReconciliationRun.objects.create(hospital=hospital, period_start=day, period_end=day, is_current=False)
+
+
+@pytest.mark.postgres
+def test_rows_naming_a_run_that_does_not_exist_are_refused_by_copy_and_by_insert(hospital, warehouse, product):
+    run = _unfinished_run(hospital, datetime.date(2026, 3, 1))
+    ghost = ReconciliationRun(pk=run.pk + 1000)
+    rows = [FlowRow(product.pk, warehouse.pk, opening=2, consumed=1)]
+
+    with pytest.raises(IntegrityError, match=f"run {ghost.pk} does not exist"), transaction.atomic():
+        storing.store_flow_rows(ghost, rows)  # one binary COPY
+    with (pytest.raises(IntegrityError, match=f"run {ghost.pk} does not exist"), transaction.atomic(),
+          connection.cursor() as cursor):  # one statement naming a real run and a missing one
+        cursor.execute(
+            "INSERT INTO inventory_stockflowrow (run_id, position, product_id, location_id, opening, received, "
+            "transferred_in, transferred_out, consumed, refunded, returned, scrapped, adjusted, other, expensed, "
+            "processed, closing) SELECT r, 0, %s, %s, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 "
+            "FROM unnest(ARRAY[%s, %s]::bigint[]) r", [product.pk, warehouse.pk, run.pk, ghost.pk])
+    assert not StockFlowRow.objects.exists()
+    assert storing.store_flow_rows(run, rows) == 1 and flow_row_count(run) == 1
+
+
+@pytest.mark.postgres
+def test_a_run_cannot_be_deleted_or_renumbered_under_its_rows_but_the_orm_deletes_an_unfinished_one(
+    hospital, warehouse, product,
+):
+    run = _unfinished_run(hospital, datetime.date(2026, 3, 1))
+    storing.store_flow_rows(run, [FlowRow(product.pk, warehouse.pk, opening=2)])
+
+    for statement in ("DELETE FROM inventory_reconciliationrun WHERE id = %s",
+                      "UPDATE inventory_reconciliationrun SET id = id + 1000 WHERE id = %s"):
+        with (pytest.raises(IntegrityError, match=f"run {run.pk} has 进销存 rows"), transaction.atomic(),
+              connection.cursor() as cursor):
+            cursor.execute(statement, [run.pk])
+    assert flow_row_count(run) == 1
+    run.delete()  # Django's cascade: the rows of an unfinished run first, then the run
+    assert not StockFlowRow.objects.exists() and not ReconciliationRun.objects.filter(pk=run.pk).exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_run_is_held_against_a_delete_until_its_rows_commit(hospital, warehouse, product):
+    run = _unfinished_run(hospital, datetime.date(2026, 3, 1))
+    params = connection.get_connection_params()
+    with transaction.atomic():
+        storing.store_flow_rows(run, [FlowRow(product.pk, warehouse.pk, opening=2)])
+        with psycopg.connect(**params, autocommit=True) as other:
+            other.execute("SET lock_timeout = '300ms'")
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                other.execute("DELETE FROM inventory_reconciliationrun WHERE id = %s", [run.pk])
+    assert flow_row_count(run) == 1 and ReconciliationRun.objects.filter(pk=run.pk).exists()
