@@ -13,7 +13,6 @@ Periods are local calendar days in settings.TIME_ZONE, end day included; the fun
 import contextlib
 import contextvars
 import datetime
-import itertools
 import operator
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
@@ -222,7 +221,7 @@ FLOW_SUMS_WORK_MEM = READS_WORK_MEM = "64MB"
 
 
 def flow_sums_sql(hospital: Hospital, start: datetime.datetime, end: datetime.datetime, *,
-                  from_closed_months: bool = True, with_stock: bool = False) -> tuple[str, list]:
+                  from_closed_months: bool = True) -> tuple[str, list]:
     """The statement of `_flow_sums` and its parameters: its columns are product_id, location_id and
     QUANTITY_COLUMNS in order (a row of every product × location a movement before `end` touched,
     empty ones included). Also the source of the run's stored table (inventory.services.flow_table).
@@ -233,17 +232,10 @@ def flow_sums_sql(hospital: Hospital, start: datetime.datetime, end: datetime.da
     period — before the first of them and after the last. A closed month that starts before `start`
     (the month of a period starting mid-month) is added whole, and the movements from its start to
     `start`, read anyway for the opening, are taken off its flows. `from_closed_months=False` reads
-    every movement of the period (what the stored months must add up to).
-
-    `with_stock` (only for a period that opens from the latest snapshot and spans no closed month,
-    `stock_can_be_staged`) adds STOCK_COLUMNS: each place's ledger balance now (the snapshot and
-    every movement since, also after `end`) and the units and lot quantities it holds now, as
-    `ledger_against_stock` compares them — so that one statement, one snapshot of the database,
-    gives both the table and the check. Places only those columns name are empty in the table's."""
+    every movement of the period (what the stored months must add up to)."""
     snapshot = snapshot_before(hospital.pk, start)
     since = snapshot.ends_at if snapshot else None
     months = months_with_flows(hospital.pk, since, end) if from_closed_months else []
-    assert not (with_stock and months), "the stock now is staged only with a period read from the ledger"
     adapt = connection.ops.adapt_datetimefield_value
     # Each movement counts in the period's flows from `start` on; one of a closed month added whole
     # but before `start` counts negatively (its month's flows hold it).
@@ -257,56 +249,36 @@ def flow_sums_sql(hospital: Hospital, start: datetime.datetime, end: datetime.da
         if subtract_from is not None:
             summed = f"CASE WHEN occurred_at >= %s THEN {summed} ELSE -({summed}) END"
             params.append(adapt(start))
-        until = " AND occurred_at < %s" if with_stock else ""  # else the ledger is read up to `end` only
         columns.append(
-            f"COALESCE(SUM({summed}) FILTER (WHERE occurred_at >= %s{until} "
+            f"COALESCE(SUM({summed}) FILTER (WHERE occurred_at >= %s "
             f"AND kind {membership} ({', '.join(['%s'] * len(listed))}){_FLOW_SIDES.get(how, '')}), 0)"
         )
-        params += [adapt(subtract_from or start), *([adapt(end)] if with_stock else []), *listed]
+        params += [adapt(subtract_from or start), *listed]
     movement = Movement._meta.db_table
     same_place = "CASE WHEN from_location_id = to_location_id THEN 1 ELSE 0 END"
-    # Every row carries `held` (stock counted now: units, lot quantities) beside `quantity` (the
-    # ledger's); only the stock rows of `with_stock` have any.
     opening, opening_params = "", []
     if snapshot is not None:
-        opening = f"""SELECT product_id, location_id, 1 AS side, '' AS kind, quantity, NULL AS occurred_at, 0 AS same_place,
-                   0 AS units, 0 AS lots
+        opening = f"""SELECT product_id, location_id, 1 AS side, '' AS kind, quantity, NULL AS occurred_at, 0 AS same_place
               FROM {PeriodBalance._meta.db_table} WHERE period_id = %s
             UNION ALL"""
         opening_params = [snapshot.pk]
-    # The stretches of the ledger read: [since, end), or around the closed months added up; with the
-    # stock, everything from `since` on.
-    stretches = [(since, None if with_stock else end)]
+    # The stretches of the ledger read: [since, end), or around the closed months added up.
+    stretches = [(since, end)]
     if months:
         stretches = [(since, max(start, months[0].starts_at)), (months[-1].ends_at, end)]
     branches, branch_params = [], []
     for place, side in (("to_location_id", "1"), ("from_location_id", "-1")):
         for low, high in stretches:
-            bounds = ["occurred_at < %s"] if high is not None else []
-            bounds += [] if low is None else ["occurred_at >= %s"]
             branches.append(f"""
             SELECT product_id, {place} AS location_id, {side} AS side, kind, quantity, occurred_at,
-                   {same_place} AS same_place, 0 AS units, 0 AS lots
-              FROM {movement} WHERE hospital_id = %s{''.join(f' AND {bound}' for bound in bounds)}
+                   {same_place} AS same_place
+              FROM {movement} WHERE hospital_id = %s AND occurred_at < %s{'' if low is None else ' AND occurred_at >= %s'}
                AND {place} IS NOT NULL""")
-            branch_params += [hospital.pk, *([] if high is None else [adapt(high)]),
-                              *([] if low is None else [adapt(low)])]
-    if with_stock:
-        unit, lot = Unit._meta.db_table, LotBalance._meta.db_table
-        branches.append(f"""
-            SELECT product_id, location_id, 1, '', 0, NULL, 0, 1, 0
-              FROM {unit} WHERE hospital_id = %s AND location_id IS NOT NULL
-               AND status IN ({', '.join(['%s'] * len(IN_STOCK_STATUSES))})
-            UNION ALL
-            SELECT product_id, location_id, 1, '', 0, NULL, 0, 0, quantity
-              FROM {lot} WHERE hospital_id = %s AND quantity <> 0""")
-        branch_params += [hospital.pk, *IN_STOCK_STATUSES, hospital.pk]
+            branch_params += [hospital.pk, adapt(high), *([] if low is None else [adapt(low)])]
     ledger = "\n            UNION ALL".join(branches)
     names = ", ".join(f"{value} AS {name}" for value, name in zip(
         ["COALESCE(SUM(side * quantity) FILTER (WHERE COALESCE(occurred_at < %s, TRUE)), 0)", *columns],
         QUANTITY_COLUMNS, strict=True))
-    if with_stock:
-        names += ", SUM(side * quantity) AS ledger, SUM(units) AS units, SUM(lots) AS lots"
     sql = f"""
         SELECT product_id, location_id, {names}
         FROM (
@@ -341,41 +313,6 @@ def _flow_sums(hospital: Hospital, start: datetime.datetime, end: datetime.datet
     with connection.cursor() as cursor, without_jit(cursor, work_mem=FLOW_SUMS_WORK_MEM):
         cursor.execute(sql, params)
         return cursor.fetchall()
-
-
-@dataclass(frozen=True)
-class StagedFlowSums:
-    """A period's flow sums (`flow_sums_sql`) held in a temporary table of the transaction that made
-    them (PostgreSQL; dropped at its commit): what the run writes as its 进销存 rows
-    (inventory.services.flow_table) and, `with_stock`, what `ledger_against_stock` compares."""
-
-    table: str
-    with_stock: bool
-
-    def exists(self) -> bool:
-        """Still there: the transaction that staged it has not ended."""
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [f"pg_temp.{self.table}"])
-            return cursor.fetchone()[0]
-
-
-_staged_numbers = itertools.count(1)
-
-
-def stage_flow_sums(hospital: Hospital, start: datetime.datetime, end: datetime.datetime) -> StagedFlowSums:
-    """The flow sums of [start, end) into a temporary table of their own (PostgreSQL), with the stock
-    now when the period opens from the latest snapshot (`with_stock` of `flow_sums_sql`): a nightly
-    run then reads the snapshot and the ledger since once for both its table and its check.
-
-    `CREATE TABLE … AS` may run in parallel, as the aggregate does alone; an `INSERT … SELECT` may
-    not (over a year's movements it took ~1.7× as long)."""
-    latest = snapshot_before(hospital.pk, None)
-    with_stock = latest is None or latest.ends_at <= start
-    sql, params = flow_sums_sql(hospital, start, end, with_stock=with_stock)
-    table = f"spd_run_flow_sums_{next(_staged_numbers)}"  # temporary, in the session's own schema
-    with connection.cursor() as cursor, without_jit(cursor, work_mem=FLOW_SUMS_WORK_MEM):
-        cursor.execute(f"CREATE TEMPORARY TABLE {table} ON COMMIT DROP AS {sql}", params)
-    return StagedFlowSums(table, with_stock)
 
 
 def stock_flows(hospital: Hospital, start: datetime.datetime, end: datetime.datetime) -> list[FlowRow]:
@@ -415,7 +352,7 @@ class StockDifference:
         return self.units + self.lots
 
 
-def ledger_against_stock(hospital: Hospital, staged: StagedFlowSums | None = None) -> list[StockDifference]:
+def ledger_against_stock(hospital: Hospital) -> list[StockDifference]:
     """Every (product, location) whose ledger balance is not what is in stock.
 
     The ledger balance is the last closing snapshot plus the movements after it (the whole ledger
@@ -424,15 +361,7 @@ def ledger_against_stock(hospital: Hospital, staged: StagedFlowSums | None = Non
     moves during the run. Empty lot balances (kept for every lot a place ever held: they grow with
     the years) are left out: they add nothing to a place's stock, and a place they alone would name
     has nothing on either side.
-
-    From `staged` sums made `with_stock`, the same comparison is read from them: the statement that
-    made them counted both sides as this one does.
     """
-    if staged is not None and staged.with_stock:
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT product_id, location_id, ledger, units, lots FROM {staged.table} "
-                           "WHERE ledger <> units + lots ORDER BY product_id, location_id")
-            return [StockDifference(*(int(value) for value in row)) for row in cursor.fetchall()]
     movement, unit, lot = Movement._meta.db_table, Unit._meta.db_table, LotBalance._meta.db_table
     statuses = ", ".join(["%s"] * len(IN_STOCK_STATUSES))
     snapshot = snapshot_before(hospital.pk, None)

@@ -111,7 +111,6 @@ from inventory.selectors.reconciliation import (
     BilledTotal,
     FlowRow,
     PeriodBilling,
-    StagedFlowSums,
     UsageTotal,
     agreements_by_product,
     cents,
@@ -120,7 +119,6 @@ from inventory.selectors.reconciliation import (
     ledger_against_stock,
     period_billing,
     period_totals,
-    stage_flow_sums,
     stock_at_places,
     stock_flows,
     unsettled_consignment_uses,
@@ -336,7 +334,6 @@ class Outcome:
     summary: dict
     hospital: Hospital
     bounds: tuple[datetime.datetime, datetime.datetime]  # [start, end) of the period
-    staged: StagedFlowSums | None = None  # the table's sums, when computed in SQL (PostgreSQL)
 
     @functools.cached_property
     def flows(self) -> list[FlowRow]:
@@ -358,11 +355,10 @@ def reconcile(hospital: Hospital, period_start: datetime.date, period_end: datet
     grace = datetime.timedelta(days=billing_grace_days())
     # Every read without JIT compilation, in the memory the billing's sorts need (see without_jit).
     with connection.cursor() as cursor, without_jit(cursor, work_mem=READS_WORK_MEM):
-        staged = stage_flow_sums(hospital, start, end) if connection.vendor == "postgresql" else None
         billing = period_billing(hospital, start, end, grace)
         context = _Context.load(hospital)
         findings = [
-            *_inventory_findings(hospital, context, staged),
+            *_inventory_findings(hospital, context),
             *_billing_findings(hospital, start, end, billing, context),
             *_consignment_findings(hospital, start, end, context),
             *_expiry_findings(hospital, period_end, end, context),
@@ -385,7 +381,7 @@ def reconcile(hospital: Hospital, period_start: datetime.date, period_end: datet
             "by_kind": {kind: {"count": v["count"], "amount": str(cents(v["amount"]))} for kind, v in by_kind.items()},
         },
     }
-    return Outcome(findings, summary, hospital, (start, end), staged)
+    return Outcome(findings, summary, hospital, (start, end))
 
 
 def store_table(run: ReconciliationRun, outcome: Outcome) -> int:
@@ -393,7 +389,7 @@ def store_table(run: ReconciliationRun, outcome: Outcome) -> int:
     (`insert_flow_rows`: the table is not built in Python unless it was read), else from
     `outcome.flows`."""
     if connection.vendor == "postgresql" and "flows" not in outcome.__dict__:
-        return insert_flow_rows(run, outcome.hospital, *outcome.bounds, staged=outcome.staged)
+        return insert_flow_rows(run, outcome.hospital, *outcome.bounds)
     return store_flow_rows(run, outcome.flows)
 
 
@@ -450,8 +446,8 @@ def _limited(rows: list[dict]) -> dict:
 # --- inventory ---------------------------------------------------------------------------------------
 
 
-def _inventory_findings(hospital: Hospital, context: _Context, staged: StagedFlowSums | None) -> list[Finding]:
-    differences = ledger_against_stock(hospital, staged)
+def _inventory_findings(hospital: Hospital, context: _Context) -> list[Finding]:
+    differences = ledger_against_stock(hospital)
     context.with_products(difference.product_id for difference in differences)
     units, lots = stock_at_places(hospital, {(d.product_id, d.location_id) for d in differences})
     units_at, lots_at = defaultdict(list), defaultdict(list)

@@ -5,14 +5,12 @@ import random
 from decimal import Decimal
 
 import pytest
-from django.db import connection
-from django.db.models import F
 from django.utils import timezone
 
 from inventory.errors import Refused
-from inventory.models import ClosedPeriod, LotBalance, Movement, PeriodBalance, Unit, UnitStatus
+from inventory.models import ClosedPeriod, Movement, PeriodBalance, Unit, UnitStatus
 from inventory.selectors.periods import ledger_fold
-from inventory.selectors.reconciliation import QUANTITY_COLUMNS, ledger_against_stock, stage_flow_sums, stock_flows
+from inventory.selectors.reconciliation import ledger_against_stock, stock_flows
 from inventory.services.consumption import ClinicalContext, consume_lot, consume_unit
 from inventory.services.receiving import LineInput
 from inventory.services.stock import LotQuantity, scrap, transfer_stock
@@ -136,44 +134,3 @@ def test_the_whole_stock_aggregations_leave_the_callers_jit_setting_as_it_was(ho
         ledger_against_stock(hospital)
         cursor.execute("SELECT current_setting('jit')")
         assert cursor.fetchone()[0] == setting
-
-
-@pytest.mark.postgres
-@pytest.mark.parametrize("seed", [4, 5])
-def test_the_check_read_from_the_staged_table_is_the_checks_own_statement(
-    seed, keeper_actor, keeper, supplier, warehouse, cath_lab_store, cabinet, product, lot_product,
-):
-    """A run stages its table's sums with the stock now when it opens from the latest snapshot, and
-    reads its ledger-against-stock check there: the same differences as the check's own statement,
-    with or without a snapshot, and its table's rows the same as without the stock."""
-    hospital = warehouse.hospital
-    generate_history(seed, keeper_actor, supplier, [warehouse, cath_lab_store, cabinet], product, lot_product)
-    # Stock changed without the ledger: a unit moved, a lot balance raised (one more place, one more line).
-    unit = Unit.objects.filter(hospital=hospital, status=UnitStatus.IN_STOCK).first()
-    Unit.objects.filter(pk=unit.pk).update(location=cabinet if unit.location_id != cabinet.pk else warehouse)
-    LotBalance.objects.filter(product=lot_product, location=warehouse).update(quantity=F("quantity") + 3)
-    moments = sorted(Movement.objects.values_list("occurred_at", flat=True).distinct())
-    cut, later = moments[len(moments) // 2], moments[len(moments) * 3 // 4]
-    start = moments[0] - datetime.timedelta(seconds=1)
-
-    def staged_and_alone(period_start):
-        staged = stage_flow_sums(hospital, period_start, FAR)
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT product_id, location_id, {', '.join(QUANTITY_COLUMNS)} FROM {staged.table} "
-                           f"WHERE NOT ({' AND '.join(f'{name} = 0' for name in QUANTITY_COLUMNS)}) "
-                           "ORDER BY product_id, location_id")
-            rows = cursor.fetchall()
-        table = sorted((row.product_id, row.location_id, *(getattr(row, name) for name in QUANTITY_COLUMNS))
-                       for row in stock_flows(hospital, period_start, FAR))
-        assert rows == table
-        return staged.with_stock, ledger_against_stock(hospital, staged)
-
-    differences = ledger_against_stock(hospital)
-    assert len(differences) >= 2
-    assert staged_and_alone(start) == (True, differences)  # no snapshot: the whole ledger, both at once
-    period = snapshot_at(hospital, cut, keeper)
-    assert ledger_against_stock(hospital) == differences
-    assert staged_and_alone(start) == (False, differences)  # opens before the snapshot: the check alone
-    for moment in (cut, later):
-        assert staged_and_alone(moment) == (True, differences)
-    drop(period)
