@@ -29,6 +29,13 @@ class ClosedPeriod(models.Model):
     csv_sha256 = models.CharField(_("CSV SHA-256"), max_length=64, blank=True)
     # Months closed before PeriodFlow existed have no flows stored: a period's table reads their ledger.
     flows_stored = models.BooleanField(_("month's flows stored"), default=False, db_default=False)
+    # The month's received and expensed totals as a run over the month computes them (exact cents), stored
+    # at close: a longer period adds them up (inventory.selectors.reconciliation.period_totals). NULL for
+    # months closed before they were stored: their movements are read.
+    received_quantity = models.BigIntegerField(_("received quantity"), null=True, blank=True)
+    received_amount = models.DecimalField(_("received amount"), max_digits=16, decimal_places=2, null=True, blank=True)
+    expensed_quantity = models.BigIntegerField(_("expensed quantity"), null=True, blank=True)
+    expensed_amount = models.DecimalField(_("expensed amount"), max_digits=16, decimal_places=2, null=True, blank=True)
 
     class Meta:
         verbose_name = _("closed month (月结)")

@@ -498,13 +498,16 @@ class PeriodBilling:
       totals (None on the side with nothing);
     - `lines_of`: the lines of each of those keys (evidence);
     - `suspect_lines`: the positive lines billing a use that may break a code or price rule;
-    - `quantity`, `amount`: the billed totals of the period."""
+    - `quantity`, `amount`: the billed totals of the period;
+    - `used_quantity`, `used_amount`: the used totals of the period (its consumptions not refunded)."""
 
     differences: list[tuple[UsageTotal | None, BilledTotal | None]]
     lines_of: dict[tuple[str, str], list[dict]]
     suspect_lines: list[dict]
     quantity: int
     amount: Decimal
+    used_quantity: int
+    used_amount: Decimal
 
 
 def period_billing(
@@ -512,39 +515,38 @@ def period_billing(
 ) -> PeriodBilling:
     """The period's billing against its use (see `PeriodBilling`), read once per run.
 
-    The lines of `billed_lines`, matched otherwise: the candidate lines go into a temporary table with
-    the use of the charge they name (`_MATCH_LINES`), the others are matched in one pass over their
-    encounters' uses ordered by time (`_MATCH_UNNAMED`), and the rules' statements read that table.
+    The lines of `billed_lines`, matched otherwise: one statement puts the candidate lines into a
+    temporary table, each joined once to the use it bills — the charge's it names, or, for the others,
+    found in one pass over their encounters' uses ordered by time — with whether a code or price rule
+    must look at it (`_MATCH_LINES`); then one aggregate compares used and billed per key
+    (`_USAGE_AGAINST_BILLING`) and one scan of the table reads the lines the rules need (`_LINES_READ`).
     A year holds ~300,000 lines and as many uses: none of them passes through Python, only the keys,
     lines and totals the findings need."""
     if connection.vendor != "postgresql":
         return _period_billing_in_python(hospital, start, end, grace)
-    bounds = [connection.ops.adapt_datetimefield_value(moment) for moment in (start, end)]
+    adapt = connection.ops.adapt_datetimefield_value
+    bounds = [adapt(start), adapt(end)]
     names = _billing_tables()
     # A line answers the period's use when the use it bills (its attribution) is in the period.
     names["period_lines"] = f"(SELECT * FROM {_LINES_TABLE} WHERE attributed_at >= %s AND attributed_at < %s)"
     # without_jit's savepoint holds the temporary table: gone with it on an error. A year's lines and
     # uses are sorted in memory with 64 MB (on disk in 4 MB, the default).
     with connection.cursor() as cursor, without_jit(cursor, work_mem=READS_WORK_MEM):
-        cursor.execute(_MATCH_LINES.format(**names), [
-            hospital.pk, connection.ops.adapt_datetimefield_value(start - ONE_DAY),
-            connection.ops.adapt_datetimefield_value(end + grace)])
-        cursor.execute(f"ANALYZE {_LINES_TABLE}")  # for the plans below: hash joins over a year's lines
-        seconds = {"grace": grace.total_seconds(), "day": ONE_DAY.total_seconds()}
-        cursor.execute(_MATCH_UNNAMED.format(**names), {
-            **seconds, "hospital": hospital.pk,
+        cursor.execute(_MATCH_LINES.format(**names), {
+            "hospital": hospital.pk, "grace": grace.total_seconds(), "day": ONE_DAY.total_seconds(),
+            "settled_from": adapt(start - ONE_DAY), "settled_until": adapt(end + grace),
             # Every use a line's window can reach (the windows are within [settled - grace, settled + 1 day)).
-            "from": connection.ops.adapt_datetimefield_value(start - ONE_DAY - grace),
-            "until": connection.ops.adapt_datetimefield_value(end + grace + ONE_DAY)})
+            "uses_from": adapt(start - ONE_DAY - grace), "uses_until": adapt(end + grace + ONE_DAY)})
         cursor.execute(_USAGE_AGAINST_BILLING.format(**names), [hospital.pk, *bounds, *bounds])
-        rows = cursor.fetchall()
-        quantity, amount = rows[0][:2]
-        differences = [
-            (UsageTotal(encounter, code, product, used, used_amount) if used is not None else None,
-             BilledTotal(encounter, code, billed, billed_amount, lines, linked) if billed is not None else None)
-            for _, _, encounter, code, product, used, used_amount, billed, billed_amount, lines, linked in rows
-            if encounter is not None
-        ]
+        differences, totals = [], None
+        for is_totals, encounter, code, product, used, used_amount, billed, billed_amount, lines, linked in (
+                cursor.fetchall()):
+            if is_totals:
+                totals = (used or 0, used_amount or Decimal(0), billed or 0, billed_amount or Decimal(0))
+                continue
+            differences.append((
+                UsageTotal(encounter, code, product, used, used_amount) if used is not None else None,
+                BilledTotal(encounter, code, billed, billed_amount, lines, linked) if billed is not None else None))
         keys = [(used or billed)[:2] for used, billed in differences]
         cursor.execute(_LINES_READ.format(**names), [[key[0] for key in keys], [key[1] for key in keys], *bounds])
         lines_of: dict[tuple[str, str], list[dict]] = {}
@@ -555,7 +557,9 @@ def period_billing(
             if evidence:
                 lines_of.setdefault((line["encounter"], line["billed_for"]), []).append(line)
         cursor.execute(f"DROP TABLE {_LINES_TABLE}")
-    return PeriodBilling(differences, lines_of, suspect_lines, quantity, amount or Decimal(0))
+    used_quantity, used_amount, billed_quantity, billed_amount = totals
+    return PeriodBilling(differences, lines_of, suspect_lines, billed_quantity, billed_amount, used_quantity,
+                         used_amount)
 
 
 def _period_billing_in_python(
@@ -605,54 +609,50 @@ def _period_billing_in_python(
             lines_of.setdefault((line["encounter"], line["billed_for"]), []).append(line)
     suspect_lines = [line for line in lines if line["use_pk"] in product_of_use and line["quantity"] > 0]
     return PeriodBilling(differences, lines_of, suspect_lines, sum(total[0] for total in billed.values()),
-                         sum((total[1] for total in billed.values()), Decimal(0)))
+                         sum((total[1] for total in billed.values()), Decimal(0)),
+                         sum(total.quantity for total in used.values()),
+                         sum((total.summed_amount for total in used.values()), Decimal(0)))
 
 
 def _billing_tables() -> dict[str, str]:
     quote = connection.ops.quote_name
-    return {"lines": _LINES_TABLE, **{name: quote(model._meta.db_table) for name, model in (
+    names = {"lines": _LINES_TABLE, **{name: quote(model._meta.db_table) for name, model in (
         ("line", HisSettlementLine), ("charge", Charge), ("consumption", Consumption), ("product", Product),
         ("unit", Unit), ("packaging", PackagingUnit))}}
+    return {**names, "suspect": _SUSPECT.format(**names).strip(), "unnamed": _UNNAMED_LINES.format(**names)}
 
 
-# The candidate lines (settled from one day before the period to `grace` after it), each with the use
-# of the charge it names, when and under which product code that was (`billed_for`, else the line's
-# own code); `factor` is the billing unit (约定计价单位) of the use's product, if any (see
-# `_MATCH_UNNAMED` for the other lines).
-_MATCH_LINES = """
-    CREATE TEMPORARY TABLE {lines} ON COMMIT DROP AS
-    SELECT l.id, l.his_line_id, l.encounter, l.his_charge_code, l.nhsa_code, l.quantity, l.unit_price, l.amount,
-           l.settled_at, l.charge_id, ch.consumption_id AS use_pk, u.occurred_at AS attributed_at,
-           COALESCE(p.his_charge_code, l.his_charge_code) AS billed_for, pu.factor
-      FROM {line} l
-      LEFT JOIN {charge} ch ON ch.id = l.charge_id
-      LEFT JOIN {consumption} u ON u.id = ch.consumption_id
-      LEFT JOIN {product} p ON p.id = u.product_id
-      LEFT JOIN {packaging} pu ON pu.product_id = u.product_id AND pu.is_billing_unit
-     WHERE l.hospital_id = %s AND l.settled_at >= %s AND l.settled_at < %s
+# Whether a line (b) billing a use (u, of product p, billing unit pu) may break a code or price rule of
+# services.reconciliation's `_line_finding`: it is positive and has a charge or 医保 code that is not the
+# used product's, a price that is not the use's purchase price (per base unit), or bills an item that cost
+# nothing or was a gift. Any other line (nearly all) breaks none; those are never read into Python.
+_SUSPECT = """
+    COALESCE(u.id IS NOT NULL AND b.quantity > 0 AND (
+        b.his_charge_code <> p.his_charge_code OR (b.nhsa_code <> '' AND b.nhsa_code <> p.nhsa_code)
+        OR b.unit_price <> u.unit_price * COALESCE(pu.factor, 1) OR u.unit_price = 0
+        OR u.unit_id IN (SELECT id FROM {unit} WHERE is_gift)), FALSE)
 """
 
-# A line naming none of our charges bills the latest use of its encounter and charge code from `grace`
-# before its settlement up to it, else the first after it within a day (a settlement given as a date
-# only is that day's midnight, before the day's uses), in (occurred_at, pk) order — the rule of
-# `billed_lines`' `_near`; it is attributed to that use's time, else to the nearest use of the
-# encounter (any code) in the same windows, else to its settlement. One ordered pass: the lines and
-# their encounters' uses in one sequence per (encounter, code) and per encounter, a use at the
-# settlement instant before the line; each line takes the last use up to it and the first after it.
-# Its billing unit is that of the product of the use it bills, else of the first product (by id) of its
-# charge code having one.
-_MATCH_UNNAMED = """
-    UPDATE {lines} b SET use_pk = n.use_pk, attributed_at = n.attributed_at, factor = CASE WHEN EXISTS (
-            SELECT FROM {packaging} pu JOIN {product} p ON p.id = pu.product_id
-             WHERE p.hospital_id = %(hospital)s AND pu.is_billing_unit
-        ) THEN COALESCE(
-            (SELECT pu.factor FROM {consumption} c JOIN {packaging} pu ON pu.product_id = c.product_id
-              WHERE c.id = n.use_pk AND pu.is_billing_unit),
-            (SELECT pu.factor FROM {product} p JOIN {packaging} pu ON pu.product_id = p.id
-              WHERE n.use_pk IS NULL AND p.hospital_id = %(hospital)s AND p.his_charge_code = b.billed_for
-                AND pu.is_billing_unit
-              ORDER BY p.id LIMIT 1)) END
-      FROM (
+# The candidate lines (settled from one day before the period to `grace` after it), each with the use it
+# bills, when that was (`attributed_at`) and the charge code it counts for (`billed_for`); `factor` is the
+# billing unit (约定计价单位) of the used product, if any; `suspect` as above. One statement, each line joined
+# once to its use.
+#
+# A line naming one of our charges bills that charge's use, counts for the use's product code and is
+# attributed to its time. A line naming none (`nearest`) bills the latest use of its encounter and charge
+# code from `grace` before its settlement up to it, else the first after it within a day (a settlement
+# given as a date only is that day's midnight, before the day's uses), in (occurred_at, pk) order — the rule
+# of `billed_lines`' `_near`; it is attributed to that use's time, else to the nearest use of the encounter
+# (any code) in the same windows, else to its settlement. One ordered pass: the lines and their encounters'
+# uses in one sequence per (encounter, code) and per encounter, a use at the settlement instant before the
+# line; each line takes the last use up to it and the first after it. Its billing unit is that of the
+# product of the use it bills, else of the first product (by id) of its charge code having one.
+#
+# The lines naming no charge are read from the table each time ({unnamed}), not from a CTE: the planner
+# has no statistics of a CTE's columns and, guessing 200 encounters, looked their uses up one by one.
+_MATCH_LINES = """
+    CREATE TEMPORARY TABLE {lines} ON COMMIT DROP AS
+    WITH nearest AS (
         SELECT line_id,
                CASE WHEN code_before_at >= at - %(grace)s * INTERVAL '1 second' THEN code_before[2]
                     WHEN code_after_at < at + %(day)s * INTERVAL '1 second' THEN code_after[2] END AS use_pk,
@@ -675,10 +675,10 @@ _MATCH_UNNAMED = """
                 SELECT c.encounter, p.his_charge_code AS code, c.occurred_at AS at, c.id AS use_id,
                        NULL::bigint AS line_id
                   FROM {consumption} c JOIN {product} p ON p.id = c.product_id
-                 WHERE c.hospital_id = %(hospital)s AND c.occurred_at >= %(from)s AND c.occurred_at < %(until)s
-                   AND c.encounter IN (SELECT encounter FROM {lines} WHERE charge_id IS NULL)
+                 WHERE c.hospital_id = %(hospital)s AND c.occurred_at >= %(uses_from)s AND c.occurred_at < %(uses_until)s
+                   AND c.encounter IN (SELECT encounter FROM {unnamed} l)
                 UNION ALL
-                SELECT encounter, his_charge_code, settled_at, NULL, id FROM {lines} WHERE charge_id IS NULL
+                SELECT encounter, his_charge_code, settled_at, NULL, id FROM {unnamed} l
               ) sequence
             WINDOW code_upto AS (PARTITION BY encounter, code ORDER BY at, line_id NULLS FIRST, use_id
                                  ROWS UNBOUNDED PRECEDING),
@@ -687,58 +687,76 @@ _MATCH_UNNAMED = """
                    any_upto AS (PARTITION BY encounter ORDER BY at, line_id NULLS FIRST ROWS UNBOUNDED PRECEDING),
                    any_from AS (PARTITION BY encounter ORDER BY at, line_id NULLS FIRST
                                 ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)
-          ) nearest
+          ) windows
          WHERE line_id IS NOT NULL
-      ) n
-     WHERE b.id = n.line_id
+    ), candidates AS (
+        SELECT l.id, l.his_line_id, l.encounter, l.his_charge_code, l.nhsa_code, l.quantity, l.unit_price, l.amount,
+               l.settled_at, l.charge_id, ch.consumption_id AS use_pk, NULL::timestamptz AS matched_at
+          FROM {line} l JOIN {charge} ch ON ch.id = l.charge_id
+         WHERE l.hospital_id = %(hospital)s AND l.settled_at >= %(settled_from)s AND l.settled_at < %(settled_until)s
+        UNION ALL
+        SELECT l.*, n.use_pk, n.attributed_at FROM {unnamed} l LEFT JOIN nearest n ON n.line_id = l.id
+    )
+    SELECT b.id, b.his_line_id, b.encounter, b.his_charge_code, b.nhsa_code, b.quantity, b.unit_price, b.amount,
+           b.settled_at, b.charge_id, b.use_pk,
+           CASE WHEN b.charge_id IS NULL THEN b.matched_at ELSE u.occurred_at END AS attributed_at,
+           CASE WHEN b.charge_id IS NULL THEN b.his_charge_code
+                ELSE COALESCE(p.his_charge_code, b.his_charge_code) END AS billed_for,
+           CASE WHEN u.id IS NOT NULL THEN pu.factor
+                WHEN b.charge_id IS NULL AND EXISTS (
+                    SELECT FROM {packaging} pu JOIN {product} p ON p.id = pu.product_id
+                     WHERE p.hospital_id = %(hospital)s AND pu.is_billing_unit)
+                THEN (SELECT pu.factor FROM {product} p JOIN {packaging} pu ON pu.product_id = p.id
+                       WHERE p.hospital_id = %(hospital)s AND p.his_charge_code = b.his_charge_code
+                         AND pu.is_billing_unit
+                       ORDER BY p.id LIMIT 1) END AS factor,
+           {suspect} AS suspect
+      FROM candidates b
+      LEFT JOIN {consumption} u ON u.id = b.use_pk
+      LEFT JOIN {product} p ON p.id = u.product_id
+      LEFT JOIN {packaging} pu ON pu.product_id = u.product_id AND pu.is_billing_unit
 """
+# The candidate lines naming no charge (a subquery of `_MATCH_LINES`, with its parameters).
+_UNNAMED_LINES = """(
+    SELECT id, his_line_id, encounter, his_charge_code, nhsa_code, quantity, unit_price, amount, settled_at, charge_id
+      FROM {line}
+     WHERE hospital_id = %(hospital)s AND settled_at >= %(settled_from)s AND settled_at < %(settled_until)s
+       AND charge_id IS NULL)"""
 
 # Used (consumptions of the period not refunded, per encounter and the product's charge code) against
-# billed (the lines per encounter and `billed_for`, refunds netting out): the keys that differ, each
-# row after the billed totals of the period (one row with the totals alone when no key differs).
+# billed (the lines per encounter and `billed_for`, refunds netting out), both sides in one aggregate: the
+# keys that differ, and the row of the empty grouping set — the period's totals, used and billed. Amounts
+# are summed as whole cents (every price and amount has two decimals: exact), because a numeric sum keeps
+# a state several times an integer's for each of a year's ~293,000 keys — two such aggregates spilled to
+# disk in 5 batches each in 64 MB; this one fits.
 _USAGE_AGAINST_BILLING = """
-    WITH used AS (
-        SELECT c.encounter, p.his_charge_code AS code, SUM(c.quantity) AS quantity,
-               SUM(c.unit_price * c.quantity) AS amount, MIN(c.product_id) AS product_id
+    SELECT GROUPING(encounter) = 1 AS totals, encounter, code, MIN(product_id), SUM(used), SUM(used_cents) * 0.01,
+           SUM(billed), SUM(billed_cents) * 0.01, COUNT(line), COUNT(charge_id)
+      FROM (
+        SELECT c.encounter, p.his_charge_code AS code, c.product_id, c.quantity AS used,
+               (c.unit_price * c.quantity * 100)::bigint AS used_cents, NULL::integer AS billed,
+               NULL::bigint AS billed_cents, NULL::bigint AS line, NULL::bigint AS charge_id
           FROM {consumption} c JOIN {product} p ON p.id = c.product_id
          WHERE c.hospital_id = %s AND c.occurred_at >= %s AND c.occurred_at < %s AND c.refunded_at IS NULL
-         GROUP BY 1, 2
-    ), billed AS (
-        SELECT encounter, billed_for AS code, SUM(quantity * COALESCE(factor, 1)) AS quantity, SUM(amount) AS amount,
-               COUNT(*) AS lines, COUNT(charge_id) AS linked
-          FROM {period_lines} b GROUP BY 1, 2
-    ), totals AS (
-        SELECT COALESCE(SUM(quantity), 0)::bigint AS quantity, SUM(amount) AS amount FROM billed
-    )
-    SELECT t.quantity, t.amount, d.*
-      FROM totals t LEFT JOIN (
-        SELECT COALESCE(u.encounter, b.encounter), COALESCE(u.code, b.code), u.product_id, u.quantity, u.amount,
-               b.quantity, b.amount, b.lines, b.linked
-          FROM used u FULL JOIN billed b ON b.encounter = u.encounter AND b.code = u.code
-         WHERE u.quantity IS DISTINCT FROM b.quantity
-      ) d ON TRUE
+        UNION ALL
+        SELECT encounter, billed_for, NULL, NULL, NULL, quantity * COALESCE(factor, 1), (amount * 100)::bigint, id,
+               charge_id
+          FROM {period_lines} b
+      ) sides
+     GROUP BY GROUPING SETS ((encounter, code), ())
+    HAVING GROUPING(encounter) = 1 OR SUM(used) IS DISTINCT FROM SUM(billed)
 """
 
-# The lines the rules read: those of the keys given (the differences: evidence), and the positive
-# lines billing a use that may break a rule of services.reconciliation's `_line_finding` (suspect): a
-# charge or 医保 code that is not the used product's, a price that is not the use's purchase price (per
-# base unit), an item that cost nothing or was a gift. Any other line (nearly all) breaks none.
+# The lines the rules read: those of the keys given (the differences: evidence), and the suspect ones.
 _LINES_READ = """
     SELECT * FROM (
-        SELECT {columns},
-               COALESCE(c.id IS NOT NULL AND b.quantity > 0 AND (
-                   b.his_charge_code <> p.his_charge_code OR (b.nhsa_code <> '' AND b.nhsa_code <> p.nhsa_code)
-                   OR b.unit_price <> c.unit_price * COALESCE(b.factor, 1) OR c.unit_price = 0
-                   OR COALESCE(un.is_gift, FALSE)), FALSE) AS suspect,
-               (b.encounter, b.billed_for) IN (SELECT * FROM unnest(%s::text[], %s::text[])) AS evidence
+        SELECT {columns}, suspect,
+               (encounter, billed_for) IN (SELECT * FROM unnest(%s::text[], %s::text[])) AS evidence
           FROM {period_lines} b
-          LEFT JOIN {consumption} c ON c.id = b.use_pk
-          LEFT JOIN {product} p ON p.id = c.product_id
-          LEFT JOIN {unit} un ON un.id = c.unit_id
     ) line
      WHERE suspect OR evidence
      ORDER BY settled_at, his_line_id
-""".replace("{columns}", ", ".join(f"b.{name}" for name in LINE_FIELDS) + ", b.factor")
+""".replace("{columns}", ", ".join(LINE_FIELDS) + ", factor")
 
 
 def _line_rows(cursor) -> list[tuple[dict, bool, bool]]:
@@ -987,10 +1005,19 @@ class PeriodTotals:
         }
 
 
-def period_totals(hospital: Hospital, start: datetime.datetime, end: datetime.datetime, billed_quantity: int = 0,
-                  billed_amount: Decimal = Decimal(0)) -> PeriodTotals:
-    """Received (RECEIPT movements, at unit cost or at the cost of the layer each lot receipt
-    opened), consumed (not refunded) and billed (given: the totals of `period_billing`)."""
+class MovementTotals(NamedTuple):
+    """What the ledger received and expensed to departments in a stretch of time (exact amounts)."""
+
+    received_quantity: int
+    received_amount: Decimal
+    expensed_quantity: int
+    expensed_amount: Decimal
+
+
+def movement_totals(hospital: Hospital, start: datetime.datetime, end: datetime.datetime) -> MovementTotals:
+    """Received in [start, end) (RECEIPT movements, at unit cost or at the cost of the layer each lot
+    receipt opened) and expensed to departments (科室领用即消耗: at the cost of the layers drawn, never
+    billed), read from the ledger. What a closed month stores (`ClosedPeriod.received_quantity`…)."""
     receipts = Movement.objects.filter(hospital=hospital, kind=Movement.Kind.RECEIPT, occurred_at__gte=start,
                                        occurred_at__lt=end, to_location__isnull=False)
     received = receipts.aggregate(
@@ -1000,24 +1027,56 @@ def period_totals(hospital: Hospital, start: datetime.datetime, end: datetime.da
     lot_amount = LotMovementLayer.objects.filter(movement__in=receipts.filter(unit__isnull=True)).aggregate(
         total=Sum(ExpressionWrapper(F("quantity") * F("unit_cost"), output_field=MONEY))
     )["total"]
-    received["total_amount"] = cents(received["unit_amount"]) + cents(lot_amount)
-    consumed = Consumption.objects.filter(
-        hospital=hospital, occurred_at__gte=start, occurred_at__lt=end, refunded_at__isnull=True
-    ).aggregate(
-        total_quantity=Coalesce(Sum("quantity"), 0),
-        total_amount=Sum(ExpressionWrapper(F("unit_price") * F("quantity"), output_field=MONEY)),
-    )
-    # 科室领用即消耗: issued to departments at the cost of the layers drawn, never billed.
     expensed = LotMovementLayer.objects.filter(
         movement__hospital=hospital, movement__kind=Movement.Kind.DEPARTMENT_EXPENSE, movement__occurred_at__gte=start,
         movement__occurred_at__lt=end,
     ).aggregate(total_quantity=Coalesce(Sum("quantity"), 0),
                 total_amount=Sum(ExpressionWrapper(F("quantity") * F("unit_cost"), output_field=MONEY)))
-    return PeriodTotals(
-        received["total_quantity"], cents(received["total_amount"]), consumed["total_quantity"],
-        cents(consumed["total_amount"]), billed_quantity, cents(billed_amount), expensed["total_quantity"],
-        cents(expensed["total_amount"]),
-    )
+    return MovementTotals(received["total_quantity"], cents(received["unit_amount"]) + cents(lot_amount),
+                          expensed["total_quantity"], cents(expensed["total_amount"]))
+
+
+def months_with_totals(hospital_id: int, start: datetime.datetime, end: datetime.datetime) -> list[ClosedPeriod]:
+    """The closed months overlapping [start, end) and ending by `end` whose totals are stored, in order and
+    without a gap: the last such stretch (a month closed before the totals were stored breaks it)."""
+    stretch: list[ClosedPeriod] = []
+    for period in ClosedPeriod.objects.filter(hospital_id=hospital_id, ends_at__gt=start, ends_at__lte=end).order_by(
+            "starts_at"):
+        if period.received_quantity is None or period.expensed_quantity is None:
+            stretch = []
+        elif stretch and stretch[-1].ends_at != period.starts_at:
+            stretch = [period]
+        else:
+            stretch.append(period)
+    return stretch
+
+
+def period_totals(hospital: Hospital, start: datetime.datetime, end: datetime.datetime,
+                  billing: PeriodBilling | None = None, *, from_closed_months: bool = True) -> PeriodTotals:
+    """Received and expensed (`movement_totals`), and — given `billing`, the period's `period_billing`,
+    which summed them with its comparison — consumed (not refunded) and billed.
+
+    The closed months inside the period whose totals are stored are added up instead of their movements
+    (as `flow_sums_sql` adds up their flows): the ledger is read only before the first of them and after
+    the last; a closed month starting before `start` is added whole and the ledger from its start to
+    `start` taken off. `from_closed_months=False` reads every movement of the period (what the stored
+    months must add up to)."""
+    months = months_with_totals(hospital.pk, start, end) if from_closed_months else []
+    stretches = [(start, end, 1)]
+    if months:
+        first, last = months[0].starts_at, months[-1].ends_at
+        stretches = [(start, first, 1) if first >= start else (first, start, -1), (last, end, 1)]
+    sums = [sum(getattr(month, name) for month in months) for name in MovementTotals._fields]
+    for low, high, sign in stretches:
+        if low < high:
+            sums = [total + sign * value for total, value in zip(sums, movement_totals(hospital, low, high), strict=True)]
+    received_quantity, received_amount, expensed_quantity, expensed_amount = sums
+    totals = PeriodTotals(received_quantity, cents(received_amount), expensed_quantity=expensed_quantity,
+                          expensed_amount=cents(expensed_amount))
+    if billing is not None:
+        totals.consumed_quantity, totals.consumed_amount = billing.used_quantity, cents(billing.used_amount)
+        totals.billed_quantity, totals.billed_amount = billing.quantity, cents(billing.amount)
+    return totals
 
 
 # --- runs ------------------------------------------------------------------------------------------

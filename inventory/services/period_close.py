@@ -13,7 +13,8 @@ the ledger, the consumptions and the HIS settlement lines waits for, see the mig
    the month's movements);
 3. renders the month's 进销存 report (月报: the table of the month per product × location, then the
    closing balances with their value) as CSV and stores it with its SHA-256, and stores the table's
-   flows (`PeriodFlow`: what a longer period's table adds up instead of the month's movements);
+   flows (`PeriodFlow`: what a longer period's table adds up instead of the month's movements) and
+   the month's received and expensed totals (what a longer period's totals add up);
 4. locks the period: from then on nothing dated before the month's end is written
    (`refuse_closed_period`, called by every writer before it writes; the trigger on PostgreSQL).
 
@@ -47,7 +48,7 @@ from inventory.models import (
     User,
 )
 from inventory.selectors.periods import closed_through, ledger_fold, snapshot_before
-from inventory.selectors.reconciliation import stock_flows
+from inventory.selectors.reconciliation import movement_totals, stock_flows
 from inventory.selectors.settlements import period_bounds
 from inventory.services.flow_table import store_month_flows
 from inventory.services.reports import INVENTORY_COLUMNS, LOCATION_TOTALS_HEADER
@@ -215,6 +216,8 @@ def close_month(
         flows = stock_flows(hospital, start, end)
         store_month_flows(period, flows)
         period.flows_stored = True
+        (period.received_quantity, period.received_amount, period.expensed_quantity,
+         period.expensed_amount) = movement_totals(hospital, start, end)
         data = render_monthly_report(hospital, period, flows, balances)
         period.report_csv.save(f"{hospital.pk}/{month:%Y-%m}.csv", ContentFile(data), save=False)
         period.csv_sha256 = hashlib.sha256(data).hexdigest()
@@ -224,7 +227,8 @@ def close_month(
             "closing_value": str(sum((row.value for row in balances), Decimal("0.00"))),
             "his_backlog_acknowledged": backlog,
         }
-        period.save(update_fields=["report_csv", "csv_sha256", "summary", "flows_stored"])
+        period.save(update_fields=["report_csv", "csv_sha256", "summary", "flows_stored", "received_quantity",
+                                   "received_amount", "expensed_quantity", "expensed_amount"])
     return period
 
 

@@ -364,7 +364,7 @@ def reconcile(hospital: Hospital, period_start: datetime.date, period_end: datet
             *_expiry_findings(hospital, period_end, end, context),
             *_set_partner_findings(hospital, start, end, context),
         ]
-        totals = period_totals(hospital, start, end, billing.quantity, billing.amount)
+        totals = period_totals(hospital, start, end, billing)
     findings.sort(key=_finding_order)
     by_kind = {kind: {"count": 0, "amount": Decimal("0.00")} for kind in Kind.values}
     for finding in findings:

@@ -1,5 +1,6 @@
-"""A closed month stores its flows (PeriodFlow); a period's 进销存 table spanning closed months adds
-them up instead of reading their movements — and is the table read from the ledger, row for row:
+"""A closed month stores its flows (PeriodFlow) and its received and expensed totals; a period's 进销存
+table and totals spanning closed months add them up instead of reading their movements — and are the
+table and totals read from the ledger, row for row:
 on a history of three closed months and the open one, with dated entries, receipts, transfers,
 surplus and shortage adjustments, uses and a scrap, for periods starting and ending inside, on the
 edges of and across the closed months, with and without a month whose flows were never stored."""
@@ -12,7 +13,14 @@ from django.utils import timezone
 
 from inventory.models import ClosedPeriod, Location, LotBalance, Movement, PeriodFlow, Product, StockFlowRow
 from inventory.selectors.periods import months_with_flows
-from inventory.selectors.reconciliation import QUANTITY_COLUMNS, flow_sums_sql, stock_flows
+from inventory.selectors.reconciliation import (
+    QUANTITY_COLUMNS,
+    flow_sums_sql,
+    months_with_totals,
+    movement_totals,
+    period_totals,
+    stock_flows,
+)
 from inventory.selectors.settlements import period_bounds
 from inventory.services.consumption import ClinicalContext, consume_lot, consume_unit
 from inventory.services.ledger import move_lot
@@ -77,6 +85,9 @@ def closed_history(keeper_actor, operator, hospital, supplier, warehouse, cath_l
     use("L1", 4, at(M2, 5), "h-u1")
     scrap(actor=keeper_actor, hospital=hospital, reason_code="DAMAGED", idempotency_key="h-s1",
           lots=[LotQuantity(lot_product, "L1", 2, warehouse)], occurred_at=at(M2, 15))
+    move_lot(product=lot_product, lot="L1", quantity=2, to_location=None, kind=Movement.Kind.DEPARTMENT_EXPENSE,
+             source=LotBalance.objects.get(product=lot_product, lot="L1", location=cath_lab_store), actor=keeper_actor,
+             idempotency_key="h-e1", document=document, occurred_at=at(M2, 20))
     move("L1", 5, cath_lab_store, cabinet, at(M2, 25), "h-t2")
     adjust("L2", warehouse, -2, at(M1, 5), "h-a2")
     move("L2", 4, warehouse, cath_lab_store, at(M1, 15), "h-t3")
@@ -160,3 +171,26 @@ def test_a_runs_stored_table_over_closed_months_is_the_table_from_the_ledger(clo
     expected = sorted(table(closed_history, first, last, from_closed_months=False)[0],
                       key=lambda row: (places[row[1]], codes[row[0]]))
     assert stored == expected and len(stored) > 3
+
+
+def test_the_close_stores_its_months_totals_and_a_periods_totals_add_them_up_as_the_ledger_does(closed_history):
+    """A closed month's received and expensed totals are those of its movements; a period's totals from
+    the closed months inside it (one starting before the period's start taken off) are the ledger's."""
+    hospital = closed_history
+    for month in (M3, M2, M1):
+        period = ClosedPeriod.objects.get(hospital=hospital, month=month)
+        stored = (period.received_quantity, period.received_amount, period.expensed_quantity, period.expensed_amount)
+        assert stored == tuple(movement_totals(hospital, *month_bounds(month))), month
+    assert ClosedPeriod.objects.get(hospital=hospital, month=M2).expensed_quantity == 2
+    for (first, last), adds_up in zip(PERIODS, ADDS_UP_MONTHS, strict=True):
+        bounds = period_bounds(first, last)
+        assert bool(months_with_totals(hospital.pk, *bounds)) == adds_up, (first, last)
+        from_months = period_totals(hospital, *bounds)
+        assert from_months == period_totals(hospital, *bounds, from_closed_months=False), (first, last)
+    received = period_totals(hospital, *period_bounds(*PERIODS[0]))
+    assert (received.received_quantity, received.expensed_quantity) == (8 + 2, 2)  # M3's receipts before the 10th off
+    ClosedPeriod.objects.filter(hospital=hospital, month=M2).update(received_quantity=None)
+    assert [month.month for month in months_with_totals(hospital.pk, *period_bounds(*PERIODS[0]))] == [M1]
+    for first, last in PERIODS:
+        bounds = period_bounds(first, last)
+        assert period_totals(hospital, *bounds) == period_totals(hospital, *bounds, from_closed_months=False)

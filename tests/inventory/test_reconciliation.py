@@ -477,8 +477,8 @@ def test_the_lines_are_matched_in_sql_to_the_uses_billed_lines_names(scenario, c
 def test_the_billing_sums_in_sql_and_in_python_give_the_same_findings(scenario, clock, monkeypatch):
     """`period_billing` has two forms: SQL on PostgreSQL, `billed_lines` summed in Python elsewhere
     (the embedded SQLite). On the same data they differ only in how many lines they hand to the code
-    and price rules (the SQL spares those that break none): same differences, evidence and totals,
-    and the same findings."""
+    and price rules (the SQL spares those that break none): same differences, evidence and totals
+    (billed and used), and the same findings."""
     s, d4 = scenario, scenario.d4
     clock.at(d4, 8)
     units = s.receive(s.stent, ["T80", "T81", "T82"])
@@ -510,6 +510,9 @@ def test_the_billing_sums_in_sql_and_in_python_give_the_same_findings(scenario, 
                 == {key: sorted(map(key_of, lines)) for key, lines in in_python.lines_of.items()})
         assert {key_of(line) for line in in_sql.suspect_lines} <= {key_of(line) for line in in_python.suspect_lines}
         assert (in_sql.quantity, cents(in_sql.amount)) == (in_python.quantity, cents(in_python.amount))
+        assert (in_sql.used_quantity, cents(in_sql.used_amount)) == (
+            in_python.used_quantity, cents(in_python.used_amount))
+        assert in_sql.used_quantity > 0
 
     def findings_of(outcome) -> list[tuple]:
         return [(f.kind, f.encounter, f.product_id, f.unit_id, f.expected, f.actual, f.amount, f.message, f.evidence)
