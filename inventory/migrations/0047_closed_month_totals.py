@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('inventory', '0045_closed_month_flows'),
+        ('inventory', '0046_flow_rows_run_checked_per_statement'),
     ]
 
     operations = [
