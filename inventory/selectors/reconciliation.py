@@ -959,23 +959,27 @@ def _expired_lots(hospital: Hospital, as_of: datetime.date, end: datetime.dateti
         return list(LotBalance.objects.filter(hospital=hospital, expiry__lt=as_of)
                     .values("product", "lot").annotate(expiry=Min("expiry"), unit_cost=Max("unit_cost")).order_by())
     balance, movement, held = LotBalance._meta.db_table, Movement._meta.db_table, PeriodBalance._meta.db_table
+    # The stretch's movements are found by time, the lot ones among them after: with both conditions
+    # the planner also read the index on unit_id IS NULL, i.e. every lot movement of the ledger's history.
     sql = f"""
         WITH expired AS MATERIALIZED (
             SELECT product_id, lot, MIN(expiry) AS expiry, MAX(unit_cost) AS unit_cost FROM {balance}
              WHERE hospital_id = %s AND expiry < %s
              GROUP BY product_id, lot
+        ), moved AS MATERIALIZED (
+            SELECT product_id, lot, unit_id FROM {movement}
+             WHERE hospital_id = %s AND occurred_at >= %s AND occurred_at < %s
         )
         SELECT * FROM expired e
          WHERE EXISTS (SELECT 1 FROM {held} p
                         WHERE p.period_id = %s AND p.product_id = e.product_id AND p.lot = e.lot AND p.quantity <> 0)
         UNION
         SELECT * FROM expired e
-         WHERE EXISTS (SELECT 1 FROM {movement} m
-                        WHERE m.hospital_id = %s AND m.unit_id IS NULL AND m.product_id = e.product_id
-                          AND m.lot = e.lot AND m.occurred_at >= %s AND m.occurred_at < %s)
+         WHERE EXISTS (SELECT 1 FROM moved m WHERE m.unit_id IS NULL AND m.product_id = e.product_id AND m.lot = e.lot)
     """  # table names come from the code; every value is a parameter
-    params = [hospital.pk, connection.ops.adapt_datefield_value(as_of), snapshot.pk, hospital.pk,
-              connection.ops.adapt_datetimefield_value(snapshot.ends_at), connection.ops.adapt_datetimefield_value(end)]
+    params = [hospital.pk, connection.ops.adapt_datefield_value(as_of), hospital.pk,
+              connection.ops.adapt_datetimefield_value(snapshot.ends_at), connection.ops.adapt_datetimefield_value(end),
+              snapshot.pk]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [{"product": product, "lot": lot, "expiry": expiry, "unit_cost": unit_cost}
