@@ -23,13 +23,25 @@ def visible_to(user: User, queryset: QuerySet, hospital_field: str = "hospital")
     """Restrict `queryset` to the user's hospital (`hospital_field` is the lookup path to it, e.g.
     "device__hospital", or "pk" for hospitals themselves); alliance administrators see all, alliance
     staff (inventory.alliance) every member of their alliance."""
+    if (hospital_id := own_hospital_only(user)) is not None:
+        return of_hospital(queryset, hospital_id, hospital_field)
     if sees_all_hospitals(user):
         return queryset
     if reads_across_members(user):
         return queryset.filter(**{f"{hospital_field}__in": alliance_hospitals_for(user)})
-    hospital_id = getattr(user, "hospital_id", None)
-    if hospital_id is None:
-        return queryset.none()
+    return queryset.none()
+
+
+def own_hospital_only(user: User) -> int | None:
+    """The hospital `visible_to` restricts the user to when that is their own hospital alone (a
+    hospital's staff); None for alliance administrators, alliance staff and users of no hospital."""
+    if sees_all_hospitals(user) or reads_across_members(user):
+        return None
+    return getattr(user, "hospital_id", None)
+
+
+def of_hospital(queryset: QuerySet, hospital_id: int, hospital_field: str = "hospital") -> QuerySet:
+    """`queryset`'s objects of one hospital: what `visible_to` leaves a user of `own_hospital_only`."""
     return queryset.filter(**{hospital_field: hospital_id})
 
 

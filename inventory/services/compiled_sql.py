@@ -11,9 +11,10 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Model, QuerySet
-from django.db.models.query import get_related_populators
+from django.db.models.query import MAX_GET_RESULTS, ModelIterable, get_related_populators
 from django.db.transaction import TransactionManagementError
 
 _sentinels = itertools.count(1)
@@ -53,7 +54,10 @@ def compile_shape(build: Callable[[dict], QuerySet], sentinels: Callable[[], dic
     does not use appears in neither."""
     compiled = []
     for given in (sentinels(), sentinels()):
-        sql, params = build(given).query.sql_with_params()
+        try:
+            sql, params = build(given).query.sql_with_params()
+        except EmptyResultSet:  # a sentinel the backend would not compile (out of a column's range)
+            return None
         by_value = {(type(value), value): name for name, value in given.items()}
         plan = tuple((name, None) if (name := by_value.get((type(param), param))) else (None, param) for param in params)
         compiled.append(CompiledSql(sql, plan))
@@ -113,20 +117,9 @@ class _Rows:
         return instance
 
 
-class FirstInstanceCache(ShapeCache):
-    """`queryset.first()`-like reads of one model instance (its `select_related` rows and annotations
-    too) through a statement compiled once per shape."""
-
-    def first(self, shape: object, values: dict[str, object]) -> Model | None:
-        rows = self.rows_for(shape)
-        if rows is None:
-            return self.build(shape, values).first()
-        if rows.locks and connection.get_autocommit():
-            raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
-        with connection.cursor() as cursor:
-            cursor.execute(rows.compiled.sql, rows.compiled.params(values))
-            row = cursor.fetchone()
-        return None if row is None else rows.instance(row)
+class InstanceCache(ShapeCache):
+    """Reads of model instances (their `select_related` rows and annotations too) through a
+    statement compiled once per shape; a subclass says how the queryset is read (`_as_read`)."""
 
     def rows_for(self, shape: object) -> "_Rows | None":
         key = (connection.vendor, "rows", shape)
@@ -136,14 +129,22 @@ class FirstInstanceCache(ShapeCache):
             self.compiled[key] = rows = self._compile_rows(shape)
             return rows
 
+    def _instances(self, rows: "_Rows", values: dict[str, object], size: int) -> list[Model]:
+        if rows.locks and connection.get_autocommit():
+            raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
+        with connection.cursor() as cursor:
+            cursor.execute(rows.compiled.sql, rows.compiled.params(values))
+            return [rows.instance(row) for row in cursor.fetchmany(size)]
+
     @staticmethod
-    def _first_of(queryset: QuerySet) -> QuerySet:
-        return (queryset if queryset.ordered else queryset.order_by("pk"))[:1]  # as first() reads it
+    def _as_read(queryset: QuerySet) -> QuerySet:
+        raise NotImplementedError
 
     def _compile_rows(self, shape: object) -> "_Rows | None":
-        compiled = compile_shape(lambda values: self._first_of(self.build(shape, values)), lambda: self.sentinels(shape))
-        queryset = self._first_of(self.build(shape, self.sentinels(shape)))
-        if compiled is None or queryset._known_related_objects:
+        compiled = compile_shape(lambda values: self._as_read(self.build(shape, values)), lambda: self.sentinels(shape))
+        queryset = self._as_read(self.build(shape, self.sentinels(shape)))
+        if (compiled is None or queryset._known_related_objects or queryset._prefetch_related_lookups
+                or queryset._iterable_class is not ModelIterable or queryset.query.combinator):
             return None
         compiler = queryset.query.get_compiler(using=connection.alias)
         compiler.as_sql()  # fills select, klass_info and annotation_col_map
@@ -160,3 +161,50 @@ class FirstInstanceCache(ShapeCache):
             converters=list(compiler.get_converters([column for column, _, _ in select]).items()),
             locks=queryset.query.select_for_update,
         )
+
+
+class FirstInstanceCache(InstanceCache):
+    """`queryset.first()`-like reads of one model instance through a statement compiled once per shape."""
+
+    def first(self, shape: object, values: dict[str, object]) -> Model | None:
+        rows = self.rows_for(shape)
+        if rows is None:
+            return self.build(shape, values).first()
+        found = self._instances(rows, values, 1)
+        return found[0] if found else None
+
+    @staticmethod
+    def _first_of(queryset: QuerySet) -> QuerySet:
+        return (queryset if queryset.ordered else queryset.order_by("pk"))[:1]  # as first() reads it
+
+    _as_read = _first_of
+
+
+class GetInstanceCache(InstanceCache):
+    """`queryset.get()`-like reads of one model instance through a statement compiled once per shape:
+    None where `get()` raises DoesNotExist, MultipleObjectsReturned as it raises it."""
+
+    def get(self, shape: object, values: dict[str, object]) -> Model | None:
+        rows = self.rows_for(shape)
+        if rows is None:
+            queryset = self.build(shape, values)
+            try:
+                return queryset.get()
+            except queryset.model.DoesNotExist:
+                return None
+        found = self._instances(rows, values, MAX_GET_RESULTS)
+        if len(found) > 1:
+            model = rows.model
+            count = len(found) if len(found) < MAX_GET_RESULTS else f"more than {MAX_GET_RESULTS - 1}"
+            raise model.MultipleObjectsReturned(
+                f"get() returned more than one {model._meta.object_name} -- it returned {count}!")
+        return found[0] if found else None
+
+    @staticmethod
+    def _as_read(queryset: QuerySet) -> QuerySet:
+        """The queryset as `get()` reads it: no ordering, at most MAX_GET_RESULTS rows."""
+        if queryset.query.can_filter() and not queryset.query.distinct_fields:
+            queryset = queryset.order_by()
+        if not queryset.query.select_for_update or connection.features.supports_select_for_update_with_limit:
+            queryset = queryset[:MAX_GET_RESULTS]
+        return queryset

@@ -168,6 +168,10 @@ def suggestions_sql() -> str:
     on_hand_statuses = ", ".join(f"'{status}'" for status in ON_HAND_STATUSES)
     open_statuses = ", ".join(f"'{status}'" for status in OPEN_REQUISITION)
     flowing = ", ".join(f"'{status}'" for status in (*OPEN_REQUISITION, Requisition.Status.DISPATCHED))
+    # Only the locations `levels` keeps can have a level to join: the stock of the others (the central
+    # warehouse's, a third of the hospital's) is not aggregated at all.
+    replenished = (f"SELECT id FROM inventory_location WHERE hospital_id = %(hospital)s AND is_active = %(yes)s "
+                   f"AND kind IN ({kinds})")
     return f"""
         WITH levels AS (
             SELECT p.id AS par_level_id, p.location_id, p.product_id, p.minimum,
@@ -182,13 +186,14 @@ def suggestions_sql() -> str:
             SELECT location_id, product_id, SUM(n) AS n FROM (
                 SELECT u.location_id, u.product_id, COUNT(*) AS n
                 FROM inventory_unit u
-                WHERE u.hospital_id = %(hospital)s AND u.status IN ({on_hand_statuses})
-                  AND (u.expiry IS NULL OR u.expiry >= %(today)s)
+                WHERE u.hospital_id = %(hospital)s AND u.location_id IN ({replenished})
+                  AND u.status IN ({on_hand_statuses}) AND (u.expiry IS NULL OR u.expiry >= %(today)s)
                 GROUP BY u.location_id, u.product_id
                 UNION ALL
                 SELECT b.location_id, b.product_id, SUM(b.quantity) AS n
                 FROM inventory_lotbalance b
-                WHERE b.hospital_id = %(hospital)s AND (b.expiry IS NULL OR b.expiry >= %(today)s)
+                WHERE b.hospital_id = %(hospital)s AND b.location_id IN ({replenished})
+                  AND (b.expiry IS NULL OR b.expiry >= %(today)s)
                 GROUP BY b.location_id, b.product_id
             ) held
             GROUP BY location_id, product_id

@@ -67,6 +67,17 @@ def test_suggestion_is_target_less_on_hand_in_transit_and_open_requisitions(
     assert found.par_level == level
 
 
+def test_stock_elsewhere_in_the_hospital_does_not_count_as_on_hand(hospital, warehouse, cath_lab_store, cabinet,
+                                                                  lot_product, keeper):
+    replenishment.save_par_level(user=keeper, location=cath_lab_store, product=lot_product, minimum=20, target=50)
+    replenishment.save_par_level(user=keeper, location=cabinet, product=lot_product, minimum=5, target=30)
+    hold(cath_lab_store, lot_product, 10)
+    hold(cabinet, lot_product, 4)
+    hold(warehouse, lot_product, 100)  # the central warehouse's: not at either location
+    assert replenishment.compute_suggestions(hospital=hospital) == 2
+    assert (suggestion(cath_lab_store, lot_product).on_hand, suggestion(cabinet, lot_product).on_hand) == (10, 4)
+
+
 def test_nothing_is_suggested_when_stock_and_flows_reach_the_target(hospital, cath_lab_store, lot_product, keeper):
     replenishment.save_par_level(user=keeper, location=cath_lab_store, product=lot_product, minimum=5, target=10)
     hold(cath_lab_store, lot_product, 10)
