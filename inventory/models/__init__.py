@@ -67,6 +67,7 @@ from inventory.models.reconciliation import Finding, FindingDisposition, Reconci
 from inventory.models.reservations import StockReservation
 from inventory.models.review import ClinicalTeam, ClinicalTeamMember, DepartmentRevenue, RatioRedLine, WatchedItem
 from inventory.models.stock import (
+    IN_STOCK_STATUSES,
     UNIT_TRANSITIONS,
     LotBalance,
     LotCostLayer,
@@ -87,7 +88,7 @@ __all__ = [
     "SupplierSettlementLine", "SupplierSettlementEvent",
     "AcceptanceRecord", "Certificate", "DeliveryLine", "DeliveryNote", "Department", "Hospital",
     "IdempotencyRecord", "Location", "LotBalance", "LotCostLayer", "LotMovementLayer", "Manufacturer", "Movement", "Notification", "NotificationRule", "Owner", "Product", "Role",
-    "ReceivingDraft", "StockOrder", "Supplier", "SupplyAgreement", "TagBinding", "TrackingMode", "UNIT_TRANSITIONS", "Unit", "UnitStatus",
+    "ReceivingDraft", "StockOrder", "Supplier", "SupplyAgreement", "TagBinding", "TrackingMode", "IN_STOCK_STATUSES", "UNIT_TRANSITIONS", "Unit", "UnitStatus",
     "User",
     "StockReservation",
     # Picking, dispatch and receipt (inventory/models/picking.py)

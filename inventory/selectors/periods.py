@@ -13,6 +13,7 @@ owner; for a unit, its owner at that moment — the `from_owner` of the unit's n
 `from_owner` and adds to `to_owner` at the same location.
 """
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -54,12 +55,27 @@ def months_with_flows(hospital_id: int, after: datetime.datetime | None, end: da
     """The closed months from `after` on (the end of a period's opening snapshot; None: from the first)
     that end by `end` and have their flows stored (`PeriodFlow`), in order and without a gap: the
     last such stretch (months closed before the flows were stored come first, and are left out)."""
-    periods = ClosedPeriod.objects.filter(hospital_id=hospital_id, ends_at__lte=end).order_by("starts_at")
+    periods = ClosedPeriod.objects.filter(hospital_id=hospital_id, ends_at__lte=end)
     if after is not None:
         periods = periods.filter(starts_at__gte=after)
+    return _last_stretch(periods.only("pk", "starts_at", "ends_at", "flows_stored"),
+                         lambda period: period.flows_stored)
+
+
+def months_with_totals(hospital_id: int, start: datetime.datetime, end: datetime.datetime) -> list[ClosedPeriod]:
+    """The closed months overlapping [start, end) and ending by `end` whose totals are stored, in order and
+    without a gap: the last such stretch (a month closed before the totals were stored breaks it)."""
+    return _last_stretch(
+        ClosedPeriod.objects.filter(hospital_id=hospital_id, ends_at__gt=start, ends_at__lte=end),
+        lambda period: period.received_quantity is not None and period.expensed_quantity is not None)
+
+
+def _last_stretch(periods: QuerySet[ClosedPeriod], stored: Callable[[ClosedPeriod], bool]) -> list[ClosedPeriod]:
+    """The last run of consecutive months of `periods` (in order of their start) for which `stored`
+    holds: a month without it, or a gap between two months, starts the stretch again."""
     stretch: list[ClosedPeriod] = []
-    for period in periods.only("pk", "starts_at", "ends_at", "flows_stored"):
-        if not period.flows_stored:
+    for period in periods.order_by("starts_at"):
+        if not stored(period):
             stretch = []
         elif stretch and stretch[-1].ends_at != period.starts_at:
             stretch = [period]

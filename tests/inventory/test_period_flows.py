@@ -12,11 +12,10 @@ from django.db import connection
 from django.utils import timezone
 
 from inventory.models import ClosedPeriod, Location, LotBalance, Movement, PeriodFlow, Product, StockFlowRow
-from inventory.selectors.periods import months_with_flows
+from inventory.selectors.periods import months_with_flows, months_with_totals
 from inventory.selectors.reconciliation import (
     QUANTITY_COLUMNS,
     flow_sums_sql,
-    months_with_totals,
     movement_totals,
     period_totals,
     stock_flows,
