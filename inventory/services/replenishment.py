@@ -168,31 +168,32 @@ def suggestions_sql() -> str:
     on_hand_statuses = ", ".join(f"'{status}'" for status in ON_HAND_STATUSES)
     open_statuses = ", ".join(f"'{status}'" for status in OPEN_REQUISITION)
     flowing = ", ".join(f"'{status}'" for status in (*OPEN_REQUISITION, Requisition.Status.DISPATCHED))
-    # Only the locations `levels` keeps can have a level to join: the stock of the others (the central
+    # Only the replenished places can have a level to join: the stock of the others (the central
     # warehouse's, a third of the hospital's) is not aggregated at all.
-    replenished = (f"SELECT id FROM inventory_location WHERE hospital_id = %(hospital)s AND is_active = %(yes)s "
-                   f"AND kind IN ({kinds})")
     return f"""
-        WITH levels AS (
+        WITH replenished AS (
+            SELECT id FROM inventory_location
+            WHERE hospital_id = %(hospital)s AND is_active = %(yes)s AND kind IN ({kinds})
+        ),
+        levels AS (
             SELECT p.id AS par_level_id, p.location_id, p.product_id, p.minimum,
                    COALESCE(p.target, p.minimum) AS target
             FROM inventory_parlevel p
-            JOIN inventory_location l ON l.id = p.location_id
+            JOIN replenished l ON l.id = p.location_id
             JOIN inventory_product pr ON pr.id = p.product_id
-            WHERE l.hospital_id = %(hospital)s AND l.is_active = %(yes)s AND pr.is_active = %(yes)s
-              AND l.kind IN ({kinds})
+            WHERE pr.is_active = %(yes)s
         ),
         stock AS (
             SELECT location_id, product_id, SUM(n) AS n FROM (
                 SELECT u.location_id, u.product_id, COUNT(*) AS n
                 FROM inventory_unit u
-                WHERE u.hospital_id = %(hospital)s AND u.location_id IN ({replenished})
+                WHERE u.hospital_id = %(hospital)s AND u.location_id IN (SELECT id FROM replenished)
                   AND u.status IN ({on_hand_statuses}) AND (u.expiry IS NULL OR u.expiry >= %(today)s)
                 GROUP BY u.location_id, u.product_id
                 UNION ALL
                 SELECT b.location_id, b.product_id, SUM(b.quantity) AS n
                 FROM inventory_lotbalance b
-                WHERE b.hospital_id = %(hospital)s AND b.location_id IN ({replenished})
+                WHERE b.hospital_id = %(hospital)s AND b.location_id IN (SELECT id FROM replenished)
                   AND (b.expiry IS NULL OR b.expiry >= %(today)s)
                 GROUP BY b.location_id, b.product_id
             ) held
