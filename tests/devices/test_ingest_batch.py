@@ -296,3 +296,20 @@ def test_the_same_lookup_batch_sent_twice_at_once_is_stored_once(bedside, keeper
     assert sorted(tuple(o["replayed"] for o in answer) for answer in answers) == [(False,) * 3, (True,) * 3]
     assert [o["result"] for o in answers[0]] == [o["result"] for o in answers[1]]
     assert DeviceEvent.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_a_batch_with_a_cabinet_event_is_stored_first_and_its_outcomes_written_after(bedside, product):
+    outcomes = ingest_batch(device=bedside, bodies=[
+        scan("s1", "%%garbage%%"),
+        {"event_id": "d1", "kind": "door_open", "occurred_at": WHEN, "payload": {}},
+        {"event_id": "h1", "kind": "heartbeat", "occurred_at": WHEN, "payload": {}},
+    ])
+    assert outcome_codes(outcomes) == [
+        ("s1", "REFUSED", "UDI_UNPARSEABLE"), ("d1", "REFUSED", "DEVICE_NOT_AT_CABINET"), ("h1", "PROCESSED", None),
+    ]
+    stored = {event.event_id: event for event in DeviceEvent.objects.all()}
+    assert [(stored[o["event_id"]].status, stored[o["event_id"]].error_code) for o in outcomes] == [
+        ("REFUSED", "UDI_UNPARSEABLE"), ("REFUSED", "DEVICE_NOT_AT_CABINET"), ("PROCESSED", ""),
+    ]
+    assert all(event.processed_at is not None for event in stored.values())
