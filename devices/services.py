@@ -14,8 +14,10 @@ one INSERT (`handles(…, needs_event_row=False)`): the unique (device, event_id
 decides which request applies an event. A concurrent request with the same id waits on that index
 entry until the first commits; its INSERT then fails, its savepoint — processing included — is
 rolled back, and it answers the first outcome (a replay). Processing first takes the device's row
-(`last_seen`) before anything it locks, so that two requests of one device never lock in
-opposite orders.
+(`last_seen`) before anything it locks, so that two such requests of one device never lock in
+opposite orders. (A request that stores first takes its event ids before the device's row: were the
+same device to send one of those ids at the same moment in a request without cabinet events, the
+two could deadlock; PostgreSQL then fails one, which stores nothing, and the device sends it again.)
 
 Out-of-order delivery: events are stored in arrival order but carry the device's `occurred_at`;
 handlers that depend on order (cabinet sessions) compare `occurred_at`, never arrival order, and
