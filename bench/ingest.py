@@ -69,14 +69,18 @@ def run(context: Context) -> list[Figure]:
         "receipt-vs-parse": Figure("ingest", "receipt scans, service, against the GS1 parse alone (parse_udi)", per,
                                    baseline_name="codes/s parse_udi alone", target=PARSE_TARGET,
                                    higher_is_better=True),
+        # The same target against biip's parse (the issue's "10k codes/s"): the fast path above outruns
+        # even raw executemany of the events' rows, a ceiling no path that stores its events can reach.
         "receipt-vs-biip": Figure("ingest", "receipt scans, service, against biip's parse alone", per,
-                                  baseline_name="codes/s biip alone (parse_gs1 fast=False)", higher_is_better=True),
+                                  baseline_name="codes/s biip alone (parse_gs1 fast=False)", target=PARSE_TARGET,
+                                  higher_is_better=True),
     }
     n = workload.ingest_events
     with psycopg.connect(database_url()) as raw, gunicorn(
         workers=workload.gunicorn_workers, log_path=context.options.results_dir / "gunicorn.log"
     ) as server:
         _create_raw_table(raw)
+        _analyze_events(raw)
         client = server.connection()
         for repetition in range(workload.repeat):
             rows = _raw_rows(n, context.run_id, repetition)
@@ -157,6 +161,14 @@ def _create_raw_table(raw: psycopg.Connection) -> None:
             "received_at timestamptz NOT NULL, payload jsonb NOT NULL, body_sha256 varchar(64) NOT NULL, "
             "status varchar(16) NOT NULL)"
         )
+    raw.commit()
+
+
+def _analyze_events(raw: psycopg.Connection) -> None:
+    """The device events' statistics, untimed, as autovacuum (off on the benchmark's server) keeps
+    them: without any, the planner reads every stored event of a device to find a batch's ids."""
+    with raw.cursor() as cursor:
+        cursor.execute("ANALYZE devices_deviceevent")
     raw.commit()
 
 

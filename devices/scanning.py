@@ -1,13 +1,18 @@
 """What a barcode scan from a device does: resolve it, and move the unit where the device says."""
 import hashlib
 
-from devices.identification import gs_substitute_problem
+from django.db import connection
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
+
+from devices.identification import ParsedUDI, ParseError, gs_substitute_problem, parse_udi
 from devices.models import Device, DeviceEvent
 from devices.services import handles, handles_batch
 from inventory.actors import Actor
 from inventory.errors import Refusal, Refused
+from inventory.models import Hospital, Location, Product, Unit
 from inventory.selectors.units import ScanResolution, resolve_scan, resolve_scans
-from inventory.services.stock import transfer_stock, transfer_units_each
+from inventory.services.stock import transfer_locked_units_each, transfer_stock
 
 
 def describe(resolution: ScanResolution) -> dict:
@@ -29,7 +34,7 @@ def describe(resolution: ScanResolution) -> dict:
     }
 
 
-@handles(DeviceEvent.Kind.SCAN)
+@handles(DeviceEvent.Kind.SCAN, needs_event_row=False)
 def process_scan(event: DeviceEvent) -> dict:
     """Resolve the scanned code; a station in RECEIVE_INTO_LOCATION mode also moves the unit there."""
     device = event.device
@@ -54,7 +59,8 @@ def process_scan(event: DeviceEvent) -> dict:
 def process_scans(events: list[DeviceEvent]) -> list[dict | Refused]:
     """`process_scan` for consecutive scans of one device, with the same outcome for each, in a
     few queries: every code resolved at once, and in RECEIVE_INTO_LOCATION mode every unit that
-    can move moved in one transfer order (a unit scanned twice: the second scan finds it there)."""
+    can move moved in one transfer order (a unit scanned twice: the second scan finds it there).
+    A receiving station's units are locked by the read that finds them."""
     device = events[0].device
     try:
         _require_safe_substitute(device)
@@ -62,9 +68,11 @@ def process_scans(events: list[DeviceEvent]) -> list[dict | Refused]:
         return [refused for _ in events]
     codes = [_scanned_code(event) for event in events]
     readable = [code for code in codes if not isinstance(code, Refused)]
-    resolved = iter(resolve_scans(device.hospital, readable, separator=device.gs_substitute))
+    receiving = device.scan_mode == Device.ScanMode.RECEIVE_INTO_LOCATION and device.location is not None
+    resolve = _resolve_locking if receiving else resolve_scans
+    resolved = iter(resolve(device.hospital, readable, separator=device.gs_substitute))
     resolutions = [code if isinstance(code, Refused) else next(resolved) for code in codes]
-    if device.scan_mode != Device.ScanMode.RECEIVE_INTO_LOCATION or device.location is None:
+    if not receiving:
         return [r if isinstance(r, Refused) else describe(r) for r in resolutions]
     outcomes: list[dict | Refused] = [
         r if isinstance(r, Refused) else Refused([r.problem]) if r.problem else describe(r) for r in resolutions
@@ -73,7 +81,7 @@ def process_scans(events: list[DeviceEvent]) -> list[dict | Refused]:
     if not moving:
         return outcomes
     try:
-        order, problems = transfer_units_each(
+        order, problems = transfer_locked_units_each(
             actor=Actor(device=device), hospital=device.hospital, to_location=device.location,
             units=[resolutions[index].unit for index in moving],
             idempotency_key=_batch_key(device, [events[index] for index in moving]),
@@ -83,6 +91,52 @@ def process_scans(events: list[DeviceEvent]) -> list[dict | Refused]:
     for index, unit_problems in zip(moving, problems, strict=True):
         outcomes[index] = Refused(unit_problems) if unit_problems else {**outcomes[index], "stock_order": order.pk}
     return outcomes
+
+
+def _resolve_locking(
+    hospital: Hospital, codes: list[str], *, separator: str | None = None
+) -> list[ScanResolution | Refused]:
+    """`resolve_scans` for a receiving station: the units found are locked (FOR UPDATE, in
+    primary-key order, as `transfer_stock` locks them) and read with their location and product by
+    the query that finds them — the (DI, serial) pairs probed in their unique index. The product of
+    a DI is the unit's own when it is the hospital's product of that DI, as it always is for units
+    received here; the catalog is read only for the DIs of the other codes."""
+    parsed: list[ParsedUDI | Refused] = []
+    for raw in codes:
+        try:
+            parsed.append(parse_udi(raw, separator=separator))
+        except ParseError as error:
+            parsed.append(Refused(Refusal.UDI_UNPARSEABLE, **error.refusal_params()))
+    readable = [udi for udi in parsed if isinstance(udi, ParsedUDI)]
+    pairs = sorted({(udi.di, udi.serial) for udi in readable if udi.serial})
+    units = {(unit.di, unit.serial): unit for unit in _locked_units_by_udi(hospital, pairs)} if pairs else {}
+    products = {unit.di: unit.product for unit in units.values()
+                if unit.product.udi_di == unit.di and unit.product.hospital_id == hospital.pk}
+    if missing := {udi.di for udi in readable} - products.keys():
+        products.update((product.udi_di, product)
+                        for product in Product.objects.filter(hospital=hospital, udi_di__in=missing).order_by())
+    return [
+        udi if isinstance(udi, Refused) else ScanResolution(udi, products.get(udi.di), units.get((udi.di, udi.serial)))
+        for udi in parsed
+    ]
+
+
+def _locked_units_by_udi(hospital: Hospital, pairs: list[tuple[str, str]]) -> list[Unit]:
+    """The units, locked, with their product; their few locations read once each, not once per unit."""
+    units = Unit.objects.filter(hospital=hospital).select_for_update(of=("self",)).select_related("product").order_by("pk")
+    if connection.vendor != "postgresql":  # no row locks; every unit of these DIs and serials, as resolve_scans
+        units = units.filter(di__in={di for di, _ in pairs}, serial__in={serial for _, serial in pairs})
+    else:
+        table = Unit._meta.db_table
+        units = units.filter(RawSQL(
+            f'("{table}"."di", "{table}"."serial") IN (SELECT * FROM unnest(%s::text[], %s::text[]))',  # names from the model
+            ([di for di, _ in pairs], [serial for _, serial in pairs]), output_field=BooleanField(),
+        ))
+    units = list(units)
+    locations = Location.objects.in_bulk({unit.location_id for unit in units} - {None})
+    for unit in units:
+        unit.location = locations.get(unit.location_id)
+    return units
 
 
 def _require_safe_substitute(device: Device) -> None:

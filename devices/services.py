@@ -7,6 +7,18 @@ transaction itself fails nothing is kept and the device, which has no acknowledg
 same events again. A replay of the same (device, event_id) returns the stored outcome and applies
 nothing; the same id with a different body is refused (409).
 
+Two orders, one guarantee. Events whose handlers refer to their stored row (a cabinet session
+keeps its door events by id) are stored first, then processed, then their outcome is written.
+Scans, heartbeats and temperatures are processed first and stored after, each with its outcome, in
+one INSERT (`handles(…, needs_event_row=False)`): the unique (device, event_id) index still
+decides which request applies an event. A concurrent request with the same id waits on that index
+entry until the first commits; its INSERT then fails, its savepoint — processing included — is
+rolled back, and it answers the first outcome (a replay). Processing first takes the device's row
+(`last_seen`) before anything it locks, so that two such requests of one device never lock in
+opposite orders. (A request that stores first takes its event ids before the device's row: were the
+same device to send one of those ids at the same moment in a request without cabinet events, the
+two could deadlock; PostgreSQL then fails one, which stores nothing, and the device sends it again.)
+
 Out-of-order delivery: events are stored in arrival order but carry the device's `occurred_at`;
 handlers that depend on order (cabinet sessions) compare `occurred_at`, never arrival order, and
 `last_seen` only moves forward.
@@ -70,14 +82,25 @@ Handler = Callable[[DeviceEvent], dict]
 BatchHandler = Callable[[list[DeviceEvent]], list[dict | Refused]]
 _HANDLERS: dict[str, Handler] = {}
 _BATCH_HANDLERS: dict[str, BatchHandler] = {}
+# The kinds whose handlers never refer to their event's stored row: processed first, then stored
+# with their outcome in one INSERT (see the module's docstring).
+_STORED_AFTER: set[str] = set()
 OUTCOME_FIELDS = ["status", "result", "error_code", "error_detail", "processed_at"]
+_KINDS = frozenset(DeviceEvent.Kind.values)
 
 
-def handles(kind: str) -> Callable[[Handler], Handler]:
-    """Register the processor of one event kind (the inventory side registers cabinet kinds)."""
+def handles(kind: str, *, needs_event_row: bool = True) -> Callable[[Handler], Handler]:
+    """Register the processor of one event kind (the inventory side registers cabinet kinds).
+
+    `needs_event_row=False` declares that the handler (and the kind's batch handler) never refers
+    to the stored event — its id —, so that its events can be stored after they are processed."""
 
     def register(handler: Handler) -> Handler:
         _HANDLERS[kind] = handler
+        if needs_event_row:
+            _STORED_AFTER.discard(kind)
+        else:
+            _STORED_AFTER.add(kind)
         return handler
 
     return register
@@ -102,7 +125,7 @@ def validate_event(body: object) -> tuple[str, str, datetime.datetime, dict]:
     event_id, kind, occurred_at, payload = (body.get(k) for k in ("event_id", "kind", "occurred_at", "payload"))
     if not isinstance(event_id, str) or not 0 < len(event_id) <= MAX_EVENT_ID_LENGTH:
         raise EventRejected("INVALID_EVENT", f"event_id must be a string of 1 to {MAX_EVENT_ID_LENGTH} characters")
-    if kind not in DeviceEvent.Kind.values:
+    if kind not in _KINDS:
         raise EventRejected(
             "UNKNOWN_EVENT_KIND", f"kind {kind!r} is not one of {', '.join(DeviceEvent.Kind.values)}"
         )
@@ -172,18 +195,15 @@ def ingest_event(*, device: Device, body: object) -> IngestOutcome:
     event_id, kind, occurred_at, payload = _validated(device, body)
     _check_addressed_to(device, body)
     digest = body_hash(body)
+    event = DeviceEvent(device=device, event_id=event_id, kind=kind, occurred_at=occurred_at, payload=payload,
+                        body_sha256=digest)
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                event = DeviceEvent.objects.create(
-                    device=device, event_id=event_id, kind=kind, occurred_at=occurred_at, payload=payload,
-                    body_sha256=digest,
-                )
-        except IntegrityError:
+        if kind in _STORED_AFTER and (first := _stored(device, {event_id}).get(event_id)) is not None:
+            return IngestOutcome(_same_body(first, digest), replayed=True)
+        ingest = _process_then_store if kind in _STORED_AFTER else _store_then_process
+        if not ingest(device, [event], process=lambda events: _run_handler(events[0])):
             return IngestOutcome(_first_of_same_body(device, event_id, digest), replayed=True)
-        _mark_seen(device)
         _watch_clock(device, [event])
-        process_event(event)
     return IngestOutcome(event, replayed=False)
 
 
@@ -196,10 +216,47 @@ def readable_events(queryset: QuerySet) -> QuerySet:
 
 def _first_of_same_body(device: Device, event_id: str, digest: str) -> DeviceEvent:
     """The stored event a replay designates, or EVENT_CONFLICT if it was sent with another body."""
-    first = readable_events(DeviceEvent.objects.filter(device=device, event_id=event_id)).get()
+    return _same_body(readable_events(DeviceEvent.objects.filter(device=device, event_id=event_id)).get(), digest)
+
+
+def _same_body(first: DeviceEvent, digest: str) -> DeviceEvent:
     if first.body_sha256 != digest:
-        raise _conflict(event_id)
+        raise _conflict(first.event_id)
     return first
+
+
+def _stored(device: Device, event_ids: set[str]) -> dict[str, DeviceEvent]:
+    """The events of `device` already stored under these ids, by id."""
+    found = readable_events(DeviceEvent.objects.filter(device=device, event_id__in=event_ids)).order_by()
+    return {event.event_id: event for event in found}
+
+
+def _process_then_store(device: Device, events: list[DeviceEvent], *, process: Callable) -> bool:
+    """Process new events and store them with their outcomes in one INSERT, in a savepoint; False,
+    with nothing kept, when another request stored one of their ids meanwhile. The device's row
+    first: its requests never take their locks in opposite orders."""
+    try:
+        with transaction.atomic():
+            _mark_seen(device)
+            process(events)
+            _insert_events(events)
+    except IntegrityError:  # a handler's own errors are caught in its savepoint: this is the INSERT's
+        return False
+    return True
+
+
+def _store_then_process(device: Device, events: list[DeviceEvent], *, process: Callable) -> bool:
+    """Store new events, then process them and write their outcomes; False, with nothing kept, when
+    another request stored one of their ids meanwhile."""
+    try:
+        with transaction.atomic():
+            _insert_events(events)
+    except IntegrityError:
+        return False
+    _mark_seen(device)
+    process(events)
+    _save_outcomes(events)
+    return True
 
 
 def ingest_body(*, device: Device, body: object) -> IngestOutcome | list[dict]:
@@ -220,9 +277,12 @@ def ingest_batch(*, device: Device, bodies: list) -> list[dict]:
     batch, and event ids make that safe). The whole batch is checked first: one malformed event
     rejects the batch and stores nothing; conflicts are reported per event.
 
-    Set-based: one query finds the ids already stored, one INSERT stores the new events, runs of
-    scans are processed together (`handles_batch`), one UPDATE records every outcome. A replay
-    (an id stored before, or twice in the batch) answers the first event's outcome."""
+    Set-based: one query finds the ids already stored, runs of scans are processed together
+    (`handles_batch`), and one INSERT stores the new events with their outcomes — or, when the
+    batch holds a kind whose handler needs the stored row, one INSERT before processing and one
+    UPDATE of the outcomes after. A replay (an id stored before, or twice in the batch) answers the
+    first event's outcome; if another request stores one of the ids meanwhile, the batch's work is
+    rolled back and its events are ingested one at a time."""
     if not bodies or len(bodies) > MAX_BATCH:
         raise EventRejected("INVALID_BATCH", f"a batch holds 1 to {MAX_BATCH} events")
     incoming = []
@@ -234,15 +294,13 @@ def ingest_batch(*, device: Device, bodies: list) -> list[dict]:
             raise EventRejected(rejected.code, f"event {index}: {rejected.detail}", rejected.status,
                                 rejected.params) from None
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                answers, new_events = _store_batch(device, incoming)
-        except IntegrityError:  # another request stored one of these ids meanwhile: one event at a time
-            return [_ingest_one(device, item.body) for item in incoming]
+        answers, new_events = _answers(device, incoming)
         if new_events:
-            _mark_seen(device)
+            stored_after = all(event.kind in _STORED_AFTER for event in new_events)
+            ingest = _process_then_store if stored_after else _store_then_process
+            if not ingest(device, new_events, process=process_events):
+                return [_ingest_one(device, item.body) for item in incoming]
             _watch_clock(device, new_events)
-            process_events(new_events)
     return [answer if isinstance(answer, dict) else answer.as_dict() for answer in answers]
 
 
@@ -256,15 +314,10 @@ class _Incoming:
     digest: str
 
 
-def _store_batch(device: Device, incoming: list["_Incoming"]) -> tuple[list, list[DeviceEvent]]:
-    """Insert the events not stored yet; return the answer for each body (an outcome, or the
-    rejection dict of a conflict) and the new events in batch order."""
-    first_of = {
-        event.event_id: event
-        for event in readable_events(
-            DeviceEvent.objects.filter(device=device, event_id__in={item.event_id for item in incoming})
-        )
-    }
+def _answers(device: Device, incoming: list["_Incoming"]) -> tuple[list, list[DeviceEvent]]:
+    """The answer for each body (an outcome, or the rejection dict of a conflict) and the events
+    not stored yet, in batch order (built, not saved)."""
+    first_of = _stored(device, {item.event_id for item in incoming})
     answers: list[IngestOutcome | dict] = []
     new_events = []
     for item in incoming:
@@ -280,36 +333,40 @@ def _store_batch(device: Device, incoming: list["_Incoming"]) -> tuple[list, lis
             answers.append(_rejection(item.event_id, _conflict(item.event_id)))
         else:
             answers.append(IngestOutcome(first, replayed=True))
-    _insert_events(new_events)
     return answers, new_events
 
 
 # The columns a new event is stored with, and their PostgreSQL types.
 _EVENT_COLUMNS = {"device_id": "bigint", "event_id": "text", "kind": "text", "occurred_at": "timestamptz",
                   "received_at": "timestamptz", "payload": "jsonb", "body_sha256": "text", "status": "text",
-                  "result": "jsonb", "error_code": "text", "error_detail": "text"}
+                  "result": "jsonb", "error_code": "text", "error_detail": "text", "processed_at": "timestamptz"}
 
 
 def _insert_events(events: list[DeviceEvent]) -> None:
-    """`bulk_create` of the new events of a batch. On PostgreSQL one INSERT … SELECT FROM unnest(…)
-    of one array per column: building the INSERT of 500
-    events field by field in Django cost more than PostgreSQL's work to store them."""
+    """`bulk_create` of new events, as they stand (pending, or with their outcome). On PostgreSQL
+    one INSERT … SELECT FROM jsonb_to_recordset(…), the rows sent as one JSON document: building
+    the INSERT of 500 events field by field in Django, or sending one array per column (psycopg
+    escapes every quote of every payload and outcome in Python), cost more than PostgreSQL's work
+    to store them."""
     if not events:
         return
     if connection.vendor != "postgresql":
         DeviceEvent.objects.bulk_create(events)
         return
-    json_field = DeviceEvent._meta.get_field("payload")
-    arrays = {name: [getattr(event, name) for event in events] for name in _EVENT_COLUMNS}
-    for name in ("payload", "result"):
-        arrays[name] = [json_field.get_db_prep_value(value, connection) for value in arrays[name]]
+    moments = [name for name, sql_type in _EVENT_COLUMNS.items() if sql_type == "timestamptz"]
+    rows = []
+    for event in events:
+        row = {name: getattr(event, name) for name in _EVENT_COLUMNS}
+        row.update((name, row[name].isoformat()) for name in moments if row[name] is not None)
+        rows.append(row)
     names = ", ".join(_EVENT_COLUMNS)
+    columns = ", ".join(f"{name} {sql_type}" for name, sql_type in _EVENT_COLUMNS.items())
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {DeviceEvent._meta.db_table} ({names}) SELECT {names} "  # names from the model
-            f"FROM unnest({', '.join(f'%s::{sql_type}[]' for sql_type in _EVENT_COLUMNS.values())}) WITH ORDINALITY "
+            f"FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS ({columns})) WITH ORDINALITY "
             f"AS event({names}, position) ORDER BY position RETURNING event_id, id",
-            list(arrays.values()),
+            [json.dumps(rows)],
         )
         ids = dict(cursor.fetchall())  # the new events of a batch have distinct ids
     for event in events:
@@ -332,15 +389,10 @@ def _conflict(event_id: str) -> EventRejected:
     return EventRejected("EVENT_CONFLICT", f"event_id {event_id} was already received with a different body", status=409)
 
 
-def process_event(event: DeviceEvent) -> None:
-    """Run the kind's handler in a savepoint and record how it went on the event."""
-    _run_handler(event)
-    event.save(update_fields=OUTCOME_FIELDS)
-
-
 def process_events(events: list[DeviceEvent]) -> None:
-    """Process stored events in order: a run of consecutive events of a kind with a batch handler
-    together, each other event in its own savepoint; then record every outcome in one UPDATE."""
+    """Process events in order: a run of consecutive events of a kind with a batch handler
+    together, each other event in its own savepoint; each event's outcome is set on it (the caller
+    stores it)."""
     for kind, run in groupby(events, key=attrgetter("kind")):
         run = list(run)
         if kind in _BATCH_HANDLERS:
@@ -348,7 +400,6 @@ def process_events(events: list[DeviceEvent]) -> None:
         else:
             for event in run:
                 _run_handler(event)
-    _save_outcomes(events)
 
 
 def _save_outcomes(events: list[DeviceEvent]) -> None:
@@ -433,12 +484,12 @@ def authenticate_device(token: str) -> Device | None:
     ).first()
 
 
-@handles(DeviceEvent.Kind.HEARTBEAT)
+@handles(DeviceEvent.Kind.HEARTBEAT, needs_event_row=False)
 def _heartbeat(event: DeviceEvent) -> dict:
     return {"last_seen": event.device.last_seen.isoformat() if event.device.last_seen else None}
 
 
-@handles(DeviceEvent.Kind.TEMPERATURE)
+@handles(DeviceEvent.Kind.TEMPERATURE, needs_event_row=False)
 def _temperature(event: DeviceEvent) -> dict:
     celsius = event.payload.get("celsius")
     if not isinstance(celsius, (int, float)) or isinstance(celsius, bool) or not -80 <= celsius <= 80:

@@ -5,7 +5,8 @@ One function per document kind, all built on `_execute_order`: validate, lock (u
 key, then lot balances by primary key), collect every problem before refusing, then write one
 StockOrder and one movement per unit or lot line — all or nothing, once per idempotency key.
 `transfer_units_each` is the one exception to all or nothing: a receiving station's batch of
-scans moves every unit that can move and reports the others, with the same checks.
+scans moves every unit that can move and reports the others, with the same checks
+(`transfer_locked_units_each` when the station's read of its units has locked them).
 
 Stock in a quarantine location (隔离区) is held for a quality decision: it can be returned to the
 supplier or scrapped, but it goes back into use only by `release_from_quarantine` — an SPD
@@ -14,6 +15,7 @@ never by an ordinary transfer or put-away (refused with QUARANTINE_RELEASE_REQUI
 """
 import datetime
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -248,6 +250,26 @@ def transfer_units_each(
     problem (inactive location…) is raised as `Refused`. Once per idempotency key: a replay
     returns the first order, and reports as refused the units it did not move.
     """
+    return _transfer_each(actor=actor, hospital=hospital, to_location=to_location, units=units,
+                          idempotency_key=idempotency_key, note=note, lock=_lock_units)
+
+
+def transfer_locked_units_each(
+    *, actor: Actor, hospital: Hospital, to_location: Location, units: list[Unit], idempotency_key: str,
+    note: str = "",
+) -> tuple[StockOrder | None, list[list[Problem]]]:
+    """`transfer_units_each` of units the caller has locked (`select_for_update()`, in primary-key
+    order) and read with their location in that query, in this transaction: a receiving station's
+    batch finds its units and locks them in one read. The same checks, writes and answers."""
+    return _transfer_each(actor=actor, hospital=hospital, to_location=to_location, units=units,
+                          idempotency_key=idempotency_key, note=note,
+                          lock=lambda distinct: sorted(distinct, key=lambda unit: unit.pk))
+
+
+def _transfer_each(
+    *, actor: Actor, hospital: Hospital, to_location: Location, units: list[Unit], idempotency_key: str,
+    note: str, lock: Callable[[list[Unit]], list[Unit]],
+) -> tuple[StockOrder | None, list[list[Problem]]]:
     spec = _OrderSpec(StockOrder.Kind.TRANSFER, Movement.Kind.TRANSFER, None, to_location=to_location, note=note)
     distinct = list({unit.pk: unit for unit in units}.values())
     _refuse_bad_request(hospital, spec, distinct, [], None)
@@ -257,7 +279,7 @@ def transfer_units_each(
     first_problems: dict[int, list[Problem]] = {}
 
     def perform() -> StockOrder:
-        locked.update((unit.pk, unit) for unit in _lock_units(distinct))
+        locked.update((unit.pk, unit) for unit in lock(distinct))
         first_problems.update((pk, _unit_problems(unit, spec, None)) for pk, unit in locked.items())
         movable = [unit for pk, unit in locked.items() if not first_problems[pk]]
         if not movable:

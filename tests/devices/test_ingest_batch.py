@@ -188,3 +188,128 @@ def test_an_event_stored_meanwhile_by_another_connection_is_neither_lost_nor_app
     assert DeviceEvent.objects.count() == 3
     assert Movement.objects.filter(kind=Movement.Kind.TRANSFER).count() == 3
     assert set(Unit.objects.filter(location=cath_lab_store).values_list("pk", flat=True)) == {u.pk for u in units}
+
+
+@pytest.mark.django_db
+def test_scans_are_stored_once_with_their_outcome_and_never_pending(station, bedside, keeper_actor, supplier,
+                                                                     warehouse, product):
+    unit, = stock_units(keeper_actor, supplier, warehouse, product, ["E1"])
+    precise = {**scan("r1", unit.udi_raw), "occurred_at": "2026-11-23T09:30:00.123456+08:00"}
+    ingest_batch(device=station, bodies=[precise, scan("r2", "%%garbage%%")])
+    ingest_batch(device=bedside, bodies=[scan("l1", unit.udi_raw)])
+    ingest_event(device=bedside, body=scan("l2", "%%garbage%%"))
+
+    stored = {event.event_id: event for event in DeviceEvent.objects.all()}
+    assert {key: (event.status, event.error_code) for key, event in stored.items()} == {
+        "r1": ("PROCESSED", ""), "r2": ("REFUSED", "UDI_UNPARSEABLE"), "l1": ("PROCESSED", ""),
+        "l2": ("REFUSED", "UDI_UNPARSEABLE"),
+    }
+    assert all(event.processed_at is not None for event in stored.values())
+    assert stored["r1"].result["stock_order"] and stored["l1"].result["unit"]["id"] == unit.pk
+    assert stored["r1"].occurred_at == datetime.datetime.fromisoformat(precise["occurred_at"])
+
+
+def _receipt_race(station, batches):
+    """Send each batch from its own connection, all at once; return the answers."""
+    answers = run_together(len(batches), lambda index: ingest_batch(device=station, bodies=batches[index]))
+    assert not any(isinstance(answer, Exception) for answer in answers), answers
+    return answers
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_same_receipt_batch_sent_twice_at_once_moves_each_unit_once(
+    station, keeper_actor, supplier, warehouse, cath_lab_store, product
+):
+    units = stock_units(keeper_actor, supplier, warehouse, product, [f"F{k}" for k in range(6)])
+    batch = [scan(f"s{k}", unit.udi_raw) for k, unit in enumerate(units)] + [scan("bad", "%%garbage%%")]
+    movements_before = Movement.objects.count()
+
+    first, second = _receipt_race(station, [batch, batch])
+
+    fresh, replayed = (first, second) if not first[0]["replayed"] else (second, first)
+    assert [(o["status"], o["replayed"]) for o in fresh] == [("PROCESSED", False)] * 6 + [("REFUSED", False)]
+    assert [(o["status"], o["replayed"]) for o in replayed] == [("PROCESSED", True)] * 6 + [("REFUSED", True)]
+    assert [o["result"] for o in replayed] == [o["result"] for o in fresh]
+    assert DeviceEvent.objects.count() == 7
+    assert Movement.objects.count() - movements_before == 6
+    assert StockOrder.objects.filter(created_by_device=station).count() == 1
+    assert set(Unit.objects.filter(location=cath_lab_store).values_list("pk", flat=True)) == {u.pk for u in units}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_overlapping_receipt_batches_at_once_apply_each_event_once(
+    station, keeper_actor, supplier, warehouse, cath_lab_store, product
+):
+    units = stock_units(keeper_actor, supplier, warehouse, product, [f"G{k}" for k in range(6)])
+    scans = [scan(f"s{k}", unit.udi_raw) for k, unit in enumerate(units)]
+    movements_before = Movement.objects.count()
+
+    first, second = _receipt_race(station, [scans[:4], scans[2:][::-1]])
+
+    answers = {}
+    for outcome in first + second:
+        answers.setdefault(outcome["event_id"], []).append(outcome)
+    assert all(o["status"] == "PROCESSED" for o in first + second)
+    for event_id in ("s2", "s3"):  # in both batches: applied by one, replayed by the other
+        assert sorted(o["replayed"] for o in answers[event_id]) == [False, True]
+        assert answers[event_id][0]["result"] == answers[event_id][1]["result"]
+    assert DeviceEvent.objects.count() == 6
+    assert Movement.objects.count() - movements_before == 6
+    assert set(Unit.objects.filter(location=cath_lab_store).values_list("pk", flat=True)) == {u.pk for u in units}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_single_scan_and_a_batch_with_its_id_at_once_apply_it_once(
+    station, keeper_actor, supplier, warehouse, cath_lab_store, product
+):
+    units = stock_units(keeper_actor, supplier, warehouse, product, ["H1", "H2", "H3"])
+    batch = [scan(f"s{k}", unit.udi_raw) for k, unit in enumerate(units)]
+
+    def send(index):
+        if index == 0:
+            return [ingest_event(device=station, body=batch[1]).as_dict()]
+        return ingest_batch(device=station, bodies=batch)
+
+    single, outcomes = run_together(2, send)
+
+    assert not isinstance(single, Exception) and not isinstance(outcomes, Exception), (single, outcomes)
+    assert all(o["status"] == "PROCESSED" for o in single + outcomes)
+    assert sorted([single[0]["replayed"], outcomes[1]["replayed"]]) == [False, True]
+    assert single[0]["result"] == outcomes[1]["result"]
+    assert DeviceEvent.objects.count() == 3
+    assert Movement.objects.filter(kind=Movement.Kind.TRANSFER).count() == 3
+    assert set(Unit.objects.filter(location=cath_lab_store).values_list("pk", flat=True)) == {u.pk for u in units}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_same_lookup_batch_sent_twice_at_once_is_stored_once(bedside, keeper_actor, supplier, warehouse, product):
+    units = stock_units(keeper_actor, supplier, warehouse, product, ["J1", "J2"])
+    batch = [scan("l1", units[0].udi_raw), scan("l2", "%%garbage%%"), scan("l3", units[1].udi_raw)]
+
+    answers = run_together(2, lambda index: ingest_batch(device=bedside, bodies=batch))
+
+    assert not any(isinstance(answer, Exception) for answer in answers), answers
+    assert sorted(tuple(o["replayed"] for o in answer) for answer in answers) == [(False,) * 3, (True,) * 3]
+    assert [o["result"] for o in answers[0]] == [o["result"] for o in answers[1]]
+    assert DeviceEvent.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_a_batch_with_a_cabinet_event_is_stored_first_and_its_outcomes_written_after(bedside, product):
+    outcomes = ingest_batch(device=bedside, bodies=[
+        scan("s1", "%%garbage%%"),
+        {"event_id": "d1", "kind": "door_open", "occurred_at": WHEN, "payload": {}},
+        {"event_id": "h1", "kind": "heartbeat", "occurred_at": WHEN, "payload": {}},
+    ])
+    assert outcome_codes(outcomes) == [
+        ("s1", "REFUSED", "UDI_UNPARSEABLE"), ("d1", "REFUSED", "DEVICE_NOT_AT_CABINET"), ("h1", "PROCESSED", None),
+    ]
+    stored = {event.event_id: event for event in DeviceEvent.objects.all()}
+    assert [(stored[o["event_id"]].status, stored[o["event_id"]].error_code) for o in outcomes] == [
+        ("REFUSED", "UDI_UNPARSEABLE"), ("REFUSED", "DEVICE_NOT_AT_CABINET"), ("PROCESSED", ""),
+    ]
+    assert all(event.processed_at is not None for event in stored.values())
