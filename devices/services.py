@@ -13,11 +13,9 @@ Scans, heartbeats and temperatures are processed first and stored after, each wi
 one INSERT (`handles(…, needs_event_row=False)`): the unique (device, event_id) index still
 decides which request applies an event. A concurrent request with the same id waits on that index
 entry until the first commits; its INSERT then fails, its savepoint — processing included — is
-rolled back, and it answers the first outcome (a replay). Processing first takes the device's row
-(`last_seen`) before anything it locks, so that two such requests of one device never lock in
-opposite orders. (A request that stores first takes its event ids before the device's row: were the
-same device to send one of those ids at the same moment in a request without cabinet events, the
-two could deadlock; PostgreSQL then fails one, which stores nothing, and the device sends it again.)
+rolled back, and it answers the first outcome (a replay). Either order takes the device's row
+(`last_seen`, always written) before anything else it locks: two requests of one device never lock
+in opposite orders, whichever order each takes.
 
 Out-of-order delivery: events are stored in arrival order but carry the device's `occurred_at`;
 handlers that depend on order (cabinet sessions) compare `occurred_at`, never arrival order, and
@@ -38,7 +36,8 @@ from itertools import groupby
 from operator import attrgetter
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -250,10 +249,10 @@ def _store_then_process(device: Device, events: list[DeviceEvent], *, process: C
     another request stored one of their ids meanwhile."""
     try:
         with transaction.atomic():
+            _mark_seen(device)
             _insert_events(events)
     except IntegrityError:
         return False
-    _mark_seen(device)
     process(events)
     _save_outcomes(events)
     return True
@@ -471,8 +470,10 @@ def _check_addressed_to(device: Device, body: dict) -> None:
 
 
 def _mark_seen(device: Device) -> None:
+    """`last_seen` moved forward, never back. The row is written (and so locked) even when a later
+    moment is already there: the lock that orders a device's requests (module docstring)."""
     now = timezone.now()
-    Device.objects.filter(pk=device.pk).filter(Q(last_seen__isnull=True) | Q(last_seen__lt=now)).update(last_seen=now)
+    Device.objects.filter(pk=device.pk).update(last_seen=Greatest(Coalesce("last_seen", Value(now)), Value(now)))
     device.last_seen = now
 
 

@@ -313,3 +313,33 @@ def test_a_batch_with_a_cabinet_event_is_stored_first_and_its_outcomes_written_a
         ("REFUSED", "UDI_UNPARSEABLE"), ("REFUSED", "DEVICE_NOT_AT_CABINET"), ("PROCESSED", ""),
     ]
     assert all(event.processed_at is not None for event in stored.values())
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_stored_first_and_one_processed_first_sharing_an_id_never_deadlock(bedside):
+    # The first batch holds a cabinet event (stored, then processed), the second only scans
+    # (processed, then stored): both take the device's row before the event ids.
+    for round_ in range(8):
+        shared = scan(f"s{round_}", "%%garbage%%")
+        door = {"event_id": f"d{round_}", "kind": "door_open", "occurred_at": WHEN, "payload": {}}
+        batches = [[door, shared], [shared, scan(f"t{round_}", "%%garbage%%")]]
+
+        answers = run_together(2, lambda index: ingest_batch(device=bedside, bodies=batches[index]))
+
+        assert not any(isinstance(answer, Exception) for answer in answers), answers
+        shared_answers = [answers[0][1], answers[1][0]]
+        assert sorted(answer["replayed"] for answer in shared_answers) == [False, True]
+    assert DeviceEvent.objects.filter(event_id__startswith="s").count() == 8
+    assert DeviceEvent.objects.count() == 24
+
+
+@pytest.mark.django_db
+def test_last_seen_never_moves_back(bedside):
+    later = datetime.datetime(2099, 1, 1, tzinfo=datetime.UTC)
+    Device.objects.filter(pk=bedside.pk).update(last_seen=later)
+
+    ingest_batch(device=bedside, bodies=[{"event_id": "h1", "kind": "heartbeat", "occurred_at": WHEN, "payload": {}}])
+
+    bedside.refresh_from_db()
+    assert bedside.last_seen == later
