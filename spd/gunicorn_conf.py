@@ -16,3 +16,16 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 # Idle keep-alive connections are kept this long (s): longer than a device's or integrator's pause
 # between requests in a burst, shorter than a proxy's idle timeout.
 keepalive = 5
+
+
+def post_worker_init(worker) -> None:
+    """The URL configuration loaded (and with it every view and serializer), as the first request
+    would, then the start-up's objects frozen (spd/start_up.py)."""
+    from importlib import import_module
+
+    from django.conf import settings
+
+    from spd.start_up import freeze_start_up_objects
+
+    import_module(settings.ROOT_URLCONF)
+    freeze_start_up_objects()

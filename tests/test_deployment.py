@@ -1,8 +1,10 @@
 """The docker/ stack holds together: compose parses, every service has what it runs, and every
 management command the entrypoint calls exists (a missing one only shows in production)."""
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,3 +83,26 @@ def test_the_web_container_and_the_benchmarks_run_gunicorn_with_one_configuratio
     assert "--config spd/gunicorn_conf.py" in (DOCKER / "entrypoint.sh").read_text()
     assert '"--config", "spd/gunicorn_conf.py"' in (DOCKER / "Dockerfile").read_text()
     assert '"gunicorn_conf.py"' in (ROOT / "bench" / "server.py").read_text()
+
+
+def test_a_web_worker_freezes_its_start_up_objects_once_the_application_is_loaded():
+    # In a process of its own, as a gunicorn worker: the application loaded, then the hook.
+    script = (
+        "import gc, runpy, django; django.setup();"
+        "config = runpy.run_path('spd/gunicorn_conf.py');"
+        "import sys; before = gc.get_freeze_count(); config['post_worker_init'](None);"
+        "print(before, gc.get_freeze_count(), 'inventory.api.views' in sys.modules or 'inventory.api' in sys.modules)"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "spd.settings"}
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    before, after, urls_loaded = out.stdout.split()
+    assert int(before) == 0 and int(after) > 100_000 and urls_loaded == "True"
+
+
+def test_celery_workers_freeze_their_start_up_objects():
+    from celery.signals import worker_process_init, worker_ready
+
+    import spd.celery
+
+    for signal in (worker_process_init, worker_ready):
+        assert spd.celery._freeze_start_up_objects in [receiver() for _, receiver in signal.receivers]
