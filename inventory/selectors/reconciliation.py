@@ -179,9 +179,9 @@ def without_jit(cursor, work_mem: str | None = None) -> Iterator[None]:
 
     The two whole-stock aggregations of a run cost more than the planner's `jit_above_cost`, and
     EXPLAIN ANALYZE of the benchmark day (November snapshot) showed 339 of 667 ms and 180 of 639 ms
-    spent compiling; timed outside EXPLAIN, off saves ~0.05–0.1 s on each (of 0.7–0.9 s). The setting is local to a transaction (a savepoint inside one) and restored after the
-    statement, so that nothing else in the caller's transaction runs differently; on an error the
-    savepoint's rollback restores it.
+    spent compiling; timed outside EXPLAIN, off saves ~0.05–0.1 s on each (of 0.7–0.9 s). The
+    settings are the block's own (`local_setting`: a savepoint), so that nothing else in the caller's
+    transaction runs differently, also after an error.
 
     Inside another such block asking the same `work_mem` (or none), nothing is set again: a whole
     run's reads (`reconcile`) are one block, so that its other statements compile nothing either — a
@@ -191,30 +191,32 @@ def without_jit(cursor, work_mem: str | None = None) -> Iterator[None]:
     if connection.vendor != "postgresql" or (held is not None and work_mem in (None, held)):
         yield
         return
-    with transaction.atomic():
-        cursor.execute("SELECT current_setting('jit'), set_config('jit', 'off', true), current_setting('work_mem'), "
-                       "set_config('work_mem', COALESCE(%s, current_setting('work_mem')), true)", [work_mem])
-        jit, _, previous_work_mem, _ = cursor.fetchone()
+    with local_setting(cursor, "jit", "off", **({"work_mem": work_mem} if work_mem else {})):
         token = _settings_held.set(work_mem or "any")
         try:
             yield
         finally:
             _settings_held.reset(token)
-        cursor.execute("SELECT set_config('jit', %s, true), set_config('work_mem', %s, true)", [jit, previous_work_mem])
 
 
 _settings_held: contextvars.ContextVar[str | None] = contextvars.ContextVar("spd_without_jit", default=None)
 
 
 @contextlib.contextmanager
-def local_setting(cursor, name: str, value: str) -> Iterator[None]:
-    """Run the block with PostgreSQL's setting `name` at `value` in this transaction, then put it back."""
-    cursor.execute("SELECT current_setting(%s), set_config(%s, %s, true)", [name, name, value])
-    previous = cursor.fetchone()[0]
-    try:
+def local_setting(cursor, name: str, value: str, **more: str) -> Iterator[None]:
+    """Run the block with PostgreSQL's setting `name` at `value` (and each of `more` at its value),
+    then put them back: one statement each way, in a savepoint (a transaction outside one) whose
+    rollback restores them when the block raises — a statement after a database error would fail."""
+    settings = {name: value, **more}
+    with transaction.atomic():
+        cursor.execute(
+            "SELECT " + ", ".join(["current_setting(%s), set_config(%s, %s, true)"] * len(settings)),
+            [param for setting, wanted in settings.items() for param in (setting, setting, wanted)],
+        )
+        previous = cursor.fetchone()[::2]
         yield
-    finally:
-        cursor.execute("SELECT set_config(%s, %s, true)", [name, previous])
+        cursor.execute("SELECT " + ", ".join(["set_config(%s, %s, true)"] * len(settings)),
+                       [param for setting, old in zip(settings, previous, strict=True) for param in (setting, old)])
 
 
 # The period's HIS lines are joined to their charges and uses by id: some thousands of lookups a day
