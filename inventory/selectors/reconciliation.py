@@ -269,12 +269,6 @@ def flow_sums_sql(hospital: Hospital, start: datetime.datetime, end: datetime.da
         params += [adapt(subtract_from or start), *listed]
     movement = Movement._meta.db_table
     same_place = "CASE WHEN from_location_id = to_location_id THEN 1 ELSE 0 END"
-    opening, opening_params = "", []
-    if snapshot is not None:
-        opening = f"""SELECT product_id, location_id, 1 AS side, '' AS kind, quantity, NULL AS occurred_at, 0 AS same_place
-              FROM {PeriodBalance._meta.db_table} WHERE period_id = %s
-            UNION ALL"""
-        opening_params = [snapshot.pk]
     # The stretches of the ledger read: [since, end), or around the closed months added up.
     stretches = [(since, end)]
     if months:
@@ -295,25 +289,36 @@ def flow_sums_sql(hospital: Hospital, start: datetime.datetime, end: datetime.da
     sql = f"""
         SELECT product_id, location_id, {names}
         FROM (
-            {opening}{ledger}
+            {ledger}
         ) moves
         GROUP BY product_id, location_id
     """  # table and column names come from the code; every value is a parameter
-    params = [adapt(start), *params, *opening_params, *branch_params]
-    if not months:
+    params = [adapt(start), *params, *branch_params]
+    if snapshot is None and not months:
         return sql, params
+    # The snapshot's rows (~200,000 a large hospital's month, one per lot and owner) and the closed
+    # months' flows are added to the movements' sums as plain columns: through the filtered sums above,
+    # each snapshot row was tested against every column's kinds (the one-year day's aggregate ~20% longer).
     flows = QUANTITY_COLUMNS[1:]
+    added, added_params = [], []
+    if snapshot is not None:
+        added.append(f"""SELECT product_id, location_id, quantity, {', '.join(f'0 AS {name}' for name in flows)}
+              FROM {PeriodBalance._meta.db_table} WHERE period_id = %s""")
+        added_params.append(snapshot.pk)
+    if months:
+        added.append(f"""SELECT product_id, location_id, 0, {', '.join(flows)} FROM {PeriodFlow._meta.db_table}
+             WHERE period_id IN ({', '.join(['%s'] * len(months))})""")
+        added_params += [month.pk for month in months]
     sql = f"""
         SELECT product_id, location_id, {', '.join(f'SUM(CAST({name} AS INTEGER)) AS {name}' for name in QUANTITY_COLUMNS)}
         FROM (
             {sql}
             UNION ALL
-            SELECT product_id, location_id, 0, {', '.join(flows)} FROM {PeriodFlow._meta.db_table}
-             WHERE period_id IN ({', '.join(['%s'] * len(months))})
+            {' UNION ALL '.join(added)}
         ) sums
         GROUP BY product_id, location_id
     """
-    return sql, [*params, *(month.pk for month in months)]
+    return sql, [*params, *added_params]
 
 
 def _flow_sums(hospital: Hospital, start: datetime.datetime, end: datetime.datetime) -> list[tuple]:
