@@ -28,7 +28,6 @@ from django.db.models import (
     Exists,
     ExpressionWrapper,
     F,
-    Max,
     Min,
     OuterRef,
     Q,
@@ -43,7 +42,6 @@ from django.utils import timezone
 from inventory.models import (
     IN_STOCK_STATUSES,
     Charge,
-    ClosedPeriod,
     Consumption,
     HisSettlementLine,
     Hospital,
@@ -181,9 +179,9 @@ def without_jit(cursor, work_mem: str | None = None) -> Iterator[None]:
 
     The two whole-stock aggregations of a run cost more than the planner's `jit_above_cost`, and
     EXPLAIN ANALYZE of the benchmark day (November snapshot) showed 339 of 667 ms and 180 of 639 ms
-    spent compiling; timed outside EXPLAIN, off saves ~0.05–0.1 s on each (of 0.7–0.9 s). The setting is local to a transaction (a savepoint inside one) and restored after the
-    statement, so that nothing else in the caller's transaction runs differently; on an error the
-    savepoint's rollback restores it.
+    spent compiling; timed outside EXPLAIN, off saves ~0.05–0.1 s on each (of 0.7–0.9 s). The
+    settings are the block's own (`local_setting`: a savepoint), so that nothing else in the caller's
+    transaction runs differently, also after an error.
 
     Inside another such block asking the same `work_mem` (or none), nothing is set again: a whole
     run's reads (`reconcile`) are one block, so that its other statements compile nothing either — a
@@ -193,30 +191,32 @@ def without_jit(cursor, work_mem: str | None = None) -> Iterator[None]:
     if connection.vendor != "postgresql" or (held is not None and work_mem in (None, held)):
         yield
         return
-    with transaction.atomic():
-        cursor.execute("SELECT current_setting('jit'), set_config('jit', 'off', true), current_setting('work_mem'), "
-                       "set_config('work_mem', COALESCE(%s, current_setting('work_mem')), true)", [work_mem])
-        jit, _, previous_work_mem, _ = cursor.fetchone()
+    with local_setting(cursor, "jit", "off", **({"work_mem": work_mem} if work_mem else {})):
         token = _settings_held.set(work_mem or "any")
         try:
             yield
         finally:
             _settings_held.reset(token)
-        cursor.execute("SELECT set_config('jit', %s, true), set_config('work_mem', %s, true)", [jit, previous_work_mem])
 
 
 _settings_held: contextvars.ContextVar[str | None] = contextvars.ContextVar("spd_without_jit", default=None)
 
 
 @contextlib.contextmanager
-def local_setting(cursor, name: str, value: str) -> Iterator[None]:
-    """Run the block with PostgreSQL's setting `name` at `value` in this transaction, then put it back."""
-    cursor.execute("SELECT current_setting(%s), set_config(%s, %s, true)", [name, name, value])
-    previous = cursor.fetchone()[0]
-    try:
+def local_setting(cursor, name: str, value: str, **more: str) -> Iterator[None]:
+    """Run the block with PostgreSQL's setting `name` at `value` (and each of `more` at its value),
+    then put them back: one statement each way, in a savepoint (a transaction outside one) whose
+    rollback restores them when the block raises — a statement after a database error would fail."""
+    settings = {name: value, **more}
+    with transaction.atomic():
+        cursor.execute(
+            "SELECT " + ", ".join(["current_setting(%s), set_config(%s, %s, true)"] * len(settings)),
+            [param for setting, wanted in settings.items() for param in (setting, setting, wanted)],
+        )
+        previous = cursor.fetchone()[::2]
         yield
-    finally:
-        cursor.execute("SELECT set_config(%s, %s, true)", [name, previous])
+        cursor.execute("SELECT " + ", ".join(["set_config(%s, %s, true)"] * len(settings)),
+                       [param for setting, old in zip(settings, previous, strict=True) for param in (setting, old)])
 
 
 # The period's HIS lines are joined to their charges and uses by id: some thousands of lookups a day
@@ -269,12 +269,6 @@ def flow_sums_sql(hospital: Hospital, start: datetime.datetime, end: datetime.da
         params += [adapt(subtract_from or start), *listed]
     movement = Movement._meta.db_table
     same_place = "CASE WHEN from_location_id = to_location_id THEN 1 ELSE 0 END"
-    opening, opening_params = "", []
-    if snapshot is not None:
-        opening = f"""SELECT product_id, location_id, 1 AS side, '' AS kind, quantity, NULL AS occurred_at, 0 AS same_place
-              FROM {PeriodBalance._meta.db_table} WHERE period_id = %s
-            UNION ALL"""
-        opening_params = [snapshot.pk]
     # The stretches of the ledger read: [since, end), or around the closed months added up.
     stretches = [(since, end)]
     if months:
@@ -295,25 +289,36 @@ def flow_sums_sql(hospital: Hospital, start: datetime.datetime, end: datetime.da
     sql = f"""
         SELECT product_id, location_id, {names}
         FROM (
-            {opening}{ledger}
+            {ledger}
         ) moves
         GROUP BY product_id, location_id
     """  # table and column names come from the code; every value is a parameter
-    params = [adapt(start), *params, *opening_params, *branch_params]
-    if not months:
+    params = [adapt(start), *params, *branch_params]
+    if snapshot is None and not months:
         return sql, params
+    # The snapshot's rows (~200,000 a large hospital's month, one per lot and owner) and the closed
+    # months' flows are added to the movements' sums as plain columns: through the filtered sums above,
+    # each snapshot row was tested against every column's kinds (the one-year day's aggregate ~20% longer).
     flows = QUANTITY_COLUMNS[1:]
+    added, added_params = [], []
+    if snapshot is not None:
+        added.append(f"""SELECT product_id, location_id, quantity, {', '.join(f'0 AS {name}' for name in flows)}
+              FROM {PeriodBalance._meta.db_table} WHERE period_id = %s""")
+        added_params.append(snapshot.pk)
+    if months:
+        added.append(f"""SELECT product_id, location_id, 0, {', '.join(flows)} FROM {PeriodFlow._meta.db_table}
+             WHERE period_id IN ({', '.join(['%s'] * len(months))})""")
+        added_params += [month.pk for month in months]
     sql = f"""
         SELECT product_id, location_id, {', '.join(f'SUM(CAST({name} AS INTEGER)) AS {name}' for name in QUANTITY_COLUMNS)}
         FROM (
             {sql}
             UNION ALL
-            SELECT product_id, location_id, 0, {', '.join(flows)} FROM {PeriodFlow._meta.db_table}
-             WHERE period_id IN ({', '.join(['%s'] * len(months))})
+            {' UNION ALL '.join(added)}
         ) sums
         GROUP BY product_id, location_id
     """
-    return sql, [*params, *(month.pk for month in months)]
+    return sql, [*params, *added_params]
 
 
 def _flow_sums(hospital: Hospital, start: datetime.datetime, end: datetime.datetime) -> list[tuple]:
@@ -931,73 +936,63 @@ class LotInStock:
 
 
 def expired_lots_in_stock(hospital: Hospital, as_of: datetime.date, end: datetime.datetime) -> list[LotInStock]:
-    """Lot quantities past their expiry on `as_of` that were in stock at `end` by the ledger."""
+    """Lot quantities past their expiry on `as_of` that were in stock at `end` by the ledger, in order
+    of product, lot and location.
+
+    One statement: the lots past their expiry (per product and lot: the earliest expiry, the highest
+    cost), joined to their quantities per location at `end` — the last closing snapshot by `end` plus
+    the lot movements after it (the whole ledger before `end` when no month is closed). Only the
+    snapshot's rows of the expired lots are read, by their key: the snapshot holds every place's stock
+    (~200,000 rows on the one-year benchmark day, for ~400 expired lots)."""
     snapshot = snapshot_before(hospital.pk, end)
-    expired = {(balance["product"], balance["lot"]): balance for balance in _expired_lots(hospital, as_of, end, snapshot)}
-    if not expired:
-        return []
-    products, lots = {product for product, _ in expired}, {lot for _, lot in expired}
-    movements = Movement.objects.filter(
-        hospital=hospital, unit__isnull=True, occurred_at__lt=end, product__in=products, lot__in=lots,
-    )
-    net: dict[tuple[int, str, int], int] = {}
-    # From the last closing snapshot by `end` (per lot), then the movements after it only.
-    if snapshot is not None:
-        movements = movements.filter(occurred_at__gte=snapshot.ends_at)
-        for group in (PeriodBalance.objects.filter(period=snapshot, product__in=products, lot__in=lots)
-                      .values("product", "lot", "location").annotate(quantity=Sum("quantity")).order_by()):
-            key = (group["product"], group["lot"], group["location"])
-            net[key] = net.get(key, 0) + group["quantity"]
-    for side, sign in (("to_location", 1), ("from_location", -1)):
-        for group in (
-            movements.filter(**{f"{side}__isnull": False}).values("product", "lot", place=F(side))
-            .annotate(quantity=Sum("quantity")).order_by()
-        ):
-            key = (group["product"], group["lot"], group["place"])
-            net[key] = net.get(key, 0) + sign * group["quantity"]
-    return [
-        LotInStock(product, lot, place, quantity, expired[(product, lot)]["expiry"],
-                   cents(expired[(product, lot)]["unit_cost"]))
-        for (product, lot, place), quantity in sorted(net.items())
-        if quantity > 0 and (product, lot) in expired
-    ]
-
-
-def _expired_lots(hospital: Hospital, as_of: datetime.date, end: datetime.datetime,
-                  snapshot: ClosedPeriod | None) -> list[dict]:
-    """The lots past their expiry on `as_of` (per product and lot: the earliest expiry, the highest
-    cost) that may hold stock at `end`. From a snapshot, only the lots it holds or that moved from its
-    end to `end`: any other lot nets to nothing there. The balance rows of lots used up, returned or
-    written off stay (at zero) and grow with every year of history; they are not read."""
-    if snapshot is None:
-        return list(LotBalance.objects.filter(hospital=hospital, expiry__lt=as_of)
-                    .values("product", "lot").annotate(expiry=Min("expiry"), unit_cost=Max("unit_cost")).order_by())
     balance, movement, held = LotBalance._meta.db_table, Movement._meta.db_table, PeriodBalance._meta.db_table
-    # The stretch's movements are found by time, the lot ones among them after: with both conditions
-    # the planner also read the index on unit_id IS NULL, i.e. every lot movement of the ledger's history.
+    adapt = connection.ops.adapt_datetimefield_value
+    opening, opening_params, since, since_params = "", [], "", []
+    if snapshot is not None:
+        # The snapshot's rows of each expired lot, looked up by its key (not the whole snapshot joined).
+        opening = f"""SELECT p.product_id, p.lot, p.location_id, p.quantity
+              FROM expired e JOIN {held} p ON p.period_id = %s AND p.product_id = e.product_id AND p.lot = e.lot
+             WHERE p.quantity <> 0
+            UNION ALL"""
+        opening_params = [snapshot.pk]
+        since, since_params = " AND occurred_at >= %s", [adapt(snapshot.ends_at)]
+    # From a snapshot, the stretch's movements are found by time, the lot ones among them after: with
+    # both conditions the planner also read the index on unit_id IS NULL, i.e. every lot movement of the
+    # ledger's history. Without one, the whole ledger before `end` is read: not held in the CTE.
     sql = f"""
         WITH expired AS MATERIALIZED (
             SELECT product_id, lot, MIN(expiry) AS expiry, MAX(unit_cost) AS unit_cost FROM {balance}
              WHERE hospital_id = %s AND expiry < %s
              GROUP BY product_id, lot
-        ), moved AS MATERIALIZED (
-            SELECT product_id, lot, unit_id FROM {movement}
-             WHERE hospital_id = %s AND occurred_at >= %s AND occurred_at < %s
+        ), moved AS {'MATERIALIZED ' if snapshot is not None else ''}(
+            SELECT product_id, lot, unit_id, to_location_id, from_location_id, quantity FROM {movement}
+             WHERE hospital_id = %s AND occurred_at < %s{since}
+        ), net AS (
+            {opening}
+            SELECT product_id, lot, to_location_id AS location_id, quantity FROM moved
+             WHERE unit_id IS NULL AND to_location_id IS NOT NULL
+            UNION ALL
+            SELECT product_id, lot, from_location_id, -quantity FROM moved
+             WHERE unit_id IS NULL AND from_location_id IS NOT NULL
         )
-        SELECT * FROM expired e
-         WHERE EXISTS (SELECT 1 FROM {held} p
-                        WHERE p.period_id = %s AND p.product_id = e.product_id AND p.lot = e.lot AND p.quantity <> 0)
-        UNION
-        SELECT * FROM expired e
-         WHERE EXISTS (SELECT 1 FROM moved m WHERE m.unit_id IS NULL AND m.product_id = e.product_id AND m.lot = e.lot)
+        SELECT e.product_id, e.lot, n.location_id, SUM(n.quantity), e.expiry, e.unit_cost
+          FROM expired e JOIN net n ON n.product_id = e.product_id AND n.lot = e.lot
+         GROUP BY e.product_id, e.lot, n.location_id, e.expiry, e.unit_cost
+        HAVING SUM(n.quantity) > 0
     """  # table names come from the code; every value is a parameter
-    params = [hospital.pk, connection.ops.adapt_datefield_value(as_of), hospital.pk,
-              connection.ops.adapt_datetimefield_value(snapshot.ends_at), connection.ops.adapt_datetimefield_value(end),
-              snapshot.pk]
+    params = [hospital.pk, connection.ops.adapt_datefield_value(as_of), hospital.pk, adapt(end), *since_params,
+              *opening_params]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return [{"product": product, "lot": lot, "expiry": expiry, "unit_cost": unit_cost}
-                for product, lot, expiry, unit_cost in cursor.fetchall()]
+        rows = cursor.fetchall()
+    # Raw rows as the ORM would read them (SQLite returns dates as text, decimals as floats).
+    expiry_field, cost_field = LotBalance._meta.get_field("expiry"), LotBalance._meta.get_field("unit_cost")
+    cent = Decimal(1).scaleb(-cost_field.decimal_places)
+    return [
+        LotInStock(product, lot, place, int(quantity), expiry_field.to_python(expiry),
+                   cents(cost_field.to_python(unit_cost).quantize(cent)))
+        for product, lot, place, quantity, expiry, unit_cost in sorted(rows, key=operator.itemgetter(0, 1, 2))
+    ]
 
 
 # --- totals ----------------------------------------------------------------------------------------

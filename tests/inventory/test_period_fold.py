@@ -208,17 +208,25 @@ def test_expired_stock_at_a_moment_is_read_from_the_snapshot_and_the_units_that_
                 found.append((unit.pk, last.to_location_id, last.to_status))
         return sorted(found)
 
+    # Each expired lot's earliest expiry and highest cost, as its findings state them.
+    expiries, costs = defaultdict(list), defaultdict(list)
+    for product_id, lot, expiry, unit_cost in LotBalance.objects.filter(hospital=hospital, expiry__lt=as_of).values_list(
+            "product_id", "lot", "expiry", "unit_cost"):
+        expiries[(product_id, lot)].append(expiry)
+        costs[(product_id, lot)].append(unit_cost)
+
     def lots_replayed(end):
-        expired = set(LotBalance.objects.filter(hospital=hospital, expiry__lt=as_of).values_list("product_id", "lot"))
         held = defaultdict(int)
         for row in python_fold(hospital, end):
-            if (row.product_id, row.lot) in expired:
+            if (row.product_id, row.lot) in expiries:
                 held[(row.product_id, row.lot, row.location_id)] += row.quantity
-        return sorted((*key, quantity) for key, quantity in held.items() if quantity > 0)
+        return sorted((*key, quantity, min(expiries[key[:2]]), max(costs[key[:2]]))
+                      for key, quantity in held.items() if quantity > 0)
 
     def read(end):
         return (sorted((u.pk, u.place, u.status_then) for u in expired_units_in_stock(hospital, as_of, end)),
-                [(lot.product_id, lot.lot, lot.location_id, lot.quantity) for lot in expired_lots_in_stock(hospital, as_of, end)])
+                [(lot.product_id, lot.lot, lot.location_id, lot.quantity, lot.expiry, lot.unit_cost)
+                 for lot in expired_lots_in_stock(hospital, as_of, end)])
 
     moments = sorted(set(Movement.objects.values_list("occurred_at", flat=True)))
     cuts = [moment + datetime.timedelta(microseconds=1) for moment in moments]

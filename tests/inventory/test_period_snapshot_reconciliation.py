@@ -10,7 +10,7 @@ from django.utils import timezone
 from inventory.errors import Refused
 from inventory.models import ClosedPeriod, Movement, PeriodBalance, Unit, UnitStatus
 from inventory.selectors.periods import ledger_fold
-from inventory.selectors.reconciliation import ledger_against_stock, stock_flows
+from inventory.selectors.reconciliation import ledger_against_stock, local_setting, stock_flows, without_jit
 from inventory.services.consumption import ClinicalContext, consume_lot, consume_unit
 from inventory.services.receiving import LineInput
 from inventory.services.stock import LotQuantity, scrap, transfer_stock
@@ -134,3 +134,34 @@ def test_the_whole_stock_aggregations_leave_the_callers_jit_setting_as_it_was(ho
         ledger_against_stock(hospital)
         cursor.execute("SELECT current_setting('jit')")
         assert cursor.fetchone()[0] == setting
+
+
+@pytest.mark.postgres
+def test_settings_for_a_block_hold_inside_it_and_are_put_back_after_it_and_after_an_error():
+    """local_setting (and without_jit, built on it) sets several settings in one statement for the
+    block; after it the caller's values are back, and after an error (the database's or not) its
+    savepoint's rollback puts them back without hiding the error."""
+    from django.db import DatabaseError, connection, transaction
+
+    def current(cursor):
+        cursor.execute("SELECT current_setting('jit'), current_setting('work_mem'), "
+                       "current_setting('random_page_cost')")
+        return cursor.fetchone()
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('jit', 'on', true), set_config('work_mem', '4MB', true), "
+                       "set_config('random_page_cost', '4', true)")
+        with local_setting(cursor, "work_mem", "64MB", random_page_cost="1.1"):
+            assert current(cursor) == ("on", "64MB", "1.1")
+        assert current(cursor) == ("on", "4MB", "4")
+        with without_jit(cursor, work_mem="32MB"):
+            assert current(cursor) == ("off", "32MB", "4")
+            with without_jit(cursor):  # already held: nothing set again
+                assert current(cursor) == ("off", "32MB", "4")
+        assert current(cursor) == ("on", "4MB", "4")
+        with pytest.raises(DatabaseError, match="division by zero"), without_jit(cursor, work_mem="32MB"):
+            cursor.execute("SELECT 1 / 0")
+        assert current(cursor) == ("on", "4MB", "4")
+        with pytest.raises(ValueError), local_setting(cursor, "random_page_cost", "1.1"):
+            raise ValueError("not the database's")
+        assert current(cursor) == ("on", "4MB", "4")
