@@ -528,13 +528,13 @@ def period_billing(
 ) -> PeriodBilling:
     """The period's billing against its use (see `PeriodBilling`), read once per run.
 
-    The lines of `billed_lines`, matched otherwise: one statement puts the candidate lines into a
-    temporary table, each joined once to the use it bills — the charge's it names, or, for the others,
-    found in one pass over their encounters' uses ordered by time — with whether a code or price rule
-    must look at it (`_MATCH_LINES`); then one aggregate compares used and billed per key
-    (`_USAGE_AGAINST_BILLING`) and one scan of the table reads the lines the rules need (`_LINES_READ`).
-    A year holds ~300,000 lines and as many uses: none of them passes through Python, only the keys,
-    lines and totals the findings need."""
+    The lines of `billed_lines`, matched otherwise: one statement puts the lines answering the period
+    into a temporary table, each joined once to the use it bills — the charge's it names (a use of the
+    period: a day's are looked up by index), or, for the others, found among the uses of its encounter
+    in its window — with whether a code or price rule must look at it (`_MATCH_LINES`); then one
+    aggregate compares used and billed per key (`_USAGE_AGAINST_BILLING`) and one scan of the table
+    reads the lines the rules need (`_LINES_READ`). A year holds ~300,000 lines and as many uses: none
+    of them passes through Python, only the keys, lines and totals the findings need."""
     if connection.vendor != "postgresql":
         return _period_billing_in_python(hospital, start, end, grace)
     adapt = connection.ops.adapt_datetimefield_value
