@@ -38,7 +38,14 @@ class HisSettlementLine(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["hospital", "his_line_id"], name="his_line_unique_per_hospital")
         ]
-        indexes = [models.Index(fields=["hospital", "settled_at"]), models.Index(fields=["encounter"])]
+        indexes = [
+            models.Index(fields=["hospital", "settled_at"]), models.Index(fields=["encounter"]),
+            # The lines naming none of our charges, by time: the reconciliation matches a period's to uses
+            # (inventory.selectors.reconciliation.period_billing); without it, every such line ever imported
+            # was read through the index on charge (its NULLs) for a day's few thousand.
+            models.Index(fields=["hospital", "settled_at"], condition=models.Q(charge__isnull=True),
+                         name="his_line_unnamed_by_time"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.his_line_id} {self.encounter} {self.his_charge_code} × {self.quantity}"

@@ -533,30 +533,29 @@ def period_billing(
 ) -> PeriodBilling:
     """The period's billing against its use (see `PeriodBilling`), read once per run.
 
-    The lines of `billed_lines`, matched otherwise: one statement puts the candidate lines into a
-    temporary table, each joined once to the use it bills — the charge's it names, or, for the others,
-    found in one pass over their encounters' uses ordered by time — with whether a code or price rule
-    must look at it (`_MATCH_LINES`); then one aggregate compares used and billed per key
-    (`_USAGE_AGAINST_BILLING`) and one scan of the table reads the lines the rules need (`_LINES_READ`).
-    A year holds ~300,000 lines and as many uses: none of them passes through Python, only the keys,
-    lines and totals the findings need."""
+    The lines of `billed_lines`, matched otherwise: one statement puts the lines answering the period
+    into a temporary table, each joined once to the use it bills — the charge's it names (a use of the
+    period: a day's are looked up by index), or, for the others, found among the uses of its encounter
+    in its window — with whether a code or price rule must look at it (`_MATCH_LINES`); then one
+    aggregate compares used and billed per key (`_USAGE_AGAINST_BILLING`) and one scan of the table
+    reads the lines the rules need (`_LINES_READ`). A year holds ~300,000 lines and as many uses: none
+    of them passes through Python, only the keys, lines and totals the findings need."""
     if connection.vendor != "postgresql":
         return _period_billing_in_python(hospital, start, end, grace)
     adapt = connection.ops.adapt_datetimefield_value
     bounds = [adapt(start), adapt(end)]
     names = _billing_tables()
-    # A line answers the period's use when the use it bills (its attribution) is in the period.
-    names["period_lines"] = f"(SELECT * FROM {_LINES_TABLE} WHERE attributed_at >= %s AND attributed_at < %s)"
     # without_jit's savepoint holds the temporary table: gone with it on an error. A year's lines and
     # uses are sorted in memory with 64 MB (on disk in 4 MB, the default).
     with (connection.cursor() as cursor, without_jit(cursor, work_mem=READS_WORK_MEM),
           local_setting(cursor, "random_page_cost", INDEX_LOOKUP_PAGE_COST)):
         cursor.execute(_MATCH_LINES.format(**names), {
             "hospital": hospital.pk, "grace": grace.total_seconds(), "day": ONE_DAY.total_seconds(),
+            "start": bounds[0], "end": bounds[1],
             "settled_from": adapt(start - ONE_DAY), "settled_until": adapt(end + grace),
             # Every use a line's window can reach (the windows are within [settled - grace, settled + 1 day)).
             "uses_from": adapt(start - ONE_DAY - grace), "uses_until": adapt(end + grace + ONE_DAY)})
-        cursor.execute(_USAGE_AGAINST_BILLING.format(**names), [hospital.pk, *bounds, *bounds])
+        cursor.execute(_USAGE_AGAINST_BILLING.format(**names), [hospital.pk, *bounds])
         differences, totals = [], None
         for is_totals, encounter, code, product, used, used_amount, billed, billed_amount, lines, linked in (
                 cursor.fetchall()):
@@ -567,7 +566,7 @@ def period_billing(
                 UsageTotal(encounter, code, product, used, used_amount) if used is not None else None,
                 BilledTotal(encounter, code, billed, billed_amount, lines, linked) if billed is not None else None))
         keys = [(used or billed)[:2] for used, billed in differences]
-        cursor.execute(_LINES_READ.format(**names), [[key[0] for key in keys], [key[1] for key in keys], *bounds])
+        cursor.execute(_LINES_READ.format(**names), [[key[0] for key in keys], [key[1] for key in keys]])
         lines_of: dict[tuple[str, str], list[dict]] = {}
         suspect_lines = []
         for line, suspect, evidence in _line_rows(cursor):
@@ -641,87 +640,85 @@ def _billing_tables() -> dict[str, str]:
     return {**names, "suspect": _SUSPECT.format(**names).strip(), "unnamed": _UNNAMED_LINES.format(**names)}
 
 
-# Whether a line (b) billing a use (u, of product p, billing unit pu) may break a code or price rule of
+# Whether a line (b) billing a use (b.use_…, of product p, billing unit pu) may break a code or price rule of
 # services.reconciliation's `_line_finding`: it is positive and has a charge or 医保 code that is not the
 # used product's, a price that is not the use's purchase price (per base unit), or bills an item that cost
 # nothing or was a gift. Any other line (nearly all) breaks none; those are never read into Python.
 _SUSPECT = """
-    COALESCE(u.id IS NOT NULL AND b.quantity > 0 AND (
+    COALESCE(b.use_pk IS NOT NULL AND b.quantity > 0 AND (
         b.his_charge_code <> p.his_charge_code OR (b.nhsa_code <> '' AND b.nhsa_code <> p.nhsa_code)
-        OR b.unit_price <> u.unit_price * COALESCE(pu.factor, 1) OR u.unit_price = 0
-        OR u.unit_id IN (SELECT id FROM {unit} WHERE is_gift)), FALSE)
+        OR b.unit_price <> b.use_price * COALESCE(pu.factor, 1) OR b.use_price = 0
+        OR EXISTS (SELECT FROM {unit} g WHERE g.id = b.use_unit AND g.is_gift)), FALSE)
 """
 
-# The candidate lines (settled from one day before the period to `grace` after it), each with the use it
-# bills, when that was (`attributed_at`) and the charge code it counts for (`billed_for`); `factor` is the
-# billing unit (约定计价单位) of the used product, if any; `suspect` as above. One statement, each line joined
-# once to its use.
+# The lines answering the period's use, each with the use it bills, when that was (`attributed_at`) and the
+# charge code it counts for (`billed_for`); `factor` is the billing unit (约定计价单位) of the used product, if
+# any; `suspect` as above. One statement, each line joined once to its use. The candidates are the lines settled
+# from one day before the period to `grace` after it; only those attributed to the period are kept.
 #
 # A line naming one of our charges bills that charge's use, counts for the use's product code and is
-# attributed to its time. A line naming none (`nearest`) bills the latest use of its encounter and charge
-# code from `grace` before its settlement up to it, else the first after it within a day (a settlement
-# given as a date only is that day's midnight, before the day's uses), in (occurred_at, pk) order — the rule
-# of `billed_lines`' `_near`; it is attributed to that use's time, else to the nearest use of the encounter
-# (any code) in the same windows, else to its settlement. One ordered pass: the lines and their encounters'
-# uses in one sequence per (encounter, code) and per encounter, a use at the settlement instant before the
-# line; each line takes the last use up to it and the first after it. Its billing unit is that of the
-# product of the use it bills, else of the first product (by id) of its charge code having one.
+# attributed to its time: it answers the period when that use is in it, so only the period's uses are joined
+# (a day's, not every use ever made: the charge's use belongs to the line's hospital, the charge's own).
+#
+# A line naming none (`nearest`) bills the latest use of its encounter and charge code from `grace` before its
+# settlement up to it, else the first after it within a day (a settlement given as a date only is that day's
+# midnight, before the day's uses), in (occurred_at, pk) order — the rule of `billed_lines`' `_near`; it is
+# attributed to that use's time, else to the nearest use of the encounter (any code) in the same windows, else
+# to its settlement. Each line is joined to the uses of its encounter in its window (an encounter has a few)
+# and those are reduced per line: a use at the settlement instant counts as before it. The use it bills is
+# the greatest (or least) array of its time, id, product, unit and price in cents (exact: two decimals), so
+# that its columns come with it instead of from a second lookup of each use. Its billing unit is that
+# of the product of the use it bills, else of the first product (by id) of its charge code having one.
 #
 # The lines naming no charge are read from the table each time ({unnamed}), not from a CTE: the planner
 # has no statistics of a CTE's columns and, guessing 200 encounters, looked their uses up one by one.
 _MATCH_LINES = """
     CREATE TEMPORARY TABLE {lines} ON COMMIT DROP AS
     WITH nearest AS (
-        SELECT line_id,
-               CASE WHEN code_before_at >= at - %(grace)s * INTERVAL '1 second' THEN code_before[2]
-                    WHEN code_after_at < at + %(day)s * INTERVAL '1 second' THEN code_after[2] END AS use_pk,
-               CASE WHEN code_before_at >= at - %(grace)s * INTERVAL '1 second' THEN code_before_at
-                    WHEN code_after_at < at + %(day)s * INTERVAL '1 second' THEN code_after_at
-                    WHEN any_before >= at - %(grace)s * INTERVAL '1 second' THEN any_before
-                    WHEN any_after < at + %(day)s * INTERVAL '1 second' THEN any_after
-                    ELSE at END AS attributed_at
-          FROM (
-            SELECT line_id, at,
-                   max(at) FILTER (WHERE line_id IS NULL) OVER code_upto AS code_before_at,
-                   max(ARRAY[(EXTRACT(EPOCH FROM at) * 1000000)::bigint, use_id])
-                       FILTER (WHERE line_id IS NULL) OVER code_upto AS code_before,
-                   min(at) FILTER (WHERE line_id IS NULL) OVER code_from AS code_after_at,
-                   min(ARRAY[(EXTRACT(EPOCH FROM at) * 1000000)::bigint, use_id])
-                       FILTER (WHERE line_id IS NULL) OVER code_from AS code_after,
-                   max(at) FILTER (WHERE line_id IS NULL) OVER any_upto AS any_before,
-                   min(at) FILTER (WHERE line_id IS NULL) OVER any_from AS any_after
-              FROM (
-                SELECT c.encounter, p.his_charge_code AS code, c.occurred_at AS at, c.id AS use_id,
-                       NULL::bigint AS line_id
-                  FROM {consumption} c JOIN {product} p ON p.id = c.product_id
-                 WHERE c.hospital_id = %(hospital)s AND c.occurred_at >= %(uses_from)s AND c.occurred_at < %(uses_until)s
-                   AND c.encounter IN (SELECT encounter FROM {unnamed} l)
-                UNION ALL
-                SELECT encounter, his_charge_code, settled_at, NULL, id FROM {unnamed} l
-              ) sequence
-            WINDOW code_upto AS (PARTITION BY encounter, code ORDER BY at, line_id NULLS FIRST, use_id
-                                 ROWS UNBOUNDED PRECEDING),
-                   code_from AS (PARTITION BY encounter, code ORDER BY at, line_id NULLS FIRST, use_id
-                                 ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING),
-                   any_upto AS (PARTITION BY encounter ORDER BY at, line_id NULLS FIRST ROWS UNBOUNDED PRECEDING),
-                   any_from AS (PARTITION BY encounter ORDER BY at, line_id NULLS FIRST
-                                ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)
-          ) windows
-         WHERE line_id IS NOT NULL
+        SELECT l.id AS line_id,
+               max(ARRAY[(EXTRACT(EPOCH FROM c.occurred_at) * 1000000)::bigint, c.id, c.product_id, c.unit_id,
+                         (c.unit_price * 100)::bigint])
+                   FILTER (WHERE p.his_charge_code = l.his_charge_code AND c.occurred_at <= l.settled_at) AS code_before,
+               max(c.occurred_at)
+                   FILTER (WHERE p.his_charge_code = l.his_charge_code AND c.occurred_at <= l.settled_at) AS code_before_at,
+               min(ARRAY[(EXTRACT(EPOCH FROM c.occurred_at) * 1000000)::bigint, c.id, c.product_id, c.unit_id,
+                         (c.unit_price * 100)::bigint])
+                   FILTER (WHERE p.his_charge_code = l.his_charge_code AND c.occurred_at > l.settled_at) AS code_after,
+               min(c.occurred_at)
+                   FILTER (WHERE p.his_charge_code = l.his_charge_code AND c.occurred_at > l.settled_at) AS code_after_at,
+               max(c.occurred_at) FILTER (WHERE c.occurred_at <= l.settled_at) AS any_before,
+               min(c.occurred_at) FILTER (WHERE c.occurred_at > l.settled_at) AS any_after
+          FROM {unnamed} l
+          JOIN {consumption} c ON c.encounter = l.encounter AND c.hospital_id = %(hospital)s
+                              AND c.occurred_at >= %(uses_from)s AND c.occurred_at < %(uses_until)s
+                              AND c.occurred_at >= l.settled_at - %(grace)s * INTERVAL '1 second'
+                              AND c.occurred_at < l.settled_at + %(day)s * INTERVAL '1 second'
+          JOIN {product} p ON p.id = c.product_id
+         GROUP BY l.id
     ), candidates AS (
         SELECT l.id, l.his_line_id, l.encounter, l.his_charge_code, l.nhsa_code, l.quantity, l.unit_price, l.amount,
-               l.settled_at, l.charge_id, ch.consumption_id AS use_pk, NULL::timestamptz AS matched_at
-          FROM {line} l JOIN {charge} ch ON ch.id = l.charge_id
+               l.settled_at, l.charge_id, u.id AS use_pk, u.occurred_at AS attributed_at, u.product_id AS use_product,
+               u.unit_id AS use_unit, u.unit_price AS use_price
+          FROM {line} l
+          JOIN {charge} ch ON ch.id = l.charge_id
+          JOIN {consumption} u ON u.id = ch.consumption_id
          WHERE l.hospital_id = %(hospital)s AND l.settled_at >= %(settled_from)s AND l.settled_at < %(settled_until)s
+           AND u.hospital_id = %(hospital)s AND u.occurred_at >= %(start)s AND u.occurred_at < %(end)s
         UNION ALL
-        SELECT l.*, n.use_pk, n.attributed_at FROM {unnamed} l LEFT JOIN nearest n ON n.line_id = l.id
+        SELECT id, his_line_id, encounter, his_charge_code, nhsa_code, quantity, unit_price, amount, settled_at,
+               charge_id, used[2], attributed_at, used[3], used[4], used[5] * 0.01
+          FROM (
+            SELECT l.*, COALESCE(n.code_before, n.code_after) AS used,
+                   COALESCE(n.code_before_at, n.code_after_at, n.any_before, n.any_after, l.settled_at) AS attributed_at
+              FROM {unnamed} l LEFT JOIN nearest n ON n.line_id = l.id
+          ) m
+         WHERE attributed_at >= %(start)s AND attributed_at < %(end)s
     )
     SELECT b.id, b.his_line_id, b.encounter, b.his_charge_code, b.nhsa_code, b.quantity, b.unit_price, b.amount,
-           b.settled_at, b.charge_id, b.use_pk,
-           CASE WHEN b.charge_id IS NULL THEN b.matched_at ELSE u.occurred_at END AS attributed_at,
+           b.settled_at, b.charge_id, b.use_pk, b.attributed_at,
            CASE WHEN b.charge_id IS NULL THEN b.his_charge_code
                 ELSE COALESCE(p.his_charge_code, b.his_charge_code) END AS billed_for,
-           CASE WHEN u.id IS NOT NULL THEN pu.factor
+           CASE WHEN b.use_pk IS NOT NULL THEN pu.factor
                 WHEN b.charge_id IS NULL AND EXISTS (
                     SELECT FROM {packaging} pu JOIN {product} p ON p.id = pu.product_id
                      WHERE p.hospital_id = %(hospital)s AND pu.is_billing_unit)
@@ -731,9 +728,8 @@ _MATCH_LINES = """
                        ORDER BY p.id LIMIT 1) END AS factor,
            {suspect} AS suspect
       FROM candidates b
-      LEFT JOIN {consumption} u ON u.id = b.use_pk
-      LEFT JOIN {product} p ON p.id = u.product_id
-      LEFT JOIN {packaging} pu ON pu.product_id = u.product_id AND pu.is_billing_unit
+      LEFT JOIN {product} p ON p.id = b.use_product
+      LEFT JOIN {packaging} pu ON pu.product_id = b.use_product AND pu.is_billing_unit
 """
 # The candidate lines naming no charge (a subquery of `_MATCH_LINES`, with its parameters).
 _UNNAMED_LINES = """(
@@ -760,7 +756,7 @@ _USAGE_AGAINST_BILLING = """
         UNION ALL
         SELECT encounter, billed_for, NULL, NULL, NULL, quantity * COALESCE(factor, 1), (amount * 100)::bigint, id,
                charge_id
-          FROM {period_lines} b
+          FROM {lines} b
       ) sides
      GROUP BY GROUPING SETS ((encounter, code), ())
     HAVING GROUPING(encounter) = 1 OR SUM(used) IS DISTINCT FROM SUM(billed)
@@ -771,7 +767,7 @@ _LINES_READ = """
     SELECT * FROM (
         SELECT {columns}, suspect,
                (encounter, billed_for) IN (SELECT * FROM unnest(%s::text[], %s::text[])) AS evidence
-          FROM {period_lines} b
+          FROM {lines} b
     ) line
      WHERE suspect OR evidence
      ORDER BY settled_at, his_line_id
@@ -1119,11 +1115,22 @@ def stock_at_places(hospital: Hospital, places: set[tuple[int, int]]) -> tuple[l
     )
 
 
-def agreements_by_product(hospital: Hospital, product_ids: set[int]) -> dict[int, list[SupplyAgreement]]:
-    """Every supply agreement (the price history) of these products, oldest first."""
-    found: dict[int, list[SupplyAgreement]] = {}
-    for agreement in SupplyAgreement.objects.filter(hospital=hospital, product__in=product_ids).select_related(
-        "supplier"
-    ).order_by("valid_from", "pk"):
-        found.setdefault(agreement.product_id, []).append(agreement)
+class AgreementPrice(NamedTuple):
+    """A supply agreement's price and dates (`agreements_by_product`), `supplier` its supplier's name."""
+
+    supplier_id: int
+    supplier: str
+    unit_price: Decimal
+    valid_from: datetime.date
+    valid_to: datetime.date
+    is_active: bool
+
+
+def agreements_by_product(hospital: Hospital, product_ids: set[int]) -> dict[int, list[AgreementPrice]]:
+    """Every supply agreement (the price history) of these products, oldest first, as rows."""
+    found: dict[int, list[AgreementPrice]] = {}
+    for product, *agreement in SupplyAgreement.objects.filter(hospital=hospital, product__in=product_ids).order_by(
+        "valid_from", "pk"
+    ).values_list("product_id", "supplier_id", "supplier__name", "unit_price", "valid_from", "valid_to", "is_active"):
+        found.setdefault(product, []).append(AgreementPrice(*agreement))
     return found

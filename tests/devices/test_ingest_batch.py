@@ -325,7 +325,7 @@ def test_a_batch_stored_first_and_one_processed_first_sharing_an_id_never_deadlo
         door = {"event_id": f"d{round_}", "kind": "door_open", "occurred_at": WHEN, "payload": {}}
         batches = [[door, shared], [shared, scan(f"t{round_}", "%%garbage%%")]]
 
-        answers = run_together(2, lambda index: ingest_batch(device=bedside, bodies=batches[index]))
+        answers = run_together(2, lambda index, batches=batches: ingest_batch(device=bedside, bodies=batches[index]))
 
         assert not any(isinstance(answer, Exception) for answer in answers), answers
         shared_answers = [answers[0][1], answers[1][0]]
