@@ -1,17 +1,13 @@
 """What a barcode scan from a device does: resolve it, and move the unit where the device says."""
 import hashlib
 
-from django.db import connection
-from django.db.models import BooleanField
-from django.db.models.expressions import RawSQL
-
-from devices.identification import ParsedUDI, ParseError, gs_substitute_problem, parse_udi
+from devices.identification import ParsedUDI, gs_substitute_problem
 from devices.models import Device, DeviceEvent
 from devices.services import handles, handles_batch
 from inventory.actors import Actor
 from inventory.errors import Refusal, Refused
 from inventory.models import Hospital, Location, Product, Unit
-from inventory.selectors.units import ScanResolution, resolve_scan, resolve_scans
+from inventory.selectors.units import ScanResolution, parse_codes, resolve_scan, resolve_scans, units_by_udi
 from inventory.services.stock import transfer_locked_units_each, transfer_stock
 
 
@@ -101,12 +97,7 @@ def _resolve_locking(
     the query that finds them — the (DI, serial) pairs probed in their unique index. The product of
     a DI is the unit's own when it is the hospital's product of that DI, as it always is for units
     received here; the catalog is read only for the DIs of the other codes."""
-    parsed: list[ParsedUDI | Refused] = []
-    for raw in codes:
-        try:
-            parsed.append(parse_udi(raw, separator=separator))
-        except ParseError as error:
-            parsed.append(Refused(Refusal.UDI_UNPARSEABLE, **error.refusal_params()))
+    parsed = parse_codes(codes, separator=separator)
     readable = [udi for udi in parsed if isinstance(udi, ParsedUDI)]
     pairs = sorted({(udi.di, udi.serial) for udi in readable if udi.serial})
     units = {(unit.di, unit.serial): unit for unit in _locked_units_by_udi(hospital, pairs)} if pairs else {}
@@ -123,16 +114,7 @@ def _resolve_locking(
 
 def _locked_units_by_udi(hospital: Hospital, pairs: list[tuple[str, str]]) -> list[Unit]:
     """The units, locked, with their product; their few locations read once each, not once per unit."""
-    units = Unit.objects.filter(hospital=hospital).select_for_update(of=("self",)).select_related("product").order_by("pk")
-    if connection.vendor != "postgresql":  # no row locks; every unit of these DIs and serials, as resolve_scans
-        units = units.filter(di__in={di for di, _ in pairs}, serial__in={serial for _, serial in pairs})
-    else:
-        table = Unit._meta.db_table
-        units = units.filter(RawSQL(
-            f'("{table}"."di", "{table}"."serial") IN (SELECT * FROM unnest(%s::text[], %s::text[]))',  # names from the model
-            ([di for di, _ in pairs], [serial for _, serial in pairs]), output_field=BooleanField(),
-        ))
-    units = list(units)
+    units = list(units_by_udi(hospital, pairs).select_for_update(of=("self",)).select_related("product").order_by("pk"))
     locations = Location.objects.in_bulk({unit.location_id for unit in units} - {None})
     for unit in units:
         unit.location = locations.get(unit.location_id)

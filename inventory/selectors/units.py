@@ -51,24 +51,30 @@ def resolve_scans(
 ) -> list[ScanResolution | Refused]:
     """`resolve_scan` for many codes in two queries: for each code in order, its resolution, or
     the UDI_UNPARSEABLE refusal of a code that cannot be read."""
-    parsed: list[ParsedUDI | Refused] = []
-    for raw in codes:
-        try:
-            parsed.append(parse_udi(raw, separator=separator))
-        except ParseError as error:
-            parsed.append(Refused(Refusal.UDI_UNPARSEABLE, **error.refusal_params()))
+    parsed = parse_codes(codes, separator=separator)
     readable = [udi for udi in parsed if isinstance(udi, ParsedUDI)]
     dis = {udi.di for udi in readable}
     products = {product.udi_di: product for product in Product.objects.filter(hospital=hospital, udi_di__in=dis)}
     pairs = sorted({(udi.di, udi.serial) for udi in readable if udi.serial})
-    units = {(unit.di, unit.serial): unit for unit in _units_by_udi(hospital, pairs)} if pairs else {}
+    units = {(unit.di, unit.serial): unit for unit in units_by_udi(hospital, pairs)} if pairs else {}
     return [
         udi if isinstance(udi, Refused) else ScanResolution(udi, products.get(udi.di), units.get((udi.di, udi.serial)))
         for udi in parsed
     ]
 
 
-def _units_by_udi(hospital: Hospital, pairs: list[tuple[str, str]]) -> QuerySet:
+def parse_codes(codes: list[str], *, separator: str | None = None) -> list[ParsedUDI | Refused]:
+    """Each scanned code parsed, or the UDI_UNPARSEABLE refusal of a code that cannot be read."""
+    parsed: list[ParsedUDI | Refused] = []
+    for raw in codes:
+        try:
+            parsed.append(parse_udi(raw, separator=separator))
+        except ParseError as error:
+            parsed.append(Refused(Refusal.UDI_UNPARSEABLE, **error.refusal_params()))
+    return parsed
+
+
+def units_by_udi(hospital: Hospital, pairs: list[tuple[str, str]]) -> QuerySet:
     """The hospital's units of these (DI, serial) pairs. On PostgreSQL the pairs themselves are
     looked up in the (di, serial) index: `di IN … AND serial IN …` read every unit of every DI
     scanned (55,771 rows for a batch of 500 scans on the benchmark's hospital) to keep 500."""
