@@ -16,6 +16,12 @@ of rows, of the same columns as a device event, inserted with raw psycopg into a
 insert is shown too, as the price of committing each event on its own, and the GS1 parse of the
 same codes alone (`parse_udi`, no database): a ceiling that no ingest path can pass — with the GS1
 fast path for the common AIs, and (its own line) against biip alone on the same codes.
+
+The receipt scans have a floor of the same work too (`sql_receive`, as `bench.cabinet.sql_close` is
+for a door close): the writes of the same receiving batch in hand-written SQL, one transaction per
+batch, on other units of the same pool, taking turns with the service. "service ÷ the SQL floor"
+says how far the service is from its own work; "the SQL floor ÷ biip" whether 0.5× biip is
+reachable at all on this machine.
 """
 from __future__ import annotations
 
@@ -25,8 +31,10 @@ import json
 import random
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import psycopg
+from django.db import connection, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
@@ -74,6 +82,12 @@ def run(context: Context) -> list[Figure]:
         "receipt-vs-biip": Figure("ingest", "receipt scans, service, against biip's parse alone", per,
                                   baseline_name="codes/s biip alone (parse_gs1 fast=False)", target=PARSE_TARGET,
                                   higher_is_better=True),
+        # The floor of the same work (`sql_receive`): is 0.5× biip reachable by any path on this machine?
+        "receipt-floor": Figure("ingest", "receipt scans, the SQL floor (same writes, hand-written SQL), against "
+                                "biip's parse alone", per, baseline_name="codes/s biip alone (parse_gs1 fast=False)",
+                                higher_is_better=True),
+        "receipt-vs-floor": Figure("ingest", "receipt scans, service, against the SQL floor of the same writes", per,
+                                   baseline_name="events/s the SQL floor (sql_receive)", higher_is_better=True),
     }
     n = workload.ingest_events
     with psycopg.connect(database_url()) as raw, gunicorn(
@@ -93,15 +107,22 @@ def run(context: Context) -> list[Figure]:
             figures["parse"].add(parsed, executemany)
             figures["parse-fast"].add(parsed, biip_alone)
             # The pool of units moves as a whole into the other station's receiving area, and back next time.
-            station, codes = _shuttle(context, devices, 2 * n)
-            for path, chunk in (("service", codes[:n]), ("http", codes[n:])):
+            station, codes = _shuttle(context, devices, 3 * n)
+            # The floor and the service take turns going first; the HTTP path goes last.
+            paths = ("service", "floor") if repetition % 2 == 0 else ("floor", "service")
+            for path, chunk in zip((*paths, "http"), (codes[:n], codes[n:2 * n], codes[2 * n:]), strict=True):
                 events = _scan_events(chunk, f"{context.run_id}-r{repetition}-{path}")
+                if path == "floor":
+                    floor = n / _timed(lambda events=events, station=station: _send_floor(station, events, workload.ingest_batch))
+                    continue
                 with context.profiled(f"ingest-receipt-{path}") if repetition == 0 else nullcontext():
                     seconds, outcomes = _send(path, station, tokens[station.code], events, workload.ingest_batch, client)
                 _check(outcomes, "receipt", expect_order=True)
                 figures[f"receipt-{path}"].add(n / seconds, executemany)
             figures["receipt-vs-parse"].add(figures["receipt-service"].samples[-1], parsed)
             figures["receipt-vs-biip"].add(figures["receipt-service"].samples[-1], biip_alone)
+            figures["receipt-floor"].add(floor, biip_alone)
+            figures["receipt-vs-floor"].add(figures["receipt-service"].samples[-1], floor)
             bedside = devices["BENCH-BEDSIDE"]
             for path in ("service", "http"):
                 events = _scan_events(_random_codes(n), f"{context.run_id}-r{repetition}-lookup-{path}")
@@ -299,9 +320,123 @@ def _send(path: str, device, token: str, events: list[dict], batch: int, client)
     return time.perf_counter() - started, outcomes
 
 
+def _send_floor(device, events: list[dict], batch: int) -> None:
+    for start in range(0, len(events), batch):
+        chunk = events[start:start + batch]
+        if (moved := sql_receive(device=device, bodies=chunk)) != len(chunk):
+            raise RuntimeError(f"the SQL floor moved {moved} units of {len(chunk)} scanned")
+
+
 def _check(outcomes: list[dict], what: str, *, expect_order: bool) -> None:
     failed = [o for o in outcomes if o.get("status") != "PROCESSED" or o.get("replayed")]
     if failed:
         raise RuntimeError(f"{len(failed)} {what} scans were not processed, e.g. {failed[0]}")
     if expect_order and not all(o["result"].get("stock_order") for o in outcomes):
         raise RuntimeError(f"a {what} scan moved nothing")
+
+
+# --- the floor: a receiving batch's writes in hand-written SQL ----------------------------------------
+
+
+_MARK_SEEN = "UPDATE devices_device SET last_seen = GREATEST(COALESCE(last_seen, %s), %s) WHERE id = %s"
+_LOCK_SCANNED = (
+    "SELECT unit.id, unit.di, unit.serial, unit.product_id, unit.lot, unit.location_id, unit.status, product.name "
+    "FROM inventory_unit AS unit JOIN inventory_product AS product ON product.id = unit.product_id "
+    "WHERE unit.hospital_id = %s AND (unit.di, unit.serial) IN (SELECT * FROM unnest(%s::text[], %s::text[])) "
+    "ORDER BY unit.id FOR UPDATE OF unit"
+)
+_INSERT_ORDER = (
+    "INSERT INTO inventory_stockorder (hospital_id, kind, to_location_id, supplier_id, reason_code, note, "
+    "created_by_id, created_by_device_id, occurred_at, recorded_at) "
+    "VALUES (%s, 'TRANSFER', %s, NULL, '', '', NULL, %s, %s, %s) RETURNING id"
+)
+_INSERT_RECORD = (
+    "INSERT INTO inventory_idempotencyrecord (hospital_id, key, operation, fingerprint, result_model, result_id, "
+    "created_at) VALUES (%s, %s, 'stock_order:TRANSFER:each', %s, 'inventory.StockOrder', %s, %s)"
+)
+_INSERT_TRANSFERS = (
+    "INSERT INTO inventory_movement (hospital_id, kind, product_id, unit_id, lot, quantity, from_location_id, "
+    "to_location_id, from_status, to_status, from_owner, to_owner, actor_user_id, actor_device_id, occurred_at, "
+    "recorded_at, reason_code, note, document_type, document_id, idempotency_key) "
+    "SELECT %s, 'TRANSFER', moved.product_id, moved.unit_id, moved.lot, 1, moved.from_location_id, %s, "
+    "moved.from_status, %s, '', '', NULL, %s, %s, %s, '', '', 'STOCK_ORDER', %s, moved.idempotency_key "
+    "FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::bigint[], %s::text[], %s::text[]) "
+    "AS moved(unit_id, product_id, lot, from_location_id, from_status, idempotency_key)"
+)
+_MOVE_UNITS = (
+    "UPDATE inventory_unit SET location_id = %s, status = %s, "
+    "status_since = CASE WHEN status = %s THEN status_since ELSE %s END WHERE id = ANY(%s::bigint[])"
+)
+_EVENT_COLUMNS = ("device_id bigint, event_id text, kind text, occurred_at timestamptz, received_at timestamptz, "
+                  "payload jsonb, body_sha256 text, status text, result jsonb, error_code text, error_detail text, "
+                  "processed_at timestamptz")
+_INSERT_EVENTS = (
+    "INSERT INTO devices_deviceevent (device_id, event_id, kind, occurred_at, received_at, payload, body_sha256, "
+    "status, result, error_code, error_detail, processed_at) "
+    "SELECT device_id, event_id, kind, occurred_at, received_at, payload, body_sha256, status, result, error_code, "
+    f"error_detail, processed_at FROM jsonb_to_recordset(%s::jsonb) AS event({_EVENT_COLUMNS})"
+)
+
+
+def sql_receive(*, device, bodies: list[dict]) -> int:
+    """The floor of a receiving station's batch of scans: its writes in hand-written SQL, one transaction.
+
+    Parse the codes (`parse_udi`, the fast path), mark the device seen (which locks its row), lock
+    the scanned units FOR UPDATE by their (DI, serial) pairs in primary-key order, insert the TRANSFER
+    stock order and its idempotency record, one movement per unit with its idempotency key (one
+    statement; the ledger's triggers run), move the units (one statement), and insert the events with
+    their outcome — the service's rows, for scans that all move. Returns the number of units moved.
+    Not in the floor: the replay check of the batch's event ids, the events' validation, and every
+    check of the service (already there, expired, quarantined, held, recalled, frozen).
+    """
+    from devices.identification import parse_udi
+    from devices.scanning import _batch_key
+    from devices.services import body_hash
+    from inventory.services.idempotency import fingerprint
+
+    hospital_id, location = device.hospital_id, device.location
+    to_status = location.holds_units_as
+    udis = [parse_udi(body["payload"]["code"]) for body in bodies]
+    pairs = sorted({(udi.di, udi.serial) for udi in udis})
+    now = timezone.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_MARK_SEEN, [now, now, device.pk])
+        cursor.execute(_LOCK_SCANNED, [hospital_id, [di for di, _ in pairs], [serial for _, serial in pairs]])
+        units = cursor.fetchall()
+        key = _batch_key(device, [_EventId(body["event_id"]) for body in bodies])
+        cursor.execute(_INSERT_ORDER, [hospital_id, location.pk, device.pk, now, now])
+        order = cursor.fetchone()[0]
+        ids = [unit[0] for unit in units]
+        payload = {"kind": "TRANSFER", "each": True, "to": location.pk, "note": "", "units": ids}
+        cursor.execute(_INSERT_RECORD, [hospital_id, key, fingerprint("stock_order:TRANSFER:each", payload), order, now])
+        cursor.execute(_INSERT_TRANSFERS, [
+            hospital_id, location.pk, to_status, device.pk, now, now, order,
+            ids, [unit[3] for unit in units], [unit[4] for unit in units], [unit[5] for unit in units],
+            [unit[6] for unit in units], [f"{hospital_id}:{key}:unit:{pk}" for pk in ids],
+        ])
+        cursor.execute(_MOVE_UNITS, [location.pk, to_status, to_status, now, ids])
+        by_pair = {(unit[1], unit[2]): unit for unit in units}
+        moment = now.isoformat()
+        rows = []
+        for body, udi in zip(bodies, udis, strict=True):
+            pk, _, _, product_id, _, from_location, from_status, name = by_pair[(udi.di, udi.serial)]
+            result = {
+                "udi": {"issuer": udi.issuer, "di": udi.di, "lot": udi.lot, "serial": udi.serial,
+                        "expiry": udi.expiry.isoformat() if udi.expiry else None,
+                        "production_date": udi.production_date.isoformat() if udi.production_date else None,
+                        "normalized": udi.normalized},
+                "product": {"id": product_id, "name": name},
+                "unit": {"id": pk, "status": from_status, "location": from_location},
+                "problem": None, "stock_order": order,
+            }
+            rows.append({"device_id": device.pk, "event_id": body["event_id"], "kind": body["kind"],
+                         "occurred_at": body["occurred_at"], "received_at": moment, "payload": body["payload"],
+                         "body_sha256": body_hash(body), "status": "PROCESSED", "result": result, "error_code": "",
+                         "error_detail": "", "processed_at": moment})
+        cursor.execute(_INSERT_EVENTS, [json.dumps(rows)])
+    return len(units)
+
+
+@dataclass(frozen=True)
+class _EventId:
+    event_id: str

@@ -37,6 +37,7 @@ def test_every_benchmark_runs_once_and_reports_its_figures(tmp_path, settings):
     assert close["baseline"].startswith("ms the same writes in hand-written SQL")
     assert close["baseline_samples"] == floor["samples"]
     _assert_the_cabinet_is_as_found_and_the_sql_floor_writes_what_the_service_writes()
+    _assert_the_receipt_scans_sql_floor_writes_what_the_service_writes()
 
 
 def _assert_the_cabinet_is_as_found_and_the_sql_floor_writes_what_the_service_writes():
@@ -92,6 +93,60 @@ def _assert_the_cabinet_is_as_found_and_the_sql_floor_writes_what_the_service_wr
     assert floor == service
     _put_back(device, cabinet, nurse.username, epcs)
     assert contents() == found
+
+
+def _assert_the_receipt_scans_sql_floor_writes_what_the_service_writes():
+    """The ingest benchmark's SQL floor (`sql_receive`) writes the rows the service writes for the
+    same receiving batch: events with their outcome, the stock order and its idempotency record,
+    the movements and the units moved (but for ids and times), each in a rolled-back transaction."""
+    from django.db import transaction
+
+    from bench.ingest import _scan_events, sql_receive
+    from devices.models import Device, DeviceEvent
+    from devices.services import ingest_batch
+    from inventory.models import IdempotencyRecord, Movement, StockOrder, Unit
+
+    stations = Device.objects.select_related("hospital", "location").filter(code__in=["BENCH-RCV-1", "BENCH-RCV-2"])
+    # The pool sits at one station's receiving area: the other station scans three of its units.
+    device, units = max(((station, list(Unit.objects.filter(location=other.location).order_by("pk")[:3]))
+                        for station in stations for other in stations if other != station),
+                       key=lambda pair: len(pair[1]))
+    assert len(units) == 3
+    events = _scan_events([unit.udi_raw for unit in units], "floor-check")
+
+    def written(run) -> dict:
+        with transaction.atomic():
+            run()
+            order = StockOrder.objects.order_by("-pk").first()
+            record = IdempotencyRecord.objects.get(result_id=order.pk, result_model="inventory.StockOrder")
+            found = {
+                "events": sorted(
+                    (e.device_id, e.event_id, e.kind, e.occurred_at, e.payload, e.body_sha256, e.status,
+                     {**e.result, "stock_order": "ORDER"}, e.error_code, e.error_detail, e.processed_at is not None)
+                    for e in DeviceEvent.objects.filter(device=device, event_id__startswith="floor-check")
+                ),
+                "order": (order.hospital_id, order.kind, order.to_location_id, order.supplier_id, order.reason_code,
+                          order.note, order.created_by_id, order.created_by_device_id),
+                "record": (record.hospital_id, record.key, record.operation, record.fingerprint),
+                "movements": sorted(
+                    (m.hospital_id, m.kind, m.product_id, m.unit_id, m.lot, m.quantity, m.from_location_id,
+                     m.to_location_id, m.from_status, m.to_status, m.from_owner, m.to_owner, m.actor_user_id,
+                     m.actor_device_id, m.reason_code, m.note, m.document_type, m.idempotency_key)
+                    for m in Movement.objects.filter(document_type=Movement.DocumentType.STOCK_ORDER,
+                                                     document_id=order.pk)
+                ),
+                "units": sorted(Unit.objects.filter(pk__in=[u.pk for u in units]).values_list("pk", "status",
+                                                                                              "location_id")),
+                "stock_order_in_results": {e.result["stock_order"] == order.pk for e in DeviceEvent.objects.filter(
+                    device=device, event_id__startswith="floor-check")},
+            }
+            transaction.set_rollback(True)
+        return found
+
+    service = written(lambda: ingest_batch(device=device, bodies=events))
+    floor = written(lambda: sql_receive(device=device, bodies=events))
+    assert len(floor["movements"]) == 3 and floor["stock_order_in_results"] == {True}
+    assert floor == service
 
 
 def test_the_dataset_is_reused_when_it_is_there(settings):
