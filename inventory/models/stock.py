@@ -73,8 +73,10 @@ class Owner(models.TextChoices):
 class Unit(models.Model):
     """One physical high-value item (一物一码). Its location and status change only with a Movement."""
 
-    hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="units")
-    product = models.ForeignKey("inventory.Product", on_delete=models.PROTECT, related_name="units")
+    # hospital, product and location have no index of their own: (hospital, status), (product, lot)
+    # and (location, status) lead with them. Every index is one more entry written per move.
+    hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="units", db_index=False)
+    product = models.ForeignKey("inventory.Product", on_delete=models.PROTECT, related_name="units", db_index=False)
     supplier = models.ForeignKey("inventory.Supplier", on_delete=models.PROTECT, related_name="units")
     delivery_line = models.OneToOneField(
         "inventory.DeliveryLine", null=True, blank=True, on_delete=models.PROTECT, related_name="unit"
@@ -93,7 +95,7 @@ class Unit(models.Model):
     status = models.CharField(_("status"), max_length=24, choices=UnitStatus.choices)
     status_since = models.DateTimeField(_("in this status since"), default=timezone.now)
     location = models.ForeignKey(
-        "inventory.Location", null=True, blank=True, on_delete=models.PROTECT, related_name="units"
+        "inventory.Location", null=True, blank=True, on_delete=models.PROTECT, related_name="units", db_index=False
     )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
@@ -207,9 +209,13 @@ class Movement(models.Model):
         STOCKTAKE = "STOCKTAKE", _("Stocktake (盘点)")
         ALLIANCE_TRANSFER = "ALLIANCE_TRANSFER", _("Alliance transfer (调拨单)")
 
-    hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="movements")
+    # hospital and product have no index of their own: (hospital, occurred_at) and (product,
+    # occurred_at) lead with them. The ledger takes an entry in each index per movement.
+    hospital = models.ForeignKey("inventory.Hospital", on_delete=models.PROTECT, related_name="movements",
+                                 db_index=False)
     kind = models.CharField(_("kind"), max_length=24, choices=Kind.choices)
-    product = models.ForeignKey("inventory.Product", on_delete=models.PROTECT, related_name="movements")
+    product = models.ForeignKey("inventory.Product", on_delete=models.PROTECT, related_name="movements",
+                                db_index=False)
     unit = models.ForeignKey(
         Unit, null=True, blank=True, on_delete=models.PROTECT, related_name="movements"
     )
