@@ -549,7 +549,7 @@ def test_the_unsettled_consignment_uses_in_sql_are_the_orms(scenario):
 
 
 def test_the_reads_are_set_based_whatever_the_amount_of_activity(scenario, django_assert_max_num_queries):
-    # 61 on 2026-12-07, savepoints included: a query per finding (13 planted on d3 alone), use or
+    # 60 on 2026-12-07 (h14year), savepoints included: a query per finding (13 planted on d3 alone), use or
     # line would add more than the margin.
     with django_assert_max_num_queries(64):
         reconcile_days(scenario, scenario.d1, scenario.d3)
