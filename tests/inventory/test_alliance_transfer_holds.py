@@ -197,10 +197,12 @@ def test_stock_in_alliance_transit_moves_only_by_the_transfers_receipt_or_return
     assert Movement.objects.count() == before
     assert propose_fefo(hospital=hospital, location=transit, product=product, quantity=1).shortfall == 1
 
-    # The ledger itself refuses what a service forgot to check (trigger on inventory_movement).
+    # The ledger itself refuses what a service forgot to check (trigger on inventory_movement), in a row
+    # that is otherwise valid: a column's own constraint is checked before the statement's triggers.
     with pytest.raises(IntegrityError, match="ALLIANCE_TRANSIT_LOCKED"), transaction.atomic():
         Movement.objects.create(hospital=hospital, kind=Movement.Kind.SCRAP, product=product, unit=h1, lot=h1.lot,
                                 from_location=transit, from_status=UnitStatus.IN_STOCK, to_status=UnitStatus.SCRAPPED,
+                                reason_code="DAMAGED", actor_user=keeper_actor.user, occurred_at=transfer.dispatched_at,
                                 document_type=Movement.DocumentType.STOCK_ORDER, document_id=1, idempotency_key="raw")
 
     # The transfer's own paths still work: one received, one returned to the sender's store.
@@ -218,11 +220,12 @@ def test_the_ledger_trigger_refuses_a_movement_of_a_reserved_unit(
     hospital, keeper_actor, product, cath_lab_store, member, store_stock,
 ):
     h1 = store_stock[0]
-    send(keeper_actor, cath_lab_store, member, units=[h1])
+    transfer = send(keeper_actor, cath_lab_store, member, units=[h1])
     with pytest.raises(IntegrityError, match="ALLIANCE_STOCK_RESERVED"), transaction.atomic():
         Movement.objects.create(hospital=hospital, kind=Movement.Kind.SCRAP, product=product, unit=h1, lot=h1.lot,
                                 from_location=cath_lab_store, from_status=UnitStatus.IN_STOCK,
-                                to_status=UnitStatus.SCRAPPED, document_type=Movement.DocumentType.STOCK_ORDER,
+                                to_status=UnitStatus.SCRAPPED, reason_code="DAMAGED", actor_user=keeper_actor.user,
+                                occurred_at=transfer.created_at, document_type=Movement.DocumentType.STOCK_ORDER,
                                 document_id=1, idempotency_key="raw")
 
 

@@ -158,8 +158,21 @@ def test_a_lot_movement_taking_reserved_quantity_is_refused_alone_or_among_good_
     assert under_both(lambda: [ledger.lot(10, kind=Movement.Kind.EXPIRE), ledger.lot(4, from_location=None)]) == 2
 
 
+def test_a_row_that_also_breaks_a_column_constraint_is_refused_by_the_constraint(ledger):
+    """The first difference 0051 documents: PostgreSQL checks a row's NOT NULL and CHECK constraints
+    after the BEFORE triggers but before the statement's; the row is refused either way."""
+    h1, _h2, _h3 = ledger.units
+
+    def rows():
+        return [ledger(unit=h1, occurred_at=None)]
+
+    assert outcome(rows)[0] == "23502"  # not_null_violation
+    with per_row_triggers():
+        assert refused_with(outcome(rows), "ALLIANCE_STOCK_RESERVED")
+
+
 def test_rows_breaking_different_rules_are_refused_by_the_first_rule_not_the_first_row(ledger):
-    """The one difference 0051 documents: the statement is refused either way, and writes nothing."""
+    """The second difference 0051 documents: the statement is refused either way, and writes nothing."""
     h1, _h2, _h3 = ledger.units
 
     def rows():
