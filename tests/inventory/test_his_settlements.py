@@ -125,17 +125,19 @@ def test_the_database_refuses_a_line_whose_use_is_not_its_charges(hospital):
 
 @pytest.mark.postgres
 def test_the_migration_fills_the_use_of_every_line_naming_a_charge_and_goes_back(hospital):
-    """Migration 0052 forward on stored lines (the use read from each one's charge), and back."""
+    """The migration adding the use (0052) forward on stored lines (the use read from each one's charge), and back."""
     charges = [a_charge(hospital) for _ in range(3)]
     rows = [line(f"L{n}", spd_charge_id=charge.pk) for n, charge in enumerate(charges)] + [line("L9")]
     import_settlement_lines(hospital=hospital, rows=rows, batch="b")
     stored = dict(HisSettlementLine.objects.values_list("his_line_id", "use_id"))
     executor = MigrationExecutor(connection)
     latest = executor.loader.graph.leaf_nodes("inventory")
+    [this] = [key for key in executor.loader.graph.nodes if key[0] == "inventory" and key[1].endswith("_his_line_use")]
+    previous = [key for key in executor.loader.get_migration(*this).dependencies if key[0] == "inventory"]
     with connection.cursor() as cursor:  # the lines' deferred key checks now: ALTER TABLE refuses pending ones
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
-    executor.migrate([("inventory", "0050_ledger_and_units_fewer_indexes")])
+    executor.migrate(previous)
     with connection.cursor() as cursor:
         columns = {column.name for column in connection.introspection.get_table_description(
             cursor, HisSettlementLine._meta.db_table)}
