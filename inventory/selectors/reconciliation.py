@@ -42,7 +42,6 @@ from django.utils import timezone
 
 from inventory.models import (
     IN_STOCK_STATUSES,
-    Charge,
     Consumption,
     HisSettlementLine,
     Hospital,
@@ -535,7 +534,7 @@ def period_billing(
     """The period's billing against its use (see `PeriodBilling`), read once per run.
 
     The lines of `billed_lines`, matched otherwise: one statement puts the lines answering the period
-    into a temporary table, each joined once to the use it bills — the charge's it names (a use of the
+    into a temporary table, each joined once to the use it bills — the use stored with the charge it names (a use of the
     period: a day's are looked up by index), or, for the others, found among the uses of its encounter
     in its window — with whether a code or price rule must look at it (`_MATCH_LINES`); then one
     aggregate compares used and billed per key (`_USAGE_AGAINST_BILLING`) and one scan of the table
@@ -636,7 +635,7 @@ def _period_billing_in_python(
 def _billing_tables() -> dict[str, str]:
     quote = connection.ops.quote_name
     names = {"lines": _LINES_TABLE, **{name: quote(model._meta.db_table) for name, model in (
-        ("line", HisSettlementLine), ("charge", Charge), ("consumption", Consumption), ("product", Product),
+        ("line", HisSettlementLine), ("consumption", Consumption), ("product", Product),
         ("unit", Unit), ("packaging", PackagingUnit))}}
     return {**names, "suspect": _SUSPECT.format(**names).strip(), "unnamed": _UNNAMED_LINES.format(**names)}
 
@@ -657,9 +656,10 @@ _SUSPECT = """
 # any; `suspect` as above. One statement, each line joined once to its use. The candidates are the lines settled
 # from one day before the period to `grace` after it; only those attributed to the period are kept.
 #
-# A line naming one of our charges bills that charge's use, counts for the use's product code and is
-# attributed to its time: it answers the period when that use is in it, so only the period's uses are joined
-# (a day's, not every use ever made: the charge's use belongs to the line's hospital, the charge's own).
+# A line naming one of our charges bills that charge's use (the line's `use`, stored with the charge), counts
+# for the use's product code and is attributed to its time: it answers the period when that use is in it, so
+# only the period's uses are joined (a day's, not every use ever made: the charge's use belongs to the line's
+# hospital, the charge's own).
 #
 # A line naming none (`nearest`) bills the latest use of its encounter and charge code from `grace` before its
 # settlement up to it, else the first after it within a day (a settlement given as a date only is that day's
@@ -701,8 +701,7 @@ _MATCH_LINES = """
                l.settled_at, l.charge_id, u.id AS use_pk, u.occurred_at AS attributed_at, u.product_id AS use_product,
                u.unit_id AS use_unit, u.unit_price AS use_price
           FROM {line} l
-          JOIN {charge} ch ON ch.id = l.charge_id
-          JOIN {consumption} u ON u.id = ch.consumption_id
+          JOIN {consumption} u ON u.id = l.use_id
          WHERE l.hospital_id = %(hospital)s AND l.settled_at >= %(settled_from)s AND l.settled_at < %(settled_until)s
            AND u.hospital_id = %(hospital)s AND u.occurred_at >= %(start)s AND u.occurred_at < %(end)s
         UNION ALL

@@ -580,13 +580,15 @@ _CLEANERS: dict[str, Callable[[Any], Any]] = {
 
 
 def _link_charges(hospital: Hospital, lines: list[dict], problems: list[Problem]) -> None:
+    """Each line naming one of our charges gets it and its use (the charge's consumption: the line
+    stores both, for the reconciliation's match); a line naming a charge we do not have is refused."""
     wanted = {line["spd_charge_id"] for line in lines if line["spd_charge_id"] is not None}
-    known = set(Charge.objects.filter(hospital=hospital, pk__in=wanted).values_list("pk", flat=True))
+    use_of = dict(Charge.objects.filter(hospital=hospital, pk__in=wanted).values_list("pk", "consumption_id"))
     for line in lines:
         charge_id = line.pop("spd_charge_id")
-        if charge_id is not None and charge_id not in known:
+        if charge_id is not None and charge_id not in use_of:
             problems.append(_problem(line["row"], "spd_charge_id", "unknown_charge", value=charge_id))
-        line["charge_id"] = charge_id
+        line["charge_id"], line["use_id"] = charge_id, use_of.get(charge_id)
 
 
 def _content(line: dict | HisSettlementLine) -> tuple:
@@ -635,7 +637,7 @@ def _store(hospital: Hospital, lines: list[dict], problems: list[Problem], *, ba
     HisSettlementLine.objects.bulk_create(
         [
             HisSettlementLine(
-                hospital=hospital, imported_at=imported_at, import_batch=batch,
+                hospital=hospital, imported_at=imported_at, import_batch=batch, use_id=line["use_id"],
                 **{name: line[name] for name in ("his_line_id", *_COMPARED)},
             )
             for line in new

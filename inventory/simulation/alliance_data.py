@@ -473,7 +473,7 @@ _SHIFTED: dict[type, dict[str, type]] = {  # per table: column → the generated
     Consumption: {"id": Consumption, "unit_id": Unit},
     Charge: {"id": Charge, "consumption_id": Consumption},
     ChargeDelivery: {"id": ChargeDelivery, "charge_id": Charge},
-    HisSettlementLine: {"id": HisSettlementLine, "charge_id": Charge},
+    HisSettlementLine: {"id": HisSettlementLine, "charge_id": Charge, "use_id": Consumption},
     SupplierSettlement: {"id": SupplierSettlement},
     SupplierSettlementLine: {"id": SupplierSettlementLine, "settlement_id": SupplierSettlement,
                              "consumption_id": Consumption, "unit_id": Unit},

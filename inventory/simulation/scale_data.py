@@ -951,7 +951,7 @@ class _Generator:
                                                "his_reference", "delivered_at"], self.delivery_rows())
             self.copy(cursor, HisSettlementLine, ["id", "hospital_id", "his_line_id", "encounter", "his_charge_code",
                                                   "nhsa_code", "quantity", "unit_price", "amount", "settled_at", "charge_id",
-                                                  "imported_at", "import_batch"], self.settlement_rows())
+                                                  "use_id", "imported_at", "import_batch"], self.settlement_rows())
             self.write_supplier_settlements(cursor)
             self.copy(cursor, Movement, ["id", "hospital_id", "kind", "product_id", "unit_id", "lot", "quantity",
                                          "from_location_id", "to_location_id", "from_status", "to_status", "from_owner",
@@ -1086,7 +1086,7 @@ class _Generator:
                 code = rng.choice(codes)
             elif use.gift:
                 price = use.product.price(self.day_of(use.t), 0)
-            linked = rng.random() >= HIS_UNLINKED
+            linked = rng.random() >= HIS_UNLINKED  # naming the use's charge (same id as the use) and its use
             lines.append((settled, use.encounter, code, nhsa, quantity, price, use.pk if linked else None))
             if rng.random() < DISCREPANCY:  # 虚记: a line for something nobody used
                 lines.append((settled + 60, use.encounter, rng.choice(codes), "", 1, Decimal("980.00"), None))
@@ -1094,7 +1094,7 @@ class _Generator:
         for pk, (settled, encounter, code, nhsa, quantity, price, charge) in enumerate(lines, start=1):
             imported = settled + 6 * HOUR
             yield (pk, self.hospital.pk, f"HL{pk:010d}", encounter, code, nhsa, quantity, price, price * quantity,
-                   self.at(settled), charge, self.at(imported), f"B{self.at(imported):%Y%m%d}")
+                   self.at(settled), charge, charge, self.at(imported), f"B{self.at(imported):%Y%m%d}")
 
     def write_supplier_settlements(self, cursor) -> None:
         """Monthly consignment statements, confirmed for every month but the last; a few uses left off."""

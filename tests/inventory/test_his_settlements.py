@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
+from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 from openpyxl import Workbook
 
@@ -33,8 +34,9 @@ def line(his_line_id="L1", **fields):
 
 
 def a_charge(hospital) -> Charge:
-    department = Department.objects.create(hospital=hospital, code="CATH", name="导管室")
-    location = Location.objects.create(hospital=hospital, code="CS", name="二级库", kind=Location.Kind.DEPARTMENT_STORE)
+    department, _ = Department.objects.get_or_create(hospital=hospital, code="CATH", defaults={"name": "导管室"})
+    location, _ = Location.objects.get_or_create(hospital=hospital, code="CS", defaults={
+        "name": "二级库", "kind": Location.Kind.DEPARTMENT_STORE})
     product = factories.ProductFactory(hospital=hospital)
     consumption = Consumption.objects.create(
         hospital=hospital, product=product, location=location, encounter="ZY20240001", department=department,
@@ -77,6 +79,77 @@ def test_json_lines_are_imported_and_linked_to_our_charge(hospital, operator):
     assert (first.charge, first.quantity, first.amount) == (charge, 1, Decimal("1200.00"))
     assert first.settled_at == datetime.datetime(2024, 5, 1, 2, 30, tzinfo=datetime.UTC)
     assert (second.charge, second.quantity, second.import_batch) == (None, -1, "2024-05-01")
+
+
+def test_a_line_naming_our_charge_stores_the_charges_use_with_it(hospital, operator):
+    """The reconciliation joins a line straight to the use it bills: whatever the form of the import
+    (the id or our idempotency key, JSON or a file), the use is the charge's; a line naming none has none."""
+    by_key, by_id = a_charge(hospital), a_charge(hospital)
+    rows = [line("L1", spd_charge_id=f"charge-{by_key.pk}"), line("L3")]
+    import_settlement_lines(hospital=hospital, rows=rows, batch="json")
+    upload = csv_file([*ENGLISH, "spd_charge_id"], [["L2", "ZY1", "HIS1", "", "1", "1200.00", "1200.00",
+                                                     "2024-05-01 08:00:00", str(by_id.pk)]])
+    api_client_for(operator).post(URL, {"file": upload, "batch": "csv"}, format="multipart")
+
+    assert dict(HisSettlementLine.objects.values_list("his_line_id", "use_id")) == {
+        "L1": by_key.consumption_id, "L2": by_id.consumption_id, "L3": None}
+
+
+def test_a_line_holds_a_use_exactly_when_it_names_a_charge(hospital):
+    charge = a_charge(hospital)
+    stored = import_settlement_lines(hospital=hospital, rows=[line("L1")], batch="b")
+    assert stored.created == 1
+
+    for fields in ({"charge": charge}, {"use": charge.consumption}):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            HisSettlementLine.objects.filter(his_line_id="L1").update(**fields)
+
+
+@pytest.mark.postgres
+def test_the_database_refuses_a_line_whose_use_is_not_its_charges(hospital):
+    charge, another = a_charge(hospital), a_charge(hospital)
+    import_settlement_lines(hospital=hospital, rows=[line("L1", spd_charge_id=charge.pk)], batch="b")
+    fields = {"hospital": hospital, "his_line_id": "L2", "encounter": "ZY1", "his_charge_code": "HIS1", "quantity": 1,
+              "unit_price": Decimal(1), "amount": Decimal(1), "settled_at": timezone.now()}
+
+    for write in (
+        lambda: HisSettlementLine.objects.filter(his_line_id="L1").update(use=another.consumption),
+        lambda: HisSettlementLine.objects.filter(his_line_id="L1").update(charge=another),
+        lambda: HisSettlementLine.objects.create(**fields, charge=charge, use=another.consumption),
+    ):
+        with pytest.raises(IntegrityError, match="HIS_LINE_USE"), transaction.atomic():
+            write()
+    HisSettlementLine.objects.filter(his_line_id="L1").update(charge=another, use=another.consumption)
+    assert HisSettlementLine.objects.get(his_line_id="L1").use_id == another.consumption_id
+
+
+@pytest.mark.postgres
+def test_the_migration_fills_the_use_of_every_line_naming_a_charge_and_goes_back(hospital):
+    """The migration adding the use (0052) forward on stored lines (the use read from each one's charge), and back."""
+    charges = [a_charge(hospital) for _ in range(3)]
+    rows = [line(f"L{n}", spd_charge_id=charge.pk) for n, charge in enumerate(charges)] + [line("L9")]
+    import_settlement_lines(hospital=hospital, rows=rows, batch="b")
+    stored = dict(HisSettlementLine.objects.values_list("his_line_id", "use_id"))
+    executor = MigrationExecutor(connection)
+    latest = executor.loader.graph.leaf_nodes("inventory")
+    [this] = [key for key in executor.loader.graph.nodes if key[0] == "inventory" and key[1].endswith("_his_line_use")]
+    previous = [key for key in executor.loader.get_migration(*this).dependencies if key[0] == "inventory"]
+    with connection.cursor() as cursor:  # the lines' deferred key checks now: ALTER TABLE refuses pending ones
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+    executor.migrate(previous)
+    with connection.cursor() as cursor:
+        columns = {column.name for column in connection.introspection.get_table_description(
+            cursor, HisSettlementLine._meta.db_table)}
+        cursor.execute(f"SELECT his_line_id, charge_id FROM {HisSettlementLine._meta.db_table}")
+        charged = dict(cursor.fetchall())
+    assert "use_id" not in columns
+    assert charged == {**{f"L{n}": charge.pk for n, charge in enumerate(charges)}, "L9": None}
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(latest)
+    assert dict(HisSettlementLine.objects.values_list("his_line_id", "use_id")) == stored == {
+        **{f"L{n}": charge.consumption_id for n, charge in enumerate(charges)}, "L9": None}
 
 
 def test_a_csv_file_is_imported_with_or_without_bom(hospital, operator):
