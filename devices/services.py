@@ -37,7 +37,7 @@ from itertools import groupby
 from operator import attrgetter
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import QuerySet, Value
+from django.db.models import F, QuerySet, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -45,6 +45,7 @@ from django.utils.dateparse import parse_datetime
 from devices.models import Device, DeviceEvent
 from inventory.date_window import accepted_window, max_clock_ahead, readable, window_problem
 from inventory.errors import Refusal, Refused
+from inventory.lookups import AnyOf
 from inventory.services.alerts import report_device_clock
 
 logger = logging.getLogger(__name__)
@@ -227,7 +228,7 @@ def _same_body(first: DeviceEvent, digest: str) -> DeviceEvent:
 
 def _stored(device: Device, event_ids: set[str]) -> dict[str, DeviceEvent]:
     """The events of `device` already stored under these ids, by id."""
-    found = readable_events(DeviceEvent.objects.filter(device=device, event_id__in=event_ids)).order_by()
+    found = readable_events(DeviceEvent.objects.filter(AnyOf(F("event_id"), list(event_ids)), device=device)).order_by()
     return {event.event_id: event for event in found}
 
 

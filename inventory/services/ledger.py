@@ -25,6 +25,7 @@ from django.utils.encoding import force_str
 
 from inventory.actors import Actor
 from inventory.errors import Problem, Refusal, Refused
+from inventory.lookups import AnyOf
 from inventory.models import (
     UNIT_TRANSITIONS,
     AllianceTransferLine,
@@ -338,7 +339,7 @@ def _block_checks(
         ClosedPeriod.objects.filter(hospital_id=hospital_id).order_by("-ends_at").values("ends_at")[:1]
     )}
     if _holds_apply(kind, document) and units and not reported_fact:
-        checks["reserved"] = Exists(_transfer_reservations().filter(unit_id__in=[unit.pk for unit in units]))
+        checks["reserved"] = Exists(_transfer_reservations().filter(AnyOf(F("unit_id"), [unit.pk for unit in units])))
         checks["in_transit"] = Exists(_alliance_transit(from_ids))
     if kind in FROZEN_KINDS and from_ids:
         checks["frozen"] = Exists(StocktakeSession.objects.filter(
@@ -347,7 +348,7 @@ def _block_checks(
     into_quarantine = to_location is not None and to_location.kind == Location.Kind.QUARANTINE
     if kind in RECALL_LOCKED_KINDS and not into_quarantine and units and not reported_fact:
         checks["recalled"] = Exists(Recall.objects.filter(
-            status=Recall.Status.OPEN, product_id__in={unit.product_id for unit in units},
+            AnyOf(F("product_id"), sorted({unit.product_id for unit in units})), status=Recall.Status.OPEN,
         ))
     return checks
 
@@ -485,7 +486,7 @@ def move_units(
     if not movement_ids:
         refuse_blocked(moment=occurred_at, from_location_ids=from_ids, **blocking)
         movement_ids = _insert_unit_movements(units, idempotency_keys, **rows)  # unblocked since: none refuses
-    Unit.objects.filter(pk__in=[unit.pk for unit in units]).update(
+    Unit.objects.filter(AnyOf(F("pk"), [unit.pk for unit in units])).update(
         status=to_status, location=to_location,
         status_since=Case(When(~Q(status=to_status), then=Value(occurred_at)), default=F("status_since")),
     )
