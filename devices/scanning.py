@@ -6,8 +6,16 @@ from devices.models import Device, DeviceEvent
 from devices.services import handles, handles_batch
 from inventory.actors import Actor
 from inventory.errors import Refusal, Refused
-from inventory.models import Hospital, Location, Product, Unit
-from inventory.selectors.units import ScanResolution, parse_codes, resolve_scan, resolve_scans, units_by_udi
+from inventory.models import Hospital, Location, Product
+from inventory.selectors.units import (
+    ProductRow,
+    ScanResolution,
+    parse_codes,
+    resolve_scan,
+    resolve_scans,
+    units_by_udi,
+)
+from inventory.services.ledger import UnitRow
 from inventory.services.stock import transfer_locked_units_each, transfer_stock
 
 
@@ -100,9 +108,7 @@ def _resolve_locking(
     parsed = parse_codes(codes, separator=separator)
     readable = [udi for udi in parsed if isinstance(udi, ParsedUDI)]
     pairs = sorted({(udi.di, udi.serial) for udi in readable if udi.serial})
-    units = {(unit.di, unit.serial): unit for unit in _locked_units_by_udi(hospital, pairs)} if pairs else {}
-    products = {unit.di: unit.product for unit in units.values()
-                if unit.product.udi_di == unit.di and unit.product.hospital_id == hospital.pk}
+    units, products = _locked_units_by_udi(hospital, pairs) if pairs else ({}, {})
     if missing := {udi.di for udi in readable} - products.keys():
         products.update((product.udi_di, product)
                         for product in Product.objects.filter(hospital=hospital, udi_di__in=missing).order_by())
@@ -112,13 +118,27 @@ def _resolve_locking(
     ]
 
 
-def _locked_units_by_udi(hospital: Hospital, pairs: list[tuple[str, str]]) -> list[Unit]:
-    """The units, locked, with their product; their few locations read once each, not once per unit."""
-    units = list(units_by_udi(hospital, pairs).select_for_update(of=("self",)).select_related("product").order_by("pk"))
-    locations = Location.objects.in_bulk({unit.location_id for unit in units} - {None})
-    for unit in units:
-        unit.location = locations.get(unit.location_id)
-    return units
+def _locked_units_by_udi(
+    hospital: Hospital, pairs: list[tuple[str, str]]
+) -> tuple[dict[tuple[str, str], UnitRow], dict[str, ProductRow]]:
+    """The units, locked, by (DI, serial), and the products of their DIs (a unit's product when it is
+    the hospital's product of that DI), read as plain rows; their few locations read once each, not
+    once per unit."""
+    rows = list(units_by_udi(hospital, pairs).select_for_update(of=("self",)).order_by("pk").values_list(
+        *_UNIT_ROW_COLUMNS, "di", "product__name", "product__udi_di", "product__hospital_id"))
+    locations = Location.objects.in_bulk({row[_LOCATION_COLUMN] for row in rows} - {None})
+    units, products = {}, {}
+    for *columns, di, name, product_di, product_hospital_id in rows:
+        unit = UnitRow(*columns, location=locations.get(columns[_LOCATION_COLUMN]))
+        units[(di, unit.serial)] = unit
+        if product_di == di and product_hospital_id == hospital.pk:
+            products[di] = ProductRow(unit.product_id, name)
+    return units, products
+
+
+# `UnitRow`'s fields but its location, which is read once per location.
+_UNIT_ROW_COLUMNS = ("pk", "hospital_id", "product_id", "lot", "serial", "expiry", "status", "status_since", "location_id")
+_LOCATION_COLUMN = _UNIT_ROW_COLUMNS.index("location_id")
 
 
 def _require_safe_substitute(device: Device) -> None:

@@ -10,6 +10,7 @@ from django.utils import timezone
 from devices.identification import ParsedUDI, ParseError, parse_udi
 from inventory.errors import Problem, Refusal, Refused
 from inventory.models import Hospital, Movement, Product, StockOrder, Unit
+from inventory.services.ledger import UnitRow
 
 
 def units_for_list(queryset: QuerySet) -> QuerySet:
@@ -20,13 +21,23 @@ def units_for_list(queryset: QuerySet) -> QuerySet:
     return queryset.select_related("product", "location").only(*own, "product__name", "location__name")
 
 
+@dataclass(frozen=True, slots=True)
+class ProductRow:
+    """A catalog product as a scan's answer names it, as plain values (a receiving station's batch
+    reads it with its unit: devices/scanning.py)."""
+
+    pk: int
+    name: str
+
+
 @dataclass(frozen=True)
 class ScanResolution:
-    """What a scanned code designates in one hospital: its parse, the catalog product, the unit."""
+    """What a scanned code designates in one hospital: its parse, the catalog product, the unit
+    (model instances, or plain rows where a receiving station's batch reads them: `UnitRow`)."""
 
     udi: ParsedUDI
-    product: Product | None
-    unit: Unit | None
+    product: Product | ProductRow | None
+    unit: Unit | UnitRow | None
 
     @property
     def problem(self) -> Problem | None:

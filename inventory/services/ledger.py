@@ -21,9 +21,11 @@ from django.db import connection
 from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.encoding import force_str
 
 from inventory.actors import Actor
 from inventory.errors import Problem, Refusal, Refused
+from inventory.lookups import AnyOf
 from inventory.models import (
     UNIT_TRANSITIONS,
     AllianceTransferLine,
@@ -59,19 +61,45 @@ class LayerDraw:
     is_gift: bool = False
 
 
-def transition_problem(unit: Unit, target: str) -> Problem | None:
+@dataclass(slots=True)
+class UnitRow:
+    """A unit as plain values: the columns that the checks of a move (`transition_problem`,
+    `expiry_lock_problem`, `quarantine_problem`, the holds and recalls, inventory/services/stock.py's
+    `_unit_problems`) and `move_units` read, and that `move_units` sets after the move. These take a
+    `Unit` or a `UnitRow` alike: a receiving station's batch locks and reads hundreds of units in one
+    query (devices/scanning.py), and building a `Unit` and a `Product` instance for each cost more
+    than that locked read itself."""
+
+    pk: int
+    hospital_id: int
+    product_id: int
+    lot: str
+    serial: str
+    expiry: datetime.date | None
+    status: str
+    status_since: datetime.datetime
+    location_id: int | None
+    location: Location | None
+
+
+def status_label(status: str) -> str:
+    """How a unit status is shown (`Unit.get_status_display()`), from the status alone."""
+    return force_str(UnitStatus(status).label) if status in UnitStatus.values else status
+
+
+def transition_problem(unit: Unit | UnitRow, target: str) -> Problem | None:
     """Why the unit status machine forbids `unit` to go to `target`, or None if it may."""
     if target in UNIT_TRANSITIONS[unit.status]:
         return None
     return Problem(
         Refusal.ILLEGAL_TRANSITION,
-        {"unit": unit.serial, "current": unit.get_status_display(), "target": UnitStatus(target).label,
+        {"unit": unit.serial, "current": status_label(unit.status), "target": UnitStatus(target).label,
          "from_status": unit.status, "to_status": str(target)},
         unit.pk,
     )
 
 
-def expiry_lock_problem(unit: Unit, today: datetime.date | None = None) -> Problem | None:
+def expiry_lock_problem(unit: Unit | UnitRow, today: datetime.date | None = None) -> Problem | None:
     """Why an expired unit may not be issued, taken or used, or None if it is not expired.
 
     A unit is locked once EXPIRED, and also as soon as its expiry date has passed, before the
@@ -83,7 +111,7 @@ def expiry_lock_problem(unit: Unit, today: datetime.date | None = None) -> Probl
     return None
 
 
-def quarantine_problem(unit: Unit, *, releasing: bool) -> Problem | None:
+def quarantine_problem(unit: Unit | UnitRow, *, releasing: bool) -> Problem | None:
     """Why `unit` may not be moved (or taken) from where it is: a unit in quarantine leaves only by a
     release from quarantine (`releasing`), and only a unit in quarantine can be released."""
     location = unit.location
@@ -152,7 +180,7 @@ def open_recall_of(*, product_id: int, lot: str, serial: str | None = None) -> R
     return _covering(_open_recalls({product_id}).get(product_id, []), lot=lot, serial=serial)
 
 
-def recall_lock_problems(units: list[Unit]) -> list[Problem]:
+def recall_lock_problems(units: list[Unit | UnitRow]) -> list[Problem]:
     """Why each of `units` may not be taken, issued, picked, packed or used: an open recall covers it
     (one query for the lot, whatever its size)."""
     if not units:
@@ -171,7 +199,7 @@ def recall_lock_problem(unit: Unit) -> Problem | None:
     return next(iter(recall_lock_problems([unit])), None)
 
 
-def refuse_if_recalled(kind: str, to_location: Location | None, *, units: list[Unit] = (),
+def refuse_if_recalled(kind: str, to_location: Location | None, *, units: list[Unit | UnitRow] = (),
                        product_id: int | None = None, lot: str = "") -> None:
     """The one recall check of every stock movement: refuse (409 RECALL_LOCKED, naming the recall) a
     `kind` of movement of recalled units or of a recalled lot, unless it goes into quarantine."""
@@ -213,7 +241,7 @@ def transfer_numbers(line_ids: set[int]) -> dict[int, str]:
     return dict(AllianceTransferLine.objects.filter(pk__in=line_ids).values_list("pk", "transfer__issue_number"))
 
 
-def held_unit_problems(units: list[Unit]) -> list[Problem]:
+def held_unit_problems(units: list[Unit | UnitRow]) -> list[Problem]:
     """Why each of `units` may move only by its alliance transfer: it is at an alliance in-transit
     location (ALLIANCE_TRANSIT_LOCKED) or reserved for a transfer not yet dispatched
     (ALLIANCE_STOCK_RESERVED, naming the transfer). One query when none is held."""
@@ -266,7 +294,7 @@ def held_lot_problem(source: LotBalance, quantity: int) -> Problem | None:
     return None
 
 
-def refuse_if_held(kind: str, document: tuple[str, int] | None, *, units: list[Unit] = (),
+def refuse_if_held(kind: str, document: tuple[str, int] | None, *, units: list[Unit | UnitRow] = (),
                    source: LotBalance | None = None, quantity: int = 0) -> None:
     """The one check of every stock movement for stock held by an alliance transfer (see above)."""
     if not _holds_apply(kind, document):
@@ -280,7 +308,7 @@ def refuse_if_held(kind: str, document: tuple[str, int] | None, *, units: list[U
 
 def refuse_blocked(
     *, kind: str, hospital_id: int, moment: datetime.datetime, from_location_ids: set[int | None],
-    to_location: Location | None, units: list[Unit], document: tuple[str, int] | None = None,
+    to_location: Location | None, units: list[Unit | UnitRow], document: tuple[str, int] | None = None,
     reported_fact: bool = False,
 ) -> None:
     """`refuse_closed_period`, `refuse_if_frozen`, `refuse_if_held` and `refuse_if_recalled` for one
@@ -303,7 +331,7 @@ def refuse_blocked(
 
 
 def _block_checks(
-    *, kind: str, hospital_id: int, from_ids: set[int], to_location: Location | None, units: list[Unit],
+    *, kind: str, hospital_id: int, from_ids: set[int], to_location: Location | None, units: list[Unit | UnitRow],
     document: tuple[str, int] | None, reported_fact: bool,
 ) -> dict:
     """The expressions `refuse_blocked` reads, one per check that applies to this movement."""
@@ -311,7 +339,7 @@ def _block_checks(
         ClosedPeriod.objects.filter(hospital_id=hospital_id).order_by("-ends_at").values("ends_at")[:1]
     )}
     if _holds_apply(kind, document) and units and not reported_fact:
-        checks["reserved"] = Exists(_transfer_reservations().filter(unit_id__in=[unit.pk for unit in units]))
+        checks["reserved"] = Exists(_transfer_reservations().filter(AnyOf(F("unit_id"), [unit.pk for unit in units])))
         checks["in_transit"] = Exists(_alliance_transit(from_ids))
     if kind in FROZEN_KINDS and from_ids:
         checks["frozen"] = Exists(StocktakeSession.objects.filter(
@@ -320,7 +348,7 @@ def _block_checks(
     into_quarantine = to_location is not None and to_location.kind == Location.Kind.QUARANTINE
     if kind in RECALL_LOCKED_KINDS and not into_quarantine and units and not reported_fact:
         checks["recalled"] = Exists(Recall.objects.filter(
-            status=Recall.Status.OPEN, product_id__in={unit.product_id for unit in units},
+            AnyOf(F("product_id"), sorted({unit.product_id for unit in units})), status=Recall.Status.OPEN,
         ))
     return checks
 
@@ -430,7 +458,7 @@ _UNIT_MOVE_GUARDS = ShapeCache(_unit_move_guard, _unit_move_guard_sentinels)
 
 
 def move_units(
-    *, units: list[Unit], kind: str, to_status: str, to_location: Location | None, actor: Actor,
+    *, units: list[Unit | UnitRow], kind: str, to_status: str, to_location: Location | None, actor: Actor,
     idempotency_keys: list[str], document: tuple[str, int], occurred_at: datetime.datetime,
     reason_code: str = "", note: str = "", reported_fact: bool = False,
 ) -> list[int]:
@@ -458,7 +486,7 @@ def move_units(
     if not movement_ids:
         refuse_blocked(moment=occurred_at, from_location_ids=from_ids, **blocking)
         movement_ids = _insert_unit_movements(units, idempotency_keys, **rows)  # unblocked since: none refuses
-    Unit.objects.filter(pk__in=[unit.pk for unit in units]).update(
+    Unit.objects.filter(AnyOf(F("pk"), [unit.pk for unit in units])).update(
         status=to_status, location=to_location,
         status_since=Case(When(~Q(status=to_status), then=Value(occurred_at)), default=F("status_since")),
     )
@@ -466,6 +494,7 @@ def move_units(
         if unit.status != to_status:
             unit.status_since = occurred_at
         unit.status, unit.location = to_status, to_location
+        unit.location_id = to_location.pk if to_location else None  # a Unit's own descriptor did it already
     return movement_ids
 
 
@@ -480,7 +509,7 @@ _SHARED = {"kind": "text", "quantity": "integer", "to_location_id": "bigint", "t
 
 
 def _insert_unit_movements(
-    units: list[Unit], keys: list[str], *, kind: str, to_location_id: int | None, to_status: str,
+    units: list[Unit | UnitRow], keys: list[str], *, kind: str, to_location_id: int | None, to_status: str,
     occurred_at: datetime.datetime, reason_code: str, note: str, document: tuple[str, int],
     actor_user_id: int | None, actor_device_id: int | None, unless: QuerySet | None = None,
 ) -> list[int]:

@@ -40,6 +40,7 @@ from inventory.services.dated_entry import lot_history_problem, refuse_bad_momen
 from inventory.services.expensing import expense_arrival
 from inventory.services.idempotency import run_once
 from inventory.services.ledger import (
+    UnitRow,
     expiry_lock_problem,
     held_lot_problem,
     held_unit_problems,
@@ -47,6 +48,7 @@ from inventory.services.ledger import (
     move_unit,
     move_units,
     quarantine_problem,
+    status_label,
     transition_problem,
 )
 from inventory.validators import personal_id_problems
@@ -196,7 +198,8 @@ def _execute_order(
     def perform() -> StockOrder:
         locked_units = _lock_units(units)
         balances = _lock_balances(lots, spec.to_location)
-        problems = [p for unit in locked_units for p in _unit_problems(unit, spec, from_location)]
+        today = timezone.localdate()
+        problems = [p for unit in locked_units for p in _unit_problems(unit, spec, from_location, today)]
         problems += held_unit_problems(locked_units)
         problems += _lot_problems(lots, balances, spec.to_location)
         problems += _held_lot_problems(lots, balances)
@@ -255,32 +258,34 @@ def transfer_units_each(
 
 
 def transfer_locked_units_each(
-    *, actor: Actor, hospital: Hospital, to_location: Location, units: list[Unit], idempotency_key: str,
+    *, actor: Actor, hospital: Hospital, to_location: Location, units: list[Unit | UnitRow], idempotency_key: str,
     note: str = "",
 ) -> tuple[StockOrder | None, list[list[Problem]]]:
     """`transfer_units_each` of units the caller has locked (`select_for_update()`, in primary-key
     order) and read with their location in that query, in this transaction: a receiving station's
-    batch finds its units and locks them in one read. The same checks, writes and answers."""
+    batch finds its units and locks them in one read, as plain rows (`UnitRow`). The same checks,
+    writes and answers."""
     return _transfer_each(actor=actor, hospital=hospital, to_location=to_location, units=units,
                           idempotency_key=idempotency_key, note=note,
                           lock=lambda distinct: sorted(distinct, key=lambda unit: unit.pk))
 
 
 def _transfer_each(
-    *, actor: Actor, hospital: Hospital, to_location: Location, units: list[Unit], idempotency_key: str,
-    note: str, lock: Callable[[list[Unit]], list[Unit]],
+    *, actor: Actor, hospital: Hospital, to_location: Location, units: list[Unit | UnitRow], idempotency_key: str,
+    note: str, lock: Callable[[list[Unit | UnitRow]], list[Unit | UnitRow]],
 ) -> tuple[StockOrder | None, list[list[Problem]]]:
     spec = _OrderSpec(StockOrder.Kind.TRANSFER, Movement.Kind.TRANSFER, None, to_location=to_location, note=note)
     distinct = list({unit.pk: unit for unit in units}.values())
     _refuse_bad_request(hospital, spec, distinct, [], None)
     payload = {"kind": spec.kind, "each": True, "to": to_location.pk, "note": note,
                "units": sorted(unit.pk for unit in distinct)}
-    locked: dict[int, Unit] = {}
+    locked: dict[int, Unit | UnitRow] = {}
     first_problems: dict[int, list[Problem]] = {}
+    today = timezone.localdate()
 
     def perform() -> StockOrder:
         locked.update((unit.pk, unit) for unit in lock(distinct))
-        first_problems.update((pk, _unit_problems(unit, spec, None)) for pk, unit in locked.items())
+        first_problems.update((pk, _unit_problems(unit, spec, None, today)) for pk, unit in locked.items())
         movable = [unit for pk, unit in locked.items() if not first_problems[pk]]
         if not movable:
             raise _NothingToMove
@@ -307,7 +312,7 @@ def _transfer_each(
             )
             replayed_refusal = [Problem(Refusal.IDEMPOTENCY_CONFLICT, {"key": idempotency_key})]
             first_problems.update((unit.pk, [] if unit.pk in moved else replayed_refusal) for unit in distinct)
-    return order, _problems_in_order(units, spec, locked, first_problems)
+    return order, _problems_in_order(units, spec, locked, first_problems, today)
 
 
 class _NothingToMove(Exception):
@@ -315,7 +320,8 @@ class _NothingToMove(Exception):
 
 
 def _problems_in_order(
-    units: list[Unit], spec: _OrderSpec, locked: dict[int, Unit], first_problems: dict[int, list[Problem]]
+    units: list[Unit | UnitRow], spec: _OrderSpec, locked: dict[int, Unit | UnitRow],
+    first_problems: dict[int, list[Problem]], today: datetime.date,
 ) -> list[list[Problem]]:
     seen: set[int] = set()
     problems = []
@@ -323,7 +329,7 @@ def _problems_in_order(
         if unit.pk not in first_problems:
             problems.append([Problem(Refusal.NOT_FOUND, {"what": "unit"}, unit.pk)])
         elif unit.pk in seen and unit.pk in locked:
-            problems.append(_unit_problems(locked[unit.pk], spec, None))
+            problems.append(_unit_problems(locked[unit.pk], spec, None, today))
         else:
             problems.append(first_problems[unit.pk])
         seen.add(unit.pk)
@@ -348,7 +354,7 @@ def _create_order(
 
 
 def _refuse_bad_request(
-    hospital: Hospital, spec: _OrderSpec, units: list[Unit], lots: list[LotQuantity], from_location: Location | None
+    hospital: Hospital, spec: _OrderSpec, units: list[Unit | UnitRow], lots: list[LotQuantity], from_location: Location | None
 ) -> None:
     problems = personal_id_problems(note=spec.note, reason_code=spec.reason_code or "")
     if not units and not lots:
@@ -407,7 +413,10 @@ def _lock_balances(
     return {key: found[key] for key in keys if key in found}
 
 
-def _unit_problems(unit: Unit, spec: _OrderSpec, from_location: Location | None) -> list[Problem]:
+def _unit_problems(
+    unit: Unit | UnitRow, spec: _OrderSpec, from_location: Location | None, today: datetime.date
+) -> list[Problem]:
+    """Why `unit` (locked) may not make this move, `today` being the local date (read once per order)."""
     target_status = spec.unit_status or spec.to_location.holds_units_as
     if from_location is not None and unit.location_id != from_location.pk:
         return [Problem(Refusal.UNIT_NOT_AT_LOCATION, {"unit": unit.serial, "location": from_location}, unit.pk)]
@@ -421,11 +430,11 @@ def _unit_problems(unit: Unit, spec: _OrderSpec, from_location: Location | None)
         # leaves only by a release.
         if problem := quarantine_problem(unit, releasing=spec.releases_quarantine):
             return [problem]
-        if problem := expiry_lock_problem(unit):
+        if problem := expiry_lock_problem(unit, today):
             return [problem]
         if unit.status not in MOVABLE_STATUSES:
             return [Problem(Refusal.ILLEGAL_TRANSITION, {
-                "unit": unit.serial, "current": unit.get_status_display(), "target": UnitStatus(target_status).label,
+                "unit": unit.serial, "current": status_label(unit.status), "target": UnitStatus(target_status).label,
                 "from_status": unit.status, "to_status": str(target_status),
             }, unit.pk)]
     problem = transition_problem(unit, target_status)
