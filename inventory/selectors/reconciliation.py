@@ -306,8 +306,12 @@ def flow_sums_sql(hospital: Hospital, start: datetime.datetime, end: datetime.da
               FROM {PeriodBalance._meta.db_table} WHERE period_id = %s""")
         added_params.append(snapshot.pk)
     if months:
-        added.append(f"""SELECT product_id, location_id, 0, {', '.join(flows)} FROM {PeriodFlow._meta.db_table}
-             WHERE period_id IN ({', '.join(['%s'] * len(months))})""")
+        # Summed per place here first: a year's ~490,000 rows of twelve months come in as ~90,000, so
+        # that the outer aggregate (serial: it also takes the ledger's, gathered from workers) hashes
+        # a quarter of the rows (a year's run: ~0.07 s less of ~0.65 s).
+        added.append(f"""SELECT product_id, location_id, 0, {', '.join(f'SUM({name})' for name in flows)}
+              FROM {PeriodFlow._meta.db_table} WHERE period_id IN ({', '.join(['%s'] * len(months))})
+             GROUP BY product_id, location_id""")
         added_params += [month.pk for month in months]
     sql = f"""
         SELECT product_id, location_id, {', '.join(f'SUM(CAST({name} AS INTEGER)) AS {name}' for name in QUANTITY_COLUMNS)}
