@@ -117,8 +117,11 @@ def handles_batch(kind: str) -> Callable[[BatchHandler], BatchHandler]:
     return register
 
 
-def validate_event(body: object) -> tuple[str, str, datetime.datetime, dict]:
-    """The (event_id, kind, occurred_at, payload) of a well-formed event body, or EventRejected."""
+def validate_event(
+    body: object, window: tuple[datetime.datetime, datetime.datetime] | None = None
+) -> tuple[str, str, datetime.datetime, dict]:
+    """The (event_id, kind, occurred_at, payload) of a well-formed event body, or EventRejected;
+    its time checked against `window` (`accepted_window()`, taken once for a batch) if given."""
     if not isinstance(body, dict):
         raise EventRejected("INVALID_EVENT", "an event is a JSON object")
     if _contains_nul(body):
@@ -136,8 +139,8 @@ def validate_event(body: object) -> tuple[str, str, datetime.datetime, dict]:
         moment = None
     if moment is None or timezone.is_naive(moment):
         raise EventRejected("INVALID_EVENT", "occurred_at must be an ISO 8601 date-time with a time zone")
-    if problem := window_problem(moment):
-        low, high = accepted_window()
+    if problem := window_problem(moment, window=window):
+        low, high = window or accepted_window()
         raise EventRejected(DATE_OUT_OF_RANGE, f"occurred_at {problem}: check the device's clock", params={
             "date": occurred_at, "earliest": timezone.localdate(low), "latest": timezone.localdate(high)})
     if payload is None:
@@ -147,11 +150,13 @@ def validate_event(body: object) -> tuple[str, str, datetime.datetime, dict]:
     return event_id, kind, moment, payload
 
 
-def _validated(device: Device, body: object) -> tuple[str, str, datetime.datetime, dict]:
+def _validated(
+    device: Device, body: object, window: tuple[datetime.datetime, datetime.datetime] | None = None
+) -> tuple[str, str, datetime.datetime, dict]:
     """`validate_event`, and a DEVICE_CLOCK_SKEW alert when the device's time is not believable
     (the event itself is refused and not stored: a device resends it once its clock is right)."""
     try:
-        return validate_event(body)
+        return validate_event(body, window)
     except EventRejected as rejected:
         if rejected.code == DATE_OUT_OF_RANGE:
             report_device_clock(device=device, problem=rejected.detail, details={"event_id": body.get("event_id")})
@@ -232,15 +237,16 @@ def _stored(device: Device, event_ids: set[str]) -> dict[str, DeviceEvent]:
     return {event.event_id: event for event in found}
 
 
-def _process_then_store(device: Device, events: list[DeviceEvent], *, process: Callable) -> bool:
+def _process_then_store(device: Device, events: list[DeviceEvent], *, process: Callable, ids: bool = True) -> bool:
     """Process new events and store them with their outcomes in one INSERT, in a savepoint; False,
     with nothing kept, when another request stored one of their ids meanwhile. The device's row
-    first: its requests never take their locks in opposite orders."""
+    first: its requests never take their locks in opposite orders. `ids=False`: the events' primary
+    keys are not read back (a batch answers with event ids and outcomes only)."""
     try:
         with transaction.atomic():
             _mark_seen(device)
             process(events)
-            _insert_events(events)
+            _insert_events(events, ids=ids)
     except IntegrityError:  # a handler's own errors are caught in its savepoint: this is the INSERT's
         return False
     return True
@@ -287,9 +293,10 @@ def ingest_batch(*, device: Device, bodies: list) -> list[dict]:
     if not bodies or len(bodies) > MAX_BATCH:
         raise EventRejected("INVALID_BATCH", f"a batch holds 1 to {MAX_BATCH} events")
     incoming = []
+    window = accepted_window()  # one moment for the batch, as its events share one received_at
     for index, body in enumerate(bodies):
         try:
-            incoming.append(_Incoming(body, *_validated(device, body), body_hash(body)))
+            incoming.append(_Incoming(body, *_validated(device, body, window), body_hash(body)))
             _check_addressed_to(device, body)
         except EventRejected as rejected:
             raise EventRejected(rejected.code, f"event {index}: {rejected.detail}", rejected.status,
@@ -297,9 +304,11 @@ def ingest_batch(*, device: Device, bodies: list) -> list[dict]:
     with transaction.atomic():
         answers, new_events = _answers(device, incoming)
         if new_events:
-            stored_after = all(event.kind in _STORED_AFTER for event in new_events)
-            ingest = _process_then_store if stored_after else _store_then_process
-            if not ingest(device, new_events, process=process_events):
+            if all(event.kind in _STORED_AFTER for event in new_events):
+                stored = _process_then_store(device, new_events, process=process_events, ids=False)
+            else:
+                stored = _store_then_process(device, new_events, process=process_events)
+            if not stored:
                 return [_ingest_one(device, item.body) for item in incoming]
             _watch_clock(device, new_events)
     return [answer if isinstance(answer, dict) else answer.as_dict() for answer in answers]
@@ -345,8 +354,10 @@ _EVENT_COLUMNS = {"device_id": "bigint", "event_id": "text", "kind": "text", "oc
                   "result": "jsonb", "error_code": "text", "error_detail": "text", "processed_at": "timestamptz"}
 
 
-def _insert_events(events: list[DeviceEvent]) -> None:
-    """`bulk_create` of new events, as they stand (pending, or with their outcome). On PostgreSQL
+def _insert_events(events: list[DeviceEvent], *, ids: bool = True) -> None:
+    """`bulk_create` of new events, as they stand (pending, or with their outcome); with `ids=False`
+    their primary keys are not read back on PostgreSQL (nor set: the events are not used as saved
+    rows after). On PostgreSQL
     one INSERT … SELECT FROM jsonb_to_recordset(…), the rows sent as one JSON document: building
     the INSERT of 500 events field by field in Django, or sending one array per column (psycopg
     escapes every quote of every payload and outcome in Python), cost more than PostgreSQL's work
@@ -368,12 +379,14 @@ def _insert_events(events: list[DeviceEvent]) -> None:
         cursor.execute(
             f"INSERT INTO {DeviceEvent._meta.db_table} ({names}) SELECT {names} "  # names from the model
             f"FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS ({columns})) WITH ORDINALITY "
-            f"AS event({names}, position) ORDER BY position RETURNING event_id, id",
+            f"AS event({names}, position) ORDER BY position" + (" RETURNING event_id, id" if ids else ""),
             [json.dumps(rows)],
         )
-        ids = dict(cursor.fetchall())  # the new events of a batch have distinct ids
+        if not ids:
+            return
+        pks = dict(cursor.fetchall())  # the new events of a batch have distinct ids
     for event in events:
-        event.pk = ids[event.event_id]
+        event.pk = pks[event.event_id]
         event._state.adding, event._state.db = False, connection.alias
 
 

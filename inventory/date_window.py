@@ -46,9 +46,13 @@ def accepted_window(now: datetime.datetime | None = None) -> tuple[datetime.date
     return max(now - span, READABLE_FROM), min(now + span, READABLE_TO)
 
 
-def window_problem(moment: datetime.datetime | datetime.date, now: datetime.datetime | None = None) -> str | None:
-    """Why `moment` (an aware date-time, or a date) is not accepted, or None if it is."""
-    low, high = accepted_window(now)
+def window_problem(
+    moment: datetime.datetime | datetime.date, now: datetime.datetime | None = None,
+    *, window: tuple[datetime.datetime, datetime.datetime] | None = None,
+) -> str | None:
+    """Why `moment` (an aware date-time, or a date) is not accepted, or None if it is; against
+    `window` (an `accepted_window()` already taken, e.g. once for a batch) if given."""
+    low, high = window or accepted_window(now)
     try:
         if isinstance(moment, datetime.datetime):
             inside = low <= moment.astimezone(datetime.UTC) <= high
