@@ -21,4 +21,16 @@ class AnyOf(Lookup):
         if connection.vendor != "postgresql" or len(ids) < 2:
             return In(self.lhs, ids).as_sql(compiler, connection)
         lhs, lhs_params = self.process_lhs(compiler, connection)
+        if isinstance(array := int_array(ids), str):
+            return f"{lhs} = ANY(%s::bigint[])", (*lhs_params, array)
         return f"{lhs} = ANY(%s)", (*lhs_params, ids)
+
+
+def int_array(values: list) -> str | list:
+    """`values`, when all are integers (or None), as the text of a PostgreSQL array — for a parameter
+    cast to `bigint[]` — else as they are. The same array: psycopg, binding a list on the client,
+    dumps each element and checks it against a pattern for quoting, ~0.25 ms for 500 ids (a
+    receiving batch sends about seven such arrays); integers never need quoting."""
+    if all(type(value) is int or value is None for value in values):  # not bool: True is no bigint
+        return "{" + ",".join("NULL" if value is None else str(value) for value in values) + "}"
+    return values
