@@ -25,7 +25,7 @@ from django.utils.encoding import force_str
 
 from inventory.actors import Actor
 from inventory.errors import Problem, Refusal, Refused
-from inventory.lookups import AnyOf, int_array
+from inventory.lookups import AnyOf, int_array, text_array
 from inventory.models import (
     UNIT_TRANSITIONS,
     AllianceTransferLine,
@@ -551,7 +551,7 @@ def _insert_unit_movements(
             f"FROM unnest({arrays}) WITH ORDINALITY AS row({', '.join(_PER_UNIT)}, position) {condition}"
             "ORDER BY row.position RETURNING id",
             [*(shared[name] for name in _SHARED),
-             *(int_array(per_unit[name]) if sql_type == "bigint" else per_unit[name] for name, sql_type in _PER_UNIT.items()),
+             *((int_array if sql_type == "bigint" else text_array)(per_unit[name]) for name, sql_type in _PER_UNIT.items()),
              *condition_params],
         )
         return [row[0] for row in cursor.fetchall()]
