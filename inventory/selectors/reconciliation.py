@@ -325,6 +325,16 @@ def flow_sums_sql(hospital: Hospital, start: datetime.datetime, end: datetime.da
     return sql, [*params, *added_params]
 
 
+def ledger_read_for_flows(hospital: Hospital, start: datetime.datetime, end: datetime.datetime) -> datetime.timedelta | None:
+    """How much of the ledger `flow_sums_sql` reads for [start, end): the time from the opening snapshot
+    to `end` — None when it reads from the ledger's first movement (no month closed by `start`) or adds
+    up closed months' flows (then it reads around them)."""
+    snapshot = snapshot_before(hospital.pk, start)
+    if snapshot is None or months_with_flows(hospital.pk, snapshot.ends_at, end):
+        return None
+    return end - snapshot.ends_at
+
+
 def _flow_sums(hospital: Hospital, start: datetime.datetime, end: datetime.datetime) -> list[tuple]:
     """(product, location, opening, *columns of _FLOW_SQL_COLUMNS) for every product × location a
     movement before `end` touched: one pass over the ledger, each movement counted on both sides.
