@@ -155,8 +155,9 @@ def _remove_closes(periods) -> None:
         if period.report_csv and period.report_csv.storage.exists(period.report_csv.name):
             period.report_csv.storage.delete(period.report_csv.name)
     PeriodBalance.objects.filter(period__in=periods).delete()
-    if any(model.__name__ == "PeriodFlow" for model in apps.get_app_config("inventory").get_models()):
-        apps.get_model("inventory", "PeriodFlow").objects.filter(period__in=periods).delete()
+    for name in ("PeriodFlow", "PeriodPlaceBalance"):  # where the code has them
+        if any(model.__name__ == name for model in apps.get_app_config("inventory").get_models()):
+            apps.get_model("inventory", name).objects.filter(period__in=periods).delete()
     for period in periods:
         period.delete()
 

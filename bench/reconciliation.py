@@ -122,7 +122,7 @@ def _with_monthly_snapshots(context: Context, hospital, start: datetime.date, en
                   target=Target("≤ 5× the bare aggregation", lambda f: f.ratio is not None and f.ratio <= 5))
     from django.contrib.auth.models import Group
 
-    from inventory.models import ClosedPeriod, Movement, PeriodBalance, PeriodFlow, Role, User
+    from inventory.models import ClosedPeriod, Movement, PeriodBalance, PeriodFlow, PeriodPlaceBalance, Role, User
     from inventory.services.period_close import close_month, first_day, next_month
     from inventory.services.reconciliation import reconcile, run_reconciliation
     from inventory.services.reports import ensure_reports
@@ -172,6 +172,7 @@ def _with_monthly_snapshots(context: Context, hospital, start: datetime.date, en
             period.report_csv.storage.delete(period.report_csv.name)
     PeriodBalance.objects.filter(period__hospital=hospital).delete()
     PeriodFlow.objects.filter(period__hospital=hospital).delete()
+    PeriodPlaceBalance.objects.filter(period__hospital=hospital).delete()
     ClosedPeriod.objects.filter(hospital=hospital).delete()
     _forget_reports(hospital.pk)
     return [closing, day, day_computed, year]

@@ -50,7 +50,7 @@ from inventory.models.notifications import Notification, NotificationRule
 from inventory.models.organisation import Department, Hospital, Location
 from inventory.models.parties import Certificate, Manufacturer, Supplier
 from inventory.models.people import Role, User
-from inventory.models.periods import ClosedPeriod, PeriodBalance, PeriodFlow
+from inventory.models.periods import ClosedPeriod, PeriodBalance, PeriodFlow, PeriodPlaceBalance
 from inventory.models.picking import Delivery, DeliveryItem, PickedItem, PickList, PickListLine
 from inventory.models.portal import AdvanceShippingNotice, AsnLine
 from inventory.models.processing import LabelPrint, Pack, PackDefinition, PackDefinitionLine, PackMember
@@ -95,7 +95,7 @@ __all__ = [
     "Delivery", "DeliveryItem", "PickedItem", "PickList", "PickListLine",
     # Processing (inventory/models/processing.py)
     "LabelPrint", "Pack", "PackDefinition", "PackDefinitionLine", "PackMember",
-    "ClosedPeriod", "PeriodBalance", "PeriodFlow",
+    "ClosedPeriod", "PeriodBalance", "PeriodFlow", "PeriodPlaceBalance",
     "StocktakeFinding", "StocktakeLine", "StocktakeSession",
     "VbpAllocation", "VbpContract", "VbpExtension", "AdvanceShippingNotice", "AsnLine", "PriceChange", "PurchaseOrder", "PurchaseOrderLine", "PurchasePlan", "PurchasePlanLine", "PlanDemandSource",
     # Master-data history (inventory/models/history.py)

@@ -29,6 +29,9 @@ class ClosedPeriod(models.Model):
     csv_sha256 = models.CharField(_("CSV SHA-256"), max_length=64, blank=True)
     # Months closed before PeriodFlow existed have no flows stored: a period's table reads their ledger.
     flows_stored = models.BooleanField(_("month's flows stored"), default=False, db_default=False)
+    # Months closed before PeriodPlaceBalance existed, and snapshots stored without a close, have no place
+    # rows: their lot rows are summed instead.
+    places_stored = models.BooleanField(_("snapshot summed per place"), default=False, db_default=False)
     # The month's received and expensed totals as a run over the month computes them (exact cents), stored
     # at close: a longer period adds them up (inventory.selectors.reconciliation.period_totals). NULL for
     # months closed before they were stored: their movements are read.
@@ -73,6 +76,28 @@ class PeriodBalance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.period}: {self.product_id}@{self.location_id} {self.lot} {self.owner} = {self.quantity}"
+
+
+class PeriodPlaceBalance(models.Model):
+    """A closed month's snapshot summed per product × location: the quantities of its PeriodBalance rows
+    (lots and owners) added up, stored by the close. A day's 进销存 table and its ledger check start
+    from the closing of every place (~90,000 rows on the one-year benchmark) instead of adding up the
+    ~200,000 lot rows again each run."""
+
+    pk = models.CompositePrimaryKey("period", "product", "location")
+    period = models.ForeignKey(ClosedPeriod, on_delete=models.PROTECT, related_name="place_balances", db_index=False)
+    product = models.ForeignKey("inventory.Product", on_delete=models.DO_NOTHING, related_name="+",
+                                db_constraint=False, db_index=False)
+    location = models.ForeignKey("inventory.Location", on_delete=models.DO_NOTHING, related_name="+",
+                                 db_constraint=False, db_index=False)
+    quantity = models.IntegerField(_("closing quantity"))
+
+    class Meta:
+        verbose_name = _("closing balance per place")
+        ordering = ["period", "location", "product"]
+
+    def __str__(self) -> str:
+        return f"{self.period}: {self.product_id}@{self.location_id} = {self.quantity}"
 
 
 class PeriodFlow(models.Model):

@@ -42,6 +42,7 @@ from inventory.models import (
     Movement,
     PeriodBalance,
     PeriodFlow,
+    PeriodPlaceBalance,
     Product,
     ReconciliationRun,
     Role,
@@ -212,7 +213,8 @@ def close_month(
                           owner=row.owner, quantity=row.quantity, value=row.value)
             for row in balances
         ], batch_size=2000)
-        transaction.on_commit(lambda: refresh_statistics(PeriodBalance, PeriodFlow))
+        store_place_balances(period)
+        transaction.on_commit(lambda: refresh_statistics(PeriodBalance, PeriodPlaceBalance, PeriodFlow))
         flows = stock_flows(hospital, start, end)
         store_month_flows(period, flows)
         period.flows_stored = True
@@ -227,9 +229,22 @@ def close_month(
             "closing_value": str(sum((row.value for row in balances), Decimal("0.00"))),
             "his_backlog_acknowledged": backlog,
         }
-        period.save(update_fields=["report_csv", "csv_sha256", "summary", "flows_stored", "received_quantity",
+        period.save(update_fields=["report_csv", "csv_sha256", "summary", "flows_stored", "places_stored",
+                                   "received_quantity",
                                    "received_amount", "expensed_quantity", "expensed_amount"])
     return period
+
+
+def store_place_balances(period: ClosedPeriod) -> None:
+    """Sum the snapshot's stored rows per product × location into its PeriodPlaceBalance rows (one
+    statement) and mark the period `places_stored` (saved by the caller)."""
+    place, balance = PeriodPlaceBalance._meta.db_table, PeriodBalance._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            INSERT INTO {place} (period_id, product_id, location_id, quantity)
+            SELECT period_id, product_id, location_id, SUM(quantity) FROM {balance} WHERE period_id = %s
+             GROUP BY period_id, product_id, location_id""", [period.pk])  # table names from the models
+    period.places_stored = True
 
 
 def refresh_statistics(*models) -> None:

@@ -203,3 +203,36 @@ def test_the_run_is_held_against_a_delete_until_its_rows_commit(hospital, wareho
             with pytest.raises(psycopg.errors.LockNotAvailable):
                 other.execute("DELETE FROM inventory_reconciliationrun WHERE id = %s", [run.pk])
     assert flow_row_count(run) == 1 and ReconciliationRun.objects.filter(pk=run.pk).exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the table is written from the ledger on PostgreSQL")
+def test_after_a_recent_snapshot_the_table_is_written_by_one_statement_with_the_same_rows(scenario, monkeypatch):
+    """A period read from a snapshot a few days back goes into StockFlowRow in one INSERT … SELECT; a
+    longer stretch through the temporary table: the same rows, in the same order, as computed."""
+    from inventory.selectors.reconciliation import ledger_read_for_flows, stock_flows
+    from inventory.selectors.settlements import period_bounds
+    from tests.inventory.test_period_snapshot_reconciliation import snapshot_at
+
+    hospital = scenario.hospital
+    start, end = period_bounds(scenario.d2, scenario.d3)
+    assert ledger_read_for_flows(hospital, start, end) is None  # no snapshot: the whole ledger
+    snapshot_at(hospital, start, scenario.actor.user)
+    assert ledger_read_for_flows(hospital, start, end) == end - start
+    statements = []
+    written = {}
+    for name, limit in (("temporary table", datetime.timedelta(0)), ("one statement", storing.SHORT_LEDGER_READ)):
+        monkeypatch.setattr(storing, "SHORT_LEDGER_READ", limit)
+        run = ReconciliationRun.objects.create(hospital=hospital, period_start=scenario.d2, period_end=scenario.d3,
+                                               is_current=False)
+        with connection.execute_wrapper(lambda execute, sql, *args: statements.append(sql) or execute(sql, *args)):
+            count = storing.insert_flow_rows(run, hospital, start, end)
+        written[name] = list(StockFlowRow.objects.filter(run=run).order_by("position").values_list(
+            "position", "product_id", "location_id", *storing.QUANTITY_COLUMNS, "closing"))
+        assert count == len(written[name])
+        temporary = [sql for sql in statements if storing._SUMS_TABLE in sql]
+        assert bool(temporary) == (name == "temporary table"), name
+        statements.clear()
+    computed = [(position, row.product_id, row.location_id, *(getattr(row, column) for column in storing.QUANTITY_COLUMNS),
+                 row.closing) for position, row in enumerate(stock_flows(hospital, start, end))]
+    assert len(computed) >= 4
+    assert written["temporary table"] == written["one statement"] == computed

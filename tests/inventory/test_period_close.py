@@ -107,6 +107,11 @@ def test_the_snapshot_is_the_ledger_fold_and_the_report_is_hashed(history, hospi
     folded = sorted((r.product_id, r.location_id, r.lot, r.owner, r.quantity, r.value)
                     for r in ledger_fold(hospital, end, None))
     assert stored == folded
+    summed = {}
+    for product_id, location_id, _, _, quantity, _ in stored:
+        summed[(product_id, location_id)] = summed.get((product_id, location_id), 0) + quantity
+    assert period.places_stored
+    assert {(row.product_id, row.location_id): row.quantity for row in period.place_balances.all()} == summed
     by_place = {(p, loc, lot): (q, v) for p, loc, lot, _, q, v in stored}
     assert by_place[(product.pk, warehouse.pk, "")] == (1, Decimal("1200.00"))
     assert by_place[(product.pk, cath_lab_store.pk, "")] == (1, Decimal("1200.00"))

@@ -12,6 +12,7 @@ from inventory.models import ClosedPeriod, Movement, PeriodBalance, Unit, UnitSt
 from inventory.selectors.periods import ledger_fold
 from inventory.selectors.reconciliation import ledger_against_stock, local_setting, stock_flows, without_jit
 from inventory.services.consumption import ClinicalContext, consume_lot, consume_unit
+from inventory.services.period_close import store_place_balances
 from inventory.services.receiving import LineInput
 from inventory.services.stock import LotQuantity, scrap, transfer_stock
 from tests.conftest import stock_units
@@ -76,6 +77,7 @@ def snapshot_at(hospital, moment, closed_by):
 
 
 def drop(period):
+    period.place_balances.all().delete()
     period.balances.all().delete()
     period.delete()
 
@@ -100,6 +102,12 @@ def test_reconciliation_from_the_snapshot_equals_reconciliation_from_the_whole_l
     assert ledger_fold(hospital, FAR, period) == whole[cut][2]
     for moment in (start, cut, later):
         assert everything(moment) == whole[moment], moment
+    # From the snapshot summed per place, as the close stores it: the same.
+    store_place_balances(period)
+    period.save(update_fields=["places_stored"])
+    assert period.place_balances.exists()
+    for moment in (start, cut, later):
+        assert everything(moment) == whole[moment], ("per place", moment)
     drop(period)
 
 
