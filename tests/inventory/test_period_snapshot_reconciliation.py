@@ -173,3 +173,28 @@ def test_settings_for_a_block_hold_inside_it_and_are_put_back_after_it_and_after
         with pytest.raises(ValueError), local_setting(cursor, "random_page_cost", "1.1"):
             raise ValueError("not the database's")
         assert current(cursor) == ("on", "4MB", "4")
+
+
+def test_the_migration_sums_the_months_already_closed_per_place(keeper_actor, keeper, supplier, warehouse,
+                                                                cath_lab_store, cabinet, product, lot_product):
+    import importlib
+    from types import SimpleNamespace
+
+    from django.apps import apps
+    from django.db import connection
+
+    hospital = warehouse.hospital
+    generate_history(7, keeper_actor, supplier, [warehouse, cath_lab_store, cabinet], product, lot_product)
+    period = snapshot_at(hospital, FAR - datetime.timedelta(days=1), keeper)  # stored without place rows
+    assert not period.places_stored and not period.place_balances.exists()
+    migration = importlib.import_module("inventory.migrations.0053_period_place_balance")
+    migration.sum_closed_months(apps, SimpleNamespace(connection=connection))
+
+    period.refresh_from_db()
+    summed = {}
+    for balance in period.balances.all():
+        place = (balance.product_id, balance.location_id)
+        summed[place] = summed.get(place, 0) + balance.quantity
+    assert period.places_stored and len(summed) >= 3
+    assert {(row.product_id, row.location_id): row.quantity for row in period.place_balances.all()} == summed
+    drop(period)
