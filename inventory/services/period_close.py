@@ -10,7 +10,8 @@ the ledger, the consumptions and the HIS settlement lines waits for, see the mig
    acknowledged that backlog (the count is recorded with the close);
 2. stores the closing snapshot per product × location × lot × owner with quantity and value
    (`PeriodBalance`, from `inventory.selectors.periods.ledger_fold`: the previous snapshot plus
-   the month's movements);
+   the month's movements), and its sums per product × location (`PeriodPlaceBalance`: where a
+   day's table and ledger check start);
 3. renders the month's 进销存 report (月报: the table of the month per product × location, then the
    closing balances with their value) as CSV and stores it with its SHA-256, and stores the table's
    flows (`PeriodFlow`: what a longer period's table adds up instead of the month's movements) and
