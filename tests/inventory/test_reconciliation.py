@@ -34,6 +34,7 @@ from inventory.selectors.reconciliation import (
     billed_lines,
     cents,
     period_billing,
+    stock_flows,
     unsettled_consignment_uses,
 )
 from inventory.selectors.settlements import period_bounds
@@ -737,6 +738,68 @@ def test_two_requests_for_one_period_at_once_make_one_run(hospital, settings):
     assert len(results) == 2 and len(set(results)) == 1
     run = ReconciliationRun.objects.get(hospital=hospital)
     assert run.status == ReconciliationRun.Status.DONE
+
+
+def backends() -> int:
+    """The connections open to this database (the test's own included)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_run_outside_a_transaction_reads_on_a_connection_of_its_own_beside_its_table(scenario, monkeypatch):
+    """A task's run (no transaction around it): the reads go on a second connection while the first
+    writes the table; the same findings and table as one connection computes, and the second
+    connection closed after."""
+    reads_on = []
+    reading = reconciliation._reconcile_apart
+
+    def spied(*args):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            reads_on.append((threading.current_thread(), cursor.fetchone()[0]))
+        return reading(*args)
+
+    monkeypatch.setattr(reconciliation, "_reconcile_apart", spied)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        own = cursor.fetchone()[0]
+    before = backends()
+
+    run = reconcile_days(scenario, scenario.d3)
+
+    assert run.status == ReconciliationRun.Status.DONE
+    [(thread, backend)] = reads_on
+    assert thread is not threading.current_thread() and backend != own
+    assert backends() == before
+    assert found(run) == PLANTED_ON_D3
+    start, end = period_bounds(scenario.d3, scenario.d3)
+    assert flow_table_rows(run) == [row.as_dict() for row in stock_flows(scenario.hospital, start, end)]
+    with transaction.atomic():  # in a transaction: one connection, as tests and requests run it
+        again = reconcile_days(scenario, scenario.d3, rerun=True)
+        assert reads_on == [(thread, backend)]
+    assert [(f.kind, f.message, f.amount) for f in again.findings.order_by("pk")] == [
+        (f.kind, f.message, f.amount) for f in run.findings.order_by("pk")]
+    assert flow_table_rows(again) == flow_table_rows(run)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_run_whose_reads_fail_on_their_connection_is_failed_with_nothing_written(scenario, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("statement timeout")
+
+    monkeypatch.setattr(reconciliation, "reconcile", broken)
+    before = backends()
+    with pytest.raises(RuntimeError):
+        reconcile_days(scenario, scenario.d3)
+
+    failed = ReconciliationRun.objects.get(hospital=scenario.hospital)
+    assert (failed.status, failed.error) == ("FAILED", "RuntimeError: statement timeout")
+    assert (failed.findings.count(), failed.flow_rows.count()) == (0, 0)
+    assert backends() == before
 
 
 # --- reports ---------------------------------------------------------------------------------------
