@@ -63,7 +63,9 @@ Runs
     One current run per (hospital, period), enforced by a partial unique index. Asking again returns
     it; `rerun=True` creates a new current run and keeps the earlier one (is_current=False,
     `supersedes`). A run is created RUNNING and committed, then computed in a second transaction
-    that holds its row lock, deletes the run's own findings, writes them again and marks it DONE.
+    that holds its row lock, deletes the run's own findings, writes them again and marks it DONE. On
+    PostgreSQL, when no transaction surrounds the call (a task, a command), the run's reads go on a
+    second connection while the first writes its 进销存 table (`_reconcile_storing_table`).
     Its CSV, XLSX and PDF reports are rendered by a task of their own, queued when the run commits
     (`queue_reports`; at once with tasks in process): the findings and the 进销存 table can be read
     meanwhile, the run says `has_reports` once the files are stored, and the nightly job queues
