@@ -288,7 +288,7 @@ def _transfer_each(
         first_problems.update((pk, _unit_problems(unit, spec, None, today)) for pk, unit in locked.items())
         movable = [unit for pk, unit in locked.items() if not first_problems[pk]]
         if not movable:
-            raise _NothingToMove
+            raise _NothingToMove([problem for problems in first_problems.values() for problem in problems])
         order = _create_order(actor=actor, hospital=hospital, spec=spec)
         move_units(
             units=movable, kind=spec.movement_kind, to_status=to_location.holds_units_as, to_location=to_location,
@@ -299,13 +299,17 @@ def _transfer_each(
 
     with transaction.atomic():
         try:
+            # The record is written after the work (one statement less): the units are locked first, so a
+            # second request with this key waits for the first, then finds its units moved (or refused)
+            # and replays the first order — `_NothingToMove` looks the record up too.
             order, performed = run_once(
                 hospital=hospital, key=idempotency_key, operation=f"stock_order:{spec.kind}:each", payload=payload,
-                perform=perform,
+                perform=perform, record_first=False,
             )
         except _NothingToMove:
             order, performed = None, True
-        if not performed:
+        if not performed:  # the first order's answers alone, whether or not this request's work ran first
+            locked.clear()
             moved = set(
                 Movement.objects.filter(document_type=Movement.DocumentType.STOCK_ORDER, document_id=order.pk)
                 .values_list("unit_id", flat=True)
@@ -315,8 +319,10 @@ def _transfer_each(
     return order, _problems_in_order(units, spec, locked, first_problems, today)
 
 
-class _NothingToMove(Exception):
-    """Every unit of a `transfer_units_each` was refused: no order, and the idempotency key stays free."""
+class _NothingToMove(Refused):
+    """Every unit of a `transfer_units_each` was refused: no order, and the idempotency key stays free.
+    A refusal, so that `run_once` first looks for the key's record: a request that finds its units
+    already moved by an earlier one with the same key replays that order."""
 
 
 def _problems_in_order(
