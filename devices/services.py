@@ -26,7 +26,6 @@ event before anything is stored (DATE_OUT_OF_RANGE); one ahead of the server by 
 accepted skew is stored as sent (the cabinet service then uses the arrival time). Both raise a
 DEVICE_CLOCK_SKEW alert for the device.
 """
-import copy
 import datetime
 import hashlib
 import json
@@ -38,6 +37,7 @@ from operator import attrgetter
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, QuerySet, Value
+from django.db.models.base import ModelState
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -336,7 +336,7 @@ def _answers(device: Device, incoming: list["_Incoming"]) -> tuple[list, list[De
     for item in incoming:
         first = first_of.get(item.event_id)
         if first is None:
-            first = first_of[item.event_id] = copy.copy(template)
+            first = first_of[item.event_id] = _copy_of(template)
             first.event_id, first.kind, first.occurred_at = item.event_id, item.kind, item.occurred_at
             first.payload, first.body_sha256, first.result = item.payload, item.digest, {}
             new_events.append(first)
@@ -348,10 +348,21 @@ def _answers(device: Device, incoming: list["_Incoming"]) -> tuple[list, list[De
     return answers, new_events
 
 
+def _copy_of(template: DeviceEvent) -> DeviceEvent:
+    """A new event (not saved) with the field values of `template` (not saved either): what
+    `copy.copy` gives, without its detour through pickling (`Model.__reduce__`), ~5 µs an event."""
+    event = DeviceEvent.__new__(DeviceEvent)
+    event.__dict__.update(template.__dict__)
+    event._state = ModelState()
+    event.device = template.device
+    return event
+
+
 # The columns a new event is stored with, and their PostgreSQL types.
 _EVENT_COLUMNS = {"device_id": "bigint", "event_id": "text", "kind": "text", "occurred_at": "timestamptz",
                   "received_at": "timestamptz", "payload": "jsonb", "body_sha256": "text", "status": "text",
                   "result": "jsonb", "error_code": "text", "error_detail": "text", "processed_at": "timestamptz"}
+_EVENT_MOMENTS = [name for name, sql_type in _EVENT_COLUMNS.items() if sql_type == "timestamptz"]
 
 
 def _insert_events(events: list[DeviceEvent], *, ids: bool = True) -> None:
@@ -367,11 +378,13 @@ def _insert_events(events: list[DeviceEvent], *, ids: bool = True) -> None:
     if connection.vendor != "postgresql":
         DeviceEvent.objects.bulk_create(events)
         return
-    moments = [name for name, sql_type in _EVENT_COLUMNS.items() if sql_type == "timestamptz"]
+    texts: dict[datetime.datetime, str] = {}  # a batch's events share their received_at and processed_at
     rows = []
     for event in events:
         row = {name: getattr(event, name) for name in _EVENT_COLUMNS}
-        row.update((name, row[name].isoformat()) for name in moments if row[name] is not None)
+        for name in _EVENT_MOMENTS:
+            if (moment := row[name]) is not None:
+                row[name] = texts.get(moment) or texts.setdefault(moment, moment.isoformat())
         rows.append(row)
     names = ", ".join(_EVENT_COLUMNS)
     columns = ", ".join(f"{name} {sql_type}" for name, sql_type in _EVENT_COLUMNS.items())
@@ -462,11 +475,12 @@ def _run_batch_handler(handler: BatchHandler, events: list[DeviceEvent]) -> None
         for event in events:
             _run_handler(event)
         return
+    processed_at = timezone.now()  # the run's events were processed together
     for event, outcome in zip(events, outcomes, strict=True):
-        _record(event, outcome)
+        _record(event, outcome, processed_at)
 
 
-def _record(event: DeviceEvent, outcome: dict | Exception) -> None:
+def _record(event: DeviceEvent, outcome: dict | Exception, processed_at: datetime.datetime | None = None) -> None:
     if isinstance(outcome, Refused):
         event.status, event.error_code, event.error_detail = DeviceEvent.Status.REFUSED, outcome.code, outcome.detail
     elif isinstance(outcome, Exception):  # a device must never be able to take the ingest path down
@@ -474,7 +488,7 @@ def _record(event: DeviceEvent, outcome: dict | Exception) -> None:
         event.status, event.error_code, event.error_detail = DeviceEvent.Status.FAILED, "ERROR", repr(outcome)
     else:
         event.result, event.status = outcome, DeviceEvent.Status.PROCESSED
-    event.processed_at = timezone.now()
+    event.processed_at = processed_at or timezone.now()
 
 
 def _check_addressed_to(device: Device, body: dict) -> None:
