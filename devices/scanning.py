@@ -93,7 +93,10 @@ def process_scans(events: list[DeviceEvent]) -> list[dict | Refused]:
     except Refused as refused:  # request-wide (the station's location is inactive…): no scan moves
         return [refused if isinstance(outcome, dict) else outcome for outcome in outcomes]
     for index, unit_problems in zip(moving, problems, strict=True):
-        outcomes[index] = Refused(unit_problems) if unit_problems else {**outcomes[index], "stock_order": order.pk}
+        if unit_problems:
+            outcomes[index] = Refused(unit_problems)
+        else:
+            outcomes[index]["stock_order"] = order.pk  # a dict of its own (`describe`)
     return outcomes
 
 

@@ -188,9 +188,13 @@ def _contains_nul(value: object) -> bool:
     return False
 
 
+# The canonical JSON of an event's body, whose hash tells a replay from a conflict: one encoder for
+# every body (`json.dumps` with options builds one per call).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def body_hash(body: dict) -> str:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(body).encode()).hexdigest()
 
 
 def ingest_event(*, device: Device, body: object) -> IngestOutcome:

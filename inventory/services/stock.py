@@ -17,6 +17,7 @@ import datetime
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 from django.db import transaction
 from django.utils import timezone
@@ -80,6 +81,11 @@ class _OrderSpec:
     @property
     def releases_quarantine(self) -> bool:
         return self.kind == StockOrder.Kind.QUARANTINE_RELEASE
+
+    @cached_property
+    def target_status(self) -> str:
+        """The status the units have after the move (read once per order, not once per unit)."""
+        return self.unit_status or self.to_location.holds_units_as
 
     @property
     def stays_in_stock(self) -> bool:
@@ -220,7 +226,7 @@ def _execute_order(
         for unit in locked_units:
             move_unit(
                 unit=unit, kind=spec.movement_kind, to_location=spec.to_location,
-                to_status=spec.unit_status or spec.to_location.holds_units_as,
+                to_status=spec.target_status,
                 idempotency_key=f"{hospital.pk}:{idempotency_key}:unit:{unit.pk}", **common,
             )
         for index, lot in enumerate(lots):
@@ -423,7 +429,7 @@ def _unit_problems(
     unit: Unit | UnitRow, spec: _OrderSpec, from_location: Location | None, today: datetime.date
 ) -> list[Problem]:
     """Why `unit` (locked) may not make this move, `today` being the local date (read once per order)."""
-    target_status = spec.unit_status or spec.to_location.holds_units_as
+    target_status = spec.target_status
     if from_location is not None and unit.location_id != from_location.pk:
         return [Problem(Refusal.UNIT_NOT_AT_LOCATION, {"unit": unit.serial, "location": from_location}, unit.pk)]
     if spec.to_location is not None and unit.location_id == spec.to_location.pk and unit.status == target_status:

@@ -1,11 +1,13 @@
 """How a batch's new events are built and stored: copies of one event, each moment's text written once."""
 import datetime
+import hashlib
+import json
 
 import pytest
 from django.utils.dateparse import parse_datetime
 
 from devices.models import Device, DeviceEvent
-from devices.services import _copy_of, ingest_batch
+from devices.services import _copy_of, body_hash, ingest_batch
 from tests.conftest import stock_units
 
 
@@ -56,3 +58,13 @@ def test_a_batch_stores_each_moment_as_its_event_holds_it(station, keeper_actor,
     received = stored["h"].received_at
     assert received <= scans.pop() <= stored["h"].processed_at <= received + datetime.timedelta(minutes=1)
     assert all(event.result and not event.error_code for event in stored.values())
+
+
+def test_a_body_hash_is_the_sha256_of_the_canonical_json_of_the_body():
+    bodies = [
+        {"event_id": "e", "kind": "scan", "occurred_at": "2026-12-07T09:30:00+08:00", "payload": {"code": "]d201\x1d21"}},
+        {"payload": {"z": [1, 2.5, None, True], "a": {"名": "导管", "k": "\\u0000"}}, "event_id": "é"},
+    ]
+    for body in bodies:
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        assert body_hash(body) == hashlib.sha256(canonical.encode()).hexdigest()
