@@ -26,6 +26,7 @@ reachable at all on this machine.
 from __future__ import annotations
 
 import datetime
+import gc
 import hashlib
 import json
 import random
@@ -165,9 +166,18 @@ def _parse_all(codes: list[str], *, fast: bool = True) -> None:
 
 
 def _timed(action) -> float:
+    _collect_garbage()
     started = time.perf_counter()
     action()
     return time.perf_counter() - started
+
+
+def _collect_garbage() -> None:
+    """Collect the bench process's garbage before each timed path, untimed: its heap (the dataset's
+    units read by `_shuttle`, every repetition's events and answers) made a full collection cost
+    77–190 ms, and which timed batch it fell in moved with any change to what the process allocates
+    (bench/README.md, `h19ing`). Each path still pays the collections of its own allocations."""
+    gc.collect()
 
 
 # --- the baseline: raw psycopg into a plain table ----------------------------------------------------
@@ -305,6 +315,7 @@ def _send(path: str, device, token: str, events: list[dict], batch: int, client)
     from devices.services import authenticate_device, ingest_batch
 
     outcomes: list[dict] = []
+    _collect_garbage()
     started = time.perf_counter()
     for start in range(0, len(events), batch):
         chunk = events[start:start + batch]
