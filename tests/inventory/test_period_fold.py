@@ -13,6 +13,7 @@ import pytest
 from django.utils import timezone
 
 from inventory.models import ClosedPeriod, LotBalance, LotMovementLayer, Movement, PeriodBalance, Unit
+from inventory.selectors import reconciliation as reconciliation_selectors
 from inventory.selectors.periods import FoldRow, ledger_fold
 from inventory.selectors.reconciliation import IN_STOCK_STATUSES, expired_lots_in_stock, expired_units_in_stock
 from inventory.services.consumption import ClinicalContext, consume_lot, consume_unit, refund_consumption
@@ -243,14 +244,16 @@ def test_expired_stock_at_a_moment_is_read_from_the_snapshot_and_the_units_that_
     period.delete()
 
 
+@pytest.mark.parametrize("narrowed", [False, True], ids=["aggregated whole", "narrowed first"])
 def test_expired_lots_are_read_for_the_lots_the_ledger_can_hold_and_stay_the_ledger_replayed(
-        keeper_actor, hospital, supplier, warehouse, cath_lab_store, lot_product, operator):
+        keeper_actor, hospital, supplier, warehouse, cath_lab_store, lot_product, operator, narrowed, monkeypatch):
     """From a snapshot only the expired lots non-zero in it or moved since are aggregated: a lot emptied
     before the snapshot, one emptied after it, one received after it, one whose expired place was
     emptied while another place (expiring later) still holds it — found there with the expired
     place's expiry and cost — and one the ledger holds while its LotBalance says 0: against the ledger
     replayed, without a snapshot and from snapshots cut between the changes."""
     as_of, expired, later = (TODAY + datetime.timedelta(days=days) for days in (800, 700, 900))
+    monkeypatch.setattr(reconciliation_selectors, "NARROW_EXPIRED_FROM", 1 if narrowed else 10_000)
 
     def receive(lot, quantity):
         receive_and_accept(keeper_actor, supplier, warehouse, [
