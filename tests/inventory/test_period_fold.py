@@ -13,6 +13,7 @@ import pytest
 from django.utils import timezone
 
 from inventory.models import ClosedPeriod, LotBalance, LotMovementLayer, Movement, PeriodBalance, Unit
+from inventory.selectors import reconciliation as reconciliation_selectors
 from inventory.selectors.periods import FoldRow, ledger_fold
 from inventory.selectors.reconciliation import IN_STOCK_STATUSES, expired_lots_in_stock, expired_units_in_stock
 from inventory.services.consumption import ClinicalContext, consume_lot, consume_unit, refund_consumption
@@ -71,6 +72,22 @@ def python_fold(hospital, end):
             balance[1] += sign * value
     return [FoldRow(*key, quantity, value.quantize(Decimal("0.01")))
             for key, (quantity, value) in sorted(balances.items()) if quantity or value]
+
+
+def lots_replayed(hospital, as_of, end):
+    """The expired lots' quantities at `end` by the ledger replayed, as `expired_lots_in_stock` states
+    them: (product, lot, place, quantity, the lot's earliest expiry and highest cost at any place)."""
+    expiries, costs = defaultdict(list), defaultdict(list)
+    for product_id, lot, expiry, unit_cost in LotBalance.objects.filter(hospital=hospital, expiry__lt=as_of).values_list(
+            "product_id", "lot", "expiry", "unit_cost"):
+        expiries[(product_id, lot)].append(expiry)
+        costs[(product_id, lot)].append(unit_cost)
+    held = defaultdict(int)
+    for row in python_fold(hospital, end):
+        if (row.product_id, row.lot) in expiries:
+            held[(row.product_id, row.lot, row.location_id)] += row.quantity
+    return sorted((*key, quantity, min(expiries[key[:2]]), max(costs[key[:2]]))
+                  for key, quantity in held.items() if quantity > 0)
 
 
 @pytest.fixture
@@ -208,21 +225,6 @@ def test_expired_stock_at_a_moment_is_read_from_the_snapshot_and_the_units_that_
                 found.append((unit.pk, last.to_location_id, last.to_status))
         return sorted(found)
 
-    # Each expired lot's earliest expiry and highest cost, as its findings state them.
-    expiries, costs = defaultdict(list), defaultdict(list)
-    for product_id, lot, expiry, unit_cost in LotBalance.objects.filter(hospital=hospital, expiry__lt=as_of).values_list(
-            "product_id", "lot", "expiry", "unit_cost"):
-        expiries[(product_id, lot)].append(expiry)
-        costs[(product_id, lot)].append(unit_cost)
-
-    def lots_replayed(end):
-        held = defaultdict(int)
-        for row in python_fold(hospital, end):
-            if (row.product_id, row.lot) in expiries:
-                held[(row.product_id, row.lot, row.location_id)] += row.quantity
-        return sorted((*key, quantity, min(expiries[key[:2]]), max(costs[key[:2]]))
-                      for key, quantity in held.items() if quantity > 0)
-
     def read(end):
         return (sorted((u.pk, u.place, u.status_then) for u in expired_units_in_stock(hospital, as_of, end)),
                 [(lot.product_id, lot.lot, lot.location_id, lot.quantity, lot.expiry, lot.unit_cost)
@@ -230,7 +232,7 @@ def test_expired_stock_at_a_moment_is_read_from_the_snapshot_and_the_units_that_
 
     moments = sorted(set(Movement.objects.values_list("occurred_at", flat=True)))
     cuts = [moment + datetime.timedelta(microseconds=1) for moment in moments]
-    expected = {cut: (units_replayed(cut), lots_replayed(cut)) for cut in cuts}
+    expected = {cut: (units_replayed(cut), lots_replayed(hospital, as_of, cut)) for cut in cuts}
     assert any(units for units, _ in expected.values()) and any(lots for _, lots in expected.values())
     assert len({tuple(units) for units, _ in expected.values()}) > 2  # units come and go over the history
     for cut in cuts:
@@ -240,3 +242,57 @@ def test_expired_stock_at_a_moment_is_read_from_the_snapshot_and_the_units_that_
         assert read(cut) == expected[cut], ("with a snapshot", cut)
     period.balances.all().delete()
     period.delete()
+
+
+@pytest.mark.parametrize("narrowed", [False, True], ids=["aggregated whole", "narrowed first"])
+def test_expired_lots_are_read_for_the_lots_the_ledger_can_hold_and_stay_the_ledger_replayed(
+        keeper_actor, hospital, supplier, warehouse, cath_lab_store, lot_product, operator, narrowed, monkeypatch):
+    """From a snapshot only the expired lots non-zero in it or moved since are aggregated: a lot emptied
+    before the snapshot, one emptied after it, one received after it, one whose expired place was
+    emptied while another place (expiring later) still holds it — found there with the expired
+    place's expiry and cost — and one the ledger holds while its LotBalance says 0: against the ledger
+    replayed, without a snapshot and from snapshots cut between the changes."""
+    as_of, expired, later = (TODAY + datetime.timedelta(days=days) for days in (800, 700, 900))
+    monkeypatch.setattr(reconciliation_selectors, "NARROW_EXPIRED_FROM", 1 if narrowed else 10_000)
+
+    def receive(lot, quantity):
+        receive_and_accept(keeper_actor, supplier, warehouse, [
+            LineInput(Decimal("3.50"), product=lot_product, lot=lot, expiry=expired, quantity=quantity)], f"DN-{lot}")
+
+    def empty(lot, quantity):
+        scrap(actor=keeper_actor, hospital=hospital, reason_code="DAMAGED",
+              lots=[LotQuantity(lot_product, lot, quantity, warehouse)], idempotency_key=f"scrap-{lot}-{quantity}")
+
+    for lot, quantity in (("EMPTIED-BEFORE", 5), ("EMPTIED-AFTER", 4), ("ONE-PLACE", 9), ("HELD", 2)):
+        receive(lot, quantity)
+    transfer_stock(actor=keeper_actor, hospital=hospital, to_location=cath_lab_store,
+                   lots=[LotQuantity(lot_product, "ONE-PLACE", 6, warehouse)], idempotency_key="exp-t1")
+    LotBalance.objects.filter(lot="ONE-PLACE", location=cath_lab_store).update(expiry=later, unit_cost="4.00")
+    empty("EMPTIED-BEFORE", 5)
+    empty("ONE-PLACE", 3)
+    empty("EMPTIED-AFTER", 1)
+    empty("EMPTIED-AFTER", 3)
+    receive("RECEIVED-AFTER", 7)
+    LotBalance.objects.filter(lot="HELD").update(quantity=0)  # the ledger still holds 2
+
+    moments = sorted(set(Movement.objects.values_list("occurred_at", flat=True)))
+    cuts = [moment + datetime.timedelta(microseconds=1) for moment in moments]
+    expected = {cut: lots_replayed(hospital, as_of, cut) for cut in cuts}
+    found_last = {(lot, place, quantity, expiry, cost) for _, lot, place, quantity, expiry, cost in expected[cuts[-1]]}
+    assert found_last == {("ONE-PLACE", cath_lab_store.pk, 6, expired, Decimal("3.50")),  # the expired place's
+                          ("HELD", warehouse.pk, 2, expired, Decimal("3.50")),
+                          ("RECEIVED-AFTER", warehouse.pk, 7, expired, Decimal("3.50"))}
+
+    def read(end):
+        return [(lot.product_id, lot.lot, lot.location_id, lot.quantity, lot.expiry, lot.unit_cost)
+                for lot in expired_lots_in_stock(hospital, as_of, end)]
+
+    for cut in cuts:
+        assert read(cut) == expected[cut], cut
+    for since in cuts:
+        period = snapshot_at(hospital, since, operator)
+        for cut in cuts:
+            if cut >= since:
+                assert read(cut) == expected[cut], (since, cut)
+        period.balances.all().delete()
+        period.delete()
