@@ -278,27 +278,55 @@ def _pending_suspects(cabinet: Location, *, before: datetime.datetime) -> QueryS
 def _sessions_at_close(
     cabinet: Location, *, moment: datetime.datetime, now: datetime.datetime
 ) -> tuple[CabinetSession | None, CabinetSession | None, bool]:
-    """What a close at `moment` finds, in one query (UNION ALL) under the cabinet's lock: the open
-    session it ends (the latest opened by then), the suspect session waiting for a new read, and
-    whether a later close was applied already (`_last_applied_close`)."""
-    opened = CabinetSession.objects.filter(
-        cabinet=cabinet, status=CabinetSession.Status.OPEN, opened_at__lte=moment
-    ).order_by("-opened_at", "-id")
-    parts = [
-        (opened, "opened"),
-        (_pending_suspects(cabinet, before=moment), "suspect"),
-        (_applied_closes_after(cabinet, after=moment, now=now).order_by(), "later"),
-    ]
-    # Each with its user (the takes' actor), and the cabinet already in hand: neither is read lazily later.
-    queries = [query.select_related("user").annotate(role=Value(role))[:1] for query, role in parts]
-    if connection.features.supports_slicing_ordering_in_compound:
-        sessions = queries[0].union(*queries[1:], all=True)
+    """What a close at `moment` finds under the cabinet's lock, each session with its user (the takes'
+    actor): the open session it ends (the latest opened by then), the suspect session waiting for a
+    new read (`_pending_suspects`), and whether a later close was applied already
+    (`_applied_closes_after`). On PostgreSQL in one query (UNION ALL), written out: compiling the same
+    three parts with the ORM cost a close more CPU than the SQL's own work."""
+    if connection.vendor == "postgresql":
+        sessions = list(CabinetSession.objects.raw(_SESSIONS_AT_CLOSE, [
+            cabinet.pk, CabinetSession.Status.OPEN, moment,
+            cabinet.pk, CabinetSession.Status.SUSPECT, moment,
+            cabinet.pk, *APPLIED, moment, now + max_clock_ahead(),
+        ]))
+        for session in sessions:  # the user's columns, as select_related("user") would read them
+            values = [getattr(session, f"user__{name}") for name in _USER_FIELDS]
+            session.user = User.from_db(User.objects.db, _USER_FIELDS, values) if session.user_id else None
     else:  # SQLite: no LIMIT inside a UNION, so one query each
-        sessions = [session for query in queries for session in query]
+        opened = CabinetSession.objects.filter(
+            cabinet=cabinet, status=CabinetSession.Status.OPEN, opened_at__lte=moment
+        ).order_by("-opened_at", "-id")
+        parts = [
+            (opened, "opened"),
+            (_pending_suspects(cabinet, before=moment), "suspect"),
+            (_applied_closes_after(cabinet, after=moment, now=now).order_by(), "later"),
+        ]
+        sessions = [session for query, role in parts
+                    for session in query.select_related("user").annotate(role=Value(role))[:1]]
     found = {session.role: session for session in sessions}
     for session in found.values():
-        session.cabinet = cabinet
+        session.cabinet = cabinet  # already in hand: not read lazily later
     return found.get("opened"), found.get("suspect"), "later" in found
+
+
+# `_sessions_at_close` on PostgreSQL: the same three parts as the ORM's filters above, in
+# `_pending_suspects` and in `_applied_closes_after` (tests/inventory/test_cabinet*.py cover each).
+_USER_FIELDS = tuple(field.attname for field in User._meta.concrete_fields)  # none needs a converter
+
+
+def _sessions_part(role: str, where: str, order: str) -> str:
+    users = ", ".join(f'u."{field.column}" AS "user__{field.attname}"' for field in User._meta.concrete_fields)
+    return (f"(SELECT s.*, {users}, '{role}' AS role FROM {CabinetSession._meta.db_table} s "
+            f"LEFT JOIN {User._meta.db_table} u ON u.id = s.user_id WHERE {where} {order} LIMIT 1)")
+
+
+_SESSIONS_AT_CLOSE = " UNION ALL ".join([
+    _sessions_part("opened", "s.cabinet_id = %s AND s.status = %s AND s.opened_at <= %s",
+                   "ORDER BY s.opened_at DESC, s.id DESC"),
+    _sessions_part("suspect", "s.cabinet_id = %s AND s.status = %s AND s.closed_at <= %s",
+                   "ORDER BY s.closed_at DESC, s.id DESC"),
+    _sessions_part("later", "s.cabinet_id = %s AND s.status IN (%s, %s) AND s.closed_at > %s AND s.closed_at <= %s", ""),
+])
 
 
 def _supersede(suspect: CabinetSession, *, by: CabinetSession) -> None:
