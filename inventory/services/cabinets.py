@@ -57,7 +57,7 @@ def open_session(
     now = received_at or timezone.now()
     moment, ahead = device_time(occurred_at, now)
     with transaction.atomic():
-        Location.objects.select_for_update().get(pk=cabinet.pk)  # one session change per cabinet at a time
+        _lock_cabinet(cabinet.pk)
         if _last_applied_close(cabinet, after=moment, now=now):
             status = CabinetSession.Status.STALE
         else:
@@ -91,7 +91,7 @@ def close_session(
     moment, ahead = device_time(occurred_at, now)
     seen = _normalised(epcs)
     with transaction.atomic():
-        Location.objects.select_for_update().get(pk=cabinet.pk)
+        _lock_cabinet(cabinet.pk)
         opened, suspect, later_close = _sessions_at_close(cabinet, moment=moment, now=now)
         if suspect is not None and (opened is None or opened.opened_at < suspect.closed_at):
             session = suspect  # the cabinet reading again after a suspect read
@@ -123,7 +123,7 @@ def interim_read(
     moment, _ = device_time(occurred_at, received_at or timezone.now())
     seen = _normalised(epcs)
     with transaction.atomic():
-        Location.objects.select_for_update().get(pk=cabinet.pk)
+        _lock_cabinet(cabinet.pk)
         session = _pending_suspect(cabinet, before=moment)
         if session is None:
             return None
@@ -171,7 +171,7 @@ def accept_suspect_read(*, session: CabinetSession, user: User, note: str) -> Ca
         raise Refused(Refusal.NOTE_REQUIRED)
     refuse_personal_ids(note=note)
     with transaction.atomic():
-        Location.objects.select_for_update().get(pk=session.cabinet_id)
+        _lock_cabinet(session.cabinet_id)
         locked = CabinetSession.objects.select_for_update().select_related("cabinet", "device").get(pk=session.pk)
         if locked.status != CabinetSession.Status.SUSPECT or not locked.suspect_reads:
             raise Refused(Refusal.SESSION_NOT_SUSPECT, session=locked.pk)
@@ -334,6 +334,17 @@ def _supersede(suspect: CabinetSession, *, by: CabinetSession) -> None:
     suspect.read_check = {**suspect.read_check, "superseded_by": by.pk}
     suspect.save(update_fields=["status", "read_check"])
     _alerts().report_cabinet_read(session=suspect)
+
+
+def _lock_cabinet(pk: int) -> None:
+    """One session change per cabinet at a time: the cabinet's row locked, as
+    `Location.objects.select_for_update().get(pk=pk)` would, without building a Location (its ORM
+    compile was a tenth of a close's CPU). DoesNotExist for no such location, as `get` raises."""
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""  # SQLite: no row locks
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM {Location._meta.db_table} WHERE id = %s{lock}", [pk])
+        if cursor.fetchone() is None:
+            raise Location.DoesNotExist("Location matching query does not exist.")
 
 
 def _alerts() -> ModuleType:
