@@ -114,7 +114,11 @@ def test_a_supplier_sees_its_own_rank_and_values_and_no_other_supplier(hospital,
     [entry] = listed.json()["results"]
     assert (entry["name"], entry["rank"], entry["of"], entry["hospital_name"]) == (run.name, 2, 2, hospital.name)
     assert [(value["code"], value["value"]) for value in entry["values"]] == [("S", "60.0000"), ("R", "0.0000")]
-    assert "乙公司" not in listed.content.decode() and str(rival.pk) not in {str(v) for v in entry.values()}
+    assert "乙公司" not in listed.content.decode()
+    # Nothing names another supplier: its own place only (comparing every value with the rival's id
+    # failed whenever that id happened to equal the hospital's or the rank).
+    assert set(entry) == {"id", "hospital", "hospital_name", "name", "period_start", "period_end", "scoring",
+                          "finalised_at", "score", "rank", "of", "values"}
     rival_entry = run.participants.get(supplier=rival).pk
     assert api_client_for(vendor).get(f"/api/v1/portal/evaluations/{rival_entry}/").status_code == 404
     assert api_client_for(vendor).get(f"{RUNS}{run.pk}/").status_code == 403
